@@ -1,0 +1,147 @@
+//! Inverted dropout.
+
+use kiln_tensor::{Matrix, Par, Rng};
+use serde::{Deserialize, Serialize};
+
+use crate::{GradOf, Layer, LayerError, LayerInput};
+
+/// Inverted dropout (Keras `layers.Dropout`): in training each value is kept with
+/// probability `1 − rate` and scaled by `1/(1 − rate)`, else zeroed; at inference
+/// (evaluation, prediction, validation inside `fit`) the layer is the identity.
+///
+/// The mask generator is ChaCha8 seeded from `seed` when given, else from the model's
+/// initialisation stream, so runs with the same model seed are identical.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dropout {
+    /// Layer name (assigned by the model when empty).
+    #[serde(default)]
+    pub name: String,
+    /// Fraction of values to drop, in `[0, 1)`.
+    pub rate: f32,
+    /// Seed of the mask generator.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(skip)]
+    state: DropoutState,
+}
+
+#[derive(Debug, Clone, Default)]
+struct DropoutState {
+    width: usize,
+    mask: Vec<f32>,
+    output: Matrix,
+    rng: Option<Rng>,
+    masked: bool,
+}
+
+impl Dropout {
+    /// A dropout layer with the given rate.
+    pub fn new(rate: f32) -> Self {
+        Self { name: String::new(), rate, seed: None, state: DropoutState::default() }
+    }
+
+    /// Fixes the mask generator's seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets the layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The mask of the last training `forward` (0 or `1/(1−rate)` per value).
+    pub fn mask(&self) -> &[f32] {
+        &self.state.mask
+    }
+}
+
+#[typetag::serde]
+impl Layer for Dropout {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    fn class_name(&self) -> &'static str {
+        "Dropout"
+    }
+
+    fn build(&mut self, input_width: usize, rng: &mut Rng) -> Result<usize, LayerError> {
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(LayerError::Config {
+                layer: self.name.clone(),
+                message: format!("rate must be in [0, 1), got {}", self.rate),
+            });
+        }
+        let seed = self.seed.unwrap_or_else(|| rng.next_u64());
+        self.state = DropoutState {
+            width: input_width,
+            output: Matrix::zeros(0, input_width),
+            rng: Some(Rng::seed_from_u64(seed)),
+            ..DropoutState::default()
+        };
+        Ok(input_width)
+    }
+
+    fn output_width(&self) -> usize {
+        self.state.width
+    }
+
+    fn forward(&mut self, input: LayerInput<'_>, training: bool, _par: Par) {
+        let s = &mut self.state;
+        let n = input.rows();
+        s.output.resize(n, s.width);
+        match input {
+            LayerInput::Dense(x) => s.output.as_mut_slice().copy_from_slice(x.data),
+            LayerInput::Sparse(x) => {
+                s.output.fill(0.0);
+                for i in 0..n {
+                    let (ind, val) = x.row(i);
+                    let row = s.output.row_mut(i);
+                    ind.iter().zip(val).for_each(|(&j, &v)| row[j as usize] = v);
+                }
+            }
+        }
+        s.masked = training && self.rate > 0.0;
+        if !s.masked {
+            return;
+        }
+        let rng = s.rng.as_mut().expect("Dropout used before build");
+        let scale = 1.0 / (1.0 - self.rate);
+        s.mask.resize(n * s.width, 0.0);
+        for m in s.mask.iter_mut() {
+            *m = if rng.uniform() >= self.rate { scale } else { 0.0 };
+        }
+        s.output.as_mut_slice().iter_mut().zip(&s.mask).for_each(|(y, &m)| *y *= m);
+    }
+
+    fn output(&self) -> &Matrix {
+        &self.state.output
+    }
+
+    fn backward(
+        &mut self,
+        _input: LayerInput<'_>,
+        grad: &mut Matrix,
+        _grad_of: GradOf,
+        grad_input: Option<&mut Matrix>,
+        _par: Par,
+    ) {
+        let Some(gi) = grad_input else { return };
+        gi.resize(grad.rows(), grad.cols());
+        gi.as_mut_slice().copy_from_slice(grad.as_slice());
+        if self.state.masked {
+            gi.as_mut_slice().iter_mut().zip(&self.state.mask).for_each(|(g, &m)| *g *= m);
+        }
+    }
+
+    fn clone_box(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors a layer reports to its user.
+
+/// What can go wrong configuring a layer or setting its parameters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LayerError {
+    /// A configuration value is out of range.
+    #[error("layer `{layer}`: {message}")]
+    Config {
+        /// The layer's name.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A parameter name this layer does not have.
+    #[error("layer `{layer}` has no parameter `{param}` (it has: {available})")]
+    UnknownParam {
+        /// The layer's name.
+        layer: String,
+        /// The requested parameter.
+        param: String,
+        /// The parameters it does have.
+        available: String,
+    },
+    /// Parameter values of the wrong length or shape.
+    #[error("layer `{layer}`, parameter `{param}`: expected shape {expected:?}, got {got} values")]
+    ParamShape {
+        /// The layer's name.
+        layer: String,
+        /// The parameter.
+        param: String,
+        /// Its shape.
+        expected: Vec<usize>,
+        /// How many values were given.
+        got: usize,
+    },
+    /// The layer was used before `build`.
+    #[error("layer `{0}` is not built yet: build it with its input width first")]
+    NotBuilt(String),
+}

@@ -1,0 +1,103 @@
+//! Optimizer steps against values computed by hand (float64 NumPy of Keras' formulas).
+
+use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
+
+fn run(opt: &mut dyn Optimizer, w: &mut [f32], grads: &[&[f32]]) {
+    opt.build(&[("p".to_string(), w.len())]);
+    for g in grads {
+        opt.update(0, w, g);
+        opt.finish_step();
+    }
+}
+
+fn close(a: f32, b: f64) -> bool {
+    ((a as f64) - b).abs() <= 1e-6 + 1e-5 * b.abs()
+}
+
+#[test]
+fn rmsprop_two_steps_by_hand() {
+    // v1 = 0.1*0.25 = 0.025; w1 = 1 - 0.1*0.5/sqrt(0.025+1e-7)
+    // v2 = 0.9*0.025 + 0.1*1.0 = 0.1225; w2 = w1 - 0.1*(-1)/sqrt(0.1225+1e-7)
+    let mut opt = RMSprop::new(0.1);
+    let mut w = [1.0f32];
+    run(&mut opt, &mut w, &[&[0.5], &[-1.0]]);
+    let w1 = 1.0 - 0.05 / (0.025f64 + 1e-7).sqrt();
+    let w2 = w1 + 0.1 / (0.1225f64 + 1e-7).sqrt();
+    assert!(close(w[0], w2), "{} vs {w2}", w[0]);
+    assert!(close(opt.slots()[0].values[0], 0.1225));
+    assert_eq!(opt.slots()[0].slot, "velocity");
+}
+
+#[test]
+fn rmsprop_epsilon_sits_inside_the_root() {
+    // With g = 1e-4 the torch-style g/(sqrt(v)+eps) and Keras' g/sqrt(v+eps) differ clearly.
+    let mut opt = RMSprop::new(1.0).epsilon(1e-6);
+    let mut w = [0.0f32];
+    run(&mut opt, &mut w, &[&[1e-4]]);
+    let keras = -1e-4 / (1e-9f64 + 1e-6).sqrt();
+    let torch = -1e-4 / (1e-9f64.sqrt() + 1e-6);
+    assert!(close(w[0], keras) && !close(w[0], torch));
+}
+
+#[test]
+fn rmsprop_momentum_and_centered() {
+    let mut opt = RMSprop::new(0.1).momentum(0.5).centered(true);
+    let mut w = [0.0f32];
+    run(&mut opt, &mut w, &[&[1.0], &[1.0]]);
+    // step 1: v=0.1, a=0.1, inc=0.1/sqrt(0.1-0.01+1e-7), m=inc
+    let inc1 = 0.1 / (0.09f64 + 1e-7).sqrt();
+    // step 2: v=0.19, a=0.19, inc=0.1/sqrt(0.19-0.0361+1e-7), m=0.5*inc1+inc2
+    let inc2 = 0.1 / (0.1539f64 + 1e-7).sqrt();
+    let want = -(inc1 + 0.5 * inc1 + inc2);
+    assert!(close(w[0], want), "{} vs {want}", w[0]);
+    let names: Vec<_> = opt.slots().iter().map(|s| s.slot).collect();
+    assert_eq!(names, ["velocity", "momentum", "average_gradient"]);
+}
+
+#[test]
+fn sgd_plain_momentum_and_nesterov() {
+    let mut w = [1.0f32];
+    run(&mut Sgd::new(0.1), &mut w, &[&[2.0]]);
+    assert!(close(w[0], 0.8));
+    // momentum 0.9: m1=-0.2, w=0.8; m2=-0.18-0.2=-0.38, w=0.42
+    let mut w = [1.0f32];
+    run(&mut Sgd::new(0.1).momentum(0.9), &mut w, &[&[2.0], &[2.0]]);
+    assert!(close(w[0], 0.42));
+    // nesterov: m1=-0.2, w=1+0.9*-0.2-0.2=0.62; m2=-0.38, w=0.62-0.342-0.2=0.078
+    let mut w = [1.0f32];
+    run(&mut Sgd::new(0.1).momentum(0.9).nesterov(true), &mut w, &[&[2.0], &[2.0]]);
+    assert!(close(w[0], 0.078), "{}", w[0]);
+}
+
+#[test]
+fn adam_first_steps_by_hand() {
+    let mut w = [1.0f32];
+    let mut opt = Adam::new(0.1);
+    run(&mut opt, &mut w, &[&[0.5], &[-1.0]]);
+    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-7f64);
+    let (mut m, mut v, mut x) = (0.0f64, 0.0f64, 1.0f64);
+    for (t, g) in [(1.0, 0.5), (2.0, -1.0)] {
+        let alpha = 0.1 * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+        m += (g - m) * (1.0 - b1);
+        v += (g * g - v) * (1.0 - b2);
+        x -= m * alpha / (v.sqrt() + eps);
+    }
+    assert!(close(w[0], x), "{} vs {x}", w[0]);
+    assert_eq!(opt.iterations(), 2);
+}
+
+#[test]
+fn defaults_follow_keras_and_config_round_trips() {
+    let r = RMSprop::default();
+    assert_eq!((r.learning_rate, r.rho, r.momentum, r.epsilon, r.centered), (0.001, 0.9, 0.0, 1e-7, false));
+    let a = Adam::default();
+    assert_eq!((a.learning_rate, a.beta_1, a.beta_2, a.epsilon), (0.001, 0.9, 0.999, 1e-7));
+    assert_eq!(Sgd::default().learning_rate, 0.01);
+    let opt: Box<dyn Optimizer> = Box::new(RMSprop::new(0.01));
+    let json = serde_json::to_string(&opt).unwrap();
+    assert_eq!(json, r#"{"type":"RMSprop","learning_rate":0.01,"rho":0.9,"momentum":0.0,"epsilon":1e-7,"centered":false}"#);
+    let back: Box<dyn Optimizer> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.learning_rate(), 0.01);
+    let sgd: Box<dyn Optimizer> = serde_json::from_str(r#"{"type":"SGD","momentum":0.9}"#).unwrap();
+    assert_eq!(sgd.learning_rate(), 0.01);
+}

@@ -1,0 +1,47 @@
+//! L1 regularization: `l1 · Σ|w|`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sums::{sign, sum_abs};
+use crate::Regularizer;
+
+/// `l1 · Σ|w|` (Keras `regularizers.L1`, default `l1 = 0.01`); gradient `l1 · sign(w)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct L1 {
+    /// The penalty factor.
+    #[serde(default = "default_l1")]
+    pub l1: f32,
+}
+
+fn default_l1() -> f32 {
+    0.01
+}
+
+impl L1 {
+    /// An L1 penalty with factor `l1`.
+    pub fn new(l1: f32) -> Self {
+        Self { l1 }
+    }
+}
+
+impl Default for L1 {
+    fn default() -> Self {
+        Self::new(default_l1())
+    }
+}
+
+#[typetag::serde]
+impl Regularizer for L1 {
+    fn penalty(&self, values: &[f32]) -> f32 {
+        self.l1 * sum_abs(values)
+    }
+
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
+        let c = scale * self.l1;
+        grad.iter_mut().zip(values).for_each(|(g, &w)| *g += c * sign(w));
+    }
+
+    fn clone_box(&self) -> Box<dyn Regularizer> {
+        Box::new(*self)
+    }
+}

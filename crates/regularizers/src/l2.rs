@@ -1,0 +1,48 @@
+//! L2 regularization: `l2 · Σw²`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sums::sum_squares;
+use crate::Regularizer;
+
+/// `l2 · Σw²` (Keras `regularizers.L2`, default `l2 = 0.01`, no ½); gradient `2·l2·w`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct L2 {
+    /// The penalty factor.
+    #[serde(default = "default_l2")]
+    pub l2: f32,
+}
+
+fn default_l2() -> f32 {
+    0.01
+}
+
+impl L2 {
+    /// An L2 penalty with factor `l2`.
+    pub fn new(l2: f32) -> Self {
+        Self { l2 }
+    }
+}
+
+impl Default for L2 {
+    fn default() -> Self {
+        Self::new(default_l2())
+    }
+}
+
+#[typetag::serde]
+impl Regularizer for L2 {
+    fn penalty(&self, values: &[f32]) -> f32 {
+        self.l2 * sum_squares(values)
+    }
+
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
+        // TensorFlow: upstream (scale·l2) times square's gradient (w·2).
+        let c = scale * self.l2;
+        grad.iter_mut().zip(values).for_each(|(g, &w)| *g += c * (w * 2.0));
+    }
+
+    fn clone_box(&self) -> Box<dyn Regularizer> {
+        Box::new(*self)
+    }
+}

@@ -1,0 +1,107 @@
+//! Elementwise and row-wise kernels on contiguous `f32` slices.
+//!
+//! Plain loops over slices: LLVM vectorises them, and the exact operation order is
+//! visible (it matters for bit-level agreement with Keras).
+
+/// `m[i, j] += bias[j]` for every row of a row-major matrix with `bias.len()` columns.
+pub fn add_row_vector(m: &mut [f32], bias: &[f32]) {
+    for row in m.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(x, &b)| *x += b);
+    }
+}
+
+/// `out[j] = Σ_i m[i, j]` (overwrites `out`): the bias gradient.
+pub fn column_sums(m: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(out.len()) {
+        out.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
+    }
+}
+
+/// `y += alpha · x`.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, &x)| *y += alpha * x);
+}
+
+/// `max(x, 0)` in place.
+pub fn relu(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// The logistic function `1 / (1 + e^{-x})` in place.
+pub fn sigmoid(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = sigmoid_scalar(*v));
+}
+
+/// The logistic function of one value, stable for large `|x|`.
+pub fn sigmoid_scalar(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `tanh` in place.
+pub fn tanh(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = v.tanh());
+}
+
+/// Softmax over each row of width `cols`, in place (max-shifted for stability).
+pub fn softmax_rows(x: &mut [f32], cols: usize) {
+    for row in x.chunks_exact_mut(cols) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+}
+
+/// `ln Σ_j e^{x_j}` of one row, max-shifted for stability.
+pub fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+    max + sum.ln()
+}
+
+/// Index of the largest value; ties go to the first (Keras' argmax).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_survive_large_logits() {
+        let mut x = vec![50.0, 0.0, -50.0, 1.0, 2.0, 3.0];
+        softmax_rows(&mut x, 3);
+        assert!((x[0] - 1.0).abs() < 1e-6 && x[2] >= 0.0);
+        assert!((x[3..].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((log_sum_exp(&[1000.0, 1000.0]) - (1000.0 + 2f32.ln())).abs() < 1e-3);
+    }
+
+    #[test]
+    fn argmax_ties_go_first_and_row_ops_broadcast() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+        let mut m = vec![1.0, 2.0, 3.0, 4.0];
+        add_row_vector(&mut m, &[10.0, 20.0]);
+        assert_eq!(m, vec![11.0, 22.0, 13.0, 24.0]);
+        let mut s = vec![0.0; 2];
+        column_sums(&m, &mut s);
+        assert_eq!(s, vec![24.0, 46.0]);
+        assert_eq!(sigmoid_scalar(0.0), 0.5);
+        assert!(sigmoid_scalar(-100.0) >= 0.0 && sigmoid_scalar(100.0) <= 1.0);
+    }
+}

@@ -1,0 +1,32 @@
+//! kiln-tensor: the numeric floor of kiln.
+//!
+//! A row-major `f32` [`Matrix`] (owned `Vec<f32>` + shape) with borrowed [`View`]s, matrix
+//! products through faer into preallocated outputs ([`matmul`]), elementwise [`kernels`], a
+//! CSR sparse batch type ([`CsrMatrix`]) with sparse × dense products, raw `u8` images
+//! ([`ByteMatrix`]) scaled to `f32` only when a batch is gathered, and a version-stable
+//! seeded generator ([`Rng`], ChaCha8).
+//!
+//! ```
+//! use kiln_tensor::{matmul, Accum, Matrix, Par};
+//!
+//! let a = Matrix::from_vec(2, 3, vec![1., 2., 3., 4., 5., 6.]).unwrap();
+//! let b = Matrix::from_vec(3, 1, vec![1., 0., -1.]).unwrap();
+//! let mut c = Matrix::zeros(2, 1);
+//! matmul::ab(c.view_mut(), a.view(), b.view(), Accum::Replace, Par::Seq);
+//! assert_eq!(c.as_slice(), &[-2.0, -2.0]);
+//! ```
+
+mod bytes;
+mod error;
+pub mod kernels;
+pub mod matmul;
+mod matrix;
+mod rng;
+mod sparse;
+
+pub use bytes::ByteMatrix;
+pub use error::ShapeError;
+pub use faer::{Accum, Par};
+pub use matrix::{Matrix, View, ViewMut};
+pub use rng::Rng;
+pub use sparse::CsrMatrix;

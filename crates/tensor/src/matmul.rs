@@ -1,0 +1,98 @@
+//! Dense matrix products through faer, written into preallocated outputs.
+//!
+//! `dst = a·b`, `dst = aᵀ·b` and `dst = a·bᵀ`, each either overwriting (`Accum::Replace`)
+//! or adding to (`Accum::Add`) `dst`. Transposes are free stride swaps, never copies.
+//! Panics when shapes disagree: these are internal building blocks whose callers size
+//! their buffers at build time.
+
+use faer::{Accum, Par};
+
+use crate::{View, ViewMut};
+
+/// `dst (m×n) ⟵ a (m×k) · b (k×n)`.
+pub fn ab(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
+    assert_eq!((a.cols, dst.rows, dst.cols), (b.rows, a.rows, b.cols), "matmul ab shapes");
+    faer::linalg::matmul::matmul(dst.into_faer(), accum, a.as_faer(), b.as_faer(), 1.0f32, par);
+}
+
+/// `dst (k×n) ⟵ aᵀ · b` with `a (m×k)`, `b (m×n)`: the weight gradient `xᵀ·dy`.
+pub fn atb(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
+    assert_eq!((a.rows, dst.rows, dst.cols), (b.rows, a.cols, b.cols), "matmul atb shapes");
+    faer::linalg::matmul::matmul(
+        dst.into_faer(),
+        accum,
+        a.as_faer().transpose(),
+        b.as_faer(),
+        1.0f32,
+        par,
+    );
+}
+
+/// `dst (m×k) ⟵ a · bᵀ` with `a (m×n)`, `b (k×n)`: the input gradient `dy·wᵀ`.
+pub fn abt(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
+    assert_eq!((a.cols, dst.rows, dst.cols), (b.cols, a.rows, b.rows), "matmul abt shapes");
+    faer::linalg::matmul::matmul(
+        dst.into_faer(),
+        accum,
+        a.as_faer(),
+        b.as_faer().transpose(),
+        1.0f32,
+        par,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Matrix;
+
+    fn naive(a: &Matrix, b: &Matrix) -> Vec<f32> {
+        let mut out = vec![0.0; a.rows() * b.cols()];
+        for i in 0..a.rows() {
+            for j in 0..b.cols() {
+                out[i * b.cols() + j] = (0..a.cols()).map(|k| a.get(i, k) * b.get(k, j)).sum();
+            }
+        }
+        out
+    }
+
+    fn transpose(m: &Matrix) -> Matrix {
+        let mut t = Matrix::zeros(m.cols(), m.rows());
+        for i in 0..m.rows() {
+            for j in 0..m.cols() {
+                t.as_mut_slice()[j * m.rows() + i] = m.get(i, j);
+            }
+        }
+        t
+    }
+
+    fn counting(rows: usize, cols: usize, k: f32) -> Matrix {
+        Matrix::from_vec(rows, cols, (0..rows * cols).map(|i| (i as f32 * k).sin()).collect()).unwrap()
+    }
+
+    #[test]
+    fn all_three_products_match_naive() {
+        let a = counting(5, 7, 0.3);
+        let b = counting(7, 4, 0.7);
+        let want = naive(&a, &b);
+        let mut c = Matrix::zeros(5, 4);
+        ab(c.view_mut(), a.view(), b.view(), Accum::Replace, Par::Seq);
+        assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
+        let at = transpose(&a);
+        atb(c.view_mut(), at.view(), b.view(), Accum::Replace, Par::Seq);
+        assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
+        let bt = transpose(&b);
+        abt(c.view_mut(), a.view(), bt.view(), Accum::Replace, Par::Seq);
+        assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+
+    #[test]
+    fn accumulate_adds_to_destination() {
+        let a = counting(3, 3, 0.5);
+        let b = counting(3, 3, 0.9);
+        let want = naive(&a, &b);
+        let mut c = Matrix::from_vec(3, 3, vec![1.0; 9]).unwrap();
+        ab(c.view_mut(), a.view(), b.view(), Accum::Add, Par::rayon(2));
+        assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - (y + 1.0)).abs() < 1e-5));
+    }
+}

@@ -1,0 +1,211 @@
+//! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
+
+use faer::Accum;
+
+use crate::{ShapeError, View, ViewMut};
+
+/// A compressed-sparse-row `f32` matrix: row `i` holds the entries
+/// `indices[indptr[i]..indptr[i+1]]` (strictly increasing columns) with their `values`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CsrMatrix {
+    rows: usize,
+    cols: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl CsrMatrix {
+    /// An empty matrix with `cols` columns, ready for [`CsrMatrix::push_row`].
+    pub fn with_cols(cols: usize) -> Self {
+        Self { rows: 0, cols, indptr: vec![0], indices: Vec::new(), values: Vec::new() }
+    }
+
+    /// Builds a matrix from its three arrays, checking every CSR invariant.
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        values: Vec<f32>,
+    ) -> Result<Self, ShapeError> {
+        if indptr.len() != rows + 1 || indptr[0] != 0 {
+            return Err(ShapeError(format!("indptr must have {} entries starting at 0", rows + 1)));
+        }
+        if indices.len() != values.len() || *indptr.last().unwrap() != indices.len() {
+            return Err(ShapeError("indptr, indices and values disagree on the entry count".into()));
+        }
+        let mut m = Self::with_cols(cols);
+        for i in 0..rows {
+            let (s, e) = (indptr[i], indptr[i + 1]);
+            if e < s {
+                return Err(ShapeError(format!("indptr decreases at row {i}")));
+            }
+            m.push_row(&indices[s..e], &values[s..e])?;
+        }
+        Ok(m)
+    }
+
+    /// Appends a row given its strictly increasing column indices and values.
+    pub fn push_row(&mut self, indices: &[u32], values: &[f32]) -> Result<(), ShapeError> {
+        if indices.len() != values.len() {
+            return Err(ShapeError("a row needs as many values as indices".into()));
+        }
+        if indices.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ShapeError(format!("row {}: column indices must increase", self.rows)));
+        }
+        if let Some(&last) = indices.last() {
+            if last as usize >= self.cols {
+                return Err(ShapeError(format!("column {last} is outside {} columns", self.cols)));
+            }
+        }
+        self.indices.extend_from_slice(indices);
+        self.values.extend_from_slice(values);
+        self.indptr.push(self.indices.len());
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Stored entries over all entries.
+    pub fn density(&self) -> f64 {
+        if self.rows * self.cols == 0 { 0.0 } else { self.nnz() as f64 / (self.rows * self.cols) as f64 }
+    }
+
+    /// Row `i`: its column indices and values.
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let (s, e) = (self.indptr[i], self.indptr[i + 1]);
+        (&self.indices[s..e], &self.values[s..e])
+    }
+
+    /// Overwrites `out` with the rows `idx` of `self`, in that order, reusing its buffers.
+    pub fn gather_rows_into(&self, idx: &[usize], out: &mut CsrMatrix) {
+        out.rows = 0;
+        out.cols = self.cols;
+        out.indptr.clear();
+        out.indptr.push(0);
+        out.indices.clear();
+        out.values.clear();
+        for &i in idx {
+            let (ind, val) = self.row(i);
+            out.indices.extend_from_slice(ind);
+            out.values.extend_from_slice(val);
+            out.indptr.push(out.indices.len());
+            out.rows += 1;
+        }
+    }
+
+    /// The same matrix with every value stored (tests, small data).
+    pub fn to_dense(&self) -> crate::Matrix {
+        let mut m = crate::Matrix::zeros(self.rows, self.cols);
+        for i in 0..self.rows {
+            let (ind, val) = self.row(i);
+            let row = m.row_mut(i);
+            for (&j, &v) in ind.iter().zip(val) {
+                row[j as usize] = v;
+            }
+        }
+        m
+    }
+
+    /// `dst (m×n) ⟵ self (m×k) · b (k×n)`; each stored entry adds a scaled row of `b`.
+    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
+        assert_eq!((self.cols, dst.rows, dst.cols), (b.rows, self.rows, b.cols), "csr matmul shapes");
+        let n = b.cols;
+        if accum == Accum::Replace {
+            dst.data.fill(0.0);
+        }
+        for i in 0..self.rows {
+            let out = &mut dst.data[i * n..(i + 1) * n];
+            let (ind, val) = self.row(i);
+            for (&j, &v) in ind.iter().zip(val) {
+                let brow = b.row(j as usize);
+                if v == 1.0 {
+                    out.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
+                } else {
+                    out.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+                }
+            }
+        }
+    }
+
+    /// `dst (k×n) ⟵ selfᵀ (k×m) · b (m×n)`: the weight gradient of a layer fed sparse input.
+    pub fn t_matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
+        assert_eq!((self.rows, dst.rows, dst.cols), (b.rows, self.cols, b.cols), "csr t_matmul shapes");
+        let n = b.cols;
+        if accum == Accum::Replace {
+            dst.data.fill(0.0);
+        }
+        for i in 0..self.rows {
+            let brow = b.row(i);
+            let (ind, val) = self.row(i);
+            for (&j, &v) in ind.iter().zip(val) {
+                let out = &mut dst.data[j as usize * n..(j as usize + 1) * n];
+                out.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{matmul, Matrix, Par};
+
+    fn sample() -> CsrMatrix {
+        let mut m = CsrMatrix::with_cols(5);
+        m.push_row(&[0, 3], &[1.0, 2.0]).unwrap();
+        m.push_row(&[], &[]).unwrap();
+        m.push_row(&[1, 2, 4], &[1.0, 1.0, -1.0]).unwrap();
+        m
+    }
+
+    #[test]
+    fn products_match_dense() {
+        let s = sample();
+        let d = s.to_dense();
+        let b = Matrix::from_vec(5, 2, (0..10).map(|i| i as f32 * 0.5 - 1.0).collect()).unwrap();
+        let (mut want, mut got) = (Matrix::zeros(3, 2), Matrix::zeros(3, 2));
+        matmul::ab(want.view_mut(), d.view(), b.view(), Accum::Replace, Par::Seq);
+        s.matmul(got.view_mut(), b.view(), Accum::Replace);
+        assert_eq!(want, got);
+
+        let dy = Matrix::from_vec(3, 2, vec![1.0, 2.0, 3.0, 4.0, -1.0, 0.5]).unwrap();
+        let (mut want, mut got) = (Matrix::zeros(5, 2), Matrix::zeros(5, 2));
+        matmul::atb(want.view_mut(), d.view(), dy.view(), Accum::Replace, Par::Seq);
+        s.t_matmul(got.view_mut(), dy.view(), Accum::Replace);
+        assert_eq!(want, got);
+    }
+
+    #[test]
+    fn gather_reuses_and_reorders() {
+        let s = sample();
+        let mut out = CsrMatrix::default();
+        s.gather_rows_into(&[2, 0], &mut out);
+        assert_eq!(out.rows(), 2);
+        assert_eq!(out.row(0).0, &[1, 2, 4]);
+        assert_eq!(out.row(1).1, &[1.0, 2.0]);
+    }
+
+    #[test]
+    fn invalid_rows_are_refused() {
+        let mut m = CsrMatrix::with_cols(3);
+        assert!(m.push_row(&[2, 1], &[1.0, 1.0]).is_err());
+        assert!(m.push_row(&[3], &[1.0]).is_err());
+        assert!(CsrMatrix::from_parts(1, 3, vec![0, 2], vec![0], vec![1.0]).is_err());
+    }
+}
