@@ -326,6 +326,12 @@ impl Layer for Dense {
         }
     }
 
+    fn visit_regularizers(&self, f: &mut dyn FnMut(&dyn Regularizer)) {
+        for reg in [&self.kernel_regularizer, &self.bias_regularizer, &self.activity_regularizer].into_iter().flatten() {
+            f(reg.as_ref());
+        }
+    }
+
     fn activity_penalty(&self) -> f32 {
         self.state.activity_penalty
     }

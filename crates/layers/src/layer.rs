@@ -105,6 +105,9 @@ pub trait Layer: Debug + Send + Sync {
     /// Calls `f(penalty)` for each parameter that has a regularizer, in parameter order.
     fn visit_weight_penalties(&self, _f: &mut dyn FnMut(f32)) {}
 
+    /// Calls `f` on every regularizer the layer holds (kernel, bias, activity).
+    fn visit_regularizers(&self, _f: &mut dyn FnMut(&dyn kiln_regularizers::Regularizer)) {}
+
     /// Number of parameters.
     fn param_count(&self) -> usize {
         self.param_names().iter().filter_map(|n| self.param(n)).map(<[f32]>::len).sum()

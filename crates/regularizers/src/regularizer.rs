@@ -14,6 +14,12 @@ pub trait Regularizer: Debug + Send + Sync {
     /// Adds `scale · ∂penalty/∂values` to `grad`.
     fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32);
 
+    /// Resolves anything the regularizer needs at run time (a plugin's implementation);
+    /// called by the trainer before training. Built-ins have nothing to resolve.
+    fn bind(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// A boxed copy (regularizers are small configuration values).
     fn clone_box(&self) -> Box<dyn Regularizer>;
 }

@@ -1,0 +1,413 @@
+//! One entry point per data set, with an explicit policy for where the data comes from.
+//!
+//! | [`Source`] | tries, in order | on failure |
+//! |---|---|---|
+//! | `Auto` | verified cache → system copy (Fashion-MNIST) → verified download → bundled subset | error listing every attempt |
+//! | `Full` | verified cache → system copy → verified download | error listing every attempt |
+//! | `Bundled` | the subset vendored in `data/` | error when there is none for that split |
+//! | `Path(p)` | `p` (IDX directory, aclImdb archive or directory) | the reader's error |
+//!
+//! Every result carries a [`Provenance`]: which data was used, from where, why, and how many rows.
+//! With [`Loader::verbose`] (the default) its message is printed to stderr.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::{Dataset, remote_files};
+use crate::download::{FetchOptions, cached, fetch};
+use crate::idx::{ImageSet, read_idx_dir, read_idx_pair};
+use crate::imdb::{Reviews, read_aclimdb};
+use crate::{Error, Result, Split};
+
+/// Where to take a data set from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Cache, then download, then the bundled subset (saying which and why).
+    Auto,
+    /// The bundled real subset only (offline, small).
+    Bundled,
+    /// The full data set (cache or download); fails clearly when it cannot be had.
+    Full,
+    /// A local directory or archive.
+    Path(PathBuf),
+}
+
+/// Where the data actually came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A verified file already in the cache directory.
+    Cache,
+    /// Downloaded (and verified) just now.
+    Download,
+    /// A system-wide copy, e.g. Debian's `/usr/share/datasets/fashion-mnist/`.
+    System,
+    /// The subset vendored with the project.
+    Bundled,
+    /// A path the caller gave.
+    Path,
+}
+
+impl Origin {
+    /// Lower-case name: `cache`, `download`, `system`, `bundled`, `path`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Cache => "cache",
+            Origin::Download => "download",
+            Origin::System => "system",
+            Origin::Bundled => "bundled",
+            Origin::Path => "path",
+        }
+    }
+}
+
+/// What data was used and why: for logs and for `cargo xtask reproduce` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provenance {
+    /// The data set.
+    pub dataset: Dataset,
+    /// The split.
+    pub split: Split,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The directory or file read.
+    pub location: PathBuf,
+    /// True when this is a subset, not the full split.
+    pub subset: bool,
+    /// Rows loaded.
+    pub rows: usize,
+    /// Rows per label (`[neg, pos]` for IMDB, digits 0..=9 for MNIST).
+    pub label_counts: Vec<usize>,
+    /// Review files decoded lossily because they were not valid UTF-8 (IMDB only).
+    pub lossy_decoded: usize,
+    /// One human sentence: what was used and, for a fallback, why.
+    pub message: String,
+}
+
+impl Provenance {
+    /// The provenance as a JSON object (for run reports).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dataset": self.dataset.name(),
+            "split": self.split.name(),
+            "origin": self.origin.name(),
+            "location": self.location.display().to_string(),
+            "subset": self.subset,
+            "rows": self.rows,
+            "label_counts": self.label_counts,
+            "lossy_decoded": self.lossy_decoded,
+            "message": self.message,
+        })
+    }
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Data plus where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<T> {
+    /// The data.
+    pub data: T,
+    /// Where it came from and why.
+    pub provenance: Provenance,
+}
+
+/// The directory holding the vendored subsets: `$KILN_BUNDLED_DIR` if set, else the workspace's
+/// `data/` folder (`CARGO_MANIFEST_DIR/../../data`, fixed at compile time).
+pub fn bundled_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_BUNDLED_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().and_then(Path::parent).unwrap_or(manifest).join("data")
+}
+
+/// The download cache: `$KILN_DATA_DIR` if set, else the platform cache directory + `kiln`
+/// (`$XDG_CACHE_HOME/kiln` or `~/.cache/kiln` on Linux), else `$TMPDIR/kiln`.
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("kiln")
+}
+
+/// Debian's `dataset-fashion-mnist` package installs here.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Loading policy and locations; [`Loader::from_env`] reads the environment once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loader {
+    /// Download cache; data set `d` lives in `cache_dir/d.name()`.
+    pub cache_dir: PathBuf,
+    /// Folder with the vendored subsets (`mnist-10k/`, `imdb-5k/`).
+    pub bundled_dir: PathBuf,
+    /// Base URL replacing the canonical URLs: files are fetched from `{mirror}/{dataset}/{file}`.
+    pub mirror: Option<String>,
+    /// Whether `Auto` and `Full` may download (false with `KILN_OFFLINE=1` or without the feature).
+    pub download: bool,
+    /// Whether to look at system-wide copies (Debian's Fashion-MNIST).
+    pub system_dirs: bool,
+    /// Network timeouts.
+    pub fetch: FetchOptions,
+    /// Print the provenance message (and download progress) to stderr.
+    pub verbose: bool,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::from_env()
+    }
+}
+
+impl Loader {
+    /// Settings from the environment: `KILN_DATA_DIR`, `KILN_BUNDLED_DIR`, `KILN_DATA_MIRROR`,
+    /// `KILN_OFFLINE` (any non-empty value but `0` disables downloads).
+    pub fn from_env() -> Self {
+        let offline = std::env::var("KILN_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0");
+        Self {
+            cache_dir: data_dir(),
+            bundled_dir: bundled_dir(),
+            mirror: std::env::var("KILN_DATA_MIRROR").ok().filter(|m| !m.is_empty()),
+            download: cfg!(feature = "download") && !offline,
+            system_dirs: true,
+            fetch: FetchOptions::default(),
+            verbose: true,
+        }
+    }
+
+    /// MNIST digits of `split` (bundled: `mnist-10k`, train only).
+    pub fn mnist(&self, source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
+        self.images(Dataset::Mnist, source, split)
+    }
+
+    /// Fashion-MNIST of `split` (also read from Debian's `/usr/share/datasets/fashion-mnist/`;
+    /// nothing is bundled).
+    pub fn fashion_mnist(&self, source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
+        self.images(Dataset::FashionMnist, source, split)
+    }
+
+    /// IMDB reviews of `split`, path-sorted then shuffled with `seed` (see [`Reviews::shuffled`]);
+    /// bundled: `imdb-5k`, train only.
+    pub fn imdb(&self, source: &Source, split: Split, seed: u64) -> Result<Loaded<Reviews>> {
+        let mut loaded = self.load(Dataset::Imdb, source, split, &|files| read_aclimdb(&files[0], split), &|path| {
+            read_aclimdb(path, split)
+        })?;
+        loaded.data = loaded.data.shuffled(seed);
+        Ok(loaded)
+    }
+
+    /// MNIST-family loading.
+    fn images(&self, dataset: Dataset, source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
+        self.load(dataset, source, split, &|files| read_idx_pair(&files[0], &files[1]), &|dir| read_idx_dir(dir, split))
+    }
+
+    /// The vendored subset of `dataset`/`split`, if any: (path, description).
+    fn bundled(&self, dataset: Dataset, split: Split) -> Option<(PathBuf, &'static str)> {
+        match (dataset, split) {
+            (Dataset::Mnist, Split::Train) => {
+                Some((self.bundled_dir.join("mnist-10k"), "10,000 real MNIST training digits, not the full 60,000"))
+            }
+            (Dataset::Imdb, Split::Train) => Some((
+                self.bundled_dir.join("imdb-5k").join("aclImdb-5k.tar.gz"),
+                "5,000 real IMDB training reviews, not the full 25,000",
+            )),
+            _ => None,
+        }
+    }
+
+    /// The policy of the module docs, shared by every data set.
+    fn load<T: Counted>(
+        &self,
+        dataset: Dataset,
+        source: &Source,
+        split: Split,
+        read_files: &dyn Fn(&[PathBuf]) -> Result<T>,
+        read_path: &dyn Fn(&Path) -> Result<T>,
+    ) -> Result<Loaded<T>> {
+        let what = format!("{} {}", dataset.name(), split.name());
+        let done = |data: T, origin: Origin, location: PathBuf, subset: bool, message: String| {
+            let (rows, label_counts, lossy_decoded) = (data.rows(), data.counts(), data.lossy());
+            let mut message = format!("{what}: {message} ({rows} rows)");
+            if lossy_decoded > 0 {
+                message.push_str(&format!("; {lossy_decoded} files were not valid UTF-8 and were decoded lossily"));
+            }
+            if self.verbose {
+                eprintln!("kiln-datasets: {message}");
+            }
+            let provenance =
+                Provenance { dataset, split, origin, location, subset, rows, label_counts, lossy_decoded, message };
+            Ok(Loaded { data, provenance })
+        };
+        let bundled = || -> Result<(T, PathBuf, &'static str)> {
+            let (path, about) = self.bundled(dataset, split).ok_or_else(|| Error::Unavailable {
+                what: format!("{what} (bundled)"),
+                attempts: vec!["only the mnist and imdb train splits are bundled".into()],
+            })?;
+            Ok((read_path(&path)?, path, about))
+        };
+        match source {
+            Source::Path(p) => {
+                let data = read_path(p)?;
+                done(data, Origin::Path, p.clone(), false, format!("read from {}", p.display()))
+            }
+            Source::Bundled => {
+                let (data, path, about) = bundled()?;
+                done(data, Origin::Bundled, path.clone(), true, format!("bundled subset {} ({about})", path.display()))
+            }
+            Source::Full | Source::Auto => {
+                let mut attempts = Vec::new();
+                match self.full(dataset, split, read_files, read_path, &mut attempts) {
+                    Some((data, origin, location)) => {
+                        let how = match origin {
+                            Origin::Cache => "full data set from the cache",
+                            Origin::Download => "full data set, downloaded and verified",
+                            _ => "full data set from the system copy",
+                        };
+                        return done(data, origin, location.clone(), false, format!("{how} at {}", location.display()));
+                    }
+                    None if *source == Source::Full => {
+                        return Err(Error::Unavailable { what: format!("{what} (full)"), attempts });
+                    }
+                    None => {}
+                }
+                match bundled() {
+                    Ok((data, path, about)) => {
+                        let msg = format!(
+                            "using the bundled subset {} ({about}) because the full data is not at hand: {}",
+                            path.display(),
+                            attempts.join("; ")
+                        );
+                        done(data, Origin::Bundled, path, true, msg)
+                    }
+                    Err(e) => {
+                        attempts.push(e.to_string());
+                        Err(Error::Unavailable { what, attempts })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cache → system → download; records why each step failed.
+    fn full<T>(
+        &self,
+        dataset: Dataset,
+        split: Split,
+        read_files: &dyn Fn(&[PathBuf]) -> Result<T>,
+        read_path: &dyn Fn(&Path) -> Result<T>,
+        attempts: &mut Vec<String>,
+    ) -> Option<(T, Origin, PathBuf)> {
+        let dir = self.cache_dir.join(dataset.name());
+        let files = remote_files(dataset, split, self.mirror.as_deref());
+        let location = |paths: &[PathBuf]| if paths.len() == 1 { paths[0].clone() } else { dir.clone() };
+
+        let mut hits = Vec::new();
+        for f in &files {
+            match cached(f, &dir) {
+                Ok(Some(p)) => hits.push(p),
+                Ok(None) => {
+                    attempts.push(format!("no cached {} in {}", f.file_name, dir.display()));
+                    break;
+                }
+                Err(e) => {
+                    attempts.push(format!("ignored a bad cached copy: {e}"));
+                    break;
+                }
+            }
+        }
+        if hits.len() == files.len() {
+            match read_files(&hits) {
+                Ok(data) => return Some((data, Origin::Cache, location(&hits))),
+                Err(e) => attempts.push(format!("cached copy unreadable: {e}")),
+            }
+        }
+
+        if self.system_dirs && dataset == Dataset::FashionMnist {
+            let sys = Path::new(DEBIAN_FASHION_MNIST);
+            if sys.is_dir() {
+                match read_path(sys) {
+                    Ok(data) => return Some((data, Origin::System, sys.to_path_buf())),
+                    Err(e) => attempts.push(format!("system copy unusable: {e}")),
+                }
+            } else {
+                attempts.push(format!("no {DEBIAN_FASHION_MNIST} (Debian package dataset-fashion-mnist)"));
+            }
+        }
+
+        if !self.download {
+            attempts.push(if cfg!(feature = "download") {
+                "downloads are disabled (KILN_OFFLINE)".into()
+            } else {
+                "built without the `download` feature".into()
+            });
+            return None;
+        }
+        let opts = FetchOptions { verbose: self.verbose, ..self.fetch.clone() };
+        let mut got = Vec::new();
+        for f in &files {
+            match fetch(f, &dir, &opts) {
+                Ok(p) => got.push(p),
+                Err(e) => {
+                    attempts.push(format!("could not download: {e}"));
+                    return None;
+                }
+            }
+        }
+        match read_files(&got) {
+            Ok(data) => Some((data, Origin::Download, location(&got))),
+            Err(e) => {
+                attempts.push(format!("downloaded copy unreadable: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// What a [`Provenance`] records about loaded data.
+trait Counted {
+    fn rows(&self) -> usize;
+    fn counts(&self) -> Vec<usize>;
+    fn lossy(&self) -> usize;
+}
+
+impl Counted for ImageSet {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn counts(&self) -> Vec<usize> {
+        self.label_counts()
+    }
+    fn lossy(&self) -> usize {
+        0
+    }
+}
+
+impl Counted for Reviews {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn counts(&self) -> Vec<usize> {
+        self.label_counts().to_vec()
+    }
+    fn lossy(&self) -> usize {
+        self.lossy_decoded
+    }
+}
+
+/// MNIST with [`Loader::from_env`]; see [`Loader::mnist`].
+pub fn mnist(source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
+    Loader::from_env().mnist(source, split)
+}
+
+/// Fashion-MNIST with [`Loader::from_env`]; see [`Loader::fashion_mnist`].
+pub fn fashion_mnist(source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
+    Loader::from_env().fashion_mnist(source, split)
+}
+
+/// IMDB with [`Loader::from_env`]; see [`Loader::imdb`].
+pub fn imdb(source: &Source, split: Split, seed: u64) -> Result<Loaded<Reviews>> {
+    Loader::from_env().imdb(source, split, seed)
+}

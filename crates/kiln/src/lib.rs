@@ -1,0 +1,35 @@
+//! kiln: Keras' workflow — `Sequential`, `compile`, `fit` — in Rust, numerically identical
+//! to Keras 3 where it matters (RMSprop, losses from logits, regularization bookkeeping).
+//!
+//! This umbrella crate re-exports the workspace's crates and a [`prelude`]; each crate can
+//! also be used alone (`kiln-tensor`, `kiln-layers`, `kiln-trainer`, …).
+//!
+//! ```
+//! use kiln::prelude::*;
+//!
+//! // The notebook's IMDB model with L2 weight regularization.
+//! let mut model = Sequential::new()
+//!     .add(Dense::new(16).activation(Activation::Relu).kernel_regularizer(L2::new(0.002)))
+//!     .add(Dense::new(16).activation(Activation::Relu).kernel_regularizer(L2::new(0.002)))
+//!     .add(Dense::new(1).activation(Activation::Sigmoid));
+//! model.build(10_000).unwrap();
+//! model.compile(RMSprop::default(), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+//! assert_eq!(model.param_count(), 160_305);
+//! ```
+
+pub use kiln_datasets as datasets;
+pub use kiln_layers as layers;
+pub use kiln_optimizers as optimizers;
+pub use kiln_regularizers as regularizers;
+pub use kiln_tensor as tensor;
+pub use kiln_trainer as trainer;
+
+/// The names a training script needs.
+pub mod prelude {
+    pub use kiln_layers::{Activation, Dense, Dropout, Initializer, Layer};
+    pub use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
+    pub use kiln_regularizers::{Regularizer, L1, L1L2, L2};
+    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Par, Rng};
+    pub use kiln_trainer::callbacks::{Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN};
+    pub use kiln_trainer::{Features, FitOptions, History, Logs, Loss, Sequential, Validation, Verbosity};
+}

@@ -1,0 +1,103 @@
+//! Callbacks: hooks into `fit` (Keras' `keras.callbacks`).
+
+mod early_stopping;
+mod model_checkpoint;
+mod terminate_on_nan;
+
+use std::fmt::Debug;
+
+pub use early_stopping::{EarlyStopping, Mode};
+pub use model_checkpoint::ModelCheckpoint;
+pub use terminate_on_nan::TerminateOnNaN;
+
+use crate::{Logs, Sequential, TrainError};
+
+/// What the last training step measured, for callbacks that look at single batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchStats {
+    /// Samples in the batch.
+    pub size: usize,
+    /// The loss the step differentiated: data loss plus every penalty, pre-update weights.
+    pub loss: f32,
+    /// The data loss alone.
+    pub data_loss: f32,
+}
+
+/// A callback's handle on the training run: the model and the stop flag.
+pub struct Control<'a> {
+    model: &'a mut Sequential,
+    stop_training: bool,
+    batch: Option<BatchStats>,
+}
+
+impl<'a> Control<'a> {
+    pub(crate) fn new(model: &'a mut Sequential, batch: Option<BatchStats>) -> Self {
+        Self { model, stop_training: false, batch }
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Sequential {
+        self.model
+    }
+
+    /// The model being trained, mutably (to restore weights, change the learning rate…).
+    pub fn model_mut(&mut self) -> &mut Sequential {
+        self.model
+    }
+
+    /// Asks `fit` to stop after the current batch or epoch (Keras' `model.stop_training`).
+    pub fn stop_training(&mut self) {
+        self.stop_training = true;
+    }
+
+    /// Whether a stop was requested through this handle.
+    pub fn stop_requested(&self) -> bool {
+        self.stop_training
+    }
+
+    /// The last training step's numbers (inside batch hooks).
+    pub fn batch_stats(&self) -> Option<BatchStats> {
+        self.batch
+    }
+}
+
+/// Hooks called by `fit`. Every hook has a do-nothing default; a failing hook stops
+/// training with its error. Callbacks serialize with typetag.
+#[typetag::serde(tag = "type")]
+pub trait Callback: Debug + Send {
+    /// Before the first epoch.
+    fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// Before each epoch (`epoch` counts from 0).
+    fn on_epoch_begin(&mut self, _epoch: usize, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After each training batch, with the running means of the epoch so far.
+    fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After each epoch, with its logs (validation included).
+    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After the last epoch, however training ended.
+    fn on_train_end(&mut self, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// Resolves anything the callback needs at run time (a plugin's implementation);
+    /// called by `fit` before training. Built-ins have nothing to resolve.
+    fn bind(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// Whether `on_train_batch_end` does anything (lets `fit` skip building batch logs).
+    fn wants_batches(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,113 @@
+//! Save the model during training.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Callback, Control, Mode};
+use crate::{Logs, TrainError};
+
+/// Keras' `ModelCheckpoint`: saves the model (a directory, see `Sequential::save`) or only
+/// its weights (one safetensors file) after each epoch, or only when `monitor` improved
+/// with `save_best_only`. `{epoch}` / `{epoch:02}` in the path are replaced by the epoch
+/// number counted from 1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCheckpoint {
+    /// Target path template.
+    pub filepath: String,
+    /// The log key compared by `save_best_only`.
+    #[serde(default = "default_monitor")]
+    pub monitor: String,
+    /// Save only when the monitored value improved.
+    #[serde(default)]
+    pub save_best_only: bool,
+    /// Save the weights file only, not the configuration.
+    #[serde(default)]
+    pub save_weights_only: bool,
+    /// Direction of improvement.
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(skip)]
+    best: Option<f64>,
+}
+
+fn default_monitor() -> String {
+    "val_loss".into()
+}
+
+impl ModelCheckpoint {
+    /// Saves to `filepath` after every epoch.
+    pub fn new(filepath: impl Into<String>) -> Self {
+        Self {
+            filepath: filepath.into(),
+            monitor: default_monitor(),
+            save_best_only: false,
+            save_weights_only: false,
+            mode: Mode::Auto,
+            best: None,
+        }
+    }
+
+    /// Saves only when `monitor` improved.
+    pub fn save_best_only(mut self, monitor: impl Into<String>) -> Self {
+        self.monitor = monitor.into();
+        self.save_best_only = true;
+        self
+    }
+
+    /// Saves only the weights.
+    pub fn save_weights_only(mut self, yes: bool) -> Self {
+        self.save_weights_only = yes;
+        self
+    }
+
+    fn path_for(&self, epoch: usize) -> PathBuf {
+        let e = epoch + 1;
+        PathBuf::from(
+            self.filepath
+                .replace("{epoch:02d}", &format!("{e:02}"))
+                .replace("{epoch:02}", &format!("{e:02}"))
+                .replace("{epoch}", &e.to_string()),
+        )
+    }
+
+    fn maximize(&self) -> bool {
+        match self.mode {
+            Mode::Max => true,
+            Mode::Min => false,
+            Mode::Auto => self.monitor.contains("acc") || self.monitor.contains("auc"),
+        }
+    }
+}
+
+#[typetag::serde]
+impl Callback for ModelCheckpoint {
+    fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        self.best = None;
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        if self.save_best_only {
+            let Some(current) = logs.get(&self.monitor) else {
+                tracing::warn!(monitor = %self.monitor, "checkpoint: monitored value missing, not saving");
+                return Ok(());
+            };
+            let better = match self.best {
+                None => true,
+                Some(b) if self.maximize() => current > b,
+                Some(b) => current < b,
+            };
+            if !better {
+                return Ok(());
+            }
+            self.best = Some(current);
+        }
+        let path = self.path_for(epoch);
+        if self.save_weights_only {
+            ctl.model().save_weights(&path)
+        } else {
+            ctl.model().save(&path)
+        }
+    }
+}

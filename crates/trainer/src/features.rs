@@ -1,0 +1,101 @@
+//! Model inputs: dense, raw bytes (scaled on the fly) or sparse rows, gathered into batches.
+
+use kiln_layers::LayerInput;
+use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix};
+
+/// A data set's inputs, one sample per row.
+#[derive(Debug, Clone)]
+pub enum Features {
+    /// Dense `f32` rows.
+    Dense(Matrix),
+    /// `u8` rows divided by `divisor` when a batch is gathered (images stay 1 byte a pixel).
+    Bytes {
+        /// The raw values.
+        values: ByteMatrix,
+        /// What each byte is divided by (255 for pixels).
+        divisor: f32,
+    },
+    /// Sparse rows (multi-hot text).
+    Sparse(CsrMatrix),
+}
+
+impl Features {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Dense(m) => m.rows(),
+            Self::Bytes { values, .. } => values.rows(),
+            Self::Sparse(s) => s.rows(),
+        }
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of features per sample.
+    pub fn width(&self) -> usize {
+        match self {
+            Self::Dense(m) => m.cols(),
+            Self::Bytes { values, .. } => values.cols(),
+            Self::Sparse(s) => s.cols(),
+        }
+    }
+
+    /// Copies the samples `idx` into `batch`, reusing its buffers.
+    pub(crate) fn gather(&self, idx: &[usize], batch: &mut Batch) {
+        match self {
+            Self::Dense(m) => {
+                batch.sparse = false;
+                batch.dense.resize(idx.len(), m.cols());
+                for (k, &i) in idx.iter().enumerate() {
+                    batch.dense.row_mut(k).copy_from_slice(m.row(i));
+                }
+            }
+            Self::Bytes { values, divisor } => {
+                batch.sparse = false;
+                values.gather_scaled_into(idx, *divisor, &mut batch.dense);
+            }
+            Self::Sparse(s) => {
+                batch.sparse = true;
+                s.gather_rows_into(idx, &mut batch.csr);
+            }
+        }
+    }
+}
+
+impl From<Matrix> for Features {
+    fn from(m: Matrix) -> Self {
+        Self::Dense(m)
+    }
+}
+
+impl From<CsrMatrix> for Features {
+    fn from(s: CsrMatrix) -> Self {
+        Self::Sparse(s)
+    }
+}
+
+/// Rows `idx` of `targets` into `out`, reusing its buffer.
+pub(crate) fn gather_targets(targets: &Matrix, idx: &[usize], out: &mut Matrix) {
+    out.resize(idx.len(), targets.cols());
+    for (k, &i) in idx.iter().enumerate() {
+        out.row_mut(k).copy_from_slice(targets.row(i));
+    }
+}
+
+/// A reusable batch buffer: dense or sparse, whichever the features are.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub dense: Matrix,
+    pub csr: CsrMatrix,
+    pub sparse: bool,
+}
+
+impl Batch {
+    /// The batch as a first-layer input.
+    pub fn input(&self) -> LayerInput<'_> {
+        if self.sparse { LayerInput::Sparse(&self.csr) } else { LayerInput::Dense(self.dense.view()) }
+    }
+}

@@ -1,0 +1,273 @@
+//! Losses: value and gradient, computed from logits where Keras does.
+
+use kiln_layers::{Activation, GradOf};
+use kiln_tensor::{kernels, Matrix};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// Keras' `backend.epsilon()`, the clipping bound of the probability path.
+const EPSILON: f32 = 1e-7;
+
+/// A training loss, reduced as Keras' `sum_over_batch_size` (mean over samples).
+///
+/// When the model's last layer ends in softmax (categorical losses) or sigmoid (binary),
+/// the loss is computed from that layer's logits, without clipping — Keras does the same
+/// (`_keras_logits`), which is why a diverging run can report losses far above
+/// `−ln 1e−7 ≈ 16.1`. Otherwise predictions are clipped to `[1e−7, 1 − 1e−7]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Integer class labels (one column) against class scores.
+    SparseCategoricalCrossentropy,
+    /// One-hot labels against class scores.
+    CategoricalCrossentropy,
+    /// 0/1 labels against one probability per output.
+    BinaryCrossentropy,
+    /// Mean squared error over the outputs of each sample.
+    MeanSquaredError,
+}
+
+impl Loss {
+    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, class names…).
+    pub fn from_keras(name: &str) -> Option<Self> {
+        Some(match name {
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+                Self::SparseCategoricalCrossentropy
+            }
+            "categorical_crossentropy" | "CategoricalCrossentropy" => Self::CategoricalCrossentropy,
+            "binary_crossentropy" | "BinaryCrossentropy" => Self::BinaryCrossentropy,
+            "mse" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
+            _ => return None,
+        })
+    }
+
+    /// Checks labels against the model's output width before training starts.
+    pub fn check_targets(self, targets: &Matrix, output_width: usize) -> Result<(), TrainError> {
+        let bad = |msg: String| Err(TrainError::Input(format!("{self:?}: {msg}")));
+        match self {
+            Self::SparseCategoricalCrossentropy => {
+                if targets.cols() != 1 {
+                    return bad(format!("labels must be one column of class ids, got {}", targets.cols()));
+                }
+                if let Some((i, v)) = targets.as_slice().iter().enumerate().find(|(_, v)| {
+                    v.fract() != 0.0 || **v < 0.0 || **v >= output_width as f32
+                }) {
+                    return bad(format!("label {v} at row {i} is not a class id in 0..{output_width}"));
+                }
+            }
+            _ if targets.cols() != output_width => {
+                return bad(format!(
+                    "labels have {} columns but the model outputs {output_width}",
+                    targets.cols()
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The mean loss over the batch, with its gradient written into `grad` — w.r.t. the
+    /// logits when the returned [`GradOf`] says so, else w.r.t. the output.
+    pub fn forward_backward(
+        self,
+        output: &Matrix,
+        logits: Option<&Matrix>,
+        activation: Activation,
+        targets: &Matrix,
+        grad: &mut Matrix,
+    ) -> (f32, GradOf) {
+        let (n, k) = output.shape();
+        grad.resize(n, k);
+        if n == 0 {
+            return (0.0, GradOf::Output);
+        }
+        let u = 1.0 / n as f32;
+        let from_logits = match (self, activation, logits) {
+            (Self::SparseCategoricalCrossentropy | Self::CategoricalCrossentropy, Activation::Softmax, Some(z))
+            | (Self::BinaryCrossentropy, Activation::Sigmoid, Some(z)) => Some(z),
+            _ => None,
+        };
+        let mut sum = 0.0f32;
+        let g = grad.as_mut_slice();
+        match (self, from_logits) {
+            (Self::SparseCategoricalCrossentropy, Some(z)) => {
+                for i in 0..n {
+                    let label = targets.get(i, 0) as usize;
+                    sum += softmax_xent_row(z.row(i), OneHot::Index(label), &mut g[i * k..(i + 1) * k], u);
+                }
+            }
+            (Self::CategoricalCrossentropy, Some(z)) => {
+                for i in 0..n {
+                    sum += softmax_xent_row(z.row(i), OneHot::Dense(targets.row(i)), &mut g[i * k..(i + 1) * k], u);
+                }
+            }
+            (Self::BinaryCrossentropy, Some(z)) => {
+                let uk = u / k as f32;
+                for (j, (&x, &t)) in z.as_slice().iter().zip(targets.as_slice()).enumerate() {
+                    sum += sigmoid_xent(x, t, &mut g[j], uk) / k as f32;
+                }
+            }
+            (Self::SparseCategoricalCrossentropy, None) => {
+                for i in 0..n {
+                    let label = targets.get(i, 0) as usize;
+                    sum += prob_sparse_xent_row(output.row(i), label, &mut g[i * k..(i + 1) * k], u);
+                }
+            }
+            (Self::CategoricalCrossentropy, None) => {
+                for i in 0..n {
+                    sum += prob_xent_row(output.row(i), targets.row(i), &mut g[i * k..(i + 1) * k], u);
+                }
+            }
+            (Self::BinaryCrossentropy, None) => {
+                let uk = u / k as f32;
+                for (j, (&p, &t)) in output.as_slice().iter().zip(targets.as_slice()).enumerate() {
+                    let pc = p.clamp(EPSILON, 1.0 - EPSILON);
+                    let clipped = p != pc;
+                    sum += -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln()) / k as f32;
+                    g[j] = if clipped { 0.0 } else { -uk * (t / pc - (1.0 - t) / (1.0 - pc)) };
+                }
+            }
+            (Self::MeanSquaredError, _) => {
+                let uk = u / k as f32;
+                for i in 0..n {
+                    let (p, t) = (output.row(i), targets.row(i));
+                    let row: f32 = p.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum();
+                    sum += row / k as f32;
+                    for j in 0..k {
+                        g[i * k + j] = uk * (2.0 * (p[j] - t[j]));
+                    }
+                }
+            }
+        }
+        let grad_of = if from_logits.is_some() { GradOf::Logits } else { GradOf::Output };
+        (sum * u, grad_of)
+    }
+}
+
+/// The label of one row: a class id or a (one-hot) distribution.
+enum OneHot<'a> {
+    Index(usize),
+    Dense(&'a [f32]),
+}
+
+impl OneHot<'_> {
+    fn at(&self, j: usize) -> f32 {
+        match self {
+            OneHot::Index(i) => (*i == j) as u8 as f32,
+            OneHot::Dense(row) => row[j],
+        }
+    }
+}
+
+/// TensorFlow's `softmax_cross_entropy_with_logits` for one row: loss
+/// `Σ_j y_j (ln Σ e^{z−max} − (z_j − max))`, gradient `u·(softmax(z) − y)`.
+fn softmax_xent_row(z: &[f32], y: OneHot<'_>, g: &mut [f32], u: f32) -> f32 {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum_exp = 0.0f32;
+    for (gj, &zj) in g.iter_mut().zip(z) {
+        *gj = (zj - max).exp();
+        sum_exp += *gj;
+    }
+    let log_sum = sum_exp.ln();
+    let mut loss = 0.0f32;
+    for (j, gj) in g.iter_mut().enumerate() {
+        let t = y.at(j);
+        if t != 0.0 {
+            loss += t * (log_sum - (z[j] - max));
+        }
+        *gj = u * (*gj / sum_exp - t);
+    }
+    loss
+}
+
+/// TensorFlow's `sigmoid_cross_entropy_with_logits` for one value, with the gradient of
+/// that exact expression (`u` is the upstream factor).
+fn sigmoid_xent(x: f32, t: f32, g: &mut f32, u: f32) -> f32 {
+    let nonneg = x >= 0.0;
+    let relu = if nonneg { x } else { 0.0 };
+    let neg_abs = if nonneg { -x } else { x };
+    let e = neg_abs.exp();
+    let sign = if nonneg { -1.0 } else { 1.0 };
+    *g = u * (nonneg as u8 as f32) - u * t + sign * ((u / (1.0 + e)) * e);
+    (relu - x * t) + e.ln_1p()
+}
+
+/// Sparse cross-entropy on probabilities, as Keras' TF backend: clip, take the log, then
+/// softmax cross-entropy on those log-probabilities (which renormalizes them).
+fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
+    let lp: Vec<f32> = p.iter().map(|&v| v.clamp(EPSILON, 1.0 - EPSILON).ln()).collect();
+    let loss = softmax_xent_row(&lp, OneHot::Index(label), g, u);
+    for (j, gj) in g.iter_mut().enumerate() {
+        let pc = p[j].clamp(EPSILON, 1.0 - EPSILON);
+        *gj = if pc != p[j] { 0.0 } else { *gj / pc };
+    }
+    loss
+}
+
+/// Categorical cross-entropy on probabilities, as Keras' TF backend: renormalize each row,
+/// clip, `−Σ y ln p`.
+fn prob_xent_row(p: &[f32], y: &[f32], g: &mut [f32], u: f32) -> f32 {
+    let s: f32 = p.iter().sum();
+    let mut loss = 0.0f32;
+    let mut dot = 0.0f32;
+    for j in 0..p.len() {
+        let q = p[j] / s;
+        let qc = q.clamp(EPSILON, 1.0 - EPSILON);
+        loss -= y[j] * qc.ln();
+        g[j] = if qc != q { 0.0 } else { -u * y[j] / qc };
+        dot += g[j] * q;
+    }
+    for gj in g.iter_mut() {
+        *gj = (*gj - dot) / s;
+    }
+    loss
+}
+
+/// `argmax` helper re-exported for metrics.
+pub(crate) fn argmax(row: &[f32]) -> usize {
+    kernels::argmax(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(rows: &[&[f32]]) -> Matrix {
+        Matrix::from_rows(rows).unwrap()
+    }
+
+    #[test]
+    fn logits_path_is_not_clipped() {
+        // Keras' probe: logits [50, 0, -50], label 2 -> 100; sigmoid logit -50, label 1 -> 50.
+        let z = m(&[&[50.0, 0.0, -50.0]]);
+        let mut p = z.clone();
+        kernels::softmax_rows(p.as_mut_slice(), 3);
+        let mut g = Matrix::default();
+        let (loss, of) = Loss::SparseCategoricalCrossentropy.forward_backward(
+            &p, Some(&z), Activation::Softmax, &m(&[&[2.0]]), &mut g);
+        assert_eq!((loss, of), (100.0, GradOf::Logits));
+        let z = m(&[&[-50.0]]);
+        let (loss, _) = Loss::BinaryCrossentropy.forward_backward(
+            &m(&[&[0.0]]), Some(&z), Activation::Sigmoid, &m(&[&[1.0]]), &mut g);
+        assert_eq!(loss, 50.0);
+    }
+
+    #[test]
+    fn probability_path_is_clipped() {
+        let p = m(&[&[1.0, 0.0, 0.0]]);
+        let mut g = Matrix::default();
+        let (loss, of) = Loss::SparseCategoricalCrossentropy.forward_backward(
+            &p, None, Activation::Linear, &m(&[&[2.0]]), &mut g);
+        assert_eq!(of, GradOf::Output);
+        assert!((loss - 16.118095).abs() < 1e-3, "{loss}");
+    }
+
+    #[test]
+    fn targets_are_checked() {
+        let l = Loss::SparseCategoricalCrossentropy;
+        assert!(l.check_targets(&m(&[&[1.0], &[3.0]]), 3).unwrap_err().to_string().contains("row 1"));
+        assert!(l.check_targets(&m(&[&[0.5]]), 3).is_err());
+        assert!(Loss::MeanSquaredError.check_targets(&m(&[&[1.0, 2.0]]), 3).is_err());
+    }
+}

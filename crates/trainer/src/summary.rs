@@ -1,0 +1,100 @@
+//! `model.summary()`: Keras' table of layers, output shapes and parameter counts.
+
+use std::fmt::Write;
+
+use crate::Sequential;
+
+/// Column widths of Keras' default summary (between the box-drawing separators).
+const WIDTHS: [usize; 3] = [33, 24, 15];
+
+impl Sequential {
+    /// The Keras-style summary table (layer, output shape, parameters, totals).
+    ///
+    /// Output shapes and counts need the input width: an unbuilt model shows `?`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let built = self.input_width.is_some();
+        writeln!(s, "Model: \"{}\"", self.name).unwrap();
+        s.push_str(&rule('┏', '━', '┳', '┓'));
+        s.push_str(&row(&["Layer (type)", "Output Shape", "Param #"], '┃'));
+        s.push_str(&rule('┡', '━', '╇', '┩'));
+        for (i, l) in self.layers.iter().enumerate() {
+            let name = format!("{} ({})", l.name(), l.class_name());
+            let shape = if built { format!("(None, {})", l.output_width()) } else { "?".into() };
+            let params = if built { group_thousands(l.param_count()) } else { "0 (unbuilt)".into() };
+            s.push_str(&row(&[&name, &shape, &params], '│'));
+            if i + 1 < self.layers.len() {
+                s.push_str(&rule('├', '─', '┼', '┤'));
+            }
+        }
+        s.push_str(&rule('└', '─', '┴', '┘'));
+        let total = self.param_count();
+        let bytes = total * std::mem::size_of::<f32>();
+        writeln!(s, " Total params: {} ({})", group_thousands(total), readable_size(bytes)).unwrap();
+        writeln!(s, " Trainable params: {} ({})", group_thousands(total), readable_size(bytes)).unwrap();
+        writeln!(s, " Non-trainable params: 0 ({})", readable_size(0)).unwrap();
+        s
+    }
+}
+
+fn rule(left: char, fill: char, mid: char, right: char) -> String {
+    let parts: Vec<String> = WIDTHS.iter().map(|w| fill.to_string().repeat(*w)).collect();
+    format!("{left}{}{right}\n", parts.join(&mid.to_string()))
+}
+
+fn row(cells: &[&str; 3], sep: char) -> String {
+    let mut out = String::new();
+    out.push(sep);
+    for (i, (cell, w)) in cells.iter().zip(WIDTHS).enumerate() {
+        let inner = w - 2;
+        // The parameter column is right-aligned, the others left-aligned (Keras).
+        if i == 2 {
+            write!(out, " {cell:>inner$} ").unwrap();
+        } else {
+            write!(out, " {cell:<inner$} ").unwrap();
+        }
+        out.push(sep);
+    }
+    out.push('\n');
+    out
+}
+
+/// `160305` → `160,305`.
+pub(crate) fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Keras' `readable_memory_size`: divide by 1024 until below 1024, two decimals.
+fn readable_size(bytes: usize) -> String {
+    let mut size = bytes as f64;
+    for unit in ["B", "KB", "MB", "GB", "TB"] {
+        if size / 1024.0 < 1.0 {
+            return format!("{size:.2} {unit}");
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.2} PB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_like_keras() {
+        assert_eq!(group_thousands(160305), "160,305");
+        assert_eq!(group_thousands(17), "17");
+        assert_eq!(group_thousands(1000), "1,000");
+        assert_eq!(readable_size(160305 * 4), "626.19 KB");
+        assert_eq!(readable_size(407050 * 4), "1.55 MB");
+        assert_eq!(readable_size(0), "0.00 B");
+    }
+}

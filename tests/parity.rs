@@ -1,0 +1,66 @@
+//! The Keras training traces, replayed number for number (the `cargo xtask parity` check).
+
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn assert_parity(name: &str, rtol: f64) {
+    let report = kiln_trainer::keras::replay(&fixture(name), rtol).unwrap();
+    assert!(report.compared() > 400, "{name}: only {} numbers compared", report.compared());
+    assert!(report.passed(), "{name}: {report:#?}");
+}
+
+#[test]
+fn trace_i_relu_softmax_rmsprop001() {
+    assert_parity("keras_trace_i_relu_softmax_rmsprop001.json", 1e-5);
+}
+
+#[test]
+fn trace_ii_l2() {
+    assert_parity("keras_trace_ii_l2.json", 1e-5);
+}
+
+#[test]
+fn trace_iii_binary() {
+    assert_parity("keras_trace_iii_binary.json", 1e-5);
+}
+
+#[test]
+fn trace_iv_rmsprop_lr1_diverging() {
+    // A diverging run amplifies float32 rounding: an independent float32 NumPy replay
+    // differs from Keras by 7.5e-5 relative, hence the looser tolerance (issue text).
+    assert_parity("keras_trace_iv_rmsprop_lr1.json", 1e-3);
+}
+
+#[test]
+fn trace_v_l1_l1l2_activity() {
+    assert_parity("keras_trace_v_l1_l1l2_activity.json", 1e-5);
+}
+
+#[test]
+fn ce_path_probe_matches_keras_evaluate() {
+    use kiln::prelude::*;
+    let probe = fixture("keras_ce_path_probe.json");
+    // Dense(3, softmax) on x = 1 with logits [50, 0, -50] (zero kernel, bias = logits).
+    let mut m = Sequential::new().add(Dense::new(3).activation(Activation::Softmax));
+    m.build(1).unwrap();
+    m.layers_mut()[0].set_param("kernel", &[0.0, 0.0, 0.0]).unwrap();
+    m.layers_mut()[0].set_param("bias", &[50.0, 0.0, -50.0]).unwrap();
+    m.compile(RMSprop::default(), Loss::SparseCategoricalCrossentropy, &[]).unwrap();
+    let x = Matrix::from_rows(&[[1.0]]).unwrap();
+    let logs = m.evaluate(&x.clone().into(), &Matrix::from_rows(&[[2.0]]).unwrap(), 1).unwrap();
+    let want = probe["probe"]["softmax"]["model.evaluate (tf.function)"].as_f64().unwrap();
+    assert_eq!(logs.get("loss").unwrap(), want);
+
+    let mut m = Sequential::new().add(Dense::new(1).activation(Activation::Sigmoid));
+    m.build(1).unwrap();
+    m.layers_mut()[0].set_param("kernel", &[0.0]).unwrap();
+    m.layers_mut()[0].set_param("bias", &[-50.0]).unwrap();
+    m.compile(RMSprop::default(), Loss::BinaryCrossentropy, &[]).unwrap();
+    let logs = m.evaluate(&x.into(), &Matrix::from_rows(&[[1.0]]).unwrap(), 1).unwrap();
+    let want = probe["probe"]["sigmoid"]["model.evaluate (tf.function)"].as_f64().unwrap();
+    assert_eq!(logs.get("loss").unwrap(), want);
+}
