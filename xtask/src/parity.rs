@@ -1,5 +1,7 @@
 //! `cargo xtask parity FILE… [--rtol R]`.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -14,21 +16,30 @@ pub fn run(files: &[PathBuf], rtol: f64) -> anyhow::Result<bool> {
         let report = kiln_trainer::keras::replay(&trace, rtol).with_context(|| format!("replaying {}", file.display()))?;
         let ok = report.passed();
         all_ok &= ok;
-        println!(
+        let mut out = String::new();
+        writeln!(
+            out,
             "{} {}: {} numbers, max relative error {:.3e} (rtol {rtol:e})",
             if ok { "PASS" } else { "FAIL" },
             file.display(),
             report.compared(),
             report.max_rel_err()
-        );
+        )?;
         for c in &report.checks {
-            println!(
+            writeln!(
+                out,
                 "    {:<26} {:>6} compared, {:>4} failed, max rel {:.3e}, max abs {:.3e}  worst: {}",
                 c.what, c.compared, c.failed, c.max_rel_err, c.max_abs_err, c.worst
-            );
+            )?;
         }
         for p in &report.problems {
-            println!("    problem: {p}");
+            writeln!(out, "    problem: {p}")?;
+        }
+        // A closed pipe (`| head`) is not an error worth a panic.
+        if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(e.into());
+            }
         }
     }
     Ok(all_ok)

@@ -24,6 +24,7 @@ mod optimizer;
 mod rmsprop;
 mod sgd;
 mod state;
+mod vectorize;
 
 pub use adam::Adam;
 pub use optimizer::{Optimizer, Slot};

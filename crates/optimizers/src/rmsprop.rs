@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::state::SlotTable;
+use crate::vectorize::dispatch;
 use crate::{Optimizer, Slot};
 
 /// RMSprop (Keras 3): `v ← ρv + (1−ρ)g²`, `w ← w − lr·g/√(v+ε)` — ε *inside* the root,
@@ -107,6 +108,10 @@ impl Optimizer for RMSprop {
         // Keras computes `1 - rho` in Python double precision, then casts to float32.
         let one_minus_rho = (1.0 - rho as f64) as f32;
         let slots = self.state.get_mut(index, value.len());
+        if mu <= 0.0 && !centered {
+            kernels::plain(value, grad, &mut slots[0], lr, rho, one_minus_rho, eps);
+            return;
+        }
         let (velocity, rest) = slots.split_first_mut().expect("velocity slot");
         let (mut momentum, mut average) = (None, None);
         let mut rest = rest.iter_mut();
@@ -170,5 +175,20 @@ impl Optimizer for RMSprop {
 
     fn clone_config(&self) -> Box<dyn Optimizer> {
         Box::new(Self { state: SlotTable::default(), ..self.clone() })
+    }
+}
+
+/// The hot loop of plain RMSprop (no momentum, not centered), vectorised.
+mod kernels {
+    use super::dispatch;
+
+    dispatch! {
+        fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, rho: f32, one_minus_rho: f32, eps: f32) {
+            for ((w, &g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+                let nv = rho * *v + one_minus_rho * (g * g);
+                *v = nv;
+                *w -= (lr * g) / (nv + eps).sqrt();
+            }
+        }
     }
 }

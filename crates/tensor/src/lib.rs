@@ -17,6 +17,7 @@
 //! ```
 
 mod bytes;
+mod denormals;
 mod error;
 pub mod kernels;
 pub mod matmul;
@@ -25,6 +26,7 @@ mod rng;
 mod sparse;
 
 pub use bytes::ByteMatrix;
+pub use denormals::FlushDenormals;
 pub use error::ShapeError;
 pub use faer::{Accum, Par};
 pub use matrix::{Matrix, View, ViewMut};

@@ -212,6 +212,8 @@ impl Sequential {
         let mut epoch_logs = Logs::default();
         let mut batch_logs = Logs::default();
 
+        // TensorFlow trains with flush-to-zero; so do we (speed, and Keras' numerics).
+        let _ftz = kiln_tensor::FlushDenormals::new();
         self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_train_begin(ctl))?;
         for epoch in 0..opts.epochs {
             let _epoch_span = info_span!("epoch", epoch = epoch + 1).entered();

@@ -1,0 +1,75 @@
+//! Save → load round trips, the config format, and bad files.
+
+mod common;
+
+use common::{blobs, classifier};
+use kiln_layers::{Activation, Dense, Dropout};
+use kiln_optimizers::Adam;
+use kiln_regularizers::{L1L2, L2};
+use kiln_trainer::{FitOptions, Loss, Sequential, Verbosity};
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kiln-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn save_then_load_predicts_identically() {
+    let (x, y) = blobs(80, 21);
+    let mut m = classifier(2);
+    m.fit(&x.clone().into(), &y, FitOptions::default().epochs(2).verbose(Verbosity::Silent)).unwrap();
+    let dir = temp("roundtrip");
+    m.save(&dir).unwrap();
+    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["config.json", "metadata.json", "model.safetensors"], "no temporary files left");
+    let mut back = Sequential::load(&dir).unwrap();
+    assert_eq!(back.predict(&x.clone().into(), 32).unwrap(), m.predict(&x.into(), 32).unwrap());
+    assert_eq!(back.get_weights(), m.get_weights());
+    assert_eq!(back.to_config_json(), m.to_config_json());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_json_snapshot() {
+    let mut m = Sequential::new()
+        .seed(42)
+        .add(Dense::new(16).activation(Activation::Relu).kernel_regularizer(L2::new(0.002)))
+        .add(Dropout::new(0.5))
+        .add(Dense::new(1).activation(Activation::Sigmoid).activity_regularizer(L1L2::new(0.001, 0.001)));
+    m.build(100).unwrap();
+    m.compile(Adam::default(), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+    insta::assert_snapshot!(m.to_config_json());
+}
+
+#[test]
+fn weight_files_use_keras_names() {
+    let mut m = classifier(0);
+    m.build(4).unwrap();
+    let names: Vec<String> = m.get_weights().0.into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"]);
+}
+
+#[test]
+fn bad_files_are_named_errors() {
+    let dir = temp("bad");
+    let err = Sequential::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+    let mut m = classifier(0);
+    m.build(4).unwrap();
+    m.save(&dir).unwrap();
+    std::fs::write(dir.join("model.safetensors"), b"garbage").unwrap();
+    let err = Sequential::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("safetensors"), "{err}");
+    // A model whose layer is wider than the saved one: the error names tensor and shapes.
+    let mut other = Sequential::new().add(Dense::new(17)).add(Dense::new(3));
+    other.build(4).unwrap();
+    other.save_weights(dir.join("other.safetensors")).unwrap();
+    let err = m.load_weights(dir.join("other.safetensors")).unwrap_err().to_string();
+    assert!(err.contains("dense/kernel") && err.contains("[4, 16]") && err.contains("[4, 17]"), "{err}");
+    std::fs::write(dir.join("config.json"), r#"{"format_version": 99}"#).unwrap();
+    assert!(Sequential::load(&dir).unwrap_err().to_string().contains("config.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

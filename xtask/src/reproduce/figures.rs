@@ -1,0 +1,182 @@
+//! The chapter's figures as data, each written as `<name>.png` and `<name>.svg`.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::mask::{self, MaskDemo};
+use super::plot::{self, Chart, Marker, PALETTE, Series, drawing};
+use super::verdicts::Curves;
+
+/// What a figure shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Validation loss of each `(experiment, legend)`.
+    ValLoss(&'static [(&'static str, &'static str)]),
+    /// Training and validation accuracy and loss of MNIST at learning rate 1 and 1e-2.
+    LearningRate,
+    /// A dropout mask applied to a small matrix.
+    DropoutMask,
+}
+
+/// One figure: file name, the notebook's title and y axis, and its content.
+#[derive(Debug, Clone, Copy)]
+pub struct Figure {
+    /// File stem, also the name used in the report.
+    pub name: &'static str,
+    /// Caption.
+    pub title: &'static str,
+    /// Y axis name.
+    pub y_label: &'static str,
+    /// Content.
+    pub kind: Kind,
+}
+
+const fn val_loss(
+    name: &'static str,
+    title: &'static str,
+    y_label: &'static str,
+    series: &'static [(&'static str, &'static str)],
+) -> Figure {
+    Figure { name, title, y_label, kind: Kind::ValLoss(series) }
+}
+
+const ORIGINAL: (&str, &str) = ("imdb_original", "Validation loss of original model");
+
+/// Every figure, in the chapter's order.
+pub const FIGURES: &[Figure] = &[
+    val_loss(
+        "logreg_val_loss",
+        "Effect of insufficient model capacity on validation loss",
+        "Loss",
+        &[("mnist_logreg", "Validation loss")],
+    ),
+    val_loss(
+        "mnist_96x2_val_loss",
+        "Validation loss for a model with appropriate capacity",
+        "Loss",
+        &[("mnist_96x2", "Validation loss")],
+    ),
+    val_loss(
+        "original_vs_smaller",
+        "Original model vs. smaller model on IMDB review classification",
+        "Validation loss",
+        &[ORIGINAL, ("imdb_smaller", "Validation loss of smaller model")],
+    ),
+    val_loss(
+        "original_vs_larger",
+        "Original model vs. much larger model on IMDB review classification",
+        "Validation loss",
+        &[ORIGINAL, ("imdb_larger", "Validation loss of larger model")],
+    ),
+    val_loss(
+        "original_vs_l2",
+        "Effect of L2 weight regularization on validation loss",
+        "Validation loss",
+        &[ORIGINAL, ("imdb_l2", "Validation loss of L2-regularized model")],
+    ),
+    val_loss(
+        "original_vs_dropout",
+        "Effect of dropout on validation loss",
+        "Validation loss",
+        &[ORIGINAL, ("imdb_dropout", "Validation loss of dropout-regularized model")],
+    ),
+    Figure {
+        name: "mnist_learning_rate",
+        title: "MNIST with RMSprop: learning rate 1 vs 1e-2",
+        y_label: "",
+        kind: Kind::LearningRate,
+    },
+    Figure {
+        name: "dropout_mask",
+        title: "Dropout applied to an activation matrix at training time",
+        y_label: "",
+        kind: Kind::DropoutMask,
+    },
+    val_loss(
+        "original_vs_custom",
+        "Effect of the plugin regularizer on validation loss",
+        "Validation loss",
+        &[ORIGINAL, ("imdb_custom", "Validation loss of plugin-regularized model")],
+    ),
+];
+
+impl Figure {
+    /// The experiments the figure needs.
+    pub fn needs(&self) -> Vec<&'static str> {
+        match self.kind {
+            Kind::ValLoss(series) => series.iter().map(|s| s.0).collect(),
+            Kind::LearningRate => vec!["mnist_lr1", "mnist_lr001"],
+            Kind::DropoutMask => Vec::new(),
+        }
+    }
+
+    /// Pixel size.
+    fn size(&self) -> (u32, u32) {
+        match self.kind {
+            Kind::ValLoss(_) => (800, 520),
+            Kind::LearningRate => (1300, 520),
+            Kind::DropoutMask => (1200, 440),
+        }
+    }
+
+    /// Writes `dir/<name>.png` and `dir/<name>.svg`.
+    pub fn write(&self, dir: &Path, curves: &Curves, demo: &MaskDemo) -> anyhow::Result<()> {
+        let size = self.size();
+        let png = dir.join(format!("{}.png", self.name));
+        let svg = dir.join(format!("{}.svg", self.name));
+        {
+            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            self.draw(&root, curves, demo)?;
+            root.present().map_err(drawing)?;
+        }
+        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        self.draw(&root, curves, demo)?;
+        root.present().map_err(drawing)?;
+        Ok(())
+    }
+
+    /// Draws the figure on any backend.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, curves: &Curves, demo: &MaskDemo) -> anyhow::Result<()> {
+        root.fill(&WHITE).map_err(drawing)?;
+        let band = |exp: &str, key: &str| {
+            curves.get(&(exp.to_string(), key.to_string())).ok_or_else(|| anyhow::anyhow!("no {key} for {exp}"))
+        };
+        match self.kind {
+            Kind::ValLoss(series) => {
+                let series = series
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (exp, label))| {
+                        // The notebook marks the original with `+` and the variant with `o`.
+                        let marker = if series.len() == 1 { Marker::None } else if i == 0 { Marker::Cross } else { Marker::Circle };
+                        Ok(Series { label: label.to_string(), band: band(exp, "val_loss")?, color: PALETTE[i], marker })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                plot::draw(root, &Chart::new(self.title, self.y_label, series))
+            }
+            Kind::LearningRate => {
+                let body = root.titled(self.title, ("sans-serif", 22)).map_err(drawing)?;
+                let panels = body.split_evenly((1, 2));
+                for (panel, (metric, axis)) in panels.iter().zip([("accuracy", "Accuracy"), ("loss", "Loss")]) {
+                    let mut series = Vec::new();
+                    for (i, (exp, lr)) in [("mnist_lr1", "1"), ("mnist_lr001", "1e-2")].into_iter().enumerate() {
+                        for (prefix, what, marker) in [("", "Training", Marker::None), ("val_", "Validation", Marker::Circle)] {
+                            let band = band(exp, &format!("{prefix}{metric}"))?;
+                            let color = PALETTE[2 * i + usize::from(!prefix.is_empty())];
+                            series.push(Series { label: format!("{what} {metric}, lr {lr}"), band, color, marker });
+                        }
+                    }
+                    let mut chart = Chart::new(format!("Training and validation {metric}"), axis, series);
+                    // lr 1's loss starts in the thousands: only a log axis shows both rates.
+                    chart.log_y = metric == "loss";
+                    chart.legend = plot::SeriesLabelPosition::MiddleRight;
+                    plot::draw(panel, &chart)?;
+                }
+                Ok(())
+            }
+            Kind::DropoutMask => mask::draw(root, demo),
+        }
+    }
+}

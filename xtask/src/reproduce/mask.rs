@@ -1,0 +1,110 @@
+//! The dropout illustration: a small activation matrix before and after a training-time mask.
+
+use kiln_layers::{Dropout, Layer, LayerInput};
+use kiln_tensor::{Matrix, Par, Rng};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::plot::drawing;
+
+/// The book's activation matrix (figure "dropout applied to an activation matrix").
+const ACTIVATIONS: [[f32; 4]; 4] =
+    [[0.3, 0.2, 1.5, 0.0], [0.6, 0.1, 0.0, 0.3], [0.2, 1.9, 0.3, 1.2], [0.7, 0.5, 1.0, 0.0]];
+
+/// The dropout rate of the illustration.
+pub const RATE: f32 = 0.2;
+
+/// Input, mask and output of kiln's `Dropout(0.2)` in training mode, each 4×4.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskDemo {
+    /// The activations.
+    pub input: Matrix,
+    /// 0 (dropped) or 1/(1−rate) (kept, rescaled) per value.
+    pub mask: Matrix,
+    /// `input × mask`.
+    pub output: Matrix,
+}
+
+/// Runs the real layer once with a fixed seed, so the figure shows what training does.
+pub fn demo(seed: u64) -> anyhow::Result<MaskDemo> {
+    let input = Matrix::from_rows(&ACTIVATIONS)?;
+    let mut layer = Dropout::new(RATE).seed(seed);
+    layer.build(input.cols(), &mut Rng::seed_from_u64(seed))?;
+    layer.forward(LayerInput::Dense(input.view()), true, Par::Seq);
+    let mask = Matrix::from_vec(input.rows(), input.cols(), layer.mask().to_vec())?;
+    Ok(MaskDemo { output: layer.output().clone(), input, mask })
+}
+
+/// The three matrices as the notebook prints them (NumPy-style rows), for the report.
+pub fn printed(d: &MaskDemo) -> String {
+    let show = |name: &str, m: &Matrix| {
+        let rows: Vec<String> = (0..m.rows())
+            .map(|i| format!("[{}]", m.row(i).iter().map(|v| format!("{v:4.2}")).collect::<Vec<_>>().join(" ")))
+            .collect();
+        format!("{name}:\n[{}]\n", rows.join("\n "))
+    };
+    format!("{}{}{}", show("activations", &d.input), show("mask (training)", &d.mask), show("output", &d.output))
+}
+
+/// Draws input, mask and output side by side as annotated grids.
+pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &MaskDemo) -> anyhow::Result<()> {
+    let title = format!("Dropout (rate {RATE}) applied to an activation matrix at training time");
+    let body = area.titled(&title, ("sans-serif", 20)).map_err(drawing)?;
+    let panels = body.split_evenly((1, 3));
+    let captions =
+        ["Activations".to_string(), format!("Mask (0 or 1/(1−{RATE}) = {:.2})", 1.0 / (1.0 - RATE)), "Output".into()];
+    for ((panel, caption), m) in panels.iter().zip(captions).zip([&d.input, &d.mask, &d.output]) {
+        grid(panel, &caption, m)?;
+    }
+    Ok(())
+}
+
+/// One matrix as a grid of shaded, labelled cells (dropped values stand out in red).
+fn grid<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, caption: &str, m: &Matrix) -> anyhow::Result<()> {
+    let (rows, cols) = (m.rows(), m.cols());
+    let mut c = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(18)
+        .build_cartesian_2d(0.0..cols as f64, 0.0..rows as f64)
+        .map_err(drawing)?;
+    let top = m.as_slice().iter().copied().fold(1e-6f32, f32::max);
+    let centred = ("sans-serif", 18).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center));
+    for i in 0..rows {
+        for j in 0..cols {
+            let v = m.get(i, j);
+            let shade = if v == 0.0 { RGBColor(250, 215, 215) } else { blend(v / top) };
+            // Row 0 at the top, as the matrix is printed.
+            let (x, y) = (j as f64, (rows - i - 1) as f64);
+            let cell = [(x, y), (x + 1.0, y + 1.0)];
+            c.draw_series([Rectangle::new(cell, shade.filled()), Rectangle::new(cell, BLACK.stroke_width(1))])
+                .map_err(drawing)?;
+            c.draw_series(std::iter::once(Text::new(format!("{v:.2}"), (x + 0.5, y + 0.5), centred.clone())))
+                .map_err(drawing)?;
+        }
+    }
+    Ok(())
+}
+
+/// White to light blue by `t` in [0, 1].
+fn blend(t: f32) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let mix = |a: f32, b: f32| (a + (b - a) * t) as u8;
+    RGBColor(mix(255.0, 120.0), mix(255.0, 170.0), mix(255.0, 230.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_input_times_mask_and_masks_are_zero_or_rescaled() {
+        let d = demo(1).unwrap();
+        let keep = 1.0 / (1.0 - RATE);
+        for ((x, k), y) in d.input.as_slice().iter().zip(d.mask.as_slice()).zip(d.output.as_slice()) {
+            assert!(*k == 0.0 || (*k - keep).abs() < 1e-6);
+            assert!((x * k - y).abs() < 1e-6);
+        }
+        assert_eq!(demo(1).unwrap(), d);
+    }
+}

@@ -1,0 +1,147 @@
+//! `REPORT.md`: data, settings, computed verdicts and per-epoch tables.
+
+use std::fmt::Write as _;
+
+use kiln_datasets::Provenance;
+
+use super::data::{Data, IMDB_ORDER_SEED, MAX_TOKENS};
+use super::experiments::{DataSet, Experiment, LayerSpec, Reg};
+use super::runner::Run;
+use super::verdicts::{Curves, Verdict};
+
+/// Everything the report shows.
+pub struct Report<'a> {
+    /// Experiments in order, with their runs (one per seed).
+    pub results: Vec<(&'static Experiment, &'a [Run])>,
+    /// Seed bands.
+    pub curves: &'a Curves,
+    /// Computed verdicts.
+    pub verdicts: &'a [Verdict],
+    /// The data used.
+    pub data: &'a Data,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Seconds from the command's start to the end of training.
+    pub train_wall: f64,
+    /// Figures written (file stems).
+    pub figures: Vec<&'static str>,
+    /// The dropout matrices, printed.
+    pub mask: String,
+    /// The `--regularizer` used by `imdb_custom`, if any.
+    pub plugin: Option<String>,
+}
+
+/// The keys of a table row, in Keras' order.
+const KEYS: [&str; 4] = ["loss", "accuracy", "val_loss", "val_accuracy"];
+
+impl Report<'_> {
+    /// The Markdown text.
+    pub fn render(&self) -> String {
+        let mut md = String::from("# kiln: reproduction of the chapter's experiments\n\n");
+        let seeds: Vec<String> = self
+            .results
+            .first()
+            .map(|(_, runs)| runs.iter().map(|r| r.seed.to_string()).collect())
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "kiln {} · seeds {} (curves and tables are seed means) · {} worker threads, each run single-threaded · \
+             training done {:.1} s after the command started\n",
+            env!("CARGO_PKG_VERSION"),
+            seeds.join(", "),
+            self.jobs,
+            self.train_wall
+        );
+        md.push_str("## Data\n\n");
+        for (set, inputs) in [(DataSet::Mnist, &self.data.mnist), (DataSet::Imdb, &self.data.imdb)] {
+            if let Some(inputs) = inputs {
+                md.push_str(&data_line(set, &inputs.provenance));
+            }
+        }
+        md.push_str("\n## Verdicts\n\nEach claim of the chapter, judged from the seed-mean curves by the rule in \
+                     `xtask/src/reproduce/verdicts.rs`.\n\n| claim | numbers | verdict |\n|---|---|---|\n");
+        for v in self.verdicts {
+            let _ = writeln!(md, "| {} | {} | **{}** |", v.claim, v.evidence, v.word());
+        }
+        md.push_str("\n## Figures\n\n");
+        for f in &self.figures {
+            let _ = writeln!(md, "![{f}]({f}.png)\n");
+        }
+        md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time per run (mean) | min val_loss (epoch) |\n|---|---|---|---|---|---|\n");
+        for (exp, runs) in &self.results {
+            let per_run = runs.iter().map(|r| r.seconds).sum::<f64>() / runs.len().max(1) as f64;
+            let best = self.band(exp.name, "val_loss").map_or("–".into(), |b| format!("{:.4} ({})", b.min_mean(), b.argmin_epoch()));
+            let epochs = runs.first().map_or(0, |r| r.history.epochs());
+            let _ = writeln!(md, "| `{}` | {} | {epochs} | {} | {per_run:.2} s | {best} |", exp.name, describe(exp, self.plugin.as_deref()), runs.len());
+        }
+        for (exp, _) in &self.results {
+            md.push_str(&self.table(exp));
+        }
+        let _ = write!(md, "\n## Dropout mask\n\nkiln's `Dropout({})` in training mode on the book's matrix:\n\n```text\n{}```\n", super::mask::RATE, self.mask);
+        md
+    }
+
+    fn band(&self, exp: &str, key: &str) -> Option<&super::stats::Band> {
+        self.curves.get(&(exp.to_string(), key.to_string()))
+    }
+
+    /// Per-epoch seed means of one experiment.
+    fn table(&self, exp: &Experiment) -> String {
+        let mut md = format!("\n### `{}`\n\n", exp.name);
+        let bands: Vec<_> = KEYS.iter().map(|k| self.band(exp.name, k)).collect();
+        if let Some(v) = bands[2] {
+            let _ = writeln!(md, "Minimum validation loss at epoch {} ({:.4}).\n", v.argmin_epoch(), v.min_mean());
+        }
+        md.push_str("| epoch | loss | accuracy | val_loss | val_accuracy |\n|---|---|---|---|---|\n");
+        let epochs = bands.iter().flatten().map(|b| b.mean.len()).max().unwrap_or(0);
+        for e in 0..epochs {
+            let cells: Vec<String> =
+                bands.iter().map(|b| b.and_then(|b| b.mean.get(e)).map_or("–".into(), |v| format!("{v:.4}"))).collect();
+            let _ = writeln!(md, "| {} | {} |", e + 1, cells.join(" | "));
+        }
+        md
+    }
+}
+
+/// One line on a data set: origin, counts, split sizes.
+fn data_line(set: DataSet, p: &Provenance) -> String {
+    let split = set.validation_split();
+    let train = (p.rows as f64 * (1.0 - split)).floor() as usize;
+    let kind = if p.subset { "bundled real subset" } else { "full training split" };
+    let extra = match set {
+        DataSet::Mnist => "pixels / 255".to_string(),
+        DataSet::Imdb => format!(
+            "{MAX_TOKENS}-token multi-hot, vocabulary adapted on all {} reviews; review order seed {IMDB_ORDER_SEED}",
+            p.rows
+        ),
+    };
+    format!(
+        "- **{}** ({kind}): {} rows → {train} training, {} validation (validation_split {split}); {extra}. {}\n",
+        p.dataset.name(),
+        p.rows,
+        p.rows - train,
+        p.message
+    )
+}
+
+/// `Dense(16, relu, l2(0.002)) → Dropout(0.5) → …; RMSprop(lr)`.
+pub fn describe(exp: &Experiment, plugin: Option<&str>) -> String {
+    let layers: Vec<String> = exp
+        .layers
+        .iter()
+        .map(|l| match l {
+            LayerSpec::Dropout(r) => format!("Dropout({r})"),
+            LayerSpec::Dense(u, a, reg) => {
+                let act = format!("{a:?}").to_lowercase();
+                match reg {
+                    None => format!("Dense({u}, {act})"),
+                    Some(Reg::L1(x)) => format!("Dense({u}, {act}, l1({x}))"),
+                    Some(Reg::L2(x)) => format!("Dense({u}, {act}, l2({x}))"),
+                    Some(Reg::L1L2(x, y)) => format!("Dense({u}, {act}, l1_l2({x}, {y}))"),
+                    Some(Reg::Plugin) => format!("Dense({u}, {act}, {})", plugin.unwrap_or("plugin")),
+                }
+            }
+        })
+        .collect();
+    format!("{}; RMSprop({})", layers.join(" → "), exp.learning_rate)
+}
