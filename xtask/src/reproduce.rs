@@ -85,11 +85,9 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
 
     let mut needed: Vec<_> = selected.iter().map(|e| e.data).collect();
     needed.dedup();
+    // The loader says on stderr which data it used (full or bundled subset) and why.
     let source = data::parse_source(&args.data);
     let data = data::load(&source, &needed)?;
-    for inputs in [&data.mnist, &data.imdb].into_iter().flatten() {
-        eprintln!("reproduce: {}", inputs.provenance.message);
-    }
     let loaded = start.elapsed().as_secs_f64();
 
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);

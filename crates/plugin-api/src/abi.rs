@@ -171,6 +171,8 @@ pub struct CallbackFactory {
     pub on_train_begin: unsafe extern "C" fn(this: *mut c_void, ctl: *mut Control, err: *mut Sink) -> i32,
     /// Before each epoch (from 0).
     pub on_epoch_begin: unsafe extern "C" fn(this: *mut c_void, epoch: usize, ctl: *mut Control, err: *mut Sink) -> i32,
+    /// Before each training batch (only when `wants_batches`).
+    pub on_train_batch_begin: unsafe extern "C" fn(this: *mut c_void, batch: usize, ctl: *mut Control, err: *mut Sink) -> i32,
     /// After each training batch, with the epoch's running means.
     pub on_train_batch_end:
         unsafe extern "C" fn(this: *mut c_void, batch: usize, logs: Str, ctl: *mut Control, err: *mut Sink) -> i32,

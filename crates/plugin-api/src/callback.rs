@@ -29,6 +29,11 @@ pub trait PluginCallback: Serialize + DeserializeOwned + Send + 'static {
         Ok(())
     }
 
+    /// Before each training batch (only if [`wants_batches`](PluginCallback::wants_batches)).
+    fn on_train_batch_begin(&mut self, _batch: usize, _ctl: &mut Control) -> Result<(), String> {
+        Ok(())
+    }
+
     /// After each training batch, with the epoch's running means (only if
     /// [`wants_batches`](PluginCallback::wants_batches)).
     fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _ctl: &mut Control) -> Result<(), String> {
@@ -45,7 +50,7 @@ pub trait PluginCallback: Serialize + DeserializeOwned + Send + 'static {
         Ok(())
     }
 
-    /// Whether `on_train_batch_end` does anything (batch logs cost a JSON round trip).
+    /// Whether the batch hooks do anything (batch logs cost a JSON round trip per batch).
     fn wants_batches(&self) -> bool {
         false
     }
@@ -63,6 +68,7 @@ pub const fn callback_factory<T: PluginCallback>() -> CallbackFactory {
         create: create::<T>,
         on_train_begin: on_train_begin::<T>,
         on_epoch_begin: on_epoch_begin::<T>,
+        on_train_batch_begin: on_train_batch_begin::<T>,
         on_train_batch_end: on_train_batch_end::<T>,
         on_epoch_end: on_epoch_end::<T>,
         on_train_end: on_train_end::<T>,
@@ -101,6 +107,10 @@ unsafe extern "C" fn on_train_begin<T: PluginCallback>(this: *mut c_void, ctl: *
 
 unsafe extern "C" fn on_epoch_begin<T: PluginCallback>(this: *mut c_void, epoch: usize, ctl: *mut Control, err: *mut Sink) -> i32 {
     with::<T>(this, ctl, err, |cb, ctl| cb.on_epoch_begin(epoch, ctl))
+}
+
+unsafe extern "C" fn on_train_batch_begin<T: PluginCallback>(this: *mut c_void, batch: usize, ctl: *mut Control, err: *mut Sink) -> i32 {
+    with::<T>(this, ctl, err, |cb, ctl| cb.on_train_batch_begin(batch, ctl))
 }
 
 unsafe extern "C" fn on_train_batch_end<T: PluginCallback>(

@@ -89,6 +89,10 @@ impl Callback for PluginCallback {
         self.hook(ctl, |i, c| i.on_epoch_begin(epoch, c))
     }
 
+    fn on_train_batch_begin(&mut self, batch: usize, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        self.hook(ctl, |i, c| i.on_train_batch_begin(batch, c))
+    }
+
     fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         let json = logs_json(logs);
         self.hook(ctl, |i, c| i.on_train_batch_end(batch, &json, c))

@@ -119,6 +119,13 @@ impl CallbackInstance {
         call(KIND_CB, &self.name, |err| unsafe { (self.factory.on_epoch_begin)(self.this, epoch, ctl, err) }).map(drop)
     }
 
+    /// Before a training batch.
+    pub fn on_train_batch_begin(&mut self, batch: usize, ctl: &mut Control) -> Result<(), PluginError> {
+        // SAFETY: as above.
+        call(KIND_CB, &self.name, |err| unsafe { (self.factory.on_train_batch_begin)(self.this, batch, ctl, err) })
+            .map(drop)
+    }
+
     /// After a training batch; `logs` is a JSON object.
     pub fn on_train_batch_end(&mut self, batch: usize, logs: &str, ctl: &mut Control) -> Result<(), PluginError> {
         // SAFETY: as above; `logs` is valid for the call.

@@ -99,9 +99,7 @@ mod tests {
     fn chacha8_output_is_pinned() {
         // Guards the "version-stable" promise: a dependency bump that changed the stream
         // would change every seeded experiment.
-        let mut r = Rng::seed_from_u64(0);
-        let first = r.next_u64();
-        assert_eq!(first, Rng::seed_from_u64(0).next_u64());
-        assert_eq!(format!("{first:016x}").len(), 16);
+        // ChaCha8 (rand_chacha 0.9) seeded with 0: the first 64 bits.
+        assert_eq!(Rng::seed_from_u64(0).next_u64(), 0xb585_f767_a79a_3b6c);
     }
 }

@@ -92,6 +92,19 @@ impl CsrMatrix {
         (&self.indices[s..e], &self.values[s..e])
     }
 
+    /// The largest number of entries in one row.
+    pub fn max_row_nnz(&self) -> usize {
+        self.indptr.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+    }
+
+    /// Reserves room for `rows` more rows holding `nnz` entries in all, so that filling a
+    /// reused batch buffer never reallocates.
+    pub fn reserve(&mut self, rows: usize, nnz: usize) {
+        self.indptr.reserve(rows + 1);
+        self.indices.reserve(nnz);
+        self.values.reserve(nnz);
+    }
+
     /// Overwrites `out` with the rows `idx` of `self`, in that order, reusing its buffers.
     pub fn gather_rows_into(&self, idx: &[usize], out: &mut CsrMatrix) {
         out.rows = 0;

@@ -43,6 +43,16 @@ impl Features {
         }
     }
 
+    /// Sizes `batch` for `batch_size` rows up front, so no later batch reallocates.
+    pub(crate) fn reserve(&self, batch_size: usize, batch: &mut Batch) {
+        let rows = batch_size.min(self.len());
+        match self {
+            Self::Dense(m) => batch.dense.resize(rows, m.cols()),
+            Self::Bytes { values, .. } => batch.dense.resize(rows, values.cols()),
+            Self::Sparse(s) => batch.csr.reserve(rows, rows * s.max_row_nnz()),
+        }
+    }
+
     /// Copies the samples `idx` into `batch`, reusing its buffers.
     pub(crate) fn gather(&self, idx: &[usize], batch: &mut Batch) {
         match self {

@@ -199,6 +199,7 @@ impl Sequential {
         let mut history = History::default();
         let mut shuffle_rng = Rng::stream(opts.seed.unwrap_or(self.seed), "shuffle");
         let mut bufs = Buffers { grads: vec![Matrix::default(); self.layers.len()], ..Buffers::default() };
+        x.reserve(opts.batch_size, &mut bufs.batch);
         let mut val_bufs = Buffers::default();
         let mut owned = std::mem::take(&mut opts.callbacks);
         let mut callbacks: Vec<&mut dyn Callback> = owned.iter_mut().map(|c| c.as_mut() as &mut dyn Callback).collect();
@@ -228,6 +229,9 @@ impl Sequential {
             metrics.iter_mut().for_each(|m| m.mean = Mean::default());
             for b in 0..steps {
                 let idx = &bufs.order[b * opts.batch_size..((b + 1) * opts.batch_size).min(train_end)];
+                if wants_batches {
+                    stop |= self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_train_batch_begin(b, ctl))?;
+                }
                 x.gather(idx, &mut bufs.batch);
                 gather_targets(y, idx, &mut bufs.targets);
                 let stats = self.train_step(&bufs.batch, &bufs.targets, &mut bufs.grads, &mut metrics);

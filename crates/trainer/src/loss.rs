@@ -196,11 +196,17 @@ fn sigmoid_xent(x: f32, t: f32, g: &mut f32, u: f32) -> f32 {
 /// Sparse cross-entropy on probabilities, as Keras' TF backend: clip, take the log, then
 /// softmax cross-entropy on those log-probabilities (which renormalizes them).
 fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
-    let lp: Vec<f32> = p.iter().map(|&v| v.clamp(EPSILON, 1.0 - EPSILON).ln()).collect();
-    let loss = softmax_xent_row(&lp, OneHot::Index(label), g, u);
+    // `g` first holds the log-probabilities, then the gradient: no scratch allocation.
+    for (gj, &pj) in g.iter_mut().zip(p) {
+        *gj = pj.clamp(EPSILON, 1.0 - EPSILON).ln();
+    }
+    let max = g.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum_exp: f32 = g.iter().map(|&l| (l - max).exp()).sum();
+    let loss = sum_exp.ln() - (g[label] - max);
     for (j, gj) in g.iter_mut().enumerate() {
+        let d_log = u * ((*gj - max).exp() / sum_exp - (j == label) as u8 as f32);
         let pc = p[j].clamp(EPSILON, 1.0 - EPSILON);
-        *gj = if pc != p[j] { 0.0 } else { *gj / pc };
+        *gj = if pc != p[j] { 0.0 } else { d_log / pc };
     }
     loss
 }

@@ -171,7 +171,7 @@ impl Figure {
                     let mut chart = Chart::new(format!("Training and validation {metric}"), axis, series);
                     // lr 1's loss starts in the thousands: only a log axis shows both rates.
                     chart.log_y = metric == "loss";
-                    chart.legend = plot::SeriesLabelPosition::MiddleRight;
+                    chart.legend = SeriesLabelPosition::MiddleRight;
                     plot::draw(panel, &chart)?;
                 }
                 Ok(())

@@ -75,6 +75,11 @@ pub trait Callback: Debug + Send {
         Ok(())
     }
 
+    /// Before each training batch (only called when [`wants_batches`](Callback::wants_batches)).
+    fn on_train_batch_begin(&mut self, _batch: usize, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        Ok(())
+    }
+
     /// After each training batch, with the running means of the epoch so far.
     fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         Ok(())
@@ -96,7 +101,7 @@ pub trait Callback: Debug + Send {
         Ok(())
     }
 
-    /// Whether `on_train_batch_end` does anything (lets `fit` skip building batch logs).
+    /// Whether the batch hooks do anything (lets `fit` skip them and the batch logs).
     fn wants_batches(&self) -> bool {
         false
     }
