@@ -38,11 +38,11 @@ impl Metric {
     /// `"sparse_categorical_accuracy"`, `"categorical_accuracy"`, `"mae"`, …).
     pub fn from_keras(name: &str) -> Result<Self, TrainError> {
         let kind = match name {
-            "accuracy" | "acc" => MetricKind::Accuracy,
-            "binary_accuracy" => MetricKind::BinaryAccuracy,
-            "sparse_categorical_accuracy" => MetricKind::SparseCategoricalAccuracy,
-            "categorical_accuracy" => MetricKind::CategoricalAccuracy,
-            "mae" | "mean_absolute_error" => MetricKind::MeanAbsoluteError,
+            "accuracy" | "acc" | "Accuracy" => MetricKind::Accuracy,
+            "binary_accuracy" | "BinaryAccuracy" => MetricKind::BinaryAccuracy,
+            "sparse_categorical_accuracy" | "SparseCategoricalAccuracy" => MetricKind::SparseCategoricalAccuracy,
+            "categorical_accuracy" | "CategoricalAccuracy" => MetricKind::CategoricalAccuracy,
+            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => MetricKind::MeanAbsoluteError,
             other => {
                 return Err(TrainError::Config(format!(
                     "unknown metric `{other}` (known: accuracy, binary_accuracy, \
@@ -51,6 +51,12 @@ impl Metric {
             }
         };
         Ok(Self { name: name.to_string(), kind })
+    }
+
+    /// The same metric reported under another log key (a serialized Keras metric's `name`).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Resolves `accuracy` for the given loss, output width and label width

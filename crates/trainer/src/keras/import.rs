@@ -194,11 +194,19 @@ pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(),
     let loss = Loss::from_keras(loss_name).ok_or_else(|| cfg_err(format!("loss `{loss_name}` is not supported")))?;
     let mut metrics = Vec::new();
     for m in compile.get("metrics").and_then(Value::as_array).into_iter().flatten() {
-        let name = m
-            .as_str()
-            .or_else(|| m.get("class_name").and_then(Value::as_str))
-            .ok_or_else(|| cfg_err("metrics must be names"))?;
-        metrics.push(Metric::from_keras(name)?);
+        let metric = match m.as_str() {
+            Some(name) => Metric::from_keras(name)?,
+            None => {
+                // A serialized metric object: its class gives the kind, its name the log key.
+                let class = m.get("class_name").and_then(Value::as_str).ok_or_else(|| cfg_err("metrics must be names"))?;
+                let metric = Metric::from_keras(class)?;
+                match inner(m).get("name").and_then(Value::as_str) {
+                    Some(key) => metric.named(key),
+                    None => metric,
+                }
+            }
+        };
+        metrics.push(metric);
     }
     model.compile_boxed(optimizer, loss, metrics);
     Ok(())

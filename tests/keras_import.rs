@@ -1,0 +1,59 @@
+//! Reading Keras configs: layers, regularizers, optimizers by name prefix, clear refusals.
+
+use kiln_trainer::keras::{compile_from_keras, model_from_keras, optimizer_from_keras};
+use serde_json::json;
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn trace_v_config_becomes_the_same_model() {
+    let t = fixture("keras_trace_v_l1_l1l2_activity.json");
+    let mut m = model_from_keras(&t["model"]["config"]).unwrap();
+    compile_from_keras(&mut m, &t["model"]["compile"]).unwrap();
+    assert_eq!(m.input_width(), Some(5));
+    let names: Vec<&str> = m.layers().iter().map(|l| l.name()).collect();
+    assert_eq!(names, ["dense", "dense_1"]);
+    let cfg = m.to_config_json();
+    for needle in [r#""type": "L1""#, r#""type": "L1L2""#, r#""activity_regularizer": {"#, r#""type": "RMSprop""#] {
+        assert!(cfg.contains(needle), "{needle} missing in {cfg}");
+    }
+    assert_eq!(m.optimizer().unwrap().learning_rate(), 0.01);
+    assert_eq!(m.metrics()[0].name, "accuracy");
+}
+
+#[test]
+fn optimizer_class_comes_from_name_prefix_or_class_name() {
+    let sgd = optimizer_from_keras(&json!({"name": "sgd_3", "learning_rate": 0.1, "momentum": 0.9, "nesterov": true})).unwrap();
+    assert!(format!("{sgd:?}").contains("nesterov: true"));
+    let adam = optimizer_from_keras(&json!({"class_name": "Adam", "config": {"name": "x", "learning_rate": 0.002}})).unwrap();
+    assert_eq!(adam.learning_rate(), 0.002);
+    let rms = optimizer_from_keras(&json!({"name": "rm_sprop", "centered": true})).unwrap();
+    assert!(format!("{rms:?}").contains("centered: true"));
+    let err = optimizer_from_keras(&json!({"name": "adamw"})).unwrap_err().to_string();
+    assert!(err.contains("adamw"), "{err}");
+    let err = optimizer_from_keras(&json!({"name": "sgd", "clipnorm": 1.0})).unwrap_err().to_string();
+    assert!(err.contains("clipnorm"), "{err}");
+}
+
+#[test]
+fn unsupported_layers_and_losses_are_refused_by_name() {
+    let cfg = json!({"name": "sequential", "layers": [{"class_name": "Conv2D", "config": {}}]});
+    assert!(model_from_keras(&cfg).unwrap_err().to_string().contains("Conv2D"));
+    let cfg = json!({"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "selu"}}]});
+    assert!(model_from_keras(&cfg).unwrap_err().to_string().contains("selu"));
+    let mut m = model_from_keras(&json!({"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 2}},
+        {"class_name": "Dropout", "config": {"name": "drop", "rate": 0.25, "seed": 7}}]})).unwrap();
+    assert_eq!(m.input_width(), Some(3));
+    let err = compile_from_keras(&mut m, &json!({"optimizer": {"name": "sgd"}, "loss": "hinge"})).unwrap_err();
+    assert!(err.to_string().contains("hinge"));
+    compile_from_keras(&mut m, &json!({"optimizer": {"name": "sgd"}, "loss": "mse",
+        "metrics": [{"class_name": "MeanAbsoluteError", "config": {"name": "mean_absolute_error"}}]})).unwrap();
+    assert_eq!(m.metrics()[0].name, "mean_absolute_error");
+}
