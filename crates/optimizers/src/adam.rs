@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::OneMinus;
 use crate::state::SlotTable;
 use crate::{Optimizer, Slot};
 
@@ -28,6 +29,8 @@ pub struct Adam {
     pub amsgrad: bool,
     #[serde(skip)]
     state: SlotTable,
+    #[serde(skip)]
+    one_minus: (OneMinus, OneMinus),
 }
 
 mod defaults {
@@ -55,6 +58,7 @@ impl Adam {
             epsilon: 1e-7,
             amsgrad: false,
             state: SlotTable::default(),
+            one_minus: (OneMinus::default(), OneMinus::default()),
         }
     }
 
@@ -84,6 +88,9 @@ impl Optimizer for Adam {
     fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
         let t = (self.state.iterations + 1) as f32;
         let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
+        // Keras: `1 - beta` on Python floats (see `decimal`); the bias-correction powers
+        // are float32 operations on the float32 betas.
+        let (c1, c2) = (self.one_minus.0.of(b1), self.one_minus.1.of(b2));
         let alpha = self.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
         let slots = self.state.get_mut(index, value.len());
         let (m, rest) = slots.split_first_mut().expect("momentum slot");
@@ -91,8 +98,8 @@ impl Optimizer for Adam {
         let mut v_hat = rest.first_mut();
         for i in 0..value.len() {
             let g = grad[i];
-            m[i] += (g - m[i]) * (1.0 - b1);
-            v[i] += (g * g - v[i]) * (1.0 - b2);
+            m[i] += (g - m[i]) * c1;
+            v[i] += (g * g - v[i]) * c2;
             let denom_v = match v_hat.as_deref_mut() {
                 Some(vh) => {
                     vh[i] = vh[i].max(v[i]);

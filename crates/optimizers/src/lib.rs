@@ -20,6 +20,7 @@
 //! ```
 
 mod adam;
+mod decimal;
 mod optimizer;
 mod rmsprop;
 mod sgd;

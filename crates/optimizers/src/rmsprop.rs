@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decimal::OneMinus;
 use crate::state::SlotTable;
 use crate::vectorize::dispatch;
 use crate::{Optimizer, Slot};
@@ -29,6 +30,8 @@ pub struct RMSprop {
     pub centered: bool,
     #[serde(skip)]
     state: SlotTable,
+    #[serde(skip)]
+    one_minus_rho: OneMinus,
 }
 
 mod defaults {
@@ -53,6 +56,7 @@ impl RMSprop {
             epsilon: 1e-7,
             centered: false,
             state: SlotTable::default(),
+            one_minus_rho: OneMinus::default(),
         }
     }
 
@@ -105,8 +109,7 @@ impl Optimizer for RMSprop {
     fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
         let (lr, rho, eps, mu, centered) =
             (self.learning_rate, self.rho, self.epsilon, self.momentum, self.centered);
-        // Keras computes `1 - rho` in Python double precision, then casts to float32.
-        let one_minus_rho = (1.0 - rho as f64) as f32;
+        let one_minus_rho = self.one_minus_rho.of(rho);
         let slots = self.state.get_mut(index, value.len());
         if mu <= 0.0 && !centered {
             kernels::plain(value, grad, &mut slots[0], lr, rho, one_minus_rho, eps);

@@ -195,7 +195,7 @@ impl Sequential {
             }
         };
 
-        let mut metrics = self.metric_states(loss, out_w, y.cols());
+        let mut metrics = self.metric_states(out_w, y.cols());
         let mut history = History::default();
         let mut shuffle_rng = Rng::stream(opts.seed.unwrap_or(self.seed), "shuffle");
         let mut bufs = Buffers { grads: vec![Matrix::default(); self.layers.len()], ..Buffers::default() };
@@ -281,10 +281,10 @@ impl Sequential {
         Ok(stop)
     }
 
-    fn metric_states(&self, loss: crate::Loss, out_w: usize, label_w: usize) -> Vec<MetricState> {
+    fn metric_states(&self, out_w: usize, label_w: usize) -> Vec<MetricState> {
         self.metrics()
             .iter()
-            .map(|m| MetricState { name: m.name.clone(), kind: m.resolve(loss, out_w, label_w), mean: Mean::default() })
+            .map(|m| MetricState { name: m.name.clone(), kind: m.resolve(out_w, label_w), mean: Mean::default() })
             .collect()
     }
 
@@ -335,7 +335,7 @@ impl Sequential {
         loss: crate::Loss,
         out_w: usize,
     ) -> Result<(Mean, Vec<MetricState>), TrainError> {
-        let mut metrics = self.metric_states(loss, out_w, y.cols());
+        let mut metrics = self.metric_states(out_w, y.cols());
         let mut loss_mean = Mean::default();
         let mut grad = std::mem::take(&mut bufs.targets);
         let mut targets = Matrix::default();

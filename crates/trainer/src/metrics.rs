@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::argmax;
 use crate::mean::Mean;
-use crate::{Loss, TrainError};
+use crate::TrainError;
 
 /// A metric as compiled: the log key it reports under and what it computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,8 +20,8 @@ pub struct Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
-    /// `"accuracy"`: resolved to one of the three below from the loss and the shapes of
-    /// outputs and labels when training starts, as Keras does.
+    /// `"accuracy"`: resolved to one of the three below from the widths of outputs and
+    /// labels when training starts, as Keras does.
     Accuracy,
     /// `prediction > 0.5` equals the 0/1 label.
     BinaryAccuracy,
@@ -59,15 +59,16 @@ impl Metric {
         self
     }
 
-    /// Resolves `accuracy` for the given loss, output width and label width
-    /// (Keras' `compile_utils.get_metric`).
-    pub(crate) fn resolve(&self, loss: Loss, output_width: usize, label_width: usize) -> MetricKind {
+    /// Resolves `accuracy` from the output and label widths alone, as Keras'
+    /// `compile_utils.get_metric` does (the loss plays no part: a multi-label sigmoid
+    /// output with binary cross-entropy gets *categorical* accuracy, as in Keras).
+    pub(crate) fn resolve(&self, output_width: usize, label_width: usize) -> MetricKind {
         if self.kind != MetricKind::Accuracy {
             return self.kind;
         }
-        if loss == Loss::BinaryCrossentropy || output_width == 1 {
+        if output_width == 1 {
             MetricKind::BinaryAccuracy
-        } else if loss == Loss::SparseCategoricalCrossentropy || (label_width == 1 && output_width > 1) {
+        } else if label_width == 1 {
             MetricKind::SparseCategoricalAccuracy
         } else {
             MetricKind::CategoricalAccuracy

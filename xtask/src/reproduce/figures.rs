@@ -150,7 +150,7 @@ impl Figure {
                     .enumerate()
                     .map(|(i, (exp, label))| {
                         // The notebook marks the original with `+` and the variant with `o`.
-                        let marker = if series.len() == 1 { Marker::None } else if i == 0 { Marker::Cross } else { Marker::Circle };
+                        let marker = if series.len() == 1 { Marker::Dashed } else if i == 0 { Marker::Cross } else { Marker::Circle };
                         Ok(Series { label: label.to_string(), band: band(exp, "val_loss")?, color: PALETTE[i], marker })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;

@@ -13,6 +13,8 @@ use super::stats::Band;
 pub enum Marker {
     /// A plain line.
     None,
+    /// A dashed line, no points (the notebook's `"b--"`).
+    Dashed,
     /// `+` markers.
     Cross,
     /// `o` markers.
@@ -107,12 +109,17 @@ where
         c.draw_series(std::iter::once(Polygon::new(outline, s.color.mix(0.18).filled()))).map_err(drawing)?;
         let mean: Vec<(u32, f64)> = (0..n).map(|e| at(&s.band.mean, e)).collect();
         let color = s.color;
-        c.draw_series(LineSeries::new(mean.clone(), color.stroke_width(2)))
+        let drawn = if s.marker == Marker::Dashed {
+            c.draw_series(DashedLineSeries::new(mean.clone(), 8, 5, color.stroke_width(2)))
+        } else {
+            c.draw_series(LineSeries::new(mean.clone(), color.stroke_width(2)))
+        };
+        drawn
             .map_err(drawing)?
             .label(&s.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2)));
         match s.marker {
-            Marker::None => {}
+            Marker::None | Marker::Dashed => {}
             Marker::Cross => {
                 c.draw_series(mean.iter().map(|&p| Cross::new(p, 4, color.stroke_width(2)))).map_err(drawing)?;
             }

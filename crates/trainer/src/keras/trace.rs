@@ -126,6 +126,18 @@ fn strip_model(name: &str, model: &str) -> String {
     name.strip_prefix(&format!("{model}/")).unwrap_or(name).to_string()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_split_is_read_from_either_form() {
+        assert_eq!(validation_split(&serde_json::json!({"validation_split": 0.2})), Some(0.2));
+        assert_eq!(validation_split(&serde_json::json!({"validation": "validation_split=0.25"})), Some(0.25));
+        assert_eq!(validation_split(&serde_json::json!({"validation": "validation_data=(x_val, y_val)"})), None);
+    }
+}
+
 /// Every number of a (nested) JSON array, flattened row-major.
 fn flat_values(v: &Value) -> Vec<f64> {
     match v {
@@ -166,6 +178,22 @@ impl Callback for Recorder {
     }
 }
 
+/// The validation fraction of a trace's `fit` section: a `validation_split` number, or a
+/// `validation` description such as `"validation_split=0.25"`.
+fn validation_split(fit: &Value) -> Option<f64> {
+    if let Some(f) = fit.get("validation_split").and_then(Value::as_f64) {
+        return Some(f);
+    }
+    let text = fit.get("validation")?.as_str()?;
+    let rest = &text[text.find("validation_split")? + "validation_split".len()..];
+    let number: String = rest
+        .trim_start_matches(|c: char| c == '=' || c == ':' || c.is_whitespace())
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-')
+        .collect();
+    number.parse().ok()
+}
+
 /// Rebuilds the trace's model in kiln, sets the initial weights, trains as the trace
 /// says, and compares every number it lists with tolerance `1e-6 + rtol·|keras|`.
 pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, TrainError> {
@@ -200,7 +228,7 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, TrainError> {
         .verbose(Verbosity::Silent);
     if let (Some(xv), Some(yv)) = (data.get("x_val"), data.get("y_val")) {
         opts.validation = Validation::Data(matrix(xv, "data.x_val")?.into(), matrix(yv, "data.y_val")?);
-    } else if let Some(f) = fit.get("validation_split").and_then(Value::as_f64) {
+    } else if let Some(f) = validation_split(fit) {
         opts.validation = Validation::Split(f);
     }
     let mut recorder = Recorder::default();
