@@ -26,7 +26,18 @@ fn scratch(name: &str) -> PathBuf {
 
 fn tiny_run(out: &Path) -> Output {
     let out = out.to_str().expect("utf-8 temp path");
-    reproduce(&["--data", "bundled", "--epochs", "2", "--seeds", "1", "--only", "imdb_smaller,mnist_logreg", "--out", out])
+    reproduce(&[
+        "--data",
+        "bundled",
+        "--epochs",
+        "2",
+        "--seeds",
+        "1",
+        "--only",
+        "imdb_smaller,mnist_logreg",
+        "--out",
+        out,
+    ])
 }
 
 #[test]

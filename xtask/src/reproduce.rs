@@ -106,22 +106,9 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     let runs = runner::run_all(&plan, &data)?;
     let train_wall = start.elapsed().as_secs_f64();
 
-    let history_dir = args.out.join("history");
-    std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
-    let mut curves = Curves::new();
-    for (exp, runs) in selected.iter().zip(&runs) {
-        for run in runs {
-            let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
-            std::fs::write(&path, run.history.to_json()).with_context(|| format!("writing {}", path.display()))?;
-        }
-        let histories: Vec<_> = runs.iter().map(|r| &r.history).collect();
-        for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
-            if let Some(band) = stats::Band::of(&histories, key) {
-                curves.insert((exp.name.to_string(), key.to_string()), band);
-            }
-        }
-    }
+    let curves = save_histories(&args.out, &selected, &runs)?;
 
+    // Seed 0 of the dropout illustration: fixed, so the committed figure is stable.
     let demo = mask::demo(0)?;
     let ran: Vec<&str> = selected.iter().map(|e| e.name).collect();
     let mut drawn = Vec::new();
@@ -160,4 +147,28 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         start.elapsed().as_secs_f64()
     );
     Ok(true)
+}
+
+/// Writes `out/history/<experiment>_seed<k>.json` for every run; returns the seed bands.
+fn save_histories(
+    out: &std::path::Path,
+    selected: &[&experiments::Experiment],
+    runs: &[Vec<runner::Run>],
+) -> anyhow::Result<Curves> {
+    let history_dir = out.join("history");
+    std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
+    let mut curves = Curves::new();
+    for (exp, runs) in selected.iter().zip(runs) {
+        for run in runs {
+            let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
+            std::fs::write(&path, run.history.to_json()).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let histories: Vec<_> = runs.iter().map(|r| &r.history).collect();
+        for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+            if let Some(band) = stats::Band::of(&histories, key) {
+                curves.insert((exp.name.to_string(), key.to_string()), band);
+            }
+        }
+    }
+    Ok(curves)
 }

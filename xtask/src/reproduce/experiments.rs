@@ -83,10 +83,12 @@ pub struct Experiment {
 /// Keras' RMSprop default learning rate.
 const DEFAULT_LR: f32 = 1e-3;
 
+/// `Dense(units, relu)`.
 const fn relu(units: usize) -> LayerSpec {
     LayerSpec::Dense(units, Activation::Relu, None)
 }
 
+/// `Dense(units, relu, kernel_regularizer=reg)`.
 const fn relu_reg(units: usize, reg: Reg) -> LayerSpec {
     LayerSpec::Dense(units, Activation::Relu, Some(reg))
 }
@@ -94,10 +96,12 @@ const fn relu_reg(units: usize, reg: Reg) -> LayerSpec {
 const SOFTMAX10: LayerSpec = LayerSpec::Dense(10, Activation::Softmax, None);
 const SIGMOID1: LayerSpec = LayerSpec::Dense(1, Activation::Sigmoid, None);
 
+/// An MNIST row of the table.
 const fn mnist(name: &'static str, layers: &'static [LayerSpec], learning_rate: f32, epochs: usize) -> Experiment {
     Experiment { name, data: DataSet::Mnist, layers, learning_rate, epochs, on_request: false }
 }
 
+/// An IMDB row of the table (RMSprop default, 20 epochs).
 const fn imdb(name: &'static str, layers: &'static [LayerSpec]) -> Experiment {
     Experiment { name, data: DataSet::Imdb, layers, learning_rate: DEFAULT_LR, epochs: 20, on_request: false }
 }
@@ -115,7 +119,10 @@ pub const EXPERIMENTS: &[Experiment] = &[
     imdb("imdb_l1", &[relu_reg(16, Reg::L1(0.001)), relu_reg(16, Reg::L1(0.001)), SIGMOID1]),
     imdb("imdb_l1l2", &[relu_reg(16, Reg::L1L2(0.001, 0.001)), relu_reg(16, Reg::L1L2(0.001, 0.001)), SIGMOID1]),
     imdb("imdb_dropout", &[relu(16), LayerSpec::Dropout(0.5), relu(16), LayerSpec::Dropout(0.5), SIGMOID1]),
-    Experiment { on_request: true, ..imdb("imdb_custom", &[relu_reg(16, Reg::Plugin), relu_reg(16, Reg::Plugin), SIGMOID1]) },
+    Experiment {
+        on_request: true,
+        ..imdb("imdb_custom", &[relu_reg(16, Reg::Plugin), relu_reg(16, Reg::Plugin), SIGMOID1])
+    },
 ];
 
 /// The experiment called `name`.

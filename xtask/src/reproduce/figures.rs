@@ -33,6 +33,7 @@ pub struct Figure {
     pub kind: Kind,
 }
 
+/// A validation-loss figure.
 const fn val_loss(
     name: &'static str,
     title: &'static str,
@@ -138,7 +139,12 @@ impl Figure {
     }
 
     /// Draws the figure on any backend.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, curves: &Curves, demo: &MaskDemo) -> anyhow::Result<()> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        curves: &Curves,
+        demo: &MaskDemo,
+    ) -> anyhow::Result<()> {
         root.fill(&WHITE).map_err(drawing)?;
         let band = |exp: &str, key: &str| {
             curves.get(&(exp.to_string(), key.to_string())).ok_or_else(|| anyhow::anyhow!("no {key} for {exp}"))
@@ -150,7 +156,13 @@ impl Figure {
                     .enumerate()
                     .map(|(i, (exp, label))| {
                         // The notebook marks the original with `+` and the variant with `o`.
-                        let marker = if series.len() == 1 { Marker::Dashed } else if i == 0 { Marker::Cross } else { Marker::Circle };
+                        let marker = if series.len() == 1 {
+                            Marker::Dashed
+                        } else if i == 0 {
+                            Marker::Cross
+                        } else {
+                            Marker::Circle
+                        };
                         Ok(Series { label: label.to_string(), band: band(exp, "val_loss")?, color: PALETTE[i], marker })
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
@@ -162,7 +174,9 @@ impl Figure {
                 for (panel, (metric, axis)) in panels.iter().zip([("accuracy", "Accuracy"), ("loss", "Loss")]) {
                     let mut series = Vec::new();
                     for (i, (exp, lr)) in [("mnist_lr1", "1"), ("mnist_lr001", "1e-2")].into_iter().enumerate() {
-                        for (prefix, what, marker) in [("", "Training", Marker::None), ("val_", "Validation", Marker::Circle)] {
+                        for (prefix, what, marker) in
+                            [("", "Training", Marker::None), ("val_", "Validation", Marker::Circle)]
+                        {
                             let band = band(exp, &format!("{prefix}{metric}"))?;
                             let color = PALETTE[2 * i + usize::from(!prefix.is_empty())];
                             series.push(Series { label: format!("{what} {metric}, lr {lr}"), band, color, marker });

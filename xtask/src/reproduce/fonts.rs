@@ -23,13 +23,16 @@ pub fn ensure() -> anyhow::Result<()> {
     DONE.get_or_init(register).as_ref().map(|_| ()).map_err(|e| anyhow!("{e}"))
 }
 
+/// Tries each candidate; the error lists them and names the package to install.
 fn register() -> Result<PathBuf, String> {
     let paths: Vec<PathBuf> = std::env::var_os("KILN_FONT")
         .filter(|p| !p.is_empty())
         .map(|p| vec![PathBuf::from(p)])
         .unwrap_or_else(|| CANDIDATES.iter().map(PathBuf::from).collect());
     for path in &paths {
-        let Ok(bytes) = std::fs::read(path) else { continue };
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
         // plotters keeps fonts for the whole process; one leaked file per process is fine.
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         if register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {

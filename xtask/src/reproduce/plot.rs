@@ -50,7 +50,13 @@ pub struct Chart<'a> {
 impl<'a> Chart<'a> {
     /// A linear chart with the legend top right.
     pub fn new(title: impl Into<String>, y_label: impl Into<String>, series: Vec<Series<'a>>) -> Self {
-        Self { title: title.into(), y_label: y_label.into(), series, log_y: false, legend: SeriesLabelPosition::UpperRight }
+        Self {
+            title: title.into(),
+            y_label: y_label.into(),
+            series,
+            log_y: false,
+            legend: SeriesLabelPosition::UpperRight,
+        }
     }
 }
 
@@ -66,8 +72,20 @@ pub fn drawing<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 /// Draws `chart` on `area`.
 pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart<'_>) -> anyhow::Result<()> {
     let epochs = chart.series.iter().map(|s| s.band.mean.len()).max().unwrap_or(1).max(2);
-    let lo = chart.series.iter().flat_map(|s| s.band.min.iter()).copied().filter(|v| v.is_finite()).fold(f64::INFINITY, f64::min);
-    let hi = chart.series.iter().flat_map(|s| s.band.max.iter()).copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    let lo = chart
+        .series
+        .iter()
+        .flat_map(|s| s.band.min.iter())
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let hi = chart
+        .series
+        .iter()
+        .flat_map(|s| s.band.max.iter())
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
 
     let mut builder = ChartBuilder::on(area);
@@ -85,7 +103,11 @@ pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart<'_>
 }
 
 /// Mesh, bands, mean lines, markers and legend on a built chart (linear or log y).
-fn curves<'b, DB, Y>(mut c: ChartContext<'b, DB, Cartesian2d<RangedCoordu32, Y>>, chart: &Chart<'_>, epochs: usize) -> anyhow::Result<()>
+fn curves<'b, DB, Y>(
+    mut c: ChartContext<'b, DB, Cartesian2d<RangedCoordu32, Y>>,
+    chart: &Chart<'_>,
+    epochs: usize,
+) -> anyhow::Result<()>
 where
     DB: DrawingBackend + 'b,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -94,7 +116,9 @@ where
         .x_desc("Epochs")
         .y_desc(&chart.y_label)
         .x_labels(epochs.min(20))
-        .y_label_formatter(&|v| if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") })
+        .y_label_formatter(&|v| {
+            if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+        })
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(225, 225, 225))
         .label_style(("sans-serif", 14))

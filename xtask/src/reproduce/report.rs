@@ -38,11 +38,8 @@ impl Report<'_> {
     /// The Markdown text.
     pub fn render(&self) -> String {
         let mut md = String::from("# kiln: reproduction of the chapter's experiments\n\n");
-        let seeds: Vec<String> = self
-            .results
-            .first()
-            .map(|(_, runs)| runs.iter().map(|r| r.seed.to_string()).collect())
-            .unwrap_or_default();
+        let seeds: Vec<String> =
+            self.results.first().map(|(_, runs)| runs.iter().map(|r| r.seed.to_string()).collect()).unwrap_or_default();
         let _ = writeln!(
             md,
             "kiln {} · seeds {} (curves and tables are seed means) · {} worker threads, each run single-threaded · \
@@ -58,8 +55,10 @@ impl Report<'_> {
                 md.push_str(&data_line(set, &inputs.provenance));
             }
         }
-        md.push_str("\n## Verdicts\n\nEach claim of the chapter, judged from the seed-mean curves by the rule in \
-                     `xtask/src/reproduce/verdicts.rs`.\n\n| claim | numbers | verdict |\n|---|---|---|\n");
+        md.push_str(
+            "\n## Verdicts\n\nEach claim of the chapter, judged from the seed-mean curves by the rule in \
+                     `xtask/src/reproduce/verdicts.rs`.\n\n| claim | numbers | verdict |\n|---|---|---|\n",
+        );
         for v in self.verdicts {
             let _ = writeln!(md, "| {} | {} | **{}** |", v.claim, v.evidence, v.word());
         }
@@ -67,17 +66,31 @@ impl Report<'_> {
         for f in &self.figures {
             let _ = writeln!(md, "![{f}]({f}.png)\n");
         }
-        md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time per run (mean) | min val_loss (epoch) |\n|---|---|---|---|---|---|\n");
+        md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time: all runs / per run | min val_loss (epoch) |\n|---|---|---|---|---|---|\n");
         for (exp, runs) in &self.results {
-            let per_run = runs.iter().map(|r| r.seconds).sum::<f64>() / runs.len().max(1) as f64;
-            let best = self.band(exp.name, "val_loss").map_or("–".into(), |b| format!("{:.4} ({})", b.min_mean(), b.argmin_epoch()));
+            let total = runs.iter().map(|r| r.seconds).sum::<f64>();
+            let per_run = total / runs.len().max(1) as f64;
+            let best = self
+                .band(exp.name, "val_loss")
+                .map_or("–".into(), |b| format!("{:.4} ({})", b.min_mean(), b.argmin_epoch()));
             let epochs = runs.first().map_or(0, |r| r.history.epochs());
-            let _ = writeln!(md, "| `{}` | {} | {epochs} | {} | {per_run:.2} s | {best} |", exp.name, describe(exp, self.plugin.as_deref()), runs.len());
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} |",
+                exp.name,
+                describe(exp, self.plugin.as_deref()),
+                runs.len()
+            );
         }
         for (exp, _) in &self.results {
             md.push_str(&self.table(exp));
         }
-        let _ = write!(md, "\n## Dropout mask\n\nkiln's `Dropout({})` in training mode on the book's matrix:\n\n```text\n{}```\n", super::mask::RATE, self.mask);
+        let _ = write!(
+            md,
+            "\n## Dropout mask\n\nkiln's `Dropout({})` in training mode on the book's matrix:\n\n```text\n{}```\n",
+            super::mask::RATE,
+            self.mask
+        );
         md
     }
 
@@ -138,7 +151,9 @@ pub fn describe(exp: &Experiment, plugin: Option<&str>) -> String {
                     Some(Reg::L1(x)) => format!("Dense({u}, {act}, l1({x}))"),
                     Some(Reg::L2(x)) => format!("Dense({u}, {act}, l2({x}))"),
                     Some(Reg::L1L2(x, y)) => format!("Dense({u}, {act}, l1_l2({x}, {y}))"),
-                    Some(Reg::Plugin) => format!("Dense({u}, {act}, {})", plugin.unwrap_or("plugin")),
+                    Some(Reg::Plugin) => {
+                        format!("Dense({u}, {act}, {})", plugin.unwrap_or("plugin"))
+                    }
                 }
             }
         })

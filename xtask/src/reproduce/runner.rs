@@ -71,7 +71,9 @@ pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
         for _ in 0..workers {
             scope.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
-                    let Some(&(e, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let Some(&(e, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
                     match run_one(plan, plan.experiments[e], seed, data) {
                         Ok(run) => results.lock().expect("no panics")[e][seed as usize] = Some(run),
                         Err(err) => {

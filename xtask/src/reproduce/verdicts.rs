@@ -67,11 +67,7 @@ pub fn judge(curves: &Curves) -> Vec<Verdict> {
         let (ko, kl) = (o.argmin_epoch(), l.argmin_epoch());
         out.push(Verdict {
             claim: "the larger model overfits sooner and more severely than the original".into(),
-            evidence: format!(
-                "min val_loss at epoch {kl} vs {ko}; final val_loss {:.4} vs {:.4}",
-                l.last(),
-                o.last()
-            ),
+            evidence: format!("min val_loss at epoch {kl} vs {ko}; final val_loss {:.4} vs {:.4}", l.last(), o.last()),
             holds: Some(kl <= ko && l.last() > o.last()),
         });
         let (nl, no) = (roughness(&l.mean), roughness(&o.mean));
