@@ -25,7 +25,6 @@ mod optimizer;
 mod rmsprop;
 mod sgd;
 mod state;
-mod vectorize;
 
 pub use adam::Adam;
 pub use optimizer::{Optimizer, Slot};

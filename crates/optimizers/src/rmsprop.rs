@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::decimal::OneMinus;
 use crate::state::SlotTable;
-use crate::vectorize::dispatch;
 use crate::{Optimizer, Slot};
 
 /// RMSprop (Keras 3): `v ← ρv + (1−ρ)g²`, `w ← w − lr·g/√(v+ε)` — ε *inside* the root,
@@ -183,9 +182,8 @@ impl Optimizer for RMSprop {
 
 /// The hot loop of plain RMSprop (no momentum, not centered), vectorised.
 mod kernels {
-    use super::dispatch;
-
-    dispatch! {
+    kiln_tensor::multiversion! {
+        /// `v ← ρv + (1−ρ)g²; w ← w − lr·g/√(v+ε)` over whole buffers.
         fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, rho: f32, one_minus_rho: f32, eps: f32) {
             for ((w, &g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
                 let nv = rho * *v + one_minus_rho * (g * g);

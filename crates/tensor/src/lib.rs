@@ -22,6 +22,7 @@ mod error;
 pub mod kernels;
 pub mod matmul;
 mod matrix;
+mod multiversion;
 mod rng;
 mod sparse;
 

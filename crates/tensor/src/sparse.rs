@@ -138,37 +138,49 @@ impl CsrMatrix {
     /// `dst (m×n) ⟵ self (m×k) · b (k×n)`; each stored entry adds a scaled row of `b`.
     pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
         assert_eq!((self.cols, dst.rows, dst.cols), (b.rows, self.rows, b.cols), "csr matmul shapes");
-        let n = b.cols;
         if accum == Accum::Replace {
             dst.data.fill(0.0);
         }
-        for i in 0..self.rows {
-            let out = &mut dst.data[i * n..(i + 1) * n];
-            let (ind, val) = self.row(i);
-            for (&j, &v) in ind.iter().zip(val) {
-                let brow = b.row(j as usize);
-                if v == 1.0 {
-                    out.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
-                } else {
-                    out.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
-                }
-            }
-        }
+        csr_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
     }
 
     /// `dst (k×n) ⟵ selfᵀ (k×m) · b (m×n)`: the weight gradient of a layer fed sparse input.
     pub fn t_matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
         assert_eq!((self.rows, dst.rows, dst.cols), (b.rows, self.cols, b.cols), "csr t_matmul shapes");
-        let n = b.cols;
         if accum == Accum::Replace {
             dst.data.fill(0.0);
         }
-        for i in 0..self.rows {
-            let brow = b.row(i);
-            let (ind, val) = self.row(i);
-            for (&j, &v) in ind.iter().zip(val) {
-                let out = &mut dst.data[j as usize * n..(j as usize + 1) * n];
-                out.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+        csr_t_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
+    }
+}
+
+crate::multiversion! {
+    /// `out[i,:] += Σ_j v_ij · b[j,:]` over the stored entries of each row.
+    fn csr_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+        for (i, range) in indptr.windows(2).enumerate() {
+            let row = &mut out[i * n..(i + 1) * n];
+            for k in range[0]..range[1] {
+                let (j, v) = (indices[k] as usize, values[k]);
+                let brow = &b[j * n..(j + 1) * n];
+                if v == 1.0 {
+                    row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
+                } else {
+                    row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+                }
+            }
+        }
+    }
+}
+
+crate::multiversion! {
+    /// `out[j,:] += v_ij · b[i,:]` over the stored entries of each row `i`.
+    fn csr_t_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+        for (i, range) in indptr.windows(2).enumerate() {
+            let brow = &b[i * n..(i + 1) * n];
+            for k in range[0]..range[1] {
+                let (j, v) = (indices[k] as usize, values[k]);
+                let row = &mut out[j * n..(j + 1) * n];
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
             }
         }
     }
