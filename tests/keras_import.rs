@@ -26,9 +26,11 @@ fn trace_v_config_becomes_the_same_model() {
 
 #[test]
 fn optimizer_class_comes_from_name_prefix_or_class_name() {
-    let sgd = optimizer_from_keras(&json!({"name": "sgd_3", "learning_rate": 0.1, "momentum": 0.9, "nesterov": true})).unwrap();
+    let sgd = optimizer_from_keras(&json!({"name": "sgd_3", "learning_rate": 0.1, "momentum": 0.9, "nesterov": true}))
+        .unwrap();
     assert!(format!("{sgd:?}").contains("nesterov: true"));
-    let adam = optimizer_from_keras(&json!({"class_name": "Adam", "config": {"name": "x", "learning_rate": 0.002}})).unwrap();
+    let adam =
+        optimizer_from_keras(&json!({"class_name": "Adam", "config": {"name": "x", "learning_rate": 0.002}})).unwrap();
     assert_eq!(adam.learning_rate(), 0.002);
     let rms = optimizer_from_keras(&json!({"name": "rm_sprop", "centered": true})).unwrap();
     assert!(format!("{rms:?}").contains("centered: true"));
@@ -49,11 +51,16 @@ fn unsupported_layers_and_losses_are_refused_by_name() {
     let mut m = model_from_keras(&json!({"layers": [
         {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
         {"class_name": "Dense", "config": {"name": "d", "units": 2}},
-        {"class_name": "Dropout", "config": {"name": "drop", "rate": 0.25, "seed": 7}}]})).unwrap();
+        {"class_name": "Dropout", "config": {"name": "drop", "rate": 0.25, "seed": 7}}]}))
+    .unwrap();
     assert_eq!(m.input_width(), Some(3));
     let err = compile_from_keras(&mut m, &json!({"optimizer": {"name": "sgd"}, "loss": "hinge"})).unwrap_err();
     assert!(err.to_string().contains("hinge"));
-    compile_from_keras(&mut m, &json!({"optimizer": {"name": "sgd"}, "loss": "mse",
-        "metrics": [{"class_name": "MeanAbsoluteError", "config": {"name": "mean_absolute_error"}}]})).unwrap();
+    compile_from_keras(
+        &mut m,
+        &json!({"optimizer": {"name": "sgd"}, "loss": "mse",
+        "metrics": [{"class_name": "MeanAbsoluteError", "config": {"name": "mean_absolute_error"}}]}),
+    )
+    .unwrap();
     assert_eq!(m.metrics()[0].name, "mean_absolute_error");
 }

@@ -5,8 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln::prelude::*;
-use kiln_trainer::callbacks::Control;
 use kiln_trainer::TrainError;
+use kiln_trainer::callbacks::Control;
 
 struct Counting;
 

@@ -40,7 +40,8 @@ fn plugin(folder: &str, lib: &str) -> PathBuf {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building plugins/{folder} failed");
-    let path = out.join("release").join(format!("{}{lib}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let path =
+        out.join("release").join(format!("{}{lib}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
     assert!(path.is_file(), "{} was not built", path.display());
     built.insert(folder.to_string(), path.clone());
     path
@@ -162,7 +163,8 @@ fn saved_model_names_the_plugin_and_reloads_to_identical_predictions() {
     let dir = scratch("save-l3");
     m.save(&dir).unwrap();
 
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let reg = &config["layers"][0]["kernel_regularizer"];
     assert_eq!(
         reg,
@@ -182,7 +184,8 @@ fn a_model_whose_plugin_is_missing_loads_but_refuses_to_predict_naming_it() {
     m.save(&dir).unwrap();
     // Same model, but its regularizer comes from a plugin nobody has loaded.
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).unwrap().replace("kiln_l3>L3", "kiln_gone>L3").replace("kiln-l3", "kiln-gone");
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("kiln_l3>L3", "kiln_gone>L3").replace("kiln-l3", "kiln-gone");
     std::fs::write(&path, text).unwrap();
 
     let mut loaded = Sequential::load(&dir).expect("deserializing never needs the plugin");
@@ -211,7 +214,8 @@ fn in_child(scenario: &str, env: &[(&str, &Path)]) {
 fn child_scenario() {
     let Ok(scenario) = std::env::var("KILN_TEST_SCENARIO") else { return };
     let dir = PathBuf::from(std::env::var("KILN_TEST_MODEL").unwrap());
-    let expected: Vec<f32> = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let expected: Vec<f32> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let (x, _) = data();
     let mut loaded = Sequential::load(&dir).unwrap();
     assert!(PluginRegistry::global().list().is_empty());
@@ -286,8 +290,17 @@ fn a_panicking_plugin_is_an_error_and_the_host_lives_on() {
 fn a_library_that_is_not_a_plugin_is_refused_as_such() {
     let registry = PluginRegistry::new();
     let candidates = ["libz.so.1", "libm.so.6", "libc.so.6"];
-    let dirs = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib"];
-    let system_lib = candidates.iter().flat_map(|c| dirs.iter().map(move |d| Path::new(d).join(c))).find(|p| p.is_file());
+    let dirs = [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/lib64",
+        "/usr/lib",
+        "/lib",
+    ];
+    let system_lib =
+        candidates.iter().flat_map(|c| dirs.iter().map(move |d| Path::new(d).join(c))).find(|p| p.is_file());
     let system_lib = system_lib.expect("a system shared library (libz, libm or libc)");
     let err = registry.load(&system_lib).unwrap_err();
     assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err:?}");
@@ -308,7 +321,10 @@ fn a_plugin_with_another_abi_version_is_refused() {
     let err = PluginRegistry::new().load(&lib).unwrap_err();
     assert!(matches!(err, PluginError::AbiMismatch { found: 999, expected: 1, .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("libkiln_lying_abi") && text.contains("ABI version 999") && text.contains("version 1"), "{text}");
+    assert!(
+        text.contains("libkiln_lying_abi") && text.contains("ABI version 999") && text.contains("version 1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -361,7 +377,10 @@ fn the_callback_plugin_writes_its_csv_and_stops_training() {
 
     // A bad config fails `fit` before training, naming the callback.
     let mut opts = quiet(1);
-    opts.callbacks.push(Box::new(PluginCallback::new("kiln_csv_logger>StopAtThreshold", json!({"threshold": 1, "mode": "sideways"}))));
+    opts.callbacks.push(Box::new(PluginCallback::new(
+        "kiln_csv_logger>StopAtThreshold",
+        json!({"threshold": 1, "mode": "sideways"}),
+    )));
     let err = m.fit(&x, &y, opts).unwrap_err().to_string();
     assert!(err.contains("kiln_csv_logger>StopAtThreshold") && err.contains("sideways"), "{err}");
 }

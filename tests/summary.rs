@@ -38,7 +38,10 @@ fn notebook_models_match_keras_summaries() {
     {
         check(
             fixture,
-            &model(10_000, vec![Box::new(dense(width, Relu)), Box::new(dense(width, Relu)), Box::new(dense(1, Sigmoid))]),
+            &model(
+                10_000,
+                vec![Box::new(dense(width, Relu)), Box::new(dense(width, Relu)), Box::new(dense(1, Sigmoid))],
+            ),
         );
     }
     check(

@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::Args;
 use kiln_layers::{Activation, Dense};
 use kiln_optimizers::RMSprop;
-use kiln_tensor::{matmul, Accum, ByteMatrix, CsrMatrix, Matrix, Par, Rng};
+use kiln_tensor::{Accum, ByteMatrix, CsrMatrix, Matrix, Par, Rng, matmul};
 use kiln_trainer::{Features, FitOptions, Loss, Sequential, Verbosity};
 
 /// Options of `cargo xtask bench`.
@@ -104,7 +104,14 @@ fn gemm_gflops(par: Par) -> f64 {
 }
 
 /// Trains `model` for `epochs` and returns the mean time of the epochs after the first.
-fn time_epochs(model: &mut Sequential, x: &Features, y: &Matrix, batch: usize, split: f64, epochs: usize) -> anyhow::Result<f64> {
+fn time_epochs(
+    model: &mut Sequential,
+    x: &Features,
+    y: &Matrix,
+    batch: usize,
+    split: f64,
+    epochs: usize,
+) -> anyhow::Result<f64> {
     let mut marks = Vec::new();
     #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
     struct Clock {
@@ -113,17 +120,27 @@ fn time_epochs(model: &mut Sequential, x: &Features, y: &Matrix, batch: usize, s
     }
     #[typetag::serde(name = "BenchClock")]
     impl kiln_trainer::callbacks::Callback for Clock {
-        fn on_epoch_begin(&mut self, _: usize, _: &mut kiln_trainer::callbacks::Control<'_>) -> Result<(), kiln_trainer::TrainError> {
+        fn on_epoch_begin(
+            &mut self,
+            _: usize,
+            _: &mut kiln_trainer::callbacks::Control<'_>,
+        ) -> Result<(), kiln_trainer::TrainError> {
             self.marks.push(Instant::now());
             Ok(())
         }
-        fn on_epoch_end(&mut self, _: usize, _: &kiln_trainer::Logs, _: &mut kiln_trainer::callbacks::Control<'_>) -> Result<(), kiln_trainer::TrainError> {
+        fn on_epoch_end(
+            &mut self,
+            _: usize,
+            _: &kiln_trainer::Logs,
+            _: &mut kiln_trainer::callbacks::Control<'_>,
+        ) -> Result<(), kiln_trainer::TrainError> {
             self.marks.push(Instant::now());
             Ok(())
         }
     }
     let mut clock = Clock::default();
-    let opts = FitOptions::default().epochs(epochs).batch_size(batch).validation_split(split).verbose(Verbosity::Silent);
+    let opts =
+        FitOptions::default().epochs(epochs).batch_size(batch).validation_split(split).verbose(Verbosity::Silent);
     model.fit_with_callbacks(x, y, opts, &mut [&mut clock])?;
     for pair in clock.marks.chunks(2) {
         marks.push(pair[1].duration_since(pair[0]).as_secs_f64());
@@ -185,9 +202,9 @@ fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
-            })
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024))
         })
         .unwrap_or(0)
 }

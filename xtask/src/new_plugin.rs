@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 /// Options of `cargo xtask new-plugin`.
 #[derive(clap::Args)]
@@ -87,10 +87,7 @@ pub fn run(args: &NewPluginArgs) -> anyhow::Result<bool> {
 
 /// `my-reg` → `MyReg`: the Rust type (and registered class) name.
 fn camel_case(name: &str) -> String {
-    name.split(['-', '_'])
-        .filter(|p| !p.is_empty())
-        .map(|p| p[..1].to_ascii_uppercase() + &p[1..])
-        .collect()
+    name.split(['-', '_']).filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect()
 }
 
 const CARGO_TOML: &str = r#"[package]

@@ -13,7 +13,8 @@ pub fn run(files: &[PathBuf], rtol: f64) -> anyhow::Result<bool> {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let trace: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
-        let report = kiln_trainer::keras::replay(&trace, rtol).with_context(|| format!("replaying {}", file.display()))?;
+        let report =
+            kiln_trainer::keras::replay(&trace, rtol).with_context(|| format!("replaying {}", file.display()))?;
         let ok = report.passed();
         all_ok &= ok;
         let mut out = String::new();
@@ -36,10 +37,10 @@ pub fn run(files: &[PathBuf], rtol: f64) -> anyhow::Result<bool> {
             writeln!(out, "    problem: {p}")?;
         }
         // A closed pipe (`| head`) is not an error worth a panic.
-        if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes()) {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(e.into());
-            }
+        if let Err(e) = std::io::stdout().lock().write_all(out.as_bytes())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e.into());
         }
     }
     Ok(all_ok)

@@ -28,7 +28,7 @@ pub use kiln_trainer as trainer;
 pub mod prelude {
     pub use kiln_layers::{Activation, Dense, Dropout, Initializer, Layer};
     pub use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
-    pub use kiln_regularizers::{Regularizer, L1, L1L2, L2};
+    pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
     pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Par, Rng};
     pub use kiln_trainer::callbacks::{Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN};
     pub use kiln_trainer::{Features, FitOptions, History, Logs, Loss, Sequential, Validation, Verbosity};

@@ -66,8 +66,8 @@ impl Activation {
                     *g = 0.0
                 }
             }),
-            Self::Sigmoid => grad.iter_mut().zip(out).for_each(|(g, &y)| *g = *g * (y * (1.0 - y))),
-            Self::Tanh => grad.iter_mut().zip(out).for_each(|(g, &y)| *g = *g * (1.0 - y * y)),
+            Self::Sigmoid => grad.iter_mut().zip(out).for_each(|(g, &y)| *g *= y * (1.0 - y)),
+            Self::Tanh => grad.iter_mut().zip(out).for_each(|(g, &y)| *g *= 1.0 - y * y),
             Self::Softmax => {
                 for (g, y) in grad.chunks_exact_mut(cols).zip(out.chunks_exact(cols)) {
                     let dot: f32 = g.iter().zip(y).map(|(a, b)| a * b).sum();

@@ -1,7 +1,7 @@
 //! The densely connected layer.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{kernels, matmul, Accum, Matrix, Par, Rng, View};
+use kiln_tensor::{Accum, Matrix, Par, Rng, View, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
 use crate::{Activation, GradOf, Initializer, Layer, LayerError, LayerInput};
@@ -303,7 +303,7 @@ impl Layer for Dense {
                     layer: self.name.clone(),
                     param: name.to_string(),
                     available: self.param_names().join(", "),
-                })
+                });
             }
         };
         if target.len() != values.len() {
@@ -327,7 +327,8 @@ impl Layer for Dense {
     }
 
     fn visit_regularizers(&self, f: &mut dyn FnMut(&dyn Regularizer)) {
-        for reg in [&self.kernel_regularizer, &self.bias_regularizer, &self.activity_regularizer].into_iter().flatten() {
+        for reg in [&self.kernel_regularizer, &self.bias_regularizer, &self.activity_regularizer].into_iter().flatten()
+        {
             f(reg.as_ref());
         }
     }

@@ -95,6 +95,7 @@ pub trait Layer: Debug + Send + Sync {
     }
 
     /// Calls `f(name, values, gradient)` for each parameter, in order, after `backward`.
+    #[allow(clippy::type_complexity)] // a closure signature, clearer spelled out
     fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut [f32], &[f32])) {}
 
     /// The activity-regularization penalty of the last `forward` (0 without one).

@@ -106,8 +106,7 @@ impl Optimizer for RMSprop {
     }
 
     fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
-        let (lr, rho, eps, mu, centered) =
-            (self.learning_rate, self.rho, self.epsilon, self.momentum, self.centered);
+        let (lr, rho, eps, mu, centered) = (self.learning_rate, self.rho, self.epsilon, self.momentum, self.centered);
         let one_minus_rho = self.one_minus_rho.of(rho);
         let slots = self.state.get_mut(index, value.len());
         if mu <= 0.0 && !centered {

@@ -21,10 +21,7 @@ impl SlotTable {
 
     /// The slots of one parameter; panics with a clear message when not built.
     pub fn get_mut(&mut self, index: usize, len: usize) -> &mut [Vec<f32>] {
-        let slots = self
-            .buffers
-            .get_mut(index)
-            .unwrap_or_else(|| panic!("optimizer not built for parameter {index}"));
+        let slots = self.buffers.get_mut(index).unwrap_or_else(|| panic!("optimizer not built for parameter {index}"));
         assert!(slots.iter().all(|s| s.len() == len), "parameter {index} changed length");
         slots
     }

@@ -95,7 +95,10 @@ fn defaults_follow_keras_and_config_round_trips() {
     assert_eq!(Sgd::default().learning_rate, 0.01);
     let opt: Box<dyn Optimizer> = Box::new(RMSprop::new(0.01));
     let json = serde_json::to_string(&opt).unwrap();
-    assert_eq!(json, r#"{"type":"RMSprop","learning_rate":0.01,"rho":0.9,"momentum":0.0,"epsilon":1e-7,"centered":false}"#);
+    assert_eq!(
+        json,
+        r#"{"type":"RMSprop","learning_rate":0.01,"rho":0.9,"momentum":0.0,"epsilon":1e-7,"centered":false}"#
+    );
     let back: Box<dyn Optimizer> = serde_json::from_str(&json).unwrap();
     assert_eq!(back.learning_rate(), 0.01);
     let sgd: Box<dyn Optimizer> = serde_json::from_str(r#"{"type":"SGD","momentum":0.9}"#).unwrap();

@@ -140,7 +140,8 @@ pub struct RegularizerFactory {
     /// Builds an instance from its JSON config into `*out`.
     pub create: unsafe extern "C" fn(config: Str, out: *mut *mut c_void, err: *mut Sink) -> i32,
     /// Writes the penalty of `values[..n]` into `*out`.
-    pub penalty: unsafe extern "C" fn(this: *const c_void, values: *const f32, n: usize, out: *mut f32, err: *mut Sink) -> i32,
+    pub penalty:
+        unsafe extern "C" fn(this: *const c_void, values: *const f32, n: usize, out: *mut f32, err: *mut Sink) -> i32,
     /// Adds `scale · ∂penalty/∂values` to `grad[..n]`.
     pub add_grad: unsafe extern "C" fn(
         this: *const c_void,
@@ -172,7 +173,8 @@ pub struct CallbackFactory {
     /// Before each epoch (from 0).
     pub on_epoch_begin: unsafe extern "C" fn(this: *mut c_void, epoch: usize, ctl: *mut Control, err: *mut Sink) -> i32,
     /// Before each training batch (only when `wants_batches`).
-    pub on_train_batch_begin: unsafe extern "C" fn(this: *mut c_void, batch: usize, ctl: *mut Control, err: *mut Sink) -> i32,
+    pub on_train_batch_begin:
+        unsafe extern "C" fn(this: *mut c_void, batch: usize, ctl: *mut Control, err: *mut Sink) -> i32,
     /// After each training batch, with the epoch's running means.
     pub on_train_batch_end:
         unsafe extern "C" fn(this: *mut c_void, batch: usize, logs: Str, ctl: *mut Control, err: *mut Sink) -> i32,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::abi::{CallbackFactory, Control, Sink, Str};
 use crate::guard::guard;
@@ -88,7 +88,12 @@ fn parse_logs(logs: Str) -> Result<Logs, String> {
 }
 
 /// Runs `hook` on the instance and control behind the host's pointers.
-fn with<T>(this: *mut c_void, ctl: *mut Control, err: *mut Sink, hook: impl FnOnce(&mut T, &mut Control) -> Result<(), String>) -> i32 {
+fn with<T>(
+    this: *mut c_void,
+    ctl: *mut Control,
+    err: *mut Sink,
+    hook: impl FnOnce(&mut T, &mut Control) -> Result<(), String>,
+) -> i32 {
     guard(err, || {
         // SAFETY: `this` came from `create::<T>` and the host never calls two hooks of one
         // instance at once; `ctl` is valid and exclusive for this call.
@@ -105,11 +110,21 @@ unsafe extern "C" fn on_train_begin<T: PluginCallback>(this: *mut c_void, ctl: *
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_begin(ctl))
 }
 
-unsafe extern "C" fn on_epoch_begin<T: PluginCallback>(this: *mut c_void, epoch: usize, ctl: *mut Control, err: *mut Sink) -> i32 {
+unsafe extern "C" fn on_epoch_begin<T: PluginCallback>(
+    this: *mut c_void,
+    epoch: usize,
+    ctl: *mut Control,
+    err: *mut Sink,
+) -> i32 {
     with::<T>(this, ctl, err, |cb, ctl| cb.on_epoch_begin(epoch, ctl))
 }
 
-unsafe extern "C" fn on_train_batch_begin<T: PluginCallback>(this: *mut c_void, batch: usize, ctl: *mut Control, err: *mut Sink) -> i32 {
+unsafe extern "C" fn on_train_batch_begin<T: PluginCallback>(
+    this: *mut c_void,
+    batch: usize,
+    ctl: *mut Control,
+    err: *mut Sink,
+) -> i32 {
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_batch_begin(batch, ctl))
 }
 
@@ -133,7 +148,12 @@ unsafe extern "C" fn on_epoch_end<T: PluginCallback>(
     with::<T>(this, ctl, err, |cb, ctl| cb.on_epoch_end(epoch, &parse_logs(logs)?, ctl))
 }
 
-unsafe extern "C" fn on_train_end<T: PluginCallback>(this: *mut c_void, logs: Str, ctl: *mut Control, err: *mut Sink) -> i32 {
+unsafe extern "C" fn on_train_end<T: PluginCallback>(
+    this: *mut c_void,
+    logs: Str,
+    ctl: *mut Control,
+    err: *mut Sink,
+) -> i32 {
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_end(&parse_logs(logs)?, ctl))
 }
 

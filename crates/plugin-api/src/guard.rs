@@ -7,10 +7,10 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
-use crate::abi::{Sink, Str, ERR, OK, PANIC};
+use crate::abi::{ERR, OK, PANIC, Sink, Str};
 
 /// Runs `f`, mapping `Ok` to [`OK`], `Err(msg)` to [`ERR`] and a panic to [`PANIC`], with
 /// the message written into `err`.

@@ -43,5 +43,5 @@ mod guard;
 mod regularizer;
 
 pub use abi::Control;
-pub use callback::{callback_factory, Logs, PluginCallback};
-pub use regularizer::{regularizer_factory, PluginRegularizer};
+pub use callback::{Logs, PluginCallback, callback_factory};
+pub use regularizer::{PluginRegularizer, regularizer_factory};

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::abi::{RegularizerFactory, Sink, Str};
 use crate::guard::{guard, write};

@@ -5,8 +5,8 @@ use kiln_trainer::callbacks::{Callback, Control};
 use kiln_trainer::{Logs, TrainError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::instance::CallbackInstance;
 use crate::envelope::Envelope;
+use crate::instance::CallbackInstance;
 use crate::{PluginError, PluginRef, PluginRegistry};
 
 /// A callback implemented by a plugin, by registered name and JSON config; serialized

@@ -21,7 +21,12 @@ fn empty_object() -> serde_json::Value {
 
 impl Envelope {
     /// What to write: once bound, the plugin's own view of its config and library.
-    pub fn current(name: &str, saved: &Option<PluginRef>, config: &serde_json::Value, live: Option<(PluginRef, Result<serde_json::Value, PluginError>)>) -> Self {
+    pub fn current(
+        name: &str,
+        saved: &Option<PluginRef>,
+        config: &serde_json::Value,
+        live: Option<(PluginRef, Result<serde_json::Value, PluginError>)>,
+    ) -> Self {
         let (plugin, config) = match live {
             Some((plugin, Ok(config))) => (Some(plugin), config),
             Some((plugin, Err(e))) => {

@@ -26,7 +26,11 @@ unsafe impl Sync for RegularizerInstance {}
 
 impl RegularizerInstance {
     /// Builds `name` from its JSON config inside the plugin.
-    pub(crate) fn create(entry: Entry<RegularizerFactory>, name: &str, config: &serde_json::Value) -> Result<Self, PluginError> {
+    pub(crate) fn create(
+        entry: Entry<RegularizerFactory>,
+        name: &str,
+        config: &serde_json::Value,
+    ) -> Result<Self, PluginError> {
         let json = config.to_string();
         let mut this = std::ptr::null_mut();
         // SAFETY: `create` reads the config during the call and writes the instance pointer.
@@ -99,7 +103,11 @@ unsafe impl Send for CallbackInstance {}
 
 impl CallbackInstance {
     /// Builds `name` from its JSON config inside the plugin.
-    pub(crate) fn create(entry: Entry<CallbackFactory>, name: &str, config: &serde_json::Value) -> Result<Self, PluginError> {
+    pub(crate) fn create(
+        entry: Entry<CallbackFactory>,
+        name: &str,
+        config: &serde_json::Value,
+    ) -> Result<Self, PluginError> {
         let json = config.to_string();
         let mut this = std::ptr::null_mut();
         // SAFETY: as for regularizers.

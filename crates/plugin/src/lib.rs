@@ -30,8 +30,8 @@ mod error;
 mod instance;
 mod loader;
 mod names;
-mod regularizer;
 mod registry;
+mod regularizer;
 mod version;
 
 pub use callback::PluginCallback;
@@ -39,8 +39,8 @@ pub use error::{PluginError, PluginRef};
 pub use instance::{CallbackInstance, RegularizerInstance};
 pub use kiln_plugin_api::abi::{ABI_VERSION, API_VERSION};
 pub use names::{BUILTIN_CALLBACKS, BUILTIN_REGULARIZERS};
-pub use regularizer::PluginRegularizer;
 pub use registry::{PluginInfo, PluginRegistry, SEARCH_PATH_VAR};
+pub use regularizer::PluginRegularizer;
 
 /// Does nothing; calling it guarantees this crate (and its typetag `Plugin` impls) is
 /// linked into the binary, so saved models with plugin objects deserialize.

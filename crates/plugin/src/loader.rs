@@ -57,8 +57,7 @@ pub(crate) fn open(file: &Path, shown: &Path) -> Result<LoadedPlugin, PluginErro
     // SAFETY: the symbol's type is the one `export_plugin!` defines for this name; a library
     // exporting the name with another type is a lie we cannot detect (trusted code only).
     let entry: unsafe extern "C" fn() -> *const PluginHeader = unsafe {
-        *lib.get(abi::ENTRY_SYMBOL)
-            .map_err(|_| PluginError::NotAPlugin { path: path(), symbol: abi::ENTRY_SYMBOL })?
+        *lib.get(abi::ENTRY_SYMBOL).map_err(|_| PluginError::NotAPlugin { path: path(), symbol: abi::ENTRY_SYMBOL })?
     };
     // SAFETY: calling the plugin's entry point: it only returns a pointer to static data.
     let ptr = unsafe { entry() };

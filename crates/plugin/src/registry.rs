@@ -7,9 +7,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use kiln_plugin_api::abi::{CallbackFactory, RegularizerFactory};
 use serde::Serialize;
 
-use crate::loader::{self, LoadedPlugin};
-use crate::names::{self, NameProblem, BUILTIN_CALLBACKS, BUILTIN_REGULARIZERS};
 use crate::PluginError;
+use crate::loader::{self, LoadedPlugin};
+use crate::names::{self, BUILTIN_CALLBACKS, BUILTIN_REGULARIZERS, NameProblem};
 
 /// The environment variable listing plugin files and directories (`:`-separated on Unix).
 pub const SEARCH_PATH_VAR: &str = "KILN_PLUGIN_PATH";

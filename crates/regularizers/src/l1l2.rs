@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sums::{sign, sum_abs, sum_squares};
 use crate::Regularizer;
+use crate::sums::{sign, sum_abs, sum_squares};
 
 /// `l1 · Σ|w| + l2 · Σw²` (Keras `regularizers.L1L2`; Keras 3 defaults both factors to 0,
 /// `L1L2::default()` does the same).

@@ -1,7 +1,7 @@
 //! Penalties against hand-computed values, gradients against finite differences, and the
 //! serialized form of every built-in.
 
-use kiln_regularizers::{Regularizer, L1, L1L2, L2};
+use kiln_regularizers::{L1, L1L2, L2, Regularizer};
 
 const W: [f32; 5] = [0.5, -1.5, 0.25, 2.0, -0.75];
 
@@ -22,6 +22,7 @@ fn penalties_match_keras_formulas() {
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)] // `i` perturbs one weight and reads its gradient
 fn gradients_match_finite_differences() {
     for reg in all() {
         let mut grad = [0.0f32; 5];
@@ -29,7 +30,8 @@ fn gradients_match_finite_differences() {
         for i in 0..W.len() {
             let h = 1e-3f64;
             let f = |d: f64| {
-                let w: Vec<f32> = W.iter().enumerate().map(|(j, &x)| if j == i { (x as f64 + d) as f32 } else { x }).collect();
+                let w: Vec<f32> =
+                    W.iter().enumerate().map(|(j, &x)| if j == i { (x as f64 + d) as f32 } else { x }).collect();
                 reg.penalty(&w) as f64
             };
             let fd = (f(h) - f(-h)) / (2.0 * h);
@@ -61,8 +63,7 @@ fn defaults_follow_keras() {
 
 #[test]
 fn every_builtin_round_trips_through_json() {
-    let json: Vec<String> =
-        all().iter().map(|r| serde_json::to_string(r.as_ref()).unwrap()).collect();
+    let json: Vec<String> = all().iter().map(|r| serde_json::to_string(r.as_ref()).unwrap()).collect();
     insta::assert_snapshot!(json.join("\n"), @r#"
     {"type":"L1","l1":0.01}
     {"type":"L2","l2":0.002}

@@ -18,27 +18,13 @@ pub fn ab(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
 /// `dst (k×n) ⟵ aᵀ · b` with `a (m×k)`, `b (m×n)`: the weight gradient `xᵀ·dy`.
 pub fn atb(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
     assert_eq!((a.rows, dst.rows, dst.cols), (b.rows, a.cols, b.cols), "matmul atb shapes");
-    faer::linalg::matmul::matmul(
-        dst.into_faer(),
-        accum,
-        a.as_faer().transpose(),
-        b.as_faer(),
-        1.0f32,
-        par,
-    );
+    faer::linalg::matmul::matmul(dst.into_faer(), accum, a.as_faer().transpose(), b.as_faer(), 1.0f32, par);
 }
 
 /// `dst (m×k) ⟵ a · bᵀ` with `a (m×n)`, `b (k×n)`: the input gradient `dy·wᵀ`.
 pub fn abt(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
     assert_eq!((a.cols, dst.rows, dst.cols), (b.cols, a.rows, b.rows), "matmul abt shapes");
-    faer::linalg::matmul::matmul(
-        dst.into_faer(),
-        accum,
-        a.as_faer(),
-        b.as_faer().transpose(),
-        1.0f32,
-        par,
-    );
+    faer::linalg::matmul::matmul(dst.into_faer(), accum, a.as_faer(), b.as_faer().transpose(), 1.0f32, par);
 }
 
 #[cfg(test)]

@@ -43,10 +43,7 @@ impl Matrix {
     /// Wraps `data` (row-major) as a `rows × cols` matrix; fails when the length disagrees.
     pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self, ShapeError> {
         if rows.checked_mul(cols) != Some(data.len()) {
-            return Err(ShapeError(format!(
-                "{} values cannot form a {rows}×{cols} matrix",
-                data.len()
-            )));
+            return Err(ShapeError(format!("{} values cannot form a {rows}×{cols} matrix", data.len())));
         }
         Ok(Self { rows, cols, data })
     }
@@ -150,11 +147,7 @@ impl Matrix {
 
     /// Copies rows `start..end` into a new matrix.
     pub fn slice_rows(&self, start: usize, end: usize) -> Matrix {
-        Matrix {
-            rows: end - start,
-            cols: self.cols,
-            data: self.data[start * self.cols..end * self.cols].to_vec(),
-        }
+        Matrix { rows: end - start, cols: self.cols, data: self.data[start * self.cols..end * self.cols].to_vec() }
     }
 }
 

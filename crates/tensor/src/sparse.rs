@@ -189,7 +189,7 @@ crate::multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{matmul, Matrix, Par};
+    use crate::{Matrix, Par, matmul};
 
     fn sample() -> CsrMatrix {
         let mut m = CsrMatrix::with_cols(5);

@@ -4,109 +4,12 @@ use kiln_tensor::{Matrix, Rng};
 use tracing::info_span;
 
 use crate::callbacks::{BatchStats, Callback, Control};
-use crate::features::{gather_targets, Batch};
+use crate::features::{Batch, gather_targets};
 use crate::mean::Mean;
 use crate::metrics::MetricState;
 use crate::progress::Progress;
 use crate::step::{backward, forward, total_loss};
-use crate::{Features, History, Logs, Sequential, TrainError, Verbosity};
-
-/// Where validation data comes from.
-#[derive(Debug, Clone, Default)]
-pub enum Validation {
-    /// No validation.
-    #[default]
-    None,
-    /// The **last** fraction of the data as passed, split off before any shuffling and
-    /// fixed for all epochs (Keras' `validation_split`): `split_at = ⌊n·(1 − fraction)⌋`.
-    Split(f64),
-    /// Separate validation inputs and labels (Keras' `validation_data`).
-    Data(Features, Matrix),
-}
-
-/// Options of [`Sequential::fit`], with Keras' defaults (`epochs` 1, `batch_size` 32,
-/// `shuffle` on, progress `Auto`).
-#[derive(Debug)]
-pub struct FitOptions {
-    /// Passes over the training data.
-    pub epochs: usize,
-    /// Samples per gradient step (the last batch may be smaller).
-    pub batch_size: usize,
-    /// Validation data, if any.
-    pub validation: Validation,
-    /// Reshuffle the training part every epoch.
-    pub shuffle: bool,
-    /// Seed of the shuffle stream (defaults to the model's seed).
-    pub seed: Option<u64>,
-    /// Progress output.
-    pub verbose: Verbosity,
-    /// Callbacks, called in order.
-    pub callbacks: Vec<Box<dyn Callback>>,
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        Self {
-            epochs: 1,
-            batch_size: 32,
-            validation: Validation::None,
-            shuffle: true,
-            seed: None,
-            verbose: Verbosity::Auto,
-            callbacks: Vec::new(),
-        }
-    }
-}
-
-impl FitOptions {
-    /// Sets the number of epochs.
-    pub fn epochs(mut self, epochs: usize) -> Self {
-        self.epochs = epochs;
-        self
-    }
-
-    /// Sets the batch size.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
-    }
-
-    /// Holds out the last `fraction` of the data for validation.
-    pub fn validation_split(mut self, fraction: f64) -> Self {
-        self.validation = Validation::Split(fraction);
-        self
-    }
-
-    /// Validates on separate data.
-    pub fn validation_data(mut self, x: impl Into<Features>, y: Matrix) -> Self {
-        self.validation = Validation::Data(x.into(), y);
-        self
-    }
-
-    /// Turns per-epoch shuffling on or off.
-    pub fn shuffle(mut self, shuffle: bool) -> Self {
-        self.shuffle = shuffle;
-        self
-    }
-
-    /// Seeds the shuffle stream.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Sets the progress output.
-    pub fn verbose(mut self, verbose: Verbosity) -> Self {
-        self.verbose = verbose;
-        self
-    }
-
-    /// Adds a callback.
-    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
-        self.callbacks.push(Box::new(callback));
-        self
-    }
-}
+use crate::{Features, FitOptions, History, Logs, Sequential, TrainError, Validation};
 
 /// Per-call buffers, allocated once and reused by every batch.
 #[derive(Default)]
@@ -393,11 +296,7 @@ impl Sequential {
 /// Checks that inputs and labels agree and are not empty; returns the sample count.
 fn check_data(x: &Features, y: &Matrix, what: &str) -> Result<usize, TrainError> {
     if x.len() != y.rows() {
-        return Err(TrainError::Input(format!(
-            "{what} data has {} samples but {} labels",
-            x.len(),
-            y.rows()
-        )));
+        return Err(TrainError::Input(format!("{what} data has {} samples but {} labels", x.len(), y.rows())));
     }
     if x.is_empty() {
         return Err(TrainError::Input(format!("{what} data is empty")));

@@ -29,9 +29,8 @@ impl History {
 
     /// The values of `key`, or an error listing the keys that exist.
     pub fn try_get(&self, key: &str) -> Result<&[f64], String> {
-        self.get(key).ok_or_else(|| {
-            format!("no `{key}` in history; available: {}", self.keys().collect::<Vec<_>>().join(", "))
-        })
+        self.get(key)
+            .ok_or_else(|| format!("no `{key}` in history; available: {}", self.keys().collect::<Vec<_>>().join(", ")))
     }
 
     /// The recorded keys, sorted.

@@ -35,9 +35,7 @@ impl Logs {
 
     /// The logs as a JSON object.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.entries.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect(),
-        )
+        serde_json::Value::Object(self.entries.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect())
     }
 }
 

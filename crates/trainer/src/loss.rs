@@ -1,7 +1,7 @@
 //! Losses: value and gradient, computed from logits where Keras does.
 
 use kiln_layers::{Activation, GradOf};
-use kiln_tensor::{kernels, Matrix};
+use kiln_tensor::{Matrix, kernels};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -32,9 +32,7 @@ impl Loss {
     /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, class names…).
     pub fn from_keras(name: &str) -> Option<Self> {
         Some(match name {
-            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
-                Self::SparseCategoricalCrossentropy
-            }
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => Self::SparseCategoricalCrossentropy,
             "categorical_crossentropy" | "CategoricalCrossentropy" => Self::CategoricalCrossentropy,
             "binary_crossentropy" | "BinaryCrossentropy" => Self::BinaryCrossentropy,
             "mse" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
@@ -50,17 +48,17 @@ impl Loss {
                 if targets.cols() != 1 {
                     return bad(format!("labels must be one column of class ids, got {}", targets.cols()));
                 }
-                if let Some((i, v)) = targets.as_slice().iter().enumerate().find(|(_, v)| {
-                    v.fract() != 0.0 || **v < 0.0 || **v >= output_width as f32
-                }) {
+                if let Some((i, v)) = targets
+                    .as_slice()
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| v.fract() != 0.0 || **v < 0.0 || **v >= output_width as f32)
+                {
                     return bad(format!("label {v} at row {i} is not a class id in 0..{output_width}"));
                 }
             }
             _ if targets.cols() != output_width => {
-                return bad(format!(
-                    "labels have {} columns but the model outputs {output_width}",
-                    targets.cols()
-                ));
+                return bad(format!("labels have {} columns but the model outputs {output_width}", targets.cols()));
             }
             _ => {}
         }
@@ -251,11 +249,21 @@ mod tests {
         kernels::softmax_rows(p.as_mut_slice(), 3);
         let mut g = Matrix::default();
         let (loss, of) = Loss::SparseCategoricalCrossentropy.forward_backward(
-            &p, Some(&z), Activation::Softmax, &m(&[&[2.0]]), &mut g);
+            &p,
+            Some(&z),
+            Activation::Softmax,
+            &m(&[&[2.0]]),
+            &mut g,
+        );
         assert_eq!((loss, of), (100.0, GradOf::Logits));
         let z = m(&[&[-50.0]]);
         let (loss, _) = Loss::BinaryCrossentropy.forward_backward(
-            &m(&[&[0.0]]), Some(&z), Activation::Sigmoid, &m(&[&[1.0]]), &mut g);
+            &m(&[&[0.0]]),
+            Some(&z),
+            Activation::Sigmoid,
+            &m(&[&[1.0]]),
+            &mut g,
+        );
         assert_eq!(loss, 50.0);
     }
 
@@ -263,8 +271,8 @@ mod tests {
     fn probability_path_is_clipped() {
         let p = m(&[&[1.0, 0.0, 0.0]]);
         let mut g = Matrix::default();
-        let (loss, of) = Loss::SparseCategoricalCrossentropy.forward_backward(
-            &p, None, Activation::Linear, &m(&[&[2.0]]), &mut g);
+        let (loss, of) =
+            Loss::SparseCategoricalCrossentropy.forward_backward(&p, None, Activation::Linear, &m(&[&[2.0]]), &mut g);
         assert_eq!(of, GradOf::Output);
         assert!((loss - 16.118095).abs() < 1e-3, "{loss}");
     }

@@ -3,9 +3,9 @@
 use kiln_tensor::Matrix;
 use serde::{Deserialize, Serialize};
 
+use crate::TrainError;
 use crate::loss::argmax;
 use crate::mean::Mean;
-use crate::TrainError;
 
 /// A metric as compiled: the log key it reports under and what it computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ impl Metric {
                 return Err(TrainError::Config(format!(
                     "unknown metric `{other}` (known: accuracy, binary_accuracy, \
                      sparse_categorical_accuracy, categorical_accuracy, mae)"
-                )))
+                )));
             }
         };
         Ok(Self { name: name.to_string(), kind })
@@ -95,13 +95,9 @@ impl MetricState {
                 MetricKind::BinaryAccuracy => {
                     p.iter().zip(t).filter(|(p, t)| ((**p > 0.5) as u8 as f32) == **t).count() as f32 / k as f32
                 }
-                MetricKind::SparseCategoricalAccuracy | MetricKind::Accuracy => {
-                    (argmax(p) as f32 == t[0]) as u8 as f32
-                }
+                MetricKind::SparseCategoricalAccuracy | MetricKind::Accuracy => (argmax(p) as f32 == t[0]) as u8 as f32,
                 MetricKind::CategoricalAccuracy => (argmax(p) == argmax(t)) as u8 as f32,
-                MetricKind::MeanAbsoluteError => {
-                    p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32
-                }
+                MetricKind::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
             };
         }
         self.mean.add_sum(sum, n as f32);

@@ -151,9 +151,8 @@ impl Sequential {
         let expected = self.get_weights();
         let mut loaded = Vec::new();
         for t in &expected.0 {
-            let view = st
-                .tensor(&t.name)
-                .map_err(|_| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
+            let view =
+                st.tensor(&t.name).map_err(|_| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
             if view.dtype() != Dtype::F32 {
                 return Err(TrainError::file(path, format!("tensor `{}` is {:?}, not F32", t.name, view.dtype())));
             }

@@ -50,7 +50,8 @@ impl Sequential {
         }
     }
 
-    /// Appends a layer (builder style).
+    /// Appends a layer (builder style; Keras' name for it).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: impl Layer + 'static) -> Self {
         self.push(Box::new(layer));
         self
@@ -142,9 +143,9 @@ impl Sequential {
     pub(crate) fn ensure_built(&mut self, width: usize) -> Result<(), TrainError> {
         match self.input_width {
             Some(w) if w == width => Ok(()),
-            Some(w) => Err(TrainError::Input(format!(
-                "the model was built for {w} input features, the data has {width}"
-            ))),
+            Some(w) => {
+                Err(TrainError::Input(format!("the model was built for {w} input features, the data has {width}")))
+            }
             None => self.build(width),
         }
     }
@@ -216,10 +217,7 @@ impl Sequential {
     /// Builds the optimizer's state for the current parameters if it is not yet.
     pub(crate) fn ensure_optimizer(&mut self) -> Result<(), TrainError> {
         let params = self.param_list();
-        let c = self
-            .compiled
-            .as_mut()
-            .ok_or_else(|| TrainError::State("compile the model before fit".into()))?;
+        let c = self.compiled.as_mut().ok_or_else(|| TrainError::State("compile the model before fit".into()))?;
         if !c.optimizer_built {
             c.optimizer.build(&params);
             c.optimizer_built = true;
@@ -248,15 +246,18 @@ impl Sequential {
         }
         let mut targets = Vec::new();
         for t in &weights.0 {
-            let (layer, param) = t.name.rsplit_once('/').ok_or_else(|| {
-                TrainError::Input(format!("weight name `{}` is not `layer/param`", t.name))
-            })?;
-            let li = self.layers.iter().position(|l| l.name() == layer).ok_or_else(|| {
-                TrainError::Input(format!("no layer `{layer}` for weight `{}`", t.name))
-            })?;
-            let shape = self.layers[li].param_shape(param).ok_or_else(|| {
-                TrainError::Input(format!("layer `{layer}` has no parameter `{param}`"))
-            })?;
+            let (layer, param) = t
+                .name
+                .rsplit_once('/')
+                .ok_or_else(|| TrainError::Input(format!("weight name `{}` is not `layer/param`", t.name)))?;
+            let li = self
+                .layers
+                .iter()
+                .position(|l| l.name() == layer)
+                .ok_or_else(|| TrainError::Input(format!("no layer `{layer}` for weight `{}`", t.name)))?;
+            let shape = self.layers[li]
+                .param_shape(param)
+                .ok_or_else(|| TrainError::Input(format!("layer `{layer}` has no parameter `{param}`")))?;
             if shape != t.shape || t.values.len() != shape.iter().product::<usize>() {
                 return Err(TrainError::Input(format!(
                     "weight `{}`: expected shape {shape:?}, found {:?} with {} values",

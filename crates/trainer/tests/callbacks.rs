@@ -26,7 +26,12 @@ fn early_stopping_stops_after_patience_and_restores_best() {
     }
     #[typetag::serde]
     impl kiln_trainer::callbacks::Callback for Snap {
-        fn on_epoch_end(&mut self, _e: usize, _l: &kiln_trainer::Logs, c: &mut kiln_trainer::callbacks::Control<'_>) -> Result<(), kiln_trainer::TrainError> {
+        fn on_epoch_end(
+            &mut self,
+            _e: usize,
+            _l: &kiln_trainer::Logs,
+            c: &mut kiln_trainer::callbacks::Control<'_>,
+        ) -> Result<(), kiln_trainer::TrainError> {
             self.first.get_or_insert_with(|| c.model().get_weights());
             Ok(())
         }

@@ -1,7 +1,7 @@
 //! Finite-difference checks of every loss on both paths (from logits, from probabilities).
 
 use kiln_layers::{Activation, GradOf};
-use kiln_tensor::{kernels, Matrix};
+use kiln_tensor::{Matrix, kernels};
 use kiln_trainer::Loss;
 
 fn m(rows: &[&[f32]]) -> Matrix {

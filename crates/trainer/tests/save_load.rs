@@ -21,7 +21,8 @@ fn save_then_load_predicts_identically() {
     m.fit(&x.clone().into(), &y, FitOptions::default().epochs(2).verbose(Verbosity::Silent)).unwrap();
     let dir = temp("roundtrip");
     m.save(&dir).unwrap();
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(sorted, ["config.json", "metadata.json", "model.safetensors"], "no temporary files left");

@@ -107,10 +107,6 @@ impl Callback for ModelCheckpoint {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| TrainError::file(parent, e))?;
         }
-        if self.save_weights_only {
-            ctl.model().save_weights(&path)
-        } else {
-            ctl.model().save(&path)
-        }
+        if self.save_weights_only { ctl.model().save_weights(&path) } else { ctl.model().save(&path) }
     }
 }

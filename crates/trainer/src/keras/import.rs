@@ -2,7 +2,7 @@
 
 use kiln_layers::{Activation, Dense, Dropout, Initializer};
 use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
-use kiln_regularizers::{Regularizer, L1, L1L2, L2};
+use kiln_regularizers::{L1, L1L2, L2, Regularizer};
 use serde_json::Value;
 
 use crate::{Loss, Metric, Sequential, TrainError};
@@ -35,7 +35,8 @@ pub fn model_from_keras(config: &Value) -> Result<Sequential, TrainError> {
     let mut model = Sequential::new().name(name);
     let mut input_width = width_of(config.get("build_input_shape"));
     for layer in layers {
-        let class = layer.get("class_name").and_then(Value::as_str).ok_or_else(|| cfg_err("layer without class_name"))?;
+        let class =
+            layer.get("class_name").and_then(Value::as_str).ok_or_else(|| cfg_err("layer without class_name"))?;
         let cfg = layer.get("config").ok_or_else(|| cfg_err(format!("{class} without config")))?;
         match class {
             "InputLayer" => {
@@ -82,7 +83,8 @@ fn dense_from_keras(cfg: &Value) -> Result<Dense, TrainError> {
         Some(Value::String(s)) => s.clone(),
         Some(obj) => inner(obj).get("name").and_then(Value::as_str).unwrap_or("?").to_string(),
     };
-    d.activation = Activation::from_keras(&act).ok_or_else(|| cfg_err(format!("activation `{act}` is not supported")))?;
+    d.activation =
+        Activation::from_keras(&act).ok_or_else(|| cfg_err(format!("activation `{act}` is not supported")))?;
     d.use_bias = cfg.get("use_bias").and_then(Value::as_bool).unwrap_or(true);
     if let Some(init) = cfg.get("kernel_initializer").filter(|v| !v.is_null()) {
         d.kernel_initializer = initializer_from_keras(init)?;
@@ -144,7 +146,9 @@ pub fn optimizer_from_keras(v: &Value) -> Result<Box<dyn Optimizer>, TrainError>
         .map(str::to_lowercase)
         .or_else(|| cfg.get("name").and_then(Value::as_str).map(str::to_lowercase))
         .ok_or_else(|| cfg_err("optimizer without class_name or name"))?;
-    for key in ["weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps"] {
+    for key in
+        ["weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps"]
+    {
         if cfg.get(key).is_some_and(|v| !v.is_null()) {
             return Err(cfg_err(format!("optimizer option `{key}` is not supported")));
         }
@@ -182,7 +186,8 @@ pub fn optimizer_from_keras(v: &Value) -> Result<Box<dyn Optimizer>, TrainError>
 /// Compiles `model` from a Keras compile object: `{"optimizer": {...}, "loss": "...",
 /// "metrics": ["accuracy"]}`.
 pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(), TrainError> {
-    let optimizer = optimizer_from_keras(compile.get("optimizer").ok_or_else(|| cfg_err("compile without optimizer"))?)?;
+    let optimizer =
+        optimizer_from_keras(compile.get("optimizer").ok_or_else(|| cfg_err("compile without optimizer"))?)?;
     let loss_v = compile.get("loss").ok_or_else(|| cfg_err("compile without loss"))?;
     let loss_name = loss_v
         .as_str()
@@ -198,7 +203,8 @@ pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(),
             Some(name) => Metric::from_keras(name)?,
             None => {
                 // A serialized metric object: its class gives the kind, its name the log key.
-                let class = m.get("class_name").and_then(Value::as_str).ok_or_else(|| cfg_err("metrics must be names"))?;
+                let class =
+                    m.get("class_name").and_then(Value::as_str).ok_or_else(|| cfg_err("metrics must be names"))?;
                 let metric = Metric::from_keras(class)?;
                 match inner(m).get("name").and_then(Value::as_str) {
                     Some(key) => metric.named(key),

@@ -215,11 +215,16 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, TrainError> {
         initial.push(NamedTensor { name: strip_model(k, &name), shape, values });
     }
     model.set_weights(&Weights(initial))?;
-    compile_from_keras(&mut model, model_v.get("compile").ok_or_else(|| TrainError::Config("no model.compile".into()))?)?;
+    compile_from_keras(
+        &mut model,
+        model_v.get("compile").ok_or_else(|| TrainError::Config("no model.compile".into()))?,
+    )?;
 
     let fit = get("fit")?;
     if fit.get("shuffle").and_then(Value::as_bool) != Some(false) {
-        return Err(TrainError::Config("only shuffle=False traces can be replayed (TensorFlow's shuffle order is not reproducible)".into()));
+        return Err(TrainError::Config(
+            "only shuffle=False traces can be replayed (TensorFlow's shuffle order is not reproducible)".into(),
+        ));
     }
     let mut opts = FitOptions::default()
         .epochs(fit.get("epochs").and_then(Value::as_u64).unwrap_or(1) as usize)
@@ -288,12 +293,18 @@ fn compare_optimizer(cmp: &mut Comparer, model: &Sequential, vars: &serde_json::
         let var = key.split_once('/').map_or(key.as_str(), |(_, v)| v);
         let values = flat_values(v.get("values").unwrap_or(v));
         match var {
-            "iteration" | "iterations" => {
-                cmp.compare("optimizer variables", key, opt.iterations() as f64, values.first().copied().unwrap_or(f64::NAN))
-            }
-            "learning_rate" => {
-                cmp.compare("optimizer variables", key, opt.learning_rate() as f64, values.first().copied().unwrap_or(f64::NAN))
-            }
+            "iteration" | "iterations" => cmp.compare(
+                "optimizer variables",
+                key,
+                opt.iterations() as f64,
+                values.first().copied().unwrap_or(f64::NAN),
+            ),
+            "learning_rate" => cmp.compare(
+                "optimizer variables",
+                key,
+                opt.learning_rate() as f64,
+                values.first().copied().unwrap_or(f64::NAN),
+            ),
             slot => match slots.get(slot) {
                 Some(ours) => cmp.compare_slices("optimizer variables", key, ours, &values),
                 None => cmp.report.problems.push(format!("optimizer variable `{key}` has no kiln counterpart")),

@@ -1,0 +1,103 @@
+//! The options of `fit`: epochs, batches, validation, shuffling, progress, callbacks.
+
+use kiln_tensor::Matrix;
+
+use crate::callbacks::Callback;
+use crate::{Features, Verbosity};
+
+/// Where validation data comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Validation {
+    /// No validation.
+    #[default]
+    None,
+    /// The **last** fraction of the data as passed, split off before any shuffling and
+    /// fixed for all epochs (Keras' `validation_split`): `split_at = ⌊n·(1 − fraction)⌋`.
+    Split(f64),
+    /// Separate validation inputs and labels (Keras' `validation_data`).
+    Data(Features, Matrix),
+}
+
+/// Options of [`Sequential::fit`], with Keras' defaults (`epochs` 1, `batch_size` 32,
+/// `shuffle` on, progress `Auto`).
+#[derive(Debug)]
+pub struct FitOptions {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per gradient step (the last batch may be smaller).
+    pub batch_size: usize,
+    /// Validation data, if any.
+    pub validation: Validation,
+    /// Reshuffle the training part every epoch.
+    pub shuffle: bool,
+    /// Seed of the shuffle stream (defaults to the model's seed).
+    pub seed: Option<u64>,
+    /// Progress output.
+    pub verbose: Verbosity,
+    /// Callbacks, called in order.
+    pub callbacks: Vec<Box<dyn Callback>>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            validation: Validation::None,
+            shuffle: true,
+            seed: None,
+            verbose: Verbosity::Auto,
+            callbacks: Vec::new(),
+        }
+    }
+}
+
+impl FitOptions {
+    /// Sets the number of epochs.
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Sets the batch size.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Holds out the last `fraction` of the data for validation.
+    pub fn validation_split(mut self, fraction: f64) -> Self {
+        self.validation = Validation::Split(fraction);
+        self
+    }
+
+    /// Validates on separate data.
+    pub fn validation_data(mut self, x: impl Into<Features>, y: Matrix) -> Self {
+        self.validation = Validation::Data(x.into(), y);
+        self
+    }
+
+    /// Turns per-epoch shuffling on or off.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// Seeds the shuffle stream.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets the progress output.
+    pub fn verbose(mut self, verbose: Verbosity) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Adds a callback.
+    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+}
