@@ -50,6 +50,11 @@ pub struct ReproduceArgs {
     /// Load a plugin library first (repeatable).
     #[arg(long = "plugin")]
     plugins: Vec<PathBuf>,
+    /// Training order: `once` (one seeded order reused every epoch, as seeded Keras 3 on
+    /// TensorFlow does — the reference runs kiln is compared with) or `each-epoch` (a new
+    /// order every epoch, Keras' documented `shuffle=True`).
+    #[arg(long, value_enum, default_value_t = runner::ShuffleMode::Once)]
+    shuffle: runner::ShuffleMode,
     /// Plugin regularizer (`pkg>Name`) for the kernels of `imdb_custom`.
     #[arg(long)]
     regularizer: Option<String>,
@@ -97,6 +102,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         epochs: args.epochs,
         jobs,
         plugin: plugin.as_deref(),
+        shuffle: args.shuffle,
     };
     eprintln!(
         "reproduce: {} experiments × {} seeds on {jobs} threads (data ready in {loaded:.1} s)",
@@ -128,6 +134,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         figures: drawn.clone(),
         mask: mask::printed(&demo),
         plugin: args.regularizer.clone(),
+        shuffle: args.shuffle,
     };
     let report_path = args.out.join("REPORT.md");
     std::fs::write(&report_path, report.render()).with_context(|| format!("writing {}", report_path.display()))?;

@@ -123,10 +123,12 @@ impl Sequential {
             let _epoch_span = info_span!("epoch", epoch = epoch + 1).entered();
             let mut stop = self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_epoch_begin(epoch, ctl))?;
             progress.epoch_begin(epoch, steps);
-            bufs.order.clear();
-            bufs.order.extend(0..train_end);
-            if opts.shuffle {
-                shuffle_rng.shuffle(&mut bufs.order);
+            if epoch == 0 || opts.reshuffle_each_epoch {
+                bufs.order.clear();
+                bufs.order.extend(0..train_end);
+                if opts.shuffle {
+                    shuffle_rng.shuffle(&mut bufs.order);
+                }
             }
             let mut loss_mean = Mean::default();
             metrics.iter_mut().for_each(|m| m.mean = Mean::default());

@@ -19,7 +19,7 @@ pub enum Validation {
 }
 
 /// Options of [`Sequential::fit`], with Keras' defaults (`epochs` 1, `batch_size` 32,
-/// `shuffle` on, progress `Auto`).
+/// `shuffle` on and redrawn every epoch, progress `Auto`).
 #[derive(Debug)]
 pub struct FitOptions {
     /// Passes over the training data.
@@ -28,8 +28,13 @@ pub struct FitOptions {
     pub batch_size: usize,
     /// Validation data, if any.
     pub validation: Validation,
-    /// Reshuffle the training part every epoch.
+    /// Shuffle the training part.
     pub shuffle: bool,
+    /// Draw a new order every epoch (Keras' documented `shuffle=True`); when false, the
+    /// order drawn before the first epoch is reused for every epoch — what seeded Keras 3
+    /// on TensorFlow actually does (its `tf.random.shuffle` restarts from the same seed
+    /// at each epoch's iterator).
+    pub reshuffle_each_epoch: bool,
     /// Seed of the shuffle stream (defaults to the model's seed).
     pub seed: Option<u64>,
     /// Progress output.
@@ -45,6 +50,7 @@ impl Default for FitOptions {
             batch_size: 32,
             validation: Validation::None,
             shuffle: true,
+            reshuffle_each_epoch: true,
             seed: None,
             verbose: Verbosity::Auto,
             callbacks: Vec::new(),
@@ -80,6 +86,12 @@ impl FitOptions {
     /// Turns per-epoch shuffling on or off.
     pub fn shuffle(mut self, shuffle: bool) -> Self {
         self.shuffle = shuffle;
+        self
+    }
+
+    /// Draws a new order every epoch (default) or keeps the first epoch's order.
+    pub fn reshuffle_each_epoch(mut self, yes: bool) -> Self {
+        self.reshuffle_each_epoch = yes;
         self
     }
 

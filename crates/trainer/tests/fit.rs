@@ -136,3 +136,42 @@ fn binary_and_mse_train_with_their_metrics() {
     let h = r.fit(&x.into(), &yb, quiet().epochs(5)).unwrap();
     assert!(h.get("loss").unwrap().iter().all(|v| v.is_finite()));
 }
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FirstBatchLoss {
+    #[serde(skip)]
+    per_epoch: Vec<f32>,
+}
+
+#[typetag::serde]
+impl Callback for FirstBatchLoss {
+    fn on_train_batch_end(&mut self, b: usize, _: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        if b == 0 {
+            self.per_epoch.push(ctl.batch_stats().unwrap().data_loss);
+        }
+        Ok(())
+    }
+    fn wants_batches(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn shuffle_once_keeps_the_first_epochs_order() {
+    // With a zero learning rate the weights never change, so a batch's loss depends only
+    // on which samples it holds: equal first-batch losses mean the same order.
+    let (x, y) = blobs(64, 8);
+    let run = |reshuffle: bool| {
+        let mut m = Sequential::new().add(Dense::new(3).activation(Activation::Softmax));
+        m.compile(RMSprop::new(0.0), Loss::SparseCategoricalCrossentropy, &[]).unwrap();
+        let mut rec = FirstBatchLoss::default();
+        let opts = quiet().epochs(4).batch_size(8).reshuffle_each_epoch(reshuffle);
+        m.fit_with_callbacks(&x.clone().into(), &y, opts, &mut [&mut rec]).unwrap();
+        rec.per_epoch
+    };
+    let once = run(false);
+    assert!(once.iter().all(|&l| l == once[0]), "{once:?}");
+    let each = run(true);
+    assert_eq!(each[0], once[0], "the first epoch's order is the same either way");
+    assert!(each.iter().any(|&l| l != each[0]), "{each:?}");
+}

@@ -6,7 +6,7 @@ use kiln_datasets::Provenance;
 
 use super::data::{Data, IMDB_ORDER_SEED, MAX_TOKENS};
 use super::experiments::{DataSet, Experiment, LayerSpec, Reg};
-use super::runner::Run;
+use super::runner::{Run, ShuffleMode};
 use super::verdicts::{Curves, Verdict};
 
 /// Everything the report shows.
@@ -29,6 +29,8 @@ pub struct Report<'a> {
     pub mask: String,
     /// The `--regularizer` used by `imdb_custom`, if any.
     pub plugin: Option<String>,
+    /// How the training order was drawn.
+    pub shuffle: ShuffleMode,
 }
 
 /// The keys of a table row, in Keras' order.
@@ -42,10 +44,14 @@ impl Report<'_> {
             self.results.first().map(|(_, runs)| runs.iter().map(|r| r.seed.to_string()).collect()).unwrap_or_default();
         let _ = writeln!(
             md,
-            "kiln {} · seeds {} (curves and tables are seed means) · {} worker threads, each run single-threaded · \
-             training done {:.1} s after the command started\n",
+            "kiln {} · seeds {} (curves and tables are seed means) · training order: {} · {} worker threads, \
+             each run single-threaded · training done {:.1} s after the command started\n",
             env!("CARGO_PKG_VERSION"),
             seeds.join(", "),
+            match self.shuffle {
+                ShuffleMode::Once => "one seeded shuffle reused every epoch (as seeded Keras 3)",
+                ShuffleMode::EachEpoch => "reshuffled every epoch",
+            },
             self.jobs,
             self.train_wall
         );

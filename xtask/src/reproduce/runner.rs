@@ -36,6 +36,17 @@ pub struct Plan<'a> {
     pub jobs: usize,
     /// The `--regularizer` instance, for experiments that need one.
     pub plugin: Option<&'a dyn Regularizer>,
+    /// Whether the training order is redrawn every epoch.
+    pub shuffle: ShuffleMode,
+}
+
+/// How the training rows are ordered across epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShuffleMode {
+    /// One seeded order, reused every epoch (seeded Keras 3 on TensorFlow).
+    Once,
+    /// A new order every epoch (Keras' documented `shuffle=True`).
+    EachEpoch,
 }
 
 impl Plan<'_> {
@@ -103,6 +114,7 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data) -> anyhow:
         .batch_size(exp.data.batch_size())
         .validation_split(exp.data.validation_split())
         .seed(seed)
+        .reshuffle_each_epoch(plan.shuffle == ShuffleMode::EachEpoch)
         .verbose(Verbosity::Silent)
         .callback(EpochLine::new(exp.name, seed, epochs));
     let start = Instant::now();
