@@ -206,13 +206,8 @@ impl Sequential {
         let layers = &mut self.layers;
         forward(layers, batch.input(), true, par);
         let last = layers.last().expect("layers");
-        let (data_loss, grad_of) = compiled.loss.forward_backward(
-            last.output(),
-            last.logits(),
-            last.activation(),
-            targets,
-            grads.last_mut().expect("grads"),
-        );
+        let (data_loss, grad_of) =
+            compiled.loss.of_layer(last.as_ref(), compiled.from_logits, targets, grads.last_mut().expect("grads"));
         metrics.iter_mut().for_each(|m| m.update(last.output(), targets));
         let loss = total_loss(layers, data_loss);
         backward(layers, batch.input(), grads, grad_of, par);
@@ -241,6 +236,7 @@ impl Sequential {
         out_w: usize,
     ) -> Result<(Mean, Vec<MetricState>), TrainError> {
         let mut metrics = self.metric_states(out_w, y.cols());
+        let from_logits = self.from_logits();
         let mut loss_mean = Mean::default();
         let mut grad = std::mem::take(&mut bufs.targets);
         let mut targets = Matrix::default();
@@ -249,8 +245,7 @@ impl Sequential {
             gather_targets(y, chunk, &mut targets);
             forward(&mut self.layers, bufs.batch.input(), false, self.par);
             let last = self.layers.last().expect("layers");
-            let (data_loss, _) =
-                loss.forward_backward(last.output(), last.logits(), last.activation(), &targets, &mut grad);
+            let (data_loss, _) = loss.of_layer(last.as_ref(), from_logits, &targets, &mut grad);
             metrics.iter_mut().for_each(|m| m.update(last.output(), &targets));
             loss_mean.add(total_loss(&self.layers, data_loss), chunk.len() as f32);
         }

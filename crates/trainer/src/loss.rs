@@ -1,6 +1,6 @@
 //! Losses: value and gradient, computed from logits where Keras does.
 
-use kiln_layers::{Activation, GradOf};
+use kiln_layers::{Activation, GradOf, Layer};
 use kiln_tensor::{Matrix, kernels};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,34 @@ impl Loss {
             _ => {}
         }
         Ok(())
+    }
+
+    /// The activation whose logits this loss can start from (`Linear` for MSE).
+    fn logits_activation(self) -> Activation {
+        match self {
+            Self::SparseCategoricalCrossentropy | Self::CategoricalCrossentropy => Activation::Softmax,
+            Self::BinaryCrossentropy => Activation::Sigmoid,
+            Self::MeanSquaredError => Activation::Linear,
+        }
+    }
+
+    /// The loss of the model's last layer: from its logits where Keras would, or — when
+    /// compiled with `from_logits` (Keras' `from_logits=True`) — reading its output as
+    /// logits. The returned [`GradOf`] tells `backward` what the gradient is w.r.t.
+    pub(crate) fn of_layer(
+        self,
+        last: &dyn Layer,
+        from_logits: bool,
+        targets: &Matrix,
+        grad: &mut Matrix,
+    ) -> (f32, GradOf) {
+        if from_logits {
+            let z = last.output();
+            let (loss, _) = self.forward_backward(z, Some(z), self.logits_activation(), targets, grad);
+            (loss, GradOf::Output)
+        } else {
+            self.forward_backward(last.output(), last.logits(), last.activation(), targets, grad)
+        }
     }
 
     /// The mean loss over the batch, with its gradient written into `grad` — w.r.t. the

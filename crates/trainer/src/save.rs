@@ -29,6 +29,8 @@ struct ConfigOut<'a> {
 struct CompileOut<'a> {
     optimizer: &'a dyn Optimizer,
     loss: Loss,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    from_logits: bool,
     metrics: &'a [Metric],
 }
 
@@ -47,6 +49,8 @@ struct ConfigIn {
 struct CompileIn {
     optimizer: Box<dyn Optimizer>,
     loss: Loss,
+    #[serde(default)]
+    from_logits: bool,
     metrics: Vec<Metric>,
 }
 
@@ -56,6 +60,7 @@ impl Sequential {
         let compile = self.compiled.as_ref().map(|c| CompileOut {
             optimizer: c.optimizer.as_ref(),
             loss: c.loss,
+            from_logits: c.from_logits,
             metrics: &c.metrics,
         });
         let cfg = ConfigOut {
@@ -86,6 +91,7 @@ impl Sequential {
         }
         if let Some(c) = cfg.compile {
             model.compile_boxed(c.optimizer, c.loss, c.metrics);
+            model.set_from_logits(c.from_logits)?;
         }
         Ok(model)
     }

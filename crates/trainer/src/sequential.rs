@@ -28,6 +28,7 @@ pub(crate) struct Compiled {
     pub optimizer: Box<dyn Optimizer>,
     pub optimizer_built: bool,
     pub loss: Loss,
+    pub from_logits: bool,
     pub metrics: Vec<Metric>,
 }
 
@@ -164,7 +165,21 @@ impl Sequential {
 
     /// [`compile`](Sequential::compile) with an already boxed optimizer and parsed metrics.
     pub fn compile_boxed(&mut self, optimizer: Box<dyn Optimizer>, loss: Loss, metrics: Vec<Metric>) {
-        self.compiled = Some(Compiled { optimizer, optimizer_built: false, loss, metrics });
+        self.compiled = Some(Compiled { optimizer, optimizer_built: false, loss, from_logits: false, metrics });
+    }
+
+    /// Reads the last layer's output as logits (Keras' `from_logits=True`): use with a
+    /// linear last layer. Off by default, where softmax/sigmoid outputs are still turned
+    /// back into logits as Keras does.
+    pub fn set_from_logits(&mut self, from_logits: bool) -> Result<(), TrainError> {
+        let c = self.compiled.as_mut().ok_or_else(|| TrainError::State("compile the model first".into()))?;
+        c.from_logits = from_logits;
+        Ok(())
+    }
+
+    /// Whether the loss reads the output as logits.
+    pub fn from_logits(&self) -> bool {
+        self.compiled.as_ref().is_some_and(|c| c.from_logits)
     }
 
     /// The optimizer, once compiled.

@@ -193,8 +193,13 @@ pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(),
         .as_str()
         .or_else(|| loss_v.get("class_name").and_then(Value::as_str))
         .ok_or_else(|| cfg_err("loss must be a name or a serialized loss"))?;
-    if inner(loss_v).get("from_logits").and_then(Value::as_bool) == Some(true) {
-        return Err(cfg_err("losses with from_logits=True are not supported"));
+    let loss_cfg = inner(loss_v);
+    let from_logits = loss_cfg.get("from_logits").and_then(Value::as_bool) == Some(true);
+    if loss_cfg.get("label_smoothing").and_then(Value::as_f64).is_some_and(|s| s != 0.0) {
+        return Err(cfg_err("label_smoothing is not supported"));
+    }
+    if loss_cfg.get("ignore_class").is_some_and(|v| !v.is_null()) {
+        return Err(cfg_err("ignore_class is not supported"));
     }
     let loss = Loss::from_keras(loss_name).ok_or_else(|| cfg_err(format!("loss `{loss_name}` is not supported")))?;
     let mut metrics = Vec::new();
@@ -215,5 +220,5 @@ pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(),
         metrics.push(metric);
     }
     model.compile_boxed(optimizer, loss, metrics);
-    Ok(())
+    model.set_from_logits(from_logits)
 }
