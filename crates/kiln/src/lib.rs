@@ -17,6 +17,8 @@
 //! assert_eq!(model.param_count(), 160_305);
 //! ```
 
+#![warn(missing_docs)]
+
 pub use kiln_datasets as datasets;
 pub use kiln_layers as layers;
 pub use kiln_optimizers as optimizers;

@@ -19,6 +19,8 @@
 //! assert_eq!(dense.output().as_slice(), &[0.0, 0.0]); // relu(1-3), relu(2-3)
 //! ```
 
+#![warn(missing_docs)]
+
 mod activation;
 mod dense;
 mod dropout;

@@ -19,6 +19,8 @@
 //! assert_eq!(opt.iterations(), 1);
 //! ```
 
+#![warn(missing_docs)]
+
 mod adam;
 mod decimal;
 mod optimizer;

@@ -36,6 +36,8 @@
 //! # assert_eq!(unsafe { factory.name.to_string_lossy() }, "my_pkg>L3");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod abi;
 mod callback;
 mod export;

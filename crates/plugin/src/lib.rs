@@ -24,6 +24,8 @@
 //! # Ok::<(), kiln_plugin::PluginError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod callback;
 mod envelope;
 mod error;

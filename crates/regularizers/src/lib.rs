@@ -18,6 +18,8 @@
 //! assert_eq!(json, r#"{"type":"L2","l2":0.5}"#);
 //! ```
 
+#![warn(missing_docs)]
+
 mod l1;
 mod l1l2;
 mod l2;

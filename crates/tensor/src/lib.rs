@@ -16,6 +16,8 @@
 //! assert_eq!(c.as_slice(), &[-2.0, -2.0]);
 //! ```
 
+#![warn(missing_docs)]
+
 mod bytes;
 mod denormals;
 mod error;

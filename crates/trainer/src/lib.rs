@@ -24,6 +24,8 @@
 //! assert!(model.summary().contains("dense_1 (Dense)"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod callbacks;
 mod error;
 mod features;
