@@ -97,13 +97,15 @@ impl Sequential {
     }
 
     /// Saves the model into directory `dir` (created if needed): `config.json`,
-    /// `model.safetensors` and `metadata.json`, each written to a temporary file and
+    /// `model.safetensors`, `optimizer.safetensors` (once trained: slots and iteration
+    /// count, so `fit` resumes exactly) and `metadata.json`, each written to a temporary file and
     /// renamed, so an interrupted save never leaves a half-written file behind.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
         write_atomic(&dir.join("config.json"), self.to_config_json().as_bytes())?;
         self.save_weights(dir.join("model.safetensors"))?;
+        self.save_optimizer_state(dir.join("optimizer.safetensors"))?;
         let meta = serde_json::json!({
             "format_version": FORMAT_VERSION,
             "kiln_version": env!("CARGO_PKG_VERSION"),
@@ -123,56 +125,120 @@ impl Sequential {
             return Err(TrainError::file(&cfg_path, "the saved model was never built: no weights to load"));
         }
         model.load_weights(dir.join("model.safetensors"))?;
+        let optimizer_state = dir.join("optimizer.safetensors");
+        if model.compiled.is_some() && optimizer_state.exists() {
+            model.load_optimizer_state(&optimizer_state)?;
+        }
         Ok(model)
     }
 
     /// Writes every parameter to one safetensors file (`dense_1/kernel`, …), atomically.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
-        let path = path.as_ref();
-        let weights = self.get_weights();
-        let bytes: Vec<Vec<u8>> =
-            weights.0.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-        let views = weights
-            .0
-            .iter()
-            .zip(&bytes)
-            .map(|(t, b)| {
-                TensorView::new(Dtype::F32, t.shape.clone(), b)
-                    .map(|v| (t.name.clone(), v))
-                    .map_err(|e| TrainError::file(path, e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let meta = HashMap::from([("format".to_string(), "kiln".to_string())]);
-        let data = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| TrainError::file(path, e))?;
-        write_atomic(path, &data)
+        write_tensors(path.as_ref(), &self.get_weights().0, HashMap::new())
     }
 
     /// Reads a safetensors file written by [`save_weights`](Sequential::save_weights) into
     /// the built model; errors name the tensor and the expected and found shapes.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
         let path = path.as_ref();
-        let data = fs::read(path).map_err(|e| TrainError::file(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&data)
-            .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
+        let (tensors, _) = read_tensors(path)?;
         let expected = self.get_weights();
         let mut loaded = Vec::new();
         for t in &expected.0 {
-            let view =
-                st.tensor(&t.name).map_err(|_| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(TrainError::file(path, format!("tensor `{}` is {:?}, not F32", t.name, view.dtype())));
-            }
-            if view.shape() != t.shape.as_slice() {
+            let found = tensors
+                .iter()
+                .find(|f| f.name == t.name)
+                .ok_or_else(|| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
+            if found.shape != t.shape {
                 return Err(TrainError::file(
                     path,
-                    format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, view.shape()),
+                    format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, found.shape),
                 ));
             }
-            let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            loaded.push(NamedTensor { name: t.name.clone(), shape: t.shape.clone(), values });
+            loaded.push(found.clone());
         }
         self.set_weights(&Weights(loaded)).map_err(|e| TrainError::file(path, e))
     }
+
+    /// Writes the optimizer's state — every slot (`dense/kernel/velocity`, …) and the
+    /// iteration count — so that training resumes exactly. Does nothing before the
+    /// optimizer has state (no `fit` yet).
+    pub fn save_optimizer_state(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
+        let Some(c) = self.compiled.as_ref().filter(|c| c.optimizer_built) else { return Ok(()) };
+        let shapes: HashMap<String, Vec<usize>> = self.get_weights().0.into_iter().map(|t| (t.name, t.shape)).collect();
+        let tensors: Vec<NamedTensor> = c
+            .optimizer
+            .slots()
+            .into_iter()
+            .map(|s| NamedTensor {
+                name: format!("{}/{}", s.param, s.slot),
+                shape: shapes.get(s.param).cloned().unwrap_or_else(|| vec![s.values.len()]),
+                values: s.values.to_vec(),
+            })
+            .collect();
+        let meta = HashMap::from([("iterations".to_string(), c.optimizer.iterations().to_string())]);
+        write_tensors(path.as_ref(), &tensors, meta)
+    }
+
+    /// Restores optimizer state written by
+    /// [`save_optimizer_state`](Sequential::save_optimizer_state) into the compiled model.
+    pub fn load_optimizer_state(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
+        let path = path.as_ref();
+        let (tensors, meta) = read_tensors(path)?;
+        self.ensure_optimizer()?;
+        let index: HashMap<String, usize> =
+            self.param_list().into_iter().enumerate().map(|(i, (name, _))| (name, i)).collect();
+        let opt = &mut self.compiled.as_mut().expect("compiled").optimizer;
+        for t in &tensors {
+            let restored = t
+                .name
+                .rsplit_once('/')
+                .and_then(|(param, slot)| index.get(param).map(|&i| opt.set_slot(i, slot, &t.values)))
+                .unwrap_or(false);
+            if !restored {
+                return Err(TrainError::file(path, format!("optimizer slot `{}` does not fit this model", t.name)));
+            }
+        }
+        let iterations = meta.get("iterations").and_then(|v| v.parse().ok()).unwrap_or(0);
+        opt.set_iterations(iterations);
+        Ok(())
+    }
+}
+
+/// Writes named `f32` tensors (and string metadata) as one safetensors file, atomically.
+fn write_tensors(path: &Path, tensors: &[NamedTensor], mut meta: HashMap<String, String>) -> Result<(), TrainError> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map(|v| (t.name.clone(), v))
+                .map_err(|e| TrainError::file(path, e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    meta.insert("format".to_string(), "kiln".to_string());
+    let data = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| TrainError::file(path, e))?;
+    write_atomic(path, &data)
+}
+
+/// Reads every `f32` tensor of a safetensors file, with its metadata.
+fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>), TrainError> {
+    let data = fs::read(path).map_err(|e| TrainError::file(path, e))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&data)
+        .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let st = safetensors::SafeTensors::deserialize(&data)
+        .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(TrainError::file(path, format!("tensor `{name}` is {:?}, not F32", view.dtype())));
+        }
+        let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        out.push(NamedTensor { name, shape: view.shape().to_vec(), values });
+    }
+    Ok((out, meta))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.

@@ -25,7 +25,11 @@ fn save_then_load_predicts_identically() {
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     let mut sorted = names.clone();
     sorted.sort();
-    assert_eq!(sorted, ["config.json", "metadata.json", "model.safetensors"], "no temporary files left");
+    assert_eq!(
+        sorted,
+        ["config.json", "metadata.json", "model.safetensors", "optimizer.safetensors"],
+        "no temporary files left"
+    );
     let mut back = Sequential::load(&dir).unwrap();
     assert_eq!(back.predict(&x.clone().into(), 32).unwrap(), m.predict(&x.into(), 32).unwrap());
     assert_eq!(back.get_weights(), m.get_weights());
@@ -72,5 +76,32 @@ fn bad_files_are_named_errors() {
     assert!(err.contains("dense/kernel") && err.contains("[4, 16]") && err.contains("[4, 17]"), "{err}");
     std::fs::write(dir.join("config.json"), r#"{"format_version": 99}"#).unwrap();
     assert!(Sequential::load(&dir).unwrap_err().to_string().contains("config.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn training_resumes_exactly_from_a_saved_model() {
+    // Two epochs, save, load, one more epoch == three epochs in one go: the optimizer's
+    // slots and iteration count travel with the model.
+    let (x, y) = blobs(60, 22);
+    let opts = |epochs| FitOptions::default().epochs(epochs).batch_size(16).shuffle(false).verbose(Verbosity::Silent);
+    let mut straight = Sequential::new()
+        .seed(3)
+        .add(Dense::new(8).activation(Activation::Relu))
+        .add(Dense::new(3).activation(Activation::Softmax));
+    straight.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    let mut first = Sequential::new()
+        .seed(3)
+        .add(Dense::new(8).activation(Activation::Relu))
+        .add(Dense::new(3).activation(Activation::Softmax));
+    first.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    straight.fit(&x.clone().into(), &y, opts(3)).unwrap();
+    first.fit(&x.clone().into(), &y, opts(2)).unwrap();
+    let dir = temp("resume");
+    first.save(&dir).unwrap();
+    let mut resumed = Sequential::load(&dir).unwrap();
+    assert_eq!(resumed.optimizer().unwrap().iterations(), 8);
+    resumed.fit(&x.into(), &y, opts(1)).unwrap();
+    assert_eq!(resumed.get_weights(), straight.get_weights());
     let _ = std::fs::remove_dir_all(&dir);
 }
