@@ -61,13 +61,6 @@ pub fn softmax_rows(x: &mut [f32], cols: usize) {
     }
 }
 
-/// `ln Σ_j e^{x_j}` of one row, max-shifted for stability.
-pub fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-    max + sum.ln()
-}
-
 /// Index of the largest value; ties go to the first (Keras' argmax).
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -89,7 +82,6 @@ mod tests {
         softmax_rows(&mut x, 3);
         assert!((x[0] - 1.0).abs() < 1e-6 && x[2] >= 0.0);
         assert!((x[3..].iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!((log_sum_exp(&[1000.0, 1000.0]) - (1000.0 + 2f32.ln())).abs() < 1e-3);
     }
 
     #[test]

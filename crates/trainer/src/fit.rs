@@ -8,7 +8,7 @@ use crate::features::{Batch, gather_targets};
 use crate::mean::Mean;
 use crate::metrics::MetricState;
 use crate::progress::Progress;
-use crate::step::{backward, forward, total_loss};
+use crate::step::{backward, forward, total_loss, total_loss_with, weight_penalties};
 use crate::{Features, FitOptions, History, Logs, Sequential, TrainError, Validation};
 
 /// Per-call buffers, allocated once and reused by every batch.
@@ -237,6 +237,7 @@ impl Sequential {
     ) -> Result<(Mean, Vec<MetricState>), TrainError> {
         let mut metrics = self.metric_states(out_w, y.cols());
         let from_logits = self.from_logits();
+        let penalties = weight_penalties(&self.layers);
         let mut loss_mean = Mean::default();
         let mut grad = std::mem::take(&mut bufs.targets);
         let mut targets = Matrix::default();
@@ -247,7 +248,7 @@ impl Sequential {
             let last = self.layers.last().expect("layers");
             let (data_loss, _) = loss.of_layer(last.as_ref(), from_logits, &targets, &mut grad);
             metrics.iter_mut().for_each(|m| m.update(last.output(), &targets));
-            loss_mean.add(total_loss(&self.layers, data_loss), chunk.len() as f32);
+            loss_mean.add(total_loss_with(&self.layers, data_loss, &penalties), chunk.len() as f32);
         }
         bufs.targets = grad;
         Ok((loss_mean, metrics))

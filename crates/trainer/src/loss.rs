@@ -1,7 +1,7 @@
 //! Losses: value and gradient, computed from logits where Keras does.
 
 use kiln_layers::{Activation, GradOf, Layer};
-use kiln_tensor::{Matrix, kernels};
+use kiln_tensor::Matrix;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -256,14 +256,10 @@ fn prob_xent_row(p: &[f32], y: &[f32], g: &mut [f32], u: f32) -> f32 {
     loss
 }
 
-/// `argmax` helper re-exported for metrics.
-pub(crate) fn argmax(row: &[f32]) -> usize {
-    kernels::argmax(row)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_tensor::kernels;
 
     fn m(rows: &[&[f32]]) -> Matrix {
         Matrix::from_rows(rows).unwrap()

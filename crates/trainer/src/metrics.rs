@@ -4,8 +4,8 @@ use kiln_tensor::Matrix;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::loss::argmax;
 use crate::mean::Mean;
+use kiln_tensor::kernels::argmax;
 
 /// A metric as compiled: the log key it reports under and what it computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -36,15 +36,37 @@ pub(crate) fn backward(
 /// Data loss plus every penalty, in Keras' order: activity terms of all layers first,
 /// then weight penalties in parameter order.
 pub(crate) fn total_loss(layers: &[Box<dyn Layer>], data_loss: f32) -> f32 {
+    let mut total = with_activity(layers, data_loss);
+    for l in layers {
+        l.visit_weight_penalties(&mut |p| total += p);
+    }
+    total
+}
+
+/// `total_loss` with the weight penalties computed beforehand (by `weight_penalties`):
+/// while evaluating, weights do not change, so they need computing once, not per batch.
+/// The terms are added in the same order, so the sum rounds exactly as `total_loss`'s.
+pub(crate) fn total_loss_with(layers: &[Box<dyn Layer>], data_loss: f32, weight_penalties: &[f32]) -> f32 {
+    weight_penalties.iter().fold(with_activity(layers, data_loss), |total, p| total + p)
+}
+
+/// Every weight penalty of the model, in parameter order.
+pub(crate) fn weight_penalties(layers: &[Box<dyn Layer>]) -> Vec<f32> {
+    let mut out = Vec::new();
+    for l in layers {
+        l.visit_weight_penalties(&mut |p| out.push(p));
+    }
+    out
+}
+
+/// `data_loss` plus the activity penalties of the last forward pass, in layer order.
+fn with_activity(layers: &[Box<dyn Layer>], data_loss: f32) -> f32 {
     let mut total = data_loss;
     for l in layers {
         let p = l.activity_penalty();
         if p != 0.0 {
             total += p;
         }
-    }
-    for l in layers {
-        l.visit_weight_penalties(&mut |p| total += p);
     }
     total
 }

@@ -18,6 +18,17 @@ pub enum Mode {
     Max,
 }
 
+impl Mode {
+    /// Whether larger values of `monitor` are better under this mode.
+    pub fn maximizes(self, monitor: &str) -> bool {
+        match self {
+            Mode::Max => true,
+            Mode::Min => false,
+            Mode::Auto => monitor.contains("acc") || monitor.contains("auc"),
+        }
+    }
+}
+
 /// Keras' `EarlyStopping`: stop after `patience` epochs without an improvement of at least
 /// `min_delta` in `monitor`. With `restore_best_weights`, the best epoch's weights are put
 /// back when training ends — whatever ended it (Keras' later behaviour, keras#18822).
@@ -111,18 +122,10 @@ impl EarlyStopping {
         self.run.best_epoch
     }
 
-    fn maximize(&self) -> bool {
-        match self.mode {
-            Mode::Max => true,
-            Mode::Min => false,
-            Mode::Auto => self.monitor.contains("acc") || self.monitor.contains("auc"),
-        }
-    }
-
     fn improves(&self, value: f64, reference: Option<f64>) -> bool {
         let Some(reference) = reference else { return true };
         let delta = self.min_delta.abs();
-        if self.maximize() { value - delta > reference } else { value + delta < reference }
+        if self.mode.maximizes(&self.monitor) { value - delta > reference } else { value + delta < reference }
     }
 }
 

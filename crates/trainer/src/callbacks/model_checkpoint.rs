@@ -70,14 +70,6 @@ impl ModelCheckpoint {
                 .replace("{epoch}", &e.to_string()),
         )
     }
-
-    fn maximize(&self) -> bool {
-        match self.mode {
-            Mode::Max => true,
-            Mode::Min => false,
-            Mode::Auto => self.monitor.contains("acc") || self.monitor.contains("auc"),
-        }
-    }
 }
 
 #[typetag::serde]
@@ -95,7 +87,7 @@ impl Callback for ModelCheckpoint {
             };
             let better = match self.best {
                 None => true,
-                Some(b) if self.maximize() => current > b,
+                Some(b) if self.mode.maximizes(&self.monitor) => current > b,
                 Some(b) => current < b,
             };
             if !better {
