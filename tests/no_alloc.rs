@@ -93,7 +93,14 @@ fn dense_bytes_and_sparse_batches_do_not_allocate() {
         csr.push_row(&idx, &vec![1.0; idx.len()]).unwrap();
     }
     let binary = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 2) as f32).collect()).unwrap();
-    assert_no_allocation_after_first_batch(classifier(16, 1, Activation::Sigmoid), csr.into(), binary, 8);
+    assert_no_allocation_after_first_batch(
+        classifier(16, 1, Activation::Sigmoid),
+        csr.clone().into(),
+        binary.clone(),
+        8,
+    );
+    // A 500×600 kernel (1.2 MB) takes the column-wise sparse path, with its own buffers.
+    assert_no_allocation_after_first_batch(classifier(600, 1, Activation::Sigmoid), csr.into(), binary, 8);
     // The probability path (no softmax on the last layer) must not allocate either.
     let probs = Features::Bytes { values: ByteMatrix::from_vec(n, 20, pixels).unwrap(), divisor: 255.0 };
     let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();

@@ -24,9 +24,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn tiny_run(out: &Path) -> Output {
+fn tiny_run(out: &Path, jobs: &str) -> Output {
     let out = out.to_str().expect("utf-8 temp path");
     reproduce(&[
+        "--jobs",
+        jobs,
         "--data",
         "bundled",
         "--epochs",
@@ -34,7 +36,7 @@ fn tiny_run(out: &Path) -> Output {
         "--seeds",
         "1",
         "--only",
-        "imdb_smaller,mnist_logreg",
+        "imdb_smaller,imdb_dropout,mnist_logreg",
         "--out",
         out,
     ])
@@ -42,18 +44,22 @@ fn tiny_run(out: &Path) -> Output {
 
 #[test]
 fn tiny_run_writes_outputs_and_is_deterministic() {
-    let (a, b) = (scratch("a"), scratch("b"));
-    for dir in [&a, &b] {
-        let run = tiny_run(dir);
+    // `--jobs 1` twice, then two jobs: the same seeds give the same histories each time.
+    let (a, b, c) = (scratch("a"), scratch("b"), scratch("c"));
+    for (dir, jobs) in [(&a, "1"), (&b, "1"), (&c, "2")] {
+        let run = tiny_run(dir, jobs);
         assert!(run.status.success(), "reproduce failed:\n{}", String::from_utf8_lossy(&run.stderr));
+        if jobs == "2" {
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(stderr.contains("[imdb_smaller seed 0] epoch 2/2"), "no progress lines:\n{stderr}");
+        }
     }
-    let stderr = String::from_utf8_lossy(&tiny_run(&a).stderr).into_owned();
-    assert!(stderr.contains("[imdb_smaller seed 0] epoch 2/2"), "no progress lines:\n{stderr}");
 
-    for exp in ["mnist_logreg", "imdb_smaller"] {
+    for exp in ["mnist_logreg", "imdb_smaller", "imdb_dropout"] {
         let file = format!("history/{exp}_seed0.json");
         let text = std::fs::read_to_string(a.join(&file)).expect("history written");
-        assert_eq!(text, std::fs::read_to_string(b.join(&file)).unwrap(), "{file} differs between runs");
+        assert_eq!(text, std::fs::read_to_string(b.join(&file)).unwrap(), "{file} differs between --jobs 1 runs");
+        assert_eq!(text, std::fs::read_to_string(c.join(&file)).unwrap(), "{file} differs with --jobs 2");
         let h: serde_json::Value = serde_json::from_str(&text).unwrap();
         for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
             assert_eq!(h[key].as_array().map(Vec::len), Some(2), "{file}: {key}");
@@ -66,7 +72,7 @@ fn tiny_run_writes_outputs_and_is_deterministic() {
     assert!(!a.join("original_vs_smaller.png").exists());
     let report = std::fs::read_to_string(a.join("REPORT.md")).unwrap();
     assert!(report.contains("### `imdb_smaller`") && report.contains("bundled real subset"), "{report}");
-    for dir in [a, b] {
+    for dir in [a, b, c] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -61,11 +61,7 @@ impl Activation {
     pub fn backward(self, out: &[f32], grad: &mut [f32], cols: usize) {
         match self {
             Self::Linear => {}
-            Self::Relu => grad.iter_mut().zip(out).for_each(|(g, &y)| {
-                if y <= 0.0 {
-                    *g = 0.0
-                }
-            }),
+            Self::Relu => kernels::relu_backward(out, grad),
             Self::Sigmoid => grad.iter_mut().zip(out).for_each(|(g, &y)| *g *= y * (1.0 - y)),
             Self::Tanh => grad.iter_mut().zip(out).for_each(|(g, &y)| *g *= 1.0 - y * y),
             Self::Softmax => {

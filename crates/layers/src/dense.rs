@@ -1,7 +1,7 @@
 //! The densely connected layer.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accum, Matrix, Par, Rng, View, kernels, matmul};
+use kiln_tensor::{Accum, ColumnIndex, Matrix, Par, Rng, View, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
 use crate::{Activation, GradOf, Initializer, Layer, LayerError, LayerInput};
@@ -53,6 +53,15 @@ fn zeros() -> Initializer {
     Initializer::Zeros
 }
 
+/// Kernel size above which sparse input is multiplied column by column (about half a
+/// core's L2 cache on the machines we measure; see `docs/performance.md`).
+///
+/// Row by row, every stored entry reads a kernel row: cheap while the kernel stays in
+/// cache, a trip to memory each once it does not. Column by column, each kernel row is
+/// read once per batch and the gradient touches only the batch's rows, at the price of
+/// building a [`ColumnIndex`] (which costs more than it saves on a 10,000×16 kernel).
+const COLUMN_WISE_KERNEL_BYTES: usize = 1 << 20;
+
 /// Parameters, gradients and per-batch buffers (not part of the configuration).
 #[derive(Debug, Clone, Default)]
 struct DenseState {
@@ -66,6 +75,29 @@ struct DenseState {
     scratch: Matrix,
     activity_penalty: f32,
     built: bool,
+    /// The current sparse batch grouped by column (sparse input only).
+    columns: ColumnIndex,
+    /// When `grad_kernel_sparse`, the only rows of `grad_kernel` that may be non-zero.
+    grad_rows: Vec<u32>,
+    /// Whether `grad_kernel` is zero outside `grad_rows` (so the next sparse batch
+    /// clears just those rows instead of the whole kernel-sized buffer).
+    grad_kernel_sparse: bool,
+}
+
+/// The values of increasing `a` that are not in increasing `b`.
+fn sorted_difference<'a>(a: &'a [u32], b: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
+    let mut rest = b.iter().peekable();
+    a.iter().copied().filter(move |&x| {
+        while rest.next_if(|&&y| y < x).is_some() {}
+        rest.peek() != Some(&&x)
+    })
+}
+
+impl DenseState {
+    /// Whether sparse input goes column by column (see [`COLUMN_WISE_KERNEL_BYTES`]).
+    fn column_wise(&self) -> bool {
+        self.kernel.len() * size_of::<f32>() > COLUMN_WISE_KERNEL_BYTES
+    }
 }
 
 impl Dense {
@@ -186,6 +218,9 @@ impl Layer for Dense {
         s.bias = vec![0.0; bias_len];
         self.bias_initializer.fill(&mut s.bias, input_width, self.units, rng);
         s.grad_bias = vec![0.0; bias_len];
+        // Room for every row, so no batch of sparse input ever grows it.
+        s.grad_rows = Vec::with_capacity(input_width);
+        s.grad_kernel_sparse = false;
         s.logits = Matrix::zeros(0, self.units);
         s.output = Matrix::zeros(0, self.units);
         s.built = true;
@@ -202,11 +237,16 @@ impl Layer for Dense {
         let n = input.rows();
         let mut logits = std::mem::take(&mut self.state.logits);
         logits.resize(n, self.units);
-        match input {
-            LayerInput::Dense(x) => matmul::ab(logits.view_mut(), x, self.kernel_view(), Accum::Replace, par),
-            LayerInput::Sparse(x) => x.matmul(logits.view_mut(), self.kernel_view(), Accum::Replace),
-        }
         let s = &mut self.state;
+        let kernel = View { rows: s.input_width, cols: self.units, data: &s.kernel };
+        match input {
+            LayerInput::Dense(x) => matmul::ab(logits.view_mut(), x, kernel, Accum::Replace, par),
+            LayerInput::Sparse(x) if s.column_wise() => {
+                s.columns.build(x);
+                s.columns.matmul(logits.view_mut(), kernel, Accum::Replace);
+            }
+            LayerInput::Sparse(x) => x.matmul(logits.view_mut(), kernel, Accum::Replace),
+        }
         if self.use_bias {
             kernels::add_row_vector(logits.as_mut_slice(), &s.bias);
         }
@@ -248,15 +288,42 @@ impl Layer for Dense {
             GradOf::Logits => self.add_activity_grad(grad, true),
         }
         let (in_w, units) = (self.state.input_width, self.units);
-        let mut grad_kernel = std::mem::take(&mut self.state.grad_kernel);
-        let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
-        match input {
-            LayerInput::Dense(x) => matmul::atb(dk, x, grad.view(), Accum::Replace, par),
-            LayerInput::Sparse(x) => x.t_matmul(dk, grad.view(), Accum::Replace),
-        }
         let s = &mut self.state;
+        let mut grad_kernel = std::mem::take(&mut s.grad_kernel);
+        match input {
+            LayerInput::Dense(x) => {
+                let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
+                matmul::atb(dk, x, grad.view(), Accum::Replace, par);
+                s.grad_kernel_sparse = false;
+            }
+            LayerInput::Sparse(x) if !s.column_wise() => {
+                let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
+                x.t_matmul(dk, grad.view(), Accum::Replace);
+                s.grad_kernel_sparse = false;
+            }
+            LayerInput::Sparse(x) => {
+                // Only the rows of the words in this batch get a gradient; the rest of the
+                // buffer is already zero except where the previous batch wrote. (The
+                // optimizer still updates every row, as Keras' dense update does.)
+                s.columns.build(x);
+                if s.grad_kernel_sparse {
+                    // Rows this batch writes are overwritten; clear the other ones of the last.
+                    for r in sorted_difference(&s.grad_rows, s.columns.touched()) {
+                        grad_kernel[r as usize * units..(r as usize + 1) * units].fill(0.0);
+                    }
+                } else {
+                    grad_kernel.fill(0.0);
+                }
+                let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
+                s.columns.t_matmul_touched(dk, grad.view());
+                s.grad_rows.clear();
+                s.grad_rows.extend_from_slice(s.columns.touched());
+                s.grad_kernel_sparse = true;
+            }
+        }
         if let Some(reg) = &self.kernel_regularizer {
             reg.add_grad(&s.kernel, &mut grad_kernel, 1.0);
+            s.grad_kernel_sparse = false;
         }
         s.grad_kernel = grad_kernel;
         if self.use_bias {

@@ -28,6 +28,19 @@ pub fn relu(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
+/// `grad[i] = 0` where `out[i] ≤ 0`: ReLU's backward pass from its output (branch-free,
+/// so random sign patterns cost no mispredictions).
+pub fn relu_backward(out: &[f32], grad: &mut [f32]) {
+    relu_backward_impl(out, grad);
+}
+
+crate::multiversion! {
+    /// See [`relu_backward`].
+    fn relu_backward_impl(out: &[f32], grad: &mut [f32]) {
+        grad.iter_mut().zip(out).for_each(|(g, &y)| *g = if y <= 0.0 { 0.0 } else { *g });
+    }
+}
+
 /// The logistic function `1 / (1 + e^{-x})` in place.
 pub fn sigmoid(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = sigmoid_scalar(*v));

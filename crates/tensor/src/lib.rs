@@ -27,6 +27,8 @@ mod matrix;
 mod multiversion;
 mod rng;
 mod sparse;
+mod sparse_columns;
+mod threads;
 
 pub use bytes::ByteMatrix;
 pub use denormals::FlushDenormals;
@@ -35,3 +37,5 @@ pub use faer::{Accum, Par};
 pub use matrix::{Matrix, View, ViewMut};
 pub use rng::Rng;
 pub use sparse::CsrMatrix;
+pub use sparse_columns::ColumnIndex;
+pub use threads::{THREADS_ENV, par_for_threads, threads_from_env};

@@ -97,6 +97,11 @@ impl CsrMatrix {
         self.indptr.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
     }
 
+    /// How many entries the buffers hold without reallocating.
+    pub fn nnz_capacity(&self) -> usize {
+        self.indices.capacity().min(self.values.capacity())
+    }
+
     /// Reserves room for `rows` more rows holding `nnz` entries in all, so that filling a
     /// reused batch buffer never reallocates.
     pub fn reserve(&mut self, rows: usize, nnz: usize) {

@@ -39,7 +39,8 @@ impl Default for Sequential {
 }
 
 impl Sequential {
-    /// An empty model named `sequential`, seed 0, single-threaded products.
+    /// An empty model named `sequential`, seed 0, matrix products on `KILN_THREADS`
+    /// threads (one, and bit-reproducible, when it is unset).
     pub fn new() -> Self {
         Self {
             name: "sequential".into(),
@@ -47,7 +48,7 @@ impl Sequential {
             input_width: None,
             seed: 0,
             compiled: None,
-            par: Par::Seq,
+            par: kiln_tensor::par_for_threads(kiln_tensor::threads_from_env()),
         }
     }
 
@@ -91,8 +92,8 @@ impl Sequential {
         self.seed
     }
 
-    /// Threads for matrix products: `Par::Seq` (default, bit-reproducible) or
-    /// `Par::rayon(n)`.
+    /// Threads for matrix products: `Par::Seq` (bit-reproducible) or `Par::rayon(n)`;
+    /// overrides `KILN_THREADS`.
     pub fn set_parallelism(&mut self, par: Par) {
         self.par = par;
     }

@@ -1,0 +1,84 @@
+//! The same seed gives the same numbers: bit for bit on one thread, within float rounding
+//! on several.
+
+use kiln_layers::{Activation, Dense, Dropout};
+use kiln_optimizers::RMSprop;
+use kiln_tensor::{Matrix, Par, Rng};
+use kiln_trainer::{Features, FitOptions, History, Loss, Sequential, Verbosity, Weights};
+
+/// `n` rows of `width` uniform features with random labels of 10 classes.
+fn random_data(n: usize, width: usize, seed: u64) -> (Features, Matrix) {
+    let mut rng = Rng::seed_from_u64(seed);
+    let x = Matrix::from_vec(n, width, (0..n * width).map(|_| rng.uniform()).collect()).unwrap();
+    let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.below(10) as f32).collect()).unwrap();
+    (Features::Dense(x), y)
+}
+
+/// A `width`-`hidden`-10 classifier with dropout between the layers.
+fn model(hidden: usize, par: Par) -> Sequential {
+    let mut m = Sequential::new()
+        .seed(3)
+        .add(Dense::new(hidden).activation(Activation::Relu))
+        .add(Dropout::new(0.3))
+        .add(Dense::new(10).activation(Activation::Softmax));
+    m.set_parallelism(par);
+    m.compile(RMSprop::new(1e-3), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    m
+}
+
+fn fit(m: &mut Sequential, x: &Features, y: &Matrix, epochs: usize, batch: usize) -> History {
+    let opts = FitOptions::default()
+        .epochs(epochs)
+        .batch_size(batch)
+        .validation_split(0.25)
+        .seed(9)
+        .verbose(Verbosity::Silent);
+    m.fit(x, y, opts).unwrap()
+}
+
+fn bits(w: &Weights) -> Vec<Vec<u32>> {
+    w.0.iter().map(|t| t.values.iter().map(|v| v.to_bits()).collect()).collect()
+}
+
+#[test]
+fn the_same_fit_twice_on_one_thread_is_bitwise_identical() {
+    let (x, y) = random_data(400, 30, 1);
+    let runs: Vec<(History, Weights)> = (0..2)
+        .map(|_| {
+            let mut m = model(24, Par::Seq);
+            let h = fit(&mut m, &x, &y, 4, 32);
+            (h, m.get_weights())
+        })
+        .collect();
+    let key_bits = |h: &History| -> Vec<Vec<u64>> {
+        h.keys().map(|k| h.get(k).unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+    };
+    assert_eq!(key_bits(&runs[0].0), key_bits(&runs[1].0), "histories differ");
+    assert_eq!(bits(&runs[0].1), bits(&runs[1].1), "weights differ");
+    // And the run actually trained (shuffling, dropout and updates all happened).
+    let mut untrained = model(24, Par::Seq);
+    untrained.build(30).unwrap();
+    assert_ne!(bits(&runs[0].1), bits(&untrained.get_weights()), "nothing was trained");
+}
+
+#[test]
+fn one_step_on_two_threads_equals_one_thread_within_rounding() {
+    // Shapes large enough for faer to split the products across threads.
+    let (x, y) = random_data(512, 784, 2);
+    let weights: Vec<Weights> = [Par::Seq, Par::rayon(2)]
+        .into_iter()
+        .map(|par| {
+            let mut m = model(512, par);
+            // One epoch of one batch: a single update step (the validation rows are not used
+            // for training).
+            fit(&mut m, &x, &y, 1, 384);
+            m.get_weights()
+        })
+        .collect();
+    for (a, b) in weights[0].0.iter().zip(&weights[1].0) {
+        for (k, (&p, &q)) in a.values.iter().zip(&b.values).enumerate() {
+            let scale = p.abs().max(q.abs());
+            assert!((p - q).abs() <= 1e-6 * scale, "{}[{k}]: 1 thread {p} vs 2 threads {q}", a.name);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The benchmark workloads: synthetic data of the notebook's shapes, trained through the
+//! ordinary `fit` path, with the floating-point work each epoch does.
+
+use kiln_layers::{Activation, Dense};
+use kiln_optimizers::RMSprop;
+use kiln_tensor::{ByteMatrix, Matrix, Par, Rng};
+use kiln_trainer::{Features, Loss, Sequential};
+
+/// Every workload's name, in the order they run by default.
+pub const NAMES: [&str; 6] = ["W1", "W1b", "W1c", "W2", "W2L", "W1u"];
+
+/// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in).
+pub const DEFAULT: [&str; 5] = ["W1", "W1b", "W1c", "W2", "W2L"];
+
+/// A workload ready to train.
+pub struct Workload {
+    /// The compiled model.
+    pub model: Sequential,
+    /// Inputs (train and validation rows; validation is the last `split` of them).
+    pub x: Features,
+    /// Labels.
+    pub y: Matrix,
+    /// Batch size.
+    pub batch: usize,
+    /// Fraction of rows held out for validation.
+    pub split: f64,
+    /// Floating-point operations of one epoch (multiply-adds count two).
+    pub flops_per_epoch: f64,
+}
+
+/// Builds the workload `name` (one of [`NAMES`]) with matrix products on `par`.
+pub fn build(name: &str, par: Par) -> anyhow::Result<Workload> {
+    let mut w = match name {
+        "W1" => mnist_like(&[512], false)?,
+        "W1b" => mnist_like(&[], false)?,
+        "W1c" => mnist_like(&[96, 96], false)?,
+        "W1u" => mnist_like(&[512], true)?,
+        "W2" => imdb_like(&[16, 16])?,
+        "W2L" => imdb_like(&[512, 512])?,
+        other => anyhow::bail!("unknown workload `{other}` (known: {})", NAMES.join(", ")),
+    };
+    w.model.set_parallelism(par);
+    Ok(w)
+}
+
+/// Multiply-adds of one epoch of a dense stack, for `train` and `val` rows whose first
+/// layer costs `first` multiply-adds per row and per unit.
+///
+/// Training: forward + kernel gradient of every layer, input gradient of all but the
+/// first; validation: forward only.
+fn stack_macs(first: f64, widths: &[usize], train: f64, val: f64) -> f64 {
+    let first_layer = first * widths[0] as f64;
+    let rest: f64 = widths.windows(2).map(|p| (p[0] * p[1]) as f64).sum();
+    train * (2.0 * first_layer + 3.0 * rest) + val * (first_layer + rest)
+}
+
+/// 60,000 rows of 784 uniform pixels in [0, 1) with random labels of 10 classes,
+/// `hidden` ReLU layers then softmax; RMSprop(1e-2), batch 128, 20 % validation.
+/// `bytes` stores the pixels as `u8` scaled by 1/255 when batches are gathered.
+fn mnist_like(hidden: &[usize], bytes: bool) -> anyhow::Result<Workload> {
+    let n = 60_000;
+    let mut rng = Rng::seed_from_u64(1);
+    let x = if bytes {
+        let pixels = (0..n * 784).map(|_| (rng.next_u32() >> 24) as u8).collect();
+        Features::Bytes { values: ByteMatrix::from_vec(n, 784, pixels)?, divisor: 255.0 }
+    } else {
+        Features::Dense(Matrix::from_vec(n, 784, (0..n * 784).map(|_| rng.uniform()).collect())?)
+    };
+    let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.below(10) as f32).collect())?;
+    let mut model = Sequential::new();
+    for &units in hidden {
+        model = model.add(Dense::new(units).activation(Activation::Relu));
+    }
+    model = model.add(Dense::new(10).activation(Activation::Softmax));
+    model.compile(RMSprop::new(1e-2), Loss::SparseCategoricalCrossentropy, &["accuracy"])?;
+    let widths: Vec<usize> = hidden.iter().copied().chain([10]).collect();
+    let flops_per_epoch = 2.0 * stack_macs(784.0, &widths, 48_000.0, 12_000.0);
+    Ok(Workload { model, x, y, batch: 128, split: 0.2, flops_per_epoch })
+}
+
+/// 25,000 multi-hot rows over 10,000 words with exactly 128 ones each (the real
+/// reviews' mean) and random labels, `hidden` ReLU layers then a sigmoid unit;
+/// RMSprop(1e-3), batch 512, 40 % validation (15,000 / 10,000).
+fn imdb_like(hidden: &[usize]) -> anyhow::Result<Workload> {
+    let (n, vocab, words) = (25_000, 10_000, 128);
+    let x = kiln_benches::multi_hot(n, vocab, words, 2);
+    let mut rng = Rng::seed_from_u64(3);
+    let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.below(2) as f32).collect())?;
+    let mut model = Sequential::new();
+    for &units in hidden {
+        model = model.add(Dense::new(units).activation(Activation::Relu));
+    }
+    model = model.add(Dense::new(1).activation(Activation::Sigmoid));
+    model.compile(RMSprop::default(), Loss::BinaryCrossentropy, &["accuracy"])?;
+    let widths: Vec<usize> = hidden.iter().copied().chain([1]).collect();
+    let flops_per_epoch = 2.0 * stack_macs(words as f64, &widths, 15_000.0, 10_000.0);
+    Ok(Workload { model, x: Features::Sparse(x), y, batch: 512, split: 0.4, flops_per_epoch })
+}
