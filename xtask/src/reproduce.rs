@@ -9,9 +9,9 @@
 mod data;
 mod experiments;
 mod figures;
-mod fonts;
+pub mod fonts;
 mod mask;
-mod plot;
+pub mod plot;
 mod progress;
 mod report;
 mod runner;

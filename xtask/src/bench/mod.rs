@@ -6,6 +6,7 @@
 //! is its own; it trains through the ordinary `fit` path for one warm-up epoch and then
 //! `--epochs` timed ones, and reports their median. The workloads are in [`workloads`].
 
+mod scaling;
 mod workloads;
 
 use std::process::Command;
@@ -33,6 +34,10 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Instead of the workloads, sweep batch size, width and vocabulary size and draw
+    /// the cost of an epoch against each into this PNG.
+    #[arg(long, value_name = "PNG")]
+    scaling: Option<std::path::PathBuf>,
     /// Internal: run one workload in this process and print its result as JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -56,6 +61,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     if let Some(name) = &args.worker {
         let result = run_worker(name, threads, args.epochs)?;
         println!("{}", serde_json::to_string(&result)?);
+        return Ok(true);
+    }
+    if let Some(png) = &args.scaling {
+        scaling::run(png)?;
         return Ok(true);
     }
     anyhow::ensure!(args.epochs >= 1, "--epochs must be at least 1");

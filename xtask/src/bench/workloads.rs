@@ -31,12 +31,12 @@ pub struct Workload {
 /// Builds the workload `name` (one of [`NAMES`]) with matrix products on `par`.
 pub fn build(name: &str, par: Par) -> anyhow::Result<Workload> {
     let mut w = match name {
-        "W1" => mnist_like(&[512], false)?,
-        "W1b" => mnist_like(&[], false)?,
-        "W1c" => mnist_like(&[96, 96], false)?,
-        "W1u" => mnist_like(&[512], true)?,
-        "W2" => imdb_like(&[16, 16])?,
-        "W2L" => imdb_like(&[512, 512])?,
+        "W1" => mnist_like(&[512], false, 128)?,
+        "W1b" => mnist_like(&[], false, 128)?,
+        "W1c" => mnist_like(&[96, 96], false, 128)?,
+        "W1u" => mnist_like(&[512], true, 128)?,
+        "W2" => imdb_like(&[16, 16], 10_000)?,
+        "W2L" => imdb_like(&[512, 512], 10_000)?,
         other => anyhow::bail!("unknown workload `{other}` (known: {})", NAMES.join(", ")),
     };
     w.model.set_parallelism(par);
@@ -55,9 +55,10 @@ fn stack_macs(first: f64, widths: &[usize], train: f64, val: f64) -> f64 {
 }
 
 /// 60,000 rows of 784 uniform pixels in [0, 1) with random labels of 10 classes,
-/// `hidden` ReLU layers then softmax; RMSprop(1e-2), batch 128, 20 % validation.
-/// `bytes` stores the pixels as `u8` scaled by 1/255 when batches are gathered.
-fn mnist_like(hidden: &[usize], bytes: bool) -> anyhow::Result<Workload> {
+/// `hidden` ReLU layers then softmax; RMSprop(1e-2), 20 % validation (the workloads use
+/// batches of 128). `bytes` stores the pixels as `u8` scaled by 1/255 when batches are
+/// gathered.
+pub fn mnist_like(hidden: &[usize], bytes: bool, batch: usize) -> anyhow::Result<Workload> {
     let n = 60_000;
     let mut rng = Rng::seed_from_u64(1);
     let x = if bytes {
@@ -75,14 +76,14 @@ fn mnist_like(hidden: &[usize], bytes: bool) -> anyhow::Result<Workload> {
     model.compile(RMSprop::new(1e-2), Loss::SparseCategoricalCrossentropy, &["accuracy"])?;
     let widths: Vec<usize> = hidden.iter().copied().chain([10]).collect();
     let flops_per_epoch = 2.0 * stack_macs(784.0, &widths, 48_000.0, 12_000.0);
-    Ok(Workload { model, x, y, batch: 128, split: 0.2, flops_per_epoch })
+    Ok(Workload { model, x, y, batch, split: 0.2, flops_per_epoch })
 }
 
-/// 25,000 multi-hot rows over 10,000 words with exactly 128 ones each (the real
-/// reviews' mean) and random labels, `hidden` ReLU layers then a sigmoid unit;
-/// RMSprop(1e-3), batch 512, 40 % validation (15,000 / 10,000).
-fn imdb_like(hidden: &[usize]) -> anyhow::Result<Workload> {
-    let (n, vocab, words) = (25_000, 10_000, 128);
+/// 25,000 multi-hot rows over `vocab` words (10,000 in the workloads) with exactly 128
+/// ones each (the real reviews' mean) and random labels, `hidden` ReLU layers then a
+/// sigmoid unit; RMSprop(1e-3), batch 512, 40 % validation (15,000 / 10,000).
+pub fn imdb_like(hidden: &[usize], vocab: usize) -> anyhow::Result<Workload> {
+    let (n, words) = (25_000, 128);
     let x = kiln_benches::multi_hot(n, vocab, words, 2);
     let mut rng = Rng::seed_from_u64(3);
     let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.below(2) as f32).collect())?;
