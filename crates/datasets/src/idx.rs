@@ -60,6 +60,9 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// Largest decompressed file accepted (full MNIST's largest file is 47 MB).
+const MAX_DECOMPRESSED_BYTES: u64 = 4 << 30;
+
 /// Gzip's two magic bytes.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -77,8 +80,15 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     }
     let mut out = Vec::with_capacity(raw.len() * 4);
     flate2::read::MultiGzDecoder::new(&raw[..])
+        .take(MAX_DECOMPRESSED_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::Gzip { path: path.into(), detail: e.to_string() })?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(Error::Gzip {
+            path: path.into(),
+            detail: format!("decompresses to more than {} GiB (a gzip bomb?)", MAX_DECOMPRESSED_BYTES >> 30),
+        });
+    }
     Ok(out)
 }
 

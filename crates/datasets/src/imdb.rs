@@ -103,6 +103,9 @@ impl Reviews {
     }
 }
 
+/// Largest review accepted (real ones are under 14 KB).
+const MAX_REVIEW_BYTES: u64 = 16 << 20;
+
 /// Reads one split of aclImdb from `path`, sorted by member path.
 ///
 /// `path` may be an `aclImdb_v1.tar.gz` / `.tgz` / `.tar` archive (streamed), an extracted
@@ -154,7 +157,15 @@ pub(crate) fn scan_archive(path: &Path, splits: &[Split]) -> Result<BTreeMap<Spl
         if !splits.contains(&split) {
             continue;
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // The header's size is only a claim: never reserve more than the data can back.
+        let declared = entry.size();
+        if declared > MAX_REVIEW_BYTES {
+            return Err(Error::Archive {
+                path: path.into(),
+                problem: format!("member {name} declares {declared} bytes; a review is a text file of a few KB"),
+            });
+        }
+        let mut bytes = Vec::with_capacity(declared.min(1 << 16) as usize);
         entry.read_to_end(&mut bytes).map_err(|e| corrupt(members, e))?;
         out.entry(split).or_default().push(name, label, bytes);
     }

@@ -26,8 +26,10 @@
 
 #![warn(missing_docs)]
 
+mod atomic;
 pub mod callbacks;
 mod error;
+mod failpoint;
 mod features;
 mod fit;
 mod fit_options;
@@ -44,7 +46,9 @@ mod step;
 mod summary;
 mod weights;
 
+pub use atomic::write_atomic;
 pub use error::TrainError;
+pub use failpoint::FAILPOINT_ENV;
 pub use features::Features;
 pub use fit_options::{FitOptions, Validation};
 pub use history::History;
@@ -52,6 +56,6 @@ pub use logs::Logs;
 pub use loss::Loss;
 pub use metrics::{Metric, MetricKind};
 pub use progress::Verbosity;
-pub use save::{FORMAT_VERSION, write_atomic};
+pub use save::FORMAT_VERSION;
 pub use sequential::Sequential;
 pub use weights::{NamedTensor, Weights};

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kiln_layers::Layer;
 use kiln_optimizers::Optimizer;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::{Loss, Metric, NamedTensor, Sequential, TrainError, Weights};
 
 /// Version of the on-disk format; bumped on incompatible changes.
@@ -96,27 +97,34 @@ impl Sequential {
         Ok(model)
     }
 
-    /// Saves the model into directory `dir` (created if needed): `config.json`,
-    /// `model.safetensors`, `optimizer.safetensors` (once trained: slots and iteration
-    /// count, so `fit` resumes exactly) and `metadata.json`, each written to a temporary file and
-    /// renamed, so an interrupted save never leaves a half-written file behind.
+    /// Saves the model into directory `dir`: `config.json`, `model.safetensors`,
+    /// `optimizer.safetensors` (once trained: slots and iteration count, so `fit` resumes
+    /// exactly) and `metadata.json`.
+    ///
+    /// The save is atomic as a whole: the files are written and flushed into a temporary
+    /// directory beside `dir`, which then replaces `dir` in one step. A save interrupted at
+    /// any point (killed process, full disk) leaves the previous save loadable. To never
+    /// delete anything else, `dir` must be new, empty, or a previous save.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
-        write_atomic(&dir.join("config.json"), self.to_config_json().as_bytes())?;
-        self.save_weights(dir.join("model.safetensors"))?;
-        self.save_optimizer_state(dir.join("optimizer.safetensors"))?;
-        let meta = serde_json::json!({
-            "format_version": FORMAT_VERSION,
-            "kiln_version": env!("CARGO_PKG_VERSION"),
-            "seed": self.seed,
-            "params": self.param_count(),
-        });
-        write_atomic(&dir.join("metadata.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes())
+        refuse_foreign_files(dir)?;
+        crate::atomic::replace_dir_atomic(dir, |staging| {
+            write_atomic(&staging.join("config.json"), self.to_config_json().as_bytes())?;
+            self.save_weights(staging.join("model.safetensors"))?;
+            self.save_optimizer_state(staging.join("optimizer.safetensors"))?;
+            let meta = serde_json::json!({
+                "format_version": FORMAT_VERSION,
+                "kiln_version": env!("CARGO_PKG_VERSION"),
+                "seed": self.seed,
+                "params": self.param_count(),
+            });
+            write_atomic(&staging.join("metadata.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes())
+        })
     }
 
     /// Loads a model saved with [`save`](Sequential::save); predictions are identical.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, TrainError> {
+        crate::atomic::recover_dir(dir.as_ref())?;
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let json = fs::read_to_string(&cfg_path).map_err(|e| TrainError::file(&cfg_path, e))?;
@@ -153,6 +161,15 @@ impl Sequential {
                 return Err(TrainError::file(
                     path,
                     format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, found.shape),
+                ));
+            }
+            if let Some(k) = found.values.iter().position(|v| !v.is_finite()) {
+                return Err(TrainError::file(
+                    path,
+                    format!(
+                        "tensor `{}` holds {} at index {k}: the model had diverged when it was saved",
+                        t.name, found.values[k]
+                    ),
                 ));
             }
             loaded.push(found.clone());
@@ -241,17 +258,25 @@ fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String
     Ok((out, meta))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().ok_or_else(|| TrainError::file(path, "not a file path"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp: PathBuf = dir.join(tmp_name);
-    fs::write(&tmp, bytes).map_err(|e| TrainError::file(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        TrainError::file(path, e)
-    })
+/// The files a saved model directory holds.
+const MODEL_FILES: [&str; 4] = ["config.json", "model.safetensors", "optimizer.safetensors", "metadata.json"];
+
+/// Errors if `dir` holds anything but a previous save's files (replacing it would delete them).
+fn refuse_foreign_files(dir: &Path) -> Result<(), TrainError> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    let foreign: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !MODEL_FILES.contains(&name.as_str()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::file(
+        dir,
+        format!(
+            "not a saved model directory (it holds {}); saving replaces the whole directory, so choose a new or empty one",
+            foreign.join(", ")
+        ),
+    ))
 }

@@ -134,17 +134,18 @@ pub fn regularizer_from_keras(v: Option<&Value>) -> Result<Option<Box<dyn Regula
     }))
 }
 
-/// A Keras optimizer config. Keras' `get_config()` has no class field, so the class is
-/// read from `class_name` when present, else from the name prefix (`rm_sprop…`,
-/// `rmsprop…`, `sgd…`, `adam…`). Options kiln does not implement (weight decay,
+/// A Keras optimizer config, or its shorthand name (`"rmsprop"`). Keras' `get_config()`
+/// has no class field, so the class is read from `class_name` when present, else from the
+/// name prefix (`rm_sprop…`, `rmsprop…`, `sgd…`, `adam…`). Options kiln does not implement (weight decay,
 /// clipping, EMA, loss scaling, gradient accumulation) are refused when set.
 pub fn optimizer_from_keras(v: &Value) -> Result<Box<dyn Optimizer>, TrainError> {
     let cfg = inner(v);
+    // `"rmsprop"` alone is Keras' shorthand for the optimizer with its defaults.
     let class = v
-        .get("class_name")
-        .and_then(Value::as_str)
+        .as_str()
+        .or_else(|| v.get("class_name").and_then(Value::as_str))
+        .or_else(|| cfg.get("name").and_then(Value::as_str))
         .map(str::to_lowercase)
-        .or_else(|| cfg.get("name").and_then(Value::as_str).map(str::to_lowercase))
         .ok_or_else(|| cfg_err("optimizer without class_name or name"))?;
     for key in
         ["weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "loss_scale_factor", "gradient_accumulation_steps"]
@@ -221,4 +222,22 @@ pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(),
     }
     model.compile_boxed(optimizer, loss, metrics);
     model.set_from_logits(from_logits)
+}
+
+/// Reads a Keras model configuration file — the `config.json` of a `.keras` archive
+/// (`{"class_name": "Sequential", "config": …, "compile_config": …}`) or
+/// `model.to_json()` output — and returns the model, compiled when the file says how.
+/// Every error names the file.
+pub fn model_from_keras_file(path: &std::path::Path) -> Result<Sequential, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::file(path, e))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| TrainError::file(path, format!("not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(TrainError::file(path, "not a Keras model configuration (expected a JSON object)"));
+    }
+    let mut model = model_from_keras(&value).map_err(|e| TrainError::file(path, e))?;
+    if let Some(compile) = value.get("compile_config").filter(|c| !c.is_null()) {
+        compile_from_keras(&mut model, compile).map_err(|e| TrainError::file(path, e))?;
+    }
+    Ok(model)
 }

@@ -4,5 +4,7 @@
 mod import;
 mod trace;
 
-pub use import::{compile_from_keras, model_from_keras, optimizer_from_keras, regularizer_from_keras};
+pub use import::{
+    compile_from_keras, model_from_keras, model_from_keras_file, optimizer_from_keras, regularizer_from_keras,
+};
 pub use trace::{Check, TraceReport, replay};
