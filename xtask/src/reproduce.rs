@@ -137,10 +137,15 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         shuffle: args.shuffle,
     };
     let report_path = args.out.join("REPORT.md");
-    std::fs::write(&report_path, report.render()).with_context(|| format!("writing {}", report_path.display()))?;
+    kiln_trainer::write_atomic(&report_path, report.render().as_bytes())?;
 
     for v in &verdicts {
         eprintln!("verdict: {}: {} — {}", v.claim, v.evidence, v.word());
+    }
+    for (exp, runs) in selected.iter().zip(&runs) {
+        if let Some(d) = report::divergence(runs) {
+            eprintln!("warning: {} diverged: loss or val_loss stopped being finite ({d})", exp.name);
+        }
     }
     for (exp, runs) in selected.iter().zip(&runs) {
         let total: f64 = runs.iter().map(|r| r.seconds).sum();
@@ -168,7 +173,7 @@ fn save_histories(
     for (exp, runs) in selected.iter().zip(runs) {
         for run in runs {
             let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
-            std::fs::write(&path, run.history.to_json()).with_context(|| format!("writing {}", path.display()))?;
+            kiln_trainer::write_atomic(&path, run.history.to_json().as_bytes())?;
         }
         let histories: Vec<_> = runs.iter().map(|r| &r.history).collect();
         for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {

@@ -8,10 +8,32 @@ use crate::Logs;
 
 /// Per-epoch logs under Keras' keys (`loss`, `accuracy`, `val_loss`, `val_accuracy`), as
 /// `model.fit(...).history` in Keras. Serializes to `{"loss": [...], ...}`.
+///
+/// JSON has no NaN or infinity: a diverged epoch's non-finite values are written as
+/// `null` and read back as NaN.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct History {
+    #[serde(with = "non_finite_as_null")]
     history: BTreeMap<String, Vec<f64>>,
+}
+
+/// Serde for per-epoch values where `null` stands for a non-finite value.
+mod non_finite_as_null {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &BTreeMap<String, Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
+        let out: BTreeMap<&String, Vec<Option<f64>>> =
+            h.iter().map(|(k, v)| (k, v.iter().map(|x| x.is_finite().then_some(*x)).collect())).collect();
+        out.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<f64>>, D::Error> {
+        let read: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::deserialize(d)?;
+        Ok(read.into_iter().map(|(k, v)| (k, v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())).collect())
+    }
 }
 
 impl History {
@@ -43,9 +65,19 @@ impl History {
         self.history.values().map(Vec::len).max().unwrap_or(0)
     }
 
-    /// The history as pretty JSON.
+    /// The history as pretty JSON (non-finite values as `null`).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(&self.history).expect("history serializes")
+        serde_json::to_string_pretty(self).expect("history serializes")
+    }
+
+    /// Reads [`to_json`](History::to_json) output (`null` becomes NaN).
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// The first epoch (0-based) at which `key` stopped being finite, if it did.
+    pub fn first_non_finite(&self, key: &str) -> Option<usize> {
+        self.get(key)?.iter().position(|v| !v.is_finite())
     }
 
     /// The history as CSV: an `epoch` column then one column per key.

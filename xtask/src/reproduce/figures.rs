@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -122,19 +123,26 @@ impl Figure {
         }
     }
 
-    /// Writes `dir/<name>.png` and `dir/<name>.svg`.
+    /// Writes `dir/<name>.png` and `dir/<name>.svg`, each replacing the old file only once
+    /// complete (an interrupted run never leaves a torn figure).
     pub fn write(&self, dir: &Path, curves: &Curves, demo: &MaskDemo) -> anyhow::Result<()> {
         let size = self.size();
         let png = dir.join(format!("{}.png", self.name));
-        let svg = dir.join(format!("{}.svg", self.name));
+        // plotters picks the encoder from the extension, so the temporary file ends in .png.
+        let png_tmp = dir.join(format!(".{}.tmp{}.png", self.name, std::process::id()));
         {
-            let root = BitMapBackend::new(&png, size).into_drawing_area();
+            let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
             self.draw(&root, curves, demo)?;
             root.present().map_err(drawing)?;
         }
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
-        self.draw(&root, curves, demo)?;
-        root.present().map_err(drawing)?;
+        std::fs::rename(&png_tmp, &png).with_context(|| format!("writing {}", png.display()))?;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            self.draw(&root, curves, demo)?;
+            root.present().map_err(drawing)?;
+        }
+        kiln_trainer::write_atomic(&dir.join(format!("{}.svg", self.name)), svg.as_bytes())?;
         Ok(())
     }
 

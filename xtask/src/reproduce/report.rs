@@ -72,7 +72,7 @@ impl Report<'_> {
         for f in &self.figures {
             let _ = writeln!(md, "![{f}]({f}.png)\n");
         }
-        md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time: all runs / per run | min val_loss (epoch) |\n|---|---|---|---|---|---|\n");
+        md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time: all runs / per run | min val_loss (epoch) | status |\n|---|---|---|---|---|---|---|\n");
         for (exp, runs) in &self.results {
             let total = runs.iter().map(|r| r.seconds).sum::<f64>();
             let per_run = total / runs.len().max(1) as f64;
@@ -80,9 +80,10 @@ impl Report<'_> {
                 .band(exp.name, "val_loss")
                 .map_or("–".into(), |b| format!("{:.4} ({})", b.min_mean(), b.argmin_epoch()));
             let epochs = runs.first().map_or(0, |r| r.history.epochs());
+            let status = divergence(runs).map_or("trained".to_string(), |d| format!("**diverged** ({d})"));
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} |",
+                "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} | {status} |",
                 exp.name,
                 describe(exp, self.plugin.as_deref()),
                 runs.len()
@@ -120,6 +121,19 @@ impl Report<'_> {
         }
         md
     }
+}
+
+/// Which runs' loss or val_loss stopped being finite, and from which epoch (1-based):
+/// `seed 0 from epoch 4, seed 2 from epoch 5`; `None` when every value is finite.
+pub fn divergence(runs: &[Run]) -> Option<String> {
+    let bad: Vec<String> = runs
+        .iter()
+        .filter_map(|r| {
+            let first = ["loss", "val_loss"].iter().filter_map(|k| r.history.first_non_finite(k)).min()?;
+            Some(format!("seed {} from epoch {}", r.seed, first + 1))
+        })
+        .collect();
+    (!bad.is_empty()).then(|| bad.join(", "))
 }
 
 /// One line on a data set: origin, counts, split sizes.
@@ -165,4 +179,29 @@ pub fn describe(exp: &Experiment, plugin: Option<&str>) -> String {
         })
         .collect();
     format!("{}; RMSprop({})", layers.join(" → "), exp.learning_rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_trainer::{History, Logs};
+
+    use super::*;
+
+    fn run(seed: u64, losses: &[f64]) -> Run {
+        let mut history = History::default();
+        for &l in losses {
+            let mut logs = Logs::default();
+            logs.set("loss", l);
+            logs.set("val_loss", l);
+            history.push(&logs);
+        }
+        Run { seed, history, seconds: 0.0 }
+    }
+
+    #[test]
+    fn divergence_names_seeds_and_first_bad_epochs() {
+        assert_eq!(divergence(&[run(0, &[1.0, 0.5]), run(1, &[2.0, 1.0])]), None);
+        let runs = [run(0, &[1.0, 1e30, f64::INFINITY, f64::NAN]), run(1, &[1.0, 0.5]), run(2, &[f64::NAN])];
+        assert_eq!(divergence(&runs).as_deref(), Some("seed 0 from epoch 3, seed 2 from epoch 1"));
+    }
 }
