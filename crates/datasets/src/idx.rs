@@ -71,7 +71,12 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// An empty file, a truncated or corrupt gzip stream, and a missing path are errors naming
 /// the file.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_maybe_gzip(fs::read(path).map_err(|e| Error::io(path, e))?, path)
+}
+
+/// A file's bytes, gunzipped when they start with the gzip magic; `path` only names the
+/// file in errors.
+pub fn decode_maybe_gzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.is_empty() {
         return Err(Error::Format { path: path.into(), problem: "empty file (0 bytes)".into() });
     }
@@ -98,8 +103,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     parse_idx(&bytes, path)
 }
 
-/// Parses IDX bytes; `path` only names the file in errors.
-pub(crate) fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+/// Parses IDX bytes (already gunzipped); `path` only names the file in errors.
+pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     let bad = |problem: String| Error::Idx { path: path.into(), problem };
     if bytes.len() < 4 {
         return Err(bad(format!("{} bytes is shorter than the 4-byte magic number", bytes.len())));

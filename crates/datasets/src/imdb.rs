@@ -142,7 +142,11 @@ pub(crate) fn scan_archive(path: &Path, splits: &[Split]) -> Result<BTreeMap<Spl
     let mut archive = tar::Archive::new(stream);
     let corrupt = |members: usize, e: std::io::Error| Error::Archive {
         path: path.into(),
-        problem: format!("corrupt or truncated archive (after {members} members): {e}"),
+        problem: if members == 0 {
+            format!("not a tar archive, or corrupt or truncated from its first member: {e}")
+        } else {
+            format!("corrupt or truncated archive (after {members} members): {e}")
+        },
     };
     let mut out: BTreeMap<Split, Reviews> = BTreeMap::new();
     let mut members = 0usize;

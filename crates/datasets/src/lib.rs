@@ -43,8 +43,8 @@ pub use catalog::{Dataset, remote_files};
 pub use download::{FetchOptions, RemoteFile, cached, fetch, sha256_file};
 pub use error::{Error, Result};
 pub use idx::{
-    IdxArray, ImageSet, find_idx_pair, label_counts, read_idx, read_idx_dir, read_idx_images, read_idx_labels,
-    read_idx_pair, read_maybe_gzip,
+    IdxArray, ImageSet, decode_maybe_gzip, find_idx_pair, label_counts, parse_idx, read_idx, read_idx_dir,
+    read_idx_images, read_idx_labels, read_idx_pair, read_maybe_gzip,
 };
 pub use imdb::{IMDB_ORDER_STREAM, NEGATIVE, POSITIVE, Reviews, read_aclimdb};
 pub use source::{

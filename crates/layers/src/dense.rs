@@ -53,6 +53,11 @@ fn zeros() -> Initializer {
     Initializer::Zeros
 }
 
+/// Most weights one kernel may hold: 2²⁸ (1 GiB of `f32`, 3–4 GiB once its gradient and
+/// optimizer state exist; 50 times the chapter's largest layer). A configuration asking
+/// for more is refused before anything is allocated.
+pub const MAX_KERNEL_ELEMENTS: usize = 1 << 28;
+
 /// Sparse input is multiplied column by column when the kernel is larger than this…
 const COLUMN_WISE_KERNEL_BYTES: usize = 1 << 20;
 /// …and has at least this many units.
@@ -214,9 +219,21 @@ impl Layer for Dense {
                 message: format!("units ({}) and input width ({input_width}) must be positive", self.units),
             });
         }
+        // A configuration is only a claim: refuse sizes no machine could train before
+        // allocating (a kernel, its gradient and the optimizer state are several copies).
+        let elements = input_width.checked_mul(self.units).filter(|&n| n <= MAX_KERNEL_ELEMENTS);
+        let Some(elements) = elements else {
+            return Err(LayerError::Config {
+                layer: self.name.clone(),
+                message: format!(
+                    "a {input_width}×{} kernel is larger than the {MAX_KERNEL_ELEMENTS} weights a Dense layer may hold",
+                    self.units
+                ),
+            });
+        };
         let s = &mut self.state;
         s.input_width = input_width;
-        s.kernel = vec![0.0; input_width * self.units];
+        s.kernel = vec![0.0; elements];
         self.kernel_initializer.fill(&mut s.kernel, input_width, self.units, rng);
         s.grad_kernel = vec![0.0; s.kernel.len()];
         let bias_len = if self.use_bias { self.units } else { 0 };

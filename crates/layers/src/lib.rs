@@ -30,7 +30,7 @@ mod input;
 mod layer;
 
 pub use activation::Activation;
-pub use dense::Dense;
+pub use dense::{Dense, MAX_KERNEL_ELEMENTS};
 pub use dropout::Dropout;
 pub use error::LayerError;
 pub use initializer::Initializer;

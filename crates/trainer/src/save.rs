@@ -149,7 +149,14 @@ impl Sequential {
     /// the built model; errors name the tensor and the expected and found shapes.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
         let path = path.as_ref();
-        let (tensors, _) = read_tensors(path)?;
+        let data = fs::read(path).map_err(|e| TrainError::file(path, e))?;
+        self.load_weights_from_bytes(&data, path)
+    }
+
+    /// [`load_weights`](Sequential::load_weights) from a safetensors file's bytes; `path`
+    /// only names the file in errors.
+    pub fn load_weights_from_bytes(&mut self, data: &[u8], path: &Path) -> Result<(), TrainError> {
+        let (tensors, _) = parse_tensors(data, path)?;
         let expected = self.get_weights();
         let mut loaded = Vec::new();
         for t in &expected.0 {
@@ -242,10 +249,15 @@ fn write_tensors(path: &Path, tensors: &[NamedTensor], mut meta: HashMap<String,
 /// Reads every `f32` tensor of a safetensors file, with its metadata.
 fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>), TrainError> {
     let data = fs::read(path).map_err(|e| TrainError::file(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&data)
+    parse_tensors(&data, path)
+}
+
+/// Parses a safetensors file's bytes (`path` names it in errors).
+fn parse_tensors(data: &[u8], path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>), TrainError> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(data)
         .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let st = safetensors::SafeTensors::deserialize(&data)
+    let st = safetensors::SafeTensors::deserialize(data)
         .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {

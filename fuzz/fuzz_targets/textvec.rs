@@ -1,0 +1,4 @@
+//! Fuzz target: see `kiln_integration_tests::fuzz_entry::textvec`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kiln_integration_tests::fuzz_entry::textvec(data));
