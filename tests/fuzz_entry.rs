@@ -1,6 +1,6 @@
 //! One entry point per reader, taking arbitrary bytes. Each must return normally on any
-//! input (an `Err` is fine; a panic, an abort or a huge allocation is a finding), and
-//! checks the invariants of what it accepted.
+//! input (an `Err` is fine; a panic, an abort or a huge allocation is a finding), checks
+//! the invariants of what it accepted, and says whether it accepted the input.
 
 use std::path::{Path, PathBuf};
 
@@ -10,35 +10,38 @@ use kiln_trainer::keras::{compile_from_keras, model_from_keras};
 use kiln_trainer::{Features, Sequential};
 
 /// IDX bytes, gzipped or not (MNIST-family images and labels).
-pub fn idx(data: &[u8]) {
+pub fn idx(data: &[u8]) -> bool {
     let path = Path::new("fuzz-images-idx3-ubyte.gz");
-    let Ok(bytes) = decode_maybe_gzip(data.to_vec(), path) else { return };
-    if let Ok(array) = parse_idx(&bytes, path) {
-        assert_eq!(array.dims.iter().product::<usize>(), array.data.len(), "accepted IDX with wrong data size");
-    }
+    let Ok(bytes) = decode_maybe_gzip(data.to_vec(), path) else { return false };
+    let Ok(array) = parse_idx(&bytes, path) else { return false };
+    assert_eq!(array.dims.iter().product::<usize>(), array.data.len(), "accepted IDX with wrong data size");
+    true
 }
 
 /// An aclImdb archive (tar, tar.gz), read as both splits.
-pub fn imdb_tar(data: &[u8]) {
+pub fn imdb_tar(data: &[u8]) -> bool {
     let path = scratch_file("aclImdb.tar.gz");
     std::fs::write(&path, data).expect("writing the fuzz input");
+    let mut accepted = false;
     for split in [Split::Train, Split::Test] {
         if let Ok(reviews) = read_aclimdb(&path, split) {
             let [neg, pos] = reviews.label_counts();
             assert!(neg > 0 && pos > 0, "accepted a split without both classes");
             assert_eq!(neg + pos, reviews.len());
+            accepted = true;
         }
     }
+    accepted
 }
 
 /// Text, one document per line; the first byte picks the mode and vocabulary size.
-pub fn textvec(data: &[u8]) {
-    let Some((&knob, rest)) = data.split_first() else { return };
+pub fn textvec(data: &[u8]) -> bool {
+    let Some((&knob, rest)) = data.split_first() else { return false };
     let text = String::from_utf8_lossy(rest);
     let docs: Vec<&str> = text.split('\n').collect();
     let mode = if knob & 1 == 0 { OutputMode::MultiHot } else { OutputMode::Int };
     let max_tokens = (knob >> 1 > 0).then_some((knob >> 1) as usize);
-    let Ok(mut tv) = TextVectorization::new(mode, max_tokens) else { return };
+    let Ok(mut tv) = TextVectorization::new(mode, max_tokens) else { return false };
     tv.adapt(docs.iter().copied());
     let size = tv.vocabulary_size();
     if let Some(max) = max_tokens {
@@ -52,34 +55,39 @@ pub fn textvec(data: &[u8]) {
     for seq in tv.int_sequences(docs.iter().copied()) {
         assert!(seq.iter().all(|&j| (j as usize) < size), "token id outside the vocabulary");
     }
+    true
 }
 
 /// A model configuration: kiln's `config.json`, or a Keras model config with an optional
 /// `compile_config`.
-pub fn model_config(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+pub fn model_config(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else { return false };
     if let Ok(mut model) = Sequential::from_config_json(text) {
         exercise(&mut model);
+        return true;
     }
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else { return };
-    if let Ok(mut model) = model_from_keras(&value) {
-        if let Some(compile) = value.get("compile_config") {
-            let _ = compile_from_keras(&mut model, compile);
-        }
-        exercise(&mut model);
-    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else { return false };
+    let Ok(mut model) = model_from_keras(&value) else { return false };
+    let compiled = match value.get("compile_config") {
+        Some(compile) => compile_from_keras(&mut model, compile).is_ok(),
+        None => true,
+    };
+    exercise(&mut model);
+    compiled
 }
 
 /// Safetensors bytes loaded as the weights of a small built model.
-pub fn safetensors(data: &[u8]) {
+pub fn safetensors(data: &[u8]) -> bool {
     let mut model = Sequential::new()
         .add(Dense::new(4).activation(Activation::Relu))
         .add(Dense::new(2).activation(Activation::Softmax));
     model.build(3).expect("a small model builds");
-    if model.load_weights_from_bytes(data, Path::new("fuzz.safetensors")).is_ok() {
-        let weights = model.get_weights();
-        assert!(weights.0.iter().all(|t| t.values.iter().all(|v| v.is_finite())), "accepted non-finite weights");
+    if model.load_weights_from_bytes(data, Path::new("fuzz.safetensors")).is_err() {
+        return false;
     }
+    let weights = model.get_weights();
+    assert!(weights.0.iter().all(|t| t.values.iter().all(|v| v.is_finite())), "accepted non-finite weights");
+    true
 }
 
 /// Summarizes an accepted model and, when it is built and small, predicts with it.

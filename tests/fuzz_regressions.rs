@@ -1,49 +1,63 @@
-//! Every input the fuzzers (`fuzz/run.sh`) ever turned up, replayed through the same
-//! entry points: `tests/fixtures/fuzz/<target>/<file>`. A finding is added there when it
-//! is fixed, so it can never come back unnoticed.
+//! The fuzzers' inputs replayed in the ordinary test suite through the same entry points
+//! (`tests/fuzz_entry.rs`):
+//!
+//! - `tests/fixtures/fuzz/<target>/`: inputs that once made a reader misbehave (found by
+//!   the fuzzers or the corrupt-input suite); each must now be handled without a panic.
+//! - `fuzz/seeds/<target>/`: the seed corpora, real data; each must be accepted (except
+//!   the deliberately truncated ones), so the entry points are known to reach the readers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kiln_integration_tests::fuzz_entry;
 
-/// Runs `entry` on every file of `tests/fixtures/fuzz/<target>/`; returns how many.
-fn replay(target: &str, entry: fn(&[u8])) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz").join(target);
-    let mut count = 0;
-    for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = file.unwrap().path();
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-            continue;
-        }
+/// The files of `dir` (relative to the workspace root; none if it does not exist),
+/// hidden ones skipped.
+fn files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = entries
+        .map(|f| f.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    out.sort();
+    out
+}
+
+fn replay(target: &str, entry: fn(&[u8]) -> bool) {
+    for path in files(&format!("tests/fixtures/fuzz/{target}")) {
         let data = std::fs::read(&path).unwrap();
         let outcome = std::panic::catch_unwind(|| entry(&data));
-        assert!(outcome.is_ok(), "{target}: {} panics again", path.display());
-        count += 1;
+        assert!(outcome.is_ok(), "{} panics again", path.display());
     }
-    count
+    let seeds = files(&format!("fuzz/seeds/{target}"));
+    assert!(!seeds.is_empty(), "no seeds for {target}");
+    for path in seeds {
+        let should_accept = !path.file_name().unwrap().to_string_lossy().contains("truncated");
+        assert_eq!(entry(&std::fs::read(&path).unwrap()), should_accept, "{}", path.display());
+    }
 }
 
 #[test]
-fn idx_findings() {
+fn idx_inputs() {
     replay("idx", fuzz_entry::idx);
 }
 
 #[test]
-fn imdb_tar_findings() {
+fn imdb_tar_inputs() {
     replay("imdb_tar", fuzz_entry::imdb_tar);
 }
 
 #[test]
-fn textvec_findings() {
+fn textvec_inputs() {
     replay("textvec", fuzz_entry::textvec);
 }
 
 #[test]
-fn model_config_findings() {
+fn model_config_inputs() {
     replay("model_config", fuzz_entry::model_config);
 }
 
 #[test]
-fn safetensors_findings() {
+fn safetensors_inputs() {
     replay("safetensors", fuzz_entry::safetensors);
 }
