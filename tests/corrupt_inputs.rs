@@ -373,6 +373,14 @@ fn cases(dir: &Path) -> Vec<Case> {
         move |_| load_model(&d),
     ));
 
+    // --- plugin libraries (a model naming an unloaded plugin loads, and fails at first use
+    // naming the plugin: tests/plugins.rs) ---
+    let plugin_case = |name: &'static str, file: PathBuf, expect: &'static [&'static str]| {
+        case(name, file, expect, |p| kiln_plugin::PluginRegistry::new().load(p).map(|_| ()).map_err(|e| e.to_string()))
+    };
+    v.push(plugin_case("plugin: a text file", write(dir, "libnotes.so", b"not a library"), &["cannot load"]));
+    v.push(plugin_case("plugin: no such library", dir.join("libmissing.so"), &["cannot load"]));
+
     // --- Keras configuration files ---
     let keras = |name: &str, value: serde_json::Value| write(dir, name, value.to_string().as_bytes());
     let keras_case = |name: &'static str, file: PathBuf, expect: &'static [&'static str]| {

@@ -56,6 +56,27 @@ impl Activation {
         }
     }
 
+    /// `logits += bias` (when there is one) and `output = activation(logits)`, row by row
+    /// so each row is still in L1 for the second step: the bias add and the activation
+    /// are fused, with the same rounding as doing them one after the other.
+    pub fn forward(self, logits: &mut [f32], bias: Option<&[f32]>, output: &mut [f32], cols: usize) {
+        for (z, y) in logits.chunks_exact_mut(cols).zip(output.chunks_exact_mut(cols)) {
+            if let Some(b) = bias {
+                z.iter_mut().zip(b).for_each(|(z, &b)| *z += b);
+            }
+            match self {
+                Self::Linear => y.copy_from_slice(z),
+                Self::Relu => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = z.max(0.0)),
+                Self::Sigmoid => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = kernels::sigmoid_scalar(z)),
+                Self::Tanh => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = z.tanh()),
+                Self::Softmax => {
+                    y.copy_from_slice(z);
+                    kernels::softmax_rows(y, cols);
+                }
+            }
+        }
+    }
+
     /// Turns `grad` (w.r.t. the activation's output `out`) into the gradient w.r.t. its
     /// input, in place. Uses the output only, as TensorFlow's gradient kernels do.
     pub fn backward(self, out: &[f32], grad: &mut [f32], cols: usize) {
@@ -70,6 +91,34 @@ impl Activation {
                     g.iter_mut().zip(y).for_each(|(g, &y)| *g = (*g - dot) * y);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fused_forward_equals_bias_then_activation_bitwise() {
+        let cols = 5;
+        let logits: Vec<f32> = (0..20).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+        let bias = [0.1, -0.2, 0.3, -0.4, 0.5];
+        for act in [Activation::Linear, Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Softmax] {
+            let mut expected = logits.clone();
+            kernels::add_row_vector(&mut expected, &bias);
+            let expected_logits = expected.clone();
+            act.apply(&mut expected, cols);
+
+            let (mut z, mut y) = (logits.clone(), vec![0.0; logits.len()]);
+            act.forward(&mut z, Some(&bias), &mut y, cols);
+            assert_eq!(z, expected_logits, "{act:?} logits");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&expected), "{act:?} output");
+
+            let (mut z, mut y) = (logits.clone(), vec![0.0; logits.len()]);
+            act.forward(&mut z, None, &mut y, cols);
+            assert_eq!(z, logits, "{act:?} without bias leaves the logits");
         }
     }
 }

@@ -269,12 +269,9 @@ impl Layer for Dense {
             }
             LayerInput::Sparse(x) => x.matmul(logits.view_mut(), kernel, Accum::Replace),
         }
-        if self.use_bias {
-            kernels::add_row_vector(logits.as_mut_slice(), &s.bias);
-        }
         s.output.resize(n, self.units);
-        s.output.as_mut_slice().copy_from_slice(logits.as_slice());
-        self.activation.apply(s.output.as_mut_slice(), self.units);
+        let bias = self.use_bias.then_some(s.bias.as_slice());
+        self.activation.forward(logits.as_mut_slice(), bias, s.output.as_mut_slice(), self.units);
         s.logits = logits;
         s.activity_penalty = match &self.activity_regularizer {
             Some(reg) if n > 0 => reg.penalty(s.output.as_slice()) / n as f32,
