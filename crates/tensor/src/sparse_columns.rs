@@ -2,8 +2,9 @@
 //! of its rows once per batch instead of once per stored entry.
 //!
 //! A multi-hot batch of 512 reviews touches almost every row of a 10,000×512 kernel, each
-//! about six times; walking the entries column by column keeps the kernel row in L1 and
-//! the (small) batch-sized operand in L2. Entries of a column are visited in increasing
+//! about six times; walking the entries column by column keeps the kernel row in L1
+//! while it is used and streams the kernel once per batch, the batch-sized operand
+//! (1 MB at 512×512) staying mostly in L2. Entries of a column are visited in increasing
 //! row order and columns in increasing order, so every output element sums its terms in
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
