@@ -324,7 +324,11 @@ impl Layer for Dense {
                 // Only the rows of the words in this batch get a gradient; the rest of the
                 // buffer is already zero except where the previous batch wrote. (The
                 // optimizer still updates every row, as Keras' dense update does.)
-                s.columns.build(x);
+                // The forward pass indexed this batch already (backward always follows the
+                // forward of the same input); rebuild only if that was not the case.
+                if !s.columns.matches(x) {
+                    s.columns.build(x);
+                }
                 if s.grad_kernel_sparse {
                     // Rows this batch writes are overwritten; clear the other ones of the last.
                     for r in sorted_difference(&s.grad_rows, s.columns.touched()) {

@@ -76,6 +76,13 @@ impl ColumnIndex {
         }
     }
 
+    /// Whether the index was last built from a matrix of `m`'s shape and entry count: a
+    /// cheap plausibility check (not proof it is `m`) for a layer reusing its forward
+    /// pass's index in the backward pass of the same batch.
+    pub fn matches(&self, m: &CsrMatrix) -> bool {
+        (self.rows, self.cols, self.row_of.len()) == (m.rows(), m.cols(), m.nnz())
+    }
+
     /// Columns of the indexed matrix that hold at least one entry, increasing.
     pub fn touched(&self) -> &[u32] {
         &self.touched
