@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln::prelude::*;
 use kiln_datasets::{OutputMode, Split, TextVectorization, read_aclimdb, read_idx, read_idx_pair};
-use kiln_trainer::keras::model_from_keras_file;
+use kiln_keras::model_from_keras_file;
 use serde_json::json;
 
 /// Records the largest single allocation, so a case that believes a header's size shows up.
@@ -113,10 +113,10 @@ fn saved_model(dir: &Path) -> Sequential {
         .seed(1)
         .add(Dense::new(3).activation(Activation::Relu))
         .add(Dense::new(2).activation(Activation::Softmax));
-    m.compile(RMSprop::new(0.01), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
     let x = Matrix::from_vec(4, 2, vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, 1.0, 1.0]).unwrap();
     let y = Matrix::from_vec(4, 1, vec![0.0, 1.0, 0.0, 1.0]).unwrap();
-    m.fit(&x.into(), &y, FitOptions::default().epochs(1).verbose(Verbosity::Silent)).unwrap();
+    m.fit(&x, &y, FitOptions::default().epochs(1).verbose(Verbosity::Silent)).unwrap();
     m.save(dir).unwrap();
     m
 }
@@ -404,7 +404,8 @@ fn cases(dir: &Path) -> Vec<Case> {
         "keras: unsupported loss",
         keras(
             "loss.json",
-            json!({"class_name": "Sequential", "config": {"layers": []},
+            json!({"class_name": "Sequential", "config": {"layers": [
+                       {"class_name": "Dense", "config": {"units": 1}}]},
                    "compile_config": {"optimizer": "rmsprop", "loss": "kl_divergence"}}),
         ),
         &["kl_divergence"],

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_datasets::{OutputMode, Split, TextVectorization, decode_maybe_gzip, parse_idx, read_aclimdb};
 use kiln_layers::{Activation, Dense};
-use kiln_trainer::keras::{compile_from_keras, model_from_keras};
-use kiln_trainer::{Features, Sequential};
+use kiln_keras::{compile_from_keras, model_from_keras};
+use kiln_trainer::Sequential;
 
 /// IDX bytes, gzipped or not (MNIST-family images and labels).
 pub fn idx(data: &[u8]) -> bool {
@@ -96,7 +96,7 @@ fn exercise(model: &mut Sequential) {
     let _ = model.to_config_json();
     if let Some(width) = model.input_width().filter(|_| model.param_count() <= 100_000) {
         let x = kiln_tensor::Matrix::zeros(2, width);
-        let _ = model.predict(&Features::Dense(x), 2);
+        let _ = model.predict(&x, 2);
     }
 }
 

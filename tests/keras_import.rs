@@ -1,6 +1,6 @@
 //! Reading Keras configs: layers, regularizers, optimizers by name prefix, clear refusals.
 
-use kiln_trainer::keras::{compile_from_keras, model_from_keras, optimizer_from_keras};
+use kiln_keras::{compile_from_keras, model_from_keras, optimizer_from_keras};
 use serde_json::json;
 
 fn fixture(name: &str) -> serde_json::Value {

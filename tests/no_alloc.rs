@@ -31,13 +31,10 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// Records the allocation counter at every batch boundary (into preallocated room).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default)]
 struct Marks {
-    #[serde(skip)]
     at: Vec<usize>,
 }
-
-#[typetag::serde]
 impl Callback for Marks {
     fn on_train_batch_begin(&mut self, _: usize, _: &mut Control<'_>) -> Result<(), TrainError> {
         self.at.push(ALLOCATIONS.load(Ordering::Relaxed));
@@ -55,7 +52,7 @@ impl Callback for Marks {
 fn assert_no_allocation_after_first_batch(mut model: Sequential, x: Features, y: Matrix, batch: usize) {
     let mut marks = Marks { at: Vec::with_capacity(1000) };
     let opts = FitOptions::default().epochs(1).batch_size(batch).verbose(Verbosity::Silent);
-    model.fit_with_callbacks(&x, &y, opts, &mut [&mut marks]).unwrap();
+    model.fit(&x, &y, opts.callback(&mut marks)).unwrap();
     assert!(marks.at.len() >= 8, "need several batches");
     // Each (begin, end) pair after the first batch must see no new allocation.
     for (k, pair) in marks.at.chunks(2).enumerate().skip(1) {
@@ -68,8 +65,8 @@ fn classifier(hidden: usize, out: usize, act: Activation) -> Sequential {
         .add(Dense::new(hidden).activation(Activation::Relu).kernel_regularizer(L2::new(0.002)))
         .add(Dropout::new(0.5))
         .add(Dense::new(out).activation(act).activity_regularizer(L1::new(0.01)));
-    let loss = if out == 1 { Loss::BinaryCrossentropy } else { Loss::SparseCategoricalCrossentropy };
-    m.compile(RMSprop::new(0.01), loss, &["accuracy"]).unwrap();
+    let loss = if out == 1 { Loss::binary_crossentropy() } else { Loss::sparse_categorical_crossentropy() };
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), loss, [Metric::Accuracy]).unwrap();
     m
 }
 

@@ -8,7 +8,7 @@ fn fixture(name: &str) -> serde_json::Value {
 }
 
 fn assert_parity(name: &str, rtol: f64) {
-    let report = kiln_trainer::keras::replay(&fixture(name), rtol).unwrap();
+    let report = kiln_keras::replay(&fixture(name), rtol).unwrap();
     assert!(report.compared() > 250, "{name}: only {} numbers compared", report.compared());
     assert!(report.passed(), "{name}: {report:#?}");
 }
@@ -49,9 +49,9 @@ fn ce_path_probe_matches_keras_evaluate() {
     m.build(1).unwrap();
     m.layers_mut()[0].set_param("kernel", &[0.0, 0.0, 0.0]).unwrap();
     m.layers_mut()[0].set_param("bias", &[50.0, 0.0, -50.0]).unwrap();
-    m.compile(RMSprop::default(), Loss::SparseCategoricalCrossentropy, &[]).unwrap();
+    m.compile(RMSprop::default(), Loss::sparse_categorical_crossentropy(), NO_METRICS).unwrap();
     let x = Matrix::from_rows(&[[1.0]]).unwrap();
-    let logs = m.evaluate(&x.clone().into(), &Matrix::from_rows(&[[2.0]]).unwrap(), 1).unwrap();
+    let logs = m.evaluate(&x, &Matrix::from_rows(&[[2.0]]).unwrap(), 1).unwrap();
     let want = probe["probe"]["softmax"]["model.evaluate (tf.function)"].as_f64().unwrap();
     assert_eq!(logs.get("loss").unwrap(), want);
 
@@ -59,8 +59,8 @@ fn ce_path_probe_matches_keras_evaluate() {
     m.build(1).unwrap();
     m.layers_mut()[0].set_param("kernel", &[0.0]).unwrap();
     m.layers_mut()[0].set_param("bias", &[-50.0]).unwrap();
-    m.compile(RMSprop::default(), Loss::BinaryCrossentropy, &[]).unwrap();
-    let logs = m.evaluate(&x.into(), &Matrix::from_rows(&[[1.0]]).unwrap(), 1).unwrap();
+    m.compile(RMSprop::default(), Loss::binary_crossentropy(), NO_METRICS).unwrap();
+    let logs = m.evaluate(&x, &Matrix::from_rows(&[[1.0]]).unwrap(), 1).unwrap();
     let want = probe["probe"]["sigmoid"]["model.evaluate (tf.function)"].as_f64().unwrap();
     assert_eq!(logs.get("loss").unwrap(), want);
 }

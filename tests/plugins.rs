@@ -88,17 +88,17 @@ fn model(reg: PluginRegularizer) -> Sequential {
         .add(Dense::new(6).activation(Activation::Relu).kernel_regularizer(reg))
         .add(Dense::new(1).activation(Activation::Sigmoid));
     m.build(8).unwrap();
-    m.compile(RMSprop::new(1e-2), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 1e-2), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
     m
 }
 
-fn quiet(epochs: usize) -> FitOptions {
+fn quiet<'a>(epochs: usize) -> FitOptions<'a> {
     FitOptions { verbose: Verbosity::Silent, ..FitOptions::default() }.epochs(epochs).batch_size(16)
 }
 
 fn trained_l3_model() -> Sequential {
     PluginRegistry::global().load(l3()).unwrap();
-    let mut m = model(PluginRegularizer::bound("kiln_l3>L3", json!({"l3": 0.01})).unwrap());
+    let mut m = model(PluginRegularizer::new("kiln_l3>L3", json!({"l3": 0.01})).unwrap());
     let (x, y) = data();
     m.fit(&x, &y, quiet(3)).unwrap();
     m
@@ -110,20 +110,20 @@ fn trained_l3_model() -> Sequential {
 #[test]
 fn l3_gradient_matches_finite_differences_through_the_boundary() {
     PluginRegistry::global().load(l3()).unwrap();
-    let reg = PluginRegularizer::bound("kiln_l3>L3", json!({"l3": 0.5})).unwrap();
+    let reg = PluginRegularizer::new("kiln_l3>L3", json!({"l3": 0.5})).unwrap();
     let w = [0.3f32, -1.2, 0.0, 2.0, -0.05];
     let expected: f32 = 0.5 * w.iter().map(|v| v.abs().powi(3)).sum::<f32>();
-    assert!((reg.penalty(&w) - expected).abs() < 1e-6);
+    assert!((reg.penalty(&w).unwrap() - expected).abs() < 1e-6);
 
     let mut grad = [0.0f32; 5];
-    reg.add_grad(&w, &mut grad, 2.0);
+    reg.add_grad(&w, &mut grad, 2.0).unwrap();
     for i in 0..w.len() {
         // Central differences in f64 around f32 evaluations: error O(h²) + rounding/h.
         let h = 1e-2f32;
         let (mut plus, mut minus) = (w, w);
         plus[i] += h;
         minus[i] -= h;
-        let numeric = 2.0 * (reg.penalty(&plus) as f64 - reg.penalty(&minus) as f64) / (2.0 * h as f64);
+        let numeric = 2.0 * (reg.penalty(&plus).unwrap() as f64 - reg.penalty(&minus).unwrap() as f64) / (2.0 * h as f64);
         let tol = 1e-3 + 1e-2 * numeric.abs();
         assert!((grad[i] as f64 - numeric).abs() < tol, "w[{i}]: analytic {} numeric {numeric}", grad[i]);
     }
@@ -137,14 +137,14 @@ fn trains_with_the_plugin_regularizer_and_its_penalty_is_in_the_loss() {
         .add(Dense::new(6).activation(Activation::Relu))
         .add(Dense::new(1).activation(Activation::Sigmoid));
     plain.build(8).unwrap();
-    plain.compile(RMSprop::new(1e-2), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+    plain.compile(Optimizer::new(RMSprop::default(), 1e-2), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
     let mut regularized = trained_l3_model();
     let base = plain.evaluate(&x, &y, 32).unwrap();
     let logs = regularized.evaluate(&x, &y, 32).unwrap();
     assert!(logs.get("loss").unwrap().is_finite());
 
     // Same seed, same init: before training the only difference is the L3 term.
-    let mut fresh = model(PluginRegularizer::bound("kiln_l3>L3", json!({"l3": 0.01})).unwrap());
+    let mut fresh = model(PluginRegularizer::new("kiln_l3>L3", json!({"l3": 0.01})).unwrap());
     let with_penalty = fresh.evaluate(&x, &y, 32).unwrap().get("loss").unwrap();
     let kernel = fresh.get_weights().0.into_iter().find(|t| t.name.ends_with("kernel")).unwrap();
     let penalty: f64 = 0.01 * kernel.values.iter().map(|v| (v.abs() as f64).powi(3)).sum::<f64>();
@@ -178,7 +178,7 @@ fn saved_model_names_the_plugin_and_reloads_to_identical_predictions() {
 }
 
 #[test]
-fn a_model_whose_plugin_is_missing_loads_but_refuses_to_predict_naming_it() {
+fn a_model_whose_plugin_is_missing_fails_to_load_naming_it() {
     let m = trained_l3_model();
     let dir = scratch("save-missing");
     m.save(&dir).unwrap();
@@ -188,12 +188,23 @@ fn a_model_whose_plugin_is_missing_loads_but_refuses_to_predict_naming_it() {
         std::fs::read_to_string(&path).unwrap().replace("kiln_l3>L3", "kiln_gone>L3").replace("kiln-l3", "kiln-gone");
     std::fs::write(&path, text).unwrap();
 
-    let mut loaded = Sequential::load(&dir).expect("deserializing never needs the plugin");
-    let (x, y) = data();
-    let err = loaded.predict(&x, 32).unwrap_err().to_string();
+    let err = Sequential::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "names the file: {err}");
     assert!(err.contains("`kiln_gone>L3`") && err.contains("saved from plugin `kiln-gone` 0.1.0"), "{err}");
     assert!(err.contains("not registered") && err.contains("kiln-l3 0.1.0"), "lists loaded plugins: {err}");
-    assert!(loaded.fit(&x, &y, quiet(1)).is_err());
+}
+
+#[test]
+fn a_model_loads_against_the_registry_it_is_given() {
+    let m = trained_l3_model();
+    let dir = scratch("save-registry");
+    m.save(&dir).unwrap();
+    // An empty registry of our own: the global one (which has L3) is not consulted.
+    static EMPTY: std::sync::OnceLock<PluginRegistry> = std::sync::OnceLock::new();
+    let empty = EMPTY.get_or_init(PluginRegistry::new);
+    let err = kiln_plugin::load_model(&dir, empty).unwrap_err().to_string();
+    assert!(err.contains("kiln_l3>L3") && err.contains("Loaded plugins: none"), "{err}");
+    assert!(kiln_plugin::load_model(&dir, PluginRegistry::global()).is_ok());
 }
 
 /// Runs `scenario` in a fresh process (this test binary, one test), where no plugin is
@@ -217,23 +228,23 @@ fn child_scenario() {
     let expected: Vec<f32> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let (x, _) = data();
-    let mut loaded = Sequential::load(&dir).unwrap();
     assert!(PluginRegistry::global().list().is_empty());
     match scenario.as_str() {
         "late-load" => {
-            let err = loaded.predict(&x, 32).unwrap_err().to_string();
+            let err = Sequential::load(&dir).unwrap_err().to_string();
             assert!(err.contains("kiln_l3>L3") && err.contains("Loaded plugins: none"), "{err}");
             PluginRegistry::global().load(std::env::var("KILN_TEST_PLUGIN").unwrap()).unwrap();
         }
         "search-path" => {} // KILN_PLUGIN_PATH is read at the first bind that misses
         other => panic!("unknown scenario {other}"),
     }
+    let mut loaded = Sequential::load(&dir).unwrap();
     assert_eq!(loaded.predict(&x, 32).unwrap().as_slice(), expected.as_slice());
     println!("scenario ok");
 }
 
 #[test]
-fn a_plugin_loaded_after_the_model_still_binds_and_predicts_identically() {
+fn a_plugin_loaded_after_a_failed_load_lets_the_model_load_and_predict_identically() {
     let mut m = trained_l3_model();
     let (x, _) = data();
     let dir = scratch("late-load");
@@ -254,7 +265,7 @@ fn a_plugin_loaded_after_the_model_still_binds_and_predicts_identically() {
 #[test]
 fn a_panicking_plugin_is_an_error_and_the_host_lives_on() {
     PluginRegistry::global().load(panicky()).unwrap();
-    let bound = |when: &str| PluginRegularizer::bound("kiln_panicky>Panicky", json!({ "when": when }));
+    let bound = |when: &str| PluginRegularizer::new("kiln_panicky>Panicky", json!({ "when": when }));
 
     let err = bound("create").unwrap_err();
     assert!(matches!(err, PluginError::Panicked { .. }), "{err:?}");
@@ -262,27 +273,46 @@ fn a_panicking_plugin_is_an_error_and_the_host_lives_on() {
     let err = bound("reject").unwrap_err();
     assert!(matches!(err, PluginError::Rejected { .. }) && err.to_string().contains("refuses"), "{err}");
 
+    // Through the trait, a panic is an error value naming the plugin.
     let reg = bound("penalty").unwrap();
-    let err = reg.try_penalty(&[1.0]).unwrap_err();
+    let err = reg.penalty(&[1.0]).unwrap_err();
+    assert_eq!(err.regularizer, "kiln_panicky>Panicky");
     assert!(err.to_string().contains("Panicky::penalty panicked on purpose"), "{err}");
-    assert!(reg.try_add_grad(&[1.0], &mut [0.0], 1.0).is_err());
-    // Through the trait (no error channel) it is an ordinary, catchable Rust panic.
-    let caught = std::panic::catch_unwind(|| kiln::regularizers::Regularizer::penalty(&reg, &[1.0])).unwrap_err();
-    let message = caught.downcast_ref::<String>().unwrap();
-    assert!(message.contains("plugin regularizer `kiln_panicky>Panicky` panicked"), "{message}");
+    assert!(reg.add_grad(&[1.0], &mut [0.0], 1.0).is_err());
 
     // Still alive: the same library keeps working.
-    assert_eq!(bound("never").unwrap().try_penalty(&[1.0]).unwrap(), 0.0);
+    assert_eq!(bound("never").unwrap().penalty(&[1.0]).unwrap(), 0.0);
 
     // A panicking callback stops `fit` with an error, not the process.
     let (x, y) = data();
     let mut m = model(bound("never").unwrap());
-    let mut opts = quiet(3);
-    opts.callbacks.push(Box::new(PluginCallback::new("kiln_panicky>PanickyCallback", json!({"epoch": 1}))));
-    let err = m.fit(&x, &y, opts).unwrap_err();
+    let mut panicky = PluginCallback::new("kiln_panicky>PanickyCallback", json!({"epoch": 1})).unwrap();
+    let err = m.fit(&x, &y, quiet(3).callback(&mut panicky)).unwrap_err();
     assert!(matches!(err, TrainError::Callback { .. }), "{err:?}");
     assert!(err.to_string().contains("PanickyCallback panicked on purpose at epoch 1"), "{err}");
     assert!(m.evaluate(&x, &y, 32).is_ok());
+    // A callback that panics deciding whether it wants batch hooks is refused up front.
+    let err = PluginCallback::new("kiln_panicky>PanickyCallback", json!({"epoch": 0, "panic_wants_batches": true}))
+        .unwrap_err();
+    assert!(matches!(err, PluginError::Panicked { .. }) && err.to_string().contains("wants_batches"), "{err}");
+}
+
+#[test]
+fn a_regularizer_failing_mid_training_stops_fit_cleanly_and_keeps_the_history() {
+    PluginRegistry::global().load(panicky()).unwrap();
+    let (x, y) = data();
+    // 96 rows in batches of 16: 6 penalty calls per epoch; the 14th fails, in epoch 3.
+    let reg = PluginRegularizer::new("kiln_panicky>Panicky", json!({"when": "error-after", "calls": 13})).unwrap();
+    let mut m = model(reg);
+    let before = m.get_weights();
+    let err = m.fit(&x, &y, quiet(5)).unwrap_err();
+    assert!(matches!(err, TrainError::Regularizer { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("kiln_panicky>Panicky") && text.contains("fails on purpose after 13 calls"), "{text}");
+    assert!(text.contains("layer `dense`"), "names the layer: {text}");
+    assert_eq!(m.history().unwrap().epochs(), 2, "the two finished epochs are kept");
+    assert_ne!(m.get_weights(), before, "the finished epochs trained");
+    assert!(m.get_weights().0.iter().all(|t| t.values.iter().all(|v| v.is_finite())));
 }
 
 #[test]
@@ -352,13 +382,12 @@ fn the_callback_plugin_writes_its_csv_and_stops_training() {
     PluginRegistry::global().load(csv_logger()).unwrap();
     let (x, y) = data();
     let csv = scratch("csv").join("log.csv");
-    let logger = || PluginCallback::new("kiln_csv_logger>CSVLogger", json!({"filename": csv}));
+    let logger = || PluginCallback::new("kiln_csv_logger>CSVLogger", json!({"filename": csv})).unwrap();
 
-    let mut m = model(PluginRegularizer::new("kiln_l3>L3", json!({"l3": 0.001})));
     PluginRegistry::global().load(l3()).unwrap();
-    let mut opts = quiet(3);
-    opts.callbacks.push(Box::new(logger()));
-    let history = m.fit(&x, &y, opts).unwrap();
+    let mut m = model(PluginRegularizer::new("kiln_l3>L3", json!({"l3": 0.001})).unwrap());
+    let mut log = logger();
+    let history = m.fit(&x, &y, quiet(3).callback(&mut log)).unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "epoch,accuracy,loss");
@@ -368,37 +397,31 @@ fn the_callback_plugin_writes_its_csv_and_stops_training() {
     assert_eq!(last[2].parse::<f64>().unwrap(), history.get("loss").unwrap()[2]);
 
     // Stop as soon as the loss is below a threshold any model reaches at once.
-    let mut opts = quiet(10);
-    opts.callbacks.push(Box::new(logger()));
-    opts.callbacks.push(Box::new(PluginCallback::new("kiln_csv_logger>StopAtThreshold", json!({"threshold": 1e9}))));
-    let history = m.fit(&x, &y, opts).unwrap();
+    let (mut log, mut stop) =
+        (logger(), PluginCallback::new("kiln_csv_logger>StopAtThreshold", json!({"threshold": 1e9})).unwrap());
+    let history = m.fit(&x, &y, quiet(10).callback(&mut log).callback(&mut stop)).unwrap();
     assert_eq!(history.epochs(), 1, "stop_training from the plugin did not stop fit");
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 2);
 
-    // A bad config fails `fit` before training, naming the callback.
-    let mut opts = quiet(1);
-    opts.callbacks.push(Box::new(PluginCallback::new(
-        "kiln_csv_logger>StopAtThreshold",
-        json!({"threshold": 1, "mode": "sideways"}),
-    )));
-    let err = m.fit(&x, &y, opts).unwrap_err().to_string();
+    // A bad config is refused when the callback is made, naming it.
+    let err = PluginCallback::new("kiln_csv_logger>StopAtThreshold", json!({"threshold": 1, "mode": "sideways"}))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("kiln_csv_logger>StopAtThreshold") && err.contains("sideways"), "{err}");
 }
 
 #[test]
 fn callback_envelopes_round_trip_through_json() {
     PluginRegistry::global().load(csv_logger()).unwrap();
-    let mut cb = PluginCallback::new("kiln_csv_logger>StopAtThreshold", json!({"threshold": 0.5}));
-    kiln::trainer::callbacks::Callback::bind(&mut cb).unwrap();
-    let boxed: Box<dyn Callback> = Box::new(cb);
-    let text = serde_json::to_value(&boxed).unwrap();
-    // Bound: the plugin's own view of its config, defaults included.
+    let cb = PluginCallback::new("kiln_csv_logger>StopAtThreshold", json!({"threshold": 0.5})).unwrap();
+    let text = serde_json::to_value(&cb).unwrap();
+    // The plugin's own view of its config, defaults included.
     assert_eq!(
         text,
-        json!({"type": "Plugin", "name": "kiln_csv_logger>StopAtThreshold",
+        json!({"name": "kiln_csv_logger>StopAtThreshold",
                "plugin": {"name": "kiln-csv-logger", "version": "0.1.0", "abi": 1},
                "config": {"monitor": "loss", "threshold": 0.5, "mode": "min"}})
     );
-    let back: Box<dyn Callback> = serde_json::from_value(text.clone()).unwrap();
+    let back: PluginCallback = serde_json::from_value(text.clone()).unwrap();
     assert_eq!(serde_json::to_value(&back).unwrap(), text);
 }

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::{multi_hot, random_matrix};
 use kiln_optimizers::{Optimizer, RMSprop};
-use kiln_tensor::{Accum, ColumnIndex, Matrix, Par, kernels, matmul};
+use kiln_tensor::{Accumulate, ColumnIndex, Matrix, Parallelism, kernels, matmul};
 
 /// Forward, kernel gradient and input gradient of a 784→512 layer on a batch of 128.
 fn dense_products(c: &mut Criterion) {
@@ -16,15 +16,15 @@ fn dense_products(c: &mut Criterion) {
     g.throughput(Throughput::Elements(2 * 128 * 784 * 512));
     let mut y = Matrix::zeros(128, 512);
     g.bench_function("ab (forward)", |b| {
-        b.iter(|| matmul::ab(y.view_mut(), x.view(), w.view(), Accum::Replace, Par::Seq))
+        b.iter(|| matmul::ab(y.view_mut(), x.view(), w.view(), Accumulate::Replace, Parallelism::Sequential))
     });
     let mut dw = Matrix::zeros(784, 512);
     g.bench_function("atb (kernel gradient)", |b| {
-        b.iter(|| matmul::atb(dw.view_mut(), x.view(), dy.view(), Accum::Replace, Par::Seq))
+        b.iter(|| matmul::atb(dw.view_mut(), x.view(), dy.view(), Accumulate::Replace, Parallelism::Sequential))
     });
     let mut dx = Matrix::zeros(128, 784);
     g.bench_function("abt (input gradient)", |b| {
-        b.iter(|| matmul::abt(dx.view_mut(), dy.view(), w.view(), Accum::Replace, Par::Seq))
+        b.iter(|| matmul::abt(dx.view_mut(), dy.view(), w.view(), Accumulate::Replace, Parallelism::Sequential))
     });
     g.finish();
 }
@@ -38,14 +38,14 @@ fn sparse_products(c: &mut Criterion) {
         let (w, dy) = (random_matrix(10_000, units, 5), random_matrix(512, units, 6));
         let mut y = Matrix::zeros(512, units);
         let mut dw = Matrix::zeros(10_000, units);
-        g.bench_function("row-wise forward", |b| b.iter(|| x.matmul(y.view_mut(), w.view(), Accum::Replace)));
+        g.bench_function("row-wise forward", |b| b.iter(|| x.matmul(y.view_mut(), w.view(), Accumulate::Replace)));
         g.bench_function("row-wise kernel gradient", |b| {
-            b.iter(|| x.t_matmul(dw.view_mut(), dy.view(), Accum::Replace))
+            b.iter(|| x.t_matmul(dw.view_mut(), dy.view(), Accumulate::Replace))
         });
         let mut index = ColumnIndex::default();
         index.build(&x);
         g.bench_function("column index build", |b| b.iter(|| index.build(black_box(&x))));
-        g.bench_function("column-wise forward", |b| b.iter(|| index.matmul(y.view_mut(), w.view(), Accum::Replace)));
+        g.bench_function("column-wise forward", |b| b.iter(|| index.matmul(y.view_mut(), w.view(), Accumulate::Replace)));
         g.bench_function("column-wise kernel gradient", |b| {
             b.iter(|| index.t_matmul_touched(dw.view_mut(), dy.view()))
         });
@@ -58,7 +58,7 @@ fn rmsprop_step(c: &mut Criterion) {
     let n = 10_000 * 512;
     let mut g = c.benchmark_group("rmsprop");
     g.throughput(Throughput::Elements(n as u64));
-    let mut opt = RMSprop::new(1e-3);
+    let mut opt = Optimizer::new(RMSprop::default(), 1e-3);
     opt.build(&[("dense/kernel".to_string(), n)]);
     let mut w = random_matrix(10_000, 512, 7);
     let grad = random_matrix(10_000, 512, 8);

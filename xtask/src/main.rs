@@ -1,15 +1,10 @@
-//! `cargo xtask …`: kiln's developer and reproduction commands.
-
-mod bench;
-mod data;
-mod new_plugin;
-mod parity;
-mod plugins;
-mod reproduce;
+//! `cargo xtask …`: kiln's developer and reproduction commands (the library is
+//! `xtask`; this binary parses the command line and dispatches).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use xtask::{bench, data, new_plugin, parity, reproduce};
 
 /// kiln's task runner.
 #[derive(Parser)]

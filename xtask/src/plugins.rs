@@ -26,5 +26,5 @@ pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<()> {
 pub fn regularizer(name: &str, config: &str) -> anyhow::Result<Box<dyn Regularizer>> {
     let config: serde_json::Value =
         serde_json::from_str(config).with_context(|| format!("the config of `{name}` is not JSON"))?;
-    Ok(Box::new(PluginRegularizer::bound(name, config)?))
+    Ok(Box::new(PluginRegularizer::new(name, config)?))
 }

@@ -28,8 +28,6 @@
 //! # Ok::<(), kiln_datasets::Error>(())
 //! ```
 
-#![warn(missing_docs)]
-
 pub mod catalog;
 mod download;
 mod error;

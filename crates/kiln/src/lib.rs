@@ -1,8 +1,9 @@
 //! kiln: Keras' workflow — `Sequential`, `compile`, `fit` — in Rust, numerically identical
 //! to Keras 3 where it matters (RMSprop, losses from logits, regularization bookkeeping).
 //!
-//! This umbrella crate re-exports the workspace's crates and a [`prelude`]; each crate can
-//! also be used alone (`kiln-tensor`, `kiln-layers`, `kiln-trainer`, …).
+//! This umbrella crate re-exports the workspace's crates, a [`prelude`] and one
+//! [`Error`] for code that mixes them; each crate can also be used alone (`kiln-tensor`,
+//! `kiln-layers`, `kiln-trainer`, …).
 //!
 //! ```
 //! use kiln::prelude::*;
@@ -12,14 +13,18 @@
 //!     .add(Dense::new(16).activation(Activation::Relu).kernel_regularizer(L2::new(0.002)))
 //!     .add(Dense::new(16).activation(Activation::Relu).kernel_regularizer(L2::new(0.002)))
 //!     .add(Dense::new(1).activation(Activation::Sigmoid));
-//! model.build(10_000).unwrap();
-//! model.compile(RMSprop::default(), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+//! model.build(10_000)?;
+//! model.compile(RMSprop::default(), Loss::binary_crossentropy(), [Metric::Accuracy])?;
 //! assert_eq!(model.param_count(), 160_305);
+//! # Ok::<(), kiln::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+mod error;
 
+pub use error::Error;
 pub use kiln_datasets as datasets;
+pub use kiln_fs as fs;
+pub use kiln_keras as keras;
 pub use kiln_layers as layers;
 pub use kiln_optimizers as optimizers;
 pub use kiln_regularizers as regularizers;
@@ -28,10 +33,12 @@ pub use kiln_trainer as trainer;
 
 /// The names a training script needs.
 pub mod prelude {
-    pub use kiln_layers::{Activation, Dense, Dropout, Initializer, Layer};
-    pub use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
+    pub use kiln_layers::{Activation, BuildContext, Dense, Dropout, GradOf, Initializer, Layer, LayerCore, LayerInput, Param};
+    pub use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
-    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Par, Rng};
-    pub use kiln_trainer::callbacks::{Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN};
-    pub use kiln_trainer::{Features, FitOptions, History, Logs, Loss, Sequential, Validation, Verbosity};
+    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng};
+    pub use kiln_trainer::callbacks::{Callback, Control, EarlyStopping, ModelCheckpoint, TerminateOnNaN};
+    pub use kiln_trainer::{
+        Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Sequential, Validation, Verbosity,
+    };
 }

@@ -1,10 +1,10 @@
 //! The densely connected layer.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accum, ColumnIndex, Matrix, Par, Rng, View, kernels, matmul};
+use kiln_tensor::{Accumulate, ColumnIndex, Matrix, Parallelism, View, ViewMut, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
-use crate::{Activation, GradOf, Initializer, Layer, LayerError, LayerInput};
+use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput, Param};
 
 /// `y = activation(x · kernel + bias)` (Keras `layers.Dense`).
 ///
@@ -13,12 +13,15 @@ use crate::{Activation, GradOf, Initializer, Layer, LayerError, LayerInput};
 /// `glorot_uniform` kernel, zero bias, no regularizers, linear activation.
 /// An activity regularizer acts on the output after the activation and its penalty is
 /// divided by the batch size.
+///
+/// # Shapes
+/// - input: `[batch, input_dim]`, dense or CSR
+/// - output: `[batch, units]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dense {
-    /// Layer name (assigned by the model when empty).
-    #[serde(default)]
-    pub name: String,
-    /// Output width.
+    #[serde(flatten)]
+    core: LayerCore,
+    /// Output width (≥ 1).
     pub units: usize,
     /// Activation applied to `x·K + b`.
     #[serde(default)]
@@ -53,11 +56,6 @@ fn zeros() -> Initializer {
     Initializer::Zeros
 }
 
-/// Most weights one kernel may hold: 2²⁸ (1 GiB of `f32`, 3–4 GiB once its gradient and
-/// optimizer state exist; 50 times the chapter's largest layer). A configuration asking
-/// for more is refused before anything is allocated.
-pub const MAX_KERNEL_ELEMENTS: usize = 1 << 28;
-
 /// Sparse input is multiplied column by column when the kernel is larger than this…
 const COLUMN_WISE_KERNEL_BYTES: usize = 1 << 20;
 /// …and has at least this many units.
@@ -71,24 +69,16 @@ const COLUMN_WISE_KERNEL_BYTES: usize = 1 << 20;
 /// faster even for a 50,000-word kernel.
 const COLUMN_WISE_MIN_UNITS: usize = 128;
 
-/// Parameters, gradients and per-batch buffers (not part of the configuration).
+/// Per-batch buffers (not part of the configuration; parameters live in the core).
 #[derive(Debug, Clone, Default)]
 struct DenseState {
     input_width: usize,
-    kernel: Vec<f32>,
-    bias: Vec<f32>,
-    grad_kernel: Vec<f32>,
-    grad_bias: Vec<f32>,
     logits: Matrix,
-    output: Matrix,
-    scratch: Matrix,
-    activity_penalty: f32,
-    built: bool,
     /// The current sparse batch grouped by column (sparse input only).
     columns: ColumnIndex,
-    /// When `grad_kernel_sparse`, the only rows of `grad_kernel` that may be non-zero.
+    /// When `grad_kernel_sparse`, the only rows of the kernel gradient that may be non-zero.
     grad_rows: Vec<u32>,
-    /// Whether `grad_kernel` is zero outside `grad_rows` (so the next sparse batch
+    /// Whether the kernel gradient is zero outside `grad_rows` (so the next sparse batch
     /// clears just those rows instead of the whole kernel-sized buffer).
     grad_kernel_sparse: bool,
 }
@@ -102,19 +92,11 @@ fn sorted_difference<'a>(a: &'a [u32], b: &'a [u32]) -> impl Iterator<Item = u32
     })
 }
 
-impl DenseState {
-    /// Whether sparse input goes column by column (see [`COLUMN_WISE_MIN_UNITS`]).
-    fn column_wise(&self) -> bool {
-        let units = self.kernel.len() / self.input_width.max(1);
-        self.kernel.len() * size_of::<f32>() > COLUMN_WISE_KERNEL_BYTES && units >= COLUMN_WISE_MIN_UNITS
-    }
-}
-
 impl Dense {
     /// A layer with `units` outputs and Keras' defaults.
     pub fn new(units: usize) -> Self {
         Self {
-            name: String::new(),
+            core: LayerCore::default(),
             units,
             activation: Activation::Linear,
             use_bias: true,
@@ -135,7 +117,7 @@ impl Dense {
 
     /// Sets the layer name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.core.name = name.into();
         self
     }
 
@@ -175,120 +157,94 @@ impl Dense {
         self
     }
 
-    fn kernel_view(&self) -> View<'_> {
-        View { rows: self.state.input_width, cols: self.units, data: &self.state.kernel }
+    /// Whether sparse input goes column by column (see [`COLUMN_WISE_MIN_UNITS`]).
+    fn column_wise(&self) -> bool {
+        let kernel = self.state.input_width * self.units;
+        kernel * size_of::<f32>() > COLUMN_WISE_KERNEL_BYTES && self.units >= COLUMN_WISE_MIN_UNITS
     }
 
-    /// Adds the activity regularizer's gradient (pushed through the activation when
-    /// `through_activation`) to `grad`, which is w.r.t. the output or the logits.
-    fn add_activity_grad(&mut self, grad: &mut Matrix, through_activation: bool) {
-        let Some(reg) = &self.activity_regularizer else { return };
-        let n = grad.rows();
-        let s = &mut self.state;
-        let scale = 1.0 / n as f32;
-        if !through_activation {
-            reg.add_grad(s.output.as_slice(), grad.as_mut_slice(), scale);
-            return;
+    fn config_error(&self, message: String) -> LayerError {
+        LayerError::Config { layer: self.core.name.clone(), message }
+    }
+
+    /// Checks units, input width, initializers and regularizers.
+    fn validate(&self, input_width: usize) -> Result<(), LayerError> {
+        if self.units == 0 || input_width == 0 {
+            return Err(self.config_error(format!(
+                "units ({}) and input width ({input_width}) must be positive",
+                self.units
+            )));
         }
-        s.scratch.resize(n, self.units);
-        s.scratch.fill(0.0);
-        reg.add_grad(s.output.as_slice(), s.scratch.as_mut_slice(), scale);
-        self.activation.backward(s.output.as_slice(), s.scratch.as_mut_slice(), self.units);
-        kernels::axpy(1.0, s.scratch.as_slice(), grad.as_mut_slice());
+        for (what, init) in [("kernel_initializer", &self.kernel_initializer), ("bias_initializer", &self.bias_initializer)]
+        {
+            init.validate().map_err(|e| self.config_error(format!("{what}: {e}")))?;
+        }
+        let regs = [
+            ("kernel_regularizer", &self.kernel_regularizer),
+            ("bias_regularizer", &self.bias_regularizer),
+            ("activity_regularizer", &self.activity_regularizer),
+        ];
+        for (what, reg) in regs {
+            if let Some(reg) = reg {
+                reg.validate().map_err(|e| self.config_error(format!("{what}: {e}")))?;
+            }
+        }
+        Ok(())
     }
 }
 
 #[typetag::serde]
 impl Layer for Dense {
-    fn name(&self) -> &str {
-        &self.name
+    fn core(&self) -> &LayerCore {
+        &self.core
     }
 
-    fn set_name(&mut self, name: String) {
-        self.name = name;
+    fn core_mut(&mut self) -> &mut LayerCore {
+        &mut self.core
     }
 
-    fn class_name(&self) -> &'static str {
-        "Dense"
-    }
-
-    fn build(&mut self, input_width: usize, rng: &mut Rng) -> Result<usize, LayerError> {
-        if self.units == 0 || input_width == 0 {
-            return Err(LayerError::Config {
-                layer: self.name.clone(),
-                message: format!("units ({}) and input width ({input_width}) must be positive", self.units),
-            });
+    fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
+        self.validate(input_width)?;
+        let units = self.units;
+        let mut kernel = ctx.param("kernel", vec![input_width, units])?.with_regularizer(self.kernel_regularizer.clone());
+        self.kernel_initializer.fill(kernel.value_mut(), input_width, units, ctx.rng());
+        let mut params = vec![kernel];
+        if self.use_bias {
+            let mut bias = ctx.param("bias", vec![units])?.with_regularizer(self.bias_regularizer.clone());
+            self.bias_initializer.fill(bias.value_mut(), input_width, units, ctx.rng());
+            params.push(bias);
         }
-        // A configuration is only a claim: refuse sizes no machine could train before
-        // allocating (a kernel, its gradient and the optimizer state are several copies).
-        let elements = input_width.checked_mul(self.units).filter(|&n| n <= MAX_KERNEL_ELEMENTS);
-        let Some(elements) = elements else {
-            return Err(LayerError::Config {
-                layer: self.name.clone(),
-                message: format!(
-                    "a {input_width}×{} kernel is larger than the {MAX_KERNEL_ELEMENTS} weights a Dense layer may hold",
-                    self.units
-                ),
-            });
+        self.core.params = params;
+        self.core.output = Matrix::zeros(0, units);
+        self.state = DenseState {
+            input_width,
+            logits: Matrix::zeros(0, units),
+            // Room for every row, so no batch of sparse input ever grows it.
+            grad_rows: Vec::with_capacity(input_width),
+            ..DenseState::default()
         };
-        let s = &mut self.state;
-        s.input_width = input_width;
-        s.kernel = vec![0.0; elements];
-        self.kernel_initializer.fill(&mut s.kernel, input_width, self.units, rng);
-        s.grad_kernel = vec![0.0; s.kernel.len()];
-        let bias_len = if self.use_bias { self.units } else { 0 };
-        s.bias = vec![0.0; bias_len];
-        self.bias_initializer.fill(&mut s.bias, input_width, self.units, rng);
-        s.grad_bias = vec![0.0; bias_len];
-        // Room for every row, so no batch of sparse input ever grows it.
-        s.grad_rows = Vec::with_capacity(input_width);
-        s.grad_kernel_sparse = false;
-        s.logits = Matrix::zeros(0, self.units);
-        s.output = Matrix::zeros(0, self.units);
-        s.built = true;
-        Ok(self.units)
+        Ok(units)
     }
 
-    fn output_width(&self) -> usize {
-        self.units
-    }
-
-    fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Par) {
-        assert!(self.state.built, "layer `{}` used before build", self.name);
-        assert_eq!(input.cols(), self.state.input_width, "layer `{}` input width", self.name);
-        let n = input.rows();
-        let mut logits = std::mem::take(&mut self.state.logits);
-        logits.resize(n, self.units);
-        let s = &mut self.state;
-        let kernel = View { rows: s.input_width, cols: self.units, data: &s.kernel };
+    fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Parallelism) {
+        assert!(!self.core.params.is_empty(), "layer `{}` used before build", self.core.name);
+        assert_eq!(input.cols(), self.state.input_width, "layer `{}` input width", self.core.name);
+        let (n, units) = (input.rows(), self.units);
+        let column_wise = self.column_wise();
+        let (params, output, s) = (&self.core.params, &mut self.core.output, &mut self.state);
+        let kernel = View { rows: s.input_width, cols: units, data: params[0].value() };
+        s.logits.resize(n, units);
         match input {
-            LayerInput::Dense(x) => matmul::ab(logits.view_mut(), x, kernel, Accum::Replace, par),
-            LayerInput::Sparse(x) if s.column_wise() => {
+            LayerInput::Dense(x) => matmul::ab(s.logits.view_mut(), x, kernel, Accumulate::Replace, par),
+            LayerInput::Sparse(x) if column_wise => {
                 s.columns.build(x);
-                s.columns.matmul(logits.view_mut(), kernel, Accum::Replace);
+                s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace);
             }
-            LayerInput::Sparse(x) => x.matmul(logits.view_mut(), kernel, Accum::Replace),
+            LayerInput::Sparse(x) => x.matmul(s.logits.view_mut(), kernel, Accumulate::Replace),
         }
-        s.output.resize(n, self.units);
-        let bias = self.use_bias.then_some(s.bias.as_slice());
-        self.activation.forward(logits.as_mut_slice(), bias, s.output.as_mut_slice(), self.units);
-        s.logits = logits;
-        s.activity_penalty = match &self.activity_regularizer {
-            Some(reg) if n > 0 => reg.penalty(s.output.as_slice()) / n as f32,
-            _ => 0.0,
-        };
-    }
-
-    fn output(&self) -> &Matrix {
-        &self.state.output
-    }
-
-    fn activation(&self) -> Activation {
-        self.activation
-    }
-
-    fn logits(&self) -> Option<&Matrix> {
-        Some(&self.state.logits)
+        output.resize(n, units);
+        let bias = params.get(1).map(Param::value);
+        self.activation.forward(s.logits.as_mut_slice(), bias, output.as_mut_slice(), units);
     }
 
     fn backward(
@@ -297,27 +253,25 @@ impl Layer for Dense {
         grad: &mut Matrix,
         grad_of: GradOf,
         grad_input: Option<&mut Matrix>,
-        par: Par,
+        par: Parallelism,
     ) {
-        match grad_of {
-            GradOf::Output => {
-                self.add_activity_grad(grad, false);
-                self.activation.backward(self.state.output.as_slice(), grad.as_mut_slice(), self.units);
-            }
-            GradOf::Logits => self.add_activity_grad(grad, true),
+        if grad_of == GradOf::Output {
+            self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.units);
         }
         let (in_w, units) = (self.state.input_width, self.units);
+        let column_wise = self.column_wise();
+        let (kernel, rest) = self.core.params.split_first_mut().expect("built");
         let s = &mut self.state;
-        let mut grad_kernel = std::mem::take(&mut s.grad_kernel);
+        let regularized = kernel.regularizer().is_some();
+        let grad_kernel = kernel.grad_mut();
         match input {
             LayerInput::Dense(x) => {
-                let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
-                matmul::atb(dk, x, grad.view(), Accum::Replace, par);
+                let dk = ViewMut { rows: in_w, cols: units, data: grad_kernel };
+                matmul::atb(dk, x, grad.view(), Accumulate::Replace, par);
                 s.grad_kernel_sparse = false;
             }
-            LayerInput::Sparse(x) if !s.column_wise() => {
-                let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
-                x.t_matmul(dk, grad.view(), Accum::Replace);
+            LayerInput::Sparse(x) if !column_wise => {
+                x.t_matmul(ViewMut { rows: in_w, cols: units, data: grad_kernel }, grad.view(), Accumulate::Replace);
                 s.grad_kernel_sparse = false;
             }
             LayerInput::Sparse(x) => {
@@ -337,106 +291,32 @@ impl Layer for Dense {
                 } else {
                     grad_kernel.fill(0.0);
                 }
-                let dk = kiln_tensor::ViewMut { rows: in_w, cols: units, data: &mut grad_kernel };
-                s.columns.t_matmul_touched(dk, grad.view());
+                s.columns.t_matmul_touched(ViewMut { rows: in_w, cols: units, data: grad_kernel }, grad.view());
                 s.grad_rows.clear();
                 s.grad_rows.extend_from_slice(s.columns.touched());
-                s.grad_kernel_sparse = true;
+                // A kernel regularizer's gradient (added by the model) touches every row.
+                s.grad_kernel_sparse = !regularized;
             }
         }
-        if let Some(reg) = &self.kernel_regularizer {
-            reg.add_grad(&s.kernel, &mut grad_kernel, 1.0);
-            s.grad_kernel_sparse = false;
-        }
-        s.grad_kernel = grad_kernel;
-        if self.use_bias {
-            kernels::column_sums(grad.as_slice(), &mut s.grad_bias);
-            if let Some(reg) = &self.bias_regularizer {
-                reg.add_grad(&s.bias, &mut s.grad_bias, 1.0);
-            }
+        if let Some(bias) = rest.first_mut() {
+            kernels::column_sums(grad.as_slice(), bias.grad_mut());
         }
         if let Some(gi) = grad_input {
             gi.resize(grad.rows(), in_w);
-            matmul::abt(gi.view_mut(), grad.view(), self.kernel_view(), Accum::Replace, par);
+            let kernel = View { rows: in_w, cols: units, data: kernel.value() };
+            matmul::abt(gi.view_mut(), grad.view(), kernel, Accumulate::Replace, par);
         }
     }
 
-    fn param_names(&self) -> Vec<&'static str> {
-        if self.use_bias { vec!["kernel", "bias"] } else { vec!["kernel"] }
+    fn activation(&self) -> Activation {
+        self.activation
     }
 
-    fn param_shape(&self, name: &str) -> Option<Vec<usize>> {
-        match name {
-            "kernel" => Some(vec![self.state.input_width, self.units]),
-            "bias" if self.use_bias => Some(vec![self.units]),
-            _ => None,
-        }
+    fn logits(&self) -> Option<&Matrix> {
+        Some(&self.state.logits)
     }
 
-    fn param(&self, name: &str) -> Option<&[f32]> {
-        match name {
-            "kernel" if self.state.built => Some(&self.state.kernel),
-            "bias" if self.state.built && self.use_bias => Some(&self.state.bias),
-            _ => None,
-        }
-    }
-
-    fn set_param(&mut self, name: &str, values: &[f32]) -> Result<(), LayerError> {
-        if !self.state.built {
-            return Err(LayerError::NotBuilt(self.name.clone()));
-        }
-        let target = match name {
-            "kernel" => &mut self.state.kernel,
-            "bias" if self.use_bias => &mut self.state.bias,
-            _ => {
-                return Err(LayerError::UnknownParam {
-                    layer: self.name.clone(),
-                    param: name.to_string(),
-                    available: self.param_names().join(", "),
-                });
-            }
-        };
-        if target.len() != values.len() {
-            return Err(LayerError::ParamShape {
-                layer: self.name.clone(),
-                param: name.to_string(),
-                expected: self.param_shape(name).unwrap_or_default(),
-                got: values.len(),
-            });
-        }
-        target.copy_from_slice(values);
-        Ok(())
-    }
-
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut [f32], &[f32])) {
-        let s = &mut self.state;
-        f("kernel", &mut s.kernel, &s.grad_kernel);
-        if self.use_bias {
-            f("bias", &mut s.bias, &s.grad_bias);
-        }
-    }
-
-    fn visit_regularizers(&self, f: &mut dyn FnMut(&dyn Regularizer)) {
-        for reg in [&self.kernel_regularizer, &self.bias_regularizer, &self.activity_regularizer].into_iter().flatten()
-        {
-            f(reg.as_ref());
-        }
-    }
-
-    fn activity_penalty(&self) -> f32 {
-        self.state.activity_penalty
-    }
-
-    fn visit_weight_penalties(&self, f: &mut dyn FnMut(f32)) {
-        if let Some(reg) = &self.kernel_regularizer {
-            f(reg.penalty(&self.state.kernel));
-        }
-        if let (Some(reg), true) = (&self.bias_regularizer, self.use_bias) {
-            f(reg.penalty(&self.state.bias));
-        }
-    }
-
-    fn clone_box(&self) -> Box<dyn Layer> {
-        Box::new(self.clone())
+    fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
+        self.activity_regularizer.as_deref()
     }
 }

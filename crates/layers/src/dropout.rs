@@ -1,9 +1,9 @@
 //! Inverted dropout.
 
-use kiln_tensor::{Matrix, Par, Rng};
+use kiln_tensor::{Matrix, Parallelism, Rng};
 use serde::{Deserialize, Serialize};
 
-use crate::{GradOf, Layer, LayerError, LayerInput};
+use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 
 /// Inverted dropout (Keras `layers.Dropout`): in training each value is kept with
 /// probability `1 − rate` and scaled by `1/(1 − rate)`, else zeroed; at inference
@@ -11,11 +11,14 @@ use crate::{GradOf, Layer, LayerError, LayerInput};
 ///
 /// The mask generator is ChaCha8 seeded from `seed` when given, else from the model's
 /// initialisation stream, so runs with the same model seed are identical.
+///
+/// # Shapes
+/// - input: `[batch, width]`, dense or CSR
+/// - output: `[batch, width]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dropout {
-    /// Layer name (assigned by the model when empty).
-    #[serde(default)]
-    pub name: String,
+    #[serde(flatten)]
+    core: LayerCore,
     /// Fraction of values to drop, in `[0, 1)`.
     pub rate: f32,
     /// Seed of the mask generator.
@@ -29,7 +32,6 @@ pub struct Dropout {
 struct DropoutState {
     width: usize,
     mask: Vec<f32>,
-    output: Matrix,
     rng: Option<Rng>,
     masked: bool,
 }
@@ -37,7 +39,7 @@ struct DropoutState {
 impl Dropout {
     /// A dropout layer with the given rate.
     pub fn new(rate: f32) -> Self {
-        Self { name: String::new(), rate, seed: None, state: DropoutState::default() }
+        Self { core: LayerCore::default(), rate, seed: None, state: DropoutState::default() }
     }
 
     /// Fixes the mask generator's seed.
@@ -48,7 +50,7 @@ impl Dropout {
 
     /// Sets the layer name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.core.name = name.into();
         self
     }
 
@@ -60,50 +62,38 @@ impl Dropout {
 
 #[typetag::serde]
 impl Layer for Dropout {
-    fn name(&self) -> &str {
-        &self.name
+    fn core(&self) -> &LayerCore {
+        &self.core
     }
 
-    fn set_name(&mut self, name: String) {
-        self.name = name;
+    fn core_mut(&mut self) -> &mut LayerCore {
+        &mut self.core
     }
 
-    fn class_name(&self) -> &'static str {
-        "Dropout"
-    }
-
-    fn build(&mut self, input_width: usize, rng: &mut Rng) -> Result<usize, LayerError> {
+    fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(LayerError::Config {
-                layer: self.name.clone(),
-                message: format!("rate must be in [0, 1), got {}", self.rate),
+                layer: self.core.name.clone(),
+                message: format!("argument `rate` must be in [0, 1), received rate={}", self.rate),
             });
         }
-        let seed = self.seed.unwrap_or_else(|| rng.next_u64());
-        self.state = DropoutState {
-            width: input_width,
-            output: Matrix::zeros(0, input_width),
-            rng: Some(Rng::seed_from_u64(seed)),
-            ..DropoutState::default()
-        };
+        let seed = self.seed.unwrap_or_else(|| ctx.rng().next_u64());
+        self.core.output = Matrix::zeros(0, input_width);
+        self.state = DropoutState { width: input_width, rng: Some(Rng::seed_from_u64(seed)), ..DropoutState::default() };
         Ok(input_width)
     }
 
-    fn output_width(&self) -> usize {
-        self.state.width
-    }
-
-    fn forward(&mut self, input: LayerInput<'_>, training: bool, _par: Par) {
-        let s = &mut self.state;
+    fn forward(&mut self, input: LayerInput<'_>, training: bool, _par: Parallelism) {
+        let (s, output) = (&mut self.state, &mut self.core.output);
         let n = input.rows();
-        s.output.resize(n, s.width);
+        output.resize(n, s.width);
         match input {
-            LayerInput::Dense(x) => s.output.as_mut_slice().copy_from_slice(x.data),
+            LayerInput::Dense(x) => output.as_mut_slice().copy_from_slice(x.data),
             LayerInput::Sparse(x) => {
-                s.output.fill(0.0);
+                output.fill(0.0);
                 for i in 0..n {
                     let (ind, val) = x.row(i);
-                    let row = s.output.row_mut(i);
+                    let row = output.row_mut(i);
                     ind.iter().zip(val).for_each(|(&j, &v)| row[j as usize] = v);
                 }
             }
@@ -118,11 +108,7 @@ impl Layer for Dropout {
         for m in s.mask.iter_mut() {
             *m = if rng.uniform() >= self.rate { scale } else { 0.0 };
         }
-        s.output.as_mut_slice().iter_mut().zip(&s.mask).for_each(|(y, &m)| *y *= m);
-    }
-
-    fn output(&self) -> &Matrix {
-        &self.state.output
+        output.as_mut_slice().iter_mut().zip(&s.mask).for_each(|(y, &m)| *y *= m);
     }
 
     fn backward(
@@ -131,7 +117,7 @@ impl Layer for Dropout {
         grad: &mut Matrix,
         _grad_of: GradOf,
         grad_input: Option<&mut Matrix>,
-        _par: Par,
+        _par: Parallelism,
     ) {
         let Some(gi) = grad_input else { return };
         gi.resize(grad.rows(), grad.cols());
@@ -139,9 +125,5 @@ impl Layer for Dropout {
         if self.state.masked {
             gi.as_mut_slice().iter_mut().zip(&self.state.mask).for_each(|(g, &m)| *g *= m);
         }
-    }
-
-    fn clone_box(&self) -> Box<dyn Layer> {
-        Box::new(self.clone())
     }
 }

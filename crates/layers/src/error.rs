@@ -33,7 +33,4 @@ pub enum LayerError {
         /// How many values were given.
         got: usize,
     },
-    /// The layer was used before `build`.
-    #[error("layer `{0}` is not built yet: build it with its input width first")]
-    NotBuilt(String),
 }

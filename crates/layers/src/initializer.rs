@@ -12,6 +12,29 @@ pub enum Initializer {
     GlorotUniform,
     /// `U(−a, a)` with `a = √(6 / fan_in)`.
     HeUniform,
+    /// `U(−a, a)` with `a = √(3 / fan_in)`.
+    LecunUniform,
+    /// Truncated normal with `σ = √(2 / (fan_in + fan_out)) / 0.8796…` (Keras' constant
+    /// that makes the truncated distribution's deviation the untruncated one's).
+    GlorotNormal,
+    /// Truncated normal with `σ = √(2 / fan_in) / 0.8796…`.
+    HeNormal,
+    /// Truncated normal with `σ = √(1 / fan_in) / 0.8796…`.
+    LecunNormal,
+    /// `N(mean, stddev²)`.
+    RandomNormal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        stddev: f32,
+    },
+    /// `N(mean, stddev²)` redrawn beyond two standard deviations.
+    TruncatedNormal {
+        /// Mean.
+        mean: f32,
+        /// Standard deviation.
+        stddev: f32,
+    },
     /// All zeros (Keras' default for biases).
     Zeros,
     /// All ones.
@@ -30,15 +53,54 @@ pub enum Initializer {
     },
 }
 
+/// The deviation of a standard normal truncated at ±2 (Keras divides by it so that the
+/// truncated draws have the intended deviation).
+const TRUNCATED_STDDEV_FACTOR: f64 = 0.879_625_661_034_239_8;
+
 impl Initializer {
+    /// Checks the arguments: finite values, and `minval ≤ maxval` for `RandomUniform`.
+    pub fn validate(self) -> Result<(), String> {
+        match self {
+            Self::Constant { value } if !value.is_finite() => {
+                Err(format!("argument `value` must be finite, received value={value}"))
+            }
+            Self::RandomUniform { minval, maxval } if !(minval.is_finite() && maxval.is_finite()) => {
+                Err(format!("arguments `minval` and `maxval` must be finite, received {minval} and {maxval}"))
+            }
+            Self::RandomUniform { minval, maxval } if minval > maxval => {
+                Err(format!("argument `minval` ({minval}) must not exceed `maxval` ({maxval})"))
+            }
+            Self::RandomNormal { mean, stddev } | Self::TruncatedNormal { mean, stddev }
+                if !(mean.is_finite() && stddev.is_finite() && stddev >= 0.0) =>
+            {
+                Err(format!("arguments `mean` and `stddev` must be finite and stddev ≥ 0, received {mean} and {stddev}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Fills `values` (a parameter with the given fan-in and fan-out) from `rng`.
     pub fn fill(self, values: &mut [f32], fan_in: usize, fan_out: usize, rng: &mut Rng) {
         let uniform = |values: &mut [f32], limit: f32, rng: &mut Rng| {
             values.iter_mut().for_each(|v| *v = rng.uniform_in(-limit, limit));
         };
+        // Keras' VarianceScaling: `scale / max(1, n)`, then σ = √s / 0.8796… (truncated).
+        let truncated = |values: &mut [f32], scale: f64, n: f64, rng: &mut Rng| {
+            let stddev = ((scale / n.max(1.0)).sqrt() / TRUNCATED_STDDEV_FACTOR) as f32;
+            values.iter_mut().for_each(|v| *v = rng.truncated_normal(0.0, stddev));
+        };
+        let (fan_in_f, fan_avg) = (fan_in as f64, (fan_in + fan_out) as f64 / 2.0);
         match self {
             Self::GlorotUniform => uniform(values, (6.0 / (fan_in + fan_out) as f32).sqrt(), rng),
             Self::HeUniform => uniform(values, (6.0 / fan_in.max(1) as f32).sqrt(), rng),
+            Self::LecunUniform => uniform(values, (3.0 / fan_in.max(1) as f32).sqrt(), rng),
+            Self::GlorotNormal => truncated(values, 1.0, fan_avg, rng),
+            Self::HeNormal => truncated(values, 2.0, fan_in_f, rng),
+            Self::LecunNormal => truncated(values, 1.0, fan_in_f, rng),
+            Self::RandomNormal { mean, stddev } => values.iter_mut().for_each(|v| *v = mean + stddev * rng.normal()),
+            Self::TruncatedNormal { mean, stddev } => {
+                values.iter_mut().for_each(|v| *v = rng.truncated_normal(mean, stddev))
+            }
             Self::Zeros => values.fill(0.0),
             Self::Ones => values.fill(1.0),
             Self::Constant { value } => values.fill(value),

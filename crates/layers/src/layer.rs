@@ -2,9 +2,10 @@
 
 use std::fmt::Debug;
 
-use kiln_tensor::{Matrix, Par, Rng};
+use kiln_regularizers::Regularizer;
+use kiln_tensor::{Matrix, Parallelism};
 
-use crate::{Activation, LayerError, LayerInput};
+use crate::{Activation, BuildContext, LayerCore, LayerError, LayerInput, Param};
 
 /// What the gradient handed to [`Layer::backward`] is taken with respect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,33 +19,54 @@ pub enum GradOf {
 
 /// A layer of a sequential model.
 ///
-/// Lifecycle: [`build`](Layer::build) once with the input width; per batch
-/// [`forward`](Layer::forward) then (in training) [`backward`](Layer::backward) with the
-/// same input. Buffers grow to the largest batch seen and are reused afterwards.
+/// A layer writes five methods: [`core`](Layer::core) / [`core_mut`](Layer::core_mut)
+/// (its name, parameters and output buffer), [`build`](Layer::build),
+/// [`forward`](Layer::forward) and [`backward`](Layer::backward). Everything else —
+/// regularization penalties and their gradients, optimizer updates, saving — the model
+/// does by walking [`params`](Layer::params).
+///
+/// Lifecycle: `build` once with the input width; per batch `forward`, then (in training)
+/// `backward` with the same input. Buffers grow to the largest batch seen and are reused.
+///
+/// # Shapes
+/// - input: `[batch, input_width]` (dense or CSR rows)
+/// - output: `[batch, output_width]`, `output_width` as returned by `build`
 #[typetag::serde(tag = "type")]
-pub trait Layer: Debug + Send + Sync {
-    /// The layer's name (`dense`, `dense_1`, …), unique within a model.
-    fn name(&self) -> &str;
+pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
+    /// The layer's name, parameters and output.
+    fn core(&self) -> &LayerCore;
 
-    /// Renames the layer.
-    fn set_name(&mut self, name: String);
+    /// The layer's name, parameters and output, mutably.
+    fn core_mut(&mut self) -> &mut LayerCore;
 
-    /// The Keras class name shown by `summary()` (`Dense`, `Dropout`).
-    fn class_name(&self) -> &'static str;
+    /// Creates the parameters (in `core().params`, through [`BuildContext::param`]) for
+    /// `input_width` input features, drawing initial values from [`BuildContext::rng`],
+    /// and returns the output width.
+    fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError>;
 
-    /// Creates the parameters for `input_width` input features, drawing initial values
-    /// from `rng`, and returns the output width.
-    fn build(&mut self, input_width: usize, rng: &mut Rng) -> Result<usize, LayerError>;
-
-    /// The output width (valid after `build`).
-    fn output_width(&self) -> usize;
-
-    /// Computes the output for `input` into the layer's own buffer. `training` turns on
+    /// Computes the output for `input` into `core().output`. `training` turns on
     /// training-only behaviour (dropout) and caches what `backward` needs.
-    fn forward(&mut self, input: LayerInput<'_>, training: bool, par: Par);
+    fn forward(&mut self, input: LayerInput<'_>, training: bool, par: Parallelism);
 
-    /// The output of the last `forward`.
-    fn output(&self) -> &Matrix;
+    /// Back-propagates `grad` (w.r.t. the output or the logits, see [`GradOf`]; it may be
+    /// overwritten) for the same `input` as the last `forward`: writes every parameter's
+    /// gradient (data term only; the model adds penalty gradients) and `∂loss/∂input`
+    /// into `grad_input` when given.
+    fn backward(
+        &mut self,
+        input: LayerInput<'_>,
+        grad: &mut Matrix,
+        grad_of: GradOf,
+        grad_input: Option<&mut Matrix>,
+        par: Parallelism,
+    );
+
+    /// The Keras class name shown by `summary()`: the type's name by default (`Dense`).
+    fn class_name(&self) -> &'static str {
+        let full = std::any::type_name::<Self>();
+        let base = full.split('<').next().unwrap_or(full);
+        base.rsplit("::").next().unwrap_or(base)
+    }
 
     /// The activation applied last (`Linear` for layers without one). Losses use it to
     /// decide whether to work from logits.
@@ -57,69 +79,51 @@ pub trait Layer: Debug + Send + Sync {
         None
     }
 
-    /// Back-propagates `grad` (w.r.t. the output or the logits, see [`GradOf`]; it may be
-    /// overwritten) for the same `input` as the last `forward`: writes the parameter
-    /// gradients, including regularizer terms, and `∂loss/∂input` into `grad_input` when
-    /// given.
-    fn backward(
-        &mut self,
-        input: LayerInput<'_>,
-        grad: &mut Matrix,
-        grad_of: GradOf,
-        grad_input: Option<&mut Matrix>,
-        par: Par,
-    );
-
-    /// Parameter names in order (`kernel`, `bias`).
-    fn param_names(&self) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    /// Shape of a parameter.
-    fn param_shape(&self, _name: &str) -> Option<Vec<usize>> {
+    /// A penalty on the layer's output (Keras' `activity_regularizer`), divided by the
+    /// batch size; the model applies it.
+    fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
         None
     }
 
-    /// Values of a parameter (row-major).
-    fn param(&self, _name: &str) -> Option<&[f32]> {
-        None
+    /// The layer's name (`dense`, `dense_1`, …).
+    fn name(&self) -> &str {
+        &self.core().name
     }
 
-    /// Overwrites a parameter's values.
-    fn set_param(&mut self, name: &str, _values: &[f32]) -> Result<(), LayerError> {
-        Err(LayerError::UnknownParam {
-            layer: self.name().to_string(),
-            param: name.to_string(),
-            available: "none".into(),
-        })
+    /// The parameters, in update order.
+    fn params(&self) -> &[Param] {
+        &self.core().params
     }
 
-    /// Calls `f(name, values, gradient)` for each parameter, in order, after `backward`.
-    #[allow(clippy::type_complexity)] // a closure signature, clearer spelled out
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut [f32], &[f32])) {}
-
-    /// The activity-regularization penalty of the last `forward` (0 without one).
-    fn activity_penalty(&self) -> f32 {
-        0.0
+    /// The parameters, mutably.
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.core_mut().params
     }
 
-    /// Calls `f(penalty)` for each parameter that has a regularizer, in parameter order.
-    fn visit_weight_penalties(&self, _f: &mut dyn FnMut(f32)) {}
+    /// The parameter called `name`.
+    fn param_mut(&mut self, name: &str) -> Option<&mut Param> {
+        self.params_mut().iter_mut().find(|p| p.name() == name)
+    }
 
-    /// Calls `f` on every regularizer the layer holds (kernel, bias, activity).
-    fn visit_regularizers(&self, _f: &mut dyn FnMut(&dyn kiln_regularizers::Regularizer)) {}
+    /// Overwrites the values of the parameter called `name` (the length must match).
+    fn set_param(&mut self, name: &str, values: &[f32]) -> Result<(), LayerError> {
+        let layer = self.name().to_string();
+        let available = self.params().iter().map(Param::name).collect::<Vec<_>>().join(", ");
+        match self.param_mut(name) {
+            Some(p) => p.set_value(&layer, values),
+            None => Err(LayerError::UnknownParam { layer, param: name.to_string(), available }),
+        }
+    }
 
-    /// Number of parameters.
+    /// The output of the last `forward`.
+    fn output(&self) -> &Matrix {
+        &self.core().output
+    }
+
+    /// Number of parameter values.
     fn param_count(&self) -> usize {
-        self.param_names().iter().filter_map(|n| self.param(n)).map(<[f32]>::len).sum()
-    }
-
-    /// A copy of the layer (configuration and parameters).
-    fn clone_box(&self) -> Box<dyn Layer>;
-}
-
-impl Clone for Box<dyn Layer> {
-    fn clone(&self) -> Self {
-        self.clone_box()
+        self.params().iter().map(Param::len).sum()
     }
 }
+
+dyn_clone::clone_trait_object!(Layer);

@@ -1,38 +1,47 @@
 //! kiln-layers: the building blocks of a `Sequential` model.
 //!
-//! A [`Layer`] is built from its input width, runs [`forward`](Layer::forward) into a
-//! buffer it owns (no allocation once the batch size is known), and
-//! [`backward`](Layer::backward) from the gradient of its output, writing its parameter
-//! gradients into preallocated buffers. [`Dense`] (`y = act(x·K + b)`, kernel shape
-//! `(input_dim, units)` like Keras) and [`Dropout`] (inverted dropout, identity at
-//! inference) are the built-ins; layers serialize with typetag.
+//! A [`Layer`] is built from its input width, creating its [`Param`]s (name, shape,
+//! values, gradient, optional regularizer) in its [`LayerCore`]; it runs
+//! [`forward`](Layer::forward) into a buffer it owns (no allocation once the batch size is
+//! known), and [`backward`](Layer::backward) from the gradient of its output, writing its
+//! parameters' gradients. The model does the rest through [`penalties`] and the parameter
+//! list. [`Dense`] (`y = act(x·K + b)`, kernel shape `(input_dim, units)` like Keras) and
+//! [`Dropout`] (inverted dropout, identity at inference) are the built-ins; layers
+//! serialize with typetag.
 //!
 //! ```
-//! use kiln_layers::{Activation, Dense, Layer, LayerInput};
-//! use kiln_tensor::{Matrix, Par, Rng};
+//! use kiln_layers::{Activation, BuildContext, Dense, Layer, LayerInput, DEFAULT_MAX_WEIGHTS};
+//! use kiln_tensor::{Matrix, Parallelism, Rng};
 //!
 //! let mut dense = Dense::new(2).activation(Activation::Relu);
-//! assert_eq!(dense.build(3, &mut Rng::seed_from_u64(0)).unwrap(), 2);
-//! dense.set_param("kernel", &[1., 0., 0., 1., -1., -1.]).unwrap();
+//! let mut rng = Rng::seed_from_u64(0);
+//! assert_eq!(dense.build(3, &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS)).unwrap(), 2);
+//! dense.param_mut("kernel").unwrap().set_value("dense", &[1., 0., 0., 1., -1., -1.]).unwrap();
 //! let x = Matrix::from_rows(&[[1.0, 2.0, 3.0]]).unwrap();
-//! dense.forward(LayerInput::Dense(x.view()), false, Par::Seq);
+//! dense.forward(LayerInput::Dense(x.view()), false, Parallelism::Sequential);
 //! assert_eq!(dense.output().as_slice(), &[0.0, 0.0]); // relu(1-3), relu(2-3)
+//! assert_eq!(dense.param_count(), 8);
 //! ```
 
-#![warn(missing_docs)]
-
 mod activation;
+mod build;
+mod core;
 mod dense;
 mod dropout;
 mod error;
 mod initializer;
 mod input;
 mod layer;
+mod param;
+pub mod penalties;
 
 pub use activation::Activation;
-pub use dense::{Dense, MAX_KERNEL_ELEMENTS};
+pub use build::{BuildContext, DEFAULT_MAX_WEIGHTS};
+pub use core::LayerCore;
+pub use dense::Dense;
 pub use dropout::Dropout;
 pub use error::LayerError;
 pub use initializer::Initializer;
 pub use input::LayerInput;
 pub use layer::{GradOf, Layer};
+pub use param::Param;

@@ -4,9 +4,17 @@
 //! `∂L/∂output = r`; the analytic gradients from `backward` must match central
 //! differences of `L` computed in f64 from f32 forwards.
 
-use kiln_layers::{Activation, Dense, Dropout, GradOf, Layer, LayerInput};
+use kiln_layers::penalties::{activity_penalty, add_activity_grad, add_weight_grads, weight_penalties};
+use kiln_layers::{Activation, BuildContext, DEFAULT_MAX_WEIGHTS, Dense, Dropout, GradOf, Layer, LayerInput};
 use kiln_regularizers::{L1L2, L2};
-use kiln_tensor::{CsrMatrix, Matrix, Par, Rng};
+use kiln_tensor::{CsrMatrix, Matrix, Parallelism, Rng};
+
+const SEQ: Parallelism = Parallelism::Sequential;
+
+/// Builds `layer` for `width` inputs from `rng` with the default budget.
+fn build(layer: &mut dyn Layer, width: usize, rng: &mut Rng) -> Result<usize, kiln_layers::LayerError> {
+    layer.build(width, &mut BuildContext::new(rng, DEFAULT_MAX_WEIGHTS))
+}
 
 const ACTIVATIONS: [Activation; 5] =
     [Activation::Linear, Activation::Relu, Activation::Sigmoid, Activation::Softmax, Activation::Tanh];
@@ -16,18 +24,18 @@ fn random(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
 }
 
 fn objective(layer: &mut dyn Layer, x: &Matrix, r: &Matrix, from_logits: bool) -> f64 {
-    layer.forward(LayerInput::Dense(x.view()), true, Par::Seq);
+    layer.forward(LayerInput::Dense(x.view()), true, SEQ);
     let out = if from_logits { layer.logits().unwrap() } else { layer.output() };
     let mut total: f64 = out.as_slice().iter().zip(r.as_slice()).map(|(a, b)| (a * b) as f64).sum();
-    total += layer.activity_penalty() as f64;
-    layer.visit_weight_penalties(&mut |p| total += p as f64);
+    total += activity_penalty(layer).unwrap() as f64;
+    weight_penalties(layer.params(), |p| total += p as f64).unwrap();
     total
 }
 
 fn check(mut layer: Dense, from_logits: bool) {
     let mut rng = Rng::seed_from_u64(3);
     let (n, d) = (4, 5);
-    layer.build(d, &mut rng).unwrap();
+    build(&mut layer, d, &mut rng).unwrap();
     // Keep relu inputs away from the kink so differences are meaningful.
     let x = random(n, d, &mut rng);
     let r = random(n, layer.units, &mut rng);
@@ -35,25 +43,28 @@ fn check(mut layer: Dense, from_logits: bool) {
     let mut grad = r.clone();
     let mut grad_x = Matrix::default();
     let of = if from_logits { GradOf::Logits } else { GradOf::Output };
-    layer.backward(LayerInput::Dense(x.view()), &mut grad, of, Some(&mut grad_x), Par::Seq);
-    let mut analytic: Vec<(String, Vec<f32>)> = Vec::new();
-    layer.visit_params_mut(&mut |name, _, g| analytic.push((name.to_string(), g.to_vec())));
+    // The model's order: activity gradient, the layer's backward, then weight penalties.
+    add_activity_grad(&layer, &mut grad, of, &mut Matrix::default()).unwrap();
+    layer.backward(LayerInput::Dense(x.view()), &mut grad, of, Some(&mut grad_x), SEQ);
+    add_weight_grads(layer.params_mut()).unwrap();
+    let analytic: Vec<(String, Vec<f32>)> =
+        layer.params().iter().map(|p| (p.name().to_string(), p.grad().to_vec())).collect();
 
     let h = 1e-2f32;
     for (name, g) in &analytic {
-        let base = layer.param(name).unwrap().to_vec();
+        let base = layer.param_mut(name).unwrap().value().to_vec();
         for i in 0..base.len() {
             let mut at = |delta: f32| {
                 let mut w = base.clone();
                 w[i] += delta;
-                layer.set_param(name, &w).unwrap();
+                layer.param_mut(name).unwrap().set_value("dense", &w).unwrap();
                 objective(&mut layer, &x, &r, from_logits)
             };
             let fd = (at(h) - at(-h)) / (2.0 * h as f64);
             let tol = 2e-3 + 2e-2 * fd.abs();
             assert!((fd - g[i] as f64).abs() < tol, "{:?} {name}[{i}]: fd {fd} vs {}", layer.activation, g[i]);
         }
-        layer.set_param(name, &base).unwrap();
+        layer.param_mut(name).unwrap().set_value("dense", &base).unwrap();
     }
     for i in 0..x.as_slice().len() {
         let mut at = |delta: f32| {
@@ -101,37 +112,34 @@ fn dense_gradients_with_every_regularizer_placement() {
 fn sparse_input_matches_dense_input() {
     let mut rng = Rng::seed_from_u64(9);
     let mut dense = Dense::new(4).activation(Activation::Relu);
-    dense.build(6, &mut rng).unwrap();
+    build(&mut dense, 6, &mut rng).unwrap();
     let mut sparse_layer = dense.clone();
     let mut csr = CsrMatrix::with_cols(6);
     csr.push_row(&[0, 4], &[1.0, 1.0]).unwrap();
     csr.push_row(&[1, 2, 5], &[1.0, 1.0, 1.0]).unwrap();
     let x = csr.to_dense();
-    dense.forward(LayerInput::Dense(x.view()), true, Par::Seq);
-    sparse_layer.forward(LayerInput::Sparse(&csr), true, Par::Seq);
+    dense.forward(LayerInput::Dense(x.view()), true, SEQ);
+    sparse_layer.forward(LayerInput::Sparse(&csr), true, SEQ);
     assert_eq!(dense.output(), sparse_layer.output());
     let r = random(2, 4, &mut rng);
     let (mut g1, mut g2) = (r.clone(), r);
-    dense.backward(LayerInput::Dense(x.view()), &mut g1, GradOf::Output, None, Par::Seq);
-    sparse_layer.backward(LayerInput::Sparse(&csr), &mut g2, GradOf::Output, None, Par::Seq);
-    let mut grads = Vec::new();
-    dense.visit_params_mut(&mut |_, _, g| grads.push(g.to_vec()));
-    let mut k = 0;
-    sparse_layer.visit_params_mut(&mut |_, _, g| {
-        assert!(g.iter().zip(&grads[k]).all(|(a, b)| (a - b).abs() < 1e-6));
-        k += 1;
-    });
+    dense.backward(LayerInput::Dense(x.view()), &mut g1, GradOf::Output, None, SEQ);
+    sparse_layer.backward(LayerInput::Sparse(&csr), &mut g2, GradOf::Output, None, SEQ);
+    assert_eq!(dense.params().len(), 2);
+    for (a, b) in dense.params().iter().zip(sparse_layer.params()) {
+        assert!(a.grad().iter().zip(b.grad()).all(|(a, b)| (a - b).abs() < 1e-6), "{}", a.name());
+    }
 }
 
 #[test]
 fn dropout_scales_kept_values_and_is_identity_at_inference() {
     let mut rng = Rng::seed_from_u64(1);
     let mut drop = Dropout::new(0.5).seed(42);
-    drop.build(1000, &mut rng).unwrap();
+    build(&mut drop, 1000, &mut rng).unwrap();
     let x = Matrix::from_vec(2, 1000, vec![1.0; 2000]).unwrap();
-    drop.forward(LayerInput::Dense(x.view()), false, Par::Seq);
+    drop.forward(LayerInput::Dense(x.view()), false, SEQ);
     assert_eq!(drop.output(), &x);
-    drop.forward(LayerInput::Dense(x.view()), true, Par::Seq);
+    drop.forward(LayerInput::Dense(x.view()), true, SEQ);
     let out = drop.output().as_slice().to_vec();
     assert!(out.iter().all(|&v| v == 0.0 || v == 2.0));
     let kept = out.iter().filter(|&&v| v == 2.0).count();
@@ -139,7 +147,7 @@ fn dropout_scales_kept_values_and_is_identity_at_inference() {
     // The gradient passes exactly where values were kept, with the same scale.
     let mut g = Matrix::from_vec(2, 1000, vec![1.0; 2000]).unwrap();
     let mut gx = Matrix::default();
-    drop.backward(LayerInput::Dense(x.view()), &mut g, GradOf::Output, Some(&mut gx), Par::Seq);
+    drop.backward(LayerInput::Dense(x.view()), &mut g, GradOf::Output, Some(&mut gx), SEQ);
     assert_eq!(gx.as_slice(), &out[..]);
 }
 
@@ -147,32 +155,77 @@ fn dropout_scales_kept_values_and_is_identity_at_inference() {
 fn dropout_same_seed_same_mask() {
     let make = || {
         let mut d = Dropout::new(0.2).seed(7);
-        d.build(50, &mut Rng::seed_from_u64(0)).unwrap();
+        build(&mut d, 50, &mut Rng::seed_from_u64(0)).unwrap();
         let x = Matrix::from_vec(1, 50, vec![1.0; 50]).unwrap();
-        d.forward(LayerInput::Dense(x.view()), true, Par::Seq);
+        d.forward(LayerInput::Dense(x.view()), true, SEQ);
         d.output().clone()
     };
     assert_eq!(make(), make());
-    assert!(Dropout::new(1.0).build(3, &mut Rng::seed_from_u64(0)).is_err());
+    assert!(build(&mut Dropout::new(1.0), 3, &mut Rng::seed_from_u64(0)).is_err());
 }
 
 #[test]
-fn set_param_errors_name_layer_and_shape() {
-    let mut d = Dense::new(2).name("dense_7");
-    assert!(d.set_param("kernel", &[0.0; 6]).unwrap_err().to_string().contains("not built"));
-    d.build(3, &mut Rng::seed_from_u64(0)).unwrap();
-    let err = d.set_param("kernel", &[0.0; 5]).unwrap_err().to_string();
+fn parameters_are_values_with_names_shapes_and_regularizers() {
+    let mut d = Dense::new(2).name("dense_7").kernel_regularizer(L2::new(0.1));
+    assert!(d.params().is_empty(), "no parameters before build");
+    build(&mut d, 3, &mut Rng::seed_from_u64(0)).unwrap();
+    let names: Vec<(&str, &[usize], bool)> =
+        d.params().iter().map(|p| (p.name(), p.shape(), p.regularizer().is_some())).collect();
+    assert_eq!(names, [("kernel", &[3usize, 2][..], true), ("bias", &[2][..], false)]);
+    let err = d.param_mut("kernel").unwrap().set_value("dense_7", &[0.0; 5]).unwrap_err().to_string();
     assert!(err.contains("dense_7") && err.contains("[3, 2]") && err.contains('5'), "{err}");
-    assert!(d.set_param("gamma", &[0.0]).unwrap_err().to_string().contains("kernel, bias"));
+    assert!(d.param_mut("gamma").is_none());
+    let err = d.set_param("gamma", &[0.0]).unwrap_err().to_string();
+    assert!(err.contains("no parameter `gamma` (it has: kernel, bias)"), "{err}");
+    d.set_param("bias", &[1.0, 2.0]).unwrap();
+    assert_eq!(d.params()[1].value(), &[1.0, 2.0]);
+    assert_eq!(Dense::new(4).use_bias(false).name("x").class_name(), "Dense");
+    assert_eq!(Dropout::new(0.1).class_name(), "Dropout");
+}
+
+#[test]
+fn bad_configurations_are_refused_when_built() {
+    let err = |mut d: Dense| build(&mut d, 3, &mut Rng::seed_from_u64(0)).unwrap_err().to_string();
+    assert!(err(Dense::new(0)).contains("units (0)"));
+    assert!(err(Dense::new(2).kernel_regularizer(L2::new(-1.0))).contains("kernel_regularizer"));
+    let init = kiln_layers::Initializer::RandomUniform { minval: 1.0, maxval: -1.0 };
+    assert!(err(Dense::new(2).kernel_initializer(init)).contains("`minval` (1) must not exceed"));
+    assert!(err(Dense::new(1 << 27)).contains("past the 268435456 weights"));
+    // The budget is checked before allocating: a 1-weight budget refuses a 3×2 kernel.
+    let mut tight = Dense::new(2);
+    let e = tight.build(3, &mut BuildContext::new(&mut Rng::seed_from_u64(0), 1)).unwrap_err();
+    assert!(e.to_string().contains("`kernel` of shape [3, 2]"), "{e}");
+    for rate in [1.0, -0.1, f32::NAN] {
+        assert!(build(&mut Dropout::new(rate), 3, &mut Rng::seed_from_u64(0)).unwrap_err().to_string().contains("argument `rate`"));
+    }
 }
 
 #[test]
 fn glorot_uniform_respects_its_limit() {
     let mut d = Dense::new(20);
-    d.build(30, &mut Rng::seed_from_u64(5)).unwrap();
+    build(&mut d, 30, &mut Rng::seed_from_u64(5)).unwrap();
     let limit = (6.0f32 / 50.0).sqrt();
-    let k = d.param("kernel").unwrap();
+    let k = d.params()[0].value();
     assert!(k.iter().all(|v| v.abs() <= limit));
     assert!(k.iter().any(|v| v.abs() > 0.8 * limit), "values should fill the range");
-    assert!(d.param("bias").unwrap().iter().all(|&b| b == 0.0));
+    assert!(d.params()[1].value().iter().all(|&b| b == 0.0));
+}
+
+#[test]
+fn normal_initializers_have_keras_deviations() {
+    // Keras' VarianceScaling: σ² = scale / n for the *truncated* draws (hence the 0.8796
+    // correction), e.g. GlorotNormal on a 200×300 kernel: σ = √(2/500) ≈ 0.0632.
+    use kiln_layers::Initializer;
+    let std_of = |init: Initializer, fan_in: usize, fan_out: usize| {
+        let mut v = vec![0.0f32; fan_in * fan_out];
+        init.fill(&mut v, fan_in, fan_out, &mut Rng::seed_from_u64(1));
+        (v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    let close = |got: f64, want: f64| (got - want).abs() < 0.02 * want;
+    assert!(close(std_of(Initializer::GlorotNormal, 200, 300), (2.0f64 / 500.0).sqrt()));
+    assert!(close(std_of(Initializer::HeNormal, 200, 300), (2.0f64 / 200.0).sqrt()));
+    assert!(close(std_of(Initializer::LecunNormal, 200, 300), (1.0f64 / 200.0).sqrt()));
+    assert!(close(std_of(Initializer::LecunUniform, 200, 300), (1.0f64 / 200.0).sqrt()));
+    assert!(close(std_of(Initializer::RandomNormal { mean: 0.0, stddev: 0.05 }, 200, 300), 0.05));
+    assert!(Initializer::RandomNormal { mean: 0.0, stddev: -1.0 }.validate().is_err());
 }

@@ -2,64 +2,49 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decimal::OneMinus;
-use crate::state::SlotTable;
-use crate::{Optimizer, Slot};
+use crate::rule::{positive, unit_interval};
+use crate::{Step, UpdateRule};
 
 /// Adam (Keras 3): with `t` = step number from 1,
 /// `α = lr·√(1−β₂ᵗ)/(1−β₁ᵗ)`, `m ← m + (g−m)(1−β₁)`, `v ← v + (g²−v)(1−β₂)`,
-/// `w ← w − m·α/(√v + ε)`. Defaults: `learning_rate` 0.001, `beta_1` 0.9, `beta_2` 0.999,
-/// `epsilon` 1e-7, `amsgrad` off.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `w ← w − m·α/(√v + ε)`. Defaults: `beta_1` 0.9, `beta_2` 0.999, `epsilon` 1e-7,
+/// `amsgrad` off; learning rate 0.001.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Adam {
-    /// Step size.
-    #[serde(default = "defaults::learning_rate")]
-    pub learning_rate: f32,
-    /// Decay of the first moment.
-    #[serde(default = "defaults::beta_1")]
-    pub beta_1: f32,
-    /// Decay of the second moment.
-    #[serde(default = "defaults::beta_2")]
-    pub beta_2: f32,
+    /// Decay of the first moment, in `[0, 1)`.
+    pub beta_1: f64,
+    /// Decay of the second moment, in `[0, 1)`.
+    pub beta_2: f64,
     /// Added to the root of the second moment.
-    #[serde(default = "defaults::epsilon")]
-    pub epsilon: f32,
+    pub epsilon: f64,
     /// Use the running maximum of the second moment (AMSGrad).
-    #[serde(default)]
     pub amsgrad: bool,
-    #[serde(skip)]
-    state: SlotTable,
-    #[serde(skip)]
-    one_minus: (OneMinus, OneMinus),
 }
 
-mod defaults {
-    pub fn learning_rate() -> f32 {
-        0.001
-    }
-    pub fn beta_1() -> f32 {
-        0.9
-    }
-    pub fn beta_2() -> f32 {
-        0.999
-    }
-    pub fn epsilon() -> f32 {
-        1e-7
+impl Default for Adam {
+    fn default() -> Self {
+        Self { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, amsgrad: false }
     }
 }
 
 impl Adam {
-    /// Adam with the given learning rate and Keras' other defaults.
-    pub fn new(learning_rate: f32) -> Self {
-        Self {
-            learning_rate,
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-7,
-            amsgrad: false,
-            state: SlotTable::default(),
-            one_minus: (OneMinus::default(), OneMinus::default()),
-        }
+    /// Sets `beta_1`.
+    pub fn beta_1(mut self, beta_1: f64) -> Self {
+        self.beta_1 = beta_1;
+        self
+    }
+
+    /// Sets `beta_2`.
+    pub fn beta_2(mut self, beta_2: f64) -> Self {
+        self.beta_2 = beta_2;
+        self
+    }
+
+    /// Sets epsilon.
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
     }
 
     /// Turns AMSGrad on or off.
@@ -67,32 +52,21 @@ impl Adam {
         self.amsgrad = amsgrad;
         self
     }
-
-    fn slot_names(&self) -> &'static [&'static str] {
-        if self.amsgrad { &["momentum", "velocity", "velocity_hat"] } else { &["momentum", "velocity"] }
-    }
-}
-
-impl Default for Adam {
-    fn default() -> Self {
-        Self::new(defaults::learning_rate())
-    }
 }
 
 #[typetag::serde]
-impl Optimizer for Adam {
-    fn build(&mut self, params: &[(String, usize)]) {
-        self.state = SlotTable::build(params, self.slot_names().len());
+impl UpdateRule for Adam {
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.amsgrad { &["momentum", "velocity", "velocity_hat"] } else { &["momentum", "velocity"] }
     }
 
-    fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
-        let t = (self.state.iterations + 1) as f32;
-        let (b1, b2, eps) = (self.beta_1, self.beta_2, self.epsilon);
-        // Keras: `1 - beta` on Python floats (see `decimal`); the bias-correction powers
-        // are float32 operations on the float32 betas.
-        let (c1, c2) = (self.one_minus.0.of(b1), self.one_minus.1.of(b2));
-        let alpha = self.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
-        let slots = self.state.get_mut(index, value.len());
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+        let t = (step.iteration + 1) as f32;
+        let (b1, b2, eps) = (self.beta_1 as f32, self.beta_2 as f32, self.epsilon as f32);
+        // Keras: `1 - beta` on Python floats, rounded once; the bias-correction powers are
+        // float32 operations on the float32 betas.
+        let (c1, c2) = ((1.0 - self.beta_1) as f32, (1.0 - self.beta_2) as f32);
+        let alpha = step.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
         let (m, rest) = slots.split_first_mut().expect("momentum slot");
         let (v, rest) = rest.split_first_mut().expect("velocity slot");
         let mut v_hat = rest.first_mut();
@@ -111,36 +85,9 @@ impl Optimizer for Adam {
         }
     }
 
-    fn finish_step(&mut self) {
-        self.state.iterations += 1;
-    }
-
-    fn iterations(&self) -> u64 {
-        self.state.iterations
-    }
-
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.learning_rate = learning_rate;
-    }
-
-    fn slots(&self) -> Vec<Slot<'_>> {
-        self.state.slots(self.slot_names())
-    }
-
-    fn set_slot(&mut self, index: usize, slot: &str, values: &[f32]) -> bool {
-        let names = self.slot_names();
-        self.state.set(names, index, slot, values)
-    }
-
-    fn set_iterations(&mut self, iterations: u64) {
-        self.state.iterations = iterations;
-    }
-
-    fn clone_config(&self) -> Box<dyn Optimizer> {
-        Box::new(Self { state: SlotTable::default(), ..self.clone() })
+    fn validate(&self) -> Result<(), String> {
+        unit_interval("beta_1", self.beta_1)?;
+        unit_interval("beta_2", self.beta_2)?;
+        positive("epsilon", self.epsilon)
     }
 }

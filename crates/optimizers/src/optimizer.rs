@@ -1,6 +1,10 @@
-//! The `Optimizer` trait.
+//! The `Optimizer`: an update rule plus the state every rule shares.
 
-use std::fmt::Debug;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::rule::positive;
+use crate::state::SlotTable;
+use crate::{Step, UpdateRule};
 
 /// One named state buffer of one parameter (Keras' optimizer "variables").
 #[derive(Debug, Clone, Copy)]
@@ -13,42 +17,143 @@ pub struct Slot<'a> {
     pub values: &'a [f32],
 }
 
-/// An update rule with per-parameter state.
+/// An optimizer: an [`UpdateRule`] and the state all rules share — the learning rate,
+/// the iteration count and the per-parameter slots (Keras' `BaseOptimizer`).
 ///
-/// Call [`build`](Optimizer::build) once with `(name, length)` of every parameter, then per
+/// [`build`](Optimizer::build) it once with `(name, length)` of every parameter, then per
 /// step [`update`](Optimizer::update) each parameter by its index and finally
-/// [`finish_step`](Optimizer::finish_step). Serialization covers the configuration
-/// (hyperparameters), not the state.
-#[typetag::serde(tag = "type")]
-pub trait Optimizer: Debug + Send + Sync {
-    /// Allocates zeroed state for the given parameters (discarding any earlier state).
-    fn build(&mut self, params: &[(String, usize)]);
+/// [`finish_step`](Optimizer::finish_step). It serializes as its rule's config plus the
+/// learning rate, `{"type": "RMSprop", "learning_rate": 0.001, "rho": 0.9, …}`; the state
+/// is saved separately (`optimizer.safetensors`).
+///
+/// The learning rate is held as `f32`, as Keras holds it in a float32 variable: a rate
+/// changed by a callback rounds exactly as Keras' does.
+#[derive(Debug, Clone)]
+pub struct Optimizer {
+    learning_rate: f32,
+    rule: Box<dyn UpdateRule>,
+    iterations: u64,
+    state: SlotTable,
+}
 
-    /// Applies one update to parameter `index` given its gradient.
-    fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]);
+impl Optimizer {
+    /// `rule` with `learning_rate`.
+    pub fn new(rule: impl UpdateRule + 'static, learning_rate: f64) -> Self {
+        Self::from_boxed(Box::new(rule), learning_rate)
+    }
 
-    /// Ends the step: advances the iteration counter.
-    fn finish_step(&mut self);
+    /// A boxed rule with `learning_rate`.
+    pub fn from_boxed(rule: Box<dyn UpdateRule>, learning_rate: f64) -> Self {
+        Self { learning_rate: learning_rate as f32, rule, iterations: 0, state: SlotTable::default() }
+    }
 
-    /// Number of completed steps.
-    fn iterations(&self) -> u64;
+    /// The rule.
+    pub fn rule(&self) -> &dyn UpdateRule {
+        self.rule.as_ref()
+    }
 
     /// The current learning rate.
-    fn learning_rate(&self) -> f32;
+    pub fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
 
-    /// Replaces the learning rate (used by schedules and callbacks).
-    fn set_learning_rate(&mut self, learning_rate: f32);
+    /// Replaces the learning rate (rounded to `f32`, as Keras' variable assignment does).
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.learning_rate = learning_rate as f32;
+    }
+
+    /// Checks the learning rate and the rule's hyperparameters.
+    pub fn validate(&self) -> Result<(), String> {
+        positive("learning_rate", self.learning_rate as f64)?;
+        self.rule.validate()
+    }
+
+    /// Allocates zeroed state for the given parameters, discarding any earlier state
+    /// (the iteration count restarts at 0).
+    pub fn build(&mut self, params: &[(String, usize)]) {
+        self.state = SlotTable::build(params, self.rule.slot_names().len());
+        self.iterations = 0;
+    }
+
+    /// Whether [`build`](Optimizer::build) has run (state exists).
+    pub fn is_built(&self) -> bool {
+        self.state.built
+    }
+
+    /// Forgets the state, so the next `fit` builds it afresh (the model was rebuilt).
+    pub fn reset(&mut self) {
+        self.state = SlotTable::default();
+        self.iterations = 0;
+    }
+
+    /// Applies one update to parameter `index` given its gradient.
+    pub fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
+        let step = Step { learning_rate: self.learning_rate, iteration: self.iterations };
+        let slots = self.state.get_mut(index, value.len());
+        self.rule.update(step, value, grad, slots);
+    }
+
+    /// Ends the step: advances the iteration counter.
+    pub fn finish_step(&mut self) {
+        self.iterations += 1;
+    }
+
+    /// Number of completed steps.
+    pub fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    /// Sets the iteration counter (restoring a checkpoint).
+    pub fn set_iterations(&mut self, iterations: u64) {
+        self.iterations = iterations;
+    }
 
     /// Every state buffer, for inspection, parity checks and checkpoints.
-    fn slots(&self) -> Vec<Slot<'_>>;
+    pub fn slots(&self) -> Vec<Slot<'_>> {
+        self.state.slots(self.rule.slot_names())
+    }
 
     /// Overwrites the state buffer `slot` of parameter `index` (restoring a checkpoint).
     /// Returns false when no such buffer exists or the length differs.
-    fn set_slot(&mut self, index: usize, slot: &str, values: &[f32]) -> bool;
+    pub fn set_slot(&mut self, index: usize, slot: &str, values: &[f32]) -> bool {
+        self.state.set(self.rule.slot_names(), index, slot, values)
+    }
+}
 
-    /// Sets the iteration counter (restoring a checkpoint).
-    fn set_iterations(&mut self, iterations: u64);
+impl<R: UpdateRule + 'static> From<R> for Optimizer {
+    /// `rule` with Keras' default learning rate for it.
+    fn from(rule: R) -> Self {
+        let lr = rule.default_learning_rate();
+        Self::new(rule, lr)
+    }
+}
 
-    /// A copy of the configuration with fresh, unbuilt state.
-    fn clone_config(&self) -> Box<dyn Optimizer>;
+/// The serialized form: the rule's tagged config with the learning rate beside it.
+#[derive(Serialize)]
+struct ConfigOut<'a> {
+    learning_rate: f32,
+    #[serde(flatten)]
+    rule: &'a dyn UpdateRule,
+}
+
+#[derive(Deserialize)]
+struct ConfigIn {
+    #[serde(default)]
+    learning_rate: Option<f64>,
+    #[serde(flatten)]
+    rule: Box<dyn UpdateRule>,
+}
+
+impl Serialize for Optimizer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ConfigOut { learning_rate: self.learning_rate, rule: self.rule.as_ref() }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Optimizer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let c = ConfigIn::deserialize(d)?;
+        let lr = c.learning_rate.unwrap_or_else(|| c.rule.default_learning_rate());
+        Ok(Self::from_boxed(c.rule, lr))
+    }
 }

@@ -1,78 +1,50 @@
 //! RMSprop, exactly as Keras 3 writes it.
 
+use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
-use crate::decimal::OneMinus;
-use crate::state::SlotTable;
-use crate::{Optimizer, Slot};
+use crate::rule::{non_negative, positive, unit_interval};
+use crate::{Step, UpdateRule};
 
 /// RMSprop (Keras 3): `v ← ρv + (1−ρ)g²`, `w ← w − lr·g/√(v+ε)` — ε *inside* the root,
 /// no bias correction. Optional `centered` (subtracts the running mean gradient squared)
 /// and `momentum` (`m ← μm + increment; w ← w − m`).
-/// Defaults: `learning_rate` 0.001, `rho` 0.9, `momentum` 0, `epsilon` 1e-7, not centered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Defaults (Keras'): `rho` 0.9, `momentum` 0, `epsilon` 1e-7, not centered; learning
+/// rate 0.001.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RMSprop {
-    /// Step size.
-    #[serde(default = "defaults::learning_rate")]
-    pub learning_rate: f32,
-    /// Decay of the squared-gradient average.
-    #[serde(default = "defaults::rho")]
-    pub rho: f32,
+    /// Decay of the squared-gradient average, in `[0, 1)`.
+    pub rho: f64,
     /// Momentum factor (0 disables it).
-    #[serde(default)]
-    pub momentum: f32,
+    pub momentum: f64,
     /// Added to the averaged square before the root.
-    #[serde(default = "defaults::epsilon")]
-    pub epsilon: f32,
+    pub epsilon: f64,
     /// Normalise by the variance instead of the second moment.
-    #[serde(default)]
     pub centered: bool,
-    #[serde(skip)]
-    state: SlotTable,
-    #[serde(skip)]
-    one_minus_rho: OneMinus,
 }
 
-mod defaults {
-    pub fn learning_rate() -> f32 {
-        0.001
-    }
-    pub fn rho() -> f32 {
-        0.9
-    }
-    pub fn epsilon() -> f32 {
-        1e-7
+impl Default for RMSprop {
+    fn default() -> Self {
+        Self { rho: 0.9, momentum: 0.0, epsilon: 1e-7, centered: false }
     }
 }
 
 impl RMSprop {
-    /// RMSprop with the given learning rate and Keras' other defaults.
-    pub fn new(learning_rate: f32) -> Self {
-        Self {
-            learning_rate,
-            rho: 0.9,
-            momentum: 0.0,
-            epsilon: 1e-7,
-            centered: false,
-            state: SlotTable::default(),
-            one_minus_rho: OneMinus::default(),
-        }
-    }
-
     /// Sets `rho`.
-    pub fn rho(mut self, rho: f32) -> Self {
+    pub fn rho(mut self, rho: f64) -> Self {
         self.rho = rho;
         self
     }
 
     /// Sets the momentum factor.
-    pub fn momentum(mut self, momentum: f32) -> Self {
+    pub fn momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
         self
     }
 
     /// Sets epsilon.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
         self.epsilon = epsilon;
         self
     }
@@ -82,7 +54,10 @@ impl RMSprop {
         self.centered = centered;
         self
     }
+}
 
+#[typetag::serde]
+impl UpdateRule for RMSprop {
     fn slot_names(&self) -> &'static [&'static str] {
         match (self.momentum > 0.0, self.centered) {
             (false, false) => &["velocity"],
@@ -91,37 +66,21 @@ impl RMSprop {
             (true, true) => &["velocity", "momentum", "average_gradient"],
         }
     }
-}
 
-impl Default for RMSprop {
-    fn default() -> Self {
-        Self::new(defaults::learning_rate())
-    }
-}
-
-#[typetag::serde]
-impl Optimizer for RMSprop {
-    fn build(&mut self, params: &[(String, usize)]) {
-        self.state = SlotTable::build(params, self.slot_names().len());
-    }
-
-    fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
-        let (lr, rho, eps, mu, centered) = (self.learning_rate, self.rho, self.epsilon, self.momentum, self.centered);
-        let one_minus_rho = self.one_minus_rho.of(rho);
-        let slots = self.state.get_mut(index, value.len());
-        if mu <= 0.0 && !centered {
-            kernels::plain(value, grad, &mut slots[0], lr, rho, one_minus_rho, eps);
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+        // Keras: Python floats meet float32 tensors, so each constant is the double
+        // rounded once to float32 — including `1 - rho`, computed in double first.
+        let (lr, rho, eps) = (step.learning_rate, self.rho as f32, self.epsilon as f32);
+        let one_minus_rho = (1.0 - self.rho) as f32;
+        let mu = self.momentum as f32;
+        let (velocity, rest) = slots.split_first_mut().expect("velocity slot");
+        if self.momentum <= 0.0 && !self.centered {
+            plain(value, grad, velocity, lr, rho, one_minus_rho, eps);
             return;
         }
-        let (velocity, rest) = slots.split_first_mut().expect("velocity slot");
-        let (mut momentum, mut average) = (None, None);
         let mut rest = rest.iter_mut();
-        if mu > 0.0 {
-            momentum = rest.next();
-        }
-        if centered {
-            average = rest.next();
-        }
+        let mut momentum = if self.momentum > 0.0 { rest.next() } else { None };
+        let mut average = if self.centered { rest.next() } else { None };
         for i in 0..value.len() {
             let g = grad[i];
             let v = rho * velocity[i] + one_minus_rho * (g * g);
@@ -145,50 +104,20 @@ impl Optimizer for RMSprop {
         }
     }
 
-    fn finish_step(&mut self) {
-        self.state.iterations += 1;
-    }
-
-    fn iterations(&self) -> u64 {
-        self.state.iterations
-    }
-
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.learning_rate = learning_rate;
-    }
-
-    fn slots(&self) -> Vec<Slot<'_>> {
-        self.state.slots(self.slot_names())
-    }
-
-    fn set_slot(&mut self, index: usize, slot: &str, values: &[f32]) -> bool {
-        let names = self.slot_names();
-        self.state.set(names, index, slot, values)
-    }
-
-    fn set_iterations(&mut self, iterations: u64) {
-        self.state.iterations = iterations;
-    }
-
-    fn clone_config(&self) -> Box<dyn Optimizer> {
-        Box::new(Self { state: SlotTable::default(), ..self.clone() })
+    fn validate(&self) -> Result<(), String> {
+        unit_interval("rho", self.rho)?;
+        non_negative("momentum", self.momentum)?;
+        positive("epsilon", self.epsilon)
     }
 }
 
-/// The hot loop of plain RMSprop (no momentum, not centered), vectorised.
-mod kernels {
-    kiln_tensor::multiversion! {
-        /// `v ← ρv + (1−ρ)g²; w ← w − lr·g/√(v+ε)` over whole buffers.
-        fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, rho: f32, one_minus_rho: f32, eps: f32) {
-            for ((w, &g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-                let nv = rho * *v + one_minus_rho * (g * g);
-                *v = nv;
-                *w -= (lr * g) / (nv + eps).sqrt();
-            }
-        }
+/// The hot loop of plain RMSprop (no momentum, not centered), vectorised:
+/// `v ← ρv + (1−ρ)g²; w ← w − lr·g/√(v+ε)` over whole buffers.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, rho: f32, one_minus_rho: f32, eps: f32) {
+    for ((w, &g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+        let nv = rho * *v + one_minus_rho * (g * g);
+        *v = nv;
+        *w -= (lr * g) / (nv + eps).sqrt();
     }
 }

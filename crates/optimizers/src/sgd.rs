@@ -2,38 +2,23 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::SlotTable;
-use crate::{Optimizer, Slot};
+use crate::rule::non_negative;
+use crate::{Step, UpdateRule};
 
 /// SGD (Keras 3): `w ← w − lr·g`; with momentum `m ← μm − lr·g; w ← w + m`; Nesterov
-/// `w ← w + μm − lr·g` (with the updated `m`). Defaults: `learning_rate` 0.01, no momentum.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `w ← w + μm − lr·g` (with the updated `m`). Defaults: no momentum; learning rate 0.01.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sgd {
-    /// Step size.
-    #[serde(default = "default_lr")]
-    pub learning_rate: f32,
     /// Momentum factor (0 disables it).
-    #[serde(default)]
-    pub momentum: f32,
+    pub momentum: f64,
     /// Use Nesterov momentum.
-    #[serde(default)]
     pub nesterov: bool,
-    #[serde(skip)]
-    state: SlotTable,
-}
-
-fn default_lr() -> f32 {
-    0.01
 }
 
 impl Sgd {
-    /// Plain SGD with the given learning rate.
-    pub fn new(learning_rate: f32) -> Self {
-        Self { learning_rate, momentum: 0.0, nesterov: false, state: SlotTable::default() }
-    }
-
     /// Sets the momentum factor.
-    pub fn momentum(mut self, momentum: f32) -> Self {
+    pub fn momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
         self
     }
@@ -43,33 +28,22 @@ impl Sgd {
         self.nesterov = nesterov;
         self
     }
-
-    fn slot_names(&self) -> &'static [&'static str] {
-        if self.momentum != 0.0 { &["momentum"] } else { &[] }
-    }
-}
-
-impl Default for Sgd {
-    fn default() -> Self {
-        Self::new(default_lr())
-    }
 }
 
 #[typetag::serde(name = "SGD")]
-impl Optimizer for Sgd {
-    fn build(&mut self, params: &[(String, usize)]) {
-        self.state = SlotTable::build(params, self.slot_names().len());
+impl UpdateRule for Sgd {
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.momentum != 0.0 { &["momentum"] } else { &[] }
     }
 
-    fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
-        let (lr, mu, nesterov) = (self.learning_rate, self.momentum, self.nesterov);
-        let slots = self.state.get_mut(index, value.len());
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+        let (lr, mu) = (step.learning_rate, self.momentum as f32);
         match slots.first_mut() {
             None => value.iter_mut().zip(grad).for_each(|(w, &g)| *w -= lr * g),
             Some(m) => {
                 for i in 0..value.len() {
                     m[i] = m[i] * mu - grad[i] * lr;
-                    if nesterov {
+                    if self.nesterov {
                         value[i] += m[i] * mu - grad[i] * lr;
                     } else {
                         value[i] += m[i];
@@ -79,36 +53,11 @@ impl Optimizer for Sgd {
         }
     }
 
-    fn finish_step(&mut self) {
-        self.state.iterations += 1;
+    fn default_learning_rate(&self) -> f64 {
+        0.01
     }
 
-    fn iterations(&self) -> u64 {
-        self.state.iterations
-    }
-
-    fn learning_rate(&self) -> f32 {
-        self.learning_rate
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.learning_rate = learning_rate;
-    }
-
-    fn slots(&self) -> Vec<Slot<'_>> {
-        self.state.slots(self.slot_names())
-    }
-
-    fn set_slot(&mut self, index: usize, slot: &str, values: &[f32]) -> bool {
-        let names = self.slot_names();
-        self.state.set(names, index, slot, values)
-    }
-
-    fn set_iterations(&mut self, iterations: u64) {
-        self.state.iterations = iterations;
-    }
-
-    fn clone_config(&self) -> Box<dyn Optimizer> {
-        Box::new(Self { state: SlotTable::default(), ..self.clone() })
+    fn validate(&self) -> Result<(), String> {
+        non_negative("momentum", self.momentum)
     }
 }

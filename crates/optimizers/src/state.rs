@@ -1,4 +1,4 @@
-//! Per-parameter state buffers shared by the optimizers.
+//! Per-parameter state buffers, shared by every rule.
 
 /// Named state buffers, one set per parameter, allocated at build time.
 #[derive(Debug, Clone, Default)]
@@ -6,7 +6,7 @@ pub(crate) struct SlotTable {
     pub names: Vec<String>,
     /// `buffers[param][k]` is the `k`-th slot of parameter `param`.
     pub buffers: Vec<Vec<Vec<f32>>>,
-    pub iterations: u64,
+    pub built: bool,
 }
 
 impl SlotTable {
@@ -15,7 +15,7 @@ impl SlotTable {
         Self {
             names: params.iter().map(|(n, _)| n.clone()).collect(),
             buffers: params.iter().map(|(_, len)| vec![vec![0.0; *len]; slot_count]).collect(),
-            iterations: 0,
+            built: true,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
 
-fn run(opt: &mut dyn Optimizer, w: &mut [f32], grads: &[&[f32]]) {
+fn run(opt: &mut Optimizer, w: &mut [f32], grads: &[&[f32]]) {
     opt.build(&[("p".to_string(), w.len())]);
     for g in grads {
         opt.update(0, w, g);
@@ -18,7 +18,7 @@ fn close(a: f32, b: f64) -> bool {
 fn rmsprop_two_steps_by_hand() {
     // v1 = 0.1*0.25 = 0.025; w1 = 1 - 0.1*0.5/sqrt(0.025+1e-7)
     // v2 = 0.9*0.025 + 0.1*1.0 = 0.1225; w2 = w1 - 0.1*(-1)/sqrt(0.1225+1e-7)
-    let mut opt = RMSprop::new(0.1);
+    let mut opt = Optimizer::new(RMSprop::default(), 0.1);
     let mut w = [1.0f32];
     run(&mut opt, &mut w, &[&[0.5], &[-1.0]]);
     let w1 = 1.0 - 0.05 / (0.025f64 + 1e-7).sqrt();
@@ -31,7 +31,7 @@ fn rmsprop_two_steps_by_hand() {
 #[test]
 fn rmsprop_epsilon_sits_inside_the_root() {
     // With g = 1e-4 the torch-style g/(sqrt(v)+eps) and Keras' g/sqrt(v+eps) differ clearly.
-    let mut opt = RMSprop::new(1.0).epsilon(1e-6);
+    let mut opt = Optimizer::new(RMSprop::default().epsilon(1e-6), 1.0);
     let mut w = [0.0f32];
     run(&mut opt, &mut w, &[&[1e-4]]);
     let keras = -1e-4 / (1e-9f64 + 1e-6).sqrt();
@@ -41,7 +41,7 @@ fn rmsprop_epsilon_sits_inside_the_root() {
 
 #[test]
 fn rmsprop_momentum_and_centered() {
-    let mut opt = RMSprop::new(0.1).momentum(0.5).centered(true);
+    let mut opt = Optimizer::new(RMSprop::default().momentum(0.5).centered(true), 0.1);
     let mut w = [0.0f32];
     run(&mut opt, &mut w, &[&[1.0], &[1.0]]);
     // step 1: v=0.1, a=0.1, inc=0.1/sqrt(0.1-0.01+1e-7), m=inc
@@ -57,22 +57,22 @@ fn rmsprop_momentum_and_centered() {
 #[test]
 fn sgd_plain_momentum_and_nesterov() {
     let mut w = [1.0f32];
-    run(&mut Sgd::new(0.1), &mut w, &[&[2.0]]);
+    run(&mut Optimizer::new(Sgd::default(), 0.1), &mut w, &[&[2.0]]);
     assert!(close(w[0], 0.8));
     // momentum 0.9: m1=-0.2, w=0.8; m2=-0.18-0.2=-0.38, w=0.42
     let mut w = [1.0f32];
-    run(&mut Sgd::new(0.1).momentum(0.9), &mut w, &[&[2.0], &[2.0]]);
+    run(&mut Optimizer::new(Sgd::default().momentum(0.9), 0.1), &mut w, &[&[2.0], &[2.0]]);
     assert!(close(w[0], 0.42));
     // nesterov: m1=-0.2, w=1+0.9*-0.2-0.2=0.62; m2=-0.38, w=0.62-0.342-0.2=0.078
     let mut w = [1.0f32];
-    run(&mut Sgd::new(0.1).momentum(0.9).nesterov(true), &mut w, &[&[2.0], &[2.0]]);
+    run(&mut Optimizer::new(Sgd::default().momentum(0.9).nesterov(true), 0.1), &mut w, &[&[2.0], &[2.0]]);
     assert!(close(w[0], 0.078), "{}", w[0]);
 }
 
 #[test]
 fn adam_first_steps_by_hand() {
     let mut w = [1.0f32];
-    let mut opt = Adam::new(0.1);
+    let mut opt = Optimizer::new(Adam::default(), 0.1);
     run(&mut opt, &mut w, &[&[0.5], &[-1.0]]);
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-7f64);
     let (mut m, mut v, mut x) = (0.0f64, 0.0f64, 1.0f64);
@@ -89,18 +89,42 @@ fn adam_first_steps_by_hand() {
 #[test]
 fn defaults_follow_keras_and_config_round_trips() {
     let r = RMSprop::default();
-    assert_eq!((r.learning_rate, r.rho, r.momentum, r.epsilon, r.centered), (0.001, 0.9, 0.0, 1e-7, false));
+    assert_eq!((r.rho, r.momentum, r.epsilon, r.centered), (0.9, 0.0, 1e-7, false));
     let a = Adam::default();
-    assert_eq!((a.learning_rate, a.beta_1, a.beta_2, a.epsilon), (0.001, 0.9, 0.999, 1e-7));
-    assert_eq!(Sgd::default().learning_rate, 0.01);
-    let opt: Box<dyn Optimizer> = Box::new(RMSprop::new(0.01));
+    assert_eq!((a.beta_1, a.beta_2, a.epsilon, a.amsgrad), (0.9, 0.999, 1e-7, false));
+    assert_eq!(Optimizer::from(Sgd::default()).learning_rate(), 0.01);
+    assert_eq!(Optimizer::from(Adam::default()).learning_rate(), 0.001);
+    let opt = Optimizer::new(RMSprop::default(), 0.01);
     let json = serde_json::to_string(&opt).unwrap();
     assert_eq!(
         json,
-        r#"{"type":"RMSprop","learning_rate":0.01,"rho":0.9,"momentum":0.0,"epsilon":1e-7,"centered":false}"#
+        r#"{"learning_rate":0.01,"type":"RMSprop","rho":0.9,"momentum":0.0,"epsilon":1e-7,"centered":false}"#
     );
-    let back: Box<dyn Optimizer> = serde_json::from_str(&json).unwrap();
+    let back: Optimizer = serde_json::from_str(&json).unwrap();
     assert_eq!(back.learning_rate(), 0.01);
-    let sgd: Box<dyn Optimizer> = serde_json::from_str(r#"{"type":"SGD","momentum":0.9}"#).unwrap();
+    // Files written before the redesign put the type first; both read the same.
+    let old: Optimizer = serde_json::from_str(
+        r#"{"type":"RMSprop","learning_rate":0.01,"rho":0.9,"momentum":0.0,"epsilon":1e-7,"centered":false}"#,
+    )
+    .unwrap();
+    assert_eq!(serde_json::to_string(&old).unwrap(), json);
+    let sgd: Optimizer = serde_json::from_str(r#"{"type":"SGD","momentum":0.9}"#).unwrap();
     assert_eq!(sgd.learning_rate(), 0.01);
+}
+
+#[test]
+fn hyperparameters_are_validated_naming_the_argument() {
+    let check = |opt: Optimizer, needle: &str| {
+        let err = opt.validate().unwrap_err();
+        assert!(err.contains(needle), "{err}");
+    };
+    check(Optimizer::new(RMSprop::default(), -0.5), "`learning_rate`");
+    check(Optimizer::new(RMSprop::default(), f64::NAN), "`learning_rate`");
+    check(Optimizer::new(RMSprop::default(), 1e39), "`learning_rate`"); // inf as float32
+    check(Optimizer::new(RMSprop::default().rho(1.5), 1e-3), "`rho`");
+    check(Optimizer::new(RMSprop::default().epsilon(0.0), 1e-3), "`epsilon`");
+    check(Optimizer::new(Sgd::default().momentum(-0.1), 1e-3), "`momentum`");
+    check(Optimizer::new(Adam::default().beta_2(1.0), 1e-3), "`beta_2`");
+    Optimizer::new(RMSprop::default(), 1e-3).validate().unwrap();
+    Optimizer::new(Adam::default().amsgrad(true), 1e-3).validate().unwrap();
 }

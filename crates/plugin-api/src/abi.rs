@@ -27,6 +27,10 @@ pub const ERR: i32 = 1;
 /// The plugin panicked; the panic message went to the error sink.
 pub const PANIC: i32 = 2;
 
+/// What `wants_batches` returns when the plugin panicked deciding (plugins built before
+/// this value existed return 0 then, which the host cannot tell from "no").
+pub const WANTS_BATCHES_PANICKED: u8 = 2;
+
 /// A borrowed UTF-8 string: valid for the duration of the call that hands it over, or for
 /// the life of the process when it points into a plugin's static data.
 #[repr(C)]
@@ -183,7 +187,8 @@ pub struct CallbackFactory {
         unsafe extern "C" fn(this: *mut c_void, epoch: usize, logs: Str, ctl: *mut Control, err: *mut Sink) -> i32,
     /// After the last epoch.
     pub on_train_end: unsafe extern "C" fn(this: *mut c_void, logs: Str, ctl: *mut Control, err: *mut Sink) -> i32,
-    /// 1 when the instance wants `on_train_batch_end` (0 otherwise, or if it panicked).
+    /// 1 when the instance wants `on_train_batch_end`, 0 when not,
+    /// [`WANTS_BATCHES_PANICKED`] if it panicked.
     pub wants_batches: unsafe extern "C" fn(this: *const c_void) -> u8,
     /// Writes the instance's config as JSON into `out`.
     pub config_json: unsafe extern "C" fn(this: *const c_void, out: *mut Sink) -> i32,

@@ -15,7 +15,7 @@ pub type Logs = BTreeMap<String, f64>;
 
 /// A callback implemented in a plugin: a serde config plus any of Keras' hooks. Hooks see
 /// the logs, never the model; a failing hook stops training with its message.
-pub trait PluginCallback: Serialize + DeserializeOwned + Send + 'static {
+pub trait CallbackPlugin: Serialize + DeserializeOwned + Send + 'static {
     /// Registered name, `package>Name`.
     const NAME: &'static str;
 
@@ -29,13 +29,13 @@ pub trait PluginCallback: Serialize + DeserializeOwned + Send + 'static {
         Ok(())
     }
 
-    /// Before each training batch (only if [`wants_batches`](PluginCallback::wants_batches)).
+    /// Before each training batch (only if [`wants_batches`](CallbackPlugin::wants_batches)).
     fn on_train_batch_begin(&mut self, _batch: usize, _ctl: &mut Control) -> Result<(), String> {
         Ok(())
     }
 
     /// After each training batch, with the epoch's running means (only if
-    /// [`wants_batches`](PluginCallback::wants_batches)).
+    /// [`wants_batches`](CallbackPlugin::wants_batches)).
     fn on_train_batch_end(&mut self, _batch: usize, _logs: &Logs, _ctl: &mut Control) -> Result<(), String> {
         Ok(())
     }
@@ -62,7 +62,7 @@ pub trait PluginCallback: Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// The factory (name + `extern "C"` shims) of callback type `T`, for `export_plugin!`.
-pub const fn callback_factory<T: PluginCallback>() -> CallbackFactory {
+pub const fn callback_factory<T: CallbackPlugin>() -> CallbackFactory {
     CallbackFactory {
         name: Str::from_static(T::NAME),
         create: create::<T>,
@@ -102,15 +102,15 @@ fn with<T>(
     })
 }
 
-unsafe extern "C" fn create<T: PluginCallback>(config: Str, out: *mut *mut c_void, err: *mut Sink) -> i32 {
+unsafe extern "C" fn create<T: CallbackPlugin>(config: Str, out: *mut *mut c_void, err: *mut Sink) -> i32 {
     create_boxed::<T>(config, out, err, T::validate)
 }
 
-unsafe extern "C" fn on_train_begin<T: PluginCallback>(this: *mut c_void, ctl: *mut Control, err: *mut Sink) -> i32 {
+unsafe extern "C" fn on_train_begin<T: CallbackPlugin>(this: *mut c_void, ctl: *mut Control, err: *mut Sink) -> i32 {
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_begin(ctl))
 }
 
-unsafe extern "C" fn on_epoch_begin<T: PluginCallback>(
+unsafe extern "C" fn on_epoch_begin<T: CallbackPlugin>(
     this: *mut c_void,
     epoch: usize,
     ctl: *mut Control,
@@ -119,7 +119,7 @@ unsafe extern "C" fn on_epoch_begin<T: PluginCallback>(
     with::<T>(this, ctl, err, |cb, ctl| cb.on_epoch_begin(epoch, ctl))
 }
 
-unsafe extern "C" fn on_train_batch_begin<T: PluginCallback>(
+unsafe extern "C" fn on_train_batch_begin<T: CallbackPlugin>(
     this: *mut c_void,
     batch: usize,
     ctl: *mut Control,
@@ -128,7 +128,7 @@ unsafe extern "C" fn on_train_batch_begin<T: PluginCallback>(
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_batch_begin(batch, ctl))
 }
 
-unsafe extern "C" fn on_train_batch_end<T: PluginCallback>(
+unsafe extern "C" fn on_train_batch_end<T: CallbackPlugin>(
     this: *mut c_void,
     batch: usize,
     logs: Str,
@@ -138,7 +138,7 @@ unsafe extern "C" fn on_train_batch_end<T: PluginCallback>(
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_batch_end(batch, &parse_logs(logs)?, ctl))
 }
 
-unsafe extern "C" fn on_epoch_end<T: PluginCallback>(
+unsafe extern "C" fn on_epoch_end<T: CallbackPlugin>(
     this: *mut c_void,
     epoch: usize,
     logs: Str,
@@ -148,7 +148,7 @@ unsafe extern "C" fn on_epoch_end<T: PluginCallback>(
     with::<T>(this, ctl, err, |cb, ctl| cb.on_epoch_end(epoch, &parse_logs(logs)?, ctl))
 }
 
-unsafe extern "C" fn on_train_end<T: PluginCallback>(
+unsafe extern "C" fn on_train_end<T: CallbackPlugin>(
     this: *mut c_void,
     logs: Str,
     ctl: *mut Control,
@@ -157,8 +157,16 @@ unsafe extern "C" fn on_train_end<T: PluginCallback>(
     with::<T>(this, ctl, err, |cb, ctl| cb.on_train_end(&parse_logs(logs)?, ctl))
 }
 
-unsafe extern "C" fn wants_batches<T: PluginCallback>(this: *const c_void) -> u8 {
+unsafe extern "C" fn wants_batches<T: CallbackPlugin>(this: *const c_void) -> u8 {
     // SAFETY: `this` came from `create::<T>`.
     let cb = unsafe { &*this.cast::<T>() };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb.wants_batches())).map_or(0, u8::from)
+    let mut wants = false;
+    // Guarded like every other call, so the panic is reported, not printed twice.
+    match guard(std::ptr::null_mut(), || {
+        wants = cb.wants_batches();
+        Ok(())
+    }) {
+        crate::abi::OK => u8::from(wants),
+        _ => crate::abi::WANTS_BATCHES_PANICKED,
+    }
 }

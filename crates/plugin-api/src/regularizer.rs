@@ -10,17 +10,19 @@ use crate::guard::{guard, write};
 /// A regularizer implemented in a plugin: a serde config plus Keras' two formulas.
 ///
 /// The config is the type itself (serialized into saved models, so keep field names
-/// stable); [`validate`](PluginRegularizer::validate) may refuse values serde accepts.
-/// Instances are shared across the trainer's threads, hence `Send + Sync`.
-pub trait PluginRegularizer: Serialize + DeserializeOwned + Send + Sync + 'static {
+/// stable); [`validate`](RegularizerPlugin::validate) may refuse values serde accepts.
+/// Instances are shared across the trainer's threads, hence `Send + Sync`. An `Err` from
+/// either formula (or a panic) stops the host's training with the message, naming the
+/// plugin; the host process lives on.
+pub trait RegularizerPlugin: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Registered name, `package>Name` (Keras' `register_keras_serializable` style).
     const NAME: &'static str;
 
     /// The penalty of `values`, as a loss term.
-    fn penalty(&self, values: &[f32]) -> f32;
+    fn penalty(&self, values: &[f32]) -> Result<f32, String>;
 
     /// Adds `scale · ∂penalty/∂values` to `grad` (same length as `values`).
-    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32);
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), String>;
 
     /// Checks a freshly deserialized config (e.g. a factor must not be negative).
     fn validate(&self) -> Result<(), String> {
@@ -29,7 +31,7 @@ pub trait PluginRegularizer: Serialize + DeserializeOwned + Send + Sync + 'stati
 }
 
 /// The factory (name + `extern "C"` shims) of regularizer type `T`, for `export_plugin!`.
-pub const fn regularizer_factory<T: PluginRegularizer>() -> RegularizerFactory {
+pub const fn regularizer_factory<T: RegularizerPlugin>() -> RegularizerFactory {
     RegularizerFactory {
         name: Str::from_static(T::NAME),
         create: create::<T>,
@@ -58,11 +60,11 @@ pub(crate) fn create_boxed<T: DeserializeOwned>(
     })
 }
 
-unsafe extern "C" fn create<T: PluginRegularizer>(config: Str, out: *mut *mut c_void, err: *mut Sink) -> i32 {
+unsafe extern "C" fn create<T: RegularizerPlugin>(config: Str, out: *mut *mut c_void, err: *mut Sink) -> i32 {
     create_boxed::<T>(config, out, err, T::validate)
 }
 
-unsafe extern "C" fn penalty<T: PluginRegularizer>(
+unsafe extern "C" fn penalty<T: RegularizerPlugin>(
     this: *const c_void,
     values: *const f32,
     n: usize,
@@ -72,13 +74,14 @@ unsafe extern "C" fn penalty<T: PluginRegularizer>(
     guard(err, || {
         // SAFETY: `this` came from `create::<T>`; the host passes `n` readable values.
         let (reg, values) = unsafe { (&*this.cast::<T>(), slice(values, n)) };
+        let penalty = reg.penalty(values)?;
         // SAFETY: `out` is a valid out-pointer provided by the host.
-        unsafe { *out = reg.penalty(values) };
+        unsafe { *out = penalty };
         Ok(())
     })
 }
 
-unsafe extern "C" fn add_grad<T: PluginRegularizer>(
+unsafe extern "C" fn add_grad<T: RegularizerPlugin>(
     this: *const c_void,
     values: *const f32,
     grad: *mut f32,
@@ -91,8 +94,7 @@ unsafe extern "C" fn add_grad<T: PluginRegularizer>(
         // `n` writable gradients that do not overlap them.
         let (reg, values) = unsafe { (&*this.cast::<T>(), slice(values, n)) };
         let grad = if n == 0 { &mut [][..] } else { unsafe { std::slice::from_raw_parts_mut(grad, n) } };
-        reg.add_grad(values, grad, scale);
-        Ok(())
+        reg.add_grad(values, grad, scale)
     })
 }
 

@@ -1,48 +1,67 @@
-//! The `Plugin` callback: a built-in typetag variant that stands for any plugin's.
+//! The plugin callback: a plain `Callback` that forwards Keras' hooks to a plugin.
 
 use kiln_plugin_api::Control as PluginControl;
+use kiln_plugin_api::abi::WANTS_BATCHES_PANICKED;
 use kiln_trainer::callbacks::{Callback, Control};
 use kiln_trainer::{Logs, TrainError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::envelope::Envelope;
 use crate::instance::CallbackInstance;
+use crate::registry::current;
 use crate::{PluginError, PluginRef, PluginRegistry};
 
-/// A callback implemented by a plugin, by registered name and JSON config; serialized
-/// like [`PluginRegularizer`](crate::PluginRegularizer) and bound by `fit` (through
-/// [`bind`](Callback::bind)) against the global [`PluginRegistry`]. Hooks see the logs as
-/// JSON and may request a stop; a failing or panicking hook stops `fit` with its message.
+/// A callback implemented by a plugin, by registered name and JSON config, bound to its
+/// implementation when made ([`new`](PluginCallback::new) or deserialized from its
+/// envelope, `{"name": "pkg>Name", "plugin": {…}, "config": {…}}`). Hooks see the logs
+/// as JSON and may request a stop; a failing or panicking hook stops `fit` with its
+/// message, naming the plugin.
 pub struct PluginCallback {
     name: String,
-    saved_from: Option<PluginRef>,
     config: serde_json::Value,
-    bound: Option<CallbackInstance>,
+    instance: CallbackInstance,
     wants_batches: bool,
 }
 
 impl PluginCallback {
-    /// An unbound envelope (`fit` binds it).
-    pub fn new(name: impl Into<String>, config: serde_json::Value) -> Self {
-        Self { name: name.into(), saved_from: None, config, bound: None, wants_batches: false }
+    /// `name` with `config`, bound against the global registry.
+    pub fn new(name: impl Into<String>, config: serde_json::Value) -> Result<Self, PluginError> {
+        Self::new_in(PluginRegistry::global(), name, config)
     }
 
-    /// Binds to `registry`'s implementation (no-op when already bound: state persists
-    /// across `fit` calls, as for a Rust callback object).
-    pub fn bind_in(&mut self, registry: &PluginRegistry) -> Result<(), PluginError> {
-        if self.bound.is_some() {
-            return Ok(());
-        }
-        let entry = registry.callback(&self.name).ok_or_else(|| PluginError::NotRegistered {
+    /// `name` with `config`, bound against `registry`.
+    pub fn new_in(
+        registry: &PluginRegistry,
+        name: impl Into<String>,
+        config: serde_json::Value,
+    ) -> Result<Self, PluginError> {
+        Self::bind(registry, name.into(), None, config)
+    }
+
+    fn bind(
+        registry: &PluginRegistry,
+        name: String,
+        saved_from: Option<PluginRef>,
+        config: serde_json::Value,
+    ) -> Result<Self, PluginError> {
+        let entry = registry.callback(&name).ok_or_else(|| PluginError::NotRegistered {
             kind: "callback",
-            name: self.name.clone(),
-            saved_from: self.saved_from.clone(),
+            name: name.clone(),
+            saved_from,
             loaded: registry.loaded_names(),
         })?;
-        let instance = CallbackInstance::create(entry, &self.name, &self.config)?;
-        self.wants_batches = instance.wants_batches();
-        self.bound = Some(instance);
-        Ok(())
+        let instance = CallbackInstance::create(entry, &name, &config)?;
+        let wants_batches = match instance.wants_batches_raw() {
+            WANTS_BATCHES_PANICKED => {
+                return Err(PluginError::Panicked {
+                    kind: "callback",
+                    name,
+                    message: "in wants_batches (batch hooks cannot be decided)".into(),
+                });
+            }
+            v => v != 0,
+        };
+        Ok(Self { name, config, instance, wants_batches })
     }
 
     /// The registered name (`pkg>Name`).
@@ -50,23 +69,20 @@ impl PluginCallback {
         &self.name
     }
 
-    /// The plugin instance, once bound.
-    pub fn instance(&self) -> Option<&CallbackInstance> {
-        self.bound.as_ref()
+    /// The plugin instance.
+    pub fn instance(&self) -> &CallbackInstance {
+        &self.instance
     }
 
-    /// Runs `hook` on the bound instance and forwards a stop request to `fit`.
+    /// Runs `hook` on the instance and forwards a stop request to `fit`.
     fn hook(
         &mut self,
         ctl: &mut Control<'_>,
         hook: impl FnOnce(&mut CallbackInstance, &mut PluginControl) -> Result<(), PluginError>,
     ) -> Result<(), TrainError> {
-        let err = |message: String| TrainError::Callback { callback: self.name.clone(), message };
-        let Some(instance) = self.bound.as_mut() else {
-            return Err(err("used before bind(); fit binds callbacks before training".into()));
-        };
         let mut plugin_ctl = PluginControl::new();
-        hook(instance, &mut plugin_ctl).map_err(|e| err(e.to_string()))?;
+        hook(&mut self.instance, &mut plugin_ctl)
+            .map_err(|e| TrainError::Callback { callback: self.name.clone(), message: e.to_string() })?;
         if plugin_ctl.stop_requested() {
             ctl.stop_training();
         }
@@ -79,7 +95,6 @@ fn logs_json(logs: &Logs) -> String {
     logs.to_json().to_string()
 }
 
-#[typetag::serde(name = "Plugin")]
 impl Callback for PluginCallback {
     fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.hook(ctl, |i, c| i.on_train_begin(c))
@@ -108,11 +123,6 @@ impl Callback for PluginCallback {
         self.hook(ctl, |i, c| i.on_train_end(&json, c))
     }
 
-    fn bind(&mut self) -> Result<(), TrainError> {
-        self.bind_in(PluginRegistry::global())
-            .map_err(|e| TrainError::Callback { callback: self.name.clone(), message: e.to_string() })
-    }
-
     fn wants_batches(&self) -> bool {
         self.wants_batches
     }
@@ -120,24 +130,20 @@ impl Callback for PluginCallback {
 
 impl std::fmt::Debug for PluginCallback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginCallback")
-            .field("name", &self.name)
-            .field("config", &self.config)
-            .field("bound", &self.bound.is_some())
-            .finish()
+        f.debug_struct("PluginCallback").field("name", &self.name).field("config", &self.config).finish()
     }
 }
 
 impl Serialize for PluginCallback {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let live = self.bound.as_ref().map(|i| (i.plugin_ref(), i.config()));
-        Envelope::current(&self.name, &self.saved_from, &self.config, live).serialize(s)
+        let live = (self.instance.plugin_ref(), self.instance.config());
+        Envelope::current(&self.name, &self.config, live).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for PluginCallback {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let e = Envelope::deserialize(d)?;
-        Ok(Self { name: e.name, saved_from: e.plugin, config: e.config, bound: None, wants_batches: false })
+        Self::bind(current(), e.name, e.plugin, e.config).map_err(serde::de::Error::custom)
     }
 }

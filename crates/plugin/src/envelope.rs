@@ -20,21 +20,20 @@ fn empty_object() -> serde_json::Value {
 }
 
 impl Envelope {
-    /// What to write: once bound, the plugin's own view of its config and library.
+    /// What to write: the plugin's own view of its config and library (the config as
+    /// given if the plugin cannot say).
     pub fn current(
         name: &str,
-        saved: &Option<PluginRef>,
         config: &serde_json::Value,
-        live: Option<(PluginRef, Result<serde_json::Value, PluginError>)>,
+        live: (PluginRef, Result<serde_json::Value, PluginError>),
     ) -> Self {
         let (plugin, config) = match live {
-            Some((plugin, Ok(config))) => (Some(plugin), config),
-            Some((plugin, Err(e))) => {
+            (plugin, Ok(config)) => (plugin, config),
+            (plugin, Err(e)) => {
                 tracing::warn!("{e}; saving the config as given");
-                (Some(plugin), config.clone())
+                (plugin, config.clone())
             }
-            None => (saved.clone(), config.clone()),
         };
-        Self { name: name.to_string(), plugin, config }
+        Self { name: name.to_string(), plugin: Some(plugin), config }
     }
 }

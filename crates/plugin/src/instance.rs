@@ -18,7 +18,7 @@ pub struct RegularizerInstance {
     name: String,
 }
 
-// SAFETY: `PluginRegularizer` requires `Send + Sync` of the plugin's type, so the instance
+// SAFETY: `RegularizerPlugin` requires `Send + Sync` of the plugin's type, so the instance
 // behind `this` may be used and dropped from any thread, and shared.
 unsafe impl Send for RegularizerInstance {}
 // SAFETY: as above.
@@ -97,7 +97,7 @@ pub struct CallbackInstance {
     name: String,
 }
 
-// SAFETY: `PluginCallback` requires `Send` of the plugin's type; `&mut self` on every hook
+// SAFETY: `CallbackPlugin` requires `Send` of the plugin's type; `&mut self` on every hook
 // keeps calls exclusive.
 unsafe impl Send for CallbackInstance {}
 
@@ -159,10 +159,15 @@ impl CallbackInstance {
             .map(drop)
     }
 
-    /// Whether the callback wants batch hooks.
+    /// Whether the callback wants batch hooks (false if it panicked deciding).
     pub fn wants_batches(&self) -> bool {
+        self.wants_batches_raw() == 1
+    }
+
+    /// The plugin's raw answer: 1 yes, 0 no, `WANTS_BATCHES_PANICKED` when it panicked.
+    pub(crate) fn wants_batches_raw(&self) -> u8 {
         // SAFETY: `wants_batches` only reads the instance and catches its own panics.
-        unsafe { (self.factory.wants_batches)(self.this) != 0 }
+        unsafe { (self.factory.wants_batches)(self.this) }
     }
 
     /// The instance's config as the plugin serializes it.

@@ -7,11 +7,13 @@
 //! shadowed, no name registered twice) — each failure its own [`PluginError`], naming the
 //! file. Libraries are never unloaded.
 //!
-//! Plugin objects live in models through two built-in typetag variants named `Plugin`:
-//! [`PluginRegularizer`] (`dyn Regularizer`) and [`PluginCallback`] (`dyn Callback`). They
-//! deserialize without the plugin and bind at compile/fit time, so a saved model loads
-//! first and finds its plugin later. typetag only sees these impls in binaries that link
-//! this crate: reference it (e.g. call [`link`]) from any binary that loads such models.
+//! Plugin objects live in models as [`PluginRegularizer`] (the built-in typetag variant
+//! `Plugin` of `dyn Regularizer`) and beside them as [`PluginCallback`] (a plain
+//! `Callback`). Both bind to their implementation when they are made or deserialized, so a
+//! model whose plugin is missing fails to load with an error naming the plugin;
+//! [`load_model`] loads against a registry of your choice. typetag only sees the
+//! `Plugin` impl in binaries that link this crate: reference it (e.g. call [`link`]) from
+//! any binary that loads such models.
 //!
 //! ```no_run
 //! use kiln_plugin::{PluginRegistry, PluginRegularizer};
@@ -19,12 +21,10 @@
 //!
 //! let info = PluginRegistry::global().load("target/release/libkiln_l3.so")?;
 //! println!("{} {}: {:?}", info.name, info.version, info.regularizers);
-//! let l3 = PluginRegularizer::bound("kiln_l3>L3", serde_json::json!({"l3": 0.01}))?;
-//! assert!(l3.penalty(&[1.0, -2.0]) > 0.0);
+//! let l3 = PluginRegularizer::new("kiln_l3>L3", serde_json::json!({"l3": 0.01}))?;
+//! assert!(l3.penalty(&[1.0, -2.0]).unwrap() > 0.0);
 //! # Ok::<(), kiln_plugin::PluginError>(())
 //! ```
-
-#![warn(missing_docs)]
 
 mod callback;
 mod envelope;
@@ -41,8 +41,17 @@ pub use error::{PluginError, PluginRef};
 pub use instance::{CallbackInstance, RegularizerInstance};
 pub use kiln_plugin_api::abi::{ABI_VERSION, API_VERSION};
 pub use names::{BUILTIN_CALLBACKS, BUILTIN_REGULARIZERS};
-pub use registry::{PluginInfo, PluginRegistry, SEARCH_PATH_VAR};
+pub use registry::{PluginInfo, PluginRegistry, SEARCH_PATH_VAR, with_current};
 pub use regularizer::PluginRegularizer;
+
+/// Loads a saved model whose plugin objects bind against `registry` (instead of the
+/// global one).
+pub fn load_model(
+    dir: impl AsRef<std::path::Path>,
+    registry: &'static PluginRegistry,
+) -> Result<kiln_trainer::Sequential, kiln_trainer::TrainError> {
+    with_current(registry, || kiln_trainer::Sequential::load(dir))
+}
 
 /// Does nothing; calling it guarantees this crate (and its typetag `Plugin` impls) is
 /// linked into the binary, so saved models with plugin objects deserialize.

@@ -191,6 +191,30 @@ impl Inner {
     }
 }
 
+thread_local! {
+    /// The registry plugin envelopes bind against while deserializing on this thread.
+    static CURRENT: std::cell::Cell<Option<&'static PluginRegistry>> = const { std::cell::Cell::new(None) };
+}
+
+/// The registry envelopes deserialized now bind against: the one [`with_current`]
+/// set on this thread, else the global one.
+pub(crate) fn current() -> &'static PluginRegistry {
+    CURRENT.get().unwrap_or_else(PluginRegistry::global)
+}
+
+/// Runs `f` with `registry` as the one plugin envelopes bind against on this thread
+/// (restored afterwards, even if `f` panics).
+pub fn with_current<T>(registry: &'static PluginRegistry, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<&'static PluginRegistry>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
+    }
+    let _restore = Restore(CURRENT.replace(Some(registry)));
+    f()
+}
+
 fn name_of(s: kiln_plugin_api::abi::Str) -> String {
     // SAFETY: factory names point into the plugin's static data, never unloaded.
     unsafe { s.to_string_lossy() }

@@ -1,58 +1,61 @@
 //! The `Plugin` regularizer: a built-in typetag variant that stands for any plugin's.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use kiln_regularizers::Regularizer;
+use kiln_regularizers::{Regularizer, RegularizerError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::envelope::Envelope;
 use crate::instance::RegularizerInstance;
+use crate::registry::current;
 use crate::{PluginError, PluginRef, PluginRegistry};
 
-/// A regularizer implemented by a plugin, by registered name and JSON config.
+/// A regularizer implemented by a plugin, bound to its implementation.
 ///
-/// Serialized as `{"type":"Plugin","name":"pkg>Name","plugin":{…},"config":{…}}`. It
-/// deserializes without the plugin (the `Plugin` tag is a built-in, so typetag's frozen
-/// registry never needs to know plugin types) and is *bound* to the implementation in the
-/// process-wide [`PluginRegistry`] by [`bind`](Regularizer::bind), which the trainer calls
-/// at compile/fit/evaluate/predict time — so the plugin may be loaded after the model was.
+/// Serialized as `{"type":"Plugin","name":"pkg>Name","plugin":{…},"config":{…}}`; the
+/// `Plugin` tag is a built-in, so typetag's frozen registry never needs to know plugin
+/// types. It binds when it is made — [`new`](PluginRegularizer::new), or deserialized
+/// while loading a model — against the process-wide [`PluginRegistry`] (or the one given
+/// to [`load_model`](crate::load_model)): a model whose plugin is missing fails to load
+/// with an error naming the plugin. A plugin's failure inside `penalty`/`add_grad` is a
+/// [`RegularizerError`] naming it, and stops training cleanly.
 #[derive(Clone)]
 pub struct PluginRegularizer {
     name: String,
-    saved_from: Option<PluginRef>,
     config: serde_json::Value,
-    /// Set once by the first successful bind; shared by clones (the instance is immutable).
-    bound: OnceLock<Arc<RegularizerInstance>>,
+    instance: Arc<RegularizerInstance>,
 }
 
 impl PluginRegularizer {
-    /// An unbound envelope (binds at the trainer's next `bind`).
-    pub fn new(name: impl Into<String>, config: serde_json::Value) -> Self {
-        Self { name: name.into(), saved_from: None, config, bound: OnceLock::new() }
+    /// `name` with `config`, bound against the global registry (searching
+    /// `KILN_PLUGIN_PATH` once if it is not loaded yet).
+    pub fn new(name: impl Into<String>, config: serde_json::Value) -> Result<Self, PluginError> {
+        Self::new_in(PluginRegistry::global(), name, config)
     }
 
-    /// An envelope bound now against the global registry (errors early: unknown name, bad config).
-    pub fn bound(name: impl Into<String>, config: serde_json::Value) -> Result<Self, PluginError> {
-        let reg = Self::new(name, config);
-        reg.bind_in(PluginRegistry::global())?;
-        Ok(reg)
+    /// `name` with `config`, bound against `registry`.
+    pub fn new_in(
+        registry: &PluginRegistry,
+        name: impl Into<String>,
+        config: serde_json::Value,
+    ) -> Result<Self, PluginError> {
+        Self::bind(registry, name.into(), None, config)
     }
 
-    /// Binds to `registry`'s implementation (no-op when already bound).
-    pub fn bind_in(&self, registry: &PluginRegistry) -> Result<(), PluginError> {
-        if self.bound.get().is_some() {
-            return Ok(());
-        }
-        let entry = registry.regularizer(&self.name).ok_or_else(|| PluginError::NotRegistered {
+    fn bind(
+        registry: &PluginRegistry,
+        name: String,
+        saved_from: Option<PluginRef>,
+        config: serde_json::Value,
+    ) -> Result<Self, PluginError> {
+        let entry = registry.regularizer(&name).ok_or_else(|| PluginError::NotRegistered {
             kind: "regularizer",
-            name: self.name.clone(),
-            saved_from: self.saved_from.clone(),
+            name: name.clone(),
+            saved_from,
             loaded: registry.loaded_names(),
         })?;
-        let instance = RegularizerInstance::create(entry, &self.name, &self.config)?;
-        // A concurrent bind may have won; either instance is equivalent, the loser is dropped.
-        let _ = self.bound.set(Arc::new(instance));
-        Ok(())
+        let instance = Arc::new(RegularizerInstance::create(entry, &name, &config)?);
+        Ok(Self { name, config, instance })
     }
 
     /// The registered name (`pkg>Name`).
@@ -60,72 +63,48 @@ impl PluginRegularizer {
         &self.name
     }
 
-    /// The config as given or loaded (the bound plugin's view is in [`instance`](Self::instance)).
+    /// The config as given or loaded (the plugin's own view is in [`instance`](Self::instance)).
     pub fn config(&self) -> &serde_json::Value {
         &self.config
     }
 
-    /// The plugin instance, once bound.
-    pub fn instance(&self) -> Option<&RegularizerInstance> {
-        self.bound.get().map(|i| &**i)
+    /// The plugin instance.
+    pub fn instance(&self) -> &RegularizerInstance {
+        &self.instance
     }
 
-    /// The penalty, binding first if needed, with the plugin's errors as values.
-    pub fn try_penalty(&self, values: &[f32]) -> Result<f32, PluginError> {
-        self.bind_in(PluginRegistry::global())?;
-        self.instance().expect("bound").penalty(values)
-    }
-
-    /// The gradient, binding first if needed, with the plugin's errors as values.
-    pub fn try_add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), PluginError> {
-        self.bind_in(PluginRegistry::global())?;
-        self.instance().expect("bound").add_grad(values, grad, scale)
+    fn error(&self, e: PluginError) -> RegularizerError {
+        RegularizerError::new(&self.name, e.to_string())
     }
 }
 
 #[typetag::serde(name = "Plugin")]
 impl Regularizer for PluginRegularizer {
-    /// Panics with the plugin's message if the plugin fails (or cannot be bound): the trait
-    /// has no error channel, and the trainer binds before any use, so this is a plugin bug
-    /// surfacing as an ordinary (catchable) Rust panic — never UB, never a silent 0.
-    fn penalty(&self, values: &[f32]) -> f32 {
-        self.try_penalty(values).unwrap_or_else(|e| panic!("{e}"))
+    fn penalty(&self, values: &[f32]) -> Result<f32, RegularizerError> {
+        self.instance.penalty(values).map_err(|e| self.error(e))
     }
 
-    /// Panics like [`penalty`](Self::penalty) on a plugin failure.
-    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
-        self.try_add_grad(values, grad, scale).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn bind(&self) -> Result<(), String> {
-        self.bind_in(PluginRegistry::global()).map_err(|e| e.to_string())
-    }
-
-    fn clone_box(&self) -> Box<dyn Regularizer> {
-        Box::new(self.clone())
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), RegularizerError> {
+        self.instance.add_grad(values, grad, scale).map_err(|e| self.error(e))
     }
 }
 
 impl std::fmt::Debug for PluginRegularizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginRegularizer")
-            .field("name", &self.name)
-            .field("config", &self.config)
-            .field("bound", &self.bound.get().is_some())
-            .finish()
+        f.debug_struct("PluginRegularizer").field("name", &self.name).field("config", &self.config).finish()
     }
 }
 
 impl Serialize for PluginRegularizer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let live = self.instance().map(|i| (i.plugin_ref(), i.config()));
-        Envelope::current(&self.name, &self.saved_from, &self.config, live).serialize(s)
+        let live = (self.instance.plugin_ref(), self.instance.config());
+        Envelope::current(&self.name, &self.config, live).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for PluginRegularizer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let e = Envelope::deserialize(d)?;
-        Ok(Self { name: e.name, saved_from: e.plugin, config: e.config, bound: OnceLock::new() })
+        Self::bind(current(), e.name, e.plugin, e.config).map_err(serde::de::Error::custom)
     }
 }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Regularizer;
+use crate::regularizer::non_negative;
+use crate::{Regularizer, RegularizerError};
 use crate::sums::{sign, sum_abs};
 
 /// `l1 · Σ|w|` (Keras `regularizers.L1`, default `l1 = 0.01`); gradient `l1 · sign(w)`.
@@ -32,16 +33,17 @@ impl Default for L1 {
 
 #[typetag::serde]
 impl Regularizer for L1 {
-    fn penalty(&self, values: &[f32]) -> f32 {
-        self.l1 * sum_abs(values)
+    fn penalty(&self, values: &[f32]) -> Result<f32, RegularizerError> {
+        Ok(self.l1 * sum_abs(values))
     }
 
-    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), RegularizerError> {
         let c = scale * self.l1;
         grad.iter_mut().zip(values).for_each(|(g, &w)| *g += c * sign(w));
+        Ok(())
     }
 
-    fn clone_box(&self) -> Box<dyn Regularizer> {
-        Box::new(*self)
+    fn validate(&self) -> Result<(), RegularizerError> {
+        non_negative("L1", "l1", self.l1)
     }
 }

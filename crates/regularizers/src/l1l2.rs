@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Regularizer;
+use crate::regularizer::non_negative;
+use crate::{Regularizer, RegularizerError};
 use crate::sums::{sign, sum_abs, sum_squares};
 
 /// `l1 · Σ|w| + l2 · Σw²` (Keras `regularizers.L1L2`; Keras 3 defaults both factors to 0,
@@ -26,7 +27,7 @@ impl L1L2 {
 
 #[typetag::serde]
 impl Regularizer for L1L2 {
-    fn penalty(&self, values: &[f32]) -> f32 {
+    fn penalty(&self, values: &[f32]) -> Result<f32, RegularizerError> {
         let mut p = 0.0;
         if self.l1 != 0.0 {
             p += self.l1 * sum_abs(values);
@@ -34,15 +35,17 @@ impl Regularizer for L1L2 {
         if self.l2 != 0.0 {
             p += self.l2 * sum_squares(values);
         }
-        p
+        Ok(p)
     }
 
-    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), RegularizerError> {
         let (c1, c2) = (scale * self.l1, scale * self.l2);
         grad.iter_mut().zip(values).for_each(|(g, &w)| *g += c1 * sign(w) + c2 * (w * 2.0));
+        Ok(())
     }
 
-    fn clone_box(&self) -> Box<dyn Regularizer> {
-        Box::new(*self)
+    fn validate(&self) -> Result<(), RegularizerError> {
+        non_negative("L1L2", "l1", self.l1)?;
+        non_negative("L1L2", "l2", self.l2)
     }
 }

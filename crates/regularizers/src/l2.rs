@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Regularizer;
+use crate::regularizer::non_negative;
+use crate::{Regularizer, RegularizerError};
 use crate::sums::sum_squares;
 
 /// `l2 · Σw²` (Keras `regularizers.L2`, default `l2 = 0.01`, no ½); gradient `2·l2·w`.
@@ -32,17 +33,18 @@ impl Default for L2 {
 
 #[typetag::serde]
 impl Regularizer for L2 {
-    fn penalty(&self, values: &[f32]) -> f32 {
-        self.l2 * sum_squares(values)
+    fn penalty(&self, values: &[f32]) -> Result<f32, RegularizerError> {
+        Ok(self.l2 * sum_squares(values))
     }
 
-    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), RegularizerError> {
         // TensorFlow: upstream (scale·l2) times square's gradient (w·2).
         let c = scale * self.l2;
         grad.iter_mut().zip(values).for_each(|(g, &w)| *g += c * (w * 2.0));
+        Ok(())
     }
 
-    fn clone_box(&self) -> Box<dyn Regularizer> {
-        Box::new(*self)
+    fn validate(&self) -> Result<(), RegularizerError> {
+        non_negative("L2", "l2", self.l2)
     }
 }

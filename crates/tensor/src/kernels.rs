@@ -34,11 +34,10 @@ pub fn relu_backward(out: &[f32], grad: &mut [f32]) {
     relu_backward_impl(out, grad);
 }
 
-crate::multiversion! {
-    /// See [`relu_backward`].
-    fn relu_backward_impl(out: &[f32], grad: &mut [f32]) {
-        grad.iter_mut().zip(out).for_each(|(g, &y)| *g = if y <= 0.0 { 0.0 } else { *g });
-    }
+/// See [`relu_backward`].
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn relu_backward_impl(out: &[f32], grad: &mut [f32]) {
+    grad.iter_mut().zip(out).for_each(|(g, &y)| *g = if y <= 0.0 { 0.0 } else { *g });
 }
 
 /// The logistic function `1 / (1 + e^{-x})` in place.

@@ -7,16 +7,14 @@
 //! seeded generator ([`Rng`], ChaCha8).
 //!
 //! ```
-//! use kiln_tensor::{matmul, Accum, Matrix, Par};
+//! use kiln_tensor::{matmul, Accumulate, Matrix, Parallelism};
 //!
 //! let a = Matrix::from_vec(2, 3, vec![1., 2., 3., 4., 5., 6.]).unwrap();
 //! let b = Matrix::from_vec(3, 1, vec![1., 0., -1.]).unwrap();
 //! let mut c = Matrix::zeros(2, 1);
-//! matmul::ab(c.view_mut(), a.view(), b.view(), Accum::Replace, Par::Seq);
+//! matmul::ab(c.view_mut(), a.view(), b.view(), Accumulate::Replace, Parallelism::Sequential);
 //! assert_eq!(c.as_slice(), &[-2.0, -2.0]);
 //! ```
-
-#![warn(missing_docs)]
 
 mod bytes;
 mod denormals;
@@ -24,18 +22,18 @@ mod error;
 pub mod kernels;
 pub mod matmul;
 mod matrix;
-mod multiversion;
+mod parallelism;
 mod rng;
 mod sparse;
 mod sparse_columns;
-mod threads;
+mod upper_state;
 
 pub use bytes::ByteMatrix;
 pub use denormals::FlushDenormals;
 pub use error::ShapeError;
-pub use faer::{Accum, Par};
 pub use matrix::{Matrix, View, ViewMut};
+pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_threads};
 pub use rng::Rng;
 pub use sparse::CsrMatrix;
 pub use sparse_columns::ColumnIndex;
-pub use threads::{THREADS_ENV, par_for_threads, threads_from_env};
+pub use upper_state::clear_upper_state;

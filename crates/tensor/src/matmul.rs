@@ -1,30 +1,38 @@
 //! Dense matrix products through faer, written into preallocated outputs.
 //!
-//! `dst = a·b`, `dst = aᵀ·b` and `dst = a·bᵀ`, each either overwriting (`Accum::Replace`)
-//! or adding to (`Accum::Add`) `dst`. Transposes are free stride swaps, never copies.
-//! Panics when shapes disagree: these are internal building blocks whose callers size
-//! their buffers at build time.
+//! `dst = a·b`, `dst = aᵀ·b` and `dst = a·bᵀ`, each either overwriting
+//! (`Accumulate::Replace`) or adding to (`Accumulate::Add`) `dst`. Transposes are free
+//! stride swaps, never copies. Panics when shapes disagree: these are internal building
+//! blocks whose callers size their buffers at build time.
+//!
+//! Every product ends with [`clear_upper_state`]: faer's assembly microkernels leave the
+//! upper vector registers dirty, which slows every later SSE instruction on Intel CPUs.
 
-use faer::{Accum, Par};
+use crate::upper_state::clear_upper_state;
+use crate::{Accumulate, Parallelism, View, ViewMut};
 
-use crate::{View, ViewMut};
+/// faer's product, then a clean vector state.
+fn product(dst: faer::MatMut<'_, f32>, accum: Accumulate, a: faer::MatRef<'_, f32>, b: faer::MatRef<'_, f32>, par: Parallelism) {
+    faer::linalg::matmul::matmul(dst, accum.to_faer(), a, b, 1.0f32, par.to_faer());
+    clear_upper_state();
+}
 
 /// `dst (m×n) ⟵ a (m×k) · b (k×n)`.
-pub fn ab(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
+pub fn ab(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accumulate, par: Parallelism) {
     assert_eq!((a.cols, dst.rows, dst.cols), (b.rows, a.rows, b.cols), "matmul ab shapes");
-    faer::linalg::matmul::matmul(dst.into_faer(), accum, a.as_faer(), b.as_faer(), 1.0f32, par);
+    product(dst.into_faer(), accum, a.as_faer(), b.as_faer(), par);
 }
 
 /// `dst (k×n) ⟵ aᵀ · b` with `a (m×k)`, `b (m×n)`: the weight gradient `xᵀ·dy`.
-pub fn atb(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
+pub fn atb(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accumulate, par: Parallelism) {
     assert_eq!((a.rows, dst.rows, dst.cols), (b.rows, a.cols, b.cols), "matmul atb shapes");
-    faer::linalg::matmul::matmul(dst.into_faer(), accum, a.as_faer().transpose(), b.as_faer(), 1.0f32, par);
+    product(dst.into_faer(), accum, a.as_faer().transpose(), b.as_faer(), par);
 }
 
 /// `dst (m×k) ⟵ a · bᵀ` with `a (m×n)`, `b (k×n)`: the input gradient `dy·wᵀ`.
-pub fn abt(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accum, par: Par) {
+pub fn abt(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, accum: Accumulate, par: Parallelism) {
     assert_eq!((a.cols, dst.rows, dst.cols), (b.cols, a.rows, b.rows), "matmul abt shapes");
-    faer::linalg::matmul::matmul(dst.into_faer(), accum, a.as_faer(), b.as_faer().transpose(), 1.0f32, par);
+    product(dst.into_faer(), accum, a.as_faer(), b.as_faer().transpose(), par);
 }
 
 #[cfg(test)]
@@ -62,13 +70,13 @@ mod tests {
         let b = counting(7, 4, 0.7);
         let want = naive(&a, &b);
         let mut c = Matrix::zeros(5, 4);
-        ab(c.view_mut(), a.view(), b.view(), Accum::Replace, Par::Seq);
+        ab(c.view_mut(), a.view(), b.view(), Accumulate::Replace, Parallelism::Sequential);
         assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
         let at = transpose(&a);
-        atb(c.view_mut(), at.view(), b.view(), Accum::Replace, Par::Seq);
+        atb(c.view_mut(), at.view(), b.view(), Accumulate::Replace, Parallelism::Sequential);
         assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
         let bt = transpose(&b);
-        abt(c.view_mut(), a.view(), bt.view(), Accum::Replace, Par::Seq);
+        abt(c.view_mut(), a.view(), bt.view(), Accumulate::Replace, Parallelism::Sequential);
         assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
     }
 
@@ -78,7 +86,7 @@ mod tests {
         let b = counting(3, 3, 0.9);
         let want = naive(&a, &b);
         let mut c = Matrix::from_vec(3, 3, vec![1.0; 9]).unwrap();
-        ab(c.view_mut(), a.view(), b.view(), Accum::Add, Par::rayon(2));
+        ab(c.view_mut(), a.view(), b.view(), Accumulate::Add, Parallelism::threads(2));
         assert!(c.as_slice().iter().zip(&want).all(|(x, y)| (x - (y + 1.0)).abs() < 1e-5));
     }
 }

@@ -166,7 +166,7 @@ impl<'a> View<'a> {
     }
 
     /// The faer view of the same memory (row-major strides).
-    pub fn as_faer(&self) -> faer::MatRef<'a, f32> {
+    pub(crate) fn as_faer(&self) -> faer::MatRef<'a, f32> {
         faer::MatRef::from_row_major_slice(self.data, self.rows, self.cols)
     }
 }
@@ -181,7 +181,7 @@ impl<'a> ViewMut<'a> {
     }
 
     /// The faer view of the same memory (row-major strides).
-    pub fn into_faer(self) -> faer::MatMut<'a, f32> {
+    pub(crate) fn into_faer(self) -> faer::MatMut<'a, f32> {
         faer::MatMut::from_row_major_slice_mut(self.data, self.rows, self.cols)
     }
 }

@@ -46,6 +46,24 @@ impl Rng {
         low + (high - low) * self.uniform()
     }
 
+    /// A standard normal `f32` (Box–Muller on two uniforms in `(0, 1]` and `[0, 1)`).
+    pub fn normal(&mut self) -> f32 {
+        let u1 = 1.0 - self.uniform() as f64; // (0, 1]: the logarithm stays finite
+        let u2 = self.uniform() as f64;
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    }
+
+    /// A normal `f32` with `mean` and `stddev`, redrawn until it lies within two standard
+    /// deviations of the mean (TensorFlow's `truncated_normal`).
+    pub fn truncated_normal(&mut self, mean: f32, stddev: f32) -> f32 {
+        loop {
+            let z = self.normal();
+            if z.abs() <= 2.0 {
+                return mean + stddev * z;
+            }
+        }
+    }
+
     /// A uniform integer in `0..n` (unbiased, by rejection). Panics when `n == 0`.
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "below(0)");
@@ -93,6 +111,16 @@ mod tests {
         assert_ne!(v, (0..100).collect::<Vec<_>>());
         v.sort();
         assert_eq!(v, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn normals_have_the_right_moments_and_truncation() {
+        let mut r = Rng::seed_from_u64(3);
+        let z: Vec<f64> = (0..20_000).map(|_| r.normal() as f64).collect();
+        let mean = z.iter().sum::<f64>() / z.len() as f64;
+        let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / z.len() as f64;
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!((0..5000).map(|_| r.truncated_normal(1.0, 0.5)).all(|v| (0.0..=2.0).contains(&v)));
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
-use faer::Accum;
-
-use crate::{ShapeError, View, ViewMut};
+use crate::{Accumulate, ShapeError, View, ViewMut};
 
 /// A compressed-sparse-row `f32` matrix: row `i` holds the entries
 /// `indices[indptr[i]..indptr[i+1]]` (strictly increasing columns) with their `values`.
@@ -141,52 +139,50 @@ impl CsrMatrix {
     }
 
     /// `dst (m×n) ⟵ self (m×k) · b (k×n)`; each stored entry adds a scaled row of `b`.
-    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
+    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accumulate) {
         assert_eq!((self.cols, dst.rows, dst.cols), (b.rows, self.rows, b.cols), "csr matmul shapes");
-        if accum == Accum::Replace {
+        if accum == Accumulate::Replace {
             dst.data.fill(0.0);
         }
         csr_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
     }
 
     /// `dst (k×n) ⟵ selfᵀ (k×m) · b (m×n)`: the weight gradient of a layer fed sparse input.
-    pub fn t_matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
+    pub fn t_matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accumulate) {
         assert_eq!((self.rows, dst.rows, dst.cols), (b.rows, self.cols, b.cols), "csr t_matmul shapes");
-        if accum == Accum::Replace {
+        if accum == Accumulate::Replace {
             dst.data.fill(0.0);
         }
         csr_t_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
     }
 }
 
-crate::multiversion! {
-    /// `out[i,:] += Σ_j v_ij · b[j,:]` over the stored entries of each row.
-    fn csr_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
-        for (i, range) in indptr.windows(2).enumerate() {
-            let row = &mut out[i * n..(i + 1) * n];
-            for k in range[0]..range[1] {
-                let (j, v) = (indices[k] as usize, values[k]);
-                let brow = &b[j * n..(j + 1) * n];
-                if v == 1.0 {
-                    row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
-                } else {
-                    row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
-                }
+/// `out[i,:] += Σ_j v_ij · b[j,:]` over the stored entries of each row.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn csr_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    for (i, range) in indptr.windows(2).enumerate() {
+        let row = &mut out[i * n..(i + 1) * n];
+        for k in range[0]..range[1] {
+            let (j, v) = (indices[k] as usize, values[k]);
+            let brow = &b[j * n..(j + 1) * n];
+            if v == 1.0 {
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
+            } else {
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
             }
         }
     }
 }
 
-crate::multiversion! {
-    /// `out[j,:] += v_ij · b[i,:]` over the stored entries of each row `i`.
-    fn csr_t_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
-        for (i, range) in indptr.windows(2).enumerate() {
-            let brow = &b[i * n..(i + 1) * n];
-            for k in range[0]..range[1] {
-                let (j, v) = (indices[k] as usize, values[k]);
-                let row = &mut out[j * n..(j + 1) * n];
-                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
-            }
+/// `out[j,:] += v_ij · b[i,:]` over the stored entries of each row `i`.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn csr_t_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    for (i, range) in indptr.windows(2).enumerate() {
+        let brow = &b[i * n..(i + 1) * n];
+        for k in range[0]..range[1] {
+            let (j, v) = (indices[k] as usize, values[k]);
+            let row = &mut out[j * n..(j + 1) * n];
+            row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
         }
     }
 }
@@ -194,7 +190,7 @@ crate::multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Matrix, Par, matmul};
+    use crate::{Matrix, Parallelism, matmul};
 
     fn sample() -> CsrMatrix {
         let mut m = CsrMatrix::with_cols(5);
@@ -210,14 +206,14 @@ mod tests {
         let d = s.to_dense();
         let b = Matrix::from_vec(5, 2, (0..10).map(|i| i as f32 * 0.5 - 1.0).collect()).unwrap();
         let (mut want, mut got) = (Matrix::zeros(3, 2), Matrix::zeros(3, 2));
-        matmul::ab(want.view_mut(), d.view(), b.view(), Accum::Replace, Par::Seq);
-        s.matmul(got.view_mut(), b.view(), Accum::Replace);
+        matmul::ab(want.view_mut(), d.view(), b.view(), Accumulate::Replace, Parallelism::Sequential);
+        s.matmul(got.view_mut(), b.view(), Accumulate::Replace);
         assert_eq!(want, got);
 
         let dy = Matrix::from_vec(3, 2, vec![1.0, 2.0, 3.0, 4.0, -1.0, 0.5]).unwrap();
         let (mut want, mut got) = (Matrix::zeros(5, 2), Matrix::zeros(5, 2));
-        matmul::atb(want.view_mut(), d.view(), dy.view(), Accum::Replace, Par::Seq);
-        s.t_matmul(got.view_mut(), dy.view(), Accum::Replace);
+        matmul::atb(want.view_mut(), d.view(), dy.view(), Accumulate::Replace, Parallelism::Sequential);
+        s.t_matmul(got.view_mut(), dy.view(), Accumulate::Replace);
         assert_eq!(want, got);
     }
 

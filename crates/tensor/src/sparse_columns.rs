@@ -9,9 +9,7 @@
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
 
-use faer::Accum;
-
-use crate::{CsrMatrix, View, ViewMut};
+use crate::{Accumulate, CsrMatrix, View, ViewMut};
 
 /// The entries of a [`CsrMatrix`] grouped by column; buffers are reused across batches.
 #[derive(Debug, Clone, Default)]
@@ -90,9 +88,9 @@ impl ColumnIndex {
 
     /// `dst (m×n) ⟵ M (m×k) · b (k×n)` for the indexed matrix `M`; equals
     /// [`CsrMatrix::matmul`] bit for bit.
-    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accum) {
+    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accumulate) {
         assert_eq!((self.cols, dst.rows, dst.cols), (b.rows, self.rows, b.cols), "column-index matmul shapes");
-        if accum == Accum::Replace {
+        if accum == Accumulate::Replace {
             dst.data.fill(0.0);
         }
         columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, b.cols, dst.data);
@@ -108,39 +106,37 @@ impl ColumnIndex {
     }
 }
 
-crate::multiversion! {
-    /// `out[i,:] += v_ij · b[j,:]`, column `j` by column, each `b` row read once.
-    fn columns_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
-        for (t, &j) in touched.iter().enumerate() {
-            let brow = &b[j as usize * n..(j as usize + 1) * n];
-            for k in ptr[t]..ptr[t + 1] {
-                let (i, v) = (row_of[k] as usize, value_of[k]);
-                let row = &mut out[i * n..(i + 1) * n];
-                if v == 1.0 {
-                    row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
-                } else {
-                    row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
-                }
+/// `out[i,:] += v_ij · b[j,:]`, column `j` by column, each `b` row read once.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn columns_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    for (t, &j) in touched.iter().enumerate() {
+        let brow = &b[j as usize * n..(j as usize + 1) * n];
+        for k in ptr[t]..ptr[t + 1] {
+            let (i, v) = (row_of[k] as usize, value_of[k]);
+            let row = &mut out[i * n..(i + 1) * n];
+            if v == 1.0 {
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
+            } else {
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
             }
         }
     }
 }
 
-crate::multiversion! {
-    /// `out[j,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i` increasing).
-    fn columns_t_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
-        for (t, &j) in touched.iter().enumerate() {
-            let row = &mut out[j as usize * n..(j as usize + 1) * n];
-            let (first, rest) = (ptr[t], ptr[t]+1..ptr[t + 1]);
-            // The first term overwrites the row as `0 + v·x` (not `v·x`, which keeps a −0
-            // the accumulating loop would turn into +0), saving a separate clearing pass.
-            let (i, v) = (row_of[first] as usize, value_of[first]);
-            row.iter_mut().zip(&b[i * n..(i + 1) * n]).for_each(|(o, &x)| *o = 0.0 + v * x);
-            for k in rest {
-                let (i, v) = (row_of[k] as usize, value_of[k]);
-                let brow = &b[i * n..(i + 1) * n];
-                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
-            }
+/// `out[j,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i` increasing).
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn columns_t_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    for (t, &j) in touched.iter().enumerate() {
+        let row = &mut out[j as usize * n..(j as usize + 1) * n];
+        let (first, rest) = (ptr[t], ptr[t]+1..ptr[t + 1]);
+        // The first term overwrites the row as `0 + v·x` (not `v·x`, which keeps a −0
+        // the accumulating loop would turn into +0), saving a separate clearing pass.
+        let (i, v) = (row_of[first] as usize, value_of[first]);
+        row.iter_mut().zip(&b[i * n..(i + 1) * n]).for_each(|(o, &x)| *o = 0.0 + v * x);
+        for k in rest {
+            let (i, v) = (row_of[k] as usize, value_of[k]);
+            let brow = &b[i * n..(i + 1) * n];
+            row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
         }
     }
 }
@@ -176,13 +172,13 @@ mod tests {
         index.build(&m);
         let b = random_matrix(200, 9, 2);
         let (mut want, mut got) = (Matrix::zeros(37, 9), Matrix::zeros(37, 9));
-        m.matmul(want.view_mut(), b.view(), Accum::Replace);
-        index.matmul(got.view_mut(), b.view(), Accum::Replace);
+        m.matmul(want.view_mut(), b.view(), Accumulate::Replace);
+        index.matmul(got.view_mut(), b.view(), Accumulate::Replace);
         assert_eq!(want, got);
 
         let dy = random_matrix(37, 9, 3);
         let (mut want, mut got) = (Matrix::zeros(200, 9), Matrix::zeros(200, 9));
-        m.t_matmul(want.view_mut(), dy.view(), Accum::Replace);
+        m.t_matmul(want.view_mut(), dy.view(), Accumulate::Replace);
         index.t_matmul_touched(got.view_mut(), dy.view());
         assert_eq!(want, got);
     }
@@ -209,8 +205,8 @@ mod tests {
         index.build(&small);
         let b = random_matrix(30, 4, 6);
         let (mut want, mut got) = (Matrix::zeros(3, 4), Matrix::zeros(3, 4));
-        small.matmul(want.view_mut(), b.view(), Accum::Replace);
-        index.matmul(got.view_mut(), b.view(), Accum::Replace);
+        small.matmul(want.view_mut(), b.view(), Accumulate::Replace);
+        index.matmul(got.view_mut(), b.view(), Accumulate::Replace);
         assert_eq!(want, got);
     }
 }

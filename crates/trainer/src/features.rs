@@ -1,9 +1,10 @@
-//! Model inputs: dense, raw bytes (scaled on the fly) or sparse rows, gathered into batches.
+//! Model inputs: dense, raw bytes (scaled on the fly) or sparse rows, owned or borrowed,
+//! gathered into reusable batches.
 
 use kiln_layers::LayerInput;
 use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix};
 
-/// A data set's inputs, one sample per row.
+/// A data set's inputs, one sample per row (owned; pass `&features` to `fit`).
 #[derive(Debug, Clone)]
 pub enum Features {
     /// Dense `f32` rows.
@@ -19,14 +20,36 @@ pub enum Features {
     Sparse(CsrMatrix),
 }
 
+/// Borrowed inputs: what `fit`, `evaluate` and `predict` read. Every owned form converts
+/// (`&Matrix`, `&CsrMatrix`, `&Features`), so the data set is never copied.
+#[derive(Debug, Clone, Copy)]
+pub enum FeaturesRef<'a> {
+    /// Dense `f32` rows.
+    Dense(&'a Matrix),
+    /// `u8` rows divided by `divisor` when a batch is gathered.
+    Bytes {
+        /// The raw values.
+        values: &'a ByteMatrix,
+        /// What each byte is divided by.
+        divisor: f32,
+    },
+    /// Sparse rows.
+    Sparse(&'a CsrMatrix),
+}
+
 impl Features {
+    /// A borrowed view.
+    pub fn as_ref(&self) -> FeaturesRef<'_> {
+        match self {
+            Self::Dense(m) => FeaturesRef::Dense(m),
+            Self::Bytes { values, divisor } => FeaturesRef::Bytes { values, divisor: *divisor },
+            Self::Sparse(s) => FeaturesRef::Sparse(s),
+        }
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
-        match self {
-            Self::Dense(m) => m.rows(),
-            Self::Bytes { values, .. } => values.rows(),
-            Self::Sparse(s) => s.rows(),
-        }
+        self.as_ref().len()
     }
 
     /// True when there are no samples.
@@ -36,6 +59,27 @@ impl Features {
 
     /// Number of features per sample.
     pub fn width(&self) -> usize {
+        self.as_ref().width()
+    }
+}
+
+impl<'a> FeaturesRef<'a> {
+    /// Number of samples.
+    pub fn len(self) -> usize {
+        match self {
+            Self::Dense(m) => m.rows(),
+            Self::Bytes { values, .. } => values.rows(),
+            Self::Sparse(s) => s.rows(),
+        }
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of features per sample.
+    pub fn width(self) -> usize {
         match self {
             Self::Dense(m) => m.cols(),
             Self::Bytes { values, .. } => values.cols(),
@@ -44,7 +88,7 @@ impl Features {
     }
 
     /// Sizes `batch` for `batch_size` rows up front, so no later batch reallocates.
-    pub(crate) fn reserve(&self, batch_size: usize, batch: &mut Batch) {
+    pub(crate) fn reserve(self, batch_size: usize, batch: &mut Batch) {
         let rows = batch_size.min(self.len());
         match self {
             Self::Dense(m) => batch.dense.resize(rows, m.cols()),
@@ -54,7 +98,7 @@ impl Features {
     }
 
     /// Copies the samples `idx` into `batch`, reusing its buffers.
-    pub(crate) fn gather(&self, idx: &[usize], batch: &mut Batch) {
+    pub(crate) fn gather(self, idx: &[usize], batch: &mut Batch) {
         match self {
             Self::Dense(m) => {
                 batch.sparse = false;
@@ -65,13 +109,31 @@ impl Features {
             }
             Self::Bytes { values, divisor } => {
                 batch.sparse = false;
-                values.gather_scaled_into(idx, *divisor, &mut batch.dense);
+                values.gather_scaled_into(idx, divisor, &mut batch.dense);
             }
             Self::Sparse(s) => {
                 batch.sparse = true;
                 s.gather_rows_into(idx, &mut batch.csr);
             }
         }
+    }
+}
+
+impl<'a> From<&'a Matrix> for FeaturesRef<'a> {
+    fn from(m: &'a Matrix) -> Self {
+        Self::Dense(m)
+    }
+}
+
+impl<'a> From<&'a CsrMatrix> for FeaturesRef<'a> {
+    fn from(s: &'a CsrMatrix) -> Self {
+        Self::Sparse(s)
+    }
+}
+
+impl<'a> From<&'a Features> for FeaturesRef<'a> {
+    fn from(f: &'a Features) -> Self {
+        f.as_ref()
     }
 }
 

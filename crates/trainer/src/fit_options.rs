@@ -3,31 +3,33 @@
 use kiln_tensor::Matrix;
 
 use crate::callbacks::Callback;
-use crate::{Features, Verbosity};
+use crate::{FeaturesRef, Verbosity};
 
 /// Where validation data comes from.
-#[derive(Debug, Clone, Default)]
-pub enum Validation {
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Validation<'a> {
     /// No validation.
     #[default]
     None,
     /// The **last** fraction of the data as passed, split off before any shuffling and
     /// fixed for all epochs (Keras' `validation_split`): `split_at = ⌊n·(1 − fraction)⌋`.
     Split(f64),
-    /// Separate validation inputs and labels (Keras' `validation_data`).
-    Data(Features, Matrix),
+    /// Separate validation inputs and labels (Keras' `validation_data`), borrowed.
+    Data(FeaturesRef<'a>, &'a Matrix),
 }
 
-/// Options of [`Sequential::fit`], with Keras' defaults (`epochs` 1, `batch_size` 32,
-/// `shuffle` on and redrawn every epoch, progress `Auto`).
-#[derive(Debug)]
-pub struct FitOptions {
+/// Options of [`Sequential::fit`](crate::Sequential::fit), with Keras' defaults (`epochs`
+/// 1, `batch_size` 32, `shuffle` on and redrawn every epoch, progress `Auto`).
+///
+/// Callbacks and validation data are borrowed for the duration of `fit`, so their state
+/// can be read afterwards.
+pub struct FitOptions<'a> {
     /// Passes over the training data.
     pub epochs: usize,
     /// Samples per gradient step (the last batch may be smaller).
     pub batch_size: usize,
     /// Validation data, if any.
-    pub validation: Validation,
+    pub validation: Validation<'a>,
     /// Shuffle the training part.
     pub shuffle: bool,
     /// Draw a new order every epoch (Keras' documented `shuffle=True`); when false, the
@@ -40,10 +42,10 @@ pub struct FitOptions {
     /// Progress output.
     pub verbose: Verbosity,
     /// Callbacks, called in order.
-    pub callbacks: Vec<Box<dyn Callback>>,
+    pub callbacks: Vec<&'a mut dyn Callback>,
 }
 
-impl Default for FitOptions {
+impl Default for FitOptions<'_> {
     fn default() -> Self {
         Self {
             epochs: 1,
@@ -58,7 +60,7 @@ impl Default for FitOptions {
     }
 }
 
-impl FitOptions {
+impl<'a> FitOptions<'a> {
     /// Sets the number of epochs.
     pub fn epochs(mut self, epochs: usize) -> Self {
         self.epochs = epochs;
@@ -78,7 +80,7 @@ impl FitOptions {
     }
 
     /// Validates on separate data.
-    pub fn validation_data(mut self, x: impl Into<Features>, y: Matrix) -> Self {
+    pub fn validation_data(mut self, x: impl Into<FeaturesRef<'a>>, y: &'a Matrix) -> Self {
         self.validation = Validation::Data(x.into(), y);
         self
     }
@@ -107,9 +109,9 @@ impl FitOptions {
         self
     }
 
-    /// Adds a callback.
-    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
-        self.callbacks.push(Box::new(callback));
+    /// Adds a callback (borrowed: read its state after `fit`).
+    pub fn callback(mut self, callback: &'a mut dyn Callback) -> Self {
+        self.callbacks.push(callback);
         self
     }
 }

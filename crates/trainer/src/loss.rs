@@ -2,7 +2,6 @@
 
 use kiln_layers::{Activation, GradOf, Layer};
 use kiln_tensor::Matrix;
-use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
@@ -15,76 +14,170 @@ const EPSILON: f32 = 1e-7;
 /// the loss is computed from that layer's logits, without clipping — Keras does the same
 /// (`_keras_logits`), which is why a diverging run can report losses far above
 /// `−ln 1e−7 ≈ 16.1`. Otherwise predictions are clipped to `[1e−7, 1 − 1e−7]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// `from_logits: true` (Keras' `from_logits=True`) reads the last layer's output as
+/// logits: use it with a linear last layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
     /// Integer class labels (one column) against class scores.
-    SparseCategoricalCrossentropy,
-    /// One-hot labels against class scores.
-    CategoricalCrossentropy,
-    /// 0/1 labels against one probability per output.
-    BinaryCrossentropy,
+    SparseCategoricalCrossentropy {
+        /// Read the output as logits.
+        from_logits: bool,
+    },
+    /// One-hot (or soft) labels against class scores.
+    CategoricalCrossentropy {
+        /// Read the output as logits.
+        from_logits: bool,
+    },
+    /// Labels in `[0, 1]` against one probability per output.
+    BinaryCrossentropy {
+        /// Read the output as logits.
+        from_logits: bool,
+    },
     /// Mean squared error over the outputs of each sample.
     MeanSquaredError,
 }
 
+/// The loss without its `from_logits` flag: what the formulas switch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sparse,
+    Categorical,
+    Binary,
+    Mse,
+}
+
 impl Loss {
-    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, class names…).
+    /// Sparse categorical cross-entropy on probabilities (Keras' default `from_logits=False`).
+    pub const fn sparse_categorical_crossentropy() -> Self {
+        Self::SparseCategoricalCrossentropy { from_logits: false }
+    }
+
+    /// Categorical cross-entropy on probabilities.
+    pub const fn categorical_crossentropy() -> Self {
+        Self::CategoricalCrossentropy { from_logits: false }
+    }
+
+    /// Binary cross-entropy on probabilities.
+    pub const fn binary_crossentropy() -> Self {
+        Self::BinaryCrossentropy { from_logits: false }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Self::SparseCategoricalCrossentropy { .. } => Kind::Sparse,
+            Self::CategoricalCrossentropy { .. } => Kind::Categorical,
+            Self::BinaryCrossentropy { .. } => Kind::Binary,
+            Self::MeanSquaredError => Kind::Mse,
+        }
+    }
+
+    /// Whether the output is read as logits.
+    pub fn from_logits(self) -> bool {
+        match self {
+            Self::SparseCategoricalCrossentropy { from_logits }
+            | Self::CategoricalCrossentropy { from_logits }
+            | Self::BinaryCrossentropy { from_logits } => from_logits,
+            Self::MeanSquaredError => false,
+        }
+    }
+
+    /// The same loss with `from_logits` set (MSE has no such switch and is returned as is).
+    pub fn with_from_logits(self, from_logits: bool) -> Self {
+        match self {
+            Self::SparseCategoricalCrossentropy { .. } => Self::SparseCategoricalCrossentropy { from_logits },
+            Self::CategoricalCrossentropy { .. } => Self::CategoricalCrossentropy { from_logits },
+            Self::BinaryCrossentropy { .. } => Self::BinaryCrossentropy { from_logits },
+            Self::MeanSquaredError => Self::MeanSquaredError,
+        }
+    }
+
+    /// Keras' identifier (`binary_crossentropy`, …), as saved configs write it.
+    pub fn name(self) -> &'static str {
+        match self.kind() {
+            Kind::Sparse => "sparse_categorical_crossentropy",
+            Kind::Categorical => "categorical_crossentropy",
+            Kind::Binary => "binary_crossentropy",
+            Kind::Mse => "mean_squared_error",
+        }
+    }
+
+    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, class names…),
+    /// with `from_logits` off.
     pub fn from_keras(name: &str) -> Option<Self> {
         Some(match name {
-            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => Self::SparseCategoricalCrossentropy,
-            "categorical_crossentropy" | "CategoricalCrossentropy" => Self::CategoricalCrossentropy,
-            "binary_crossentropy" | "BinaryCrossentropy" => Self::BinaryCrossentropy,
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+                Self::sparse_categorical_crossentropy()
+            }
+            "categorical_crossentropy" | "CategoricalCrossentropy" => Self::categorical_crossentropy(),
+            "binary_crossentropy" | "BinaryCrossentropy" => Self::binary_crossentropy(),
             "mse" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
             _ => return None,
         })
     }
 
-    /// Checks labels against the model's output width before training starts.
+    /// Checks labels against the loss's domain and the model's output width, once, before
+    /// training or evaluating: class ids for sparse CE; finite, non-negative rows summing
+    /// to 1 (one-hot or soft) for categorical CE; values in `[0, 1]` for binary CE; finite
+    /// values for MSE. Outside these the loss is meaningless (binary CE with a label of 2
+    /// goes negative), so they are refused rather than trained on.
     pub fn check_targets(self, targets: &Matrix, output_width: usize) -> Result<(), TrainError> {
-        let bad = |msg: String| Err(TrainError::Input(format!("{self:?}: {msg}")));
-        match self {
-            Self::SparseCategoricalCrossentropy => {
-                if targets.cols() != 1 {
-                    return bad(format!("labels must be one column of class ids, got {}", targets.cols()));
+        let (loss, k) = (self.name(), targets.cols());
+        let bad = |row: usize, value: f32, problem: String| Err(TrainError::BadLabel { loss, row, value, problem });
+        if self.kind() == Kind::Sparse {
+            if k != 1 {
+                return Err(TrainError::Input(format!("{loss}: labels must be one column of class ids, got {k}")));
+            }
+        } else if k != output_width {
+            return Err(TrainError::Input(format!(
+                "{loss}: labels have {k} columns but the model outputs {output_width}"
+            )));
+        }
+        for (row, t) in targets.as_slice().chunks_exact(k.max(1)).enumerate() {
+            match self.kind() {
+                Kind::Sparse => {
+                    let v = t[0];
+                    if !(v.fract() == 0.0 && v >= 0.0 && v < output_width as f32) {
+                        return bad(row, v, format!("is not a class id in 0..{output_width}"));
+                    }
                 }
-                if let Some((i, v)) = targets
-                    .as_slice()
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| v.fract() != 0.0 || **v < 0.0 || **v >= output_width as f32)
-                {
-                    return bad(format!("label {v} at row {i} is not a class id in 0..{output_width}"));
+                Kind::Binary => {
+                    if let Some(&v) = t.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+                        return bad(row, v, "is outside [0, 1]".into());
+                    }
+                }
+                Kind::Categorical => {
+                    if let Some(&v) = t.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                        return bad(row, v, "is not a finite probability ≥ 0".into());
+                    }
+                    let sum: f64 = t.iter().map(|&v| v as f64).sum();
+                    if (sum - 1.0).abs() > LABEL_SUM_TOLERANCE {
+                        return bad(row, t[0], format!("starts a row that sums to {sum}, not 1 (one-hot or soft labels)"));
+                    }
+                }
+                Kind::Mse => {
+                    if let Some(&v) = t.iter().find(|v| !v.is_finite()) {
+                        return bad(row, v, "is not finite".into());
+                    }
                 }
             }
-            _ if targets.cols() != output_width => {
-                return bad(format!("labels have {} columns but the model outputs {output_width}", targets.cols()));
-            }
-            _ => {}
         }
         Ok(())
     }
 
     /// The activation whose logits this loss can start from (`Linear` for MSE).
     fn logits_activation(self) -> Activation {
-        match self {
-            Self::SparseCategoricalCrossentropy | Self::CategoricalCrossentropy => Activation::Softmax,
-            Self::BinaryCrossentropy => Activation::Sigmoid,
-            Self::MeanSquaredError => Activation::Linear,
+        match self.kind() {
+            Kind::Sparse | Kind::Categorical => Activation::Softmax,
+            Kind::Binary => Activation::Sigmoid,
+            Kind::Mse => Activation::Linear,
         }
     }
 
-    /// The loss of the model's last layer: from its logits where Keras would, or — when
-    /// compiled with `from_logits` (Keras' `from_logits=True`) — reading its output as
-    /// logits. The returned [`GradOf`] tells `backward` what the gradient is w.r.t.
-    pub(crate) fn of_layer(
-        self,
-        last: &dyn Layer,
-        from_logits: bool,
-        targets: &Matrix,
-        grad: &mut Matrix,
-    ) -> (f32, GradOf) {
-        if from_logits {
+    /// The loss of the model's last layer: from its logits where Keras would, or — with
+    /// `from_logits` — reading its output as logits. The returned [`GradOf`] tells
+    /// `backward` what the gradient is w.r.t.
+    pub(crate) fn of_layer(self, last: &dyn Layer, targets: &Matrix, grad: &mut Matrix) -> (f32, GradOf) {
+        if self.from_logits() {
             let z = last.output();
             let (loss, _) = self.forward_backward(z, Some(z), self.logits_activation(), targets, grad);
             (loss, GradOf::Output)
@@ -109,43 +202,44 @@ impl Loss {
             return (0.0, GradOf::Output);
         }
         let u = 1.0 / n as f32;
-        let from_logits = match (self, activation, logits) {
-            (Self::SparseCategoricalCrossentropy | Self::CategoricalCrossentropy, Activation::Softmax, Some(z))
-            | (Self::BinaryCrossentropy, Activation::Sigmoid, Some(z)) => Some(z),
+        let from_logits = match (self.kind(), activation, logits) {
+            (Kind::Sparse | Kind::Categorical, Activation::Softmax, Some(z)) | (Kind::Binary, Activation::Sigmoid, Some(z)) => {
+                Some(z)
+            }
             _ => None,
         };
         let mut sum = 0.0f32;
         let g = grad.as_mut_slice();
-        match (self, from_logits) {
-            (Self::SparseCategoricalCrossentropy, Some(z)) => {
+        match (self.kind(), from_logits) {
+            (Kind::Sparse, Some(z)) => {
                 for i in 0..n {
                     let label = targets.get(i, 0) as usize;
                     sum += softmax_xent_row(z.row(i), OneHot::Index(label), &mut g[i * k..(i + 1) * k], u);
                 }
             }
-            (Self::CategoricalCrossentropy, Some(z)) => {
+            (Kind::Categorical, Some(z)) => {
                 for i in 0..n {
                     sum += softmax_xent_row(z.row(i), OneHot::Dense(targets.row(i)), &mut g[i * k..(i + 1) * k], u);
                 }
             }
-            (Self::BinaryCrossentropy, Some(z)) => {
+            (Kind::Binary, Some(z)) => {
                 let uk = u / k as f32;
                 for (j, (&x, &t)) in z.as_slice().iter().zip(targets.as_slice()).enumerate() {
                     sum += sigmoid_xent(x, t, &mut g[j], uk) / k as f32;
                 }
             }
-            (Self::SparseCategoricalCrossentropy, None) => {
+            (Kind::Sparse, None) => {
                 for i in 0..n {
                     let label = targets.get(i, 0) as usize;
                     sum += prob_sparse_xent_row(output.row(i), label, &mut g[i * k..(i + 1) * k], u);
                 }
             }
-            (Self::CategoricalCrossentropy, None) => {
+            (Kind::Categorical, None) => {
                 for i in 0..n {
                     sum += prob_xent_row(output.row(i), targets.row(i), &mut g[i * k..(i + 1) * k], u);
                 }
             }
-            (Self::BinaryCrossentropy, None) => {
+            (Kind::Binary, None) => {
                 let uk = u / k as f32;
                 for (j, (&p, &t)) in output.as_slice().iter().zip(targets.as_slice()).enumerate() {
                     let pc = p.clamp(EPSILON, 1.0 - EPSILON);
@@ -154,7 +248,7 @@ impl Loss {
                     g[j] = if clipped { 0.0 } else { -uk * (t / pc - (1.0 - t) / (1.0 - pc)) };
                 }
             }
-            (Self::MeanSquaredError, _) => {
+            (Kind::Mse, _) => {
                 let uk = u / k as f32;
                 for i in 0..n {
                     let (p, t) = (output.row(i), targets.row(i));
@@ -170,6 +264,10 @@ impl Loss {
         (sum * u, grad_of)
     }
 }
+
+/// How far a categorical label row's sum may stray from 1: float32 rounding of soft
+/// labels (a row of ten 0.1s sums to 1.0000001).
+const LABEL_SUM_TOLERANCE: f64 = 1e-3;
 
 /// The label of one row: a class id or a (one-hot) distribution.
 enum OneHot<'a> {
@@ -272,7 +370,7 @@ mod tests {
         let mut p = z.clone();
         kernels::softmax_rows(p.as_mut_slice(), 3);
         let mut g = Matrix::default();
-        let (loss, of) = Loss::SparseCategoricalCrossentropy.forward_backward(
+        let (loss, of) = Loss::sparse_categorical_crossentropy().forward_backward(
             &p,
             Some(&z),
             Activation::Softmax,
@@ -281,7 +379,7 @@ mod tests {
         );
         assert_eq!((loss, of), (100.0, GradOf::Logits));
         let z = m(&[&[-50.0]]);
-        let (loss, _) = Loss::BinaryCrossentropy.forward_backward(
+        let (loss, _) = Loss::binary_crossentropy().forward_backward(
             &m(&[&[0.0]]),
             Some(&z),
             Activation::Sigmoid,
@@ -296,16 +394,26 @@ mod tests {
         let p = m(&[&[1.0, 0.0, 0.0]]);
         let mut g = Matrix::default();
         let (loss, of) =
-            Loss::SparseCategoricalCrossentropy.forward_backward(&p, None, Activation::Linear, &m(&[&[2.0]]), &mut g);
+            Loss::sparse_categorical_crossentropy().forward_backward(&p, None, Activation::Linear, &m(&[&[2.0]]), &mut g);
         assert_eq!(of, GradOf::Output);
         assert!((loss - 16.118095).abs() < 1e-3, "{loss}");
     }
 
     #[test]
     fn targets_are_checked() {
-        let l = Loss::SparseCategoricalCrossentropy;
+        let l = Loss::sparse_categorical_crossentropy();
         assert!(l.check_targets(&m(&[&[1.0], &[3.0]]), 3).unwrap_err().to_string().contains("row 1"));
         assert!(l.check_targets(&m(&[&[0.5]]), 3).is_err());
         assert!(Loss::MeanSquaredError.check_targets(&m(&[&[1.0, 2.0]]), 3).is_err());
+        let bce = Loss::binary_crossentropy();
+        for bad in [2.0, -1.0, f32::NAN] {
+            let err = bce.check_targets(&m(&[&[0.0], &[bad]]), 1).unwrap_err().to_string();
+            assert!(err.contains("row 1") && err.contains("outside [0, 1]"), "{err}");
+        }
+        bce.check_targets(&m(&[&[0.25], &[1.0]]), 1).unwrap();
+        let cce = Loss::categorical_crossentropy();
+        assert!(cce.check_targets(&m(&[&[5.0, 0.0]]), 2).unwrap_err().to_string().contains("sums to 5"));
+        assert!(cce.check_targets(&m(&[&[-0.5, 1.5]]), 2).is_err());
+        cce.check_targets(&m(&[&[0.0, 1.0], &[0.3, 0.7]]), 2).unwrap();
     }
 }

@@ -1,25 +1,16 @@
 //! Metrics reported next to the loss: accuracy (three kinds) and mean absolute error.
 
 use kiln_tensor::Matrix;
+use kiln_tensor::kernels::argmax;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::mean::Mean;
-use kiln_tensor::kernels::argmax;
 
-/// A metric as compiled: the log key it reports under and what it computes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metric {
-    /// The key in the logs (`accuracy`, `mae`, …): the identifier the user passed.
-    pub name: String,
-    /// What it computes.
-    pub kind: MetricKind,
-}
-
-/// What a metric computes.
+/// What a metric computes (typed, as [`Loss`](crate::Loss) is). Serialized in snake case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MetricKind {
+pub enum Metric {
     /// `"accuracy"`: resolved to one of the three below from the widths of outputs and
     /// labels when training starts, as Keras does.
     Accuracy,
@@ -33,46 +24,92 @@ pub enum MetricKind {
     MeanAbsoluteError,
 }
 
+/// No metrics, for `compile(optimizer, loss, NO_METRICS)`.
+pub const NO_METRICS: [Metric; 0] = [];
+
+/// Every identifier [`Metric::from_keras`] knows, for error messages.
+const KNOWN: &str = "accuracy, acc, binary_accuracy, sparse_categorical_accuracy, categorical_accuracy, mae, \
+                     mean_absolute_error";
+
 impl Metric {
-    /// Parses a Keras metric identifier (`"accuracy"`, `"acc"`, `"binary_accuracy"`,
-    /// `"sparse_categorical_accuracy"`, `"categorical_accuracy"`, `"mae"`, …).
-    pub fn from_keras(name: &str) -> Result<Self, TrainError> {
-        let kind = match name {
-            "accuracy" | "acc" | "Accuracy" => MetricKind::Accuracy,
-            "binary_accuracy" | "BinaryAccuracy" => MetricKind::BinaryAccuracy,
-            "sparse_categorical_accuracy" | "SparseCategoricalAccuracy" => MetricKind::SparseCategoricalAccuracy,
-            "categorical_accuracy" | "CategoricalAccuracy" => MetricKind::CategoricalAccuracy,
-            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => MetricKind::MeanAbsoluteError,
-            other => {
-                return Err(TrainError::Config(format!(
-                    "unknown metric `{other}` (known: accuracy, binary_accuracy, \
-                     sparse_categorical_accuracy, categorical_accuracy, mae)"
-                )));
-            }
-        };
-        Ok(Self { name: name.to_string(), kind })
+    /// The log key Keras uses for this metric's class (`accuracy`, `binary_accuracy`, …).
+    pub fn keras_name(self) -> &'static str {
+        match self {
+            Self::Accuracy => "accuracy",
+            Self::BinaryAccuracy => "binary_accuracy",
+            Self::SparseCategoricalAccuracy => "sparse_categorical_accuracy",
+            Self::CategoricalAccuracy => "categorical_accuracy",
+            Self::MeanAbsoluteError => "mean_absolute_error",
+        }
     }
 
-    /// The same metric reported under another log key (a serialized Keras metric's `name`).
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
+    /// Parses a Keras identifier or class name (`"accuracy"`, `"acc"`, `"mae"`,
+    /// `"BinaryAccuracy"`, …); the identifier becomes the log key, as in Keras.
+    pub fn from_keras(name: &str) -> Result<NamedMetric, TrainError> {
+        let metric = match name {
+            "accuracy" | "acc" | "Accuracy" => Self::Accuracy,
+            "binary_accuracy" | "BinaryAccuracy" => Self::BinaryAccuracy,
+            "sparse_categorical_accuracy" | "SparseCategoricalAccuracy" => Self::SparseCategoricalAccuracy,
+            "categorical_accuracy" | "CategoricalAccuracy" => Self::CategoricalAccuracy,
+            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Self::MeanAbsoluteError,
+            other => return Err(TrainError::UnknownMetric { name: other.to_string(), known: KNOWN.to_string() }),
+        };
+        let key = match name {
+            "Accuracy" | "BinaryAccuracy" | "SparseCategoricalAccuracy" | "CategoricalAccuracy" | "MeanAbsoluteError" => {
+                metric.keras_name()
+            }
+            _ => name,
+        };
+        Ok(metric.named(key))
+    }
+
+    /// This metric reported under another log key.
+    pub fn named(self, name: impl Into<String>) -> NamedMetric {
+        NamedMetric { name: name.into(), metric: self }
     }
 
     /// Resolves `accuracy` from the output and label widths alone, as Keras'
     /// `compile_utils.get_metric` does (the loss plays no part: a multi-label sigmoid
     /// output with binary cross-entropy gets *categorical* accuracy, as in Keras).
-    pub(crate) fn resolve(&self, output_width: usize, label_width: usize) -> MetricKind {
-        if self.kind != MetricKind::Accuracy {
-            return self.kind;
+    pub(crate) fn resolve(self, output_width: usize, label_width: usize) -> Metric {
+        if self != Self::Accuracy {
+            return self;
         }
         if output_width == 1 {
-            MetricKind::BinaryAccuracy
+            Self::BinaryAccuracy
         } else if label_width == 1 {
-            MetricKind::SparseCategoricalAccuracy
+            Self::SparseCategoricalAccuracy
         } else {
-            MetricKind::CategoricalAccuracy
+            Self::CategoricalAccuracy
         }
+    }
+}
+
+/// A metric as compiled: the log key it reports under and what it computes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedMetric {
+    /// The key in the logs (`accuracy`, `mae`, …).
+    pub name: String,
+    /// What it computes.
+    #[serde(rename = "kind")]
+    pub metric: Metric,
+}
+
+impl From<Metric> for NamedMetric {
+    fn from(metric: Metric) -> Self {
+        metric.named(metric.keras_name())
+    }
+}
+
+impl From<&Metric> for NamedMetric {
+    fn from(metric: &Metric) -> Self {
+        (*metric).into()
+    }
+}
+
+impl From<&NamedMetric> for NamedMetric {
+    fn from(metric: &NamedMetric) -> Self {
+        metric.clone()
     }
 }
 
@@ -80,7 +117,7 @@ impl Metric {
 #[derive(Debug, Clone)]
 pub(crate) struct MetricState {
     pub name: String,
-    pub kind: MetricKind,
+    pub metric: Metric,
     pub mean: Mean,
 }
 
@@ -91,13 +128,13 @@ impl MetricState {
         let mut sum = 0.0f32;
         for i in 0..n {
             let (p, t) = (pred.row(i), targets.row(i));
-            sum += match self.kind {
-                MetricKind::BinaryAccuracy => {
+            sum += match self.metric {
+                Metric::BinaryAccuracy => {
                     p.iter().zip(t).filter(|(p, t)| ((**p > 0.5) as u8 as f32) == **t).count() as f32 / k as f32
                 }
-                MetricKind::SparseCategoricalAccuracy | MetricKind::Accuracy => (argmax(p) as f32 == t[0]) as u8 as f32,
-                MetricKind::CategoricalAccuracy => (argmax(p) == argmax(t)) as u8 as f32,
-                MetricKind::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
+                Metric::SparseCategoricalAccuracy | Metric::Accuracy => (argmax(p) as f32 == t[0]) as u8 as f32,
+                Metric::CategoricalAccuracy => (argmax(p) == argmax(t)) as u8 as f32,
+                Metric::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
             };
         }
         self.mean.add_sum(sum, n as f32);

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
+use kiln_fs::write_atomic;
 use kiln_layers::Layer;
 use kiln_optimizers::Optimizer;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
-use crate::{Loss, Metric, NamedTensor, Sequential, TrainError, Weights};
+use crate::sequential::Compiled;
+use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError, Weights};
 
 /// Version of the on-disk format; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -26,13 +27,14 @@ struct ConfigOut<'a> {
     compile: Option<CompileOut<'a>>,
 }
 
+/// The compile settings as written: the loss by its Keras name, `from_logits` beside it.
 #[derive(Serialize)]
 struct CompileOut<'a> {
-    optimizer: &'a dyn Optimizer,
-    loss: Loss,
+    optimizer: &'a Optimizer,
+    loss: &'static str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     from_logits: bool,
-    metrics: &'a [Metric],
+    metrics: &'a [NamedMetric],
 }
 
 /// The configuration file's content (owned for reading).
@@ -48,27 +50,27 @@ struct ConfigIn {
 
 #[derive(Deserialize)]
 struct CompileIn {
-    optimizer: Box<dyn Optimizer>,
-    loss: Loss,
+    optimizer: Optimizer,
+    loss: String,
     #[serde(default)]
     from_logits: bool,
-    metrics: Vec<Metric>,
+    metrics: Vec<NamedMetric>,
 }
 
 impl Sequential {
     /// The model's configuration as JSON (layers, seed, compile settings; no weights).
     pub fn to_config_json(&self) -> String {
         let compile = self.compiled.as_ref().map(|c| CompileOut {
-            optimizer: c.optimizer.as_ref(),
-            loss: c.loss,
-            from_logits: c.from_logits,
+            optimizer: &c.optimizer,
+            loss: c.loss.name(),
+            from_logits: c.loss.from_logits(),
             metrics: &c.metrics,
         });
         let cfg = ConfigOut {
             format_version: FORMAT_VERSION,
             name: &self.name,
             seed: self.seed,
-            input_width: self.input_width,
+            input_width: self.input_width(),
             layers: &self.layers,
             compile,
         };
@@ -91,15 +93,20 @@ impl Sequential {
             model.build(w)?;
         }
         if let Some(c) = cfg.compile {
-            model.compile_boxed(c.optimizer, c.loss, c.metrics);
-            model.set_from_logits(c.from_logits)?;
+            let loss = Loss::from_keras(&c.loss)
+                .ok_or_else(|| TrainError::Config(format!("unknown loss `{}`", c.loss)))?
+                .with_from_logits(c.from_logits);
+            c.optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
+            model.compiled = Some(Compiled { optimizer: c.optimizer, loss, metrics: c.metrics });
         }
         Ok(model)
     }
 
     /// Saves the model into directory `dir`: `config.json`, `model.safetensors`,
-    /// `optimizer.safetensors` (once trained: slots and iteration count, so `fit` resumes
-    /// exactly) and `metadata.json`.
+    /// `optimizer.safetensors` (once trained: slots and iteration count) and
+    /// `metadata.json`. A later `fit` of the loaded model continues the optimizer exactly;
+    /// it draws a fresh shuffle order and fresh dropout masks, so it repeats an
+    /// uninterrupted run bit for bit only without shuffling and dropout.
     ///
     /// The save is atomic as a whole: the files are written and flushed into a temporary
     /// directory beside `dir`, which then replaces `dir` in one step. A save interrupted at
@@ -108,7 +115,7 @@ impl Sequential {
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
         refuse_foreign_files(dir)?;
-        crate::atomic::replace_dir_atomic(dir, |staging| {
+        kiln_fs::replace_dir_atomic(dir, |staging| -> Result<(), TrainError> {
             write_atomic(&staging.join("config.json"), self.to_config_json().as_bytes())?;
             self.save_weights(staging.join("model.safetensors"))?;
             self.save_optimizer_state(staging.join("optimizer.safetensors"))?;
@@ -118,18 +125,18 @@ impl Sequential {
                 "seed": self.seed,
                 "params": self.param_count(),
             });
-            write_atomic(&staging.join("metadata.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes())
+            Ok(write_atomic(&staging.join("metadata.json"), serde_json::to_string_pretty(&meta).unwrap().as_bytes())?)
         })
     }
 
     /// Loads a model saved with [`save`](Sequential::save); predictions are identical.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, TrainError> {
-        crate::atomic::recover_dir(dir.as_ref())?;
+        kiln_fs::recover_dir(dir.as_ref())?;
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let json = fs::read_to_string(&cfg_path).map_err(|e| TrainError::file(&cfg_path, e))?;
         let mut model = Self::from_config_json(&json).map_err(|e| TrainError::file(&cfg_path, e))?;
-        if model.input_width.is_none() {
+        if model.built.is_none() {
             return Err(TrainError::file(&cfg_path, "the saved model was never built: no weights to load"));
         }
         model.load_weights(dir.join("model.safetensors"))?;
@@ -188,7 +195,7 @@ impl Sequential {
     /// iteration count — so that training resumes exactly. Does nothing before the
     /// optimizer has state (no `fit` yet).
     pub fn save_optimizer_state(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
-        let Some(c) = self.compiled.as_ref().filter(|c| c.optimizer_built) else { return Ok(()) };
+        let Some(c) = self.compiled.as_ref().filter(|c| c.optimizer.is_built()) else { return Ok(()) };
         let shapes: HashMap<String, Vec<usize>> = self.get_weights().0.into_iter().map(|t| (t.name, t.shape)).collect();
         let tensors: Vec<NamedTensor> = c
             .optimizer
@@ -243,7 +250,7 @@ fn write_tensors(path: &Path, tensors: &[NamedTensor], mut meta: HashMap<String,
         .collect::<Result<Vec<_>, _>>()?;
     meta.insert("format".to_string(), "kiln".to_string());
     let data = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| TrainError::file(path, e))?;
-    write_atomic(path, &data)
+    Ok(write_atomic(path, &data)?)
 }
 
 /// Reads every `f32` tensor of a safetensors file, with its metadata.

@@ -1,10 +1,10 @@
 //! The `Sequential` model: a stack of layers, built, compiled and trained.
 
-use kiln_layers::Layer;
+use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Layer};
 use kiln_optimizers::Optimizer;
-use kiln_tensor::{Par, Rng};
+use kiln_tensor::{Parallelism, Rng};
 
-use crate::{Loss, Metric, NamedTensor, TrainError, Weights};
+use crate::{History, Loss, NamedMetric, NamedTensor, TrainError, Weights};
 
 /// A linear stack of layers (Keras `keras.Sequential`).
 ///
@@ -16,20 +16,27 @@ use crate::{Loss, Metric, NamedTensor, TrainError, Weights};
 pub struct Sequential {
     pub(crate) name: String,
     pub(crate) layers: Vec<Box<dyn Layer>>,
-    pub(crate) input_width: Option<usize>,
+    pub(crate) built: Option<Built>,
     pub(crate) seed: u64,
     pub(crate) compiled: Option<Compiled>,
-    pub(crate) par: Par,
+    pub(crate) par: Parallelism,
+    pub(crate) max_weights: usize,
+    pub(crate) history: Option<History>,
+}
+
+/// What `build` fixed: the input width and each layer's output width.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    pub input_width: usize,
+    pub widths: Vec<usize>,
 }
 
 /// What `compile` fixed: optimizer (with its state), loss and metrics.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    pub optimizer: Box<dyn Optimizer>,
-    pub optimizer_built: bool,
+    pub optimizer: Optimizer,
     pub loss: Loss,
-    pub from_logits: bool,
-    pub metrics: Vec<Metric>,
+    pub metrics: Vec<NamedMetric>,
 }
 
 impl Default for Sequential {
@@ -39,16 +46,18 @@ impl Default for Sequential {
 }
 
 impl Sequential {
-    /// An empty model named `sequential`, seed 0, matrix products on `KILN_THREADS`
-    /// threads (one, and bit-reproducible, when it is unset).
+    /// An empty model named `sequential`, seed 0, on `KILN_THREADS` threads (one, and
+    /// bit-reproducible, when it is unset).
     pub fn new() -> Self {
         Self {
             name: "sequential".into(),
             layers: Vec::new(),
-            input_width: None,
+            built: None,
             seed: 0,
             compiled: None,
-            par: kiln_tensor::par_for_threads(kiln_tensor::threads_from_env()),
+            par: Parallelism::from_env(),
+            max_weights: DEFAULT_MAX_WEIGHTS,
+            history: None,
         }
     }
 
@@ -60,13 +69,14 @@ impl Sequential {
     }
 
     /// Appends a boxed layer, naming it Keras-style (`dense`, `dense_1`, …) when unnamed.
+    /// Names must be unique: [`build`](Sequential::build) refuses duplicates.
     pub fn push(&mut self, mut layer: Box<dyn Layer>) {
         if layer.name().is_empty() {
             let base = snake_case(layer.class_name());
             let same = self.layers.iter().filter(|l| l.class_name() == layer.class_name()).count();
-            layer.set_name(if same == 0 { base } else { format!("{base}_{same}") });
+            layer.core_mut().name = if same == 0 { base } else { format!("{base}_{same}") };
         }
-        self.input_width = None;
+        self.built = None;
         self.layers.push(layer);
     }
 
@@ -82,6 +92,14 @@ impl Sequential {
         self
     }
 
+    /// Sets the most weights the model may declare (default
+    /// [`DEFAULT_MAX_WEIGHTS`](kiln_layers::DEFAULT_MAX_WEIGHTS), 2²⁸), checked before
+    /// anything is allocated.
+    pub fn max_weights(mut self, max_weights: usize) -> Self {
+        self.max_weights = max_weights;
+        self
+    }
+
     /// The model's name.
     pub fn model_name(&self) -> &str {
         &self.name
@@ -92,10 +110,15 @@ impl Sequential {
         self.seed
     }
 
-    /// Threads for matrix products: `Par::Seq` (bit-reproducible) or `Par::rayon(n)`;
-    /// overrides `KILN_THREADS`.
-    pub fn set_parallelism(&mut self, par: Par) {
+    /// Threads for products and elementwise work: `Parallelism::Sequential`
+    /// (bit-reproducible) or `Parallelism::threads(n)`; overrides `KILN_THREADS`.
+    pub fn set_parallelism(&mut self, par: Parallelism) {
         self.par = par;
+    }
+
+    /// The parallelism in use.
+    pub fn parallelism(&self) -> Parallelism {
+        self.par
     }
 
     /// The layers.
@@ -103,7 +126,7 @@ impl Sequential {
         &self.layers
     }
 
-    /// The layers, mutably.
+    /// The layers, mutably (e.g. to set a parameter by hand).
     pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
         &mut self.layers
     }
@@ -115,82 +138,95 @@ impl Sequential {
 
     /// The input width the model was built for.
     pub fn input_width(&self) -> Option<usize> {
-        self.input_width
+        self.built.as_ref().map(|b| b.input_width)
+    }
+
+    /// The output width of each layer (after `build`).
+    pub fn layer_widths(&self) -> Option<&[usize]> {
+        self.built.as_ref().map(|b| b.widths.as_slice())
     }
 
     /// The output width (after `build`).
     pub fn output_width(&self) -> Option<usize> {
-        self.input_width.and(self.layers.last().map(|l| l.output_width()))
+        self.built.as_ref().and_then(|b| b.widths.last().copied())
+    }
+
+    /// The history of the last `fit`, kept even when it stopped with an error (Keras'
+    /// `model.history`).
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref()
     }
 
     /// Builds every layer for `input_width` features, drawing initial weights from the
-    /// `init` stream of the model's seed. Rebuilding re-initialises the weights.
+    /// `init` stream of the model's seed. Rebuilding re-initialises the weights (and the
+    /// optimizer's state). Refuses duplicate layer names and models larger than
+    /// [`max_weights`](Sequential::max_weights).
     pub fn build(&mut self, input_width: usize) -> Result<(), TrainError> {
         if self.layers.is_empty() {
-            return Err(TrainError::State("the model has no layers".into()));
+            return Err(TrainError::NoLayers);
         }
+        self.check_names()?;
         let mut rng = Rng::stream(self.seed, "init");
+        let mut ctx = BuildContext::new(&mut rng, self.max_weights);
         let mut width = input_width;
+        let mut widths = Vec::with_capacity(self.layers.len());
         for layer in &mut self.layers {
-            width = layer.build(width, &mut rng)?;
+            ctx.set_layer(layer.name());
+            width = layer.build(width, &mut ctx)?;
+            widths.push(width);
         }
-        self.input_width = Some(input_width);
+        self.built = Some(Built { input_width, widths });
         if let Some(c) = &mut self.compiled {
-            c.optimizer_built = false;
+            c.optimizer.reset();
+        }
+        Ok(())
+    }
+
+    /// Errors on the first pair of layers sharing a name.
+    fn check_names(&self) -> Result<(), TrainError> {
+        for (second, l) in self.layers.iter().enumerate() {
+            if let Some(first) = self.layers[..second].iter().position(|o| o.name() == l.name()) {
+                return Err(TrainError::DuplicateLayerName { name: l.name().to_string(), first, second });
+            }
         }
         Ok(())
     }
 
     /// Builds for `width` unless already built for it; errors on a different width.
-    pub(crate) fn ensure_built(&mut self, width: usize) -> Result<(), TrainError> {
-        match self.input_width {
+    pub(crate) fn ensure_built(&mut self, width: usize, data: &'static str) -> Result<(), TrainError> {
+        match self.input_width() {
             Some(w) if w == width => Ok(()),
-            Some(w) => {
-                Err(TrainError::Input(format!("the model was built for {w} input features, the data has {width}")))
-            }
+            Some(w) => Err(TrainError::WidthMismatch { data, expected: w, found: width }),
             None => self.build(width),
         }
     }
 
-    /// Fixes the optimizer, the loss and the metrics (Keras identifiers, e.g. `"accuracy"`).
-    pub fn compile(
+    /// Fixes the optimizer, the loss and the metrics; checks the optimizer's
+    /// hyperparameters (learning rate finite and > 0, decay rates in [0, 1), …).
+    ///
+    /// `optimizer` is an [`Optimizer`] or a bare rule (`RMSprop::default()`, with Keras'
+    /// default learning rate); `metrics` are [`Metric`](crate::Metric)s or
+    /// [`NamedMetric`]s.
+    pub fn compile<M: Into<NamedMetric>>(
         &mut self,
-        optimizer: impl Optimizer + 'static,
+        optimizer: impl Into<Optimizer>,
         loss: Loss,
-        metrics: &[&str],
+        metrics: impl IntoIterator<Item = M>,
     ) -> Result<(), TrainError> {
-        let metrics = metrics.iter().map(|m| Metric::from_keras(m)).collect::<Result<Vec<_>, _>>()?;
-        self.compile_boxed(Box::new(optimizer), loss, metrics);
-        self.bind_regularizers()
-    }
-
-    /// [`compile`](Sequential::compile) with an already boxed optimizer and parsed metrics.
-    pub fn compile_boxed(&mut self, optimizer: Box<dyn Optimizer>, loss: Loss, metrics: Vec<Metric>) {
-        self.compiled = Some(Compiled { optimizer, optimizer_built: false, loss, from_logits: false, metrics });
-    }
-
-    /// Reads the last layer's output as logits (Keras' `from_logits=True`): use with a
-    /// linear last layer. Off by default, where softmax/sigmoid outputs are still turned
-    /// back into logits as Keras does.
-    pub fn set_from_logits(&mut self, from_logits: bool) -> Result<(), TrainError> {
-        let c = self.compiled.as_mut().ok_or_else(|| TrainError::State("compile the model first".into()))?;
-        c.from_logits = from_logits;
+        let optimizer = optimizer.into();
+        optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
+        self.compiled = Some(Compiled { optimizer, loss, metrics: metrics.into_iter().map(Into::into).collect() });
         Ok(())
     }
 
-    /// Whether the loss reads the output as logits.
-    pub fn from_logits(&self) -> bool {
-        self.compiled.as_ref().is_some_and(|c| c.from_logits)
-    }
-
     /// The optimizer, once compiled.
-    pub fn optimizer(&self) -> Option<&dyn Optimizer> {
-        self.compiled.as_ref().map(|c| c.optimizer.as_ref())
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.compiled.as_ref().map(|c| &c.optimizer)
     }
 
     /// The optimizer, mutably (e.g. to change the learning rate).
-    pub fn optimizer_mut(&mut self) -> Option<&mut (dyn Optimizer + 'static)> {
-        self.compiled.as_mut().map(|c| c.optimizer.as_mut())
+    pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.compiled.as_mut().map(|c| &mut c.optimizer)
     }
 
     /// The loss, once compiled.
@@ -199,66 +235,46 @@ impl Sequential {
     }
 
     /// The compiled metrics.
-    pub fn metrics(&self) -> &[Metric] {
+    pub fn metrics(&self) -> &[NamedMetric] {
         self.compiled.as_ref().map_or(&[], |c| &c.metrics)
     }
 
-    /// `(name, length)` of every parameter, in update order.
+    /// `(layer/param, length)` of every parameter, in update order: the one list the
+    /// optimizer, the weights and the saved files all follow.
     pub(crate) fn param_list(&self) -> Vec<(String, usize)> {
-        let mut out = Vec::new();
-        for l in &self.layers {
-            for p in l.param_names() {
-                if let Some(v) = l.param(p) {
-                    out.push((format!("{}/{p}", l.name()), v.len()));
-                }
-            }
-        }
-        out
+        self.layers
+            .iter()
+            .flat_map(|l| l.params().iter().map(move |p| (format!("{}/{}", l.name(), p.name()), p.len())))
+            .collect()
     }
 
-    /// Binds every regularizer (plugins resolve their implementation here); an unbound
-    /// plugin fails with its own message, naming the plugin.
-    pub(crate) fn bind_regularizers(&self) -> Result<(), TrainError> {
-        let mut err = None;
-        for l in &self.layers {
-            l.visit_regularizers(&mut |r| {
-                if let (None, Err(e)) = (&err, r.bind()) {
-                    err = Some(TrainError::Config(format!("layer `{}`: {e}", l.name())));
-                }
-            });
-        }
-        err.map_or(Ok(()), Err)
-    }
-
-    /// Builds the optimizer's state for the current parameters if it is not yet.
+    /// Builds the optimizer's state for the current parameters if it has none.
     pub(crate) fn ensure_optimizer(&mut self) -> Result<(), TrainError> {
         let params = self.param_list();
-        let c = self.compiled.as_mut().ok_or_else(|| TrainError::State("compile the model before fit".into()))?;
-        if !c.optimizer_built {
+        let c = self.compiled.as_mut().ok_or(TrainError::NotCompiled("fit"))?;
+        if !c.optimizer.is_built() {
             c.optimizer.build(&params);
-            c.optimizer_built = true;
         }
         Ok(())
     }
 
-    /// Every parameter, named `layer/param`, in layer order.
+    /// Every parameter, named `layer/param`, in update order.
     pub fn get_weights(&self) -> Weights {
-        let mut out = Vec::new();
-        for l in &self.layers {
-            for p in l.param_names() {
-                if let (Some(v), Some(shape)) = (l.param(p), l.param_shape(p)) {
-                    out.push(NamedTensor { name: format!("{}/{p}", l.name()), shape, values: v.to_vec() });
-                }
-            }
-        }
-        Weights(out)
+        let tensors = self.layers.iter().flat_map(|l| {
+            l.params().iter().map(move |p| NamedTensor {
+                name: format!("{}/{}", l.name(), p.name()),
+                shape: p.shape().to_vec(),
+                values: p.value().to_vec(),
+            })
+        });
+        Weights(tensors.collect())
     }
 
     /// Overwrites parameters by name; every tensor must name an existing parameter of the
     /// right shape (checked before anything is written).
     pub fn set_weights(&mut self, weights: &Weights) -> Result<(), TrainError> {
-        if self.input_width.is_none() {
-            return Err(TrainError::State("build the model before setting weights".into()));
+        if self.built.is_none() {
+            return Err(TrainError::NotBuilt("setting weights"));
         }
         let mut targets = Vec::new();
         for t in &weights.0 {
@@ -271,10 +287,13 @@ impl Sequential {
                 .iter()
                 .position(|l| l.name() == layer)
                 .ok_or_else(|| TrainError::Input(format!("no layer `{layer}` for weight `{}`", t.name)))?;
-            let shape = self.layers[li]
-                .param_shape(param)
+            let pi = self.layers[li]
+                .params()
+                .iter()
+                .position(|p| p.name() == param)
                 .ok_or_else(|| TrainError::Input(format!("layer `{layer}` has no parameter `{param}`")))?;
-            if shape != t.shape || t.values.len() != shape.iter().product::<usize>() {
+            let shape = self.layers[li].params()[pi].shape();
+            if shape != t.shape.as_slice() || t.values.len() != shape.iter().product::<usize>() {
                 return Err(TrainError::Input(format!(
                     "weight `{}`: expected shape {shape:?}, found {:?} with {} values",
                     t.name,
@@ -282,15 +301,17 @@ impl Sequential {
                     t.values.len()
                 )));
             }
-            targets.push((li, param, &t.values));
+            targets.push((li, pi, &t.values));
         }
-        for (li, param, values) in targets {
-            self.layers[li].set_param(param, values)?;
+        for (li, pi, values) in targets {
+            let layer = &mut self.layers[li];
+            let name = layer.name().to_string();
+            layer.params_mut()[pi].set_value(&name, values)?;
         }
         Ok(())
     }
 
-    /// Number of parameters.
+    /// Number of parameter values.
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(|l| l.param_count()).sum()
     }

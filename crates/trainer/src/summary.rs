@@ -13,15 +13,15 @@ impl Sequential {
     /// Output shapes and counts need the input width: an unbuilt model shows `?`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let built = self.input_width.is_some();
+        let widths = self.layer_widths();
         writeln!(s, "Model: \"{}\"", self.name).unwrap();
         s.push_str(&rule('┏', '━', '┳', '┓'));
         s.push_str(&row(&["Layer (type)", "Output Shape", "Param #"], '┃'));
         s.push_str(&rule('┡', '━', '╇', '┩'));
         for (i, l) in self.layers.iter().enumerate() {
             let name = format!("{} ({})", l.name(), l.class_name());
-            let shape = if built { format!("(None, {})", l.output_width()) } else { "?".into() };
-            let params = if built { group_thousands(l.param_count()) } else { "0 (unbuilt)".into() };
+            let shape = widths.map_or_else(|| "?".into(), |w| format!("(None, {})", w[i]));
+            let params = if widths.is_some() { group_thousands(l.param_count()) } else { "0 (unbuilt)".into() };
             s.push_str(&row(&[&name, &shape, &params], '│'));
             if i + 1 < self.layers.len() {
                 s.push_str(&rule('├', '─', '┼', '┤'));

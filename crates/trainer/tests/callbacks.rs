@@ -3,11 +3,11 @@
 mod common;
 
 use common::{blobs, classifier};
-use kiln_optimizers::RMSprop;
+use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_trainer::callbacks::{EarlyStopping, ModelCheckpoint, TerminateOnNaN};
-use kiln_trainer::{FitOptions, Loss, Sequential, Verbosity};
+use kiln_trainer::{FitOptions, Loss, NO_METRICS, Sequential, Verbosity};
 
-fn quiet() -> FitOptions {
+fn quiet<'a>() -> FitOptions<'a> {
     FitOptions::default().verbose(Verbosity::Silent)
 }
 
@@ -19,12 +19,10 @@ fn early_stopping_stops_after_patience_and_restores_best() {
     // counts as an improvement, so training stops after `patience` more epochs.
     let mut es = EarlyStopping::new("loss").patience(2).min_delta(10.0).restore_best_weights(true);
     let mut best = None;
-    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    #[derive(Debug, Default)]
     struct Snap {
-        #[serde(skip)]
         first: Option<kiln_trainer::Weights>,
     }
-    #[typetag::serde]
     impl kiln_trainer::callbacks::Callback for Snap {
         fn on_epoch_end(
             &mut self,
@@ -37,7 +35,7 @@ fn early_stopping_stops_after_patience_and_restores_best() {
         }
     }
     let mut snap = Snap::default();
-    let h = m.fit_with_callbacks(&x.into(), &y, quiet().epochs(20), &mut [&mut snap, &mut es]).unwrap();
+    let h = m.fit(&x, &y, quiet().epochs(20).callback(&mut snap).callback(&mut es)).unwrap();
     assert_eq!(h.epochs(), 3, "epoch 0 is best, epochs 1 and 2 exhaust patience 2");
     assert_eq!(es.stopped_epoch(), Some(2));
     assert_eq!(es.best_epoch(), Some(0));
@@ -50,7 +48,7 @@ fn early_stopping_on_accuracy_maximizes() {
     let (x, y) = blobs(200, 12);
     let mut m = classifier(4);
     let mut es = EarlyStopping::new("val_accuracy").patience(100);
-    let h = m.fit_with_callbacks(&x.into(), &y, quiet().epochs(5).validation_split(0.2), &mut [&mut es]).unwrap();
+    let h = m.fit(&x, &y, quiet().epochs(5).validation_split(0.2).callback(&mut es)).unwrap();
     let acc = h.get("val_accuracy").unwrap();
     let best = acc.iter().cloned().fold(f64::MIN, f64::max);
     assert_eq!(acc[es.best_epoch().unwrap()], best);
@@ -60,10 +58,10 @@ fn early_stopping_on_accuracy_maximizes() {
 fn terminate_on_nan_stops_a_diverging_run() {
     let (x, y) = blobs(64, 13);
     let mut m = Sequential::new().add(kiln_layers::Dense::new(3));
-    m.compile(RMSprop::new(1e30), Loss::MeanSquaredError, &[]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 1e30), Loss::MeanSquaredError, NO_METRICS).unwrap();
     let y3 = kiln_tensor::Matrix::from_vec(64, 3, y.as_slice().iter().flat_map(|&c| [c, c, c]).collect()).unwrap();
     let mut t = TerminateOnNaN::default();
-    let h = m.fit_with_callbacks(&x.into(), &y3, quiet().epochs(50).batch_size(8), &mut [&mut t]).unwrap();
+    let h = m.fit(&x, &y3, quiet().epochs(50).batch_size(8).callback(&mut t)).unwrap();
     assert!(t.stopped_at_batch.is_some());
     assert!(h.epochs() < 50);
 }
@@ -75,8 +73,8 @@ fn model_checkpoint_saves_only_improvements() {
     let (x, y) = blobs(100, 14);
     let mut m = classifier(5);
     let path = dir.join("best-{epoch:02}.safetensors").to_string_lossy().into_owned();
-    let cb = ModelCheckpoint::new(path).save_best_only("loss").save_weights_only(true);
-    let h = m.fit(&x.into(), &y, quiet().epochs(4).callback(cb)).unwrap();
+    let mut cb = ModelCheckpoint::new(path).save_best_only("loss").save_weights_only(true);
+    let h = m.fit(&x, &y, quiet().epochs(4).callback(&mut cb)).unwrap();
     let loss = h.get("loss").unwrap();
     let mut best = f64::INFINITY;
     for (e, l) in loss.iter().enumerate() {

@@ -1,15 +1,16 @@
 //! A save killed at any point leaves the previous save intact and loadable.
 //!
 //! Each case runs a child process (this test binary, in `child_saves_then_dies`) that
-//! loads the saved model, trains it further and saves it again with a `KILN_FAILPOINT`
-//! that aborts the process mid-save. The parent then loads the directory.
+//! loads the saved model, trains it further and saves it again with a `fail` crate
+//! failpoint (`FAILPOINTS`) that aborts the process mid-save. The parent then loads the
+//! directory.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln_trainer::{FAILPOINT_ENV, FitOptions, Sequential, Verbosity};
+use kiln_trainer::{FitOptions, Sequential, Verbosity};
 
 const CHILD_DIR: &str = "KILN_CRASH_TEST_DIR";
 const CHILD_WEIGHTS_ONLY: &str = "KILN_CRASH_TEST_WEIGHTS_ONLY";
@@ -24,12 +25,12 @@ fn scratch(name: &str) -> PathBuf {
 fn train(model: &mut Sequential, epochs: usize) {
     let (x, y) = common::blobs(120, 1);
     let opts = FitOptions::default().epochs(epochs).batch_size(16).verbose(Verbosity::Silent);
-    model.fit(&x.into(), &y, opts).unwrap();
+    model.fit(&x, &y, opts).unwrap();
 }
 
 fn predictions(model: &mut Sequential) -> Vec<u32> {
     let (x, _) = common::blobs(20, 2);
-    model.predict(&x.into(), 32).unwrap().as_slice().iter().map(|v| v.to_bits()).collect()
+    model.predict(&x, 32).unwrap().as_slice().iter().map(|v| v.to_bits()).collect()
 }
 
 /// Not a test of its own: the child side of the crash tests (does nothing unless the
@@ -38,6 +39,8 @@ fn predictions(model: &mut Sequential) -> Vec<u32> {
 #[ignore = "run by the crash tests in a child process"]
 fn child_saves_then_dies() {
     let Some(target) = std::env::var_os(CHILD_DIR).map(PathBuf::from) else { return };
+    // Reads `FAILPOINTS` (kiln-fs is built with its `failpoints` feature for tests).
+    let _scenario = fail::FailScenario::setup();
     if std::env::var_os(CHILD_WEIGHTS_ONLY).is_some() {
         let mut model = common::classifier(7);
         model.build(4).unwrap();
@@ -53,19 +56,21 @@ fn child_saves_then_dies() {
     std::process::exit(3);
 }
 
-/// Runs the child with `failpoint` and checks it died (not exited).
-fn run_child(target: &Path, failpoint: &str, weights_only: bool) {
+/// Runs the child with the comma-separated `failpoints` active and checks it died (not
+/// exited).
+fn run_child(target: &Path, failpoints: &str, weights_only: bool) {
+    let active: Vec<String> = failpoints.split(',').map(|p| format!("{p}=return")).collect();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child_saves_then_dies", "--ignored", "--nocapture"])
         .env(CHILD_DIR, target)
-        .env(FAILPOINT_ENV, failpoint);
+        .env("FAILPOINTS", active.join(";"));
     if weights_only {
         cmd.env(CHILD_WEIGHTS_ONLY, "1");
     }
     let out = cmd.output().unwrap();
     assert!(
         !out.status.success() && out.status.code() != Some(3),
-        "the child should have been killed at `{failpoint}`: {:?}\n{}",
+        "the child should have been killed at `{failpoints}`: {:?}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );

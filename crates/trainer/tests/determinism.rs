@@ -2,9 +2,9 @@
 //! on several.
 
 use kiln_layers::{Activation, Dense, Dropout};
-use kiln_optimizers::RMSprop;
-use kiln_tensor::{Matrix, Par, Rng};
-use kiln_trainer::{Features, FitOptions, History, Loss, Sequential, Verbosity, Weights};
+use kiln_optimizers::{Optimizer, RMSprop};
+use kiln_tensor::{Matrix, Parallelism, Rng};
+use kiln_trainer::{Features, FitOptions, History, Loss, Metric, Sequential, Verbosity, Weights};
 
 /// `n` rows of `width` uniform features with random labels of 10 classes.
 fn random_data(n: usize, width: usize, seed: u64) -> (Features, Matrix) {
@@ -15,14 +15,14 @@ fn random_data(n: usize, width: usize, seed: u64) -> (Features, Matrix) {
 }
 
 /// A `width`-`hidden`-10 classifier with dropout between the layers.
-fn model(hidden: usize, par: Par) -> Sequential {
+fn model(hidden: usize, par: Parallelism) -> Sequential {
     let mut m = Sequential::new()
         .seed(3)
         .add(Dense::new(hidden).activation(Activation::Relu))
         .add(Dropout::new(0.3))
         .add(Dense::new(10).activation(Activation::Softmax));
     m.set_parallelism(par);
-    m.compile(RMSprop::new(1e-3), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 1e-3), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
     m
 }
 
@@ -45,7 +45,7 @@ fn the_same_fit_twice_on_one_thread_is_bitwise_identical() {
     let (x, y) = random_data(400, 30, 1);
     let runs: Vec<(History, Weights)> = (0..2)
         .map(|_| {
-            let mut m = model(24, Par::Seq);
+            let mut m = model(24, Parallelism::Sequential);
             let h = fit(&mut m, &x, &y, 4, 32);
             (h, m.get_weights())
         })
@@ -56,7 +56,7 @@ fn the_same_fit_twice_on_one_thread_is_bitwise_identical() {
     assert_eq!(key_bits(&runs[0].0), key_bits(&runs[1].0), "histories differ");
     assert_eq!(bits(&runs[0].1), bits(&runs[1].1), "weights differ");
     // And the run actually trained (shuffling, dropout and updates all happened).
-    let mut untrained = model(24, Par::Seq);
+    let mut untrained = model(24, Parallelism::Sequential);
     untrained.build(30).unwrap();
     assert_ne!(bits(&runs[0].1), bits(&untrained.get_weights()), "nothing was trained");
 }
@@ -65,7 +65,7 @@ fn the_same_fit_twice_on_one_thread_is_bitwise_identical() {
 fn one_step_on_two_threads_equals_one_thread_within_rounding() {
     // Shapes large enough for faer to split the products across threads.
     let (x, y) = random_data(512, 784, 2);
-    let weights: Vec<Weights> = [Par::Seq, Par::rayon(2)]
+    let weights: Vec<Weights> = [Parallelism::Sequential, Parallelism::threads(2)]
         .into_iter()
         .map(|par| {
             let mut m = model(512, par);

@@ -4,16 +4,16 @@
 mod common;
 
 use kiln_layers::Dense;
-use kiln_optimizers::Sgd;
+use kiln_optimizers::{Optimizer, Sgd};
 use kiln_tensor::Matrix;
 use kiln_trainer::callbacks::TerminateOnNaN;
-use kiln_trainer::{FitOptions, History, Loss, Sequential, Verbosity};
+use kiln_trainer::{FitOptions, History, Loss, NO_METRICS, Sequential, Verbosity};
 
 /// Linear regression with SGD at a learning rate that amplifies the error each step, so
 /// the loss grows geometrically and overflows after some epochs.
 fn diverging_model() -> Sequential {
     let mut m = Sequential::new().seed(2).add(Dense::new(1));
-    m.compile(Sgd::new(4.0), Loss::MeanSquaredError, &[]).unwrap();
+    m.compile(Optimizer::new(Sgd::default(), 4.0), Loss::MeanSquaredError, NO_METRICS).unwrap();
     m
 }
 
@@ -23,7 +23,7 @@ fn data() -> (Matrix, Matrix) {
     (x, y)
 }
 
-fn opts(epochs: usize) -> FitOptions {
+fn opts<'a>(epochs: usize) -> FitOptions<'a> {
     FitOptions::default().epochs(epochs).batch_size(8).validation_split(0.2).verbose(Verbosity::Silent)
 }
 
@@ -31,7 +31,7 @@ fn opts(epochs: usize) -> FitOptions {
 fn terminate_on_nan_keeps_the_history_up_to_the_bad_batch() {
     let (x, y) = data();
     let mut stop = TerminateOnNaN::default();
-    let h = diverging_model().fit_with_callbacks(&x.into(), &y, opts(100), &mut [&mut stop]).unwrap();
+    let h = diverging_model().fit(&x, &y, opts(100).callback(&mut stop)).unwrap();
     let bad = h.first_non_finite("loss").expect("the run diverged");
     assert!(bad >= 2, "diverged too early to test anything: epoch {bad}");
     assert_eq!(h.epochs(), bad + 1, "stopped in the epoch whose loss went bad, and recorded it");
@@ -50,7 +50,7 @@ fn terminate_on_nan_keeps_the_history_up_to_the_bad_batch() {
 #[test]
 fn without_terminate_on_nan_the_run_goes_on() {
     let (x, y) = data();
-    let h = diverging_model().fit(&x.into(), &y, opts(40)).unwrap();
+    let h = diverging_model().fit(&x, &y, opts(40)).unwrap();
     assert_eq!(h.epochs(), 40);
     let bad = h.first_non_finite("loss").expect("the run diverged");
     assert!(h.get("loss").unwrap()[bad..].iter().all(|v| !v.is_finite()), "once bad, it stays bad");

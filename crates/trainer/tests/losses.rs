@@ -48,27 +48,27 @@ fn check(loss: Loss, act: Activation, input: Matrix, y: Matrix, from_logits: boo
 fn sparse_categorical_both_paths() {
     let z = m(&[&[0.5, -1.0, 2.0], &[0.1, 0.2, -0.3]]);
     let y = m(&[&[2.0], &[0.0]]);
-    check(Loss::SparseCategoricalCrossentropy, Activation::Softmax, z, y.clone(), true);
+    check(Loss::sparse_categorical_crossentropy(), Activation::Softmax, z, y.clone(), true);
     let p = m(&[&[0.2, 0.3, 0.5], &[0.6, 0.1, 0.3]]);
-    check(Loss::SparseCategoricalCrossentropy, Activation::Linear, p, y, false);
+    check(Loss::sparse_categorical_crossentropy(), Activation::Linear, p, y, false);
 }
 
 #[test]
 fn categorical_both_paths() {
     let z = m(&[&[0.5, -1.0, 2.0], &[0.1, 0.2, -0.3]]);
     let y = m(&[&[0.0, 0.0, 1.0], &[0.2, 0.8, 0.0]]);
-    check(Loss::CategoricalCrossentropy, Activation::Softmax, z, y.clone(), true);
+    check(Loss::categorical_crossentropy(), Activation::Softmax, z, y.clone(), true);
     let p = m(&[&[0.2, 0.3, 0.5], &[0.6, 0.1, 0.3]]);
-    check(Loss::CategoricalCrossentropy, Activation::Linear, p, y, false);
+    check(Loss::categorical_crossentropy(), Activation::Linear, p, y, false);
 }
 
 #[test]
 fn binary_both_paths() {
     let z = m(&[&[0.5], &[-1.5], &[3.0], &[0.0]]);
     let y = m(&[&[1.0], &[0.0], &[0.0], &[1.0]]);
-    check(Loss::BinaryCrossentropy, Activation::Sigmoid, z, y.clone(), true);
+    check(Loss::binary_crossentropy(), Activation::Sigmoid, z, y.clone(), true);
     let p = m(&[&[0.7], &[0.2], &[0.9], &[0.4]]);
-    check(Loss::BinaryCrossentropy, Activation::Linear, p, y, false);
+    check(Loss::binary_crossentropy(), Activation::Linear, p, y, false);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn losses_are_means_over_samples() {
     kernels::softmax_rows(p1.as_mut_slice(), 2);
     kernels::softmax_rows(p2.as_mut_slice(), 2);
     let mut g = Matrix::default();
-    let l = Loss::SparseCategoricalCrossentropy;
+    let l = Loss::sparse_categorical_crossentropy();
     let (a, _) = l.forward_backward(&p1, Some(&z1), Activation::Softmax, &m(&[&[1.0]]), &mut g);
     let (b, _) = l.forward_backward(&p2, Some(&z2), Activation::Softmax, &m(&[&[1.0], &[1.0]]), &mut g);
     assert_eq!(a, b);

@@ -4,9 +4,9 @@ mod common;
 
 use common::{blobs, classifier};
 use kiln_layers::{Activation, Dense, Dropout};
-use kiln_optimizers::Adam;
+use kiln_optimizers::{Adam, Optimizer};
 use kiln_regularizers::{L1L2, L2};
-use kiln_trainer::{FitOptions, Loss, Sequential, Verbosity};
+use kiln_trainer::{FitOptions, Loss, Metric, Sequential, Verbosity};
 
 fn temp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("kiln-{name}-{}", std::process::id()));
@@ -18,7 +18,7 @@ fn temp(name: &str) -> std::path::PathBuf {
 fn save_then_load_predicts_identically() {
     let (x, y) = blobs(80, 21);
     let mut m = classifier(2);
-    m.fit(&x.clone().into(), &y, FitOptions::default().epochs(2).verbose(Verbosity::Silent)).unwrap();
+    m.fit(&x, &y, FitOptions::default().epochs(2).verbose(Verbosity::Silent)).unwrap();
     let dir = temp("roundtrip");
     m.save(&dir).unwrap();
     let names: Vec<String> =
@@ -31,7 +31,7 @@ fn save_then_load_predicts_identically() {
         "no temporary files left"
     );
     let mut back = Sequential::load(&dir).unwrap();
-    assert_eq!(back.predict(&x.clone().into(), 32).unwrap(), m.predict(&x.into(), 32).unwrap());
+    assert_eq!(back.predict(&x, 32).unwrap(), m.predict(&x, 32).unwrap());
     assert_eq!(back.get_weights(), m.get_weights());
     assert_eq!(back.to_config_json(), m.to_config_json());
     let _ = std::fs::remove_dir_all(&dir);
@@ -45,7 +45,7 @@ fn config_json_snapshot() {
         .add(Dropout::new(0.5))
         .add(Dense::new(1).activation(Activation::Sigmoid).activity_regularizer(L1L2::new(0.001, 0.001)));
     m.build(100).unwrap();
-    m.compile(Adam::default(), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+    m.compile(Adam::default(), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
     insta::assert_snapshot!(m.to_config_json());
 }
 
@@ -89,19 +89,19 @@ fn training_resumes_exactly_from_a_saved_model() {
         .seed(3)
         .add(Dense::new(8).activation(Activation::Relu))
         .add(Dense::new(3).activation(Activation::Softmax));
-    straight.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    straight.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
     let mut first = Sequential::new()
         .seed(3)
         .add(Dense::new(8).activation(Activation::Relu))
         .add(Dense::new(3).activation(Activation::Softmax));
-    first.compile(Adam::new(0.01), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
-    straight.fit(&x.clone().into(), &y, opts(3)).unwrap();
-    first.fit(&x.clone().into(), &y, opts(2)).unwrap();
+    first.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    straight.fit(&x, &y, opts(3)).unwrap();
+    first.fit(&x, &y, opts(2)).unwrap();
     let dir = temp("resume");
     first.save(&dir).unwrap();
     let mut resumed = Sequential::load(&dir).unwrap();
     assert_eq!(resumed.optimizer().unwrap().iterations(), 8);
-    resumed.fit(&x.into(), &y, opts(1)).unwrap();
+    resumed.fit(&x, &y, opts(1)).unwrap();
     assert_eq!(resumed.get_weights(), straight.get_weights());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,9 +2,9 @@
 //! RMSprop velocities (rows without a gradient in a batch still decay, as in Keras).
 
 use kiln_layers::{Activation, Dense};
-use kiln_optimizers::RMSprop;
-use kiln_tensor::{CsrMatrix, Matrix, Par, Rng};
-use kiln_trainer::{Features, FitOptions, Loss, Sequential, Verbosity};
+use kiln_optimizers::{Optimizer, RMSprop};
+use kiln_tensor::{CsrMatrix, Matrix, Parallelism, Rng};
+use kiln_trainer::{Features, FitOptions, Loss, Metric, Sequential, Verbosity};
 
 const VOCAB: usize = 3_000;
 
@@ -33,8 +33,8 @@ fn model(units: usize) -> Sequential {
         .seed(5)
         .add(Dense::new(units).activation(Activation::Relu))
         .add(Dense::new(1).activation(Activation::Sigmoid));
-    m.set_parallelism(Par::Seq);
-    m.compile(RMSprop::new(1e-3), Loss::BinaryCrossentropy, &["accuracy"]).unwrap();
+    m.set_parallelism(Parallelism::Sequential);
+    m.compile(Optimizer::new(RMSprop::default(), 1e-3), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
     m
 }
 

@@ -3,7 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 
-use kiln_plugin_api::{Control, Logs, PluginCallback};
+use kiln_plugin_api::{CallbackPlugin, Control, Logs};
 use serde::{Deserialize, Serialize};
 
 /// Writes `epoch,<sorted log keys>` then one row per epoch (epochs from 0, missing values
@@ -35,7 +35,7 @@ fn comma() -> String {
     ",".into()
 }
 
-impl PluginCallback for CsvLogger {
+impl CallbackPlugin for CsvLogger {
     const NAME: &'static str = "kiln_csv_logger>CSVLogger";
 
     fn on_train_begin(&mut self, _ctl: &mut Control) -> Result<(), String> {

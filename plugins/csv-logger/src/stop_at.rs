@@ -1,6 +1,6 @@
 //! Stop as soon as a monitored log value is good enough.
 
-use kiln_plugin_api::{Control, Logs, PluginCallback};
+use kiln_plugin_api::{CallbackPlugin, Control, Logs};
 use serde::{Deserialize, Serialize};
 
 /// Stops training at the end of the first epoch whose `monitor` is at or below
@@ -29,7 +29,7 @@ fn default_mode() -> String {
     "min".into()
 }
 
-impl PluginCallback for StopAtThreshold {
+impl CallbackPlugin for StopAtThreshold {
     const NAME: &'static str = "kiln_csv_logger>StopAtThreshold";
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control) -> Result<(), String> {

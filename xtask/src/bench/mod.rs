@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use kiln_tensor::{Accum, Matrix, Par, Rng, matmul};
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Rng, matmul};
 use kiln_trainer::{FitOptions, Verbosity};
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +57,7 @@ struct WorkloadResult {
 /// Runs the selected workloads, each in its own process, and prints (and optionally
 /// writes) the results.
 pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
-    let threads = args.threads.unwrap_or_else(kiln_tensor::threads_from_env).max(1);
+    let threads = args.threads.unwrap_or_else(|| Parallelism::from_env().thread_count());
     if let Some(name) = &args.worker {
         let result = run_worker(name, threads, args.epochs)?;
         println!("{}", serde_json::to_string(&result)?);
@@ -98,7 +98,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     }
     if let Some(path) = &args.json {
         let json = serde_json::json!({ "threads": threads, "gemm_gflops": gflops, "workloads": results });
-        kiln_trainer::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())
+        kiln_fs::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(true)
@@ -122,7 +122,7 @@ fn select(only: &[String]) -> anyhow::Result<Vec<&'static str>> {
 
 /// Trains one workload in this process and measures it.
 fn run_worker(name: &str, threads: usize, epochs: usize) -> anyhow::Result<WorkloadResult> {
-    let par = if threads <= 1 { Par::Seq } else { Par::rayon(threads) };
+    let par = Parallelism::threads(threads);
     let mut w = workloads::build(name, par)?;
     let epoch_seconds = time_epochs(&mut w, epochs + 1)?.split_off(1);
     let mut sorted = epoch_seconds.clone();
@@ -146,7 +146,7 @@ fn gemm_gflops() -> f64 {
     let mut times: Vec<f64> = (0..25)
         .map(|_| {
             let t = Instant::now();
-            matmul::ab(c.view_mut(), a.view(), b.view(), Accum::Replace, Par::Seq);
+            matmul::ab(c.view_mut(), a.view(), b.view(), Accumulate::Replace, Parallelism::Sequential);
             t.elapsed().as_secs_f64()
         })
         .collect();
@@ -157,12 +157,10 @@ fn gemm_gflops() -> f64 {
 /// Trains `w` for `epochs` through `fit` and returns each epoch's wall time.
 fn time_epochs(w: &mut workloads::Workload, epochs: usize) -> anyhow::Result<Vec<f64>> {
     /// Marks the start and end of every epoch.
-    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[derive(Debug, Default)]
     struct Clock {
-        #[serde(skip)]
         marks: Vec<Instant>,
     }
-    #[typetag::serde(name = "BenchClock")]
     impl kiln_trainer::callbacks::Callback for Clock {
         fn on_epoch_begin(
             &mut self,
@@ -183,9 +181,13 @@ fn time_epochs(w: &mut workloads::Workload, epochs: usize) -> anyhow::Result<Vec
         }
     }
     let mut clock = Clock::default();
-    let opts =
-        FitOptions::default().epochs(epochs).batch_size(w.batch).validation_split(w.split).verbose(Verbosity::Silent);
-    w.model.fit_with_callbacks(&w.x, &w.y, opts, &mut [&mut clock])?;
+    let opts = FitOptions::default()
+        .epochs(epochs)
+        .batch_size(w.batch)
+        .validation_split(w.split)
+        .verbose(Verbosity::Silent)
+        .callback(&mut clock);
+    w.model.fit(&w.x, &w.y, opts)?;
     Ok(clock.marks.chunks(2).map(|p| p[1].duration_since(p[0]).as_secs_f64()).collect())
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use plotters::prelude::*;
 
 use super::workloads::{self, Workload};
-use crate::reproduce::plot::{PALETTE, drawing};
+use crate::plot::{PALETTE, drawing};
 
 /// One panel: what varies, the workload it varies, and the measured points.
 struct Panel {
@@ -19,7 +19,7 @@ struct Panel {
 /// Measures the three sweeps (one warm-up and one timed epoch per point, one thread)
 /// and draws them into `png` (with the numbers printed to stdout).
 pub fn run(png: &Path) -> anyhow::Result<()> {
-    crate::reproduce::fonts::ensure()?;
+    crate::plot::fonts::ensure()?;
     let sweep = |title, x_label, xs: &[usize], build: &dyn Fn(usize) -> anyhow::Result<Workload>| {
         let mut points = Vec::new();
         for &x in xs {

@@ -2,9 +2,9 @@
 //! ordinary `fit` path, with the floating-point work each epoch does.
 
 use kiln_layers::{Activation, Dense};
-use kiln_optimizers::RMSprop;
-use kiln_tensor::{ByteMatrix, Matrix, Par, Rng};
-use kiln_trainer::{Features, Loss, Sequential};
+use kiln_optimizers::{Optimizer, RMSprop};
+use kiln_tensor::{ByteMatrix, Matrix, Parallelism, Rng};
+use kiln_trainer::{Features, Loss, Metric, Sequential};
 
 /// Every workload's name, in the order they run by default.
 pub const NAMES: [&str; 6] = ["W1", "W1b", "W1c", "W2", "W2L", "W1u"];
@@ -29,7 +29,7 @@ pub struct Workload {
 }
 
 /// Builds the workload `name` (one of [`NAMES`]) with matrix products on `par`.
-pub fn build(name: &str, par: Par) -> anyhow::Result<Workload> {
+pub fn build(name: &str, par: Parallelism) -> anyhow::Result<Workload> {
     let mut w = match name {
         "W1" => mnist_like(&[512], false, 128)?,
         "W1b" => mnist_like(&[], false, 128)?,
@@ -73,7 +73,7 @@ pub fn mnist_like(hidden: &[usize], bytes: bool, batch: usize) -> anyhow::Result
         model = model.add(Dense::new(units).activation(Activation::Relu));
     }
     model = model.add(Dense::new(10).activation(Activation::Softmax));
-    model.compile(RMSprop::new(1e-2), Loss::SparseCategoricalCrossentropy, &["accuracy"])?;
+    model.compile(Optimizer::new(RMSprop::default(), 1e-2), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])?;
     let widths: Vec<usize> = hidden.iter().copied().chain([10]).collect();
     let flops_per_epoch = 2.0 * stack_macs(784.0, &widths, 48_000.0, 12_000.0);
     Ok(Workload { model, x, y, batch, split: 0.2, flops_per_epoch })
@@ -92,7 +92,7 @@ pub fn imdb_like(hidden: &[usize], vocab: usize) -> anyhow::Result<Workload> {
         model = model.add(Dense::new(units).activation(Activation::Relu));
     }
     model = model.add(Dense::new(1).activation(Activation::Sigmoid));
-    model.compile(RMSprop::default(), Loss::BinaryCrossentropy, &["accuracy"])?;
+    model.compile(RMSprop::default(), Loss::binary_crossentropy(), [Metric::Accuracy])?;
     let widths: Vec<usize> = hidden.iter().copied().chain([1]).collect();
     let flops_per_epoch = 2.0 * stack_macs(words as f64, &widths, 15_000.0, 10_000.0);
     Ok(Workload { model, x: Features::Sparse(x), y, batch: 512, split: 0.4, flops_per_epoch })

@@ -1,10 +1,11 @@
-//! The chapter's experiments as data: one row per experiment, one builder for all.
+//! The chapter's experiments as data: one row per experiment, each building its real
+//! layers (the same `Dense`/`Dropout` a user writes), one builder for all.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use kiln_layers::{Activation, Dense, Dropout, Layer};
-use kiln_optimizers::RMSprop;
+use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_regularizers::{L1, L1L2, L2, Regularizer};
-use kiln_trainer::{Loss, Sequential};
+use kiln_trainer::{Loss, Metric, Sequential};
 
 /// Which data set an experiment trains on; it fixes the fit settings the notebook uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,95 +36,113 @@ impl DataSet {
     /// The compiled loss.
     pub fn loss(self) -> Loss {
         match self {
-            DataSet::Mnist => Loss::SparseCategoricalCrossentropy,
-            DataSet::Imdb => Loss::BinaryCrossentropy,
+            DataSet::Mnist => Loss::sparse_categorical_crossentropy(),
+            DataSet::Imdb => Loss::binary_crossentropy(),
         }
     }
 }
 
-/// A kernel regularizer of the table.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Reg {
-    /// `l1(x)`.
-    L1(f32),
-    /// `l2(x)`.
-    L2(f32),
-    /// `l1_l2(l1, l2)`.
-    L1L2(f32, f32),
-    /// The regularizer named on the command line (`--regularizer`, from a plugin).
-    Plugin,
-}
+/// The regularizer named on the command line (`--regularizer`, from a plugin), for the
+/// experiments that take one.
+pub type PluginReg<'a> = Option<&'a (dyn Regularizer + 'static)>;
 
-/// One layer of the table.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LayerSpec {
-    /// `Dense(units, activation, kernel_regularizer)`.
-    Dense(usize, Activation, Option<Reg>),
-    /// `Dropout(rate)`.
-    Dropout(f32),
-}
+/// Builds an experiment's layer stack.
+pub type Layers = fn(PluginReg<'_>) -> anyhow::Result<Vec<Box<dyn Layer>>>;
 
 /// One experiment of the chapter.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Experiment {
     /// The name used on the command line, in file names and in the report.
     pub name: &'static str,
     /// The data it trains on.
     pub data: DataSet,
     /// The layer stack.
-    pub layers: &'static [LayerSpec],
+    pub layers: Layers,
     /// RMSprop's learning rate.
-    pub learning_rate: f32,
+    pub learning_rate: f64,
     /// Epochs (the notebook's), unless `--epochs` overrides them.
     pub epochs: usize,
     /// Run only when named with `--only` (it needs extra options).
     pub on_request: bool,
 }
 
-/// Keras' RMSprop default learning rate.
-const DEFAULT_LR: f32 = 1e-3;
+impl PartialEq for Experiment {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
 
-/// `Dense(units, relu)`.
-const fn relu(units: usize) -> LayerSpec {
-    LayerSpec::Dense(units, Activation::Relu, None)
+/// Keras' RMSprop default learning rate.
+const DEFAULT_LR: f64 = 1e-3;
+
+/// `Dense(units, activation)`.
+fn dense(units: usize, activation: Activation) -> Box<dyn Layer> {
+    Box::new(Dense::new(units).activation(activation))
 }
 
 /// `Dense(units, relu, kernel_regularizer=reg)`.
-const fn relu_reg(units: usize, reg: Reg) -> LayerSpec {
-    LayerSpec::Dense(units, Activation::Relu, Some(reg))
+fn relu_with(units: usize, reg: impl Regularizer + Clone + 'static) -> Box<dyn Layer> {
+    Box::new(Dense::new(units).activation(Activation::Relu).kernel_regularizer(reg))
 }
 
-const SOFTMAX10: LayerSpec = LayerSpec::Dense(10, Activation::Softmax, None);
-const SIGMOID1: LayerSpec = LayerSpec::Dense(1, Activation::Sigmoid, None);
+/// `Dense(units, relu)`.
+fn relu(units: usize) -> Box<dyn Layer> {
+    dense(units, Activation::Relu)
+}
+
+/// The MNIST head, `Dense(10, softmax)`.
+fn softmax10() -> Box<dyn Layer> {
+    dense(10, Activation::Softmax)
+}
+
+/// The IMDB head, `Dense(1, sigmoid)`.
+fn sigmoid1() -> Box<dyn Layer> {
+    dense(1, Activation::Sigmoid)
+}
+
+/// `Dropout(rate)`.
+fn dropout(rate: f32) -> Box<dyn Layer> {
+    Box::new(Dropout::new(rate))
+}
 
 /// An MNIST row of the table.
-const fn mnist(name: &'static str, layers: &'static [LayerSpec], learning_rate: f32, epochs: usize) -> Experiment {
+const fn mnist(name: &'static str, layers: Layers, learning_rate: f64, epochs: usize) -> Experiment {
     Experiment { name, data: DataSet::Mnist, layers, learning_rate, epochs, on_request: false }
 }
 
 /// An IMDB row of the table (RMSprop default, 20 epochs).
-const fn imdb(name: &'static str, layers: &'static [LayerSpec]) -> Experiment {
+const fn imdb(name: &'static str, layers: Layers) -> Experiment {
     Experiment { name, data: DataSet::Imdb, layers, learning_rate: DEFAULT_LR, epochs: 20, on_request: false }
 }
 
 /// Every experiment, in report order.
 pub const EXPERIMENTS: &[Experiment] = &[
-    mnist("mnist_lr1", &[relu(512), SOFTMAX10], 1.0, 10),
-    mnist("mnist_lr001", &[relu(512), SOFTMAX10], 1e-2, 10),
-    mnist("mnist_logreg", &[SOFTMAX10], DEFAULT_LR, 20),
-    mnist("mnist_96x2", &[relu(96), relu(96), SOFTMAX10], DEFAULT_LR, 20),
-    imdb("imdb_original", &[relu(16), relu(16), SIGMOID1]),
-    imdb("imdb_smaller", &[relu(4), relu(4), SIGMOID1]),
-    imdb("imdb_larger", &[relu(512), relu(512), SIGMOID1]),
-    imdb("imdb_l2", &[relu_reg(16, Reg::L2(0.002)), relu_reg(16, Reg::L2(0.002)), SIGMOID1]),
-    imdb("imdb_l1", &[relu_reg(16, Reg::L1(0.001)), relu_reg(16, Reg::L1(0.001)), SIGMOID1]),
-    imdb("imdb_l1l2", &[relu_reg(16, Reg::L1L2(0.001, 0.001)), relu_reg(16, Reg::L1L2(0.001, 0.001)), SIGMOID1]),
-    imdb("imdb_dropout", &[relu(16), LayerSpec::Dropout(0.5), relu(16), LayerSpec::Dropout(0.5), SIGMOID1]),
-    Experiment {
-        on_request: true,
-        ..imdb("imdb_custom", &[relu_reg(16, Reg::Plugin), relu_reg(16, Reg::Plugin), SIGMOID1])
-    },
+    mnist("mnist_lr1", |_| Ok(vec![relu(512), softmax10()]), 1.0, 10),
+    mnist("mnist_lr001", |_| Ok(vec![relu(512), softmax10()]), 1e-2, 10),
+    mnist("mnist_logreg", |_| Ok(vec![softmax10()]), DEFAULT_LR, 20),
+    mnist("mnist_96x2", |_| Ok(vec![relu(96), relu(96), softmax10()]), DEFAULT_LR, 20),
+    imdb("imdb_original", |_| Ok(vec![relu(16), relu(16), sigmoid1()])),
+    imdb("imdb_smaller", |_| Ok(vec![relu(4), relu(4), sigmoid1()])),
+    imdb("imdb_larger", |_| Ok(vec![relu(512), relu(512), sigmoid1()])),
+    imdb("imdb_l2", |_| Ok(vec![relu_with(16, L2::new(0.002)), relu_with(16, L2::new(0.002)), sigmoid1()])),
+    imdb("imdb_l1", |_| Ok(vec![relu_with(16, L1::new(0.001)), relu_with(16, L1::new(0.001)), sigmoid1()])),
+    imdb("imdb_l1l2", |_| {
+        Ok(vec![relu_with(16, L1L2::new(0.001, 0.001)), relu_with(16, L1L2::new(0.001, 0.001)), sigmoid1()])
+    }),
+    imdb("imdb_dropout", |_| Ok(vec![relu(16), dropout(0.5), relu(16), dropout(0.5), sigmoid1()])),
+    Experiment { on_request: true, ..imdb("imdb_custom", custom_layers) },
 ];
+
+/// `imdb_original` with the `--regularizer` on both hidden kernels.
+fn custom_layers(plugin: PluginReg<'_>) -> anyhow::Result<Vec<Box<dyn Layer>>> {
+    let reg = plugin.context("needs a plugin regularizer: pass --regularizer 'pkg>Name' --config '{...}'")?;
+    let hidden = || -> Box<dyn Layer> {
+        let mut d = Dense::new(16).activation(Activation::Relu);
+        d.kernel_regularizer = Some(dyn_clone::clone_box(reg));
+        Box::new(d)
+    };
+    Ok(vec![hidden(), hidden(), sigmoid1()])
+}
 
 /// The experiment called `name`.
 pub fn find(name: &str) -> Option<&'static Experiment> {
@@ -151,55 +170,38 @@ pub fn select(only: &[String]) -> anyhow::Result<Vec<&'static Experiment>> {
 }
 
 impl Experiment {
-    /// Whether a layer takes its regularizer from `--regularizer`.
+    /// Whether the experiment takes its regularizer from `--regularizer`.
     pub fn needs_plugin(&self) -> bool {
-        self.layers.iter().any(|l| matches!(l, LayerSpec::Dense(_, _, Some(Reg::Plugin))))
+        (self.layers)(None).is_err()
     }
 
-    /// The compiled, unbuilt model for `seed`; `plugin` fills the [`Reg::Plugin`] slots.
-    pub fn model(&self, seed: u64, plugin: Option<&dyn Regularizer>) -> anyhow::Result<Sequential> {
+    /// The compiled, unbuilt model for `seed`; `plugin` is the `--regularizer`.
+    pub fn model(&self, seed: u64, plugin: PluginReg<'_>) -> anyhow::Result<Sequential> {
         let mut model = Sequential::new().seed(seed).name(self.name);
-        for spec in self.layers {
-            model.push(layer(spec, plugin).with_context(|| format!("experiment {}", self.name))?);
+        for layer in (self.layers)(plugin).with_context(|| format!("experiment {}", self.name))? {
+            model.push(layer);
         }
-        model.compile(RMSprop::new(self.learning_rate), self.data.loss(), &["accuracy"])?;
+        let optimizer = Optimizer::new(RMSprop::default(), self.learning_rate);
+        model.compile(optimizer, self.data.loss(), [Metric::Accuracy])?;
         Ok(model)
     }
 
-    /// Rough multiply-adds per training sample (first layer reading `nnz` inputs),
-    /// used to start the longest runs first.
-    pub fn cost_per_sample(&self, input_nnz: usize) -> usize {
-        let mut width = input_nnz;
+    /// Rough multiply-adds per training sample, read off the built kernels (the first
+    /// layer reads `input_nnz` inputs per row): used to start the longest runs first.
+    pub fn cost_per_sample(&self, input_width: usize, input_nnz: usize, plugin: PluginReg<'_>) -> usize {
+        let Ok(mut model) = self.model(0, plugin) else { return 0 };
+        if model.build(input_width).is_err() {
+            return 0;
+        }
+        let mut first = true;
         let mut cost = 0;
-        for spec in self.layers {
-            if let LayerSpec::Dense(units, ..) = spec {
-                cost += width * units;
-                width = *units;
-            }
+        for p in model.layers().iter().flat_map(|l| l.params()).filter(|p| p.name() == "kernel") {
+            let (rows, units) = (p.shape()[0], p.shape()[1]);
+            cost += if first { input_nnz.min(rows) } else { rows } * units;
+            first = false;
         }
         cost
     }
-}
-
-/// One layer built from its spec.
-fn layer(spec: &LayerSpec, plugin: Option<&dyn Regularizer>) -> anyhow::Result<Box<dyn Layer>> {
-    Ok(match *spec {
-        LayerSpec::Dropout(rate) => Box::new(Dropout::new(rate)),
-        LayerSpec::Dense(units, activation, reg) => {
-            let mut dense = Dense::new(units).activation(activation);
-            dense.kernel_regularizer = match reg {
-                None => None,
-                Some(Reg::L1(a)) => Some(Box::new(L1::new(a))),
-                Some(Reg::L2(a)) => Some(Box::new(L2::new(a))),
-                Some(Reg::L1L2(a, b)) => Some(Box::new(L1L2::new(a, b))),
-                Some(Reg::Plugin) => match plugin {
-                    Some(r) => Some(r.clone_box()),
-                    None => bail!("needs a plugin regularizer: pass --regularizer 'pkg>Name' --config '{{...}}'"),
-                },
-            };
-            Box::new(dense)
-        }
-    })
 }
 
 #[cfg(test)]
@@ -212,6 +214,7 @@ mod tests {
         assert_eq!(all.len(), 11);
         assert!(all.iter().all(|e| e.name != "imdb_custom"));
         let mut names: Vec<_> = EXPERIMENTS.iter().map(|e| e.name).collect();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), EXPERIMENTS.len());
     }
@@ -238,5 +241,13 @@ mod tests {
         assert_eq!(count("imdb_smaller", 10_000), 40_029);
         assert_eq!(count("imdb_larger", 10_000), 5_383_681);
         assert!(find("imdb_custom").unwrap().model(0, None).is_err());
+        assert!(find("imdb_custom").unwrap().needs_plugin() && !find("imdb_l2").unwrap().needs_plugin());
+    }
+
+    #[test]
+    fn cost_reads_the_kernels() {
+        // 128 words × 16 units + 16 × 16 + 16 × 1.
+        assert_eq!(find("imdb_original").unwrap().cost_per_sample(10_000, 128, None), 128 * 16 + 256 + 16);
+        assert_eq!(find("mnist_logreg").unwrap().cost_per_sample(784, 784, None), 7_840);
     }
 }

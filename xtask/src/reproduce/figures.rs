@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::mask::{self, MaskDemo};
-use super::plot::{self, Chart, Marker, PALETTE, Series, drawing};
+use crate::plot::{self, Chart, Marker, PALETTE, Series, drawing};
 use super::verdicts::Curves;
 
 /// What a figure shows.
@@ -142,7 +142,7 @@ impl Figure {
             self.draw(&root, curves, demo)?;
             root.present().map_err(drawing)?;
         }
-        kiln_trainer::write_atomic(&dir.join(format!("{}.svg", self.name)), svg.as_bytes())?;
+        kiln_fs::write_atomic(&dir.join(format!("{}.svg", self.name)), svg.as_bytes())?;
         Ok(())
     }
 

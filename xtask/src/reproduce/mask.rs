@@ -1,12 +1,12 @@
 //! The dropout illustration: a small activation matrix before and after a training-time mask.
 
-use kiln_layers::{Dropout, Layer, LayerInput};
-use kiln_tensor::{Matrix, Par, Rng};
+use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Dropout, Layer, LayerInput};
+use kiln_tensor::{Matrix, Parallelism, Rng};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::plot::drawing;
+use crate::plot::drawing;
 
 /// The book's activation matrix (figure "dropout applied to an activation matrix").
 const ACTIVATIONS: [[f32; 4]; 4] =
@@ -30,8 +30,9 @@ pub struct MaskDemo {
 pub fn demo(seed: u64) -> anyhow::Result<MaskDemo> {
     let input = Matrix::from_rows(&ACTIVATIONS)?;
     let mut layer = Dropout::new(RATE).seed(seed);
-    layer.build(input.cols(), &mut Rng::seed_from_u64(seed))?;
-    layer.forward(LayerInput::Dense(input.view()), true, Par::Seq);
+    let mut rng = Rng::seed_from_u64(seed);
+    layer.build(input.cols(), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS))?;
+    layer.forward(LayerInput::Dense(input.view()), true, Parallelism::Sequential);
     let mask = Matrix::from_vec(input.rows(), input.cols(), layer.mask().to_vec())?;
     Ok(MaskDemo { output: layer.output().clone(), input, mask })
 }

@@ -4,17 +4,15 @@ use std::time::Instant;
 
 use kiln_trainer::callbacks::{Callback, Control};
 use kiln_trainer::{Logs, TrainError};
-use serde::{Deserialize, Serialize};
 
 /// Prints `[imdb_larger seed 2] epoch 7/20 loss 0.21 val_loss 0.41 (0.3 s)` after each epoch.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct EpochLine {
     /// `experiment seed k`.
     pub label: String,
     /// Epochs of the run.
     pub epochs: usize,
-    /// When the current epoch started (runtime only).
-    #[serde(skip)]
+    /// When the current epoch started.
     started: Option<Instant>,
 }
 
@@ -25,7 +23,6 @@ impl EpochLine {
     }
 }
 
-#[typetag::serde(name = "ReproduceEpochLine")]
 impl Callback for EpochLine {
     fn on_epoch_begin(&mut self, _epoch: usize, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.started = Some(Instant::now());

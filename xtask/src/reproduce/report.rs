@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use kiln_datasets::Provenance;
 
 use super::data::{Data, IMDB_ORDER_SEED, MAX_TOKENS};
-use super::experiments::{DataSet, Experiment, LayerSpec, Reg};
+use super::experiments::{DataSet, Experiment, PluginReg};
 use super::runner::{Run, ShuffleMode};
 use super::verdicts::{Curves, Verdict};
 
@@ -28,7 +28,7 @@ pub struct Report<'a> {
     /// The dropout matrices, printed.
     pub mask: String,
     /// The `--regularizer` used by `imdb_custom`, if any.
-    pub plugin: Option<String>,
+    pub plugin: PluginReg<'a>,
     /// How the training order was drawn.
     pub shuffle: ShuffleMode,
 }
@@ -85,7 +85,7 @@ impl Report<'_> {
                 md,
                 "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} | {status} |",
                 exp.name,
-                describe(exp, self.plugin.as_deref()),
+                describe(exp, self.plugin),
                 runs.len()
             );
         }
@@ -101,7 +101,7 @@ impl Report<'_> {
         md
     }
 
-    fn band(&self, exp: &str, key: &str) -> Option<&super::stats::Band> {
+    fn band(&self, exp: &str, key: &str) -> Option<&crate::plot::Band> {
         self.curves.get(&(exp.to_string(), key.to_string()))
     }
 
@@ -157,28 +157,33 @@ fn data_line(set: DataSet, p: &Provenance) -> String {
     )
 }
 
-/// `Dense(16, relu, l2(0.002)) → Dropout(0.5) → …; RMSprop(lr)`.
-pub fn describe(exp: &Experiment, plugin: Option<&str>) -> String {
-    let layers: Vec<String> = exp
-        .layers
-        .iter()
-        .map(|l| match l {
-            LayerSpec::Dropout(r) => format!("Dropout({r})"),
-            LayerSpec::Dense(u, a, reg) => {
-                let act = format!("{a:?}").to_lowercase();
-                match reg {
-                    None => format!("Dense({u}, {act})"),
-                    Some(Reg::L1(x)) => format!("Dense({u}, {act}, l1({x}))"),
-                    Some(Reg::L2(x)) => format!("Dense({u}, {act}, l2({x}))"),
-                    Some(Reg::L1L2(x, y)) => format!("Dense({u}, {act}, l1_l2({x}, {y}))"),
-                    Some(Reg::Plugin) => {
-                        format!("Dense({u}, {act}, {})", plugin.unwrap_or("plugin"))
-                    }
-                }
-            }
-        })
-        .collect();
+/// `Dense(16, relu, l2(0.002)) → Dropout(0.5) → …; RMSprop(lr)`, read off the layers'
+/// own configs (the model the experiment really builds).
+pub fn describe(exp: &Experiment, plugin: PluginReg<'_>) -> String {
+    let Ok(model) = exp.model(0, plugin) else { return format!("(needs a plugin); RMSprop({})", exp.learning_rate) };
+    let layers: Vec<String> = model.layers().iter().map(|l| describe_layer(&serde_json::to_value(l).unwrap_or_default())).collect();
     format!("{}; RMSprop({})", layers.join(" → "), exp.learning_rate)
+}
+
+/// One layer's config in the notebook's notation.
+fn describe_layer(cfg: &serde_json::Value) -> String {
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    match cfg["type"].as_str().unwrap_or("?") {
+        "Dense" => {
+            let (units, act) = (cfg["units"].as_u64().unwrap_or(0), cfg["activation"].as_str().unwrap_or("linear"));
+            let reg = &cfg["kernel_regularizer"];
+            let reg = match reg["type"].as_str() {
+                None => String::new(),
+                Some("L1") => format!(", l1({})", num(reg, "l1") as f32),
+                Some("L2") => format!(", l2({})", num(reg, "l2") as f32),
+                Some("L1L2") => format!(", l1_l2({}, {})", num(reg, "l1") as f32, num(reg, "l2") as f32),
+                Some(_) => format!(", {}", reg["name"].as_str().unwrap_or("plugin")),
+            };
+            format!("Dense({units}, {act}{reg})")
+        }
+        "Dropout" => format!("Dropout({})", num(cfg, "rate") as f32),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +201,17 @@ mod tests {
             history.push(&logs);
         }
         Run { seed, history, seconds: 0.0 }
+    }
+
+    #[test]
+    fn experiments_are_described_from_their_layers() {
+        let find = |n| super::super::experiments::find(n).unwrap();
+        assert_eq!(describe(find("imdb_l2"), None), "Dense(16, relu, l2(0.002)) → Dense(16, relu, l2(0.002)) → Dense(1, sigmoid); RMSprop(0.001)");
+        assert_eq!(
+            describe(find("imdb_dropout"), None),
+            "Dense(16, relu) → Dropout(0.5) → Dense(16, relu) → Dropout(0.5) → Dense(1, sigmoid); RMSprop(0.001)"
+        );
+        assert_eq!(describe(find("mnist_lr1"), None), "Dense(512, relu) → Dense(10, softmax); RMSprop(1)");
     }
 
     #[test]

@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use kiln_regularizers::Regularizer;
-use kiln_tensor::Par;
+use kiln_tensor::Parallelism;
 use kiln_trainer::{FitOptions, History, Verbosity};
 
 use super::data::Data;
@@ -35,7 +34,7 @@ pub struct Plan<'a> {
     /// Worker threads.
     pub jobs: usize,
     /// The `--regularizer` instance, for experiments that need one.
-    pub plugin: Option<&'a dyn Regularizer>,
+    pub plugin: super::experiments::PluginReg<'a>,
     /// Whether the training order is redrawn every epoch.
     pub shuffle: ShuffleMode,
 }
@@ -58,7 +57,7 @@ impl Plan<'_> {
 
 /// Runs every (experiment, seed) of `plan`; returns the runs per experiment, seeds in order.
 ///
-/// Each run is single-threaded (`Par::Seq`) so its numbers do not depend on `--jobs`;
+/// Each run is single-threaded (`Parallelism::Sequential`) so its numbers do not depend on `--jobs`;
 /// parallelism comes from running several runs at once.
 pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
     let mut jobs: Vec<(usize, u64)> =
@@ -67,7 +66,9 @@ pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
     let cost = |&(e, _): &(usize, u64)| {
         let exp = plan.experiments[e];
         let inputs = data.get(exp.data);
-        exp.cost_per_sample(inputs.nnz_per_row) * plan.epochs_of(exp) * inputs.labels.rows()
+        exp.cost_per_sample(inputs.features.width(), inputs.nnz_per_row, plan.plugin)
+            * plan.epochs_of(exp)
+            * inputs.labels.rows()
     };
     jobs.sort_by_key(|j| std::cmp::Reverse(cost(j)));
 
@@ -108,7 +109,8 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data) -> anyhow:
     let inputs = data.get(exp.data);
     let epochs = plan.epochs_of(exp);
     let mut model = exp.model(seed, plan.plugin)?;
-    model.set_parallelism(Par::Seq);
+    model.set_parallelism(Parallelism::Sequential);
+    let mut progress = EpochLine::new(exp.name, seed, epochs);
     let opts = FitOptions::default()
         .epochs(epochs)
         .batch_size(exp.data.batch_size())
@@ -116,7 +118,7 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data) -> anyhow:
         .seed(seed)
         .reshuffle_each_epoch(plan.shuffle == ShuffleMode::EachEpoch)
         .verbose(Verbosity::Silent)
-        .callback(EpochLine::new(exp.name, seed, epochs));
+        .callback(&mut progress);
     let start = Instant::now();
     let history =
         model.fit(&inputs.features, &inputs.labels, opts).with_context(|| format!("{} seed {seed}", exp.name))?;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::stats::Band;
+use crate::plot::Band;
 
 /// Seed bands by (experiment, history key).
 pub type Curves = BTreeMap<(String, String), Band>;

@@ -32,30 +32,22 @@ impl Mode {
 /// Keras' `EarlyStopping`: stop after `patience` epochs without an improvement of at least
 /// `min_delta` in `monitor`. With `restore_best_weights`, the best epoch's weights are put
 /// back when training ends — whatever ended it (Keras' later behaviour, keras#18822).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct EarlyStopping {
     /// The log key to watch.
-    #[serde(default = "default_monitor")]
     pub monitor: String,
     /// The smallest change that counts as an improvement.
-    #[serde(default)]
     pub min_delta: f64,
     /// Epochs without improvement before stopping.
-    #[serde(default)]
     pub patience: usize,
     /// Direction of improvement.
-    #[serde(default)]
     pub mode: Mode,
     /// A value the monitor must beat for the patience counter to reset.
-    #[serde(default)]
     pub baseline: Option<f64>,
     /// Put the best epoch's weights back at the end.
-    #[serde(default)]
     pub restore_best_weights: bool,
     /// Epochs to wait before watching at all.
-    #[serde(default)]
     pub start_from_epoch: usize,
-    #[serde(skip)]
     run: Run,
 }
 
@@ -69,14 +61,10 @@ struct Run {
     stopped_epoch: Option<usize>,
 }
 
-fn default_monitor() -> String {
-    "val_loss".into()
-}
-
 impl Default for EarlyStopping {
     fn default() -> Self {
         Self {
-            monitor: default_monitor(),
+            monitor: "val_loss".into(),
             min_delta: 0.0,
             patience: 0,
             mode: Mode::Auto,
@@ -129,7 +117,6 @@ impl EarlyStopping {
     }
 }
 
-#[typetag::serde]
 impl Callback for EarlyStopping {
     fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.run = Run::default();

@@ -4,8 +4,6 @@ mod early_stopping;
 mod model_checkpoint;
 mod terminate_on_nan;
 
-use std::fmt::Debug;
-
 pub use early_stopping::{EarlyStopping, Mode};
 pub use model_checkpoint::ModelCheckpoint;
 pub use terminate_on_nan::TerminateOnNaN;
@@ -61,10 +59,12 @@ impl<'a> Control<'a> {
     }
 }
 
-/// Hooks called by `fit`. Every hook has a do-nothing default; a failing hook stops
-/// training with its error. Callbacks serialize with typetag.
-#[typetag::serde(tag = "type")]
-pub trait Callback: Debug + Send {
+/// Hooks called by `fit` (Keras' `keras.callbacks.Callback`). Every hook has a
+/// do-nothing default; a failing hook stops training with its error.
+///
+/// `fit` borrows callbacks (`FitOptions::callback(&mut cb)`), so their state — the epoch
+/// `EarlyStopping` stopped at, what a logger recorded — can be read after it returns.
+pub trait Callback {
     /// Before the first epoch.
     fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         Ok(())
@@ -92,12 +92,6 @@ pub trait Callback: Debug + Send {
 
     /// After the last epoch, however training ended.
     fn on_train_end(&mut self, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
-        Ok(())
-    }
-
-    /// Resolves anything the callback needs at run time (a plugin's implementation);
-    /// called by `fit` before training. Built-ins have nothing to resolve.
-    fn bind(&mut self) -> Result<(), TrainError> {
         Ok(())
     }
 

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use super::{Callback, Control, Mode};
 use crate::{Logs, TrainError};
 
@@ -11,28 +9,19 @@ use crate::{Logs, TrainError};
 /// its weights (one safetensors file) after each epoch, or only when `monitor` improved
 /// with `save_best_only`. `{epoch}` / `{epoch:02}` in the path are replaced by the epoch
 /// number counted from 1.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct ModelCheckpoint {
     /// Target path template.
     pub filepath: String,
     /// The log key compared by `save_best_only`.
-    #[serde(default = "default_monitor")]
     pub monitor: String,
     /// Save only when the monitored value improved.
-    #[serde(default)]
     pub save_best_only: bool,
     /// Save the weights file only, not the configuration.
-    #[serde(default)]
     pub save_weights_only: bool,
     /// Direction of improvement.
-    #[serde(default)]
     pub mode: Mode,
-    #[serde(skip)]
     best: Option<f64>,
-}
-
-fn default_monitor() -> String {
-    "val_loss".into()
 }
 
 impl ModelCheckpoint {
@@ -40,7 +29,7 @@ impl ModelCheckpoint {
     pub fn new(filepath: impl Into<String>) -> Self {
         Self {
             filepath: filepath.into(),
-            monitor: default_monitor(),
+            monitor: "val_loss".into(),
             save_best_only: false,
             save_weights_only: false,
             mode: Mode::Auto,
@@ -72,7 +61,6 @@ impl ModelCheckpoint {
     }
 }
 
-#[typetag::serde]
 impl Callback for ModelCheckpoint {
     fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.best = None;

@@ -1,19 +1,15 @@
 //! Stop as soon as the loss stops being a number.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Callback, Control};
 use crate::{Logs, TrainError};
 
 /// Stops training when a batch's loss is NaN or infinite (Keras `TerminateOnNaN`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct TerminateOnNaN {
     /// The batch at which training was stopped, if it was.
-    #[serde(skip)]
     pub stopped_at_batch: Option<usize>,
 }
 
-#[typetag::serde]
 impl Callback for TerminateOnNaN {
     fn on_train_batch_end(&mut self, batch: usize, _logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         if let Some(stats) = ctl.batch_stats() {

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use kiln_layers::{Activation, Dense};
-use kiln_optimizers::RMSprop;
+use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_tensor::{Matrix, Rng};
-use kiln_trainer::{Loss, Sequential};
+use kiln_trainer::{Loss, Metric, Sequential};
 
 /// `n` points in 4 dimensions; class = which of 3 fixed directions scores highest.
 pub fn blobs(n: usize, seed: u64) -> (Matrix, Matrix) {
@@ -28,6 +28,6 @@ pub fn classifier(seed: u64) -> Sequential {
         .seed(seed)
         .add(Dense::new(16).activation(Activation::Relu))
         .add(Dense::new(3).activation(Activation::Softmax));
-    m.compile(RMSprop::new(0.01), Loss::SparseCategoricalCrossentropy, &["accuracy"]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
     m
 }

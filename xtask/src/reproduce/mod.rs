@@ -2,21 +2,17 @@
 //! writes every figure (PNG + SVG), `REPORT.md` and one Keras-keyed history per run.
 //!
 //! The pieces, one job each: [`experiments`] (the table), [`data`] (load once),
-//! [`runner`] (experiment × seed jobs on threads), [`stats`] (seed bands),
-//! [`verdicts`] (the chapter's claims, computed), [`figures`] / [`plot`] / [`mask`]
-//! (plotters), [`report`] (Markdown).
+//! [`runner`] (experiment × seed jobs on threads), [`verdicts`] (the chapter's claims,
+//! computed), [`figures`] / [`mask`] (drawn with [`crate::plot`]), [`report`] (Markdown).
 
-mod data;
-mod experiments;
-mod figures;
-pub mod fonts;
-mod mask;
-pub mod plot;
+pub mod data;
+pub mod experiments;
+pub mod figures;
+pub mod mask;
 mod progress;
-mod report;
-mod runner;
-mod stats;
-mod verdicts;
+pub mod report;
+pub mod runner;
+pub mod verdicts;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -86,7 +82,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         (Some(_), false) => bail!("--regularizer is only used by imdb_custom; add it to --only"),
         (None, false) => None,
     };
-    fonts::ensure()?;
+    crate::plot::fonts::ensure()?;
 
     let mut needed: Vec<_> = selected.iter().map(|e| e.data).collect();
     needed.dedup();
@@ -133,11 +129,11 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         train_wall,
         figures: drawn.clone(),
         mask: mask::printed(&demo),
-        plugin: args.regularizer.clone(),
+        plugin: plugin.as_deref(),
         shuffle: args.shuffle,
     };
     let report_path = args.out.join("REPORT.md");
-    kiln_trainer::write_atomic(&report_path, report.render().as_bytes())?;
+    kiln_fs::write_atomic(&report_path, report.render().as_bytes())?;
 
     for v in &verdicts {
         eprintln!("verdict: {}: {} — {}", v.claim, v.evidence, v.word());
@@ -173,11 +169,11 @@ fn save_histories(
     for (exp, runs) in selected.iter().zip(runs) {
         for run in runs {
             let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
-            kiln_trainer::write_atomic(&path, run.history.to_json().as_bytes())?;
+            kiln_fs::write_atomic(&path, run.history.to_json().as_bytes())?;
         }
         let histories: Vec<_> = runs.iter().map(|r| &r.history).collect();
         for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
-            if let Some(band) = stats::Band::of(&histories, key) {
+            if let Some(band) = crate::plot::Band::of(&histories, key) {
                 curves.insert((exp.name.to_string(), key.to_string()), band);
             }
         }

@@ -6,7 +6,7 @@ use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordu32;
 use plotters::prelude::*;
 
-use super::stats::Band;
+use super::band::Band;
 
 /// How a curve's points are marked (the notebook tells curves apart by `+` and `o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,31 +13,31 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::TrainError;
+use crate::FileError;
 use crate::failpoint::failpoint;
 
 /// Writes `bytes` to `path` atomically and durably (temporary file, `fsync`, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let dir = parent_of(path);
     let tmp = sibling(path, "tmp")?;
-    let written = (|| {
+    let written = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
-        if failpoint("write:torn") {
+        failpoint!("write:torn", |_| -> std::io::Result<()> {
             // Simulates a kill halfway through the data.
             f.write_all(&bytes[..bytes.len() / 2])?;
             f.sync_all()?;
-            std::process::abort();
-        }
+            std::process::abort()
+        });
         f.write_all(bytes)?;
         f.sync_all()
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(TrainError::file(&tmp, e));
+        return Err(FileError::new(&tmp, e));
     }
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        TrainError::file(path, e)
+        FileError::new(path, e)
     })?;
     sync_dir(dir);
     Ok(())
@@ -46,19 +46,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
 /// Fills a fresh temporary directory beside `dir` with `fill`, then atomically makes it
 /// `dir` (replacing what was there). On error the temporary directory is removed and `dir`
 /// is untouched.
-pub fn replace_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), TrainError>) -> Result<(), TrainError> {
+pub fn replace_dir_atomic<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
     recover_dir(dir)?;
     let staging = sibling(dir, "saving")?;
     let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|e| TrainError::file(&staging, e))?;
+    fs::create_dir_all(&staging).map_err(|e| FileError::new(&staging, e))?;
     if let Err(e) = fill(&staging) {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
     sync_dir(&staging);
-    if failpoint("save:before-swap") {
-        std::process::abort();
-    }
+    failpoint!("save:before-swap", |_| -> Result<(), E> { std::process::abort() });
     let swapped = if dir.exists() { swap(&staging, dir) } else { fs::rename(&staging, dir).map(|()| false) };
     match swapped {
         // `staging` now holds the previous content.
@@ -68,7 +66,7 @@ pub fn replace_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), Tra
         Ok(false) => {}
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
-            return Err(TrainError::file(dir, format!("could not replace the directory: {e}")));
+            return Err(FileError::new(dir, format!("could not replace the directory: {e}")).into());
         }
     }
     sync_dir(parent_of(dir));
@@ -78,7 +76,7 @@ pub fn replace_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), Tra
 /// Puts back `dir` from `.NAME.previous` when a save was interrupted between moving the
 /// old directory aside and moving the new one in (only possible without
 /// `RENAME_EXCHANGE`); removes a stale `.NAME.previous` otherwise.
-pub fn recover_dir(dir: &Path) -> Result<(), TrainError> {
+pub fn recover_dir(dir: &Path) -> Result<(), FileError> {
     let previous = sibling(dir, "previous")?;
     if !previous.exists() {
         return Ok(());
@@ -88,7 +86,7 @@ pub fn recover_dir(dir: &Path) -> Result<(), TrainError> {
     } else {
         tracing::warn!(dir = %dir.display(), "restoring the previous save (the last one was interrupted)");
         fs::rename(&previous, dir)
-            .map_err(|e| TrainError::file(dir, format!("restoring {}: {e}", previous.display())))?;
+            .map_err(|e| FileError::new(dir, format!("restoring {}: {e}", previous.display())))?;
     }
     Ok(())
 }
@@ -101,9 +99,7 @@ fn swap(staging: &Path, dir: &Path) -> std::io::Result<bool> {
     // Two renames; a crash in between leaves `.NAME.previous`, which `recover_dir` restores.
     let previous = sibling(dir, "previous").map_err(std::io::Error::other)?;
     fs::rename(dir, &previous)?;
-    if failpoint("save:between-renames") {
-        std::process::abort();
-    }
+    failpoint!("save:between-renames", |_| -> std::io::Result<bool> { std::process::abort() });
     fs::rename(staging, dir)?;
     let _ = fs::remove_dir_all(&previous);
     Ok(false)
@@ -114,9 +110,7 @@ fn swap(staging: &Path, dir: &Path) -> std::io::Result<bool> {
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
-    if failpoint("save:no-exchange") {
-        return Err(std::io::Error::other("RENAME_EXCHANGE disabled by KILN_FAILPOINT"));
-    }
+    failpoint!("save:no-exchange", |_| Err(std::io::Error::other("RENAME_EXCHANGE disabled by a failpoint")));
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
     let (a, b) = (c(a)?, c(b)?);
     // SAFETY: both are valid NUL-terminated paths that outlive the call.
@@ -140,8 +134,8 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
 }
 
 /// `.NAME.TAG` beside `path` (hidden, so listings stay clean; one per process for `tmp`).
-fn sibling(path: &Path, tag: &str) -> Result<PathBuf, TrainError> {
-    let name = path.file_name().ok_or_else(|| TrainError::file(path, "not a file or directory name"))?;
+fn sibling(path: &Path, tag: &str) -> Result<PathBuf, FileError> {
+    let name = path.file_name().ok_or_else(|| FileError::new(path, "not a file or directory name"))?;
     let mut hidden = std::ffi::OsString::from(".");
     hidden.push(name);
     hidden.push(".");

@@ -1,0 +1,124 @@
+//! Keras' `Dense`, `Dropout` and `InputLayer` configs as kiln layers.
+
+use kiln_layers::{Dense, Dropout, Layer};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::json::{At, check_dtype, refuse_unknown};
+use crate::{KerasError, parts};
+
+/// One entry of a model's `layers` list, as kiln sees it.
+pub(crate) enum Entry {
+    /// An `InputLayer`: the input width, when its shape is `[null, d]`.
+    Input(usize),
+    /// A layer kiln builds.
+    Layer(Box<dyn Layer>),
+}
+
+/// Keys of a layer's config that carry no semantics kiln must reproduce.
+const IGNORED: &[&str] = &["name", "trainable", "dtype", "shared_object_id"];
+
+#[derive(Deserialize)]
+struct DenseConfig {
+    #[serde(default)]
+    name: String,
+    units: usize,
+    #[serde(default = "yes")]
+    use_bias: bool,
+}
+
+#[derive(Deserialize)]
+struct DropoutConfig {
+    #[serde(default)]
+    name: String,
+    rate: f32,
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The layer described by `{"class_name": …, "config": …}` at `at`.
+pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
+    let class = at.value.get("class_name").and_then(Value::as_str).ok_or_else(|| at.error("layer without class_name"))?;
+    let cfg_path = at.child_path("config");
+    let value = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;
+    let cfg = At { value, path: &cfg_path };
+    if !value.is_object() {
+        return Err(cfg.error("a layer config must be an object"));
+    }
+    check_dtype(cfg)?;
+    if value.get("trainable").and_then(Value::as_bool) == Some(false) && class != "InputLayer" {
+        return Err(cfg.error_at("trainable", "frozen layers (trainable: false) are not supported: kiln trains every layer"));
+    }
+    match class {
+        "InputLayer" => input_width(cfg).map(Entry::Input),
+        "Dense" => dense(cfg).map(|d| Entry::Layer(Box::new(d))),
+        "Dropout" => {
+            refuse_unknown(cfg, "Dropout", &["rate", "seed"], IGNORED)?;
+            let c: DropoutConfig = cfg.typed()?;
+            let mut d = Dropout::new(c.rate).name(c.name);
+            d.seed = c.seed;
+            Ok(Entry::Layer(Box::new(d)))
+        }
+        other => Err(at.error(format!("layer class `{other}` is not supported (InputLayer, Dense, Dropout)"))),
+    }
+}
+
+fn dense(cfg: At<'_>) -> Result<Dense, KerasError> {
+    const KNOWN: &[&str] = &[
+        "units",
+        "use_bias",
+        "activation",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+    ];
+    refuse_unknown(cfg, "Dense", KNOWN, IGNORED)?;
+    let c: DenseConfig = cfg.typed()?;
+    let sub = |key: &str| cfg.child_path(key);
+    let null = Value::Null;
+    let field = |key: &str| cfg.value.get(key).unwrap_or(&null);
+    let mut d = Dense::new(c.units).name(c.name).use_bias(c.use_bias);
+    d.activation = parts::activation(At { value: field("activation"), path: &sub("activation") })?;
+    if let Some(v) = cfg.get("kernel_initializer") {
+        d.kernel_initializer = parts::initializer(At { value: v, path: &sub("kernel_initializer") })?;
+    }
+    if let Some(v) = cfg.get("bias_initializer") {
+        d.bias_initializer = parts::initializer(At { value: v, path: &sub("bias_initializer") })?;
+    }
+    d.kernel_regularizer = parts::regularizer(At { value: field("kernel_regularizer"), path: &sub("kernel_regularizer") })?;
+    d.bias_regularizer = parts::regularizer(At { value: field("bias_regularizer"), path: &sub("bias_regularizer") })?;
+    d.activity_regularizer =
+        parts::regularizer(At { value: field("activity_regularizer"), path: &sub("activity_regularizer") })?;
+    if c.units == 0 {
+        return Err(cfg.error_at("units", "must be at least 1"));
+    }
+    Ok(d)
+}
+
+/// The feature width of an `InputLayer`: its `batch_shape` must be `[null, d]`.
+fn input_width(cfg: At<'_>) -> Result<usize, KerasError> {
+    refuse_unknown(cfg, "InputLayer", &["batch_shape", "batch_input_shape", "sparse", "optional"], IGNORED)?;
+    let key = if cfg.get("batch_shape").is_some() { "batch_shape" } else { "batch_input_shape" };
+    let shape = cfg.get(key).ok_or_else(|| cfg.error("InputLayer without batch_shape"))?;
+    width_of(At { value: shape, path: &cfg.child_path(key) })
+}
+
+/// `d` of a Keras shape `[null, d]`; every other shape is refused (kiln's inputs are rows
+/// of features).
+pub(crate) fn width_of(at: At<'_>) -> Result<usize, KerasError> {
+    let dims = at.value.as_array().ok_or_else(|| at.error("a shape must be a list"))?;
+    match dims.as_slice() {
+        [first, d] if first.is_null() || first.is_u64() => d
+            .as_u64()
+            .filter(|&d| d > 0)
+            .map(|d| d as usize)
+            .ok_or_else(|| at.error(format!("the feature width must be a positive integer, got {d}"))),
+        _ => Err(at.error(format!("input shape {} is not supported: kiln models take 2-D input [batch, features]", at.value))),
+    }
+}

@@ -1,0 +1,42 @@
+//! kiln-keras: Keras models and training runs, in kiln.
+//!
+//! * **Import** ([`model_from_keras`], [`compile_from_keras`], [`optimizer_from_keras`],
+//!   [`model_from_keras_file`]): a Keras `Sequential` config (or a single-chain
+//!   `Functional` one, or a `.keras` archive's `config.json`) becomes a kiln
+//!   [`Sequential`](kiln_trainer::Sequential). Configs are read through serde into types
+//!   with Keras' names; anything kiln cannot compute exactly — other layers, dtypes,
+//!   graphs, constraints, optimizer options — is refused with the JSON path of the field.
+//! * **Parity** ([`replay`]): a Keras training trace (the schema of
+//!   `tests/fixtures/keras/keras_trace_*.json`) is replayed and every number compared.
+//!
+//! ```
+//! use serde_json::json;
+//!
+//! let config = json!({"class_name": "Sequential", "config": {"name": "s", "layers": [
+//!     {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+//!     {"class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "relu"}}]}});
+//! let model = kiln_keras::model_from_keras(&config)?;
+//! assert_eq!((model.input_width(), model.param_count()), (Some(3), 8));
+//!
+//! let bad = json!({"layers": [{"class_name": "Dense", "config": {"units": 3.5}}]});
+//! let err = kiln_keras::model_from_keras(&bad).unwrap_err().to_string();
+//! assert!(err.starts_with("layers[0].config.units: invalid type: floating point `3.5`"), "{err}");
+//! # Ok::<(), kiln_keras::KerasError>(())
+//! ```
+
+mod archive;
+mod compile;
+mod error;
+mod json;
+mod layers;
+mod model;
+mod optimizer;
+mod parts;
+mod trace;
+
+pub use archive::{MAX_CONFIG_BYTES, model_from_document, model_from_keras_file, read_model_config};
+pub use compile::compile_from_keras;
+pub use error::KerasError;
+pub use model::model_from_keras;
+pub use optimizer::optimizer_from_keras;
+pub use trace::{Check, TraceReport, replay};

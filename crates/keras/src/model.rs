@@ -1,0 +1,131 @@
+//! A Keras `Sequential` (or single-chain `Functional`) model config as a kiln model.
+
+use kiln_trainer::Sequential;
+use serde_json::Value;
+
+use crate::json::{At, check_dtype, refuse_unknown};
+use crate::layers::{Entry, entry, width_of};
+use crate::KerasError;
+
+/// A Keras model config — `model.get_config()`, or the whole serialized object
+/// (`{"class_name": "Sequential", "config": …}`) — as a kiln model: `InputLayer`, `Dense`
+/// and `Dropout` layers with their activations, initializers and regularizers, built when
+/// the config states the input width. A `Functional` model is accepted only when it is
+/// one chain from its input to its output; any other graph is refused, as is anything
+/// kiln cannot compute exactly (other layers, non-float32 dtypes, non-2-D inputs, frozen
+/// layers, constraints…). Every error names the field.
+pub fn model_from_keras(config: &Value) -> Result<Sequential, KerasError> {
+    model_at(At::root(config))
+}
+
+pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
+    let (class, cfg_value, cfg_path) = match at.value.get("class_name").and_then(Value::as_str) {
+        Some(class) => {
+            let cfg = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;
+            (class, cfg, at.child_path("config"))
+        }
+        // A bare `get_config()`: a Functional one names its inputs and outputs.
+        None if at.value.get("input_layers").is_some() => ("Functional", at.value, at.path.to_string()),
+        None => ("Sequential", at.value, at.path.to_string()),
+    };
+    let cfg = At { value: cfg_value, path: &cfg_path };
+    match class {
+        "Sequential" | "Functional" => {}
+        other => return Err(at.error_at("class_name", format!("`{other}` is not a model (Sequential, or a Functional chain)"))),
+    }
+    if !cfg_value.is_object() {
+        return Err(cfg.error("a model config must be an object"));
+    }
+    check_dtype(cfg)?;
+    let layers_v = cfg.get("layers").ok_or_else(|| cfg.error("no `layers` list"))?;
+    let layers_path = cfg.child_path("layers");
+    let layers = layers_v.as_array().ok_or_else(|| KerasError::config(&layers_path, "`layers` must be a list"))?;
+    if class == "Functional" {
+        refuse_unknown(cfg, "Functional", &["layers", "input_layers", "output_layers"], &["name", "trainable", "dtype"])?;
+        check_chain(cfg, layers)?;
+    } else {
+        refuse_unknown(cfg, "Sequential", &["layers", "build_input_shape"], &["name", "trainable", "dtype"])?;
+    }
+    let name = cfg.value.get("name").and_then(Value::as_str).unwrap_or("sequential");
+    let mut model = Sequential::new().name(name);
+    let mut input_width = match cfg.get("build_input_shape") {
+        Some(s) => Some(width_of(At { value: s, path: &cfg.child_path("build_input_shape") })?),
+        None => None,
+    };
+    for (i, layer) in layers.iter().enumerate() {
+        let path = format!("{layers_path}[{i}]");
+        let at = At { value: layer, path: &path };
+        match entry(at)? {
+            Entry::Input(w) => input_width = input_width.or(Some(w)),
+            Entry::Layer(l) => {
+                if model.layers().is_empty() && input_width.is_none() {
+                    if let Some(shape) = layer.get("build_config").and_then(|b| b.get("input_shape")).filter(|s| !s.is_null()) {
+                        let shape_path = format!("{path}.build_config.input_shape");
+                        input_width = Some(width_of(At { value: shape, path: &shape_path })?);
+                    }
+                }
+                model.push(l);
+            }
+        }
+    }
+    if model.layers().is_empty() {
+        return Err(KerasError::config(&layers_path, "the model has no layers kiln could build (only inputs, or none)"));
+    }
+    if let Some(w) = input_width {
+        model.build(w)?;
+    }
+    Ok(model)
+}
+
+/// The `keras_history` layer name of every tensor a node consumes.
+fn node_inputs(node: &Value) -> Vec<&str> {
+    fn walk<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+        if let Some(h) = v.get("config").and_then(|c| c.get("keras_history")).and_then(Value::as_array) {
+            if let Some(name) = h.first().and_then(Value::as_str) {
+                out.push(name);
+            }
+            return;
+        }
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, &mut out);
+    out
+}
+
+/// The first layer name of a Functional `input_layers` / `output_layers` entry, which is
+/// `["x", 0, 0]` for one tensor or `[["x", 0, 0], …]` for several.
+fn endpoints(v: Option<&Value>) -> Vec<&str> {
+    match v.and_then(Value::as_array).map(Vec::as_slice) {
+        Some([Value::String(name), ..]) => vec![name.as_str()],
+        Some(items) => items.iter().filter_map(|i| i.get(0).and_then(Value::as_str)).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Refuses a Functional graph that is not one chain: one input, one output, every layer
+/// called once on the previous layer's output only.
+fn check_chain(cfg: At<'_>, layers: &[Value]) -> Result<(), KerasError> {
+    let names: Vec<&str> = layers.iter().map(|l| l.get("name").and_then(Value::as_str).unwrap_or("?")).collect();
+    let inputs = endpoints(cfg.value.get("input_layers"));
+    let outputs = endpoints(cfg.value.get("output_layers"));
+    let not_chain = |why: String| cfg.error(format!("this Functional model is not a single chain from its input ({why}); kiln imports Sequential stacks only"));
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return Err(not_chain(format!("{} inputs and {} outputs", inputs.len(), outputs.len())));
+    }
+    if names.first() != Some(&inputs[0]) || names.last() != Some(&outputs[0]) {
+        return Err(not_chain(format!("layers run from `{}` to `{}`, not input to output", names[0], names[names.len() - 1])));
+    }
+    for (i, layer) in layers.iter().enumerate().skip(1) {
+        let nodes = layer.get("inbound_nodes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        let fed: Vec<&str> = nodes.iter().flat_map(node_inputs).collect();
+        if nodes.len() != 1 || fed != [names[i - 1]] {
+            return Err(not_chain(format!("layer `{}` is fed by {fed:?}, not by `{}` alone", names[i], names[i - 1])));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Replaying a Keras training trace and comparing every number.
+//!
+//! The trace schema is the one of `tests/fixtures/keras/keras_trace_*.json`: the model
+//! config and compile settings, the data, the initial weights, and what Keras produced —
+//! per batch (total and data loss, running logs, weights after the update), per epoch
+//! (logs), final weights and final optimizer variables. A key kiln does not understand
+//! is an error: a trace must never pass because part of it was ignored.
+
+mod compare;
+
+use std::collections::HashMap;
+
+use kiln_tensor::Matrix;
+use kiln_trainer::callbacks::{BatchStats, Callback, Control};
+use kiln_trainer::{FitOptions, Logs, NamedTensor, Sequential, TrainError, Validation, Verbosity, Weights};
+use serde_json::Value;
+
+pub use self::compare::{Check, TraceReport};
+use self::compare::{Comparer, flat_values, strip_model};
+use crate::json::{At, refuse_unknown};
+use crate::{KerasError, compile_from_keras, model_from_keras};
+
+/// Top-level keys of a trace; the informational ones are read by people, not compared.
+const TOP_KEYS: &[&str] = &["model", "fit", "data", "initial_weights", "batches", "epochs", "final_weights", "final_optimizer_variables"];
+const TOP_INFO: &[&str] = &[
+    "description",
+    "producer",
+    "versions",
+    "weight_order_note",
+    "history",
+    "epoch_loss_averaging_check",
+    "val_loss_regularization_check",
+];
+const FIT_KEYS: &[&str] = &["batch_size", "epochs", "shuffle", "validation_split"];
+const FIT_INFO: &[&str] = &["steps_per_epoch", "validation"];
+const DATA_KEYS: &[&str] = &["x", "y", "x_val", "y_val"];
+const BATCH_KEYS: &[&str] = &["epoch", "batch", "raw_total_loss", "raw_data_loss", "reported_running_logs", "weights_after_update"];
+const BATCH_INFO: &[&str] = &["sample_range", "raw_additional_losses", "derived_batch_loss_from_running_mean"];
+
+/// Refuses keys of `v` outside `known ∪ info`, even when they look "off": in a trace
+/// every key is data.
+fn strict(v: &Value, path: &str, known: &[&str], info: &[&str]) -> Result<(), KerasError> {
+    let Some(map) = v.as_object() else { return Err(KerasError::config(path, "must be an object")) };
+    for k in map.keys() {
+        if !known.contains(&k.as_str()) && !info.contains(&k.as_str()) {
+            return Err(KerasError::config(
+                if path.is_empty() { k.clone() } else { format!("{path}.{k}") },
+                "is not part of the trace schema kiln replays; refusing to ignore it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON matrix (list of rows) or vector (one column) as a `Matrix`.
+fn matrix(v: &Value, what: &str) -> Result<Matrix, KerasError> {
+    let rows = v.as_array().ok_or_else(|| KerasError::config(what, "is not a list"))?;
+    let n = rows.len();
+    let values: Vec<f32> = flat_values(v).into_iter().map(|x| x as f32).collect();
+    if n == 0 || values.len() % n != 0 {
+        return Err(KerasError::config(what, "is empty or ragged"));
+    }
+    Matrix::from_vec(n, values.len() / n, values).map_err(|e| KerasError::config(what, e.to_string()))
+}
+
+/// Records what Keras' trace records, batch by batch.
+#[derive(Debug, Default)]
+struct Recorder {
+    batches: Vec<(BatchStats, Logs, Weights)>,
+}
+
+impl Callback for Recorder {
+    fn on_train_batch_end(&mut self, _batch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        let stats = ctl.batch_stats().expect("batch hooks carry stats");
+        self.batches.push((stats, logs.clone(), ctl.model().get_weights()));
+        Ok(())
+    }
+
+    fn wants_batches(&self) -> bool {
+        true
+    }
+}
+
+/// The validation fraction of a trace's `fit` section: a `validation_split` number, or a
+/// `validation` description such as `"validation_split=0.25"`.
+fn validation_split(fit: &Value) -> Option<f64> {
+    if let Some(f) = fit.get("validation_split").and_then(Value::as_f64) {
+        return Some(f);
+    }
+    let text = fit.get("validation")?.as_str()?;
+    let rest = &text[text.find("validation_split")? + "validation_split".len()..];
+    let number: String = rest
+        .trim_start_matches(|c: char| c == '=' || c == ':' || c.is_whitespace())
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == 'e' || *c == '-')
+        .collect();
+    number.parse().ok()
+}
+
+/// Rebuilds the trace's model in kiln, sets the initial weights, trains as the trace
+/// says, and compares every number it lists with tolerance `1e-6 + rtol·|keras|`.
+pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
+    strict(trace, "", TOP_KEYS, TOP_INFO)?;
+    let get = |k: &str| trace.get(k).ok_or_else(|| KerasError::config(k, "missing from the trace"));
+    let model_v = get("model")?;
+    refuse_unknown(At { value: model_v, path: "model" }, "trace model", &["config", "compile"], &[])?;
+    let mut model: Sequential =
+        model_from_keras(model_v.get("config").ok_or_else(|| KerasError::config("model.config", "missing"))?)?;
+    let data = get("data")?;
+    strict(data, "data", DATA_KEYS, &[])?;
+    let x = matrix(data.get("x").ok_or_else(|| KerasError::config("data.x", "missing"))?, "data.x")?;
+    let y = matrix(data.get("y").ok_or_else(|| KerasError::config("data.y", "missing"))?, "data.y")?;
+    if model.input_width().is_none() {
+        model.build(x.cols())?;
+    }
+    let name = model.model_name().to_string();
+    let mut initial = Vec::new();
+    let weights =
+        get("initial_weights")?.as_object().ok_or_else(|| KerasError::config("initial_weights", "must be an object"))?;
+    for (k, v) in weights {
+        let shape = v.get("shape").map(flat_values).unwrap_or_default().iter().map(|&d| d as usize).collect();
+        let values = flat_values(v.get("values").unwrap_or(&Value::Null)).into_iter().map(|x| x as f32).collect();
+        initial.push(NamedTensor { name: strip_model(k, &name), shape, values });
+    }
+    model.set_weights(&Weights(initial))?;
+    compile_from_keras(&mut model, model_v.get("compile").ok_or_else(|| KerasError::config("model.compile", "missing"))?)
+        .map_err(|e| prefixed(e, "model.compile"))?;
+
+    let fit = get("fit")?;
+    strict(fit, "fit", FIT_KEYS, FIT_INFO)?;
+    if fit.get("shuffle").and_then(Value::as_bool) != Some(false) {
+        return Err(KerasError::config(
+            "fit.shuffle",
+            "only shuffle=False traces can be replayed (TensorFlow's shuffle order is not reproducible)",
+        ));
+    }
+    let (xv, yv) = match (data.get("x_val"), data.get("y_val")) {
+        (Some(xv), Some(yv)) => (Some(matrix(xv, "data.x_val")?), Some(matrix(yv, "data.y_val")?)),
+        _ => (None, None),
+    };
+    let mut recorder = Recorder::default();
+    let mut opts = FitOptions::default()
+        .epochs(fit.get("epochs").and_then(Value::as_u64).unwrap_or(1) as usize)
+        .batch_size(fit.get("batch_size").and_then(Value::as_u64).unwrap_or(32) as usize)
+        .shuffle(false)
+        .verbose(Verbosity::Silent)
+        .callback(&mut recorder);
+    if let (Some(xv), Some(yv)) = (&xv, &yv) {
+        opts.validation = Validation::Data(xv.into(), yv);
+    } else if let Some(f) = validation_split(fit) {
+        opts.validation = Validation::Split(f);
+    }
+    let history = model.fit(&x, &y, opts)?;
+
+    let mut cmp = Comparer { rtol, report: TraceReport::default() };
+    let batches = get("batches")?.as_array().cloned().unwrap_or_default();
+    if batches.len() != recorder.batches.len() {
+        cmp.report.problems.push(format!("Keras ran {} batches, kiln {}", batches.len(), recorder.batches.len()));
+    }
+    for (i, (b, (stats, logs, weights))) in batches.iter().zip(&recorder.batches).enumerate() {
+        strict(b, &format!("batches[{i}]"), BATCH_KEYS, BATCH_INFO)?;
+        let at = format!("epoch {} batch {}", b["epoch"], b["batch"]);
+        if let Some(v) = b.get("raw_total_loss").and_then(Value::as_f64) {
+            cmp.compare("batch total loss", &at, stats.loss as f64, v);
+        }
+        if let Some(v) = b.get("raw_data_loss").and_then(Value::as_f64) {
+            cmp.compare("batch data loss", &at, stats.data_loss as f64, v);
+        }
+        for (k, v) in b.get("reported_running_logs").and_then(Value::as_object).into_iter().flatten() {
+            match (logs.get(k), v.as_f64()) {
+                (Some(ours), Some(theirs)) => cmp.compare("batch running logs", &format!("{at} {k}"), ours, theirs),
+                _ => cmp.report.problems.push(format!("{at}: no running log `{k}` in kiln")),
+            }
+        }
+        if let Some(w) = b.get("weights_after_update") {
+            cmp.compare_weights("weights after each batch", &at, weights, w, &name);
+        }
+    }
+    for (i, e) in get("epochs")?.as_array().into_iter().flatten().enumerate() {
+        strict(e, &format!("epochs[{i}]"), &["epoch", "logs"], &[])?;
+        let epoch = e.get("epoch").and_then(Value::as_u64).unwrap_or(0) as usize;
+        for (k, v) in e.get("logs").and_then(Value::as_object).into_iter().flatten() {
+            match (history.get(k).and_then(|h| h.get(epoch)), v.as_f64()) {
+                (Some(&ours), Some(theirs)) => cmp.compare("epoch logs", &format!("epoch {epoch} {k}"), ours, theirs),
+                _ => cmp.report.problems.push(format!("epoch {epoch}: no `{k}` in kiln's history")),
+            }
+        }
+    }
+    if let Some(w) = trace.get("final_weights") {
+        cmp.compare_weights("final weights", "final", &model.get_weights(), w, &name);
+    }
+    if let Some(vars) = trace.get("final_optimizer_variables").and_then(Value::as_object) {
+        compare_optimizer(&mut cmp, &model, vars, &name);
+    }
+    Ok(cmp.report)
+}
+
+/// `e` with `prefix.` in front of its JSON path.
+fn prefixed(e: KerasError, prefix: &str) -> KerasError {
+    match e {
+        KerasError::Config { at, message } => KerasError::Config { at: format!("{prefix}.{at}"), message },
+        other => other,
+    }
+}
+
+/// Compares Keras' optimizer variables (`<opt>/iteration`, `<opt>/learning_rate`,
+/// `<opt>/<model>_<layer>_<param>_<slot>`) with kiln's.
+fn compare_optimizer(cmp: &mut Comparer, model: &Sequential, vars: &serde_json::Map<String, Value>, name: &str) {
+    let opt = model.optimizer().expect("compiled");
+    let slots: HashMap<String, &[f32]> = opt
+        .slots()
+        .into_iter()
+        .map(|s| (format!("{name}_{}_{}", s.param.replace('/', "_"), s.slot), s.values))
+        .collect();
+    for (key, v) in vars {
+        let var = key.split_once('/').map_or(key.as_str(), |(_, v)| v);
+        let values = flat_values(v.get("values").unwrap_or(v));
+        let first = values.first().copied().unwrap_or(f64::NAN);
+        match var {
+            "iteration" | "iterations" => cmp.compare("optimizer variables", key, opt.iterations() as f64, first),
+            "learning_rate" => cmp.compare("optimizer variables", key, opt.learning_rate() as f64, first),
+            slot => match slots.get(slot) {
+                Some(ours) => cmp.compare_slices("optimizer variables", key, ours, &values),
+                None => cmp.report.problems.push(format!("optimizer variable `{key}` has no kiln counterpart")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_split_is_read_from_either_form() {
+        assert_eq!(validation_split(&serde_json::json!({"validation_split": 0.2})), Some(0.2));
+        assert_eq!(validation_split(&serde_json::json!({"validation": "validation_split=0.25"})), Some(0.25));
+        assert_eq!(validation_split(&serde_json::json!({"validation": "validation_data=(x_val, y_val)"})), None);
+    }
+
+    #[test]
+    fn unknown_trace_keys_are_errors() {
+        let err = strict(&serde_json::json!({"batch_size": 2, "class_weight": {"0": 2.0}}), "fit", FIT_KEYS, FIT_INFO)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("fit.class_weight: is not part of the trace schema"), "{err}");
+    }
+}

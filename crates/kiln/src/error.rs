@@ -1,0 +1,28 @@
+//! One error type for code that uses several kiln crates.
+
+/// Any kiln error: `?` converts each crate's error into it, and its `Display` is the
+/// crate's message (which names the file, layer or argument at fault).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Building, training, evaluating, saving or loading a model.
+    #[error(transparent)]
+    Train(#[from] kiln_trainer::TrainError),
+    /// Importing a Keras model or replaying a trace.
+    #[error(transparent)]
+    Keras(#[from] kiln_keras::KerasError),
+    /// Loading a data set.
+    #[error(transparent)]
+    Data(#[from] kiln_datasets::Error),
+    /// A layer's configuration or parameters.
+    #[error(transparent)]
+    Layer(#[from] kiln_layers::LayerError),
+    /// A regularizer's configuration or computation.
+    #[error(transparent)]
+    Regularizer(#[from] kiln_regularizers::RegularizerError),
+    /// A matrix of the wrong shape.
+    #[error(transparent)]
+    Shape(#[from] kiln_tensor::ShapeError),
+    /// A file write or read.
+    #[error(transparent)]
+    File(#[from] kiln_fs::FileError),
+}

@@ -1,0 +1,105 @@
+//! A parameter: a named, shaped tensor with its gradient and its optional regularizer.
+
+use std::borrow::Cow;
+
+use kiln_regularizers::Regularizer;
+
+use crate::LayerError;
+
+/// One trainable tensor of a layer (Keras' `add_weight`): name, shape, values, the
+/// gradient buffer `backward` writes, and the regularizer that penalizes it (Keras puts
+/// the regularizer on the weight too). The trainer walks a model's parameters — one list
+/// — for the optimizer, the penalties and their gradients, names, counts and saving.
+#[derive(Debug, Clone)]
+pub struct Param {
+    name: Cow<'static, str>,
+    shape: Vec<usize>,
+    value: Vec<f32>,
+    grad: Vec<f32>,
+    regularizer: Option<Box<dyn Regularizer>>,
+}
+
+impl Param {
+    /// A parameter of `shape` (row-major) with zero values and gradient.
+    pub fn zeros(name: impl Into<Cow<'static, str>>, shape: Vec<usize>) -> Self {
+        let len = shape.iter().product();
+        Self { name: name.into(), shape, value: vec![0.0; len], grad: vec![0.0; len], regularizer: None }
+    }
+
+    /// Attaches a regularizer (or none).
+    pub fn with_regularizer(mut self, regularizer: Option<Box<dyn Regularizer>>) -> Self {
+        self.regularizer = regularizer;
+        self
+    }
+
+    /// The parameter's name within its layer (`kernel`, `bias`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its shape (`[input_dim, units]` for a kernel, `[units]` for a bias).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// True for a parameter without values.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+
+    /// The values, row-major.
+    pub fn value(&self) -> &[f32] {
+        &self.value
+    }
+
+    /// The values, mutably (initializers, optimizers).
+    pub fn value_mut(&mut self) -> &mut [f32] {
+        &mut self.value
+    }
+
+    /// The gradient of the last `backward`.
+    pub fn grad(&self) -> &[f32] {
+        &self.grad
+    }
+
+    /// The gradient, mutably (`backward` writes it).
+    pub fn grad_mut(&mut self) -> &mut [f32] {
+        &mut self.grad
+    }
+
+    /// The values (mutably) and the gradient at once, for an optimizer step.
+    pub fn value_and_grad(&mut self) -> (&mut [f32], &[f32]) {
+        (&mut self.value, &self.grad)
+    }
+
+    /// The regularizer with the values and the gradient (mutably), for adding the
+    /// penalty's gradient; `None` without a regularizer.
+    pub fn regularized_parts(&mut self) -> Option<(&dyn Regularizer, &[f32], &mut [f32])> {
+        let reg = self.regularizer.as_deref()?;
+        Some((reg, &self.value, &mut self.grad))
+    }
+
+    /// The regularizer, if any.
+    pub fn regularizer(&self) -> Option<&dyn Regularizer> {
+        self.regularizer.as_deref()
+    }
+
+    /// Overwrites the values; `layer` names the owner in the error when the length differs.
+    pub fn set_value(&mut self, layer: &str, values: &[f32]) -> Result<(), LayerError> {
+        if values.len() != self.value.len() {
+            return Err(LayerError::ParamShape {
+                layer: layer.to_string(),
+                param: self.name.to_string(),
+                expected: self.shape.clone(),
+                got: values.len(),
+            });
+        }
+        self.value.copy_from_slice(values);
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! The `UpdateRule` trait: what one optimizer does to one parameter in one step.
+
+use std::fmt::Debug;
+
+/// What every rule gets for a step: the learning rate (float32, as Keras' variable holds
+/// it) and how many steps were completed before this one (Keras' `iterations`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The learning rate of this step.
+    pub learning_rate: f32,
+    /// Steps completed before this one (0 on the first step).
+    pub iteration: u64,
+}
+
+/// An optimizer's update rule: its hyperparameters and the math of one step, nothing else.
+///
+/// The [`Optimizer`](crate::Optimizer) owns everything rules share — the learning rate,
+/// the iteration count, one zeroed state buffer per slot name and parameter — and calls
+/// [`update`](UpdateRule::update) for each parameter. Hyperparameters are `f64`, as
+/// Python floats are in Keras, so `(1.0 - rho) as f32` is exactly Keras' constant.
+#[typetag::serde(tag = "type")]
+pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
+    /// The state buffers kept per parameter, in Keras' spelling (`velocity`, `momentum`…).
+    fn slot_names(&self) -> &'static [&'static str];
+
+    /// Updates `value` in place from `grad`; `slots` are this parameter's buffers, in the
+    /// order of [`slot_names`](UpdateRule::slot_names), each as long as `value`.
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]);
+
+    /// The learning rate Keras uses when none is given.
+    fn default_learning_rate(&self) -> f64 {
+        0.001
+    }
+
+    /// Checks the hyperparameters (Keras-like messages naming the argument).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+dyn_clone::clone_trait_object!(UpdateRule);
+
+/// `value` must lie in `[0, 1)` (decay rates such as `rho`, `beta_1`).
+pub(crate) fn unit_interval(name: &str, value: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("argument `{name}` must be in [0, 1), received {name}={value}"))
+    }
+}
+
+/// `value` must be finite and ≥ 0 (`momentum`).
+pub(crate) fn non_negative(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("argument `{name}` must be a finite number ≥ 0, received {name}={value}"))
+    }
+}
+
+/// `value` must be finite and > 0 (`epsilon`, the learning rate).
+pub(crate) fn positive(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("argument `{name}` must be a finite number > 0, received {name}={value}"))
+    }
+}

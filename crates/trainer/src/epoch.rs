@@ -1,0 +1,104 @@
+//! One training epoch: batches gathered, stepped and reported.
+
+use kiln_tensor::Matrix;
+
+use crate::callbacks::{BatchStats, Callback};
+use crate::evaluate::Tally;
+use crate::features::{Batch, gather_targets};
+use crate::mean::Mean;
+use crate::metrics::MetricState;
+use crate::progress::Progress;
+use crate::step::{Grads, backward, forward, total_loss};
+use crate::validation::Plan;
+use crate::{FeaturesRef, Logs, Sequential, TrainError};
+
+/// Per-`fit` buffers, allocated once and reused by every batch.
+pub(crate) struct TrainBuffers {
+    batch: Batch,
+    targets: Matrix,
+    grads: Grads,
+    /// The training rows in this epoch's order.
+    pub order: Vec<usize>,
+    batch_logs: Logs,
+}
+
+impl TrainBuffers {
+    /// Buffers for a model of `layers` layers trained on `x` in batches of `batch_size`.
+    pub fn new(layers: usize, x: FeaturesRef<'_>, batch_size: usize) -> Self {
+        let mut batch = Batch::default();
+        x.reserve(batch_size, &mut batch);
+        Self { batch, targets: Matrix::default(), grads: Grads::new(layers), order: Vec::new(), batch_logs: Logs::default() }
+    }
+}
+
+impl Sequential {
+    /// Trains one epoch over `bufs.order`; returns its running loss and metrics, and
+    /// whether a batch callback asked to stop.
+    pub(crate) fn run_epoch(
+        &mut self,
+        plan: &Plan<'_>,
+        epoch: usize,
+        batch_size: usize,
+        bufs: &mut TrainBuffers,
+        callbacks: &mut [&mut dyn Callback],
+        progress: &mut Progress,
+    ) -> Result<(Tally, bool), TrainError> {
+        let out_w = self.output_width().expect("built");
+        let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, plan.y.cols()) };
+        let wants_batches = callbacks.iter().any(|c| c.wants_batches());
+        let steps = plan.train_rows.div_ceil(batch_size);
+        progress.epoch_begin(epoch, steps);
+        let mut stop = false;
+        for b in 0..steps {
+            let idx = &bufs.order[b * batch_size..((b + 1) * batch_size).min(plan.train_rows)];
+            if wants_batches {
+                stop |= self.run_callbacks(callbacks, None, |cb, ctl| cb.on_train_batch_begin(b, ctl))?;
+            }
+            plan.x.gather(idx, &mut bufs.batch);
+            gather_targets(plan.y, idx, &mut bufs.targets);
+            let stats = self.train_step(&bufs.batch, &bufs.targets, &mut bufs.grads, &mut tally.metrics)?;
+            tally.loss.add(stats.loss, stats.size as f32);
+            tally.fill_logs(&mut bufs.batch_logs, "");
+            progress.batch_end(&bufs.batch_logs);
+            if wants_batches {
+                let logs = &bufs.batch_logs;
+                stop |= self.run_callbacks(callbacks, Some(stats), |cb, ctl| cb.on_train_batch_end(b, logs, ctl))?;
+            }
+            if stop {
+                break;
+            }
+        }
+        Ok((tally, stop))
+    }
+
+    /// One gradient step on a gathered batch: forward, loss, penalties, backward, update.
+    /// A failing regularizer stops the step before any weight changes.
+    fn train_step(
+        &mut self,
+        batch: &Batch,
+        targets: &Matrix,
+        grads: &mut Grads,
+        metrics: &mut [MetricState],
+    ) -> Result<BatchStats, TrainError> {
+        let par = self.par;
+        let compiled = self.compiled.as_mut().expect("compiled");
+        let layers = &mut self.layers;
+        forward(layers, batch.input(), true, par);
+        let last = layers.last().expect("layers");
+        let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), targets, grads.last());
+        metrics.iter_mut().for_each(|m| m.update(last.output(), targets));
+        let loss = total_loss(layers, data_loss, None)?;
+        backward(layers, batch.input(), grads, grad_of, par)?;
+        let opt = &mut compiled.optimizer;
+        let mut k = 0;
+        for layer in layers.iter_mut() {
+            for p in layer.params_mut() {
+                let (value, grad) = p.value_and_grad();
+                opt.update(k, value, grad);
+                k += 1;
+            }
+        }
+        opt.finish_step();
+        Ok(BatchStats { size: targets.rows(), loss, data_loss })
+    }
+}

@@ -1,0 +1,121 @@
+//! `evaluate` and `predict`, and the evaluation pass `fit` runs on validation data.
+
+use kiln_tensor::Matrix;
+
+use crate::features::{Batch, gather_targets};
+use crate::mean::Mean;
+use crate::metrics::MetricState;
+use crate::step::{for_each_weight_penalty, forward, total_loss};
+use crate::validation::{check_batch_size, check_data};
+use crate::{FeaturesRef, Logs, Sequential, TrainError};
+
+/// Buffers of an evaluation pass, reused across epochs.
+#[derive(Default)]
+pub(crate) struct EvalBuffers {
+    batch: Batch,
+    targets: Matrix,
+    /// The loss writes a gradient even when nobody reads it.
+    unused_grad: Matrix,
+}
+
+/// The running loss and metrics of a pass.
+pub(crate) struct Tally {
+    pub loss: Mean,
+    pub metrics: Vec<MetricState>,
+}
+
+impl Tally {
+    /// Writes `loss` and every metric into `logs`, keys prefixed with `prefix`.
+    pub fn fill_logs(&self, logs: &mut Logs, prefix: &str) {
+        if prefix.is_empty() {
+            logs.set("loss", self.loss.result() as f64);
+            for m in &self.metrics {
+                logs.set(&m.name, m.mean.result() as f64);
+            }
+        } else {
+            logs.set(&format!("{prefix}loss"), self.loss.result() as f64);
+            for m in &self.metrics {
+                logs.set(&format!("{prefix}{}", m.name), m.mean.result() as f64);
+            }
+        }
+    }
+}
+
+impl Sequential {
+    /// Fresh running metrics for outputs of `out_w` and labels of `label_w` columns.
+    pub(crate) fn metric_states(&self, out_w: usize, label_w: usize) -> Vec<MetricState> {
+        self.metrics()
+            .iter()
+            .map(|m| MetricState { name: m.name.clone(), metric: m.metric.resolve(out_w, label_w), mean: Mean::default() })
+            .collect()
+    }
+
+    /// Loss (with penalties) and metrics over `rows` of `x`, in batches, without dropout.
+    pub(crate) fn evaluate_rows(
+        &mut self,
+        x: FeaturesRef<'_>,
+        y: &Matrix,
+        rows: &[usize],
+        batch_size: usize,
+        bufs: &mut EvalBuffers,
+    ) -> Result<Tally, TrainError> {
+        let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
+        let out_w = self.output_width().ok_or(TrainError::NotBuilt("evaluate"))?;
+        let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, y.cols()) };
+        // The weights do not change while evaluating: their penalties are computed once.
+        let mut penalties = Vec::new();
+        for_each_weight_penalty(&self.layers, |p| penalties.push(p))?;
+        for chunk in rows.chunks(batch_size) {
+            x.gather(chunk, &mut bufs.batch);
+            gather_targets(y, chunk, &mut bufs.targets);
+            forward(&mut self.layers, bufs.batch.input(), false, self.par);
+            let last = self.layers.last().expect("layers");
+            let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, &mut bufs.unused_grad);
+            tally.metrics.iter_mut().for_each(|m| m.update(last.output(), &bufs.targets));
+            tally.loss.add(total_loss(&self.layers, data_loss, Some(&penalties))?, chunk.len() as f32);
+        }
+        Ok(tally)
+    }
+
+    /// Loss and metrics on `x`, `y` (Keras `evaluate`), in batches of `batch_size`.
+    pub fn evaluate<'x>(
+        &mut self,
+        x: impl Into<FeaturesRef<'x>>,
+        y: &Matrix,
+        batch_size: usize,
+    ) -> Result<Logs, TrainError> {
+        let x = x.into();
+        let n = check_data(x, y, "evaluation")?;
+        check_batch_size(batch_size)?;
+        self.ensure_built(x.width(), "evaluation")?;
+        let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
+        loss.check_targets(y, self.output_width().expect("built"))?;
+        let rows: Vec<usize> = (0..n).collect();
+        let tally = self.evaluate_rows(x, y, &rows, batch_size, &mut EvalBuffers::default())?;
+        let mut logs = Logs::default();
+        tally.fill_logs(&mut logs, "");
+        Ok(logs)
+    }
+
+    /// The model's outputs for `x` (inference mode: no dropout), in batches.
+    pub fn predict<'x>(&mut self, x: impl Into<FeaturesRef<'x>>, batch_size: usize) -> Result<Matrix, TrainError> {
+        let x = x.into();
+        if x.is_empty() {
+            return Err(TrainError::Input("no samples to predict".into()));
+        }
+        check_batch_size(batch_size)?;
+        self.ensure_built(x.width(), "prediction")?;
+        let out_w = self.output_width().expect("built");
+        let mut out = Matrix::zeros(x.len(), out_w);
+        let mut batch = Batch::default();
+        let rows: Vec<usize> = (0..x.len()).collect();
+        for (c, chunk) in rows.chunks(batch_size).enumerate() {
+            x.gather(chunk, &mut batch);
+            forward(&mut self.layers, batch.input(), false, self.par);
+            let y = self.layers.last().expect("layers").output();
+            let start = c * batch_size * out_w;
+            out.as_mut_slice()[start..start + y.as_slice().len()].copy_from_slice(y.as_slice());
+        }
+        Ok(out)
+    }
+}
