@@ -18,16 +18,20 @@ struct LargestAllocation;
 
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: forwards every call to the system allocator; only records sizes.
 unsafe impl GlobalAlloc for LargestAllocation {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc`'s contract, which we forward unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `GlobalAlloc`'s contract, which we forward unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc`'s contract, which we forward unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -113,7 +117,8 @@ fn saved_model(dir: &Path) -> Sequential {
         .seed(1)
         .add(Dense::new(3).activation(Activation::Relu))
         .add(Dense::new(2).activation(Activation::Softmax));
-    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
     let x = Matrix::from_vec(4, 2, vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, 1.0, 1.0]).unwrap();
     let y = Matrix::from_vec(4, 1, vec![0.0, 1.0, 0.0, 1.0]).unwrap();
     m.fit(&x, &y, FitOptions::default().epochs(1).verbose(Verbosity::Silent)).unwrap();

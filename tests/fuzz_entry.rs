@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use kiln_datasets::{OutputMode, Split, TextVectorization, decode_maybe_gzip, parse_idx, read_aclimdb};
-use kiln_layers::{Activation, Dense};
 use kiln_keras::{compile_from_keras, model_from_keras};
+use kiln_layers::{Activation, Dense};
 use kiln_trainer::Sequential;
 
 /// IDX bytes, gzipped or not (MNIST-family images and labels).

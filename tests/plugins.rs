@@ -123,7 +123,8 @@ fn l3_gradient_matches_finite_differences_through_the_boundary() {
         let (mut plus, mut minus) = (w, w);
         plus[i] += h;
         minus[i] -= h;
-        let numeric = 2.0 * (reg.penalty(&plus).unwrap() as f64 - reg.penalty(&minus).unwrap() as f64) / (2.0 * h as f64);
+        let numeric =
+            2.0 * (reg.penalty(&plus).unwrap() as f64 - reg.penalty(&minus).unwrap() as f64) / (2.0 * h as f64);
         let tol = 1e-3 + 1e-2 * numeric.abs();
         assert!((grad[i] as f64 - numeric).abs() < tol, "w[{i}]: analytic {} numeric {numeric}", grad[i]);
     }

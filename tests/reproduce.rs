@@ -1,21 +1,10 @@
-//! `cargo xtask reproduce` end to end, on the bundled data with tiny settings: outputs
-//! exist, histories carry Keras' keys, and the same seed gives the same numbers.
+//! `cargo xtask reproduce` end to end, in-process, on the bundled data with tiny
+//! settings: outputs exist, histories carry Keras' keys, and the same seed gives the
+//! same numbers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// Runs `cargo run --release -p xtask -- reproduce ARGS` from the workspace root
-/// (release, as `cargo xtask` does, so a built xtask is reused and training is fast).
-fn reproduce(args: &[&str]) -> Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    Command::new(cargo)
-        .current_dir(root)
-        .args(["run", "--quiet", "--release", "--package", "xtask", "--", "reproduce"])
-        .args(args)
-        .output()
-        .expect("cargo runs")
-}
+use xtask::reproduce::{ReproduceArgs, run};
 
 /// A fresh empty folder under the system temp dir.
 fn scratch(name: &str) -> PathBuf {
@@ -24,9 +13,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn tiny_run(out: &Path, jobs: &str) -> Output {
+fn reproduce(args: &[&str]) -> anyhow::Result<bool> {
+    run(&ReproduceArgs::parse(args)?)
+}
+
+fn tiny_run(out: &Path, jobs: &str) {
     let out = out.to_str().expect("utf-8 temp path");
-    reproduce(&[
+    let args = [
         "--jobs",
         jobs,
         "--data",
@@ -39,7 +32,8 @@ fn tiny_run(out: &Path, jobs: &str) -> Output {
         "imdb_smaller,imdb_dropout,mnist_logreg",
         "--out",
         out,
-    ])
+    ];
+    assert!(reproduce(&args).expect("reproduce runs"));
 }
 
 #[test]
@@ -47,12 +41,7 @@ fn tiny_run_writes_outputs_and_is_deterministic() {
     // `--jobs 1` twice, then two jobs: the same seeds give the same histories each time.
     let (a, b, c) = (scratch("a"), scratch("b"), scratch("c"));
     for (dir, jobs) in [(&a, "1"), (&b, "1"), (&c, "2")] {
-        let run = tiny_run(dir, jobs);
-        assert!(run.status.success(), "reproduce failed:\n{}", String::from_utf8_lossy(&run.stderr));
-        if jobs == "2" {
-            let stderr = String::from_utf8_lossy(&run.stderr);
-            assert!(stderr.contains("[imdb_smaller seed 0] epoch 2/2"), "no progress lines:\n{stderr}");
-        }
+        tiny_run(dir, jobs);
     }
 
     for exp in ["mnist_logreg", "imdb_smaller", "imdb_dropout"] {
@@ -81,10 +70,8 @@ fn tiny_run_writes_outputs_and_is_deterministic() {
 fn bad_selections_fail_with_a_clear_message() {
     let out = scratch("bad");
     let out = out.to_str().unwrap();
-    let run = reproduce(&["--data", "bundled", "--only", "imdb_custom", "--out", out]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("--regularizer"));
-    let run = reproduce(&["--data", "bundled", "--only", "mnist_nope", "--out", out]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("unknown experiment `mnist_nope`"));
+    let err = reproduce(&["--data", "bundled", "--only", "imdb_custom", "--out", out]).unwrap_err();
+    assert!(err.to_string().contains("--regularizer"), "{err}");
+    let err = reproduce(&["--data", "bundled", "--only", "mnist_nope", "--out", out]).unwrap_err();
+    assert!(err.to_string().contains("unknown experiment `mnist_nope`"), "{err}");
 }

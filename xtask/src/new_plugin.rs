@@ -110,7 +110,7 @@ serde = { version = "1", features = ["derive"] }
 
 const REGULARIZER_RS: &str = r#"//! A kiln regularizer plugin: `factor · Σ|w|^power` (power 2 is Keras' L2).
 
-use kiln_plugin_api::PluginRegularizer;
+use kiln_plugin_api::RegularizerPlugin;
 use serde::{Deserialize, Serialize};
 
 /// `factor · Σ|w|^power`; the config is this struct, as JSON.
@@ -133,20 +133,21 @@ fn default_power() -> f32 {
     2.0
 }
 
-impl PluginRegularizer for {TYPE} {
+impl RegularizerPlugin for {TYPE} {
     /// `package>Name`: what saved models and `--regularizer` call it. Keep it stable.
     const NAME: &'static str = "{REGISTERED}";
 
-    fn penalty(&self, values: &[f32]) -> f32 {
-        self.factor * values.iter().map(|w| w.abs().powf(self.power)).sum::<f32>()
+    fn penalty(&self, values: &[f32]) -> Result<f32, String> {
+        Ok(self.factor * values.iter().map(|w| w.abs().powf(self.power)).sum::<f32>())
     }
 
-    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) {
+    fn add_grad(&self, values: &[f32], grad: &mut [f32], scale: f32) -> Result<(), String> {
         // d|w|^p/dw = p·|w|^(p−1)·sign(w).
         let c = scale * self.factor * self.power;
         for (g, &w) in grad.iter_mut().zip(values) {
             *g += c * w.abs().powf(self.power - 1.0) * w.signum();
         }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -162,7 +163,7 @@ kiln_plugin_api::export_plugin!(regularizers = [{TYPE}]);
 
 const CALLBACK_RS: &str = r#"//! A kiln callback plugin: prints each epoch's logs, optionally stops after N epochs.
 
-use kiln_plugin_api::{Control, Logs, PluginCallback};
+use kiln_plugin_api::{CallbackPlugin, Control, Logs};
 use serde::{Deserialize, Serialize};
 
 /// Prints `epoch N: key=value …` to stderr; stops training after `stop_after` epochs.
@@ -174,7 +175,7 @@ pub struct {TYPE} {
     pub stop_after: Option<usize>,
 }
 
-impl PluginCallback for {TYPE} {
+impl CallbackPlugin for {TYPE} {
     /// `package>Name`: what saved models call it. Keep it stable.
     const NAME: &'static str = "{REGISTERED}";
 

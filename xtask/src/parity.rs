@@ -13,8 +13,7 @@ pub fn run(files: &[PathBuf], rtol: f64) -> anyhow::Result<bool> {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let trace: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
-        let report =
-            kiln_keras::replay(&trace, rtol).with_context(|| format!("replaying {}", file.display()))?;
+        let report = kiln_keras::replay(&trace, rtol).with_context(|| format!("replaying {}", file.display()))?;
         let ok = report.passed();
         all_ok &= ok;
         let mut out = String::new();

@@ -65,13 +65,19 @@ pub fn open_regular(path: &Path) -> Result<fs::File, FileError> {
 pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
     let meta = check_regular_file(path)?;
     if meta.len() > max_bytes {
-        return Err(FileError::new(path, format!("is {} bytes, more than the {max_bytes} this reader accepts", meta.len())));
+        return Err(FileError::new(
+            path,
+            format!("is {} bytes, more than the {max_bytes} this reader accepts", meta.len()),
+        ));
     }
     let file = fs::File::open(path).map_err(|e| FileError::new(path, e))?;
     let mut out = Vec::with_capacity(meta.len() as usize);
     file.take(max_bytes + 1).read_to_end(&mut out).map_err(|e| FileError::new(path, e))?;
     if out.len() as u64 > max_bytes {
-        return Err(FileError::new(path, format!("grew past the {max_bytes} bytes this reader accepts while being read")));
+        return Err(FileError::new(
+            path,
+            format!("grew past the {max_bytes} bytes this reader accepts while being read"),
+        ));
     }
     Ok(out)
 }

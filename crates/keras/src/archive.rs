@@ -7,10 +7,10 @@ use std::path::Path;
 use kiln_trainer::Sequential;
 use serde_json::Value;
 
+use crate::KerasError;
 use crate::compile::compile_at;
 use crate::json::At;
 use crate::model::model_at;
-use crate::KerasError;
 
 /// Largest `config.json` accepted (real ones are a few kB; this bounds a hostile file).
 pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
@@ -44,10 +44,10 @@ pub fn read_model_config(path: &Path) -> Result<Value, KerasError> {
     let n = read_up_to(&mut file, &mut magic).map_err(|e| file_err(e.to_string()))?;
     file.rewind().map_err(|e| file_err(e.to_string()))?;
     let text = if n == 4 && &magic == ZIP_MAGIC {
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| file_err(format!("not a readable .keras archive: {e}")))?;
-        let mut member = zip
-            .by_name("config.json")
-            .map_err(|e| file_err(format!("a .keras archive must hold config.json: {e}")))?;
+        let mut zip =
+            zip::ZipArchive::new(file).map_err(|e| file_err(format!("not a readable .keras archive: {e}")))?;
+        let mut member =
+            zip.by_name("config.json").map_err(|e| file_err(format!("a .keras archive must hold config.json: {e}")))?;
         if member.size() > MAX_CONFIG_BYTES {
             return Err(file_err(format!("config.json is {} bytes, more than {MAX_CONFIG_BYTES}", member.size())));
         }
@@ -60,9 +60,8 @@ pub fn read_model_config(path: &Path) -> Result<Value, KerasError> {
         String::from_utf8(bytes).map_err(|_| file_err("config.json is not UTF-8".into()))?
     } else {
         let bytes = kiln_fs::read_regular(path, MAX_CONFIG_BYTES).map_err(|e| file_err(e.message))?;
-        String::from_utf8(bytes).map_err(|_| {
-            file_err("neither a .keras archive (zip) nor a UTF-8 JSON config".into())
-        })?
+        String::from_utf8(bytes)
+            .map_err(|_| file_err("neither a .keras archive (zip) nor a UTF-8 JSON config".into()))?
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| file_err(format!("not valid JSON: {e}")))?;
     if !value.is_object() {

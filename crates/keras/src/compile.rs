@@ -3,9 +3,9 @@
 use kiln_trainer::{Loss, Metric, NamedMetric, Sequential};
 use serde_json::Value;
 
+use crate::KerasError;
 use crate::json::{At, refuse_unknown};
 use crate::optimizer::optimizer;
-use crate::KerasError;
 
 /// Compiles `model` from a Keras compile object: `{"optimizer": {...}, "loss": "...",
 /// "metrics": ["accuracy"]}` (a `.keras` file's `compile_config`, or a trace's).
@@ -14,7 +14,12 @@ pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(),
 }
 
 pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), KerasError> {
-    refuse_unknown(at, "compile", &["optimizer", "loss", "metrics"], &["run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"])?;
+    refuse_unknown(
+        at,
+        "compile",
+        &["optimizer", "loss", "metrics"],
+        &["run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"],
+    )?;
     let opt_v = at.get("optimizer").ok_or_else(|| at.error("compile without optimizer"))?;
     let optimizer = optimizer(At { value: opt_v, path: &at.child_path("optimizer") })?;
     let loss_v = at.get("loss").ok_or_else(|| at.error("compile without loss"))?;
@@ -41,7 +46,9 @@ fn loss(at: At<'_>) -> Result<Loss, KerasError> {
     let inner = at.inner();
     let cfg = At { value: &inner, path: &at.child_path("config") };
     refuse_unknown(cfg, name, &["from_logits", "label_smoothing", "reduction", "axis"], &["name", "dtype"])?;
-    if let Some(r) = cfg.get("reduction").and_then(Value::as_str).filter(|r| !matches!(*r, "sum_over_batch_size" | "auto")) {
+    if let Some(r) =
+        cfg.get("reduction").and_then(Value::as_str).filter(|r| !matches!(*r, "sum_over_batch_size" | "auto"))
+    {
         return Err(cfg.error_at("reduction", format!("reduction `{r}` is not supported (sum_over_batch_size)")));
     }
     if cfg.get("axis").is_some_and(|a| a.as_i64() != Some(-1)) {

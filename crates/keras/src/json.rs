@@ -100,7 +100,9 @@ pub(crate) fn check_dtype(at: At<'_>) -> Result<(), KerasError> {
     let name = v.as_str().or_else(|| v.get("config").and_then(|c| c.get("name")).and_then(Value::as_str));
     match name {
         Some("float32") => Ok(()),
-        Some(other) => Err(at.error_at("dtype", format!("dtype policy `{other}` is not supported (kiln computes in float32)"))),
+        Some(other) => {
+            Err(at.error_at("dtype", format!("dtype policy `{other}` is not supported (kiln computes in float32)")))
+        }
         None => Err(at.error_at("dtype", format!("unreadable dtype policy {v}"))),
     }
 }

@@ -42,7 +42,8 @@ fn yes() -> bool {
 
 /// The layer described by `{"class_name": …, "config": …}` at `at`.
 pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
-    let class = at.value.get("class_name").and_then(Value::as_str).ok_or_else(|| at.error("layer without class_name"))?;
+    let class =
+        at.value.get("class_name").and_then(Value::as_str).ok_or_else(|| at.error("layer without class_name"))?;
     let cfg_path = at.child_path("config");
     let value = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;
     let cfg = At { value, path: &cfg_path };
@@ -51,7 +52,9 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
     }
     check_dtype(cfg)?;
     if value.get("trainable").and_then(Value::as_bool) == Some(false) && class != "InputLayer" {
-        return Err(cfg.error_at("trainable", "frozen layers (trainable: false) are not supported: kiln trains every layer"));
+        return Err(
+            cfg.error_at("trainable", "frozen layers (trainable: false) are not supported: kiln trains every layer")
+        );
     }
     match class {
         "InputLayer" => input_width(cfg).map(Entry::Input),
@@ -91,7 +94,8 @@ fn dense(cfg: At<'_>) -> Result<Dense, KerasError> {
     if let Some(v) = cfg.get("bias_initializer") {
         d.bias_initializer = parts::initializer(At { value: v, path: &sub("bias_initializer") })?;
     }
-    d.kernel_regularizer = parts::regularizer(At { value: field("kernel_regularizer"), path: &sub("kernel_regularizer") })?;
+    d.kernel_regularizer =
+        parts::regularizer(At { value: field("kernel_regularizer"), path: &sub("kernel_regularizer") })?;
     d.bias_regularizer = parts::regularizer(At { value: field("bias_regularizer"), path: &sub("bias_regularizer") })?;
     d.activity_regularizer =
         parts::regularizer(At { value: field("activity_regularizer"), path: &sub("activity_regularizer") })?;
@@ -119,6 +123,7 @@ pub(crate) fn width_of(at: At<'_>) -> Result<usize, KerasError> {
             .filter(|&d| d > 0)
             .map(|d| d as usize)
             .ok_or_else(|| at.error(format!("the feature width must be a positive integer, got {d}"))),
-        _ => Err(at.error(format!("input shape {} is not supported: kiln models take 2-D input [batch, features]", at.value))),
+        _ => Err(at
+            .error(format!("input shape {} is not supported: kiln models take 2-D input [batch, features]", at.value))),
     }
 }

@@ -3,9 +3,9 @@
 use kiln_trainer::Sequential;
 use serde_json::Value;
 
+use crate::KerasError;
 use crate::json::{At, check_dtype, refuse_unknown};
 use crate::layers::{Entry, entry, width_of};
-use crate::KerasError;
 
 /// A Keras model config — `model.get_config()`, or the whole serialized object
 /// (`{"class_name": "Sequential", "config": …}`) — as a kiln model: `InputLayer`, `Dense`
@@ -31,7 +31,11 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
     let cfg = At { value: cfg_value, path: &cfg_path };
     match class {
         "Sequential" | "Functional" => {}
-        other => return Err(at.error_at("class_name", format!("`{other}` is not a model (Sequential, or a Functional chain)"))),
+        other => {
+            return Err(
+                at.error_at("class_name", format!("`{other}` is not a model (Sequential, or a Functional chain)"))
+            );
+        }
     }
     if !cfg_value.is_object() {
         return Err(cfg.error("a model config must be an object"));
@@ -41,7 +45,12 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
     let layers_path = cfg.child_path("layers");
     let layers = layers_v.as_array().ok_or_else(|| KerasError::config(&layers_path, "`layers` must be a list"))?;
     if class == "Functional" {
-        refuse_unknown(cfg, "Functional", &["layers", "input_layers", "output_layers"], &["name", "trainable", "dtype"])?;
+        refuse_unknown(
+            cfg,
+            "Functional",
+            &["layers", "input_layers", "output_layers"],
+            &["name", "trainable", "dtype"],
+        )?;
         check_chain(cfg, layers)?;
     } else {
         refuse_unknown(cfg, "Sequential", &["layers", "build_input_shape"], &["name", "trainable", "dtype"])?;
@@ -59,7 +68,9 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
             Entry::Input(w) => input_width = input_width.or(Some(w)),
             Entry::Layer(l) => {
                 if model.layers().is_empty() && input_width.is_none() {
-                    if let Some(shape) = layer.get("build_config").and_then(|b| b.get("input_shape")).filter(|s| !s.is_null()) {
+                    if let Some(shape) =
+                        layer.get("build_config").and_then(|b| b.get("input_shape")).filter(|s| !s.is_null())
+                    {
                         let shape_path = format!("{path}.build_config.input_shape");
                         input_width = Some(width_of(At { value: shape, path: &shape_path })?);
                     }
@@ -69,7 +80,10 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
         }
     }
     if model.layers().is_empty() {
-        return Err(KerasError::config(&layers_path, "the model has no layers kiln could build (only inputs, or none)"));
+        return Err(KerasError::config(
+            &layers_path,
+            "the model has no layers kiln could build (only inputs, or none)",
+        ));
     }
     if let Some(w) = input_width {
         model.build(w)?;
@@ -113,12 +127,20 @@ fn check_chain(cfg: At<'_>, layers: &[Value]) -> Result<(), KerasError> {
     let names: Vec<&str> = layers.iter().map(|l| l.get("name").and_then(Value::as_str).unwrap_or("?")).collect();
     let inputs = endpoints(cfg.value.get("input_layers"));
     let outputs = endpoints(cfg.value.get("output_layers"));
-    let not_chain = |why: String| cfg.error(format!("this Functional model is not a single chain from its input ({why}); kiln imports Sequential stacks only"));
+    let not_chain = |why: String| {
+        cfg.error(format!(
+            "this Functional model is not a single chain from its input ({why}); kiln imports Sequential stacks only"
+        ))
+    };
     if inputs.len() != 1 || outputs.len() != 1 {
         return Err(not_chain(format!("{} inputs and {} outputs", inputs.len(), outputs.len())));
     }
     if names.first() != Some(&inputs[0]) || names.last() != Some(&outputs[0]) {
-        return Err(not_chain(format!("layers run from `{}` to `{}`, not input to output", names[0], names[names.len() - 1])));
+        return Err(not_chain(format!(
+            "layers run from `{}` to `{}`, not input to output",
+            names[0],
+            names[names.len() - 1]
+        )));
     }
     for (i, layer) in layers.iter().enumerate().skip(1) {
         let nodes = layer.get("inbound_nodes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);

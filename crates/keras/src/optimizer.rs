@@ -7,8 +7,15 @@ use crate::KerasError;
 use crate::json::{At, is_off};
 
 /// Options of Keras' `BaseOptimizer` that change the update; kiln refuses them when set.
-const UNSUPPORTED: &[&str] =
-    &["weight_decay", "clipnorm", "global_clipnorm", "clipvalue", "use_ema", "loss_scale_factor", "gradient_accumulation_steps"];
+const UNSUPPORTED: &[&str] = &[
+    "weight_decay",
+    "clipnorm",
+    "global_clipnorm",
+    "clipvalue",
+    "use_ema",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+];
 
 /// Options of `BaseOptimizer` with no effect here (EMA settings matter only with `use_ema`).
 const IGNORED: &[&str] = &["name", "learning_rate", "ema_momentum", "ema_overwrite_frequency"];
@@ -32,7 +39,8 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
         .or_else(|| inner.get("name").and_then(Value::as_str))
         .map(str::to_lowercase)
         .ok_or_else(|| at.error("optimizer without class_name or name"))?;
-    let (rule, keys): (Box<dyn UpdateRule>, &[&str]) = if class.starts_with("rm_sprop") || class.starts_with("rmsprop") {
+    let (rule, keys): (Box<dyn UpdateRule>, &[&str]) = if class.starts_with("rm_sprop") || class.starts_with("rmsprop")
+    {
         (Box::new(typed::<RMSprop>(cfg)?), &["rho", "momentum", "epsilon", "centered"])
     } else if class.starts_with("sgd") {
         (Box::new(typed::<Sgd>(cfg)?), &["momentum", "nesterov"])
@@ -46,7 +54,11 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
             // A rule's own key or a harmless one passes; anything else must be off.
             let known = keys.contains(&k.as_str()) || IGNORED.contains(&k.as_str());
             if !known && !is_off(v) {
-                let why = if UNSUPPORTED.contains(&k.as_str()) { "is not supported by kiln" } else { "is not an option kiln knows" };
+                let why = if UNSUPPORTED.contains(&k.as_str()) {
+                    "is not supported by kiln"
+                } else {
+                    "is not an option kiln knows"
+                };
                 return Err(cfg.error_at(k, format!("optimizer option `{k}` = {v} {why}")));
             }
         }
@@ -54,7 +66,10 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
     let lr = match cfg.get("learning_rate") {
         None => rule.default_learning_rate(),
         Some(v) => v.as_f64().ok_or_else(|| {
-            cfg.error_at("learning_rate", format!("must be a number (learning-rate schedules are not supported yet), got {v}"))
+            cfg.error_at(
+                "learning_rate",
+                format!("must be a number (learning-rate schedules are not supported yet), got {v}"),
+            )
         })?,
     };
     let opt = Optimizer::from_boxed(rule, lr);

@@ -18,9 +18,8 @@ pub(crate) fn activation(at: At<'_>) -> Result<Activation, KerasError> {
             inner.as_str().or_else(|| inner.get("name").and_then(Value::as_str)).unwrap_or("?").to_string()
         }
     };
-    Activation::from_keras(&name).ok_or_else(|| {
-        at.error(format!("activation `{name}` is not supported (linear, relu, sigmoid, softmax, tanh)"))
-    })
+    Activation::from_keras(&name)
+        .ok_or_else(|| at.error(format!("activation `{name}` is not supported (linear, relu, sigmoid, softmax, tanh)")))
 }
 
 /// Seed-only config keys every random initializer has; kiln seeds from the model's seed.
@@ -118,13 +117,21 @@ pub(crate) fn initializer(at: At<'_>) -> Result<Initializer, KerasError> {
                 (1.0, "fan_in", "uniform") => Initializer::LecunUniform,
                 (1.0, "fan_in", "truncated_normal") => Initializer::LecunNormal,
                 (s, m, d) => {
-                    return Err(cfg.error(format!("VarianceScaling(scale={s}, mode={m}, distribution={d}) is not supported")));
+                    return Err(
+                        cfg.error(format!("VarianceScaling(scale={s}, mode={m}, distribution={d}) is not supported"))
+                    );
                 }
             }
         }
         other => return Err(at.error(format!("initializer `{other}` is not supported"))),
     };
-    if !matches!(init, Initializer::Constant { .. } | Initializer::RandomUniform { .. } | Initializer::RandomNormal { .. } | Initializer::TruncatedNormal { .. }) {
+    if !matches!(
+        init,
+        Initializer::Constant { .. }
+            | Initializer::RandomUniform { .. }
+            | Initializer::RandomNormal { .. }
+            | Initializer::TruncatedNormal { .. }
+    ) {
         refuse_unknown(cfg, class, &[], INIT_IGNORED)?;
     }
     init.validate().map_err(|e| cfg.error(e))?;

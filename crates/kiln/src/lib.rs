@@ -19,6 +19,7 @@
 //! # Ok::<(), kiln::Error>(())
 //! ```
 
+pub mod data;
 mod error;
 
 pub use error::Error;
@@ -33,7 +34,10 @@ pub use kiln_trainer as trainer;
 
 /// The names a training script needs.
 pub mod prelude {
-    pub use kiln_layers::{Activation, BuildContext, Dense, Dropout, GradOf, Initializer, Layer, LayerCore, LayerInput, Param};
+    pub use kiln_datasets::{Source, Split};
+    pub use kiln_layers::{
+        Activation, BuildContext, Dense, Dropout, GradOf, Initializer, Layer, LayerCore, LayerInput, Param,
+    };
     pub use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
     pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng};

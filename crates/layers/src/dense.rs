@@ -170,12 +170,12 @@ impl Dense {
     /// Checks units, input width, initializers and regularizers.
     fn validate(&self, input_width: usize) -> Result<(), LayerError> {
         if self.units == 0 || input_width == 0 {
-            return Err(self.config_error(format!(
-                "units ({}) and input width ({input_width}) must be positive",
-                self.units
-            )));
+            return Err(
+                self.config_error(format!("units ({}) and input width ({input_width}) must be positive", self.units))
+            );
         }
-        for (what, init) in [("kernel_initializer", &self.kernel_initializer), ("bias_initializer", &self.bias_initializer)]
+        for (what, init) in
+            [("kernel_initializer", &self.kernel_initializer), ("bias_initializer", &self.bias_initializer)]
         {
             init.validate().map_err(|e| self.config_error(format!("{what}: {e}")))?;
         }
@@ -206,7 +206,8 @@ impl Layer for Dense {
     fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
         self.validate(input_width)?;
         let units = self.units;
-        let mut kernel = ctx.param("kernel", vec![input_width, units])?.with_regularizer(self.kernel_regularizer.clone());
+        let mut kernel =
+            ctx.param("kernel", vec![input_width, units])?.with_regularizer(self.kernel_regularizer.clone());
         self.kernel_initializer.fill(kernel.value_mut(), input_width, units, ctx.rng());
         let mut params = vec![kernel];
         if self.use_bias {

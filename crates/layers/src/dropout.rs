@@ -79,7 +79,8 @@ impl Layer for Dropout {
         }
         let seed = self.seed.unwrap_or_else(|| ctx.rng().next_u64());
         self.core.output = Matrix::zeros(0, input_width);
-        self.state = DropoutState { width: input_width, rng: Some(Rng::seed_from_u64(seed)), ..DropoutState::default() };
+        self.state =
+            DropoutState { width: input_width, rng: Some(Rng::seed_from_u64(seed)), ..DropoutState::default() };
         Ok(input_width)
     }
 

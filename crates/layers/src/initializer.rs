@@ -73,7 +73,9 @@ impl Initializer {
             Self::RandomNormal { mean, stddev } | Self::TruncatedNormal { mean, stddev }
                 if !(mean.is_finite() && stddev.is_finite() && stddev >= 0.0) =>
             {
-                Err(format!("arguments `mean` and `stddev` must be finite and stddev ≥ 0, received {mean} and {stddev}"))
+                Err(format!(
+                    "arguments `mean` and `stddev` must be finite and stddev ≥ 0, received {mean} and {stddev}"
+                ))
             }
             _ => Ok(()),
         }

@@ -196,7 +196,12 @@ fn bad_configurations_are_refused_when_built() {
     let e = tight.build(3, &mut BuildContext::new(&mut Rng::seed_from_u64(0), 1)).unwrap_err();
     assert!(e.to_string().contains("`kernel` of shape [3, 2]"), "{e}");
     for rate in [1.0, -0.1, f32::NAN] {
-        assert!(build(&mut Dropout::new(rate), 3, &mut Rng::seed_from_u64(0)).unwrap_err().to_string().contains("argument `rate`"));
+        assert!(
+            build(&mut Dropout::new(rate), 3, &mut Rng::seed_from_u64(0))
+                .unwrap_err()
+                .to_string()
+                .contains("argument `rate`")
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::rule::{positive, unit_interval};
+use crate::rule::{flush, positive, unit_interval};
 use crate::{Step, UpdateRule};
 
 /// Adam (Keras 3): with `t` = step number from 1,
@@ -72,8 +72,8 @@ impl UpdateRule for Adam {
         let mut v_hat = rest.first_mut();
         for i in 0..value.len() {
             let g = grad[i];
-            m[i] += (g - m[i]) * c1;
-            v[i] += (g * g - v[i]) * c2;
+            m[i] = flush(m[i] + (g - m[i]) * c1);
+            v[i] = flush(v[i] + (g * g - v[i]) * c2);
             let denom_v = match v_hat.as_deref_mut() {
                 Some(vh) => {
                     vh[i] = vh[i].max(v[i]);

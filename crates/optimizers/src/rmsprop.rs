@@ -3,7 +3,7 @@
 use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
-use crate::rule::{non_negative, positive, unit_interval};
+use crate::rule::{flush, non_negative, positive, unit_interval};
 use crate::{Step, UpdateRule};
 
 /// RMSprop (Keras 3): `v ← ρv + (1−ρ)g²`, `w ← w − lr·g/√(v+ε)` — ε *inside* the root,
@@ -83,11 +83,11 @@ impl UpdateRule for RMSprop {
         let mut average = if self.centered { rest.next() } else { None };
         for i in 0..value.len() {
             let g = grad[i];
-            let v = rho * velocity[i] + one_minus_rho * (g * g);
+            let v = flush(rho * velocity[i] + one_minus_rho * (g * g));
             velocity[i] = v;
             let denominator = match average.as_deref_mut() {
                 Some(avg) => {
-                    let a = rho * avg[i] + one_minus_rho * g;
+                    let a = flush(rho * avg[i] + one_minus_rho * g);
                     avg[i] = a;
                     v - a * a + eps
                 }
@@ -96,7 +96,7 @@ impl UpdateRule for RMSprop {
             let increment = (lr * g) / denominator.sqrt();
             match momentum.as_deref_mut() {
                 Some(m) => {
-                    m[i] = mu * m[i] + increment;
+                    m[i] = flush(mu * m[i] + increment);
                     value[i] -= m[i];
                 }
                 None => value[i] -= increment,
@@ -112,11 +112,11 @@ impl UpdateRule for RMSprop {
 }
 
 /// The hot loop of plain RMSprop (no momentum, not centered), vectorised:
-/// `v ← ρv + (1−ρ)g²; w ← w − lr·g/√(v+ε)` over whole buffers.
+/// `v ← ρv + (1−ρ)g²` (flushed, see `flush`), `w ← w − lr·g/√(v+ε)` over whole buffers.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, rho: f32, one_minus_rho: f32, eps: f32) {
     for ((w, &g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-        let nv = rho * *v + one_minus_rho * (g * g);
+        let nv = flush(rho * *v + one_minus_rho * (g * g));
         *v = nv;
         *w -= (lr * g) / (nv + eps).sqrt();
     }

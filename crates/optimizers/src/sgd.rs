@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::rule::non_negative;
+use crate::rule::{flush, non_negative};
 use crate::{Step, UpdateRule};
 
 /// SGD (Keras 3): `w ← w − lr·g`; with momentum `m ← μm − lr·g; w ← w + m`; Nesterov
@@ -42,7 +42,7 @@ impl UpdateRule for Sgd {
             None => value.iter_mut().zip(grad).for_each(|(w, &g)| *w -= lr * g),
             Some(m) => {
                 for i in 0..value.len() {
-                    m[i] = m[i] * mu - grad[i] * lr;
+                    m[i] = flush(m[i] * mu - grad[i] * lr);
                     if self.nesterov {
                         value[i] += m[i] * mu - grad[i] * lr;
                     } else {

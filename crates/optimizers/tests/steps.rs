@@ -128,3 +128,30 @@ fn hyperparameters_are_validated_naming_the_argument() {
     Optimizer::new(RMSprop::default(), 1e-3).validate().unwrap();
     Optimizer::new(Adam::default().amsgrad(true), 1e-3).validate().unwrap();
 }
+
+#[test]
+fn decayed_state_is_flushed_to_zero_not_left_subnormal() {
+    // With zero gradients the state only decays (Adam's v by 0.999 a step: 10⁵ steps take it
+    // far below the smallest normal float); it must reach exactly 0, never a
+    // subnormal (slow on x86), for every rule and slot.
+    for mut opt in [
+        Optimizer::new(RMSprop::default().momentum(0.5).centered(true), 1e-3),
+        Optimizer::new(RMSprop::default(), 1e-3),
+        Optimizer::new(Adam::default().amsgrad(true), 1e-3),
+        Optimizer::new(Sgd::default().momentum(0.9), 1e-3),
+    ] {
+        let mut w = [0.5f32, -0.5];
+        run(&mut opt, &mut w, &[&[1e-3, -1e-3]]);
+        for _ in 0..100_000 {
+            opt.update(0, &mut w, &[0.0, 0.0]);
+            opt.finish_step();
+        }
+        for s in opt.slots() {
+            if s.slot == "velocity_hat" {
+                continue; // AMSGrad's running maximum never decays
+            }
+            assert!(s.values.iter().all(|v| *v == 0.0 || v.abs() >= f32::MIN_POSITIVE), "{} {:?}", s.slot, s.values);
+            assert!(s.values.iter().all(|v| *v == 0.0), "{} did not decay to 0: {:?}", s.slot, s.values);
+        }
+    }
+}

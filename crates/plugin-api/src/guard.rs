@@ -85,6 +85,7 @@ mod tests {
     use super::*;
 
     unsafe extern "C" fn push(ctx: *mut c_void, s: Str) {
+        // SAFETY: `run` passes a live `String` as `ctx` and a valid string for the call.
         unsafe { (*ctx.cast::<String>()).push_str(&s.to_string_lossy()) }
     }
 

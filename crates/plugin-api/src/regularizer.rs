@@ -93,7 +93,12 @@ unsafe extern "C" fn add_grad<T: RegularizerPlugin>(
         // SAFETY: `this` came from `create::<T>`; the host passes `n` readable values and
         // `n` writable gradients that do not overlap them.
         let (reg, values) = unsafe { (&*this.cast::<T>(), slice(values, n)) };
-        let grad = if n == 0 { &mut [][..] } else { unsafe { std::slice::from_raw_parts_mut(grad, n) } };
+        let grad = if n == 0 {
+            &mut [][..]
+        } else {
+            // SAFETY: the host passes `n` writable gradients that nothing else borrows.
+            unsafe { std::slice::from_raw_parts_mut(grad, n) }
+        };
         reg.add_grad(values, grad, scale)
     })
 }
@@ -122,5 +127,10 @@ pub(crate) unsafe extern "C" fn drop_instance<T>(this: *mut c_void) {
 /// # Safety
 /// For `n > 0`, `ptr` must point to `n` readable `f32`s valid for `'a`.
 pub(crate) unsafe fn slice<'a>(ptr: *const f32, n: usize) -> &'a [f32] {
-    if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(ptr, n) } }
+    if n == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `n` readable values at `ptr`.
+        unsafe { std::slice::from_raw_parts(ptr, n) }
+    }
 }

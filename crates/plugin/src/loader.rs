@@ -42,7 +42,12 @@ impl LoadedPlugin {
 /// # Safety
 /// `ptr` must point to `n` valid items that live forever (or `n` must be 0).
 unsafe fn table<T>(ptr: *const T, n: usize) -> &'static [T] {
-    if n == 0 || ptr.is_null() { &[] } else { unsafe { std::slice::from_raw_parts(ptr, n) } }
+    if n == 0 || ptr.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `n` valid items at `ptr` that live forever.
+        unsafe { std::slice::from_raw_parts(ptr, n) }
+    }
 }
 
 /// Opens `file` (canonical path; `shown` is the path the user gave, for messages) and

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::regularizer::non_negative;
-use crate::{Regularizer, RegularizerError};
 use crate::sums::{sign, sum_abs};
+use crate::{Regularizer, RegularizerError};
 
 /// `l1 · Σ|w|` (Keras `regularizers.L1`, default `l1 = 0.01`); gradient `l1 · sign(w)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

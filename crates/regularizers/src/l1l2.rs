@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::regularizer::non_negative;
-use crate::{Regularizer, RegularizerError};
 use crate::sums::{sign, sum_abs, sum_squares};
+use crate::{Regularizer, RegularizerError};
 
 /// `l1 · Σ|w| + l2 · Σw²` (Keras `regularizers.L1L2`; Keras 3 defaults both factors to 0,
 /// `L1L2::default()` does the same).

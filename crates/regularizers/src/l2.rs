@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::regularizer::non_negative;
-use crate::{Regularizer, RegularizerError};
 use crate::sums::sum_squares;
+use crate::{Regularizer, RegularizerError};
 
 /// `l2 · Σw²` (Keras `regularizers.L2`, default `l2 = 0.01`, no ½); gradient `2·l2·w`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,6 @@
 //! ```
 
 mod bytes;
-mod denormals;
 mod error;
 pub mod kernels;
 pub mod matmul;
@@ -29,7 +28,6 @@ mod sparse_columns;
 mod upper_state;
 
 pub use bytes::ByteMatrix;
-pub use denormals::FlushDenormals;
 pub use error::ShapeError;
 pub use matrix::{Matrix, View, ViewMut};
 pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_threads};

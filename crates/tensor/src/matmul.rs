@@ -12,7 +12,13 @@ use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, Parallelism, View, ViewMut};
 
 /// faer's product, then a clean vector state.
-fn product(dst: faer::MatMut<'_, f32>, accum: Accumulate, a: faer::MatRef<'_, f32>, b: faer::MatRef<'_, f32>, par: Parallelism) {
+fn product(
+    dst: faer::MatMut<'_, f32>,
+    accum: Accumulate,
+    a: faer::MatRef<'_, f32>,
+    b: faer::MatRef<'_, f32>,
+    par: Parallelism,
+) {
     faer::linalg::matmul::matmul(dst, accum.to_faer(), a, b, 1.0f32, par.to_faer());
     clear_upper_state();
 }

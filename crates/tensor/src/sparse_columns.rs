@@ -108,7 +108,15 @@ impl ColumnIndex {
 
 /// `out[i,:] += v_ij · b[j,:]`, column `j` by column, each `b` row read once.
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn columns_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+fn columns_matmul(
+    touched: &[u32],
+    ptr: &[usize],
+    row_of: &[u32],
+    value_of: &[f32],
+    b: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     for (t, &j) in touched.iter().enumerate() {
         let brow = &b[j as usize * n..(j as usize + 1) * n];
         for k in ptr[t]..ptr[t + 1] {
@@ -125,10 +133,18 @@ fn columns_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f3
 
 /// `out[j,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i` increasing).
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn columns_t_matmul(touched: &[u32], ptr: &[usize], row_of: &[u32], value_of: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+fn columns_t_matmul(
+    touched: &[u32],
+    ptr: &[usize],
+    row_of: &[u32],
+    value_of: &[f32],
+    b: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     for (t, &j) in touched.iter().enumerate() {
         let row = &mut out[j as usize * n..(j as usize + 1) * n];
-        let (first, rest) = (ptr[t], ptr[t]+1..ptr[t + 1]);
+        let (first, rest) = (ptr[t], ptr[t] + 1..ptr[t + 1]);
         // The first term overwrites the row as `0 + v·x` (not `v·x`, which keeps a −0
         // the accumulating loop would turn into +0), saving a separate clearing pass.
         let (i, v) = (row_of[first] as usize, value_of[first]);

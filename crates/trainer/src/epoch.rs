@@ -27,7 +27,13 @@ impl TrainBuffers {
     pub fn new(layers: usize, x: FeaturesRef<'_>, batch_size: usize) -> Self {
         let mut batch = Batch::default();
         x.reserve(batch_size, &mut batch);
-        Self { batch, targets: Matrix::default(), grads: Grads::new(layers), order: Vec::new(), batch_logs: Logs::default() }
+        Self {
+            batch,
+            targets: Matrix::default(),
+            grads: Grads::new(layers),
+            order: Vec::new(),
+            batch_logs: Logs::default(),
+        }
     }
 }
 

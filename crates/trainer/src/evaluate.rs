@@ -46,7 +46,11 @@ impl Sequential {
     pub(crate) fn metric_states(&self, out_w: usize, label_w: usize) -> Vec<MetricState> {
         self.metrics()
             .iter()
-            .map(|m| MetricState { name: m.name.clone(), metric: m.metric.resolve(out_w, label_w), mean: Mean::default() })
+            .map(|m| MetricState {
+                name: m.name.clone(),
+                metric: m.metric.resolve(out_w, label_w),
+                mean: Mean::default(),
+            })
             .collect()
     }
 

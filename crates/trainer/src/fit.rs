@@ -52,8 +52,6 @@ impl Sequential {
         let mut progress = Progress::new(verbose, epochs);
         let mut epoch_logs = Logs::default();
 
-        // TensorFlow trains with flush-to-zero; so do we (speed, and Keras' numerics).
-        let _ftz = kiln_tensor::FlushDenormals::new();
         self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_train_begin(ctl))?;
         for epoch in 0..epochs {
             let _epoch_span = info_span!("epoch", epoch = epoch + 1).entered();
@@ -65,7 +63,8 @@ impl Sequential {
                     shuffle_rng.shuffle(&mut bufs.order);
                 }
             }
-            let (tally, stopped) = self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
+            let (tally, stopped) =
+                self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
             stop |= stopped;
             epoch_logs.clear();
             tally.fill_logs(&mut epoch_logs, "");

@@ -151,7 +151,11 @@ impl Loss {
                     }
                     let sum: f64 = t.iter().map(|&v| v as f64).sum();
                     if (sum - 1.0).abs() > LABEL_SUM_TOLERANCE {
-                        return bad(row, t[0], format!("starts a row that sums to {sum}, not 1 (one-hot or soft labels)"));
+                        return bad(
+                            row,
+                            t[0],
+                            format!("starts a row that sums to {sum}, not 1 (one-hot or soft labels)"),
+                        );
                     }
                 }
                 Kind::Mse => {
@@ -203,9 +207,8 @@ impl Loss {
         }
         let u = 1.0 / n as f32;
         let from_logits = match (self.kind(), activation, logits) {
-            (Kind::Sparse | Kind::Categorical, Activation::Softmax, Some(z)) | (Kind::Binary, Activation::Sigmoid, Some(z)) => {
-                Some(z)
-            }
+            (Kind::Sparse | Kind::Categorical, Activation::Softmax, Some(z))
+            | (Kind::Binary, Activation::Sigmoid, Some(z)) => Some(z),
             _ => None,
         };
         let mut sum = 0.0f32;
@@ -393,8 +396,13 @@ mod tests {
     fn probability_path_is_clipped() {
         let p = m(&[&[1.0, 0.0, 0.0]]);
         let mut g = Matrix::default();
-        let (loss, of) =
-            Loss::sparse_categorical_crossentropy().forward_backward(&p, None, Activation::Linear, &m(&[&[2.0]]), &mut g);
+        let (loss, of) = Loss::sparse_categorical_crossentropy().forward_backward(
+            &p,
+            None,
+            Activation::Linear,
+            &m(&[&[2.0]]),
+            &mut g,
+        );
         assert_eq!(of, GradOf::Output);
         assert!((loss - 16.118095).abs() < 1e-3, "{loss}");
     }

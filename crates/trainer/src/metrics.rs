@@ -55,9 +55,11 @@ impl Metric {
             other => return Err(TrainError::UnknownMetric { name: other.to_string(), known: KNOWN.to_string() }),
         };
         let key = match name {
-            "Accuracy" | "BinaryAccuracy" | "SparseCategoricalAccuracy" | "CategoricalAccuracy" | "MeanAbsoluteError" => {
-                metric.keras_name()
-            }
+            "Accuracy"
+            | "BinaryAccuracy"
+            | "SparseCategoricalAccuracy"
+            | "CategoricalAccuracy"
+            | "MeanAbsoluteError" => metric.keras_name(),
             _ => name,
         };
         Ok(metric.named(key))

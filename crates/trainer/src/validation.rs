@@ -74,7 +74,11 @@ impl Sequential {
             Validation::Data(xv, yv) => {
                 let nv = check_data(xv, yv, "validation")?;
                 if xv.width() != x.width() {
-                    return Err(TrainError::WidthMismatch { data: "validation", expected: x.width(), found: xv.width() });
+                    return Err(TrainError::WidthMismatch {
+                        data: "validation",
+                        expected: x.width(),
+                        found: xv.width(),
+                    });
                 }
                 loss.check_targets(yv, out_w)?;
                 (n, Some(Held { x: xv, y: yv, rows: (0..nv).collect() }))

@@ -22,7 +22,8 @@ fn model(hidden: usize, par: Parallelism) -> Sequential {
         .add(Dropout::new(0.3))
         .add(Dense::new(10).activation(Activation::Softmax));
     m.set_parallelism(par);
-    m.compile(Optimizer::new(RMSprop::default(), 1e-3), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 1e-3), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
     m
 }
 

@@ -67,7 +67,8 @@ fn validation_split_holds_out_the_last_rows_and_includes_penalties() {
         .add(Dense::new(8).activation(Activation::Relu).kernel_regularizer(L2::new(0.01)))
         .add(Dropout::new(0.5))
         .add(Dense::new(3).activation(Activation::Softmax));
-    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
     let h = m.fit(&x, &y, quiet().epochs(2).batch_size(10).validation_split(0.3)).unwrap();
     // Validation = rows 70..100 with end-of-epoch weights and no dropout: evaluate agrees.
     let tail_x = x.slice_rows(70, 100);
@@ -130,7 +131,12 @@ fn binary_and_mse_train_with_their_metrics() {
     let mut m = Sequential::new()
         .add(Dense::new(8).activation(Activation::Tanh))
         .add(Dense::new(1).activation(Activation::Sigmoid));
-    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::binary_crossentropy(), [Metric::Accuracy, Metric::MeanAbsoluteError]).unwrap();
+    m.compile(
+        Optimizer::new(RMSprop::default(), 0.01),
+        Loss::binary_crossentropy(),
+        [Metric::Accuracy, Metric::MeanAbsoluteError],
+    )
+    .unwrap();
     let h = m.fit(&x, &yb, quiet().epochs(20)).unwrap();
     assert!(*h.get("accuracy").unwrap().last().unwrap() > 0.85);
     let mae = h.get("mean_absolute_error").unwrap();

@@ -89,12 +89,16 @@ fn training_resumes_exactly_from_a_saved_model() {
         .seed(3)
         .add(Dense::new(8).activation(Activation::Relu))
         .add(Dense::new(3).activation(Activation::Softmax));
-    straight.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    straight
+        .compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
     let mut first = Sequential::new()
         .seed(3)
         .add(Dense::new(8).activation(Activation::Relu))
         .add(Dense::new(3).activation(Activation::Softmax));
-    first.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    first
+        .compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
     straight.fit(&x, &y, opts(3)).unwrap();
     first.fit(&x, &y, opts(2)).unwrap();
     let dir = temp("resume");

@@ -4,7 +4,7 @@
 //!
 //! Each workload runs in its own child process (`bench --worker NAME`), so its peak RSS
 //! is its own; it trains through the ordinary `fit` path for one warm-up epoch and then
-//! `--epochs` timed ones, and reports their median. The workloads are in [`workloads`].
+//! `--epochs` timed ones, and reports their median. The workloads are in `workloads.rs`.
 
 mod scaling;
 mod workloads;

@@ -73,7 +73,11 @@ pub fn mnist_like(hidden: &[usize], bytes: bool, batch: usize) -> anyhow::Result
         model = model.add(Dense::new(units).activation(Activation::Relu));
     }
     model = model.add(Dense::new(10).activation(Activation::Softmax));
-    model.compile(Optimizer::new(RMSprop::default(), 1e-2), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])?;
+    model.compile(
+        Optimizer::new(RMSprop::default(), 1e-2),
+        Loss::sparse_categorical_crossentropy(),
+        [Metric::Accuracy],
+    )?;
     let widths: Vec<usize> = hidden.iter().copied().chain([10]).collect();
     let flops_per_epoch = 2.0 * stack_macs(784.0, &widths, 48_000.0, 12_000.0);
     Ok(Workload { model, x, y, batch, split: 0.2, flops_per_epoch })

@@ -17,7 +17,7 @@ const CANDIDATES: &[&str] = &[
     "/System/Library/Fonts/Supplemental/Arial.ttf",
 ];
 
-/// Registers `sans-serif` once: `$KILN_FONT` if set, else the first font of [`CANDIDATES`].
+/// Registers `sans-serif` once: `$KILN_FONT` if set, else the first common system font found.
 pub fn ensure() -> anyhow::Result<()> {
     static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     DONE.get_or_init(register).as_ref().map(|_| ()).map_err(|e| anyhow!("{e}"))

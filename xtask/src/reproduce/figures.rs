@@ -7,8 +7,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::mask::{self, MaskDemo};
-use crate::plot::{self, Chart, Marker, PALETTE, Series, drawing};
 use super::verdicts::Curves;
+use crate::plot::{self, Chart, Marker, PALETTE, Series, drawing};
 
 /// What a figure shows.
 #[derive(Debug, Clone, Copy)]
@@ -199,6 +199,20 @@ impl Figure {
                 Ok(())
             }
             Kind::DropoutMask => mask::draw(root, demo),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_experiment_a_figure_draws_exists() {
+        for fig in FIGURES {
+            for exp in fig.needs() {
+                assert!(super::super::experiments::find(exp).is_some(), "figure {} needs unknown `{exp}`", fig.name);
+            }
         }
     }
 }

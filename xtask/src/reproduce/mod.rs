@@ -59,6 +59,20 @@ pub struct ReproduceArgs {
     config: String,
 }
 
+impl ReproduceArgs {
+    /// Parses `reproduce`'s options from `args` (without the command name), as the
+    /// command line would: tests and other tools call [`run`] in-process with them.
+    pub fn parse(args: &[&str]) -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ReproduceArgs,
+        }
+        <Wrapper as clap::Parser>::try_parse_from(std::iter::once("reproduce").chain(args.iter().copied()))
+            .map(|w| w.args)
+    }
+}
+
 /// Runs the selected experiments and writes figures, report and histories.
 pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     let start = Instant::now();

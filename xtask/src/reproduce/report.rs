@@ -161,7 +161,8 @@ fn data_line(set: DataSet, p: &Provenance) -> String {
 /// own configs (the model the experiment really builds).
 pub fn describe(exp: &Experiment, plugin: PluginReg<'_>) -> String {
     let Ok(model) = exp.model(0, plugin) else { return format!("(needs a plugin); RMSprop({})", exp.learning_rate) };
-    let layers: Vec<String> = model.layers().iter().map(|l| describe_layer(&serde_json::to_value(l).unwrap_or_default())).collect();
+    let layers: Vec<String> =
+        model.layers().iter().map(|l| describe_layer(&serde_json::to_value(l).unwrap_or_default())).collect();
     format!("{}; RMSprop({})", layers.join(" → "), exp.learning_rate)
 }
 
@@ -206,7 +207,10 @@ mod tests {
     #[test]
     fn experiments_are_described_from_their_layers() {
         let find = |n| super::super::experiments::find(n).unwrap();
-        assert_eq!(describe(find("imdb_l2"), None), "Dense(16, relu, l2(0.002)) → Dense(16, relu, l2(0.002)) → Dense(1, sigmoid); RMSprop(0.001)");
+        assert_eq!(
+            describe(find("imdb_l2"), None),
+            "Dense(16, relu, l2(0.002)) → Dense(16, relu, l2(0.002)) → Dense(1, sigmoid); RMSprop(0.001)"
+        );
         assert_eq!(
             describe(find("imdb_dropout"), None),
             "Dense(16, relu) → Dropout(0.5) → Dense(16, relu) → Dropout(0.5) → Dense(1, sigmoid); RMSprop(0.001)"

@@ -31,7 +31,11 @@ impl Verdict {
 
 /// Every claim whose experiments are in `curves`.
 pub fn judge(curves: &Curves) -> Vec<Verdict> {
-    let band = |exp: &str, key: &str| curves.get(&(exp.to_string(), key.to_string()));
+    judge_with(&|exp, key| curves.get(&(exp.to_string(), key.to_string())))
+}
+
+/// [`judge`] over any lookup of seed bands by (experiment, key).
+fn judge_with<'c>(band: &dyn Fn(&'static str, &'static str) -> Option<&'c Band>) -> Vec<Verdict> {
     let mut out = Vec::new();
 
     if let (Some(fast), Some(slow)) = (band("mnist_lr1", "val_accuracy"), band("mnist_lr001", "val_accuracy")) {
@@ -138,6 +142,20 @@ fn roughness(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_experiment_a_verdict_reads_exists() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        judge_with(&|exp, _| {
+            asked.borrow_mut().push(exp);
+            None
+        });
+        let asked = asked.into_inner();
+        assert!(asked.len() >= 10, "{asked:?}");
+        for exp in asked {
+            assert!(super::super::experiments::find(exp).is_some(), "a verdict reads unknown experiment `{exp}`");
+        }
+    }
 
     fn curves(rows: &[(&str, &str, &[f64])]) -> Curves {
         rows.iter()

@@ -124,4 +124,3 @@ pub(crate) fn flat_values(v: &Value) -> Vec<f64> {
         _ => Vec::new(),
     }
 }
-

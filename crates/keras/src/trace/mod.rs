@@ -21,7 +21,8 @@ use crate::json::{At, refuse_unknown};
 use crate::{KerasError, compile_from_keras, model_from_keras};
 
 /// Top-level keys of a trace; the informational ones are read by people, not compared.
-const TOP_KEYS: &[&str] = &["model", "fit", "data", "initial_weights", "batches", "epochs", "final_weights", "final_optimizer_variables"];
+const TOP_KEYS: &[&str] =
+    &["model", "fit", "data", "initial_weights", "batches", "epochs", "final_weights", "final_optimizer_variables"];
 const TOP_INFO: &[&str] = &[
     "description",
     "producer",
@@ -34,7 +35,8 @@ const TOP_INFO: &[&str] = &[
 const FIT_KEYS: &[&str] = &["batch_size", "epochs", "shuffle", "validation_split"];
 const FIT_INFO: &[&str] = &["steps_per_epoch", "validation"];
 const DATA_KEYS: &[&str] = &["x", "y", "x_val", "y_val"];
-const BATCH_KEYS: &[&str] = &["epoch", "batch", "raw_total_loss", "raw_data_loss", "reported_running_logs", "weights_after_update"];
+const BATCH_KEYS: &[&str] =
+    &["epoch", "batch", "raw_total_loss", "raw_data_loss", "reported_running_logs", "weights_after_update"];
 const BATCH_INFO: &[&str] = &["sample_range", "raw_additional_losses", "derived_batch_loss_from_running_mean"];
 
 /// Refuses keys of `v` outside `known ∪ info`, even when they look "off": in a trace
@@ -115,16 +117,20 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     }
     let name = model.model_name().to_string();
     let mut initial = Vec::new();
-    let weights =
-        get("initial_weights")?.as_object().ok_or_else(|| KerasError::config("initial_weights", "must be an object"))?;
+    let weights = get("initial_weights")?
+        .as_object()
+        .ok_or_else(|| KerasError::config("initial_weights", "must be an object"))?;
     for (k, v) in weights {
         let shape = v.get("shape").map(flat_values).unwrap_or_default().iter().map(|&d| d as usize).collect();
         let values = flat_values(v.get("values").unwrap_or(&Value::Null)).into_iter().map(|x| x as f32).collect();
         initial.push(NamedTensor { name: strip_model(k, &name), shape, values });
     }
     model.set_weights(&Weights(initial))?;
-    compile_from_keras(&mut model, model_v.get("compile").ok_or_else(|| KerasError::config("model.compile", "missing"))?)
-        .map_err(|e| prefixed(e, "model.compile"))?;
+    compile_from_keras(
+        &mut model,
+        model_v.get("compile").ok_or_else(|| KerasError::config("model.compile", "missing"))?,
+    )
+    .map_err(|e| prefixed(e, "model.compile"))?;
 
     let fit = get("fit")?;
     strict(fit, "fit", FIT_KEYS, FIT_INFO)?;

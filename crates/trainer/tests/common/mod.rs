@@ -28,6 +28,7 @@ pub fn classifier(seed: u64) -> Sequential {
         .seed(seed)
         .add(Dense::new(16).activation(Activation::Relu))
         .add(Dense::new(3).activation(Activation::Softmax));
-    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy]).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
     m
 }
