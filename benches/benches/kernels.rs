@@ -46,10 +46,10 @@ fn sparse_products(c: &mut Criterion) {
         index.build(&x);
         g.bench_function("column index build", |b| b.iter(|| index.build(black_box(&x))));
         g.bench_function("column-wise forward", |b| {
-            b.iter(|| index.matmul(y.view_mut(), w.view(), Accumulate::Replace))
+            b.iter(|| index.matmul(y.view_mut(), w.view(), Accumulate::Replace, Parallelism::Sequential))
         });
         g.bench_function("column-wise kernel gradient", |b| {
-            b.iter(|| index.t_matmul_touched(dw.view_mut(), dy.view()))
+            b.iter(|| index.t_matmul_touched(dw.view_mut(), dy.view(), Parallelism::Sequential, &[]))
         });
         g.finish();
     }

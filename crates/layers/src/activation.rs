@@ -1,6 +1,10 @@
 //! Activation functions and their derivatives.
 
-use kiln_tensor::kernels;
+use kiln_tensor::pool::{for_row_blocks, for_row_blocks2, row_blocks};
+use kiln_tensor::{Parallelism, kernels};
+
+/// Fewest values a thread's block of rows should hold (below that, threads cost more).
+const MIN_VALUES_PER_THREAD: usize = 16 * 1024;
 use serde::{Deserialize, Serialize};
 
 /// An activation applied elementwise (or row-wise for softmax) after a layer's product.
@@ -58,8 +62,14 @@ impl Activation {
 
     /// `logits += bias` (when there is one) and `output = activation(logits)`, row by row
     /// so each row is still in L1 for the second step: the bias add and the activation
-    /// are fused, with the same rounding as doing them one after the other.
-    pub fn forward(self, logits: &mut [f32], bias: Option<&[f32]>, output: &mut [f32], cols: usize) {
+    /// are fused, with the same rounding as doing them one after the other. Blocks of rows
+    /// go to `par`'s threads (rows are independent: the same bits).
+    pub fn forward(self, logits: &mut [f32], bias: Option<&[f32]>, output: &mut [f32], cols: usize, par: Parallelism) {
+        let blocks = row_blocks(par, logits.len() / cols.max(1), MIN_VALUES_PER_THREAD / cols.max(1));
+        for_row_blocks2(par, (logits, cols), (output, cols), &blocks, |_, z, y| self.forward_rows(z, bias, y, cols));
+    }
+
+    fn forward_rows(self, logits: &mut [f32], bias: Option<&[f32]>, output: &mut [f32], cols: usize) {
         for (z, y) in logits.chunks_exact_mut(cols).zip(output.chunks_exact_mut(cols)) {
             if let Some(b) = bias {
                 z.iter_mut().zip(b).for_each(|(z, &b)| *z += b);
@@ -78,8 +88,19 @@ impl Activation {
     }
 
     /// Turns `grad` (w.r.t. the activation's output `out`) into the gradient w.r.t. its
-    /// input, in place. Uses the output only, as TensorFlow's gradient kernels do.
-    pub fn backward(self, out: &[f32], grad: &mut [f32], cols: usize) {
+    /// input, in place. Uses the output only, as TensorFlow's gradient kernels do. Blocks
+    /// of rows go to `par`'s threads.
+    pub fn backward(self, out: &[f32], grad: &mut [f32], cols: usize, par: Parallelism) {
+        if self == Self::Linear {
+            return;
+        }
+        let blocks = row_blocks(par, grad.len() / cols.max(1), MIN_VALUES_PER_THREAD / cols.max(1));
+        for_row_blocks(par, grad, cols, &blocks, |r0, g| {
+            self.backward_rows(&out[r0 * cols..r0 * cols + g.len()], g, cols)
+        });
+    }
+
+    fn backward_rows(self, out: &[f32], grad: &mut [f32], cols: usize) {
         match self {
             Self::Linear => {}
             Self::Relu => kernels::relu_backward(out, grad),
@@ -111,13 +132,13 @@ mod tests {
             act.apply(&mut expected, cols);
 
             let (mut z, mut y) = (logits.clone(), vec![0.0; logits.len()]);
-            act.forward(&mut z, Some(&bias), &mut y, cols);
+            act.forward(&mut z, Some(&bias), &mut y, cols, Parallelism::Sequential);
             assert_eq!(z, expected_logits, "{act:?} logits");
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&y), bits(&expected), "{act:?} output");
 
             let (mut z, mut y) = (logits.clone(), vec![0.0; logits.len()]);
-            act.forward(&mut z, None, &mut y, cols);
+            act.forward(&mut z, None, &mut y, cols, Parallelism::Sequential);
             assert_eq!(z, logits, "{act:?} without bias leaves the logits");
         }
     }

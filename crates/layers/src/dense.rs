@@ -81,6 +81,8 @@ struct DenseState {
     /// Whether the kernel gradient is zero outside `grad_rows` (so the next sparse batch
     /// clears just those rows instead of the whole kernel-sized buffer).
     grad_kernel_sparse: bool,
+    /// The rows of the last batch this batch does not touch (cleared by the product).
+    stale_rows: Vec<u32>,
 }
 
 /// The values of increasing `a` that are not in increasing `b`.
@@ -220,8 +222,9 @@ impl Layer for Dense {
         self.state = DenseState {
             input_width,
             logits: Matrix::zeros(0, units),
-            // Room for every row, so no batch of sparse input ever grows it.
+            // Room for every row, so no batch of sparse input ever grows them.
             grad_rows: Vec::with_capacity(input_width),
+            stale_rows: Vec::with_capacity(input_width),
             ..DenseState::default()
         };
         Ok(units)
@@ -239,13 +242,13 @@ impl Layer for Dense {
             LayerInput::Dense(x) => matmul::ab(s.logits.view_mut(), x, kernel, Accumulate::Replace, par),
             LayerInput::Sparse(x) if column_wise => {
                 s.columns.build(x);
-                s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace);
+                s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace, par);
             }
             LayerInput::Sparse(x) => x.matmul(s.logits.view_mut(), kernel, Accumulate::Replace),
         }
         output.resize(n, units);
         let bias = params.get(1).map(Param::value);
-        self.activation.forward(s.logits.as_mut_slice(), bias, output.as_mut_slice(), units);
+        self.activation.forward(s.logits.as_mut_slice(), bias, output.as_mut_slice(), units, par);
     }
 
     fn backward(
@@ -257,7 +260,7 @@ impl Layer for Dense {
         par: Parallelism,
     ) {
         if grad_of == GradOf::Output {
-            self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.units);
+            self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.units, par);
         }
         let (in_w, units) = (self.state.input_width, self.units);
         let column_wise = self.column_wise();
@@ -284,15 +287,16 @@ impl Layer for Dense {
                 if !s.columns.matches(x) {
                     s.columns.build(x);
                 }
+                // Rows this batch writes are overwritten; the other ones of the last batch are
+                // cleared by the product itself (in parallel, by the threads owning them).
+                s.stale_rows.clear();
                 if s.grad_kernel_sparse {
-                    // Rows this batch writes are overwritten; clear the other ones of the last.
-                    for r in sorted_difference(&s.grad_rows, s.columns.touched()) {
-                        grad_kernel[r as usize * units..(r as usize + 1) * units].fill(0.0);
-                    }
+                    s.stale_rows.extend(sorted_difference(&s.grad_rows, s.columns.touched()));
                 } else {
                     grad_kernel.fill(0.0);
                 }
-                s.columns.t_matmul_touched(ViewMut { rows: in_w, cols: units, data: grad_kernel }, grad.view());
+                let dk = ViewMut { rows: in_w, cols: units, data: grad_kernel };
+                s.columns.t_matmul_touched(dk, grad.view(), par, &s.stale_rows);
                 s.grad_rows.clear();
                 s.grad_rows.extend_from_slice(s.columns.touched());
                 // A kernel regularizer's gradient (added by the model) touches every row.
@@ -300,7 +304,7 @@ impl Layer for Dense {
             }
         }
         if let Some(bias) = rest.first_mut() {
-            kernels::column_sums(grad.as_slice(), bias.grad_mut());
+            kernels::column_sums_par(grad.as_slice(), bias.grad_mut(), par);
         }
         if let Some(gi) = grad_input {
             gi.resize(grad.rows(), in_w);

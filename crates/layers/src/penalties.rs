@@ -35,7 +35,12 @@ pub fn add_activity_grad(
     scratch.resize(out.rows(), out.cols());
     scratch.fill(0.0);
     reg.add_grad(out.as_slice(), scratch.as_mut_slice(), scale)?;
-    layer.activation().backward(out.as_slice(), scratch.as_mut_slice(), out.cols());
+    layer.activation().backward(
+        out.as_slice(),
+        scratch.as_mut_slice(),
+        out.cols(),
+        kiln_tensor::Parallelism::Sequential,
+    );
     kernels::axpy(1.0, scratch.as_slice(), grad.as_mut_slice());
     Ok(())
 }

@@ -60,7 +60,7 @@ impl UpdateRule for Adam {
         if self.amsgrad { &["momentum", "velocity", "velocity_hat"] } else { &["momentum", "velocity"] }
     }
 
-    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]) {
         let t = (step.iteration + 1) as f32;
         let (b1, b2, eps) = (self.beta_1 as f32, self.beta_2 as f32, self.epsilon as f32);
         // Keras: `1 - beta` on Python floats, rounded once; the bias-correction powers are
@@ -69,25 +69,31 @@ impl UpdateRule for Adam {
         let alpha = step.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
         let (m, rest) = slots.split_first_mut().expect("momentum slot");
         let (v, rest) = rest.split_first_mut().expect("velocity slot");
-        let mut v_hat = rest.first_mut();
-        for i in 0..value.len() {
-            let g = grad[i];
-            m[i] = flush(m[i] + (g - m[i]) * c1);
-            v[i] = flush(v[i] + (g * g - v[i]) * c2);
-            let denom_v = match v_hat.as_deref_mut() {
-                Some(vh) => {
-                    vh[i] = vh[i].max(v[i]);
-                    vh[i]
-                }
-                None => v[i],
-            };
-            value[i] -= (m[i] * alpha) / (denom_v.sqrt() + eps);
-        }
+        adam(value, grad, m, v, rest.first_mut().map(|vh| &mut **vh), [c1, c2, alpha, eps]);
     }
 
     fn validate(&self) -> Result<(), String> {
         unit_interval("beta_1", self.beta_1)?;
         unit_interval("beta_2", self.beta_2)?;
         positive("epsilon", self.epsilon)
+    }
+}
+
+/// The Adam loop; `k = [1−β₁, 1−β₂, α, ε]`, vectorised.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn adam(value: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], mut v_hat: Option<&mut [f32]>, k: [f32; 4]) {
+    let [c1, c2, alpha, eps] = k;
+    for i in 0..value.len() {
+        let g = grad[i];
+        m[i] = flush(m[i] + (g - m[i]) * c1);
+        v[i] = flush(v[i] + (g * g - v[i]) * c2);
+        let denom_v = match v_hat.as_deref_mut() {
+            Some(vh) => {
+                vh[i] = vh[i].max(v[i]);
+                vh[i]
+            }
+            None => v[i],
+        };
+        value[i] -= (m[i] * alpha) / (denom_v.sqrt() + eps);
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::rule::positive;
-use crate::state::SlotTable;
+use crate::state::{MAX_SLOTS, SlotTable};
 use crate::{Step, UpdateRule};
 
 /// One named state buffer of one parameter (Keras' optimizer "variables").
@@ -88,9 +88,40 @@ impl Optimizer {
 
     /// Applies one update to parameter `index` given its gradient.
     pub fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
+        self.update_parallel(index, value, grad, 1);
+    }
+
+    /// [`update`](Optimizer::update) split over `threads` threads of the current rayon
+    /// pool (the rules are elementwise, so the result is the same bits). Small parameters
+    /// are updated on this thread: below [`PARALLEL_MIN`] values, splitting costs more.
+    pub fn update_parallel(&mut self, index: usize, value: &mut [f32], grad: &[f32], threads: usize) {
         let step = Step { learning_rate: self.learning_rate, iteration: self.iterations };
+        let rule = self.rule.as_ref();
         let slots = self.state.get_mut(index, value.len());
-        self.rule.update(step, value, grad, slots);
+        let n_slots = slots.len();
+        let parts = if value.len() >= PARALLEL_MIN { threads.max(1) } else { 1 };
+        if parts == 1 {
+            let mut refs: [&mut [f32]; MAX_SLOTS] = Default::default();
+            for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
+                *r = s;
+            }
+            rule.update(step, value, grad, &mut refs[..n_slots]);
+            return;
+        }
+        let chunk = value.len().div_ceil(parts).next_multiple_of(16);
+        let mut values = value.chunks_mut(chunk);
+        let mut grads = grad.chunks(chunk);
+        let mut slot_chunks: Vec<std::slice::ChunksMut<'_, f32>> =
+            slots.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
+        rayon::scope(|scope| {
+            while let (Some(v), Some(g)) = (values.next(), grads.next()) {
+                let mut refs: [&mut [f32]; MAX_SLOTS] = Default::default();
+                for (r, s) in refs.iter_mut().zip(slot_chunks.iter_mut()) {
+                    *r = s.next().expect("slots as long as the value");
+                }
+                scope.spawn(move |_| rule.update(step, v, g, &mut refs[..n_slots]));
+            }
+        });
     }
 
     /// Ends the step: advances the iteration counter.
@@ -119,6 +150,9 @@ impl Optimizer {
         self.state.set(self.rule.slot_names(), index, slot, values)
     }
 }
+
+/// Parameters with fewer values are updated on one thread.
+pub const PARALLEL_MIN: usize = 1 << 16;
 
 impl<R: UpdateRule + 'static> From<R> for Optimizer {
     /// `rule` with Keras' default learning rate for it.

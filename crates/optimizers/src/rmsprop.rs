@@ -67,7 +67,7 @@ impl UpdateRule for RMSprop {
         }
     }
 
-    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]) {
         // Keras: Python floats meet float32 tensors, so each constant is the double
         // rounded once to float32 — including `1 - rho`, computed in double first.
         let (lr, rho, eps) = (step.learning_rate, self.rho as f32, self.epsilon as f32);
@@ -79,35 +79,50 @@ impl UpdateRule for RMSprop {
             return;
         }
         let mut rest = rest.iter_mut();
-        let mut momentum = if self.momentum > 0.0 { rest.next() } else { None };
-        let mut average = if self.centered { rest.next() } else { None };
-        for i in 0..value.len() {
-            let g = grad[i];
-            let v = flush(rho * velocity[i] + one_minus_rho * (g * g));
-            velocity[i] = v;
-            let denominator = match average.as_deref_mut() {
-                Some(avg) => {
-                    let a = flush(rho * avg[i] + one_minus_rho * g);
-                    avg[i] = a;
-                    v - a * a + eps
-                }
-                None => v + eps,
-            };
-            let increment = (lr * g) / denominator.sqrt();
-            match momentum.as_deref_mut() {
-                Some(m) => {
-                    m[i] = flush(mu * m[i] + increment);
-                    value[i] -= m[i];
-                }
-                None => value[i] -= increment,
-            }
-        }
+        let momentum = if self.momentum > 0.0 { rest.next().map(|m| &mut **m) } else { None };
+        let average = if self.centered { rest.next().map(|a| &mut **a) } else { None };
+        general(value, grad, velocity, momentum, average, [lr, rho, one_minus_rho, eps, mu]);
     }
 
     fn validate(&self) -> Result<(), String> {
         unit_interval("rho", self.rho)?;
         non_negative("momentum", self.momentum)?;
         positive("epsilon", self.epsilon)
+    }
+}
+
+/// RMSprop with momentum and/or centering; `k = [lr, ρ, 1−ρ, ε, μ]`. Vectorised like
+/// [`plain`] (and so encoded with VEX: no SSE transition penalty after faer's assembly).
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn general(
+    value: &mut [f32],
+    grad: &[f32],
+    velocity: &mut [f32],
+    mut momentum: Option<&mut [f32]>,
+    mut average: Option<&mut [f32]>,
+    k: [f32; 5],
+) {
+    let [lr, rho, one_minus_rho, eps, mu] = k;
+    for i in 0..value.len() {
+        let g = grad[i];
+        let v = flush(rho * velocity[i] + one_minus_rho * (g * g));
+        velocity[i] = v;
+        let denominator = match average.as_deref_mut() {
+            Some(avg) => {
+                let a = flush(rho * avg[i] + one_minus_rho * g);
+                avg[i] = a;
+                v - a * a + eps
+            }
+            None => v + eps,
+        };
+        let increment = (lr * g) / denominator.sqrt();
+        match momentum.as_deref_mut() {
+            Some(m) => {
+                m[i] = flush(mu * m[i] + increment);
+                value[i] -= m[i];
+            }
+            None => value[i] -= increment,
+        }
     }
 }
 

@@ -25,7 +25,11 @@ pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
 
     /// Updates `value` in place from `grad`; `slots` are this parameter's buffers, in the
     /// order of [`slot_names`](UpdateRule::slot_names), each as long as `value`.
-    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]);
+    ///
+    /// The update must be elementwise — `value[i]` and `slots[k][i]` depend only on
+    /// `grad[i]` and their own old values — because the optimizer may hand each thread a
+    /// sub-range of the buffers (Keras' RMSprop, SGD and Adam all are).
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]);
 
     /// The learning rate Keras uses when none is given.
     fn default_learning_rate(&self) -> f64 {

@@ -36,21 +36,8 @@ impl UpdateRule for Sgd {
         if self.momentum != 0.0 { &["momentum"] } else { &[] }
     }
 
-    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
-        let (lr, mu) = (step.learning_rate, self.momentum as f32);
-        match slots.first_mut() {
-            None => value.iter_mut().zip(grad).for_each(|(w, &g)| *w -= lr * g),
-            Some(m) => {
-                for i in 0..value.len() {
-                    m[i] = flush(m[i] * mu - grad[i] * lr);
-                    if self.nesterov {
-                        value[i] += m[i] * mu - grad[i] * lr;
-                    } else {
-                        value[i] += m[i];
-                    }
-                }
-            }
-        }
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]) {
+        sgd(value, grad, slots.first_mut().map(|m| &mut **m), step.learning_rate, self.momentum as f32, self.nesterov);
     }
 
     fn default_learning_rate(&self) -> f64 {
@@ -59,5 +46,23 @@ impl UpdateRule for Sgd {
 
     fn validate(&self) -> Result<(), String> {
         non_negative("momentum", self.momentum)
+    }
+}
+
+/// The SGD loop (plain, momentum or Nesterov), vectorised.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn sgd(value: &mut [f32], grad: &[f32], momentum: Option<&mut [f32]>, lr: f32, mu: f32, nesterov: bool) {
+    match momentum {
+        None => value.iter_mut().zip(grad).for_each(|(w, &g)| *w -= lr * g),
+        Some(m) => {
+            for i in 0..value.len() {
+                m[i] = flush(m[i] * mu - grad[i] * lr);
+                if nesterov {
+                    value[i] += m[i] * mu - grad[i] * lr;
+                } else {
+                    value[i] += m[i];
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,8 @@
 //! Per-parameter state buffers, shared by every rule.
 
+/// Most slots a rule may keep per parameter (Adam with AMSGrad keeps three).
+pub(crate) const MAX_SLOTS: usize = 4;
+
 /// Named state buffers, one set per parameter, allocated at build time.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SlotTable {
@@ -12,6 +15,7 @@ pub(crate) struct SlotTable {
 impl SlotTable {
     /// Zeroed buffers: `slot_count` per parameter, each as long as the parameter.
     pub fn build(params: &[(String, usize)], slot_count: usize) -> Self {
+        assert!(slot_count <= MAX_SLOTS, "a rule keeps at most {MAX_SLOTS} slots per parameter");
         Self {
             names: params.iter().map(|(n, _)| n.clone()).collect(),
             buffers: params.iter().map(|(_, len)| vec![vec![0.0; *len]; slot_count]).collect(),

@@ -12,9 +12,28 @@ pub fn add_row_vector(m: &mut [f32], bias: &[f32]) {
 
 /// `out[j] = Σ_i m[i, j]` (overwrites `out`): the bias gradient.
 pub fn column_sums(m: &[f32], out: &mut [f32]) {
+    let width = out.len();
+    column_sums_range(m, width, 0, out);
+}
+
+/// [`column_sums`] split by columns over `par`'s threads (each column still sums its
+/// rows in order: the same bits).
+pub fn column_sums_par(m: &[f32], out: &mut [f32], par: crate::Parallelism) {
+    let width = out.len();
+    let rows = m.len() / width.max(1);
+    if par == crate::Parallelism::Sequential || width < 64 || rows * width < 1 << 15 {
+        return column_sums_range(m, width, 0, out);
+    }
+    let ranges = crate::pool::split_ranges(width, par.thread_count(), 32);
+    crate::pool::for_row_blocks(par, out, 1, &ranges, |c0, block| column_sums_range(m, width, c0, block));
+}
+
+/// Column sums of columns `c0..c0 + out.len()` of the row-major `m` with `width` columns.
+fn column_sums_range(m: &[f32], width: usize, c0: usize, out: &mut [f32]) {
     out.fill(0.0);
-    for row in m.chunks_exact(out.len()) {
-        out.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
+    let c1 = c0 + out.len();
+    for row in m.chunks_exact(width) {
+        out.iter_mut().zip(&row[c0..c1]).for_each(|(o, &x)| *o += x);
     }
 }
 

@@ -22,6 +22,7 @@ pub mod kernels;
 pub mod matmul;
 mod matrix;
 mod parallelism;
+pub mod pool;
 mod rng;
 mod sparse;
 mod sparse_columns;
@@ -34,4 +35,4 @@ pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_t
 pub use rng::Rng;
 pub use sparse::CsrMatrix;
 pub use sparse_columns::ColumnIndex;
-pub use upper_state::clear_upper_state;
+pub use upper_state::{TransitionCheck, clear_upper_state, transition_check};

@@ -9,7 +9,9 @@
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
 
-use crate::{Accumulate, CsrMatrix, View, ViewMut};
+use crate::pool::split_ranges;
+use crate::upper_state::clear_upper_state;
+use crate::{Accumulate, CsrMatrix, Parallelism, View, ViewMut};
 
 /// The entries of a [`CsrMatrix`] grouped by column; buffers are reused across batches.
 #[derive(Debug, Clone, Default)]
@@ -87,27 +89,90 @@ impl ColumnIndex {
     }
 
     /// `dst (m×n) ⟵ M (m×k) · b (k×n)` for the indexed matrix `M`; equals
-    /// [`CsrMatrix::matmul`] bit for bit.
-    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accumulate) {
+    /// [`CsrMatrix::matmul`] bit for bit, on any number of threads (each thread takes a
+    /// block of output rows and still adds their terms column by column).
+    pub fn matmul(&self, dst: ViewMut<'_>, b: View<'_>, accum: Accumulate, par: Parallelism) {
         assert_eq!((self.cols, dst.rows, dst.cols), (b.rows, self.rows, b.cols), "column-index matmul shapes");
         if accum == Accumulate::Replace {
             dst.data.fill(0.0);
         }
-        columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, b.cols, dst.data);
+        let n = b.cols;
+        let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
+        if blocks.len() <= 1 {
+            let all = 0..self.rows;
+            columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, all, dst.data);
+            return;
+        }
+        rayon::scope(|s| {
+            let mut rest = dst.data;
+            for r in blocks.iter().cloned() {
+                let (out, tail) = rest.split_at_mut((r.end - r.start) * n);
+                rest = tail;
+                s.spawn(move |_| {
+                    clear_upper_state();
+                    columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, r, out);
+                });
+            }
+        });
     }
 
     /// Writes row `j` of `dst (k×n)` with row `j` of `Mᵀ · b` for every touched column `j`
     /// of `M`, leaving the other rows of `dst` as they are: the weight gradient of a layer
     /// fed sparse input, touching only the rows the batch uses. On rows the caller keeps
-    /// at zero, equals [`CsrMatrix::t_matmul`] bit for bit.
-    pub fn t_matmul_touched(&self, dst: ViewMut<'_>, b: View<'_>) {
+    /// at zero, equals [`CsrMatrix::t_matmul`] bit for bit, on any number of threads
+    /// (each takes a block of the touched columns, i.e. of `dst`'s rows). The rows listed
+    /// in `clear` (increasing, none of them touched: a previous batch's) are zeroed on the
+    /// way, by the thread that owns them.
+    pub fn t_matmul_touched(&self, dst: ViewMut<'_>, b: View<'_>, par: Parallelism, clear: &[u32]) {
         assert_eq!((self.rows, dst.rows, dst.cols), (b.rows, self.cols, b.cols), "column-index t_matmul shapes");
-        columns_t_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, b.cols, dst.data);
+        let n = b.cols;
+        let blocks = split_ranges(self.touched.len(), par.thread_count(), PARALLEL_MIN_COLUMNS);
+        if blocks.len() <= 1 {
+            zero_rows(clear, 0, n, dst.data);
+            columns_t_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, 0, dst.data);
+            return;
+        }
+        rayon::scope(|s| {
+            let mut rest = dst.data;
+            let mut first_row = 0;
+            for t in blocks.iter().cloned() {
+                // Rows of `dst` from this block's first touched column up to the next block's.
+                let end_row = self.touched.get(t.end).map_or(self.cols, |&j| j as usize);
+                let (out, tail) = rest.split_at_mut((end_row - first_row) * n);
+                let row0 = first_row;
+                (rest, first_row) = (tail, end_row);
+                let (touched, ptr) = (&self.touched[t.clone()], &self.ptr[t.start..=t.end]);
+                let first = if t.start == 0 { 0 } else { row0 as u32 };
+                let mine =
+                    &clear[clear.partition_point(|&r| r < first)..clear.partition_point(|&r| (r as usize) < end_row)];
+                s.spawn(move |_| {
+                    clear_upper_state();
+                    zero_rows(mine, row0, n, out);
+                    columns_t_matmul(touched, ptr, &self.row_of, &self.value_of, b.data, n, row0, out);
+                });
+            }
+        });
     }
 }
 
-/// `out[i,:] += v_ij · b[j,:]`, column `j` by column, each `b` row read once.
+/// Zeroes rows `rows` (absolute, ≥ `row0`) of `out`, whose first row is `row0`.
+fn zero_rows(rows: &[u32], row0: usize, n: usize, out: &mut [f32]) {
+    for &r in rows {
+        let r = r as usize - row0;
+        out[r * n..(r + 1) * n].fill(0.0);
+    }
+}
+
+/// Batches with fewer rows are multiplied on one thread.
+const PARALLEL_MIN_ROWS: usize = 64;
+/// Batches touching fewer columns have their gradient computed on one thread.
+const PARALLEL_MIN_COLUMNS: usize = 256;
+
+/// `out[i − rows.start,:] += v_ij · b[j,:]` for the output rows `rows`, column `j` by
+/// column, each `b` row read once. A column's entries are sorted by row, so the block's
+/// are one run of them, found by binary search.
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[allow(clippy::too_many_arguments)]
 fn columns_matmul(
     touched: &[u32],
     ptr: &[usize],
@@ -115,12 +180,17 @@ fn columns_matmul(
     value_of: &[f32],
     b: &[f32],
     n: usize,
+    rows: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
+    let (lo, hi, row0) = (rows.start as u32, rows.end as u32, rows.start);
     for (t, &j) in touched.iter().enumerate() {
         let brow = &b[j as usize * n..(j as usize + 1) * n];
-        for k in ptr[t]..ptr[t + 1] {
-            let (i, v) = (row_of[k] as usize, value_of[k]);
+        let col = ptr[t]..ptr[t + 1];
+        let col_rows = &row_of[col.clone()];
+        let (a, z) = (col_rows.partition_point(|&r| r < lo), col_rows.partition_point(|&r| r < hi));
+        for k in col.start + a..col.start + z {
+            let (i, v) = (row_of[k] as usize - row0, value_of[k]);
             let row = &mut out[i * n..(i + 1) * n];
             if v == 1.0 {
                 row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
@@ -131,8 +201,10 @@ fn columns_matmul(
     }
 }
 
-/// `out[j,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i` increasing).
+/// `out[j − row0,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i`
+/// increasing); `ptr` holds the touched columns' entry ranges (`ptr[t]..ptr[t + 1]`).
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[allow(clippy::too_many_arguments)]
 fn columns_t_matmul(
     touched: &[u32],
     ptr: &[usize],
@@ -140,10 +212,12 @@ fn columns_t_matmul(
     value_of: &[f32],
     b: &[f32],
     n: usize,
+    row0: usize,
     out: &mut [f32],
 ) {
     for (t, &j) in touched.iter().enumerate() {
-        let row = &mut out[j as usize * n..(j as usize + 1) * n];
+        let j = j as usize - row0;
+        let row = &mut out[j * n..(j + 1) * n];
         let (first, rest) = (ptr[t], ptr[t] + 1..ptr[t + 1]);
         // The first term overwrites the row as `0 + v·x` (not `v·x`, which keeps a −0
         // the accumulating loop would turn into +0), saving a separate clearing pass.
@@ -189,14 +263,33 @@ mod tests {
         let b = random_matrix(200, 9, 2);
         let (mut want, mut got) = (Matrix::zeros(37, 9), Matrix::zeros(37, 9));
         m.matmul(want.view_mut(), b.view(), Accumulate::Replace);
-        index.matmul(got.view_mut(), b.view(), Accumulate::Replace);
+        index.matmul(got.view_mut(), b.view(), Accumulate::Replace, Parallelism::Sequential);
         assert_eq!(want, got);
 
         let dy = random_matrix(37, 9, 3);
         let (mut want, mut got) = (Matrix::zeros(200, 9), Matrix::zeros(200, 9));
         m.t_matmul(want.view_mut(), dy.view(), Accumulate::Replace);
-        index.t_matmul_touched(got.view_mut(), dy.view());
+        index.t_matmul_touched(got.view_mut(), dy.view(), Parallelism::Sequential, &[]);
         assert_eq!(want, got);
+    }
+
+    #[test]
+    fn threads_give_the_same_bits() {
+        let m = random_csr(300, 2000, 40, 7);
+        let mut index = ColumnIndex::default();
+        index.build(&m);
+        let b = random_matrix(2000, 33, 8);
+        let (mut one, mut two) = (Matrix::zeros(300, 33), Matrix::zeros(300, 33));
+        index.matmul(one.view_mut(), b.view(), Accumulate::Replace, Parallelism::Sequential);
+        Parallelism::threads(2)
+            .install(|| index.matmul(two.view_mut(), b.view(), Accumulate::Replace, Parallelism::threads(2)));
+        assert_eq!(one, two);
+        let dy = random_matrix(300, 33, 9);
+        let (mut one, mut two) = (Matrix::zeros(2000, 33), Matrix::zeros(2000, 33));
+        index.t_matmul_touched(one.view_mut(), dy.view(), Parallelism::Sequential, &[]);
+        Parallelism::threads(3)
+            .install(|| index.t_matmul_touched(two.view_mut(), dy.view(), Parallelism::threads(3), &[]));
+        assert_eq!(one, two);
     }
 
     #[test]
@@ -209,8 +302,11 @@ mod tests {
         assert_eq!(index.touched(), &[1, 4]);
         let dy = Matrix::from_vec(2, 1, vec![3.0, 5.0]).unwrap();
         let mut dk = Matrix::from_vec(6, 1, vec![-7.0; 6]).unwrap();
-        index.t_matmul_touched(dk.view_mut(), dy.view());
+        index.t_matmul_touched(dk.view_mut(), dy.view(), Parallelism::Sequential, &[]);
         assert_eq!(dk.as_slice(), &[-7.0, 3.0, -7.0, -7.0, 11.0, -7.0]);
+        // Stale rows listed in `clear` are zeroed, the others kept.
+        index.t_matmul_touched(dk.view_mut(), dy.view(), Parallelism::Sequential, &[0, 5]);
+        assert_eq!(dk.as_slice(), &[0.0, 3.0, -7.0, -7.0, 11.0, 0.0]);
     }
 
     #[test]
@@ -222,7 +318,7 @@ mod tests {
         let b = random_matrix(30, 4, 6);
         let (mut want, mut got) = (Matrix::zeros(3, 4), Matrix::zeros(3, 4));
         small.matmul(want.view_mut(), b.view(), Accumulate::Replace);
-        index.matmul(got.view_mut(), b.view(), Accumulate::Replace);
+        index.matmul(got.view_mut(), b.view(), Accumulate::Replace, Parallelism::Sequential);
         assert_eq!(want, got);
     }
 }

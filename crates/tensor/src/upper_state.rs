@@ -34,6 +34,61 @@ pub fn clear_upper_state() {
     }
 }
 
+/// How fast baseline scalar code runs right after a matrix product, three ways. On a CPU
+/// that pays the SSE/AVX transition penalty (Intel), `after_raw_product` is several times
+/// `after_clear`; kiln's products must read like `after_clear` everywhere.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransitionCheck {
+    /// Seconds of the loop right after faer's product, upper state left as faer left it.
+    pub after_raw_product: f64,
+    /// Seconds of the loop right after `kiln_tensor::matmul::ab`.
+    pub after_kiln_product: f64,
+    /// Seconds of the loop right after an explicit `vzeroupper`.
+    pub after_clear: f64,
+}
+
+impl TransitionCheck {
+    /// `after_kiln_product / after_clear`: about 1.0 when kiln leaves no dirty state.
+    pub fn kiln_ratio(&self) -> f64 {
+        self.after_kiln_product / self.after_clear
+    }
+
+    /// `after_raw_product / after_clear`: the penalty this CPU would charge without the fix.
+    pub fn penalty(&self) -> f64 {
+        self.after_raw_product / self.after_clear
+    }
+}
+
+/// Times a scalar `expf` loop (glibc's, as the loss and softmax call it) after a raw
+/// faer product, after kiln's product, and after `vzeroupper`; the best of 15 rounds each.
+pub fn transition_check() -> TransitionCheck {
+    use crate::{Accumulate, Matrix, Parallelism};
+    let a = Matrix::from_vec(64, 256, (0..64 * 256).map(|i| (i % 7) as f32 * 0.1).collect()).expect("shape");
+    let b = Matrix::from_vec(256, 256, (0..256 * 256).map(|i| (i % 5) as f32 * 0.1).collect()).expect("shape");
+    let mut c = Matrix::zeros(64, 256);
+    let inputs: Vec<f32> = (0..20_000).map(|i| (i % 100) as f32 * -0.05).collect();
+    let scalar_loop = || {
+        let t = std::time::Instant::now();
+        let mut sum = 0.0f32;
+        for &x in &inputs {
+            sum += std::hint::black_box(x).exp();
+        }
+        std::hint::black_box(sum);
+        t.elapsed().as_secs_f64()
+    };
+    let (mut raw, mut kiln, mut clear) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..15 {
+        let (dst, lhs, rhs) = (c.view_mut().into_faer(), a.view().as_faer(), b.view().as_faer());
+        faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, 1.0f32, faer::Par::Seq);
+        raw = raw.min(scalar_loop());
+        crate::matmul::ab(c.view_mut(), a.view(), b.view(), Accumulate::Replace, Parallelism::Sequential);
+        kiln = kiln.min(scalar_loop());
+        clear_upper_state();
+        clear = clear.min(scalar_loop());
+    }
+    TransitionCheck { after_raw_product: raw, after_kiln_product: kiln, after_clear: clear }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ impl Sequential {
             if wants_batches {
                 stop |= self.run_callbacks(callbacks, None, |cb, ctl| cb.on_train_batch_begin(b, ctl))?;
             }
-            plan.x.gather(idx, &mut bufs.batch);
+            plan.x.gather(idx, &mut bufs.batch, self.par);
             gather_targets(plan.y, idx, &mut bufs.targets);
             let stats = self.train_step(&bufs.batch, &bufs.targets, &mut bufs.grads, &mut tally.metrics)?;
             tally.loss.add(stats.loss, stats.size as f32);
@@ -95,12 +95,12 @@ impl Sequential {
         metrics.iter_mut().for_each(|m| m.update(last.output(), targets));
         let loss = total_loss(layers, data_loss, None)?;
         backward(layers, batch.input(), grads, grad_of, par)?;
-        let opt = &mut compiled.optimizer;
+        let (opt, threads) = (&mut compiled.optimizer, par.thread_count());
         let mut k = 0;
         for layer in layers.iter_mut() {
             for p in layer.params_mut() {
                 let (value, grad) = p.value_and_grad();
-                opt.update(k, value, grad);
+                opt.update_parallel(k, value, grad, threads);
                 k += 1;
             }
         }

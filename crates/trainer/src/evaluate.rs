@@ -70,7 +70,7 @@ impl Sequential {
         let mut penalties = Vec::new();
         for_each_weight_penalty(&self.layers, |p| penalties.push(p))?;
         for chunk in rows.chunks(batch_size) {
-            x.gather(chunk, &mut bufs.batch);
+            x.gather(chunk, &mut bufs.batch, self.par);
             gather_targets(y, chunk, &mut bufs.targets);
             forward(&mut self.layers, bufs.batch.input(), false, self.par);
             let last = self.layers.last().expect("layers");
@@ -88,7 +88,11 @@ impl Sequential {
         y: &Matrix,
         batch_size: usize,
     ) -> Result<Logs, TrainError> {
-        let x = x.into();
+        let (x, par) = (x.into(), self.par);
+        par.install(|| self.evaluate_here(x, y, batch_size))
+    }
+
+    fn evaluate_here(&mut self, x: FeaturesRef<'_>, y: &Matrix, batch_size: usize) -> Result<Logs, TrainError> {
         let n = check_data(x, y, "evaluation")?;
         check_batch_size(batch_size)?;
         self.ensure_built(x.width(), "evaluation")?;
@@ -103,7 +107,11 @@ impl Sequential {
 
     /// The model's outputs for `x` (inference mode: no dropout), in batches.
     pub fn predict<'x>(&mut self, x: impl Into<FeaturesRef<'x>>, batch_size: usize) -> Result<Matrix, TrainError> {
-        let x = x.into();
+        let (x, par) = (x.into(), self.par);
+        par.install(|| self.predict_here(x, batch_size))
+    }
+
+    fn predict_here(&mut self, x: FeaturesRef<'_>, batch_size: usize) -> Result<Matrix, TrainError> {
         if x.is_empty() {
             return Err(TrainError::Input("no samples to predict".into()));
         }
@@ -114,7 +122,7 @@ impl Sequential {
         let mut batch = Batch::default();
         let rows: Vec<usize> = (0..x.len()).collect();
         for (c, chunk) in rows.chunks(batch_size).enumerate() {
-            x.gather(chunk, &mut batch);
+            x.gather(chunk, &mut batch, self.par);
             forward(&mut self.layers, batch.input(), false, self.par);
             let y = self.layers.last().expect("layers").output();
             let start = c * batch_size * out_w;

@@ -2,7 +2,11 @@
 //! gathered into reusable batches.
 
 use kiln_layers::LayerInput;
-use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix};
+use kiln_tensor::pool::{for_row_blocks, row_blocks};
+use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism};
+
+/// Fewest values a thread gathers (below that, one thread is faster).
+const MIN_GATHER_PER_THREAD: usize = 32 * 1024;
 
 /// A data set's inputs, one sample per row (owned; pass `&features` to `fit`).
 #[derive(Debug, Clone)]
@@ -97,19 +101,30 @@ impl<'a> FeaturesRef<'a> {
         }
     }
 
-    /// Copies the samples `idx` into `batch`, reusing its buffers.
-    pub(crate) fn gather(self, idx: &[usize], batch: &mut Batch) {
+    /// Copies the samples `idx` into `batch`, reusing its buffers; dense and byte rows are
+    /// copied by `par`'s threads.
+    pub(crate) fn gather(self, idx: &[usize], batch: &mut Batch, par: Parallelism) {
+        let width = self.width();
+        let blocks = row_blocks(par, idx.len(), MIN_GATHER_PER_THREAD / width.max(1));
         match self {
             Self::Dense(m) => {
                 batch.sparse = false;
-                batch.dense.resize(idx.len(), m.cols());
-                for (k, &i) in idx.iter().enumerate() {
-                    batch.dense.row_mut(k).copy_from_slice(m.row(i));
-                }
+                batch.dense.resize(idx.len(), width);
+                for_row_blocks(par, batch.dense.as_mut_slice(), width, &blocks, |k0, out| {
+                    for (row, &i) in out.chunks_exact_mut(width).zip(&idx[k0..]) {
+                        row.copy_from_slice(m.row(i));
+                    }
+                });
             }
             Self::Bytes { values, divisor } => {
                 batch.sparse = false;
-                values.gather_scaled_into(idx, divisor, &mut batch.dense);
+                batch.dense.resize(idx.len(), width);
+                // Division, not multiplication by a reciprocal: NumPy's `x / 255.0` bit for bit.
+                for_row_blocks(par, batch.dense.as_mut_slice(), width, &blocks, |k0, out| {
+                    for (row, &i) in out.chunks_exact_mut(width).zip(&idx[k0..]) {
+                        row.iter_mut().zip(values.row(i)).for_each(|(o, &b)| *o = b as f32 / divisor);
+                    }
+                });
             }
             Self::Sparse(s) => {
                 batch.sparse = true;

@@ -41,10 +41,16 @@ impl Sequential {
         y: &Matrix,
         opts: FitOptions<'_>,
     ) -> Result<History, TrainError> {
+        let (x, par) = (x.into(), self.par);
+        par.install(|| self.fit_here(x, y, opts))
+    }
+
+    /// `fit` on the current thread (inside the pool when training on several threads).
+    fn fit_here(&mut self, x: FeaturesRef<'_>, y: &Matrix, opts: FitOptions<'_>) -> Result<History, TrainError> {
         let _span = info_span!("fit", epochs = opts.epochs, batch_size = opts.batch_size).entered();
         let FitOptions { epochs, batch_size, validation, shuffle, reshuffle_each_epoch, seed, verbose, mut callbacks } =
             opts;
-        let plan = self.prepare_fit(x.into(), y, batch_size, validation)?;
+        let plan = self.prepare_fit(x, y, batch_size, validation)?;
         self.history = Some(History::default());
         let mut bufs = TrainBuffers::new(self.layers.len(), plan.x, batch_size);
         let mut val_bufs = EvalBuffers::default();

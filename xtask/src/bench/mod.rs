@@ -5,7 +5,10 @@
 //! Each workload runs in its own child process (`bench --worker NAME`), so its peak RSS
 //! is its own; it trains through the ordinary `fit` path for one warm-up epoch and then
 //! `--epochs` timed ones, and reports their median. The workloads are in `workloads.rs`.
+//! With `--vs torch` the same workloads run in PyTorch (`peer.rs`), each right after
+//! kiln's, so both see the same machine state; every figure is a same-run ratio.
 
+mod peer;
 mod scaling;
 mod workloads;
 
@@ -21,16 +24,26 @@ use serde::{Deserialize, Serialize};
 /// Options of `cargo xtask bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Threads for matrix products (default: `KILN_THREADS`, else 1).
-    #[arg(long)]
+    /// Threads per workload, kiln's and the peer's (default: `KILN_THREADS`, else 1).
+    #[arg(long, value_parser = threads_arg)]
     threads: Option<usize>,
+    /// Also run each workload in this framework, in the same command, and report ratios.
+    #[arg(long, value_enum)]
+    vs: Option<PeerKind>,
+    /// The Python interpreter for `--vs torch` (default: `$KILN_PYTHON`, else `python3`).
+    #[arg(long)]
+    python: Option<std::path::PathBuf>,
+    /// How the PyTorch peer runs the multi-hot first layer of W2/W2L: `dense` (the
+    /// notebook's model as written) or `embedding-bag` (an expert's sparse rewrite).
+    #[arg(long, default_value = "dense", value_parser = ["dense", "embedding-bag"])]
+    torch_multi_hot: String,
     /// Comma-separated workloads (W1, W1b, W1c, W2, W2L, and W1u for u8 pixels);
     /// W1…W2L by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Timed epochs per workload, after one warm-up epoch; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    epochs: u64,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -43,8 +56,20 @@ pub struct BenchArgs {
     worker: Option<String>,
 }
 
+/// A framework to compare with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerKind {
+    /// PyTorch, through `benches/peers/torch_workloads.py`.
+    Torch,
+}
+
+/// `--threads`: 1..=1024 (`kiln_tensor::parse_threads`).
+fn threads_arg(text: &str) -> Result<usize, String> {
+    kiln_tensor::parse_threads(text)
+}
+
 /// One workload's result, as a worker prints it and the JSON file stores it.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct WorkloadResult {
     name: String,
     seconds_per_epoch: f64,
@@ -54,12 +79,13 @@ struct WorkloadResult {
     epoch_seconds: Vec<f64>,
 }
 
-/// Runs the selected workloads, each in its own process, and prints (and optionally
-/// writes) the results.
+/// Runs the selected workloads, each in its own process (and its peer's, right after),
+/// and prints (and optionally writes) the results.
 pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     let threads = args.threads.unwrap_or_else(|| Parallelism::from_env().thread_count());
+    let epochs = args.epochs as usize;
     if let Some(name) = &args.worker {
-        let result = run_worker(name, threads, args.epochs)?;
+        let result = run_worker(name, threads, epochs)?;
         println!("{}", serde_json::to_string(&result)?);
         return Ok(true);
     }
@@ -67,18 +93,28 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
         scaling::run(png)?;
         return Ok(true);
     }
-    anyhow::ensure!(args.epochs >= 1, "--epochs must be at least 1");
     let selected = select(&args.only)?;
+    let cpu = peer::cpu_model();
+    let peer = match args.vs {
+        None => None,
+        Some(PeerKind::Torch) => match peer::Peer::find(args.python.as_deref()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: {e:#}; running kiln alone");
+                None
+            }
+        },
+    };
     let gflops = gemm_gflops();
-    eprintln!(
-        "baseline: faer GEMM 128×784·784×512 on 1 thread at {gflops:.1} GFLOP/s; workloads on {threads} thread(s)"
-    );
+    let check = kiln_tensor::transition_check();
+    println!("cpu: {cpu}; {threads} thread(s); faer GEMM 128×784·784×512 on 1 thread: {gflops:.1} GFLOP/s");
+    println!("{}", describe_check(&check));
     let exe = std::env::current_exe().context("finding the xtask executable")?;
     let mut results = Vec::new();
     for name in selected {
-        eprintln!("{name}: 1 warm-up + {} timed epochs …", args.epochs);
+        eprintln!("{name}: 1 warm-up + {epochs} timed epochs …");
         let out = Command::new(&exe)
-            .args(["bench", "--worker", name, "--threads", &threads.to_string(), "--epochs", &args.epochs.to_string()])
+            .args(["bench", "--worker", name, "--threads", &threads.to_string(), "--epochs", &epochs.to_string()])
             .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("starting the {name} worker"))?;
@@ -86,22 +122,94 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
         let line = String::from_utf8_lossy(&out.stdout);
         let result: WorkloadResult =
             serde_json::from_str(line.trim()).with_context(|| format!("reading the {name} worker's result"))?;
+        let theirs = peer.as_ref().map(|p| p.run(name, threads, epochs, &args.torch_multi_hot)).transpose()?;
+        let vs = theirs.as_ref().map_or(String::new(), |t| {
+            format!(
+                "  torch {:>7.3} s/epoch  kiln {:>5.2}× faster",
+                t.seconds_per_epoch,
+                t.seconds_per_epoch / result.seconds_per_epoch
+            )
+        });
         println!(
-            "{:<4} {:>7.3} s/epoch  {:>6.1} GFLOP/s ({:>3.0} % of GEMM)  peak RSS {:>4} MB",
+            "{:<4} {:>7.3} s/epoch  {:>6.1} GFLOP/s ({:>3.0} % of GEMM)  peak RSS {:>4} MB{vs}",
             result.name,
             result.seconds_per_epoch,
             result.gflops,
             100.0 * result.gflops / gflops,
             result.peak_rss_bytes / 1_000_000
         );
-        results.push(result);
+        results.push((result, theirs));
     }
     if let Some(path) = &args.json {
-        let json = serde_json::json!({ "threads": threads, "gemm_gflops": gflops, "workloads": results });
+        let torch = peer.as_ref().map(|p| (p.version.as_str(), args.torch_multi_hot.as_str()));
+        let json = report_json(&cpu, threads, gflops, &check, torch, &results);
         kiln_fs::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(true)
+}
+
+/// The self-check line: what the CPU would charge after faer's assembly, and what it
+/// charges after kiln's products (must be ≈ 1.0).
+fn describe_check(c: &kiln_tensor::TransitionCheck) -> String {
+    let verdict = if c.kiln_ratio() < 1.3 {
+        "ok"
+    } else {
+        "NOT OK: kiln's products leave the upper vector state dirty, so every SSE instruction \
+         after them pays the transition penalty (report this CPU and the ratio)"
+    };
+    format!(
+        "self-check: scalar expf after kiln's product vs after vzeroupper: {:.2}× ({verdict}); \
+         after raw faer: {:.2}× ({})",
+        c.kiln_ratio(),
+        c.penalty(),
+        if c.penalty() > 1.3 {
+            "this CPU pays the AVX→SSE penalty; kiln clears it"
+        } else {
+            "this CPU pays no penalty"
+        }
+    )
+}
+
+/// The JSON of a run: machine, baseline, self-check, each workload with its peer.
+fn report_json(
+    cpu: &str,
+    threads: usize,
+    gflops: f64,
+    check: &kiln_tensor::TransitionCheck,
+    torch: Option<(&str, &str)>,
+    results: &[(WorkloadResult, Option<peer::PeerResult>)],
+) -> serde_json::Value {
+    let w1_fraction = results.iter().find(|(r, _)| r.name == "W1").map(|(r, _)| r.gflops / gflops);
+    let workloads: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(r, t)| {
+            let mut v = serde_json::to_value(r).expect("serializable");
+            if let Some(t) = t {
+                v["torch_seconds_per_epoch"] = t.seconds_per_epoch.into();
+                v["torch_epoch_seconds"] = serde_json::json!(t.epoch_seconds);
+                v["ratio"] = (t.seconds_per_epoch / r.seconds_per_epoch).into();
+            }
+            v["gemm_fraction"] = (r.gflops / gflops).into();
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "cpu": cpu,
+        "threads": threads,
+        "gemm_gflops": gflops,
+        "w1_gemm_fraction": w1_fraction,
+        "torch": torch.map(|(version, _)| version),
+        "torch_multi_hot": torch.map(|(_, mode)| mode),
+        "self_check": {
+            "after_raw_product_s": check.after_raw_product,
+            "after_kiln_product_s": check.after_kiln_product,
+            "after_vzeroupper_s": check.after_clear,
+            "kiln_ratio": check.kiln_ratio(),
+            "penalty": check.penalty(),
+        },
+        "workloads": workloads,
+    })
 }
 
 /// The workloads `only` names (case-insensitive), in the canonical order; the default

@@ -64,7 +64,8 @@ impl<'a> Control<'a> {
 ///
 /// `fit` borrows callbacks (`FitOptions::callback(&mut cb)`), so their state — the epoch
 /// `EarlyStopping` stopped at, what a logger recorded — can be read after it returns.
-pub trait Callback {
+/// They are `Send` because with several threads the training loop runs on a pool thread.
+pub trait Callback: Send {
     /// Before the first epoch.
     fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         Ok(())

@@ -1,0 +1,146 @@
+"""PyTorch peers of kiln's five benchmark workloads, for `cargo xtask bench --vs torch`.
+
+Same shapes, optimizer and data sizes as xtask/src/bench/workloads.rs:
+
+  W1   784-512-10 (ReLU, softmax), 60,000 rows of uniform pixels, 10 random classes
+  W1b  784-10 logistic regression, same data
+  W1c  784-96-96-10, same data
+  W2   10,000-16-16-1 (ReLU, sigmoid), 25,000 multi-hot rows with exactly 128 ones
+  W2L  10,000-512-512-1, same data
+
+MNIST-like: RMSprop(lr=1e-2, alpha=0.9, eps=1e-7), batch 128, the last 20 % held out.
+IMDB-like:  RMSprop(lr=1e-3, alpha=0.9, eps=1e-7), batch 512, the last 40 % held out.
+Each epoch: a fresh `torch.randperm` order over the training rows, batches by slicing
+(no DataLoader), then one pass over the validation rows under `no_grad` — what kiln's
+`fit` does per epoch.
+
+The multi-hot first layer, `--multi-hot`:
+  dense          (default) the notebook's model ported as written: `nn.Linear(10000, …)` on
+                 each batch's multi-hot rows (densified per batch from the stored word ids,
+                 so the data set takes 25 MB, not the notebook's 1 GB dense array);
+  embedding-bag  an expert's rewrite: `nn.EmbeddingBag(mode="sum")` over the 128 word ids
+                 plus a bias — the same `x·W + b` for 0/1 rows, and much faster.
+
+Runs one workload in this process and prints one JSON line:
+  {"name", "seconds_per_epoch", "epoch_seconds", "peak_rss_bytes", "torch", "threads"}
+
+  python3 torch_workloads.py W1 --threads 1 --epochs 3
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import torch
+from torch import nn
+
+MNIST = {"W1": [512], "W1b": [], "W1c": [96, 96]}
+IMDB = {"W2": [16, 16], "W2L": [512, 512]}
+
+
+def mnist_workload(hidden, gen):
+    n = 60_000
+    x = torch.rand(n, 784, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    layers, width = [], 784
+    for units in hidden:
+        layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, 10))
+    model = nn.Sequential(*layers)
+    # Softmax + sparse categorical cross-entropy, from logits (as Keras and kiln compute it).
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-2, alpha=0.9, eps=1e-7)
+    return model, (x,), y, loss_fn, opt, 128, 0.2
+
+
+class MultiHotMlp(nn.Module):
+    """`Dense` layers over multi-hot rows given as word ids (128 per row)."""
+
+    def __init__(self, vocab, hidden, mode):
+        super().__init__()
+        self.vocab, self.mode = vocab, mode
+        if mode == "embedding-bag":
+            self.first = nn.EmbeddingBag(vocab, hidden[0], mode="sum")
+            self.first_bias = nn.Parameter(torch.zeros(hidden[0]))
+        else:
+            self.first = nn.Linear(vocab, hidden[0])
+        rest, width = [nn.ReLU()], hidden[0]
+        for units in hidden[1:]:
+            rest += [nn.Linear(width, units), nn.ReLU()]
+            width = units
+        rest.append(nn.Linear(width, 1))
+        self.rest = nn.Sequential(*rest)
+
+    def forward(self, ids):
+        if self.mode == "embedding-bag":
+            return self.rest(self.first(ids) + self.first_bias).squeeze(1)
+        x = torch.zeros(ids.shape[0], self.vocab).scatter_(1, ids, 1.0)
+        return self.rest(self.first(x)).squeeze(1)
+
+
+def imdb_workload(hidden, gen, mode):
+    n, vocab, words = 25_000, 10_000, 128
+    # 128 distinct word ids per row (sorted, as kiln's CSR rows are).
+    # `.clone()`: a slice would keep each whole 10,000-id permutation alive.
+    ids = torch.stack([torch.randperm(vocab, generator=gen)[:words].clone() for _ in range(n)]).sort(dim=1).values
+    y = torch.randint(0, 2, (n,), generator=gen).float()
+    model = MultiHotMlp(vocab, hidden, mode)
+    loss_fn = nn.BCEWithLogitsLoss()
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+    return model, (ids,), y, loss_fn, opt, 512, 0.4
+
+
+def epoch(model, xs, y, loss_fn, opt, batch, split):
+    n = y.shape[0]
+    train = int(n * (1.0 - split))
+    order = torch.randperm(train)
+    model.train()
+    for start in range(0, train, batch):
+        idx = order[start : start + batch]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(*(x[idx] for x in xs)), y[idx])
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        for start in range(train, n, batch):
+            loss_fn(model(*(x[start : start + batch] for x in xs)), y[start : start + batch])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", choices=sorted({**MNIST, **IMDB}))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--multi-hot", choices=["dense", "embedding-bag"], default="dense")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    gen = torch.Generator().manual_seed(1)
+    if args.workload in MNIST:
+        work = mnist_workload(MNIST[args.workload], gen)
+    else:
+        work = imdb_workload(IMDB[args.workload], gen, args.multi_hot)
+    times = []
+    for _ in range(args.epochs + 1):
+        t = time.perf_counter()
+        epoch(*work)
+        times.append(time.perf_counter() - t)
+    timed = times[1:]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({
+        "name": args.workload,
+        "seconds_per_epoch": sorted(timed)[len(timed) // 2],
+        "epoch_seconds": timed,
+        "peak_rss_bytes": rss,
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "multi_hot": args.multi_hot if args.workload in IMDB else None,
+    }))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
