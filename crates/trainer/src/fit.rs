@@ -41,12 +41,7 @@ impl Sequential {
         y: &Matrix,
         opts: FitOptions<'_>,
     ) -> Result<History, TrainError> {
-        let (x, par) = (x.into(), self.par);
-        par.install(|| self.fit_here(x, y, opts))
-    }
-
-    /// `fit` on the current thread (inside the pool when training on several threads).
-    fn fit_here(&mut self, x: FeaturesRef<'_>, y: &Matrix, opts: FitOptions<'_>) -> Result<History, TrainError> {
+        let x = x.into();
         let _span = info_span!("fit", epochs = opts.epochs, batch_size = opts.batch_size).entered();
         let FitOptions { epochs, batch_size, validation, shuffle, reshuffle_each_epoch, seed, verbose, mut callbacks } =
             opts;
@@ -69,13 +64,22 @@ impl Sequential {
                     shuffle_rng.shuffle(&mut bufs.order);
                 }
             }
-            let (tally, stopped) =
-                self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
+            // Each epoch runs inside the pool of the model's current parallelism, which a
+            // callback may change between epochs (the numbers do not depend on it).
+            let par = self.par;
+            let (tally, val, stopped) = par.install(|| {
+                let (tally, stopped) =
+                    self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
+                let val = match &plan.validation {
+                    Some(held) => Some(self.evaluate_rows(held.x, held.y, &held.rows, batch_size, &mut val_bufs)?),
+                    None => None,
+                };
+                Ok::<_, TrainError>((tally, val, stopped))
+            })?;
             stop |= stopped;
             epoch_logs.clear();
             tally.fill_logs(&mut epoch_logs, "");
-            if let Some(held) = &plan.validation {
-                let val = self.evaluate_rows(held.x, held.y, &held.rows, batch_size, &mut val_bufs)?;
+            if let Some(val) = val {
                 val.fill_logs(&mut epoch_logs, "val_");
             }
             progress.epoch_end(epoch, &epoch_logs);

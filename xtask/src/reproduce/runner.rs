@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use kiln_tensor::Parallelism;
-use kiln_trainer::{FitOptions, History, Verbosity};
+use kiln_trainer::callbacks::{Callback, Control};
+use kiln_trainer::{FitOptions, History, TrainError, Verbosity};
 
 use super::data::Data;
 use super::experiments::Experiment;
@@ -55,10 +56,33 @@ impl Plan<'_> {
     }
 }
 
+/// The cores of the worker pool: how many workers are training and how many have run out
+/// of jobs (whose cores the running ones may take).
+#[derive(Debug, Default)]
+struct Cores {
+    running: AtomicUsize,
+    idle: AtomicUsize,
+}
+
+/// Gives its run a share of the idle cores at every epoch: a run left alone at the end of
+/// the queue trains on all of them. kiln's numbers do not depend on the thread count
+/// (tests/determinism.rs), so this changes the wall time only.
+struct TakeIdleCores<'a>(&'a Cores);
+
+impl Callback for TakeIdleCores<'_> {
+    fn on_epoch_begin(&mut self, _epoch: usize, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        let running = self.0.running.load(Ordering::Relaxed).max(1);
+        let threads = 1 + self.0.idle.load(Ordering::Relaxed) / running;
+        ctl.model_mut().set_parallelism(Parallelism::threads(threads));
+        Ok(())
+    }
+}
+
 /// Runs every (experiment, seed) of `plan`; returns the runs per experiment, seeds in order.
 ///
-/// Each run is single-threaded (`Parallelism::Sequential`) so its numbers do not depend on `--jobs`;
-/// parallelism comes from running several runs at once.
+/// Runs start single-threaded, longest first, one per worker; once the queue is empty the
+/// idle workers' cores go to the runs still training (each epoch re-reads its share).
+/// Numbers do not depend on `--jobs` or on the threads a run gets.
 pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
     let mut jobs: Vec<(usize, u64)> =
         (0..plan.experiments.len()).flat_map(|e| (0..plan.seeds).map(move |s| (e, s))).collect();
@@ -77,16 +101,22 @@ pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
     let results: Mutex<Vec<Vec<Option<Run>>>> =
         Mutex::new(plan.experiments.iter().map(|_| vec![None; plan.seeds as usize]).collect());
     let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
-    let workers = plan.jobs.clamp(1, jobs.len().max(1));
+    let workers = plan.jobs.max(1);
+    let cores = Cores::default();
+    // Workers beyond the number of jobs start idle: their cores go to the runs at once.
+    cores.idle.store(workers.saturating_sub(jobs.len()), Ordering::Relaxed);
 
     std::thread::scope(|scope| {
-        for _ in 0..workers {
+        for _ in 0..workers.min(jobs.len()) {
             scope.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
                     let Some(&(e, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         break;
                     };
-                    match run_one(plan, plan.experiments[e], seed, data) {
+                    cores.running.fetch_add(1, Ordering::Relaxed);
+                    let outcome = run_one(plan, plan.experiments[e], seed, data, &cores);
+                    cores.running.fetch_sub(1, Ordering::Relaxed);
+                    match outcome {
                         Ok(run) => results.lock().expect("no panics")[e][seed as usize] = Some(run),
                         Err(err) => {
                             failed.store(true, Ordering::Relaxed);
@@ -94,6 +124,7 @@ pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
                         }
                     }
                 }
+                cores.idle.fetch_add(1, Ordering::Relaxed);
             });
         }
     });
@@ -105,12 +136,13 @@ pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
 }
 
 /// Trains experiment `exp` with `seed`.
-fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data) -> anyhow::Result<Run> {
+fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Cores) -> anyhow::Result<Run> {
     let inputs = data.get(exp.data);
     let epochs = plan.epochs_of(exp);
     let mut model = exp.model(seed, plan.plugin)?;
     model.set_parallelism(Parallelism::Sequential);
     let mut progress = EpochLine::new(exp.name, seed, epochs);
+    let mut widen = TakeIdleCores(cores);
     let opts = FitOptions::default()
         .epochs(epochs)
         .batch_size(exp.data.batch_size())
@@ -118,6 +150,7 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data) -> anyhow:
         .seed(seed)
         .reshuffle_each_epoch(plan.shuffle == ShuffleMode::EachEpoch)
         .verbose(Verbosity::Silent)
+        .callback(&mut widen)
         .callback(&mut progress);
     let start = Instant::now();
     let history =
