@@ -8,20 +8,47 @@
 //! swapped in with one atomic `renameat2(RENAME_EXCHANGE)` on Linux. Where that is not
 //! available, the old directory is first renamed to `.NAME.previous`, and [`recover_dir`]
 //! puts it back if a crash happened between the two renames.
+//!
+//! A symlink is written through (its target changes, the link stays); a directory, a
+//! device or a FIFO is never replaced by a file, nor a file by a directory. Temporary
+//! files are unique per write, and those of killed writers are removed by the next write
+//! of the same path.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::FileError;
 use crate::failpoint::failpoint;
+use crate::{FileError, SaveLock};
+
+/// `path`, or what it points to when it is a symlink (which is then written through).
+fn resolve(path: &Path) -> Result<PathBuf, FileError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path)
+            .map_err(|e| FileError::new(path, format!("is a symlink whose target cannot be resolved: {e}"))),
+        _ => Ok(path.to_path_buf()),
+    }
+}
 
 /// Writes `bytes` to `path` atomically and durably (temporary file, `fsync`, rename).
+/// Refuses to replace anything but a regular file; follows a symlink to its target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let path = &resolve(path)?;
+    if let Ok(meta) = fs::metadata(path) {
+        if !meta.is_file() {
+            let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+            return Err(FileError::new(path, format!("is {what}; refusing to replace it with a file")));
+        }
+    }
     let dir = parent_of(path);
-    let tmp = sibling(path, "tmp")?;
+    remove_stale_temporaries(path);
+    let tmp = unique_tmp(path)?;
     let written = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
+        failpoint!("write:enospc", |_| -> std::io::Result<()> {
+            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device (failpoint)"))
+        });
         failpoint!("write:torn", |_| -> std::io::Result<()> {
             // Simulates a kill halfway through the data.
             f.write_all(&bytes[..bytes.len() / 2])?;
@@ -46,8 +73,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 /// Fills a fresh temporary directory beside `dir` with `fill`, then atomically makes it
 /// `dir` (replacing what was there). On error the temporary directory is removed and `dir`
 /// is untouched.
+///
+/// The whole operation holds `dir`'s [`SaveLock`]: a second process saving the same
+/// directory at the same time gets an error naming it. A symlinked `dir` is written
+/// through; a `dir` that exists but is not a directory is refused.
 pub fn replace_dir_atomic<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
+    let dir = &resolve(dir)?;
+    if let Ok(meta) = fs::metadata(dir) {
+        if !meta.is_dir() {
+            return Err(FileError::new(dir, "exists and is not a directory; refusing to replace it").into());
+        }
+    }
+    let _lock = SaveLock::acquire(dir)?;
     recover_dir(dir)?;
+    // Under the lock no other writer is alive: whatever staging is left was a killed save's.
     let staging = sibling(dir, "saving")?;
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(|e| FileError::new(&staging, e))?;
@@ -133,17 +172,42 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
     Err(std::io::Error::other("no atomic exchange on this platform"))
 }
 
-/// `.NAME.TAG` beside `path` (hidden, so listings stay clean; one per process for `tmp`).
-fn sibling(path: &Path, tag: &str) -> Result<PathBuf, FileError> {
+/// `.NAME.TAG` beside `path` (hidden, so listings stay clean).
+pub(crate) fn sibling(path: &Path, tag: &str) -> Result<PathBuf, FileError> {
     let name = path.file_name().ok_or_else(|| FileError::new(path, "not a file or directory name"))?;
     let mut hidden = std::ffi::OsString::from(".");
     hidden.push(name);
     hidden.push(".");
     hidden.push(tag);
-    if tag == "tmp" {
-        hidden.push(std::process::id().to_string());
-    }
     Ok(parent_of(path).join(hidden))
+}
+
+/// `.NAME.tmpPID-N` beside `path`: unique for every write of this process.
+fn unique_tmp(path: &Path) -> Result<PathBuf, FileError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    sibling(path, &format!("tmp{}-{n}", std::process::id()))
+}
+
+/// Removes `.NAME.tmpPID-N` files beside `path` left by processes that no longer run
+/// (Linux: no `/proc/PID`); other processes' live temporaries are kept.
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(name), Ok(entries)) = (path.file_name(), fs::read_dir(parent_of(path))) else { return };
+    let prefix = format!(".{}.tmp", name.to_string_lossy());
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| pid != std::process::id() && !process_alive(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (Linux; elsewhere every process counts as alive, so
+/// nothing is removed by mistake).
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") { Path::new("/proc").join(pid.to_string()).exists() } else { true }
 }
 
 /// The directory holding `path` (`.` for a bare name).

@@ -76,7 +76,7 @@ impl Activation {
             }
             match self {
                 Self::Linear => y.copy_from_slice(z),
-                Self::Relu => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = z.max(0.0)),
+                Self::Relu => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = kernels::relu_scalar(z)),
                 Self::Sigmoid => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = kernels::sigmoid_scalar(z)),
                 Self::Tanh => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = z.tanh()),
                 Self::Softmax => {

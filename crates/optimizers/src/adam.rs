@@ -72,6 +72,10 @@ impl UpdateRule for Adam {
         adam(value, grad, m, v, rest.first_mut().map(|vh| &mut **vh), [c1, c2, alpha, eps]);
     }
 
+    fn non_negative_slots(&self) -> &'static [&'static str] {
+        &["velocity", "velocity_hat"]
+    }
+
     fn validate(&self) -> Result<(), String> {
         unit_interval("beta_1", self.beta_1)?;
         unit_interval("beta_2", self.beta_2)?;

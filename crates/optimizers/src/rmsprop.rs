@@ -84,6 +84,10 @@ impl UpdateRule for RMSprop {
         general(value, grad, velocity, momentum, average, [lr, rho, one_minus_rho, eps, mu]);
     }
 
+    fn non_negative_slots(&self) -> &'static [&'static str] {
+        &["velocity"]
+    }
+
     fn validate(&self) -> Result<(), String> {
         unit_interval("rho", self.rho)?;
         non_negative("momentum", self.momentum)?;

@@ -31,6 +31,12 @@ pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
     /// sub-range of the buffers (Keras' RMSprop, SGD and Adam all are).
     fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]);
 
+    /// The slots that can never be negative (means of squares); loading refuses negative
+    /// values in them.
+    fn non_negative_slots(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The learning rate Keras uses when none is given.
     fn default_learning_rate(&self) -> f64 {
         0.001

@@ -42,9 +42,22 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     y.iter_mut().zip(x).for_each(|(y, &x)| *y += alpha * x);
 }
 
-/// `max(x, 0)` in place.
+/// `max(x, 0)` in place; NaN stays NaN (as in TensorFlow), it does not become 0.
 pub fn relu(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = v.max(0.0));
+    x.iter_mut().for_each(|v| *v = relu_scalar(*v));
+}
+
+/// `max(x, 0)` of one value, propagating NaN (`f32::max` would return 0 and hide it).
+#[inline(always)]
+pub fn relu_scalar(x: f32) -> f32 {
+    if x.is_nan() { x } else { x.max(0.0) }
+}
+
+/// The largest value, or NaN when any value is NaN (`f32::max` skips NaN, which would let
+/// a NaN logit vanish into a plausible softmax).
+#[inline]
+pub fn max_propagating_nan(values: &[f32]) -> f32 {
+    values.iter().fold(f32::NEG_INFINITY, |m, &v| if v.is_nan() || m.is_nan() { f32::NAN } else { m.max(v) })
 }
 
 /// `grad[i] = 0` where `out[i] ≤ 0`: ReLU's backward pass from its output (branch-free,
@@ -82,7 +95,7 @@ pub fn tanh(x: &mut [f32]) {
 /// Softmax over each row of width `cols`, in place (max-shifted for stability).
 pub fn softmax_rows(x: &mut [f32], cols: usize) {
     for row in x.chunks_exact_mut(cols) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = max_propagating_nan(row);
         let mut sum = 0.0;
         for v in row.iter_mut() {
             *v = (*v - max).exp();
@@ -90,6 +103,11 @@ pub fn softmax_rows(x: &mut [f32], cols: usize) {
         }
         row.iter_mut().for_each(|v| *v /= sum);
     }
+}
+
+/// Index of the largest value, `None` when a value is NaN (a NaN prediction is never right).
+pub fn argmax_finite(row: &[f32]) -> Option<usize> {
+    if row.iter().any(|v| v.is_nan()) { None } else { Some(argmax(row)) }
 }
 
 /// Index of the largest value; ties go to the first (Keras' argmax).
@@ -113,6 +131,20 @@ mod tests {
         softmax_rows(&mut x, 3);
         assert!((x[0] - 1.0).abs() < 1e-6 && x[2] >= 0.0);
         assert!((x[3..].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nan_propagates_through_relu_softmax_and_argmax() {
+        let mut x = vec![f32::NAN, -1.0, 2.0];
+        relu(&mut x);
+        assert!(x[0].is_nan() && x[1] == 0.0 && x[2] == 2.0);
+        let mut row = vec![1.0, f32::NAN, 0.5];
+        softmax_rows(&mut row, 3);
+        assert!(row.iter().all(|v| v.is_nan()), "{row:?}");
+        assert_eq!(argmax_finite(&[0.1, f32::NAN]), None);
+        assert_eq!(argmax_finite(&[0.1, 0.9]), Some(1));
+        assert!(max_propagating_nan(&[f32::NAN, 1.0]).is_nan() && max_propagating_nan(&[1.0, f32::NAN]).is_nan());
+        assert_eq!(max_propagating_nan(&[1.0, 3.0, -2.0]), 3.0);
     }
 
     #[test]

@@ -29,6 +29,18 @@ pub enum TrainError {
         /// The data's width.
         found: usize,
     },
+    /// A NaN or infinite input value (it would train silently into NaN weights).
+    #[error("{data} data: the value at row {row}, column {col} is {value}, not a finite number")]
+    NonFiniteFeature {
+        /// Which data.
+        data: &'static str,
+        /// The row.
+        row: usize,
+        /// The column.
+        col: usize,
+        /// The value.
+        value: f32,
+    },
     /// A label outside what the loss accepts.
     #[error("{loss}: label {value} at row {row} {problem}")]
     BadLabel {
@@ -58,6 +70,17 @@ pub enum TrainError {
         first: usize,
         /// Index of the second.
         second: usize,
+    },
+    /// A weight or optimizer slot is NaN or infinite: the model diverged, and saving it
+    /// would replace a loadable model with one that cannot be loaded.
+    #[error("`{tensor}` holds {value} at index {index}: the model diverged; refusing to save it")]
+    Diverged {
+        /// `layer/param` or `layer/param/slot`.
+        tensor: String,
+        /// The first bad index.
+        index: usize,
+        /// Its value.
+        value: f32,
     },
     /// A layer refused its configuration or parameters.
     #[error(transparent)]

@@ -6,7 +6,7 @@ use crate::features::{Batch, gather_targets};
 use crate::mean::Mean;
 use crate::metrics::MetricState;
 use crate::step::{for_each_weight_penalty, forward, total_loss};
-use crate::validation::{check_batch_size, check_data};
+use crate::validation::{check_batch_size, check_data, check_inputs};
 use crate::{FeaturesRef, Logs, Sequential, TrainError};
 
 /// Buffers of an evaluation pass, reused across epochs.
@@ -112,9 +112,7 @@ impl Sequential {
     }
 
     fn predict_here(&mut self, x: FeaturesRef<'_>, batch_size: usize) -> Result<Matrix, TrainError> {
-        if x.is_empty() {
-            return Err(TrainError::Input("no samples to predict".into()));
-        }
+        check_inputs(x, "prediction")?;
         check_batch_size(batch_size)?;
         self.ensure_built(x.width(), "prediction")?;
         let out_w = self.output_width().expect("built");

@@ -91,6 +91,22 @@ impl<'a> FeaturesRef<'a> {
         }
     }
 
+    /// The first non-finite value, as `(row, column, value)`, in one pass (bytes are always
+    /// finite; the divisor is checked).
+    pub fn first_non_finite(self) -> Option<(usize, usize, f32)> {
+        let at = |i: usize, width: usize, v: f32| (i / width.max(1), i % width.max(1), v);
+        match self {
+            Self::Dense(m) => {
+                m.as_slice().iter().position(|v| !v.is_finite()).map(|i| at(i, m.cols(), m.as_slice()[i]))
+            }
+            Self::Bytes { divisor, .. } => (!(divisor.is_finite() && divisor != 0.0)).then_some((0, 0, divisor)),
+            Self::Sparse(s) => (0..s.rows()).find_map(|r| {
+                let (ind, val) = s.row(r);
+                ind.iter().zip(val).find(|(_, v)| !v.is_finite()).map(|(&c, &v)| (r, c as usize, v))
+            }),
+        }
+    }
+
     /// Sizes `batch` for `batch_size` rows up front, so no later batch reallocates.
     pub(crate) fn reserve(self, batch_size: usize, batch: &mut Batch) {
         let rows = batch_size.min(self.len());

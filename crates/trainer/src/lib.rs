@@ -32,6 +32,7 @@ mod features;
 mod fit;
 mod fit_options;
 mod history;
+mod load;
 mod logs;
 mod loss;
 mod mean;
@@ -41,6 +42,7 @@ mod save;
 mod sequential;
 mod step;
 mod summary;
+mod tensor_file;
 mod validation;
 mod weights;
 

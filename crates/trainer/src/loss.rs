@@ -1,7 +1,7 @@
 //! Losses: value and gradient, computed from logits where Keras does.
 
 use kiln_layers::{Activation, GradOf, Layer};
-use kiln_tensor::Matrix;
+use kiln_tensor::{Matrix, kernels};
 
 use crate::TrainError;
 
@@ -290,7 +290,7 @@ impl OneHot<'_> {
 /// TensorFlow's `softmax_cross_entropy_with_logits` for one row: loss
 /// `Σ_j y_j (ln Σ e^{z−max} − (z_j − max))`, gradient `u·(softmax(z) − y)`.
 fn softmax_xent_row(z: &[f32], y: OneHot<'_>, g: &mut [f32], u: f32) -> f32 {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = kernels::max_propagating_nan(z);
     let mut sum_exp = 0.0f32;
     for (gj, &zj) in g.iter_mut().zip(z) {
         *gj = (zj - max).exp();
@@ -327,7 +327,7 @@ fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
     for (gj, &pj) in g.iter_mut().zip(p) {
         *gj = pj.clamp(EPSILON, 1.0 - EPSILON).ln();
     }
-    let max = g.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = kernels::max_propagating_nan(g);
     let sum_exp: f32 = g.iter().map(|&l| (l - max).exp()).sum();
     let loss = sum_exp.ln() - (g[label] - max);
     for (j, gj) in g.iter_mut().enumerate() {
@@ -360,7 +360,6 @@ fn prob_xent_row(p: &[f32], y: &[f32], g: &mut [f32], u: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_tensor::kernels;
 
     fn m(rows: &[&[f32]]) -> Matrix {
         Matrix::from_rows(rows).unwrap()

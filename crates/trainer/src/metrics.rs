@@ -1,7 +1,7 @@
 //! Metrics reported next to the loss: accuracy (three kinds) and mean absolute error.
 
 use kiln_tensor::Matrix;
-use kiln_tensor::kernels::argmax;
+use kiln_tensor::kernels::argmax_finite;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -131,11 +131,17 @@ impl MetricState {
         for i in 0..n {
             let (p, t) = (pred.row(i), targets.row(i));
             sum += match self.metric {
+                // A NaN prediction counts as wrong, whatever the label.
                 Metric::BinaryAccuracy => {
-                    p.iter().zip(t).filter(|(p, t)| ((**p > 0.5) as u8 as f32) == **t).count() as f32 / k as f32
+                    p.iter().zip(t).filter(|(p, t)| !p.is_nan() && ((**p > 0.5) as u8 as f32) == **t).count() as f32
+                        / k as f32
                 }
-                Metric::SparseCategoricalAccuracy | Metric::Accuracy => (argmax(p) as f32 == t[0]) as u8 as f32,
-                Metric::CategoricalAccuracy => (argmax(p) == argmax(t)) as u8 as f32,
+                Metric::SparseCategoricalAccuracy | Metric::Accuracy => {
+                    argmax_finite(p).is_some_and(|i| i as f32 == t[0]) as u8 as f32
+                }
+                Metric::CategoricalAccuracy => {
+                    (argmax_finite(p).is_some() && argmax_finite(p) == argmax_finite(t)) as u8 as f32
+                }
                 Metric::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
             };
         }

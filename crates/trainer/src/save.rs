@@ -7,11 +7,11 @@ use std::path::Path;
 use kiln_fs::write_atomic;
 use kiln_layers::Layer;
 use kiln_optimizers::Optimizer;
-use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::sequential::Compiled;
-use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError, Weights};
+use crate::tensor_file::write_tensors;
+use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError};
 
 /// Version of the on-disk format; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -110,10 +110,14 @@ impl Sequential {
     ///
     /// The save is atomic as a whole: the files are written and flushed into a temporary
     /// directory beside `dir`, which then replaces `dir` in one step. A save interrupted at
-    /// any point (killed process, full disk) leaves the previous save loadable. To never
-    /// delete anything else, `dir` must be new, empty, or a previous save.
+    /// any point (killed process, full disk) leaves the previous save loadable. It never
+    /// replaces a loadable model with one that cannot be loaded: non-finite weights or
+    /// optimizer state (a diverged run) are refused before anything is written. To never
+    /// delete anything else, `dir` must be new, empty, or a previous save (a symlink to one
+    /// is written through); a second process saving the same `dir` at once is refused.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
+        self.check_finite_state()?;
         refuse_foreign_files(dir)?;
         kiln_fs::replace_dir_atomic(dir, |staging| -> Result<(), TrainError> {
             write_atomic(&staging.join("config.json"), self.to_config_json().as_bytes())?;
@@ -129,66 +133,30 @@ impl Sequential {
         })
     }
 
-    /// Loads a model saved with [`save`](Sequential::save); predictions are identical.
-    pub fn load(dir: impl AsRef<Path>) -> Result<Self, TrainError> {
-        kiln_fs::recover_dir(dir.as_ref())?;
-        let dir = dir.as_ref();
-        let cfg_path = dir.join("config.json");
-        let json = fs::read_to_string(&cfg_path).map_err(|e| TrainError::file(&cfg_path, e))?;
-        let mut model = Self::from_config_json(&json).map_err(|e| TrainError::file(&cfg_path, e))?;
-        if model.built.is_none() {
-            return Err(TrainError::file(&cfg_path, "the saved model was never built: no weights to load"));
-        }
-        model.load_weights(dir.join("model.safetensors"))?;
-        let optimizer_state = dir.join("optimizer.safetensors");
-        if model.compiled.is_some() && optimizer_state.exists() {
-            model.load_optimizer_state(&optimizer_state)?;
-        }
-        Ok(model)
-    }
-
-    /// Writes every parameter to one safetensors file (`dense_1/kernel`, …), atomically.
+    /// Writes every parameter to one safetensors file (`dense_1/kernel`, …), atomically;
+    /// refuses non-finite weights (the file would not load back).
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
-        write_tensors(path.as_ref(), &self.get_weights().0, HashMap::new())
-    }
-
-    /// Reads a safetensors file written by [`save_weights`](Sequential::save_weights) into
-    /// the built model; errors name the tensor and the expected and found shapes.
-    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
-        let path = path.as_ref();
-        let data = fs::read(path).map_err(|e| TrainError::file(path, e))?;
-        self.load_weights_from_bytes(&data, path)
-    }
-
-    /// [`load_weights`](Sequential::load_weights) from a safetensors file's bytes; `path`
-    /// only names the file in errors.
-    pub fn load_weights_from_bytes(&mut self, data: &[u8], path: &Path) -> Result<(), TrainError> {
-        let (tensors, _) = parse_tensors(data, path)?;
-        let expected = self.get_weights();
-        let mut loaded = Vec::new();
-        for t in &expected.0 {
-            let found = tensors
-                .iter()
-                .find(|f| f.name == t.name)
-                .ok_or_else(|| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
-            if found.shape != t.shape {
-                return Err(TrainError::file(
-                    path,
-                    format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, found.shape),
-                ));
-            }
-            if let Some(k) = found.values.iter().position(|v| !v.is_finite()) {
-                return Err(TrainError::file(
-                    path,
-                    format!(
-                        "tensor `{}` holds {} at index {k}: the model had diverged when it was saved",
-                        t.name, found.values[k]
-                    ),
-                ));
-            }
-            loaded.push(found.clone());
+        let weights = self.get_weights();
+        if let Some((tensor, index, value)) = first_non_finite(&weights.0) {
+            return Err(TrainError::Diverged { tensor, index, value });
         }
-        self.set_weights(&Weights(loaded)).map_err(|e| TrainError::file(path, e))
+        write_tensors(path.as_ref(), &weights.0, HashMap::new())
+    }
+
+    /// Errors naming the first weight or optimizer slot that is NaN or infinite.
+    fn check_finite_state(&self) -> Result<(), TrainError> {
+        if let Some((tensor, index, value)) = first_non_finite(&self.get_weights().0) {
+            return Err(TrainError::Diverged { tensor, index, value });
+        }
+        if let Some(c) = &self.compiled {
+            for s in c.optimizer.slots() {
+                if let Some(k) = s.values.iter().position(|v| !v.is_finite()) {
+                    let tensor = format!("{}/{}", s.param, s.slot);
+                    return Err(TrainError::Diverged { tensor, index: k, value: s.values[k] });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes the optimizer's state — every slot (`dense/kernel/velocity`, …) and the
@@ -210,78 +178,29 @@ impl Sequential {
         let meta = HashMap::from([("iterations".to_string(), c.optimizer.iterations().to_string())]);
         write_tensors(path.as_ref(), &tensors, meta)
     }
-
-    /// Restores optimizer state written by
-    /// [`save_optimizer_state`](Sequential::save_optimizer_state) into the compiled model.
-    pub fn load_optimizer_state(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
-        let path = path.as_ref();
-        let (tensors, meta) = read_tensors(path)?;
-        self.ensure_optimizer()?;
-        let index: HashMap<String, usize> =
-            self.param_list().into_iter().enumerate().map(|(i, (name, _))| (name, i)).collect();
-        let opt = &mut self.compiled.as_mut().expect("compiled").optimizer;
-        for t in &tensors {
-            let restored = t
-                .name
-                .rsplit_once('/')
-                .and_then(|(param, slot)| index.get(param).map(|&i| opt.set_slot(i, slot, &t.values)))
-                .unwrap_or(false);
-            if !restored {
-                return Err(TrainError::file(path, format!("optimizer slot `{}` does not fit this model", t.name)));
-            }
-        }
-        let iterations = meta.get("iterations").and_then(|v| v.parse().ok()).unwrap_or(0);
-        opt.set_iterations(iterations);
-        Ok(())
-    }
 }
 
-/// Writes named `f32` tensors (and string metadata) as one safetensors file, atomically.
-fn write_tensors(path: &Path, tensors: &[NamedTensor], mut meta: HashMap<String, String>) -> Result<(), TrainError> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map(|v| (t.name.clone(), v))
-                .map_err(|e| TrainError::file(path, e))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    meta.insert("format".to_string(), "kiln".to_string());
-    let data = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| TrainError::file(path, e))?;
-    Ok(write_atomic(path, &data)?)
-}
-
-/// Reads every `f32` tensor of a safetensors file, with its metadata.
-fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>), TrainError> {
-    let data = fs::read(path).map_err(|e| TrainError::file(path, e))?;
-    parse_tensors(&data, path)
-}
-
-/// Parses a safetensors file's bytes (`path` names it in errors).
-fn parse_tensors(data: &[u8], path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>), TrainError> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(data)
-        .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    let st = safetensors::SafeTensors::deserialize(data)
-        .map_err(|e| TrainError::file(path, format!("not a valid safetensors file: {e}")))?;
-    let mut out = Vec::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(TrainError::file(path, format!("tensor `{name}` is {:?}, not F32", view.dtype())));
-        }
-        let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        out.push(NamedTensor { name, shape: view.shape().to_vec(), values });
-    }
-    Ok((out, meta))
+/// The first `(tensor, index, value)` that is not finite.
+pub(crate) fn first_non_finite(tensors: &[NamedTensor]) -> Option<(String, usize, f32)> {
+    tensors.iter().find_map(|t| t.values.iter().position(|v| !v.is_finite()).map(|k| (t.name.clone(), k, t.values[k])))
 }
 
 /// The files a saved model directory holds.
-const MODEL_FILES: [&str; 4] = ["config.json", "model.safetensors", "optimizer.safetensors", "metadata.json"];
+pub(crate) const MODEL_FILES: [&str; 4] =
+    ["config.json", "model.safetensors", "optimizer.safetensors", "metadata.json"];
 
 /// Errors if `dir` holds anything but a previous save's files (replacing it would delete them).
 fn refuse_foreign_files(dir: &Path) -> Result<(), TrainError> {
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(TrainError::file(
+                dir,
+                "exists and is not a directory: refusing to replace it with a saved model",
+            ));
+        }
+        Err(_) => return Ok(()),
+        Ok(_) => {}
+    }
     let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
     let foreign: Vec<String> = entries
         .filter_map(Result::ok)

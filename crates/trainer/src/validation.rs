@@ -20,15 +20,25 @@ pub(crate) struct Plan<'a> {
     pub validation: Option<Held<'a>>,
 }
 
-/// Checks that inputs and labels agree and are not empty; returns the sample count.
-pub(crate) fn check_data(x: FeaturesRef<'_>, y: &Matrix, what: &str) -> Result<usize, TrainError> {
+/// Checks that inputs and labels agree, are not empty, and that every input is finite;
+/// returns the sample count.
+pub(crate) fn check_data(x: FeaturesRef<'_>, y: &Matrix, what: &'static str) -> Result<usize, TrainError> {
     if x.len() != y.rows() {
         return Err(TrainError::Input(format!("{what} data has {} samples but {} labels", x.len(), y.rows())));
     }
+    check_inputs(x, what)?;
+    Ok(x.len())
+}
+
+/// Refuses empty inputs and NaN or infinite values, naming the row and column.
+pub(crate) fn check_inputs(x: FeaturesRef<'_>, what: &'static str) -> Result<(), TrainError> {
     if x.is_empty() {
         return Err(TrainError::Input(format!("{what} data is empty")));
     }
-    Ok(x.len())
+    match x.first_non_finite() {
+        Some((row, col, value)) => Err(TrainError::NonFiniteFeature { data: what, row, col, value }),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a batch size of 0 (everywhere alike: fit, evaluate, predict).

@@ -8,7 +8,8 @@ use crate::{Logs, TrainError};
 /// Keras' `ModelCheckpoint`: saves the model (a directory, see `Sequential::save`) or only
 /// its weights (one safetensors file) after each epoch, or only when `monitor` improved
 /// with `save_best_only`. `{epoch}` / `{epoch:02}` in the path are replaced by the epoch
-/// number counted from 1.
+/// number counted from 1. A diverged model (non-finite weights) is not saved: a warning
+/// is printed and the previous checkpoint stays.
 #[derive(Debug, Clone)]
 pub struct ModelCheckpoint {
     /// Target path template.
@@ -22,6 +23,7 @@ pub struct ModelCheckpoint {
     /// Direction of improvement.
     pub mode: Mode,
     best: Option<f64>,
+    skipped: usize,
 }
 
 impl ModelCheckpoint {
@@ -34,6 +36,7 @@ impl ModelCheckpoint {
             save_weights_only: false,
             mode: Mode::Auto,
             best: None,
+            skipped: 0,
         }
     }
 
@@ -48,6 +51,11 @@ impl ModelCheckpoint {
     pub fn save_weights_only(mut self, yes: bool) -> Self {
         self.save_weights_only = yes;
         self
+    }
+
+    /// How many epochs' checkpoints were skipped because the model had diverged.
+    pub fn skipped(&self) -> usize {
+        self.skipped
     }
 
     fn path_for(&self, epoch: usize) -> PathBuf {
@@ -87,6 +95,17 @@ impl Callback for ModelCheckpoint {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| TrainError::file(parent, e))?;
         }
-        if self.save_weights_only { ctl.model().save_weights(&path) } else { ctl.model().save(&path) }
+        let saved = if self.save_weights_only { ctl.model().save_weights(&path) } else { ctl.model().save(&path) };
+        match saved {
+            // A diverged model is not saved: the last good checkpoint survives, as users of
+            // Keras' TerminateOnNaN expect; training goes on (or stops, with that callback).
+            Err(e @ TrainError::Diverged { .. }) => {
+                eprintln!("warning: ModelCheckpoint: {e}; {} keeps its previous checkpoint", path.display());
+                tracing::warn!(path = %path.display(), "checkpoint skipped: {e}");
+                self.skipped += 1;
+                Ok(())
+            }
+            other => other,
+        }
     }
 }

@@ -1,0 +1,142 @@
+//! Loading a saved model, trusting nothing in the files: every tensor, slot, count and
+//! version is checked, and an error names the file and what is wrong.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::save::{FORMAT_VERSION, first_non_finite};
+use crate::tensor_file::{parse_tensors, read_tensors};
+use crate::{Sequential, TrainError, Weights};
+
+/// The largest `config.json` / `metadata.json` accepted (real ones are a few kB).
+const MAX_JSON_BYTES: u64 = 16 << 20;
+
+/// A small JSON file of the save, read as text (regular files only, bounded).
+fn read_json_file(path: &Path) -> Result<String, TrainError> {
+    let bytes = kiln_fs::read_regular(path, MAX_JSON_BYTES)?;
+    String::from_utf8(bytes).map_err(|_| TrainError::file(path, "is not UTF-8 text"))
+}
+
+/// Checks `metadata.json`: it must parse, and name a format version this kiln reads.
+fn check_metadata(path: &Path) -> Result<(), TrainError> {
+    let text = read_json_file(path)?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| TrainError::file(path, format!("not valid JSON: {e}")))?;
+    match meta.get("format_version").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == FORMAT_VERSION as u64 => Ok(()),
+        Some(v) => Err(TrainError::file(
+            path,
+            format!("format_version {v} is not supported (this kiln reads {FORMAT_VERSION})"),
+        )),
+        None => Err(TrainError::file(path, "has no numeric `format_version`")),
+    }
+}
+
+impl Sequential {
+    /// Loads a model saved with [`save`](Sequential::save); predictions are identical.
+    ///
+    /// Refused, naming the file: a `metadata.json` that does not parse or names an unknown
+    /// format version; weights that are missing, misshapen, non-finite or not named by the
+    /// config; optimizer state that is non-finite, negative where it must not be (a mean
+    /// of squares), for parameters the model lacks, or without an integer iteration count.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, TrainError> {
+        kiln_fs::recover_dir(dir.as_ref())?;
+        let dir = dir.as_ref();
+        let cfg_path = dir.join("config.json");
+        let json = read_json_file(&cfg_path)?;
+        check_metadata(&dir.join("metadata.json"))?;
+        let mut model = Self::from_config_json(&json).map_err(|e| TrainError::file(&cfg_path, e))?;
+        if model.built.is_none() {
+            return Err(TrainError::file(&cfg_path, "the saved model was never built: no weights to load"));
+        }
+        model.load_weights(dir.join("model.safetensors"))?;
+        let optimizer_state = dir.join("optimizer.safetensors");
+        if model.compiled.is_some() && optimizer_state.exists() {
+            model.load_optimizer_state(&optimizer_state)?;
+        }
+        Ok(model)
+    }
+
+    /// Reads a safetensors file written by [`save_weights`](Sequential::save_weights) into
+    /// the built model; errors name the tensor and the expected and found shapes.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
+        let path = path.as_ref();
+        let data = kiln_fs::read_regular(path, 4 << 30)?;
+        self.load_weights_from_bytes(&data, path)
+    }
+
+    /// [`load_weights`](Sequential::load_weights) from a safetensors file's bytes; `path`
+    /// only names the file in errors.
+    pub fn load_weights_from_bytes(&mut self, data: &[u8], path: &Path) -> Result<(), TrainError> {
+        let (tensors, _) = parse_tensors(data, path)?;
+        let expected = self.get_weights();
+        if let Some(extra) = tensors.iter().find(|t| expected.get(&t.name).is_none()) {
+            return Err(TrainError::file(
+                path,
+                format!("unexpected tensor `{}`: the model has no such parameter", extra.name),
+            ));
+        }
+        let mut loaded = Vec::new();
+        for t in &expected.0 {
+            let found = tensors
+                .iter()
+                .find(|f| f.name == t.name)
+                .ok_or_else(|| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
+            if found.shape != t.shape {
+                return Err(TrainError::file(
+                    path,
+                    format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, found.shape),
+                ));
+            }
+            loaded.push(found.clone());
+        }
+        if let Some((name, k, v)) = first_non_finite(&loaded) {
+            return Err(TrainError::file(
+                path,
+                format!("tensor `{name}` holds {v} at index {k}: the model had diverged, or the file was altered"),
+            ));
+        }
+        self.set_weights(&Weights(loaded)).map_err(|e| TrainError::file(path, e))
+    }
+
+    /// Restores optimizer state written by
+    /// [`save_optimizer_state`](Sequential::save_optimizer_state) into the compiled model.
+    pub fn load_optimizer_state(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
+        let path = path.as_ref();
+        let (tensors, meta) = read_tensors(path)?;
+        self.ensure_optimizer()?;
+        let index: HashMap<String, usize> =
+            self.param_list().into_iter().enumerate().map(|(i, (name, _))| (name, i)).collect();
+        let opt = &mut self.compiled.as_mut().expect("compiled").optimizer;
+        let non_negative = opt.rule().non_negative_slots();
+        for t in &tensors {
+            if let Some((k, v)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(TrainError::file(path, format!("optimizer slot `{}` holds {v} at index {k}", t.name)));
+            }
+            let (param, slot) = t.name.rsplit_once('/').unwrap_or(("", &t.name));
+            if non_negative.contains(&slot) {
+                if let Some((k, v)) = t.values.iter().enumerate().find(|(_, v)| **v < 0.0) {
+                    return Err(TrainError::file(
+                        path,
+                        format!(
+                            "optimizer slot `{}` holds {v} at index {k}: a mean of squares cannot be negative",
+                            t.name
+                        ),
+                    ));
+                }
+            }
+            let restored = index.get(param).is_some_and(|&i| opt.set_slot(i, slot, &t.values));
+            if !restored {
+                return Err(TrainError::file(path, format!("optimizer slot `{}` does not fit this model", t.name)));
+            }
+        }
+        let iterations = match meta.get("iterations") {
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                TrainError::file(path, format!("`iterations` must be a non-negative integer, found {v:?}"))
+            })?,
+            None => return Err(TrainError::file(path, "has no `iterations` count")),
+        };
+        opt.set_iterations(iterations);
+        Ok(())
+    }
+}
