@@ -210,7 +210,7 @@ fn a_model_loads_against_the_registry_it_is_given() {
 
 /// Runs `scenario` in a fresh process (this test binary, one test), where no plugin is
 /// loaded yet, with `env` set; panics with the child's output if it fails.
-fn in_child(scenario: &str, env: &[(&str, &Path)]) {
+fn in_child(scenario: &str, env: &[(&str, &Path)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child_scenario", "--nocapture", "--test-threads=1"]).env("KILN_TEST_SCENARIO", scenario);
     for (k, v) in env {
@@ -219,12 +219,17 @@ fn in_child(scenario: &str, env: &[(&str, &Path)]) {
     let out = cmd.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("scenario ok"), "child `{scenario}` failed:\n{text}");
+    text
 }
 
 /// The child side of [`in_child`]: does nothing in a normal test run.
 #[test]
 fn child_scenario() {
     let Ok(scenario) = std::env::var("KILN_TEST_SCENARIO") else { return };
+    if let Some(()) = environment_scenario(&scenario) {
+        println!("scenario ok");
+        return;
+    }
     let dir = PathBuf::from(std::env::var("KILN_TEST_MODEL").unwrap());
     let expected: Vec<f32> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
@@ -242,6 +247,64 @@ fn child_scenario() {
     let mut loaded = Sequential::load(&dir).unwrap();
     assert_eq!(loaded.predict(&x, 32).unwrap().as_slice(), expected.as_slice());
     println!("scenario ok");
+}
+
+/// Child scenarios about the environment itself (no saved model involved); `None` for the
+/// others.
+fn environment_scenario(scenario: &str) -> Option<()> {
+    match scenario {
+        "bad-search-path" => {
+            // The good entry loads; the bad one is reported, by name, in the miss that follows.
+            let reg = PluginRegularizer::new("kiln_l3>L3", json!({"l3": 0.01}));
+            assert!(reg.is_ok(), "{:?}", reg.err());
+            let err = PluginRegularizer::new("nobody>Nothing", json!({})).unwrap_err().to_string();
+            assert!(err.contains("entry /nonexistent/plugins") && err.contains("No such file"), "{err}");
+        }
+        "trust-any" => {
+            let lib = std::env::var("KILN_TEST_PLUGIN").unwrap();
+            let info = PluginRegistry::new().load(&lib);
+            assert!(info.is_ok(), "KILN_PLUGIN_TRUST_ANY=1 loads a group-writable plugin: {:?}", info.err());
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+#[test]
+fn a_bad_search_path_entry_is_reported_by_name_and_the_good_ones_load() {
+    let list = std::env::join_paths([Path::new("/nonexistent/plugins"), &l3()]).unwrap();
+    let text = in_child("bad-search-path", &[("KILN_PLUGIN_PATH", Path::new(&list))]);
+    assert!(text.contains("warning: KILN_PLUGIN_PATH: entry /nonexistent/plugins"), "{text}");
+}
+
+#[test]
+#[cfg(unix)]
+fn plugins_others_could_have_written_are_refused_unless_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("insecure");
+    let copy = dir.join(l3().file_name().unwrap());
+    std::fs::copy(l3(), &copy).unwrap();
+    let chmod = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    chmod(&dir, 0o755);
+    chmod(&copy, 0o664);
+    let err = PluginRegistry::new().load(&copy).unwrap_err();
+    assert!(matches!(err, PluginError::Insecure { what: "file", .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("writable by its group") && text.contains("chmod go-w") && text.contains("libkiln_l3"),
+        "{text}"
+    );
+
+    chmod(&copy, 0o755);
+    chmod(&dir, 0o777);
+    let err = PluginRegistry::new().load(&copy).unwrap_err();
+    assert!(matches!(err, PluginError::Insecure { what: "folder", .. }), "{err:?}");
+    assert!(err.to_string().contains("writable by others"), "{err}");
+    assert!(PluginRegistry::new().load_dir(&dir).is_err(), "a directory load checks each file the same way");
+
+    in_child("trust-any", &[("KILN_PLUGIN_TRUST_ANY", Path::new("1")), ("KILN_TEST_PLUGIN", &copy)]);
+    chmod(&dir, 0o755);
+    assert!(PluginRegistry::new().load(&copy).is_ok(), "after `chmod go-w` it loads");
 }
 
 #[test]
@@ -343,6 +406,8 @@ fn a_library_that_is_not_a_plugin_is_refused_as_such() {
     std::fs::write(&text, "not a library").unwrap();
     let err = registry.load(&text).unwrap_err();
     assert!(matches!(err, PluginError::Open { .. }) && err.to_string().contains("libtext.so"), "{err}");
+    // The OS loader's own reason (dlerror) is in the message, not just "cannot load".
+    assert!(err.to_string().contains("file too short") || err.to_string().contains("ELF"), "{err}");
     assert!(registry.list().is_empty());
 }
 

@@ -22,7 +22,7 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Relative tolerance: |kiln − keras| ≤ 1e-6 + rtol·|keras|.
-        #[arg(long, default_value_t = 1e-5)]
+        #[arg(long, default_value_t = 1e-5, value_parser = rtol_arg)]
         rtol: f64,
     },
     /// Retrain every experiment of the chapter and redraw its figures and report.
@@ -53,6 +53,15 @@ enum DataCommand {
         #[arg(long, default_value_t = 10_000)]
         max_tokens: usize,
     },
+}
+
+/// `--rtol`: a finite number in [0, 1] (a larger tolerance would compare nothing).
+fn rtol_arg(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is not in [0, 1]")),
+        Err(e) => Err(format!("not a number ({e})")),
+    }
 }
 
 fn main() -> std::process::ExitCode {

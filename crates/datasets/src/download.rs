@@ -50,7 +50,7 @@ impl Default for FetchOptions {
 
 /// SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = kiln_fs::open_regular(path).map_err(Error::refused)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

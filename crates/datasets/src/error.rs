@@ -22,6 +22,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A path a reader refuses before reading: not a regular file (a FIFO, a device, a
+    /// socket), or larger than the reader accepts.
+    #[error("{}: {problem}", path.display())]
+    Refused {
+        /// The path.
+        path: PathBuf,
+        /// What it is, or why it is refused.
+        problem: String,
+    },
     /// A gzip stream that is truncated or corrupt (bad header, CRC or length).
     #[error("{}: corrupt or truncated gzip data: {detail}", path.display())]
     Gzip {
@@ -106,6 +115,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error, turning "not found" into [`Error::NotFound`].
+    /// A `kiln-fs` refusal (special file, too large) as this crate's error.
+    pub(crate) fn refused(e: kiln_fs::FileError) -> Self {
+        if e.message.contains("No such file") {
+            return Error::NotFound { path: e.path };
+        }
+        Error::Refused { path: e.path, problem: e.message }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {

@@ -60,8 +60,8 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Largest decompressed file accepted (full MNIST's largest file is 47 MB).
-const MAX_DECOMPRESSED_BYTES: u64 = 4 << 30;
+/// Largest decompressed file accepted: 1 GiB (full MNIST's largest file is 47 MB).
+const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
 
 /// Gzip's two magic bytes.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -71,7 +71,39 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// An empty file, a truncated or corrupt gzip stream, and a missing path are errors naming
 /// the file.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    decode_maybe_gzip(fs::read(path).map_err(|e| Error::io(path, e))?, path)
+    let mut out = Vec::new();
+    open_maybe_gzip(path)?
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Gzip { path: path.into(), detail: e.to_string() })?;
+    check_decoded_size(out.len() as u64, path)?;
+    if out.is_empty() {
+        return Err(Error::Format { path: path.into(), problem: "empty file (0 bytes)".into() });
+    }
+    Ok(out)
+}
+
+/// A reader of `path`'s content, gunzipped when it starts with the gzip magic (regular
+/// files only: a FIFO or a device is refused before it is opened).
+pub(crate) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
+    let file = kiln_fs::open_regular(path).map_err(Error::refused)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let gz = {
+        use std::io::BufRead;
+        reader.fill_buf().map_err(|e| Error::io(path, e))?.starts_with(&GZIP_MAGIC)
+    };
+    Ok(if gz { Box::new(flate2::bufread::MultiGzDecoder::new(reader)) } else { Box::new(reader) })
+}
+
+/// Refuses more than [`MAX_DECOMPRESSED_BYTES`].
+fn check_decoded_size(len: u64, path: &Path) -> Result<()> {
+    if len > MAX_DECOMPRESSED_BYTES {
+        return Err(Error::Gzip {
+            path: path.into(),
+            detail: format!("decompresses to more than {} GiB (a gzip bomb?)", MAX_DECOMPRESSED_BYTES >> 30),
+        });
+    }
+    Ok(())
 }
 
 /// A file's bytes, gunzipped when they start with the gzip magic; `path` only names the
@@ -88,23 +120,98 @@ pub fn decode_maybe_gzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
         .take(MAX_DECOMPRESSED_BYTES + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::Gzip { path: path.into(), detail: e.to_string() })?;
-    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(Error::Gzip {
-            path: path.into(),
-            detail: format!("decompresses to more than {} GiB (a gzip bomb?)", MAX_DECOMPRESSED_BYTES >> 30),
-        });
-    }
+    check_decoded_size(out.len() as u64, path)?;
     Ok(out)
 }
 
 /// Reads an unsigned-byte IDX file (gzipped or not) of any rank, validating its header.
+///
+/// Streamed: the header is read first, then the data straight into its final buffer, so
+/// the decompressed bytes are held once, and memory follows what the stream really holds
+/// (a header's claim reserves nothing).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gzip(path)?;
-    parse_idx(&bytes, path)
+    let mut r = open_maybe_gzip(path)?;
+    let gz_err = |e: std::io::Error| Error::Gzip { path: path.into(), detail: e.to_string() };
+    let mut head = [0u8; 4];
+    let n = read_up_to(&mut r, &mut head).map_err(gz_err)?;
+    if n == 0 {
+        return Err(Error::Format { path: path.into(), problem: "empty file (0 bytes)".into() });
+    }
+    let ndims = head[3] as usize;
+    let mut dims_bytes = vec![0u8; 4 * ndims];
+    let got = if n == 4 { read_up_to(&mut r, &mut dims_bytes).map_err(gz_err)? } else { 0 };
+    // Validate the header exactly as `parse_idx` does, from the bytes read so far.
+    let mut header = head[..n].to_vec();
+    header.extend_from_slice(&dims_bytes[..got]);
+    let dims = parse_header(&header, path)?;
+    let expected = dims.iter().product::<usize>() as u64;
+    if expected > MAX_DECOMPRESSED_BYTES {
+        return Err(Error::Idx {
+            path: path.into(),
+            problem: format!(
+                "header declares {} = {expected} data bytes, more than the {} GiB accepted (truncated or forged?)",
+                dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×"),
+                MAX_DECOMPRESSED_BYTES >> 30
+            ),
+        });
+    }
+    let data = read_exactly_at_most(r, expected as usize + 1).map_err(gz_err)?;
+    check_data_size(&dims, data.len(), path)?;
+    Ok(IdxArray { dims, data })
+}
+
+/// Reads at most `limit` bytes into a buffer that never holds more capacity than `limit`,
+/// nor more than twice what the stream really delivered (a header's size is only a claim).
+fn read_exactly_at_most(r: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut r = r.take(limit as u64);
+    let mut data = Vec::new();
+    loop {
+        let next = (data.len().max(1 << 20) * 2).min(limit);
+        data.reserve_exact(next - data.len());
+        let room = data.capacity() - data.len();
+        let n = (&mut r).take(room as u64).read_to_end(&mut data)?;
+        if n < room || data.len() >= limit {
+            return Ok(data);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Parses IDX bytes (already gunzipped); `path` only names the file in errors.
 pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+    let dims = parse_header(bytes, path)?;
+    let header = 4 + 4 * dims.len();
+    check_data_size(&dims, bytes.len() - header, path)?;
+    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+}
+
+/// Errors unless `actual` is exactly the data size `dims` declare.
+fn check_data_size(dims: &[usize], actual: usize, path: &Path) -> Result<()> {
+    let expected: usize = dims.iter().product();
+    if actual == expected {
+        return Ok(());
+    }
+    let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
+    let what = if actual < expected { "missing data (truncated?)" } else { "trailing bytes" };
+    Err(Error::Idx {
+        path: path.into(),
+        problem: format!("header declares {shape} = {expected} data bytes but the file holds {actual}: {what}"),
+    })
+}
+
+/// The dimensions of an IDX header at the start of `bytes` (which must hold all of it).
+fn parse_header(bytes: &[u8], path: &Path) -> Result<Vec<usize>> {
     let bad = |problem: String| Error::Idx { path: path.into(), problem };
     if bytes.len() < 4 {
         return Err(bad(format!("{} bytes is shorter than the 4-byte magic number", bytes.len())));
@@ -132,18 +239,10 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     let dims: Vec<usize> =
         bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
-    let expected = dims
-        .iter()
+    dims.iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("header dimensions {shape} overflow")))?;
-    let actual = bytes.len() - header;
-    if actual != expected {
-        let what = if actual < expected { "missing data (truncated?)" } else { "trailing bytes" };
-        return Err(bad(format!(
-            "header declares {shape} = {expected} data bytes but the file holds {actual}: {what}"
-        )));
-    }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(dims)
 }
 
 /// Reads an `*-idx3-ubyte(.gz)` image file: `(images n × (h·w), h, w)`.

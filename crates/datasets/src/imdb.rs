@@ -103,16 +103,40 @@ impl Reviews {
     }
 }
 
-/// Largest review accepted (real ones are under 14 KB).
-const MAX_REVIEW_BYTES: u64 = 16 << 20;
+/// Largest review accepted, in an archive or a directory alike (real ones are under 14 KB).
+pub const MAX_REVIEW_BYTES: u64 = 1 << 20;
+
+/// Most review text one read may hold in all: 128 MiB (the full training and test splits
+/// together are 66 MB), so a small archive of highly compressible members cannot fill
+/// memory.
+pub const MAX_TOTAL_REVIEW_BYTES: u64 = 128 << 20;
+
+/// Counts the review bytes held so far against [`MAX_TOTAL_REVIEW_BYTES`].
+fn charge(total: &mut u64, more: usize, path: &Path) -> Result<()> {
+    *total += more as u64;
+    if *total > MAX_TOTAL_REVIEW_BYTES {
+        return Err(Error::Archive {
+            path: path.into(),
+            problem: format!(
+                "holds more than {} MiB of review text; not an aclImdb data set?",
+                MAX_TOTAL_REVIEW_BYTES >> 20
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// Reads one split of aclImdb from `path`, sorted by member path.
 ///
 /// `path` may be an `aclImdb_v1.tar.gz` / `.tgz` / `.tar` archive (streamed), an extracted
 /// `aclImdb/` directory, its parent, or a directory holding one `aclImdb*.tar.gz`
 /// (like the bundled `data/imdb-5k/`). Both `pos` and `neg` must be present and non-empty.
+///
+/// One rule for archives and directories: only regular files count as reviews (links,
+/// FIFOs and devices are skipped — a review never leads outside the data set), each of at
+/// most [`MAX_REVIEW_BYTES`], all together at most [`MAX_TOTAL_REVIEW_BYTES`].
 pub fn read_aclimdb(path: &Path, split: Split) -> Result<Reviews> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = kiln_fs::check_file_or_dir(path).map_err(Error::refused)?;
     if meta.is_dir() {
         read_dir_layout(path, split)
     } else {
@@ -127,7 +151,7 @@ pub fn read_aclimdb(path: &Path, split: Split) -> Result<Reviews> {
 ///
 /// Missing splits are absent from the map (the caller decides whether that is an error).
 pub(crate) fn scan_archive(path: &Path, splits: &[Split]) -> Result<BTreeMap<Split, Reviews>> {
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = kiln_fs::open_regular(path).map_err(Error::refused)?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let gz = {
         use std::io::BufRead;
@@ -149,7 +173,7 @@ pub(crate) fn scan_archive(path: &Path, splits: &[Split]) -> Result<BTreeMap<Spl
         },
     };
     let mut out: BTreeMap<Split, Reviews> = BTreeMap::new();
-    let mut members = 0usize;
+    let (mut members, mut total) = (0usize, 0u64);
     for entry in archive.entries().map_err(|e| corrupt(0, e))? {
         let mut entry = entry.map_err(|e| corrupt(members, e))?;
         members += 1;
@@ -171,6 +195,7 @@ pub(crate) fn scan_archive(path: &Path, splits: &[Split]) -> Result<BTreeMap<Spl
         }
         let mut bytes = Vec::with_capacity(declared.min(1 << 16) as usize);
         entry.read_to_end(&mut bytes).map_err(|e| corrupt(members, e))?;
+        charge(&mut total, bytes.len(), path)?;
         out.entry(split).or_default().push(name, label, bytes);
     }
     if members == 0 {
@@ -256,6 +281,7 @@ fn read_dir_layout(dir: &Path, split: Split) -> Result<Reviews> {
 /// Reads `base/{neg,pos}/*.txt`; paths are reported as `aclImdb/{split}/{label}/{file}`.
 fn read_extracted(dir: &Path, base: &Path, split: Split) -> Result<Reviews> {
     let mut reviews = Reviews::default();
+    let mut total = 0u64;
     for (class, label) in [("neg", NEGATIVE), ("pos", POSITIVE)] {
         let class_dir = base.join(class);
         if !class_dir.is_dir() {
@@ -267,11 +293,18 @@ fn read_extracted(dir: &Path, base: &Path, split: Split) -> Result<Reviews> {
             if !name.ends_with(".txt") {
                 continue;
             }
+            // `file_type` does not follow links: a symlinked "review" (which could point
+            // anywhere, `/etc/shadow` included) is skipped, as the tar reader skips link
+            // members; so are FIFOs and devices.
             let file = entry.path();
-            if !file.is_file() {
+            if !entry.file_type().map_err(|e| Error::io(&file, e))?.is_file() {
                 continue;
             }
-            let bytes = fs::read(&file).map_err(|e| Error::io(&file, e))?;
+            let bytes = kiln_fs::read_regular(&file, MAX_REVIEW_BYTES).map_err(|e| Error::Archive {
+                path: e.path,
+                problem: format!("{}; a review is a text file of a few KB", e.message),
+            })?;
+            charge(&mut total, bytes.len(), dir)?;
             reviews.push(format!("aclImdb/{}/{class}/{name}", split.name()), label, bytes);
         }
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::idx::{classify, find_idx_pair, read_idx, read_idx_pair};
+use crate::idx::{classify, find_idx_pair, open_maybe_gzip, read_idx, read_idx_pair};
 use crate::imdb::{Reviews, check_both_classes, read_aclimdb, scan_archive};
 use crate::{Error, OutputMode, Result, Split, TextVectorization, sha256_file};
 
@@ -17,7 +17,7 @@ use crate::{Error, OutputMode, Result, Split, TextVectorization, sha256_file};
 /// Recognised by content, not by name: an IDX file (gzipped or not), a tar(.gz) archive in the
 /// aclImdb layout, a directory of IDX files, or an aclImdb directory.
 pub fn summarize(path: &Path) -> Result<Value> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = kiln_fs::check_file_or_dir(path).map_err(Error::refused)?;
     if meta.is_dir() {
         return summarize_dir(path);
     }
@@ -56,26 +56,19 @@ pub fn vocabulary(path: &Path, max_tokens: usize) -> Result<Vec<String>> {
 }
 
 /// True when the (possibly gzipped) content carries the `ustar` magic of a tar header.
+///
+/// Opens regular files only, so a FIFO or a device is refused instead of read forever.
 fn is_tar(path: &Path) -> Result<bool> {
-    let mut head = Vec::with_capacity(512);
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let raw_len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    if raw_len == 0 {
+    if kiln_fs::check_regular_file(path).map_err(Error::refused)?.len() == 0 {
         return Err(Error::Format { path: path.into(), problem: "empty file (0 bytes)".into() });
     }
-    let mut first = [0u8; 2];
-    let n = (&file).take(2).read(&mut first).map_err(|e| Error::io(path, e))?;
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    if n == 2 && first == [0x1f, 0x8b] {
-        flate2::read::MultiGzDecoder::new(file)
-            .take(512)
-            .read_to_end(&mut head)
-            .map_err(|e| Error::Gzip { path: path.into(), detail: e.to_string() })?;
-        if head.is_empty() {
-            return Err(Error::Format { path: path.into(), problem: "the gzip stream decompresses to 0 bytes".into() });
-        }
-    } else {
-        file.take(512).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+    let mut head = Vec::with_capacity(512);
+    open_maybe_gzip(path)?
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::Gzip { path: path.into(), detail: e.to_string() })?;
+    if head.is_empty() {
+        return Err(Error::Format { path: path.into(), problem: "the gzip stream decompresses to 0 bytes".into() });
     }
     Ok(head.len() >= 262 && &head[257..262] == b"ustar")
 }

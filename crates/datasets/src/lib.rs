@@ -44,7 +44,9 @@ pub use idx::{
     IdxArray, ImageSet, decode_maybe_gzip, find_idx_pair, label_counts, parse_idx, read_idx, read_idx_dir,
     read_idx_images, read_idx_labels, read_idx_pair, read_maybe_gzip,
 };
-pub use imdb::{IMDB_ORDER_STREAM, NEGATIVE, POSITIVE, Reviews, read_aclimdb};
+pub use imdb::{
+    IMDB_ORDER_STREAM, MAX_REVIEW_BYTES, MAX_TOTAL_REVIEW_BYTES, NEGATIVE, POSITIVE, Reviews, read_aclimdb,
+};
 pub use source::{
     DEBIAN_FASHION_MNIST, Loaded, Loader, Origin, Provenance, Source, bundled_dir, data_dir, fashion_mnist, imdb, mnist,
 };

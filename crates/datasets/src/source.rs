@@ -134,6 +134,30 @@ pub fn data_dir() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("kiln")
 }
 
+/// `KILN_OFFLINE` read as a flag; unknown values mean offline (no network is the safe side).
+fn offline_from_env() -> bool {
+    let Ok(v) = std::env::var("KILN_OFFLINE") else { return false };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => true,
+        "" | "0" | "false" | "no" => false,
+        _ => {
+            eprintln!("warning: KILN_OFFLINE={v:?} is not 1/0 (true/false, yes/no); staying offline");
+            true
+        }
+    }
+}
+
+/// `KILN_DATA_MIRROR` when it is an `http(s)://` URL; anything else is warned about and ignored.
+fn mirror_from_env() -> Option<String> {
+    let m = std::env::var("KILN_DATA_MIRROR").ok().filter(|m| !m.is_empty())?;
+    if m.starts_with("http://") || m.starts_with("https://") {
+        Some(m)
+    } else {
+        eprintln!("warning: ignoring KILN_DATA_MIRROR={m:?}: not an http:// or https:// URL");
+        None
+    }
+}
+
 /// Debian's `dataset-fashion-mnist` package installs here.
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -163,15 +187,18 @@ impl Default for Loader {
 }
 
 impl Loader {
-    /// Settings from the environment: `KILN_DATA_DIR`, `KILN_BUNDLED_DIR`, `KILN_DATA_MIRROR`,
-    /// `KILN_OFFLINE` (any non-empty value but `0` disables downloads).
+    /// Settings from the environment: `KILN_DATA_DIR`, `KILN_BUNDLED_DIR`, `KILN_DATA_MIRROR`
+    /// (an `http://` or `https://` base URL), `KILN_OFFLINE` (`1`/`true`/`yes` disables
+    /// downloads, `0`/`false`/`no`/empty allows them).
+    ///
+    /// A value that means nothing is warned about on stderr and the safe reading is used:
+    /// an unknown `KILN_OFFLINE` value is offline, a mirror that is not a URL is ignored.
     pub fn from_env() -> Self {
-        let offline = std::env::var("KILN_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0");
         Self {
             cache_dir: data_dir(),
             bundled_dir: bundled_dir(),
-            mirror: std::env::var("KILN_DATA_MIRROR").ok().filter(|m| !m.is_empty()),
-            download: cfg!(feature = "download") && !offline,
+            mirror: mirror_from_env(),
+            download: cfg!(feature = "download") && !offline_from_env(),
             system_dirs: true,
             fetch: FetchOptions::default(),
             verbose: true,

@@ -18,8 +18,12 @@ pub struct SaveLock {
 
 impl SaveLock {
     /// Takes the lock of `target` or fails at once, saying another process holds it.
+    /// Creates `target`'s parent folders if they are missing (as `mkdir -p`).
     pub fn acquire(target: &Path) -> Result<Self, FileError> {
         let path = crate::atomic::sibling(target, "lock")?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| FileError::new(parent, format!("cannot create the folder: {e}")))?;
+        }
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -205,6 +205,11 @@ impl Layer for Dense {
         &mut self.core
     }
 
+    fn planned(&self, input_width: usize) -> Option<(usize, usize)> {
+        let kernel = input_width.checked_mul(self.units)?;
+        Some((kernel.checked_add(if self.use_bias { self.units } else { 0 })?, self.units))
+    }
+
     fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
         self.validate(input_width)?;
         let units = self.units;

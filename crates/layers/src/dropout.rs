@@ -70,6 +70,10 @@ impl Layer for Dropout {
         &mut self.core
     }
 
+    fn planned(&self, input_width: usize) -> Option<(usize, usize)> {
+        Some((0, input_width))
+    }
+
     fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
         if !(0.0..1.0).contains(&self.rate) {
             return Err(LayerError::Config {

@@ -79,6 +79,15 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         None
     }
 
+    /// What [`build`](Layer::build) for `input_width` would create, without creating it:
+    /// `(weights, output width)`. The model sums these before building anything, so a
+    /// configuration declaring more than its weight budget allocates nothing. `None` (the
+    /// default) means "unknown": the budget is then charged as the layer builds.
+    fn planned(&self, input_width: usize) -> Option<(usize, usize)> {
+        let _ = input_width;
+        None
+    }
+
     /// A penalty on the layer's output (Keras' `activity_regularizer`), divided by the
     /// batch size; the model applies it.
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {

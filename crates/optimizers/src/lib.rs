@@ -30,7 +30,7 @@ mod sgd;
 mod state;
 
 pub use adam::Adam;
-pub use optimizer::{Optimizer, Slot};
+pub use optimizer::{Optimizer, PARALLEL_MIN, Slot};
 pub use rmsprop::RMSprop;
 pub use rule::{Step, UpdateRule};
 pub use sgd::Sgd;

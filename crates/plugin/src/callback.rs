@@ -47,8 +47,9 @@ impl PluginCallback {
         let entry = registry.callback(&name).ok_or_else(|| PluginError::NotRegistered {
             kind: "callback",
             name: name.clone(),
-            saved_from,
+            saved_from: saved_from.map(Box::new),
             loaded: registry.loaded_names(),
+            search_path: registry.search_path_problem(),
         })?;
         let instance = CallbackInstance::create(entry, &name, &config)?;
         let wants_batches = match instance.wants_batches_raw() {

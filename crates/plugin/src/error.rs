@@ -110,9 +110,10 @@ pub enum PluginError {
     /// A name no loaded plugin provides.
     #[error(
         "{kind} `{name}`{saved} is not registered; load its plugin first (`--plugin path/to/lib….so` \
-         or the KILN_PLUGIN_PATH search path). Loaded plugins: {loaded}",
+         or the KILN_PLUGIN_PATH search path). Loaded plugins: {loaded}{search}",
         saved = saved_note(.saved_from),
-        loaded = list(.loaded)
+        loaded = list(.loaded),
+        search = .search_path.as_ref().map_or(String::new(), |p| format!(". {p}"))
     )]
     NotRegistered {
         /// `regularizer` or `callback`.
@@ -120,9 +121,11 @@ pub enum PluginError {
         /// The name.
         name: String,
         /// The plugin a saved model says it came from.
-        saved_from: Option<PluginRef>,
+        saved_from: Option<Box<PluginRef>>,
         /// The plugins loaded now (`name version`).
         loaded: Vec<String>,
+        /// What failed in `KILN_PLUGIN_PATH`, which may be why.
+        search_path: Option<String>,
     },
     /// The plugin refused a call (a bad config, a failing hook…).
     #[error("plugin {kind} `{name}`: {message}")]
@@ -144,6 +147,25 @@ pub enum PluginError {
         /// The panic message.
         message: String,
     },
+    /// A plugin file or folder that someone else could have written (see `hygiene`).
+    #[error(
+        "{path}: refusing to load a plugin whose {what} {problem} (or set KILN_PLUGIN_TRUST_ANY=1 to load it anyway)",
+        path = .path.display()
+    )]
+    Insecure {
+        /// The file or folder.
+        path: PathBuf,
+        /// `file` or `folder`.
+        what: &'static str,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// Entries of `KILN_PLUGIN_PATH` that could not be loaded (the others were).
+    #[error("KILN_PLUGIN_PATH: {}", .problems.join("; "))]
+    SearchPath {
+        /// One message per failing entry, each naming it.
+        problems: Vec<String>,
+    },
     /// A plugin directory or search path entry could not be read.
     #[error("{path}: cannot read plugin directory: {message}", path = .path.display())]
     Dir {
@@ -154,7 +176,7 @@ pub enum PluginError {
     },
 }
 
-fn saved_note(saved: &Option<PluginRef>) -> String {
+fn saved_note(saved: &Option<Box<PluginRef>>) -> String {
     saved.as_ref().map_or(String::new(), |p| format!(" (saved from plugin `{}` {})", p.name, p.version))
 }
 

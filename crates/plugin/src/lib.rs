@@ -29,6 +29,7 @@
 mod callback;
 mod envelope;
 mod error;
+mod hygiene;
 mod instance;
 mod loader;
 mod names;
@@ -38,6 +39,7 @@ mod version;
 
 pub use callback::PluginCallback;
 pub use error::{PluginError, PluginRef};
+pub use hygiene::TRUST_ANY_VAR;
 pub use instance::{CallbackInstance, RegularizerInstance};
 pub use kiln_plugin_api::abi::{ABI_VERSION, API_VERSION};
 pub use names::{BUILTIN_CALLBACKS, BUILTIN_REGULARIZERS};

@@ -58,7 +58,8 @@ unsafe fn table<T>(ptr: *const T, n: usize) -> &'static [T] {
 /// trusted native code, and these checks protect against mistakes, not malice.
 pub(crate) fn open(file: &Path, shown: &Path) -> Result<LoadedPlugin, PluginError> {
     let path = || shown.to_path_buf();
-    let lib = open_library(file).map_err(|e| PluginError::Open { path: path(), message: e.to_string() })?;
+    crate::hygiene::check(file, shown)?;
+    let lib = open_library(file).map_err(|e| PluginError::Open { path: path(), message: with_sources(&e) })?;
     // SAFETY: the symbol's type is the one `export_plugin!` defines for this name; a library
     // exporting the name with another type is a lie we cannot detect (trusted code only).
     let entry: unsafe extern "C" fn() -> *const PluginHeader = unsafe {
@@ -112,6 +113,19 @@ pub(crate) fn open(file: &Path, shown: &Path) -> Result<LoadedPlugin, PluginErro
     plugin.info.regularizers = plugin.regularizers().iter().map(|f| text(f.name)).collect();
     plugin.info.callbacks = plugin.callbacks().iter().map(|f| text(f.name)).collect();
     Ok(plugin)
+}
+
+/// An error and its `source()` chain: libloading's `Display` says only "dlopen failed", and
+/// the OS loader's reason (`dlerror()`) is the source.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        next = s.source();
+    }
+    text
 }
 
 /// `dlopen` with `RTLD_NOW` (unresolved symbols fail here, not mid-training) and

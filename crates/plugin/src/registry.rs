@@ -50,7 +50,8 @@ impl<F> Clone for Entry<F> {
 #[derive(Default)]
 pub struct PluginRegistry {
     inner: RwLock<Inner>,
-    search_path: OnceLock<()>,
+    /// Set once the search path was read: what failed in it, if anything.
+    search_path: OnceLock<Option<String>>,
 }
 
 #[derive(Default)]
@@ -107,17 +108,25 @@ impl PluginRegistry {
     }
 
     /// Loads every file and directory listed in `KILN_PLUGIN_PATH` (nothing if unset).
+    ///
+    /// Every entry is tried; entries that fail (missing, unreadable, not a plugin, insecure)
+    /// are all reported in one [`PluginError::SearchPath`], and the others stay loaded.
     pub fn load_search_path(&self) -> Result<Vec<PluginInfo>, PluginError> {
         let Some(list) = std::env::var_os(SEARCH_PATH_VAR) else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
+        let (mut out, mut problems) = (Vec::new(), Vec::new());
         for p in std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()) {
-            if p.is_dir() {
-                out.extend(self.load_dir(&p)?);
-            } else {
-                out.push(self.load(&p)?);
+            let loaded = if p.is_dir() { self.load_dir(&p) } else { self.load(&p).map(|i| vec![i]) };
+            match loaded {
+                Ok(infos) => out.extend(infos),
+                Err(e) => problems.push(format!("entry {}: {e}", p.display())),
             }
         }
-        Ok(out)
+        if problems.is_empty() { Ok(out) } else { Err(PluginError::SearchPath { problems }) }
+    }
+
+    /// What failed when `KILN_PLUGIN_PATH` was read, if it was read and anything did.
+    pub(crate) fn search_path_problem(&self) -> Option<String> {
+        self.search_path.get().cloned().flatten()
     }
 
     /// Every loaded plugin, in load-path order.
@@ -148,9 +157,14 @@ impl PluginRegistry {
         }
         // The search path is read lazily, at the first miss, so a saved model whose plugin
         // sits on KILN_PLUGIN_PATH binds without anyone calling a load function.
-        self.search_path.get_or_init(|| {
-            if let Err(e) = self.load_search_path() {
-                tracing::error!("{SEARCH_PATH_VAR}: {e}");
+        // A failing entry is printed (tracing may have no subscriber) and kept for the
+        // "not registered" error, which is where its consequence shows.
+        self.search_path.get_or_init(|| match self.load_search_path() {
+            Ok(_) => None,
+            Err(e) => {
+                eprintln!("warning: {e}");
+                tracing::error!("{e}");
+                Some(e.to_string())
             }
         });
         get(&self.inner.read().unwrap_or_else(|e| e.into_inner()))

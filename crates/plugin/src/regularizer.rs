@@ -51,8 +51,9 @@ impl PluginRegularizer {
         let entry = registry.regularizer(&name).ok_or_else(|| PluginError::NotRegistered {
             kind: "regularizer",
             name: name.clone(),
-            saved_from,
+            saved_from: saved_from.map(Box::new),
             loaded: registry.loaded_names(),
+            search_path: registry.search_path_problem(),
         })?;
         let instance = Arc::new(RegularizerInstance::create(entry, &name, &config)?);
         Ok(Self { name, config, instance })

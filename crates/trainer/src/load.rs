@@ -40,8 +40,12 @@ impl Sequential {
     /// config; optimizer state that is non-finite, negative where it must not be (a mean
     /// of squares), for parameters the model lacks, or without an integer iteration count.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, TrainError> {
-        kiln_fs::recover_dir(dir.as_ref())?;
         let dir = dir.as_ref();
+        // Recovery first: a save killed between its two renames leaves no `dir` at all.
+        kiln_fs::recover_dir(dir)?;
+        if !kiln_fs::check_file_or_dir(dir)?.is_dir() {
+            return Err(TrainError::file(dir, "is a file, not a kiln model directory"));
+        }
         let cfg_path = dir.join("config.json");
         let json = read_json_file(&cfg_path)?;
         check_metadata(&dir.join("metadata.json"))?;

@@ -117,6 +117,8 @@ impl Sequential {
     /// is written through); a second process saving the same `dir` at once is refused.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
+        // What `load` would refuse is never written.
+        self.check_names()?;
         self.check_finite_state()?;
         refuse_foreign_files(dir)?;
         kiln_fs::replace_dir_atomic(dir, |staging| -> Result<(), TrainError> {

@@ -166,6 +166,7 @@ impl Sequential {
             return Err(TrainError::NoLayers);
         }
         self.check_names()?;
+        self.check_planned_weights(input_width)?;
         let mut rng = Rng::stream(self.seed, "init");
         let mut ctx = BuildContext::new(&mut rng, self.max_weights);
         let mut width = input_width;
@@ -182,8 +183,30 @@ impl Sequential {
         Ok(())
     }
 
+    /// Sums what the layers say they will create (as far as they say) and refuses a model
+    /// past its weight budget before any layer allocates.
+    fn check_planned_weights(&self, input_width: usize) -> Result<(), TrainError> {
+        let (mut total, mut width) = (0usize, input_width);
+        for layer in &self.layers {
+            let Some((weights, out)) = layer.planned(width) else { return Ok(()) };
+            total = total.saturating_add(weights);
+            if total > self.max_weights {
+                return Err(TrainError::Layer(kiln_layers::LayerError::Config {
+                    layer: layer.name().to_string(),
+                    message: format!(
+                        "the layers up to this one declare {total} weights, past the {} the model may hold \
+                         (raise it with Sequential::max_weights)",
+                        self.max_weights
+                    ),
+                }));
+            }
+            width = out;
+        }
+        Ok(())
+    }
+
     /// Errors on the first pair of layers sharing a name.
-    fn check_names(&self) -> Result<(), TrainError> {
+    pub(crate) fn check_names(&self) -> Result<(), TrainError> {
         for (second, l) in self.layers.iter().enumerate() {
             if let Some(first) = self.layers[..second].iter().position(|o| o.name() == l.name()) {
                 return Err(TrainError::DuplicateLayerName { name: l.name().to_string(), first, second });

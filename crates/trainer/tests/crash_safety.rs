@@ -148,3 +148,43 @@ fn saving_over_a_folder_of_other_files_is_refused() {
     assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "keep me");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The child side of [`a_second_process_saving_the_same_model_is_refused_while_the_first_saves`]:
+/// saves with the `save:before-swap` failpoint sleeping, so it holds the lock a while.
+#[test]
+#[ignore = "run by the lock test in a child process"]
+fn child_saves_slowly() {
+    let Some(target) = std::env::var_os(CHILD_DIR).map(PathBuf::from) else { return };
+    let _scenario = fail::FailScenario::setup();
+    let mut model = Sequential::load(&target).unwrap();
+    train(&mut model, 1);
+    model.save(&target).unwrap();
+}
+
+#[test]
+fn a_second_process_saving_the_same_model_is_refused_while_the_first_saves() {
+    let dir = scratch("two-savers");
+    let (target, _) = saved_model(&dir);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_saves_slowly", "--ignored", "--nocapture"])
+        .env(CHILD_DIR, &target)
+        .env("FAILPOINTS", "save:before-swap=sleep(3000)")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (at most 20 s) until the child holds the lock: our own try then fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while kiln_fs::SaveLock::acquire(&target).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the child never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut ours = common::classifier(9);
+    train(&mut ours, 1);
+    let err = ours.save(&target).unwrap_err().to_string();
+    assert!(err.contains("being saved by another process") && err.contains("model"), "{err}");
+    assert!(child.wait().unwrap().success(), "the first save completes");
+    let mut loaded = Sequential::load(&target).unwrap();
+    assert_ne!(predictions(&mut loaded), predictions(&mut ours), "the refused save wrote nothing");
+    ours.save(&target).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -61,6 +61,9 @@ fn weight_files_use_keras_names() {
 fn bad_files_are_named_errors() {
     let dir = temp("bad");
     let err = Sequential::load(&dir).unwrap_err().to_string();
+    assert!(err.contains(&*dir.to_string_lossy()) && err.contains("No such file"), "{err}");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = Sequential::load(&dir).unwrap_err().to_string();
     assert!(err.contains("config.json"), "{err}");
     let mut m = classifier(0);
     m.build(4).unwrap();

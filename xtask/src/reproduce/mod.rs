@@ -21,6 +21,11 @@ use anyhow::{Context, bail};
 
 use self::verdicts::Curves;
 
+/// Most seeds `--seeds` accepts (each is a full retraining of every experiment).
+pub const MAX_SEEDS: u64 = 1000;
+/// Most epochs `--epochs` accepts.
+pub const MAX_EPOCHS: u64 = 10_000;
+
 /// Options of `cargo xtask reproduce`.
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
@@ -31,17 +36,17 @@ pub struct ReproduceArgs {
     /// Run only these experiments (comma-separated); `imdb_custom` runs only when named.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Seeds per experiment (0, 1, …, N−1).
-    #[arg(long, default_value_t = 3)]
+    /// Seeds per experiment (0, 1, …, N−1), 1 to 1000.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
     seeds: u64,
-    /// Override every experiment's epoch count.
-    #[arg(long)]
-    epochs: Option<usize>,
+    /// Override every experiment's epoch count (1 to 10000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_EPOCHS))]
+    epochs: Option<u64>,
     /// Output folder for figures, REPORT.md and history/.
     #[arg(long, default_value = "reproduce")]
     out: PathBuf,
-    /// Training runs in parallel (default: available cores).
-    #[arg(long)]
+    /// Training runs in parallel, 1 to 1024 (default: available cores).
+    #[arg(long, value_parser = kiln_tensor::parse_threads)]
     jobs: Option<usize>,
     /// Load a plugin library first (repeatable).
     #[arg(long = "plugin")]
@@ -78,12 +83,6 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     let start = Instant::now();
     // Plugins come first so a bad library fails the command before any work.
     crate::plugins::load_all(&args.plugins)?;
-    if args.seeds == 0 {
-        bail!("--seeds must be at least 1");
-    }
-    if args.epochs == Some(0) {
-        bail!("--epochs must be at least 1");
-    }
     let selected = experiments::select(&args.only)?;
     let plugin = match (&args.regularizer, selected.iter().any(|e| e.needs_plugin())) {
         (Some(name), true) => Some(
@@ -109,7 +108,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     let plan = runner::Plan {
         experiments: &selected,
         seeds: args.seeds,
-        epochs: args.epochs,
+        epochs: args.epochs.map(|e| e as usize),
         jobs,
         plugin: plugin.as_deref(),
         shuffle: args.shuffle,

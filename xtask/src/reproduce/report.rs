@@ -129,8 +129,17 @@ pub fn divergence(runs: &[Run]) -> Option<String> {
     let bad: Vec<String> = runs
         .iter()
         .filter_map(|r| {
-            let first = ["loss", "val_loss"].iter().filter_map(|k| r.history.first_non_finite(k)).min()?;
-            Some(format!("seed {} from epoch {}", r.seed, first + 1))
+            let (first, key) =
+                ["loss", "val_loss"].iter().filter_map(|k| Some((r.history.first_non_finite(k)?, *k))).min()?;
+            let value = r.history.get(key).map_or(f64::NAN, |v| v[first]);
+            let what = if value.is_nan() {
+                "NaN"
+            } else if value > 0.0 {
+                "+inf"
+            } else {
+                "−inf"
+            };
+            Some(format!("seed {} from epoch {} ({key} {what})", r.seed, first + 1))
         })
         .collect();
     (!bad.is_empty()).then(|| bad.join(", "))
@@ -222,6 +231,9 @@ mod tests {
     fn divergence_names_seeds_and_first_bad_epochs() {
         assert_eq!(divergence(&[run(0, &[1.0, 0.5]), run(1, &[2.0, 1.0])]), None);
         let runs = [run(0, &[1.0, 1e30, f64::INFINITY, f64::NAN]), run(1, &[1.0, 0.5]), run(2, &[f64::NAN])];
-        assert_eq!(divergence(&runs).as_deref(), Some("seed 0 from epoch 3, seed 2 from epoch 1"));
+        assert_eq!(
+            divergence(&runs).as_deref(),
+            Some("seed 0 from epoch 3 (loss +inf), seed 2 from epoch 1 (loss NaN)")
+        );
     }
 }

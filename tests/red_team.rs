@@ -1,0 +1,458 @@
+//! The red-team cases of issue 17, one test each: NaN that must propagate, saves that must
+//! not replace a loadable model, Keras files that must be refused, data sets that must stay
+//! inside their root, inputs that must be checked, loaded state that must be validated.
+//! Each asserts the error text a user now sees;
+//! `KILN_PRINT_ERRORS=1 cargo test --release --test red_team -- --nocapture --test-threads 1`
+//! prints them all.
+
+use std::path::{Path, PathBuf};
+
+use kiln::prelude::*;
+use serde_json::json;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-red-team-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// 3 classes, 4 features, 32 rows (a deterministic pattern).
+fn data() -> (Matrix, Matrix) {
+    let x: Vec<f32> = (0..32 * 4).map(|i| ((i * 37 % 17) as f32 / 17.0) - 0.5).collect();
+    let y: Vec<f32> = (0..32).map(|i| (i % 3) as f32).collect();
+    (Matrix::from_vec(32, 4, x).unwrap(), Matrix::from_vec(32, 1, y).unwrap())
+}
+
+fn quiet<'a>() -> FitOptions<'a> {
+    FitOptions::default().epochs(1).batch_size(8).verbose(Verbosity::Silent)
+}
+
+fn model() -> Sequential {
+    let mut m = Sequential::new()
+        .seed(3)
+        .add(Dense::new(5).activation(Activation::Relu))
+        .add(Dense::new(3).activation(Activation::Softmax));
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
+    m.build(4).unwrap();
+    m
+}
+
+/// Sets one value of the first layer's kernel.
+fn poison(m: &mut Sequential, value: f32) {
+    let mut w = m.get_weights();
+    w.0[0].values[0] = value;
+    m.set_weights(&w).unwrap();
+}
+
+/// The error's text (printed with `KILN_PRINT_ERRORS=1`); panics if `r` is not an error.
+fn err_text<T: std::fmt::Debug>(r: Result<T, impl std::fmt::Display>) -> String {
+    let text = r.map(|v| panic!("expected an error, got {v:?}")).unwrap_err().to_string();
+    if std::env::var_os("KILN_PRINT_ERRORS").is_some() {
+        eprintln!("error: {text}");
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------
+// NaN propagates
+
+#[test]
+fn a_nan_weight_gives_nan_in_evaluate_and_predict_and_stops_nothing_silently() {
+    let (x, y) = data();
+    let mut m = model();
+    poison(&mut m, f32::NAN);
+    let logs = m.evaluate(&x, &y, 8).unwrap();
+    assert!(logs.get("loss").unwrap().is_nan(), "loss {:?} (was ln 3 = 1.0986 before)", logs.get("loss"));
+    assert_eq!(logs.get("accuracy"), Some(0.0), "a NaN row is a wrong answer");
+    let p = m.predict(&x, 8).unwrap();
+    assert!(p.as_slice().iter().all(|v| v.is_nan()), "every probability is NaN, not uniform");
+
+    let mut stop = TerminateOnNaN::default();
+    let h = m.fit(&x, &y, quiet().epochs(3).callback(&mut stop)).unwrap();
+    assert_eq!(h.get("loss").unwrap().len(), 1, "TerminateOnNaN stops in the first epoch");
+    assert!(h.get("loss").unwrap()[0].is_nan());
+}
+
+#[test]
+fn nan_or_infinite_features_are_refused_naming_row_and_column() {
+    let (mut x, y) = data();
+    x.as_mut_slice()[2 * 4 + 3] = f32::NAN;
+    let mut m = model();
+    for text in [err_text(m.fit(&x, &y, quiet())), err_text(m.evaluate(&x, &y, 8)), err_text(m.predict(&x, 8))] {
+        assert!(text.contains("row 2") && text.contains("column 3") && text.contains("NaN"), "{text}");
+    }
+    x.as_mut_slice()[2 * 4 + 3] = 0.0;
+    x.as_mut_slice()[5 * 4] = f32::INFINITY;
+    let text = err_text(m.fit(&x, &y, quiet()));
+    assert!(text.contains("row 5") && text.contains("column 0") && text.contains("inf"), "{text}");
+    let mut csr = kiln_tensor::CsrMatrix::with_cols(4);
+    for row in x.as_slice().chunks(4) {
+        let idx: Vec<u32> = (0..4).filter(|&c| row[c as usize] != 0.0).collect();
+        let vals: Vec<f32> = idx.iter().map(|&c| row[c as usize]).collect();
+        csr.push_row(&idx, &vals).unwrap();
+    }
+    let csr = Features::Sparse(csr);
+    let text = err_text(m.fit(&csr, &y, quiet()));
+    assert!(text.contains("row 5") && text.contains("column 0"), "sparse input is checked too: {text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Never replace a loadable model with an unloadable one
+
+#[test]
+fn a_diverged_model_is_not_saved_over_a_good_one() {
+    let dir = scratch("diverged").join("model");
+    let (x, _) = data();
+    let mut good = model();
+    good.save(&dir).unwrap();
+    let expected = good.predict(&x, 8).unwrap();
+    let mut bad = model();
+    poison(&mut bad, f32::NAN);
+    let text = err_text(bad.save(&dir));
+    assert!(text.contains("dense/kernel") && text.contains("NaN"), "{text}");
+    let mut back = Sequential::load(&dir).unwrap();
+    assert_eq!(back.predict(&x, 8).unwrap(), expected, "the old model is untouched");
+}
+
+#[test]
+fn model_checkpoint_keeps_the_last_good_checkpoint_of_a_diverging_run() {
+    let dir = scratch("checkpoint");
+    let path = dir.join("ckpt");
+    let (x, y) = data();
+    let mut m = model();
+    let mut ckpt = ModelCheckpoint::new(path.to_string_lossy());
+    m.fit(&x, &y, quiet().callback(&mut ckpt)).unwrap();
+    let saved = Sequential::load(&path).unwrap().get_weights();
+    poison(&mut m, f32::NAN);
+    let mut ckpt = ModelCheckpoint::new(path.to_string_lossy());
+    m.fit(&x, &y, quiet().epochs(2).callback(&mut ckpt)).unwrap();
+    assert_eq!(ckpt.skipped(), 2, "both diverged epochs were skipped");
+    assert_eq!(Sequential::load(&path).unwrap().get_weights(), saved, "the good checkpoint survives");
+}
+
+#[test]
+fn save_onto_a_regular_file_is_refused_and_the_file_kept() {
+    let file = scratch("onto-file").join("notes.txt");
+    std::fs::write(&file, "my notes").unwrap();
+    let text = err_text(model().save(&file));
+    assert!(text.contains("notes.txt") && text.contains("not a directory"), "{text}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "my notes");
+}
+
+#[test]
+#[cfg(unix)]
+fn save_through_a_symlinked_directory_writes_into_its_target() {
+    let base = scratch("symlink");
+    let (real, link) = (base.join("real"), base.join("link"));
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (x, _) = data();
+    let mut m = model();
+    m.save(&link).unwrap();
+    m.save(&link).unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is still a link");
+    assert!(real.join("config.json").is_file(), "the model is in the link's target");
+    assert_eq!(Sequential::load(&real).unwrap().predict(&x, 8).unwrap(), m.predict(&x, 8).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Duplicate layer names, batch_size 0, label domains
+
+#[test]
+fn duplicate_layer_names_are_refused_at_build_and_load_and_save_never_panics() {
+    let mut m = Sequential::new().add(Dense::new(3).name("d")).add(Dense::new(2).name("d"));
+    let text = err_text(m.build(4));
+    assert!(text.contains("two layers are named `d` (layers 0 and 1)"), "{text}");
+    let text = err_text(m.save(scratch("dup-save").join("m")));
+    assert!(text.contains("two layers are named `d`"), "an unloadable config is never written: {text}");
+
+    let dir = scratch("dup-load").join("m");
+    let mut good = Sequential::new().add(Dense::new(3).name("d")).add(Dense::new(2).name("e"));
+    good.build(4).unwrap();
+    good.save(&dir).unwrap();
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"e\"", "\"d\"");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let text = err_text(Sequential::load(&dir));
+    assert!(text.contains("config.json") && text.contains("`d`"), "{text}");
+}
+
+#[test]
+fn batch_size_zero_is_refused_by_fit_evaluate_and_predict_alike() {
+    let (x, y) = data();
+    let mut m = model();
+    for text in
+        [err_text(m.fit(&x, &y, quiet().batch_size(0))), err_text(m.evaluate(&x, &y, 0)), err_text(m.predict(&x, 0))]
+    {
+        assert!(text.contains("batch_size must be at least 1"), "{text}");
+    }
+}
+
+#[test]
+fn labels_outside_the_loss_domain_are_refused() {
+    let x = Matrix::from_vec(4, 2, vec![0.1; 8]).unwrap();
+    let mut bce = Sequential::new().add(Dense::new(1).activation(Activation::Sigmoid));
+    bce.compile(RMSprop::default(), Loss::binary_crossentropy(), NO_METRICS).unwrap();
+    for bad in [2.0, -1.0] {
+        let y = Matrix::from_vec(4, 1, vec![0.0, 1.0, bad, 0.5]).unwrap();
+        let text = err_text(bce.fit(&x, &y, quiet()));
+        assert!(text.contains("[0, 1]") && text.contains("row 2"), "{text}");
+    }
+    let soft = Matrix::from_vec(4, 1, vec![0.0, 1.0, 0.25, 0.5]).unwrap();
+    assert!(bce.fit(&x, &soft, quiet()).is_ok(), "soft labels in [0, 1] are Keras' and train");
+
+    let mut cce = Sequential::new().add(Dense::new(2).activation(Activation::Softmax));
+    cce.compile(RMSprop::default(), Loss::categorical_crossentropy(), NO_METRICS).unwrap();
+    let fives = Matrix::from_vec(4, 2, vec![5.0; 8]).unwrap();
+    let text = err_text(cce.fit(&x, &fives, quiet()));
+    assert!(text.contains("row 0") && text.contains("sum"), "{text}");
+    let negative = Matrix::from_vec(4, 2, vec![1.0, 0.0, 1.5, -0.5, 0.0, 1.0, 1.0, 0.0]).unwrap();
+    let text = err_text(cce.fit(&x, &negative, quiet()));
+    assert!(text.contains("row 1") && text.contains("-0.5"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: the model's total weight budget
+
+#[test]
+fn a_model_declaring_more_weights_than_its_budget_is_refused_before_allocating() {
+    // Each kernel alone is under the 2^28 default, the total is not (the 212-byte config of
+    // the report allocated 4.2 GB this way).
+    let mut m = Sequential::new().add(Dense::new(12_000)).add(Dense::new(12_000)).add(Dense::new(12_000));
+    let text = err_text(m.build(12_000));
+    assert!(text.contains("weights") && text.contains("268435456"), "{text}");
+    let mut small = Sequential::new().max_weights(100).add(Dense::new(10)).add(Dense::new(10));
+    let text = err_text(small.build(10));
+    assert!(text.contains("declare 110 weights, past the 100") && text.contains("max_weights"), "overridable: {text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Loaded state is validated
+
+/// A trained model saved in a fresh folder, for editing.
+fn saved(name: &str) -> PathBuf {
+    let dir = scratch(name).join("m");
+    let (x, y) = data();
+    let mut m = model();
+    m.fit(&x, &y, quiet()).unwrap();
+    m.save(&dir).unwrap();
+    dir
+}
+
+/// Rewrites one tensor of a safetensors file with `f`.
+fn edit_tensors(file: &Path, f: impl Fn(&str, &mut Vec<f32>)) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let mut values: Vec<f32> =
+            view.data().chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        f(&name, &mut values);
+        out.push((name, view.shape().to_vec(), values));
+    }
+    out
+}
+
+fn write_tensors(file: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    write_tensors_with(file, tensors, Some(("iterations", "4")));
+}
+
+/// Writes `tensors` with one metadata entry (or none).
+fn write_tensors_with(file: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], meta: Option<(&str, &str)>) {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((n, s, _), b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
+        .collect();
+    let meta = meta.map(|(k, v)| std::collections::HashMap::from([(k.to_string(), v.to_string())]));
+    std::fs::write(file, safetensors::tensor::serialize(views, meta).unwrap()).unwrap();
+}
+
+#[test]
+fn negative_second_moments_are_refused_on_load() {
+    let dir = saved("velocity");
+    let file = dir.join("optimizer.safetensors");
+    let t = edit_tensors(&file, |n, v| {
+        if n.ends_with("velocity") {
+            v[0] = -1.0
+        }
+    });
+    write_tensors(&file, &t);
+    let text = err_text(Sequential::load(&dir));
+    assert!(text.contains("optimizer.safetensors") && text.contains("velocity") && text.contains("-1"), "{text}");
+}
+
+#[test]
+fn iterations_must_be_a_non_negative_integer() {
+    let dir = saved("iterations");
+    let file = dir.join("optimizer.safetensors");
+    let tensors = edit_tensors(&file, |_, _| {});
+    for bad in ["twelve", "-3", "2.5", ""] {
+        write_tensors_with(&file, &tensors, Some(("iterations", bad)));
+        let text = err_text(Sequential::load(&dir));
+        assert!(text.contains("optimizer.safetensors") && text.contains("iterations"), "{bad:?}: {text}");
+    }
+    write_tensors_with(&file, &tensors, None);
+    let text = err_text(Sequential::load(&dir));
+    assert!(text.contains("no `iterations` count"), "{text}");
+}
+
+#[test]
+fn garbage_metadata_and_unknown_format_versions_are_refused() {
+    let dir = saved("metadata");
+    std::fs::write(dir.join("metadata.json"), "{not json").unwrap();
+    let text = err_text(Sequential::load(&dir));
+    assert!(text.contains("metadata.json"), "{text}");
+    std::fs::write(dir.join("metadata.json"), r#"{"format_version": 77}"#).unwrap();
+    let text = err_text(Sequential::load(&dir));
+    assert!(text.contains("metadata.json") && text.contains("77"), "{text}");
+}
+
+#[test]
+fn tensors_the_config_does_not_name_are_refused() {
+    let dir = saved("extra-tensor");
+    let file = dir.join("model.safetensors");
+    let mut t = edit_tensors(&file, |_, _| {});
+    t.push(("stowaway".into(), vec![1], vec![f32::NAN]));
+    write_tensors(&file, &t);
+    let text = err_text(Sequential::load(&dir));
+    assert!(text.contains("unexpected tensor `stowaway`"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Keras import refuses what it cannot represent
+
+fn keras_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/models").join(name)
+}
+
+fn keras_doc(cfg: serde_json::Value) -> String {
+    err_text(kiln_keras::model_from_document(&cfg))
+}
+
+fn sequential_of(layers: serde_json::Value) -> serde_json::Value {
+    json!({"class_name": "Sequential", "config": {"name": "s", "layers": layers}})
+}
+
+fn dense(config: serde_json::Value) -> serde_json::Value {
+    let mut c = json!({"name": "d", "units": 2, "activation": "linear", "use_bias": true});
+    c.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
+    json!({"class_name": "Dense", "config": c})
+}
+
+fn input(shape: serde_json::Value) -> serde_json::Value {
+    json!({"class_name": "InputLayer", "config": {"batch_shape": shape, "dtype": "float32", "name": "in"}})
+}
+
+#[test]
+fn real_keras_archives_import_and_a_branching_graph_is_refused() {
+    let seq = kiln_keras::model_from_keras_file(&keras_fixture("seq.keras")).unwrap();
+    assert_eq!(seq.layers().len(), 3);
+    let chain = kiln_keras::model_from_keras_file(&keras_fixture("chain.keras")).unwrap();
+    assert_eq!(chain.layers().iter().map(|l| l.name().to_string()).collect::<Vec<_>>(), ["hidden", "out"]);
+    let text = err_text(kiln_keras::model_from_keras_file(&keras_fixture("branches.keras")));
+    assert!(text.contains("branches.keras") && text.contains("chain"), "{text}");
+    let text = err_text(kiln_keras::model_from_keras_file(&keras_fixture("images.keras")));
+    assert!(text.contains("images.keras") && text.contains("[null,4,4]") && text.contains("2-D"), "{text}");
+}
+
+#[test]
+fn keras_configs_kiln_cannot_represent_are_refused_naming_the_field() {
+    let text = keras_doc(json!({"class_name": "Dense", "config": {"units": 2}}));
+    assert!(text.contains("class_name") && text.contains("Dense"), "not a model: {text}");
+    let text = keras_doc(sequential_of(json!([])));
+    assert!(text.contains("config.layers") && text.contains("no layers"), "{text}");
+    let text = keras_doc(sequential_of(json!([input(json!([null, 4, 4])), dense(json!({}))])));
+    assert!(text.contains("batch_shape"), "{text}");
+    let text = keras_doc(sequential_of(json!([dense(json!({"dtype": "mixed_float16"}))])));
+    assert!(text.contains("dtype") && text.contains("mixed_float16"), "{text}");
+    let init = json!({"class_name": "RandomUniform", "config": {"minval": 1.0, "maxval": -1.0, "seed": null}});
+    let text = keras_doc(sequential_of(json!([dense(json!({"kernel_initializer": init}))])));
+    assert!(text.contains("kernel_initializer") && text.contains("minval"), "{text}");
+    for units in [json!(3.5), json!(-1), json!("16")] {
+        let text = keras_doc(sequential_of(json!([dense(json!({ "units": units }))])));
+        assert!(text.contains("units") && !text.contains("without"), "units {units}: {text}");
+    }
+}
+
+#[test]
+fn keras_optimizer_arguments_out_of_range_are_refused() {
+    for lr in [json!(1e39), json!(-0.5)] {
+        let opt = json!({"class_name": "RMSprop", "config": {"name": "rmsprop", "learning_rate": lr}});
+        let text = err_text(kiln_keras::optimizer_from_keras(&opt));
+        assert!(text.contains("learning_rate"), "{lr}: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Data sets stay inside their root; endless files are refused
+
+#[test]
+#[cfg(unix)]
+fn an_extracted_aclimdb_review_that_is_a_symlink_is_not_read() {
+    let root = scratch("aclimdb-link").join("aclImdb");
+    for class in ["pos", "neg"] {
+        std::fs::create_dir_all(root.join("train").join(class)).unwrap();
+        std::fs::write(root.join("train").join(class).join("0_1.txt"), format!("a {class} review")).unwrap();
+    }
+    let secret = root.parent().unwrap().join("secret");
+    std::fs::write(&secret, "root:$6$hash").unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("train/pos/1_9.txt")).unwrap();
+    let reviews = kiln_datasets::read_aclimdb(&root, kiln_datasets::Split::Train).unwrap();
+    assert_eq!(reviews.len(), 2, "the link is skipped");
+    assert!(reviews.texts.iter().all(|t| !t.contains("root:")));
+}
+
+#[test]
+#[cfg(unix)]
+fn endless_and_special_files_are_refused_by_every_reader_without_blocking() {
+    let dir = scratch("special");
+    let zero = dir.join("zero-idx3-ubyte");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fifo = dir.join("fifo.tar.gz");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);
+    let mut paths = vec![zero];
+    if made {
+        paths.push(fifo);
+    }
+    for p in &paths {
+        let texts = [
+            err_text(kiln_datasets::read_idx(p)),
+            err_text(kiln_datasets::read_aclimdb(p, kiln_datasets::Split::Train)),
+            err_text(kiln_datasets::inspect::summarize(p)),
+            err_text(kiln_keras::model_from_keras_file(p)),
+            err_text(Sequential::load(p)),
+        ];
+        for text in texts {
+            assert!(
+                text.contains(&*p.file_name().unwrap().to_string_lossy())
+                    && (text.contains("device") || text.contains("FIFO")),
+                "{}: {text}",
+                p.display()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// CLI bounds
+
+#[test]
+fn reproduce_refuses_absurd_counts() {
+    for args in [
+        &["--seeds", "18446744073709551615"][..],
+        &["--seeds", "0"],
+        &["--jobs", "0"],
+        &["--epochs", "0"],
+        &["--epochs", "99999999999"],
+    ] {
+        let err = xtask::reproduce::ReproduceArgs::parse(args).unwrap_err().to_string();
+        assert!(err.contains(args[0]), "{args:?}: {err}");
+    }
+    assert!(xtask::reproduce::ReproduceArgs::parse(&["--seeds", "5", "--jobs", "2"]).is_ok());
+}
