@@ -75,3 +75,17 @@ weights = safetensors([
 put("safetensors", "model.safetensors", weights)
 put("safetensors", "truncated.safetensors", weights[:-7])
 print("seeds written to", seeds)
+
+# npz / pickle: Keras' dataset layouts, four pickle styles (fixtures of kiln-datasets).
+fixtures = os.path.join(root, "crates/datasets/tests/fixtures/keras-datasets")
+import zipfile  # noqa: E402
+for path in sorted(glob.glob(os.path.join(fixtures, "*.npz"))):
+    name = os.path.basename(path)
+    put("npz", name, open(path, "rb").read())
+    with zipfile.ZipFile(path) as z:
+        for member in z.namelist():
+            data = z.read(member)
+            if member.startswith("x_") and b"'|O'" in data[:200]:
+                header_len = struct.unpack("<H", data[8:10])[0] if data[6] == 1 else struct.unpack("<I", data[8:12])[0]
+                start = (10 if data[6] == 1 else 12) + header_len
+                put("pickle", f"{name[:-4]}-{member[:-4]}", data[start:])

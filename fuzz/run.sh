@@ -3,7 +3,7 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET ...]     # default: 60 s, every target
 #
-# Targets: idx, imdb_tar, textvec, model_config, safetensors (see tests/fuzz_entry.rs).
+# Targets: idx, imdb_tar, textvec, model_config, safetensors, npz, pickle (see tests/fuzz_entry.rs).
 # Seeds come from fuzz/seeds/ (fuzz/make_seeds.py regenerates them); the growing corpus
 # lives in fuzz/corpus/ and crashes in fuzz/artifacts/ (both untracked). A crash found is
 # fixed, then its input is copied to tests/fixtures/fuzz/<target>/ so the test suite
@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(idx imdb_tar textvec model_config safetensors)
+[ ${#targets[@]} -eq 0 ] && targets=(idx imdb_tar textvec model_config safetensors npz pickle)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

@@ -90,6 +90,29 @@ pub fn safetensors(data: &[u8]) -> bool {
     true
 }
 
+/// An `.npz` archive (Keras' dataset layout or any other): every accepted object array's
+/// sequences are materialised, numeric arrays hold as many values as their shape says.
+pub fn npz(data: &[u8]) -> bool {
+    let Ok(arrays) = kiln_datasets::npz::read_npz_bytes(data, Path::new("fuzz.npz")) else { return false };
+    for a in arrays.values() {
+        match a {
+            kiln_datasets::npz::NpyArray::U8 { shape, data } => assert_eq!(shape.iter().product::<usize>(), data.len()),
+            kiln_datasets::npz::NpyArray::Int { shape, data } => {
+                assert_eq!(shape.iter().product::<usize>(), data.len())
+            }
+            kiln_datasets::npz::NpyArray::Sequences(s) => {
+                assert!(s.iter().map(Vec::len).sum::<usize>() <= kiln_datasets::pickle::MAX_VALUES)
+            }
+        }
+    }
+    true
+}
+
+/// A pickle stream read as Keras' object arrays: never executes, never panics.
+pub fn pickle(data: &[u8]) -> bool {
+    kiln_datasets::pickle::read_sequences(data).is_ok()
+}
+
 /// Summarizes an accepted model and, when it is built and small, predicts with it.
 fn exercise(model: &mut Sequential) {
     let _ = model.summary();

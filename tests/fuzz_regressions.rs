@@ -32,7 +32,9 @@ fn replay(target: &str, entry: fn(&[u8]) -> bool) {
     let seeds = files(&format!("fuzz/seeds/{target}"));
     assert!(!seeds.is_empty(), "no seeds for {target}");
     for path in seeds {
-        let should_accept = !path.file_name().unwrap().to_string_lossy().contains("truncated");
+        // Seeds named `truncated` or `evil` (a pickle calling os.system) must be refused.
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let should_accept = !name.contains("truncated") && !name.contains("evil");
         assert_eq!(entry(&std::fs::read(&path).unwrap()), should_accept, "{}", path.display());
     }
 }
@@ -55,6 +57,16 @@ fn textvec_inputs() {
 #[test]
 fn model_config_inputs() {
     replay("model_config", fuzz_entry::model_config);
+}
+
+#[test]
+fn npz_inputs() {
+    replay("npz", fuzz_entry::npz);
+}
+
+#[test]
+fn pickle_inputs() {
+    replay("pickle", fuzz_entry::pickle);
 }
 
 #[test]

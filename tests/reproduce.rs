@@ -75,3 +75,54 @@ fn bad_selections_fail_with_a_clear_message() {
     let err = reproduce(&["--data", "bundled", "--only", "mnist_nope", "--out", out]).unwrap_err();
     assert!(err.to_string().contains("unknown experiment `mnist_nope`"), "{err}");
 }
+
+#[test]
+fn three_shards_merge_to_the_single_runs_histories_and_report() {
+    let base =
+        ["--data", "bundled", "--epochs", "1", "--seeds", "2", "--only", "mnist_logreg,imdb_smaller,imdb_dropout"];
+    let one = scratch("shard-one");
+    let mut args: Vec<&str> = base.to_vec();
+    let one_s = one.to_str().unwrap().to_string();
+    args.extend(["--out", &one_s]);
+    assert!(reproduce(&args).unwrap());
+    let shards: Vec<PathBuf> = (0..3).map(|i| scratch(&format!("shard-{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let (spec, out) = (format!("{i}/3"), dir.to_str().unwrap().to_string());
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["--shard", &spec, "--out", &out]);
+        assert!(reproduce(&args).unwrap());
+        assert!(!dir.join("REPORT.md").exists(), "a shard writes histories and its manifest only");
+    }
+    let merged = scratch("shard-merged");
+    let (m, dirs) = (
+        merged.to_str().unwrap().to_string(),
+        shards.iter().map(|d| d.to_str().unwrap().to_string()).collect::<Vec<_>>(),
+    );
+    let mut args = vec!["--merge"];
+    args.extend(dirs.iter().map(String::as_str));
+    args.extend(["--out", &m]);
+    assert!(reproduce(&args).unwrap());
+    for exp in ["mnist_logreg", "imdb_smaller", "imdb_dropout"] {
+        for seed in 0..2 {
+            let file = format!("history/{exp}_seed{seed}.json");
+            assert_eq!(std::fs::read(one.join(&file)).unwrap(), std::fs::read(merged.join(&file)).unwrap(), "{file}");
+        }
+    }
+    // The same report, apart from the timings.
+    let untimed = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("REPORT.md")).unwrap();
+        text.lines().filter(|l| !l.contains(" s ") && !l.contains("training done")).map(str::to_string).collect()
+    };
+    assert_eq!(untimed(&one), untimed(&merged));
+
+    // Two of three shards, or one twice, are refused naming the problem.
+    let mut args = vec!["--merge", &dirs[0], &dirs[1], "--out", &m];
+    let err = reproduce(&args).unwrap_err().to_string();
+    assert!(err.contains("missing shards: 2/3"), "{err}");
+    args = vec!["--merge", &dirs[0], &dirs[0], &dirs[1], &dirs[2], "--out", &m];
+    let err = reproduce(&args).unwrap_err().to_string();
+    assert!(err.contains("shard 0/3 is given twice"), "{err}");
+    for d in shards.iter().chain([&one, &merged]) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

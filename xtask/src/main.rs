@@ -53,6 +53,8 @@ enum DataCommand {
         #[arg(long, default_value_t = 10_000)]
         max_tokens: usize,
     },
+    /// Write what `keras.datasets.imdb.load_data(path=FILE, …)` returns, as JSON.
+    KerasImdb(data::KerasImdbArgs),
 }
 
 /// `--rtol`: a finite number in [0, 1] (a larger tolerance would compare nothing).
@@ -75,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Data { command: DataCommand::Vocab { archive, max_tokens } } => {
             data::vocab(&archive, max_tokens).map(|()| true)
         }
+        Command::Data { command: DataCommand::KerasImdb(args) } => data::keras_imdb(&args).map(|()| true),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -16,6 +16,11 @@ pub enum Dataset {
     FashionMnist,
     /// The Large Movie Review Dataset (25,000 train + 25,000 test reviews).
     Imdb,
+    /// Keras' `mnist.npz`, what `keras.datasets.mnist.load_data()` reads (the notebook's MNIST).
+    KerasMnist,
+    /// Keras' `imdb.npz`: the reviews as word-rank sequences, what
+    /// `keras.datasets.imdb.load_data()` reads (the notebook's IMDB).
+    KerasImdb,
 }
 
 impl Dataset {
@@ -25,13 +30,24 @@ impl Dataset {
             Dataset::Mnist => "mnist",
             Dataset::FashionMnist => "fashion-mnist",
             Dataset::Imdb => "imdb",
+            Dataset::KerasMnist => "keras-mnist",
+            Dataset::KerasImdb => "keras-imdb",
+        }
+    }
+
+    /// The file name Keras caches it under in `~/.keras/datasets/`, for Keras' own files.
+    pub fn keras_file(self) -> Option<&'static str> {
+        match self {
+            Dataset::KerasMnist => Some(KERAS_MNIST.0),
+            Dataset::KerasImdb => Some(KERAS_IMDB.0),
+            _ => None,
         }
     }
 
     /// Rows of the full split.
     pub fn full_rows(self, split: Split) -> usize {
         match (self, split) {
-            (Dataset::Imdb, _) => 25_000,
+            (Dataset::Imdb | Dataset::KerasImdb, _) => 25_000,
             (_, Split::Train) => 60_000,
             (_, Split::Test) => 10_000,
         }
@@ -65,10 +81,17 @@ const IMDB_MIRRORS: &[&str] = &["http://ai.stanford.edu/~amaas/data/sentiment/"]
 const IMDB_FILE: Entry =
     ("aclImdb_v1.tar.gz", 84_125_825, "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe");
 
+/// Keras' bucket, and the SHA-256 Keras itself pins (`keras/src/datasets/{mnist,imdb}.py`).
+const KERAS_MIRRORS: &[&str] = &["https://storage.googleapis.com/tensorflow/tf-keras-datasets/"];
+const KERAS_MNIST: Entry =
+    ("mnist.npz", 11_490_434, "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1");
+const KERAS_IMDB: Entry = ("imdb.npz", 17_464_789, "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f");
+
 /// The files holding `split` of `dataset`, with their canonical URLs — or, when `mirror` is
 /// given, `{mirror}/{dataset name}/{file name}` only (e.g. `http://127.0.0.1:8000/mnist/…`).
 ///
-/// MNIST-family splits are an (images, labels) pair; both IMDB splits live in one archive.
+/// MNIST-family splits are an (images, labels) pair; both IMDB splits live in one archive;
+/// Keras' files hold both splits in one `.npz`.
 pub fn remote_files(dataset: Dataset, split: Split, mirror: Option<&str>) -> Vec<RemoteFile> {
     let (mirrors, entries): (&[&str], Vec<Entry>) = match (dataset, split) {
         (Dataset::Mnist, Split::Train) => (MNIST_MIRRORS, MNIST_FILES[..2].to_vec()),
@@ -76,6 +99,8 @@ pub fn remote_files(dataset: Dataset, split: Split, mirror: Option<&str>) -> Vec
         (Dataset::FashionMnist, Split::Train) => (FASHION_MIRRORS, FASHION_FILES[..2].to_vec()),
         (Dataset::FashionMnist, Split::Test) => (FASHION_MIRRORS, FASHION_FILES[2..].to_vec()),
         (Dataset::Imdb, _) => (IMDB_MIRRORS, vec![IMDB_FILE]),
+        (Dataset::KerasMnist, _) => (KERAS_MIRRORS, vec![KERAS_MNIST]),
+        (Dataset::KerasImdb, _) => (KERAS_MIRRORS, vec![KERAS_IMDB]),
     };
     entries
         .into_iter()

@@ -114,7 +114,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Wraps an I/O error, turning "not found" into [`Error::NotFound`].
     /// A `kiln-fs` refusal (special file, too large) as this crate's error.
     pub(crate) fn refused(e: kiln_fs::FileError) -> Self {
         if e.message.contains("No such file") {
@@ -123,6 +122,7 @@ impl Error {
         Error::Refused { path: e.path, problem: e.message }
     }
 
+    /// Wraps an I/O error, turning "not found" into [`Error::NotFound`].
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {

@@ -34,6 +34,10 @@ mod error;
 mod idx;
 mod imdb;
 pub mod inspect;
+mod keras_datasets;
+pub mod npz;
+pub mod pickle;
+pub mod random_state;
 mod source;
 mod textvec;
 
@@ -47,8 +51,10 @@ pub use idx::{
 pub use imdb::{
     IMDB_ORDER_STREAM, MAX_REVIEW_BYTES, MAX_TOTAL_REVIEW_BYTES, NEGATIVE, POSITIVE, Reviews, read_aclimdb,
 };
+pub use keras_datasets::{ImdbArgs, Sequences, imdb_load_data, mnist_load_data, vectorize_sequences};
 pub use source::{
-    DEBIAN_FASHION_MNIST, Loaded, Loader, Origin, Provenance, Source, bundled_dir, data_dir, fashion_mnist, imdb, mnist,
+    DEBIAN_FASHION_MNIST, KerasImdb, Loaded, Loader, Origin, Provenance, Source, bundled_dir, data_dir, fashion_mnist,
+    imdb, keras_datasets_dir, mnist,
 };
 pub use textvec::{OOV_TOKEN, OutputMode, PUNCTUATION, TextVectorization, standardize, tokenize};
 

@@ -17,6 +17,7 @@ use crate::catalog::{Dataset, remote_files};
 use crate::download::{FetchOptions, cached, fetch};
 use crate::idx::{ImageSet, read_idx_dir, read_idx_pair};
 use crate::imdb::{Reviews, read_aclimdb};
+use crate::keras_datasets::{ImdbArgs, Sequences, imdb_load_data, mnist_load_data};
 use crate::{Error, Result, Split};
 
 /// Where to take a data set from.
@@ -226,6 +227,22 @@ impl Loader {
         Ok(loaded)
     }
 
+    /// MNIST as `keras.datasets.mnist.load_data()` gives it: Keras' `mnist.npz` (cache,
+    /// `~/.keras/datasets`, or a verified download from Keras' bucket). Bundled: the same
+    /// `mnist-10k` digits as [`mnist`](Loader::mnist). `Path`: an `.npz` or an IDX folder.
+    pub fn keras_mnist(&self, source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
+        let read_path = |p: &Path| if p.is_dir() { read_idx_dir(p, split) } else { mnist_load_data(p, split) };
+        self.load(Dataset::KerasMnist, source, split, &|files| mnist_load_data(&files[0], split), &read_path)
+    }
+
+    /// IMDB as `keras.datasets.imdb.load_data(**args)` gives it: Keras' `imdb.npz`, both
+    /// splits. Bundled: `imdb-5k/imdb-5k.npz`, the 5,000 bundled reviews in Keras' integer
+    /// form (train only; see `data/imdb-5k/README.md`). `Path`: an `.npz` in that layout.
+    pub fn keras_imdb(&self, source: &Source, args: &ImdbArgs) -> Result<Loaded<KerasImdb>> {
+        let read = |p: &Path| imdb_load_data(p, args).map(|(train, test)| KerasImdb { train, test });
+        self.load(Dataset::KerasImdb, source, Split::Train, &|files| read(&files[0]), &read)
+    }
+
     /// MNIST-family loading.
     fn images(&self, dataset: Dataset, source: &Source, split: Split) -> Result<Loaded<ImageSet>> {
         self.load(dataset, source, split, &|files| read_idx_pair(&files[0], &files[1]), &|dir| read_idx_dir(dir, split))
@@ -240,6 +257,14 @@ impl Loader {
             (Dataset::Imdb, Split::Train) => Some((
                 self.bundled_dir.join("imdb-5k").join("aclImdb-5k.tar.gz"),
                 "5,000 real IMDB training reviews, not the full 25,000",
+            )),
+            (Dataset::KerasMnist, Split::Train) => Some((
+                self.bundled_dir.join("mnist-10k"),
+                "10,000 real MNIST training digits, not the full 60,000 of mnist.npz",
+            )),
+            (Dataset::KerasImdb, Split::Train) => Some((
+                self.bundled_dir.join("imdb-5k").join("imdb-5k.npz"),
+                "5,000 real IMDB training reviews in Keras' integer form, ranked on the subset, not the 25,000 of imdb.npz",
             )),
             _ => None,
         }
@@ -352,6 +377,19 @@ impl Loader {
             }
         }
 
+        if let (true, Some(name)) = (self.system_dirs, dataset.keras_file()) {
+            let keras_dir = keras_datasets_dir();
+            match files.iter().find(|f| f.file_name == name).map(|f| cached(f, &keras_dir)) {
+                Some(Ok(Some(p))) => match read_files(std::slice::from_ref(&p)) {
+                    Ok(data) => return Some((data, Origin::System, p)),
+                    Err(e) => attempts.push(format!("Keras' copy unreadable: {e}")),
+                },
+                Some(Ok(None)) => attempts.push(format!("no {name} in Keras' cache {}", keras_dir.display())),
+                Some(Err(e)) => attempts.push(format!("ignored Keras' cached copy: {e}")),
+                None => {}
+            }
+        }
+
         if self.system_dirs && dataset == Dataset::FashionMnist {
             let sys = Path::new(DEBIAN_FASHION_MNIST);
             if sys.is_dir() {
@@ -390,6 +428,37 @@ impl Loader {
                 None
             }
         }
+    }
+}
+
+/// Keras' dataset cache: `$KERAS_HOME/datasets`, else `~/.keras/datasets`.
+pub fn keras_datasets_dir() -> PathBuf {
+    let home = std::env::var_os("KERAS_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::home_dir().unwrap_or_else(std::env::temp_dir).join(".keras"));
+    home.join("datasets")
+}
+
+/// Both splits of `imdb.load_data`, as loaded by [`Loader::keras_imdb`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KerasImdb {
+    /// `(x_train, y_train)`.
+    pub train: Sequences,
+    /// `(x_test, y_test)`.
+    pub test: Sequences,
+}
+
+impl Counted for KerasImdb {
+    fn rows(&self) -> usize {
+        self.train.x.len()
+    }
+    fn counts(&self) -> Vec<usize> {
+        let pos = self.train.y.iter().filter(|&&y| y == 1).count();
+        vec![self.train.y.len() - pos, pos]
+    }
+    fn lossy(&self) -> usize {
+        0
     }
 }
 

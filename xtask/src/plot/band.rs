@@ -31,6 +31,11 @@ impl Band {
         argmin(&self.mean) + 1
     }
 
+    /// The largest mean value (NaN never wins).
+    pub fn max_mean(&self) -> f64 {
+        self.mean.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+
     /// The smallest mean value.
     pub fn min_mean(&self) -> f64 {
         self.mean[argmin(&self.mean)]

@@ -138,10 +138,13 @@ where
         } else {
             c.draw_series(LineSeries::new(mean.clone(), color.stroke_width(2)))
         };
-        drawn
-            .map_err(drawing)?
-            .label(&s.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2)));
+        // Two segments either way (one element type), with a gap when the line is dashed.
+        let gap = if s.marker == Marker::Dashed { 5 } else { 0 };
+        drawn.map_err(drawing)?.label(&s.label).legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (9, 0)], color.stroke_width(2))
+                + PathElement::new(vec![(9 + gap, 0), (22, 0)], color.stroke_width(2))
+        });
         match s.marker {
             Marker::None | Marker::Dashed => {}
             Marker::Cross => {

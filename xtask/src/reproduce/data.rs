@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use kiln_datasets::{Loader, OutputMode, Provenance, Source, Split, TextVectorization};
+use kiln_datasets::{ImdbArgs, Loader, OutputMode, Provenance, Source, Split, TextVectorization, vectorize_sequences};
 use kiln_tensor::Matrix;
 use kiln_trainer::Features;
 
-use super::experiments::DataSet;
+use super::experiments::{DataSet, Experiment, Input};
 
 /// Keras' `imdb.load_data` shuffles with seed 113; we use it for the review order too, so
 /// the validation tail is the same whatever the model seed.
@@ -27,7 +27,25 @@ pub struct Inputs {
     pub provenance: Provenance,
     /// Average non-zeros per row (784 for images), for scheduling.
     pub nnz_per_row: usize,
+    /// How the inputs were made from the data, for the report.
+    pub representation: String,
 }
+
+/// `--imdb`: which form of IMDB the experiments train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImdbForm {
+    /// Keras' integer form on full data (`imdb.npz`), the text form on the bundled subset.
+    Auto,
+    /// `imdb.load_data(num_words=10000)` + `vectorize_sequences`: the notebook's inputs
+    /// (`--data bundled`: the bundled reviews in Keras' integer form).
+    Keras,
+    /// The aclImdb reviews through `TextVectorization(max_tokens=10000, output_mode="multi_hot")`.
+    Text,
+}
+
+/// Seed of the data variants (the noise channels' values, the labels' permutation): fixed,
+/// like the notebook's one draw, so runs of different seeds see the same data.
+pub const VARIANT_SEED: u64 = 1;
 
 /// The loaded data sets (only those the selected experiments need).
 #[derive(Debug, Default)]
@@ -36,6 +54,8 @@ pub struct Data {
     pub mnist: Option<Inputs>,
     /// IMDB, if needed.
     pub imdb: Option<Inputs>,
+    /// MNIST variants (noise or zeros channels, shuffled labels), if needed.
+    pub variants: std::collections::BTreeMap<Input, Inputs>,
 }
 
 impl Data {
@@ -46,6 +66,78 @@ impl Data {
             DataSet::Imdb => self.imdb.as_ref(),
         }
         .expect("data set loaded for every selected experiment")
+    }
+
+    /// What `exp` trains on: its data set, or the variant it asks for.
+    pub fn inputs(&self, exp: &Experiment) -> &Inputs {
+        match exp.input {
+            Input::Plain => self.get(exp.data),
+            v => self.variants.get(&v).expect("variant built for every selected experiment"),
+        }
+    }
+}
+
+/// Builds the MNIST `variant` from the loaded digits.
+fn variant(base: &Inputs, variant: Input) -> anyhow::Result<Inputs> {
+    let Features::Bytes { values, divisor } = &base.features else { anyhow::bail!("MNIST variants need pixel bytes") };
+    let (n, w) = (values.rows(), values.cols());
+    let mut rng = kiln_tensor::Rng::stream(VARIANT_SEED, variant_stream(variant));
+    let (features, labels, representation) = match variant {
+        Input::NoiseChannels => {
+            // Pixels / 255, then 784 uniform values in [0, 1): np.concatenate([x, np.random.random(x.shape)], 1).
+            let mut data = Vec::with_capacity(n * 2 * w);
+            for i in 0..n {
+                data.extend(values.row(i).iter().map(|&b| b as f32 / divisor));
+                data.extend((0..w).map(|_| rng.uniform()));
+            }
+            let what = format!(
+                "{}; then {w} uniform [0, 1) noise channels (stream `noise-channels`, seed {VARIANT_SEED})",
+                base.representation
+            );
+            (Features::Dense(Matrix::from_vec(n, 2 * w, data)?), base.labels.clone(), what)
+        }
+        Input::ZerosChannels => {
+            // Stored sparse: the zero channels (and blank pixels) cost nothing to multiply,
+            // and a zero input contributes exactly nothing to outputs or gradients.
+            let mut m = kiln_tensor::CsrMatrix::with_cols(2 * w);
+            let (mut idx, mut val) = (Vec::with_capacity(w), Vec::with_capacity(w));
+            for i in 0..n {
+                idx.clear();
+                val.clear();
+                for (j, &b) in values.row(i).iter().enumerate().filter(|(_, b)| **b != 0) {
+                    idx.push(j as u32);
+                    val.push(b as f32 / divisor);
+                }
+                m.push_row(&idx, &val)?;
+            }
+            let what = format!("{}; then {w} zero channels (stored sparse)", base.representation);
+            (Features::Sparse(m), base.labels.clone(), what)
+        }
+        Input::ShuffledLabels => {
+            // np.random.shuffle(train_labels): every label, the validation tail's included.
+            let mut labels = base.labels.as_slice().to_vec();
+            rng.shuffle(&mut labels);
+            let what = format!(
+                "{}; labels randomly permuted (stream `shuffled-labels`, seed {VARIANT_SEED})",
+                base.representation
+            );
+            (base.features.clone(), Matrix::from_vec(n, 1, labels)?, what)
+        }
+        Input::Plain => unreachable!("not a variant"),
+    };
+    let nnz_per_row = match &features {
+        Features::Sparse(m) => m.nnz() / m.rows().max(1),
+        f => f.width(),
+    };
+    Ok(Inputs { features, labels, provenance: base.provenance.clone(), nnz_per_row, representation })
+}
+
+/// The named random stream of a variant.
+fn variant_stream(v: Input) -> &'static str {
+    match v {
+        Input::NoiseChannels => "noise-channels",
+        Input::ShuffledLabels => "shuffled-labels",
+        _ => "unused",
     }
 }
 
@@ -60,16 +152,52 @@ pub fn parse_source(arg: &str) -> Source {
 }
 
 /// Loads the data sets in `needed`, each once.
-pub fn load(source: &Source, needed: &[DataSet]) -> anyhow::Result<Data> {
+pub fn load(source: &Source, selected: &[&Experiment], form: ImdbForm) -> anyhow::Result<Data> {
     let loader = Loader::from_env();
     let mut data = Data::default();
+    let needed: Vec<DataSet> = selected.iter().map(|e| e.data).collect();
     if needed.contains(&DataSet::Mnist) {
-        data.mnist = Some(mnist(&loader, &per_set(source, "mnist"))?);
+        let base = mnist(&loader, &per_set(source, "mnist"))?;
+        for exp in selected.iter().filter(|e| e.input != Input::Plain) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = data.variants.entry(exp.input) {
+                slot.insert(variant(&base, exp.input)?);
+            }
+        }
+        data.mnist = Some(base);
     }
     if needed.contains(&DataSet::Imdb) {
-        data.imdb = Some(imdb(&loader, &per_set(source, "imdb"))?);
+        let source = per_set(source, "imdb");
+        data.imdb = Some(match (form, &source) {
+            (ImdbForm::Keras, _) => imdb_keras(&loader, &source)?,
+            (ImdbForm::Text, _) | (ImdbForm::Auto, Source::Bundled) => imdb_text(&loader, &source)?,
+            (ImdbForm::Auto, Source::Path(p)) if is_npz(p) => imdb_keras(&loader, &source)?,
+            (ImdbForm::Auto, Source::Path(_)) => imdb_text(&loader, &source)?,
+            (ImdbForm::Auto, Source::Full) => imdb_keras(&loader, &Source::Full)?,
+            // Auto: the notebook's imdb.npz when it can be had, else today's bundled text
+            // subset (so offline runs keep their numbers), saying why.
+            (ImdbForm::Auto, Source::Auto) => {
+                match imdb_keras(&Loader { verbose: false, ..loader.clone() }, &Source::Full) {
+                    Ok(inputs) => {
+                        eprintln!("kiln-datasets: {}", inputs.provenance.message);
+                        inputs
+                    }
+                    Err(e) => {
+                        let mut inputs = imdb_text(&Loader { verbose: false, ..loader.clone() }, &Source::Bundled)?;
+                        inputs.provenance.message =
+                            format!("{} because imdb.npz is not at hand: {e:#}", inputs.provenance.message);
+                        eprintln!("kiln-datasets: {}", inputs.provenance.message);
+                        inputs
+                    }
+                }
+            }
+        });
     }
     Ok(data)
+}
+
+/// An `.npz` file, or a folder holding `imdb.npz`.
+fn is_npz(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "npz") || p.join("imdb.npz").is_file()
 }
 
 /// For `--data PATH`, the data set's own folder inside PATH.
@@ -80,14 +208,20 @@ fn per_set(source: &Source, name: &str) -> Source {
     }
 }
 
-/// `dir/aclImdb_v1.tar.gz` or `dir/aclImdb` when present, else `dir` itself.
+/// `dir/imdb.npz`, `dir/mnist.npz`, `dir/aclImdb_v1.tar.gz` or `dir/aclImdb` when present,
+/// else `dir` itself.
 fn imdb_archive(dir: &Path) -> PathBuf {
-    ["aclImdb_v1.tar.gz", "aclImdb"].iter().map(|f| dir.join(f)).find(|p| p.exists()).unwrap_or_else(|| dir.into())
+    ["imdb.npz", "mnist.npz", "aclImdb_v1.tar.gz", "aclImdb"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.into())
 }
 
-/// MNIST training digits, kept as bytes and scaled by 1/255 per batch.
+/// MNIST training digits (Keras' `mnist.npz` when full), kept as bytes and scaled by 1/255
+/// per batch.
 fn mnist(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
-    let loaded = loader.mnist(source, Split::Train).context("loading MNIST")?;
+    let loaded = loader.keras_mnist(source, Split::Train).context("loading MNIST")?;
     let set = loaded.data;
     let labels = Matrix::from_vec(set.labels.len(), 1, set.labels.iter().map(|&l| f32::from(l)).collect())?;
     let nnz_per_row = set.images.cols();
@@ -96,12 +230,34 @@ fn mnist(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
         labels,
         provenance: loaded.provenance,
         nnz_per_row,
+        representation: "28×28 uint8 pixels / 255, flattened to 784".into(),
+    })
+}
+
+/// The notebook's IMDB: `imdb.load_data(num_words=10000)`'s training split (shuffled by
+/// `RandomState(113)`), multi-hot by `vectorize_sequences(dimension=10000)`.
+fn imdb_keras(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
+    let args = ImdbArgs { num_words: Some(MAX_TOKENS as i64), ..ImdbArgs::default() };
+    let loaded = loader.keras_imdb(source, &args).context("loading IMDB (Keras' integer form)")?;
+    let train = loaded.data.train;
+    let x = vectorize_sequences(&train.x, MAX_TOKENS)?;
+    let labels = Matrix::from_vec(train.y.len(), 1, train.y.iter().map(|&l| l as f32).collect())?;
+    let nnz_per_row = x.nnz() / x.rows().max(1);
+    Ok(Inputs {
+        features: Features::Sparse(x),
+        labels,
+        provenance: loaded.provenance,
+        nnz_per_row,
+        representation: format!(
+            "Keras' integer form: imdb.load_data(num_words={MAX_TOKENS}) (RandomState(113) order), \
+             vectorize_sequences(dimension={MAX_TOKENS})"
+        ),
     })
 }
 
 /// IMDB training reviews as 10,000-token multi-hot rows; the vocabulary is adapted on the
 /// whole training split, validation tail included, as the notebook does.
-fn imdb(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
+fn imdb_text(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
     let loaded = loader.imdb(source, Split::Train, IMDB_ORDER_SEED).context("loading IMDB")?;
     let reviews = loaded.data;
     let mut tv = TextVectorization::new(OutputMode::MultiHot, Some(MAX_TOKENS))?;
@@ -109,5 +265,14 @@ fn imdb(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
     let x = tv.multi_hot(&reviews.texts);
     let labels = Matrix::from_vec(reviews.labels.len(), 1, reviews.labels.iter().map(|&l| f32::from(l)).collect())?;
     let nnz_per_row = x.nnz() / x.rows().max(1);
-    Ok(Inputs { features: Features::Sparse(x), labels, provenance: loaded.provenance, nnz_per_row })
+    Ok(Inputs {
+        features: Features::Sparse(x),
+        labels,
+        provenance: loaded.provenance,
+        nnz_per_row,
+        representation: format!(
+            "aclImdb text: TextVectorization(max_tokens={MAX_TOKENS}, output_mode=\"multi_hot\") adapted on the \
+             training reviews (seeded ChaCha8 order, seed {IMDB_ORDER_SEED})"
+        ),
+    })
 }

@@ -15,6 +15,9 @@ use crate::plot::{self, Chart, Marker, PALETTE, Series, drawing};
 pub enum Kind {
     /// Validation loss of each `(experiment, legend)`.
     ValLoss(&'static [(&'static str, &'static str)]),
+    /// Any history key of each `(experiment, key, legend)`, solid then dashed (as the
+    /// notebook's `"b-"`/`"b--"`).
+    Metrics(&'static [(&'static str, &'static str, &'static str)]),
     /// Training and validation accuracy and loss of MNIST at learning rate 1 and 1e-2.
     LearningRate,
     /// A dropout mask applied to a small matrix.
@@ -85,6 +88,24 @@ pub const FIGURES: &[Figure] = &[
         &[ORIGINAL, ("imdb_dropout", "Validation loss of dropout-regularized model")],
     ),
     Figure {
+        name: "noise_channels",
+        title: "Effect of noise channels on validation accuracy",
+        y_label: "Accuracy",
+        kind: Kind::Metrics(&[
+            ("mnist_noise_channels", "val_accuracy", "Validation accuracy with noise channels"),
+            ("mnist_zeros_channels", "val_accuracy", "Validation accuracy with zeros channels"),
+        ]),
+    },
+    Figure {
+        name: "shuffled_labels",
+        title: "Fitting an MNIST model with randomly shuffled labels",
+        y_label: "Accuracy",
+        kind: Kind::Metrics(&[
+            ("mnist_shuffled_labels", "accuracy", "Training accuracy"),
+            ("mnist_shuffled_labels", "val_accuracy", "Validation accuracy"),
+        ]),
+    },
+    Figure {
         name: "mnist_learning_rate",
         title: "MNIST with RMSprop: learning rate 1 vs 1e-2",
         y_label: "",
@@ -109,6 +130,7 @@ impl Figure {
     pub fn needs(&self) -> Vec<&'static str> {
         match self.kind {
             Kind::ValLoss(series) => series.iter().map(|s| s.0).collect(),
+            Kind::Metrics(series) => series.iter().map(|s| s.0).collect(),
             Kind::LearningRate => vec!["mnist_lr1", "mnist_lr001"],
             Kind::DropoutMask => Vec::new(),
         }
@@ -117,9 +139,9 @@ impl Figure {
     /// Pixel size.
     fn size(&self) -> (u32, u32) {
         match self.kind {
-            Kind::ValLoss(_) => (800, 520),
+            Kind::ValLoss(_) | Kind::Metrics(_) => (800, 520),
             Kind::LearningRate => (1300, 520),
-            Kind::DropoutMask => (1200, 440),
+            Kind::DropoutMask => (1200, 760),
         }
     }
 
@@ -175,6 +197,20 @@ impl Figure {
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 plot::draw(root, &Chart::new(self.title, self.y_label, series))
+            }
+            Kind::Metrics(series) => {
+                let series = series
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (exp, key, label))| {
+                        let marker = if i == 0 { Marker::None } else { Marker::Dashed };
+                        Ok(Series { label: label.to_string(), band: band(exp, key)?, color: PALETTE[0], marker })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                // Accuracy curves end high (or one high, one low): the right middle is free.
+                let mut chart = Chart::new(self.title, self.y_label, series);
+                chart.legend = SeriesLabelPosition::MiddleRight;
+                plot::draw(root, &chart)
             }
             Kind::LearningRate => {
                 let body = root.titled(self.title, ("sans-serif", 22)).map_err(drawing)?;

@@ -1,4 +1,7 @@
-//! The dropout illustration: a small activation matrix before and after a training-time mask.
+//! The dropout illustration, two ways: the notebook's cell (a 4×5 `np.random.uniform`
+//! matrix, a mask `uniform < 1 − 0.2`, the unscaled product) and kiln's real `Dropout(0.2)`
+//! layer on the book's 4×4 activation matrix (inverted dropout: kept values scaled by
+//! 1/(1 − rate) at training time, so nothing is scaled at test time).
 
 use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Dropout, Layer, LayerInput};
 use kiln_tensor::{Matrix, Parallelism, Rng};
@@ -15,9 +18,35 @@ const ACTIVATIONS: [[f32; 4]; 4] =
 /// The dropout rate of the illustration.
 pub const RATE: f32 = 0.2;
 
-/// Input, mask and output of kiln's `Dropout(0.2)` in training mode, each 4×4.
+/// The notebook's cell: values, 0/1 mask and their (unscaled) product, each 4×5.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotebookCell {
+    /// `np.random.uniform(size=(4, 5))`.
+    pub values: Matrix,
+    /// `np.random.uniform(size=(4, 5)) < 1 − rate`, as 0/1.
+    pub mask: Matrix,
+    /// `values * mask`.
+    pub product: Matrix,
+}
+
+/// The notebook's cell with numpy's legacy generator `np.random.seed(seed)`, so it prints
+/// what numpy prints for that seed.
+pub fn notebook_cell(seed: u32) -> anyhow::Result<NotebookCell> {
+    let mut rng = kiln_datasets::random_state::RandomState::new(seed);
+    let mut draw = || -> Vec<f32> { (0..20).map(|_| rng.random_sample() as f32).collect() };
+    let values = Matrix::from_vec(4, 5, draw())?;
+    let keep: Vec<f32> = draw().into_iter().map(|u| f32::from(u8::from(u < 1.0 - RATE))).collect();
+    let mask = Matrix::from_vec(4, 5, keep)?;
+    let product = Matrix::from_vec(4, 5, values.as_slice().iter().zip(mask.as_slice()).map(|(v, m)| v * m).collect())?;
+    Ok(NotebookCell { values, mask, product })
+}
+
+/// Input, mask and output of kiln's `Dropout(0.2)` in training mode, each 4×4, beside the
+/// notebook's cell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MaskDemo {
+    /// The notebook's 4×5 cell.
+    pub notebook: NotebookCell,
     /// The activations.
     pub input: Matrix,
     /// 0 (dropped) or 1/(1−rate) (kept, rescaled) per value.
@@ -34,7 +63,8 @@ pub fn demo(seed: u64) -> anyhow::Result<MaskDemo> {
     layer.build(input.cols(), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS))?;
     layer.forward(LayerInput::Dense(input.view()), true, Parallelism::Sequential);
     let mask = Matrix::from_vec(input.rows(), input.cols(), layer.mask().to_vec())?;
-    Ok(MaskDemo { output: layer.output().clone(), input, mask })
+    let notebook = notebook_cell(seed as u32)?;
+    Ok(MaskDemo { notebook, output: layer.output().clone(), input, mask })
 }
 
 /// The three matrices as the notebook prints them (NumPy-style rows), for the report.
@@ -45,17 +75,35 @@ pub fn printed(d: &MaskDemo) -> String {
             .collect();
         format!("{name}:\n[{}]\n", rows.join("\n "))
     };
-    format!("{}{}{}", show("activations", &d.input), show("mask (training)", &d.mask), show("output", &d.output))
+    let n = &d.notebook;
+    format!(
+        "The notebook's cell:\n{}{}{}\nkiln's Dropout({RATE}) layer:\n{}{}{}",
+        show("layer_output = np.random.uniform(size=(4, 5))", &n.values),
+        show(&format!("mask = np.random.uniform(size=(4, 5)) < {}", 1.0 - RATE), &n.mask),
+        show("layer_output * mask", &n.product),
+        show("activations", &d.input),
+        show("mask (training)", &d.mask),
+        show("output", &d.output)
+    )
 }
 
-/// Draws input, mask and output side by side as annotated grids.
+/// Draws the notebook's cell (top row) and kiln's layer (bottom row), each as input, mask
+/// and output grids side by side.
 pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &MaskDemo) -> anyhow::Result<()> {
     let title = format!("Dropout (rate {RATE}) applied to an activation matrix at training time");
     let body = area.titled(&title, ("sans-serif", 20)).map_err(drawing)?;
-    let panels = body.split_evenly((1, 3));
-    let captions =
-        ["Activations".to_string(), format!("Mask (0 or 1/(1−{RATE}) = {:.2})", 1.0 / (1.0 - RATE)), "Output".into()];
-    for ((panel, caption), m) in panels.iter().zip(captions).zip([&d.input, &d.mask, &d.output]) {
+    let panels = body.split_evenly((2, 3));
+    let n = &d.notebook;
+    let captions = [
+        "Notebook: np.random.uniform((4, 5))".to_string(),
+        format!("Mask: uniform < {} (0 or 1)", 1.0 - RATE),
+        "Product (unscaled)".into(),
+        "kiln Dropout: activations".into(),
+        format!("Mask (0 or 1/(1−{RATE}) = {:.2})", 1.0 / (1.0 - RATE)),
+        "Output (scaled at training time)".into(),
+    ];
+    let matrices = [&n.values, &n.mask, &n.product, &d.input, &d.mask, &d.output];
+    for ((panel, caption), m) in panels.iter().zip(captions).zip(matrices) {
         grid(panel, &caption, m)?;
     }
     Ok(())
@@ -107,5 +155,22 @@ mod tests {
             assert!((x * k - y).abs() < 1e-6);
         }
         assert_eq!(demo(1).unwrap(), d);
+    }
+
+    #[test]
+    fn the_notebook_cell_is_numpys_for_the_seed() {
+        // np.random.seed(0); np.random.uniform(size=(4, 5))[0, :3] and the mask drawn next.
+        let c = notebook_cell(0).unwrap();
+        for (got, numpy) in
+            c.values.row(0)[..3].iter().zip([0.548_813_521_862_03, 0.715_189_366_372_419_6, 0.602_763_376_071_644_4])
+        {
+            assert_eq!(*got, numpy as f32);
+        }
+        let numpy_mask = [0., 1., 1., 1., 1., 1., 1., 0., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 0., 1.];
+        assert_eq!(c.mask.as_slice(), numpy_mask);
+        for ((v, m), p) in c.values.as_slice().iter().zip(c.mask.as_slice()).zip(c.product.as_slice()) {
+            assert!(*m == 0.0 || *m == 1.0);
+            assert_eq!(v * m, *p);
+        }
     }
 }

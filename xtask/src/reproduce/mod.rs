@@ -12,9 +12,10 @@ pub mod mask;
 mod progress;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod verdicts;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -51,17 +52,30 @@ pub struct ReproduceArgs {
     /// Load a plugin library first (repeatable).
     #[arg(long = "plugin")]
     plugins: Vec<PathBuf>,
-    /// Training order: `once` (one seeded order reused every epoch, as seeded Keras 3 on
-    /// TensorFlow does — the reference runs kiln is compared with) or `each-epoch` (a new
-    /// order every epoch, Keras' documented `shuffle=True`).
-    #[arg(long, value_enum, default_value_t = runner::ShuffleMode::Once)]
+    /// Training order: `each-epoch` (the default: a new order every epoch, as the unseeded
+    /// notebook's `fit` draws) or `once` (one seeded order reused every epoch, as seeded
+    /// Keras 3 on TensorFlow does — for side-by-side comparisons with such runs).
+    #[arg(long, value_enum, default_value_t = runner::ShuffleMode::EachEpoch)]
     shuffle: runner::ShuffleMode,
+    /// IMDB form: `auto` (Keras' imdb.npz on full data, the text subset when bundled),
+    /// `keras` (`imdb.load_data` + `vectorize_sequences`, the notebook's) or `text`
+    /// (aclImdb through TextVectorization).
+    #[arg(long, value_enum, default_value_t = data::ImdbForm::Auto)]
+    imdb: data::ImdbForm,
     /// Plugin regularizer (`pkg>Name`) for the kernels of `imdb_custom`.
     #[arg(long)]
     regularizer: Option<String>,
     /// JSON config of `--regularizer`.
     #[arg(long, default_value = "{}")]
     config: String,
+    /// Run one slice of the experiment × seed runs: `I/N` (0-based), `slurm`
+    /// (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or `k8s=N` (JOB_COMPLETION_INDEX of
+    /// N). Writes histories and manifest.json; `--merge` makes the figures and report.
+    #[arg(long, value_parser = shard::parse_shard)]
+    shard: Option<shard::ShardSpec>,
+    /// Merge the output folders of all shards of one run into `--out` (no training).
+    #[arg(long, num_args = 1.., value_name = "DIR", conflicts_with = "shard")]
+    merge: Vec<PathBuf>,
 }
 
 impl ReproduceArgs {
@@ -78,9 +92,15 @@ impl ReproduceArgs {
     }
 }
 
-/// Runs the selected experiments and writes figures, report and histories.
+/// Runs the selected experiments (or this task's slice of them) and writes histories, a
+/// manifest and — unless sharded — the figures and the report; `--merge` does the last
+/// step from shards' outputs.
 pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
+    if !args.merge.is_empty() {
+        return merge(args);
+    }
     let start = Instant::now();
+    let shard = args.shard.map(shard::ShardSpec::resolve).transpose()?.unwrap_or(shard::Shard::WHOLE);
     // Plugins come first so a bad library fails the command before any work.
     crate::plugins::load_all(&args.plugins)?;
     let selected = experiments::select(&args.only)?;
@@ -97,11 +117,9 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     };
     crate::plot::fonts::ensure()?;
 
-    let mut needed: Vec<_> = selected.iter().map(|e| e.data).collect();
-    needed.dedup();
     // The loader says on stderr which data it used (full or bundled subset) and why.
     let source = data::parse_source(&args.data);
-    let data = data::load(&source, &needed)?;
+    let data = data::load(&source, &selected, args.imdb)?;
     let loaded = start.elapsed().as_secs_f64();
 
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
@@ -113,50 +131,151 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         plugin: plugin.as_deref(),
         shuffle: args.shuffle,
     };
+    let all = runner::jobs(&plan, &data);
+    let mine = shard::assign(&all, shard.count).swap_remove(shard.index);
     eprintln!(
-        "reproduce: {} experiments × {} seeds on {jobs} threads (data ready in {loaded:.1} s)",
+        "reproduce: {} experiments × {} seeds{} on {jobs} threads (data ready in {loaded:.1} s)",
         selected.len(),
-        args.seeds
+        args.seeds,
+        if shard.count > 1 {
+            format!(", shard {}/{}: {} runs", shard.index, shard.count, mine.len())
+        } else {
+            String::new()
+        }
     );
-    let runs = runner::run_all(&plan, &data)?;
+    let runs = runner::run_all(&plan, &data, &mine)?;
     let train_wall = start.elapsed().as_secs_f64();
 
-    let curves = save_histories(&args.out, &selected, &runs)?;
+    save_histories(&args.out, &selected, &runs)?;
+    let manifest = shard::Manifest {
+        kiln_version: env!("CARGO_PKG_VERSION").into(),
+        experiments: selected.iter().map(|e| e.name.to_string()).collect(),
+        seeds: args.seeds,
+        epochs: args.epochs,
+        shuffle: format!("{:?}", args.shuffle),
+        data: report::data_lines(&data),
+        models: selected.iter().map(|e| report::describe(e, plugin.as_deref())).collect(),
+        shard,
+        jobs,
+        train_wall,
+        runs: selected
+            .iter()
+            .zip(&runs)
+            .flat_map(|(e, rs)| {
+                rs.iter().map(|r| shard::RunRecord { experiment: e.name.into(), seed: r.seed, seconds: r.seconds })
+            })
+            .collect(),
+    };
+    manifest.write(&args.out)?;
+    if shard.count > 1 {
+        println!(
+            "shard {}/{}: wrote {} histories and {} to {} in {:.1} s; merge every shard's folder with \
+             `cargo xtask reproduce --merge DIR… --out OUT`",
+            shard.index,
+            shard.count,
+            mine.len(),
+            shard::MANIFEST,
+            args.out.display(),
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(true);
+    }
+    finish(&args.out, &selected, &runs, &manifest, args.shuffle, start)
+}
 
+/// `--merge DIR…`: checks the shards' manifests, gathers their histories into `--out` (byte
+/// for byte), and writes the figures and the report as the single run would.
+fn merge(args: &ReproduceArgs) -> anyhow::Result<bool> {
+    let start = Instant::now();
+    let shards = args
+        .merge
+        .iter()
+        .map(|d| shard::Manifest::read(d).map(|m| (d.clone(), m)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = shard::check(&shards)?;
+    let selected = merged
+        .experiments
+        .iter()
+        .map(|n| experiments::find(n).with_context(|| format!("manifest names unknown experiment `{n}`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let shuffle = match merged.shuffle.as_str() {
+        "Once" => runner::ShuffleMode::Once,
+        "EachEpoch" => runner::ShuffleMode::EachEpoch,
+        other => bail!("manifest shuffle mode `{other}` is unknown"),
+    };
+    crate::plot::fonts::ensure()?;
+    let history_dir = args.out.join("history");
+    std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
+    let mut runs: Vec<Vec<runner::Run>> = selected.iter().map(|_| Vec::new()).collect();
+    for (dir, m) in &shards {
+        for r in &m.runs {
+            let name = format!("{}_seed{}.json", r.experiment, r.seed);
+            let path = dir.join("history").join(&name);
+            let bytes = kiln_fs::read_regular(&path, 64 << 20).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+            let history = kiln_trainer::History::from_json(text).with_context(|| format!("{}", path.display()))?;
+            kiln_fs::write_atomic(&history_dir.join(&name), &bytes)?;
+            let e = selected.iter().position(|x| x.name == r.experiment).expect("checked by shard::check");
+            runs[e].push(runner::Run { seed: r.seed, history, seconds: r.seconds });
+        }
+    }
+    for r in &mut runs {
+        r.sort_by_key(|r| r.seed);
+    }
+    merged.write(&args.out)?;
+    eprintln!("reproduce: merged {} shards ({} runs) into {}", shards.len(), merged.runs.len(), args.out.display());
+    finish(&args.out, &selected, &runs, &merged, shuffle, start)
+}
+
+/// Figures, verdicts and the report from complete runs (a single run's or merged shards').
+fn finish(
+    out: &Path,
+    selected: &[&'static experiments::Experiment],
+    runs: &[Vec<runner::Run>],
+    manifest: &shard::Manifest,
+    shuffle: runner::ShuffleMode,
+    start: Instant,
+) -> anyhow::Result<bool> {
+    let curves = curves_of(selected, runs);
     // Seed 0 of the dropout illustration: fixed, so the committed figure is stable.
     let demo = mask::demo(0)?;
     let ran: Vec<&str> = selected.iter().map(|e| e.name).collect();
     let mut drawn = Vec::new();
     for fig in figures::FIGURES.iter().filter(|f| f.needs().iter().all(|n| ran.contains(n))) {
-        fig.write(&args.out, &curves, &demo).with_context(|| format!("figure {}", fig.name))?;
+        fig.write(out, &curves, &demo).with_context(|| format!("figure {}", fig.name))?;
         drawn.push(fig.name);
     }
 
     let verdicts = verdicts::judge(&curves);
     let report = report::Report {
-        results: selected.iter().copied().zip(runs.iter().map(Vec::as_slice)).collect(),
+        results: selected
+            .iter()
+            .copied()
+            .zip(runs.iter().map(Vec::as_slice))
+            .zip(&manifest.models)
+            .map(|((e, r), m)| (e, r, m.clone()))
+            .collect(),
         curves: &curves,
         verdicts: &verdicts,
-        data: &data,
-        jobs,
-        train_wall,
+        data_lines: manifest.data.clone(),
+        jobs: manifest.jobs,
+        train_wall: manifest.train_wall,
         figures: drawn.clone(),
         mask: mask::printed(&demo),
-        plugin: plugin.as_deref(),
-        shuffle: args.shuffle,
+        shuffle,
     };
-    let report_path = args.out.join("REPORT.md");
+    let report_path = out.join("REPORT.md");
     kiln_fs::write_atomic(&report_path, report.render().as_bytes())?;
 
     for v in &verdicts {
         eprintln!("verdict: {}: {} — {}", v.claim, v.evidence, v.word());
     }
-    for (exp, runs) in selected.iter().zip(&runs) {
+    for (exp, runs) in selected.iter().zip(runs) {
         if let Some(d) = report::divergence(runs) {
             eprintln!("warning: {} diverged: loss or val_loss stopped being finite ({d})", exp.name);
         }
     }
-    for (exp, runs) in selected.iter().zip(&runs) {
+    for (exp, runs) in selected.iter().zip(runs) {
         let total: f64 = runs.iter().map(|r| r.seconds).sum();
         eprintln!("time: {} {total:.1} s over {} runs", exp.name, runs.len());
     }
@@ -164,26 +283,16 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         "wrote {} figures, REPORT.md and {} histories to {} in {:.1} s",
         drawn.len(),
         runs.iter().map(Vec::len).sum::<usize>(),
-        args.out.display(),
+        out.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(true)
 }
 
-/// Writes `out/history/<experiment>_seed<k>.json` for every run; returns the seed bands.
-fn save_histories(
-    out: &std::path::Path,
-    selected: &[&experiments::Experiment],
-    runs: &[Vec<runner::Run>],
-) -> anyhow::Result<Curves> {
-    let history_dir = out.join("history");
-    std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
+/// The seed bands of every experiment's loss and accuracy curves.
+fn curves_of(selected: &[&experiments::Experiment], runs: &[Vec<runner::Run>]) -> Curves {
     let mut curves = Curves::new();
     for (exp, runs) in selected.iter().zip(runs) {
-        for run in runs {
-            let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
-            kiln_fs::write_atomic(&path, run.history.to_json().as_bytes())?;
-        }
         let histories: Vec<_> = runs.iter().map(|r| &r.history).collect();
         for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
             if let Some(band) = crate::plot::Band::of(&histories, key) {
@@ -191,5 +300,18 @@ fn save_histories(
             }
         }
     }
-    Ok(curves)
+    curves
+}
+
+/// Writes `out/history/<experiment>_seed<k>.json` for every run.
+fn save_histories(out: &Path, selected: &[&experiments::Experiment], runs: &[Vec<runner::Run>]) -> anyhow::Result<()> {
+    let history_dir = out.join("history");
+    std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
+    for (exp, runs) in selected.iter().zip(runs) {
+        for run in runs {
+            let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
+            kiln_fs::write_atomic(&path, run.history.to_json().as_bytes())?;
+        }
+    }
+    Ok(())
 }

@@ -4,21 +4,22 @@ use std::fmt::Write as _;
 
 use kiln_datasets::Provenance;
 
-use super::data::{Data, IMDB_ORDER_SEED, MAX_TOKENS};
-use super::experiments::{DataSet, Experiment, PluginReg};
+use super::data::{Data, Inputs};
+use super::experiments::{DataSet, Experiment, Input, PluginReg};
 use super::runner::{Run, ShuffleMode};
 use super::verdicts::{Curves, Verdict};
 
 /// Everything the report shows.
 pub struct Report<'a> {
-    /// Experiments in order, with their runs (one per seed).
-    pub results: Vec<(&'static Experiment, &'a [Run])>,
+    /// Experiments in order, with their runs (one per seed) and their model in words
+    /// ([`describe`]).
+    pub results: Vec<(&'static Experiment, &'a [Run], String)>,
     /// Seed bands.
     pub curves: &'a Curves,
     /// Computed verdicts.
     pub verdicts: &'a [Verdict],
-    /// The data used.
-    pub data: &'a Data,
+    /// One Markdown line per data set used ([`data_lines`]).
+    pub data_lines: Vec<String>,
     /// Worker threads.
     pub jobs: usize,
     /// Seconds from the command's start to the end of training.
@@ -27,8 +28,6 @@ pub struct Report<'a> {
     pub figures: Vec<&'static str>,
     /// The dropout matrices, printed.
     pub mask: String,
-    /// The `--regularizer` used by `imdb_custom`, if any.
-    pub plugin: PluginReg<'a>,
     /// How the training order was drawn.
     pub shuffle: ShuffleMode,
 }
@@ -40,12 +39,15 @@ impl Report<'_> {
     /// The Markdown text.
     pub fn render(&self) -> String {
         let mut md = String::from("# kiln: reproduction of the chapter's experiments\n\n");
-        let seeds: Vec<String> =
-            self.results.first().map(|(_, runs)| runs.iter().map(|r| r.seed.to_string()).collect()).unwrap_or_default();
+        let seeds: Vec<String> = self
+            .results
+            .first()
+            .map(|(_, runs, _)| runs.iter().map(|r| r.seed.to_string()).collect())
+            .unwrap_or_default();
         let _ = writeln!(
             md,
             "kiln {} · seeds {} (curves and tables are seed means) · training order: {} · {} worker threads, \
-             each run single-threaded · training done {:.1} s after the command started\n",
+             idle cores go to the runs still training (numbers do not depend on it) · training done {:.1} s after the command started\n",
             env!("CARGO_PKG_VERSION"),
             seeds.join(", "),
             match self.shuffle {
@@ -56,10 +58,8 @@ impl Report<'_> {
             self.train_wall
         );
         md.push_str("## Data\n\n");
-        for (set, inputs) in [(DataSet::Mnist, &self.data.mnist), (DataSet::Imdb, &self.data.imdb)] {
-            if let Some(inputs) = inputs {
-                md.push_str(&data_line(set, &inputs.provenance));
-            }
+        for line in &self.data_lines {
+            md.push_str(line);
         }
         md.push_str(
             "\n## Verdicts\n\nEach claim of the chapter, judged from the seed-mean curves by the rule in \
@@ -73,7 +73,7 @@ impl Report<'_> {
             let _ = writeln!(md, "![{f}]({f}.png)\n");
         }
         md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time: all runs / per run | min val_loss (epoch) | status |\n|---|---|---|---|---|---|---|\n");
-        for (exp, runs) in &self.results {
+        for (exp, runs, model) in &self.results {
             let total = runs.iter().map(|r| r.seconds).sum::<f64>();
             let per_run = total / runs.len().max(1) as f64;
             let best = self
@@ -85,16 +85,17 @@ impl Report<'_> {
                 md,
                 "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} | {status} |",
                 exp.name,
-                describe(exp, self.plugin),
+                model,
                 runs.len()
             );
         }
-        for (exp, _) in &self.results {
+        for (exp, _, _) in &self.results {
             md.push_str(&self.table(exp));
         }
         let _ = write!(
             md,
-            "\n## Dropout mask\n\nkiln's `Dropout({})` in training mode on the book's matrix:\n\n```text\n{}```\n",
+            "\n## Dropout mask\n\nThe notebook's cell (numpy's generator, seed 0), then kiln's `Dropout({})` layer in training \
+             mode on the book's matrix (inverted dropout: kept values scaled by 1/(1 − rate)):\n\n```text\n{}```\n",
             super::mask::RATE,
             self.mask
         );
@@ -145,18 +146,37 @@ pub fn divergence(runs: &[Run]) -> Option<String> {
     (!bad.is_empty()).then(|| bad.join(", "))
 }
 
-/// One line on a data set: origin, counts, split sizes.
-fn data_line(set: DataSet, p: &Provenance) -> String {
+/// The report's data section: one line per data set `data` holds, then one per variant.
+pub fn data_lines(data: &Data) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (set, inputs) in [(DataSet::Mnist, &data.mnist), (DataSet::Imdb, &data.imdb)] {
+        if let Some(inputs) = inputs {
+            lines.push(data_line(set, &inputs.provenance, &inputs.representation));
+        }
+    }
+    for (variant, inputs) in &data.variants {
+        lines.push(variant_line(*variant, inputs));
+    }
+    lines
+}
+
+/// One line on a data variant.
+fn variant_line(variant: Input, inputs: &Inputs) -> String {
+    let name = match variant {
+        Input::NoiseChannels => "mnist, noise channels",
+        Input::ZerosChannels => "mnist, zeros channels",
+        Input::ShuffledLabels => "mnist, shuffled labels",
+        Input::Plain => "mnist",
+    };
+    format!("- **{name}**: {} columns; {}.\n", inputs.features.width(), inputs.representation)
+}
+
+/// One line on a data set: origin, counts, split sizes, representation.
+fn data_line(set: DataSet, p: &Provenance, representation: &str) -> String {
     let split = set.validation_split();
     let train = (p.rows as f64 * (1.0 - split)).floor() as usize;
     let kind = if p.subset { "bundled real subset" } else { "full training split" };
-    let extra = match set {
-        DataSet::Mnist => "pixels / 255".to_string(),
-        DataSet::Imdb => format!(
-            "{MAX_TOKENS}-token multi-hot, vocabulary adapted on all {} reviews; review order seed {IMDB_ORDER_SEED}",
-            p.rows
-        ),
-    };
+    let extra = representation;
     format!(
         "- **{}** ({kind}): {} rows → {train} training, {} validation (validation_split {split}); {extra}. {}\n",
         p.dataset.name(),

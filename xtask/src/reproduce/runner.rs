@@ -78,24 +78,34 @@ impl Callback for TakeIdleCores<'_> {
     }
 }
 
-/// Runs every (experiment, seed) of `plan`; returns the runs per experiment, seeds in order.
+/// One run to do: (experiment index in the plan, seed).
+pub type Job = (usize, u64);
+
+/// Every (experiment, seed) of `plan` with its expected cost (multiply-adds), most
+/// expensive first (ties in plan order): the order runs start in, and what shards balance.
+pub fn jobs(plan: &Plan<'_>, data: &Data) -> Vec<(Job, u128)> {
+    let mut jobs: Vec<(Job, u128)> = (0..plan.experiments.len())
+        .flat_map(|e| (0..plan.seeds).map(move |s| (e, s)))
+        .map(|(e, s)| {
+            let exp = plan.experiments[e];
+            let inputs = data.inputs(exp);
+            let per_sample = exp.cost_per_sample(inputs.features.width(), inputs.nnz_per_row, plan.plugin) as u128;
+            ((e, s), per_sample * plan.epochs_of(exp) as u128 * inputs.labels.rows() as u128)
+        })
+        .collect();
+    // Stable: equal costs keep plan order, so every shard computes the same list.
+    jobs.sort_by_key(|&(_, cost)| std::cmp::Reverse(cost));
+    jobs
+}
+
+/// Runs `jobs` (in that order); returns the runs per experiment of the plan, seeds in
+/// order (only the seeds in `jobs`).
 ///
 /// Runs start single-threaded, longest first, one per worker; once the queue is empty the
 /// idle workers' cores go to the runs still training (each epoch re-reads its share).
-/// Numbers do not depend on `--jobs` or on the threads a run gets.
-pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
-    let mut jobs: Vec<(usize, u64)> =
-        (0..plan.experiments.len()).flat_map(|e| (0..plan.seeds).map(move |s| (e, s))).collect();
-    // Longest runs first keeps the last worker from finishing alone on a big model.
-    let cost = |&(e, _): &(usize, u64)| {
-        let exp = plan.experiments[e];
-        let inputs = data.get(exp.data);
-        exp.cost_per_sample(inputs.features.width(), inputs.nnz_per_row, plan.plugin)
-            * plan.epochs_of(exp)
-            * inputs.labels.rows()
-    };
-    jobs.sort_by_key(|j| std::cmp::Reverse(cost(j)));
-
+/// Numbers do not depend on `--jobs` or on the threads a run gets. Each finished run prints
+/// one `name=value` line on stdout (for metrics collectors such as Katib's).
+pub fn run_all(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> anyhow::Result<Vec<Vec<Run>>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Vec<Option<Run>>>> =
@@ -132,12 +142,24 @@ pub fn run_all(plan: &Plan<'_>, data: &Data) -> anyhow::Result<Vec<Vec<Run>>> {
         return Err(err);
     }
     let results = results.into_inner().expect("no panics");
-    Ok(results.into_iter().map(|runs| runs.into_iter().map(|r| r.expect("every job ran")).collect()).collect())
+    Ok(results.into_iter().map(|runs| runs.into_iter().flatten().collect()).collect())
+}
+
+/// `experiment=NAME seed=S epochs=E loss=… accuracy=… val_loss=… val_accuracy=…`: the last
+/// epoch's logs, one `name=value` per field.
+pub fn metrics_line(exp: &Experiment, run: &Run) -> String {
+    let mut line = format!("experiment={} seed={} epochs={}", exp.name, run.seed, run.history.epochs());
+    for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+        if let Some(v) = run.history.get(key).and_then(|v| v.last()) {
+            line.push_str(&format!(" {key}={v:.6}"));
+        }
+    }
+    line
 }
 
 /// Trains experiment `exp` with `seed`.
 fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Cores) -> anyhow::Result<Run> {
-    let inputs = data.get(exp.data);
+    let inputs = data.inputs(exp);
     let epochs = plan.epochs_of(exp);
     let mut model = exp.model(seed, plan.plugin)?;
     model.set_parallelism(Parallelism::Sequential);
@@ -157,5 +179,7 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Co
         model.fit(&inputs.features, &inputs.labels, opts).with_context(|| format!("{} seed {seed}", exp.name))?;
     let seconds = start.elapsed().as_secs_f64();
     eprintln!("[{} seed {seed}] done in {seconds:.1} s", exp.name);
-    Ok(Run { seed, history, seconds })
+    let run = Run { seed, history, seconds };
+    println!("{}", metrics_line(exp, &run));
+    Ok(run)
 }

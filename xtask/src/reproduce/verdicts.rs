@@ -58,6 +58,33 @@ fn judge_with<'c>(band: &dyn Fn(&'static str, &'static str) -> Option<&'c Band>)
             holds: (n >= 3).then_some(k < n && last > min * 1.05),
         });
     }
+    if let (Some(noise), Some(zeros)) =
+        (band("mnist_noise_channels", "val_accuracy"), band("mnist_zeros_channels", "val_accuracy"))
+    {
+        let (n, z) = (noise.last(), zeros.last());
+        out.push(Verdict {
+            claim: "noise channels lower validation accuracy (same pixels, zeros channels instead)".into(),
+            evidence: format!(
+                "final val_accuracy {n:.3} with noise vs {z:.3} with zeros; best {:.3} vs {:.3}",
+                noise.max_mean(),
+                zeros.max_mean()
+            ),
+            holds: Some(n < z && noise.max_mean() < zeros.max_mean()),
+        });
+    }
+    if let (Some(train), Some(val)) =
+        (band("mnist_shuffled_labels", "accuracy"), band("mnist_shuffled_labels", "val_accuracy"))
+    {
+        // Chance is 10 % on ten classes; "far above" = at least three times chance, "near" =
+        // within 5 points of it.
+        let (t, v) = (train.last(), val.last());
+        out.push(Verdict {
+            claim: "a model can fit random labels: training accuracy far above chance while validation stays near 10 %"
+                .into(),
+            evidence: format!("final training accuracy {t:.3}, validation accuracy {v:.3} (chance 0.100)"),
+            holds: Some(t >= 0.3 && (v - 0.1).abs() <= 0.05),
+        });
+    }
     let original = band("imdb_original", "val_loss");
     if let (Some(o), Some(s)) = (original, band("imdb_smaller", "val_loss")) {
         let (ko, ks) = (o.argmin_epoch(), s.argmin_epoch());
@@ -194,5 +221,23 @@ mod tests {
         assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(true), Some(true)]);
         let short = curves(&[("mnist_logreg", "val_loss", &[0.5, 0.4])]);
         assert_eq!(judge(&short)[0].holds, None);
+    }
+
+    #[test]
+    fn noise_and_random_label_claims() {
+        let c = curves(&[
+            ("mnist_noise_channels", "val_accuracy", &[0.80, 0.90, 0.91]),
+            ("mnist_zeros_channels", "val_accuracy", &[0.85, 0.94, 0.95]),
+            ("mnist_shuffled_labels", "accuracy", &[0.10, 0.35, 0.62]),
+            ("mnist_shuffled_labels", "val_accuracy", &[0.11, 0.10, 0.09]),
+        ]);
+        let v = judge(&c);
+        assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(true), Some(true)]);
+        assert_eq!(v[1].evidence, "final training accuracy 0.620, validation accuracy 0.090 (chance 0.100)");
+        let c = curves(&[
+            ("mnist_shuffled_labels", "accuracy", &[0.10, 0.15, 0.2]),
+            ("mnist_shuffled_labels", "val_accuracy", &[0.11, 0.10, 0.09]),
+        ]);
+        assert_eq!(judge(&c)[0].holds, Some(false), "20 % is not far above chance");
     }
 }

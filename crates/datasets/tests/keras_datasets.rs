@@ -1,0 +1,138 @@
+//! Keras' dataset files: `imdb.load_data` argument for argument against Keras' own answers
+//! on archives written four ways (Python 2's protocol 2, numpy's `savez`, protocols 3 and 5),
+//! numpy's `RandomState.shuffle` against numpy's permutations, and `mnist.npz`.
+//! The fixtures and answers come from `fixtures/keras-datasets/make_fixtures.py`.
+
+use std::path::{Path, PathBuf};
+
+use kiln_datasets::random_state::RandomState;
+use kiln_datasets::{ImdbArgs, Split, imdb_load_data, mnist_load_data, vectorize_sequences};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras-datasets")
+}
+
+fn json(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn random_state_shuffle_equals_numpys_permutations() {
+    let doc = json("random_state.json");
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 40);
+    for case in cases {
+        let (seed, n) = (case["seed"].as_u64().unwrap() as u32, case["n"].as_u64().unwrap() as usize);
+        let mut rng = RandomState::new(seed);
+        for which in ["first", "second"] {
+            let mut idx: Vec<i64> = (0..n as i64).collect();
+            rng.shuffle(&mut idx);
+            let want = &case[which];
+            let head: Vec<i64> = want["head"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+            assert_eq!(idx[..head.len()], head[..], "seed {seed}, n {n}, {which} shuffle");
+            let bytes: Vec<u8> = idx.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(sha, want["sha256"].as_str().unwrap(), "seed {seed}, n {n}, {which} shuffle");
+        }
+    }
+}
+
+/// Keras' keyword arguments as [`ImdbArgs`] (absent: Keras' default; `null`: `None`).
+fn args_of(v: &Value) -> ImdbArgs {
+    let mut a = ImdbArgs::default();
+    let opt = |key: &str, default: Option<i64>| match v.get(key) {
+        None => default,
+        Some(Value::Null) => None,
+        Some(x) => Some(x.as_i64().unwrap()),
+    };
+    a.num_words = opt("num_words", None);
+    a.skip_top = opt("skip_top", Some(0)).unwrap();
+    a.maxlen = opt("maxlen", None).map(|m| m as usize);
+    a.seed = opt("seed", Some(113)).unwrap() as u32;
+    a.start_char = opt("start_char", Some(1));
+    a.oov_char = opt("oov_char", Some(2));
+    a.index_from = opt("index_from", Some(3));
+    a
+}
+
+fn seqs(v: &Value) -> Vec<Vec<i64>> {
+    v.as_array().unwrap().iter().map(|s| s.as_array().unwrap().iter().map(|w| w.as_i64().unwrap()).collect()).collect()
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array().unwrap().iter().map(|w| w.as_i64().unwrap()).collect()
+}
+
+#[test]
+fn imdb_load_data_equals_keras_for_every_file_and_argument_set() {
+    let doc = json("imdb_load_data.json");
+    let cases = doc["cases"].as_array().unwrap();
+    let (mut same, mut refused) = (0, 0);
+    for case in cases {
+        let file = fixtures().join(case["file"].as_str().unwrap());
+        let args = args_of(&case["args"]);
+        let got = imdb_load_data(&file, &args);
+        let label = format!("{} {}", case["file"], case["args"]);
+        if let Some(keras_error) = case.get("error").and_then(Value::as_str) {
+            let ours = got.expect_err(&format!("{label}: Keras raised {keras_error}")).to_string();
+            let key = if keras_error.contains("maxlen") {
+                "maxlen"
+            } else if keras_error.contains("os.system") {
+                "refusing to deserialize `os.system`"
+            } else {
+                "index_from=None"
+            };
+            assert!(ours.contains(key), "{label}: {ours} (Keras: {keras_error})");
+            refused += 1;
+            continue;
+        }
+        let (train, test) = got.unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(train.x, seqs(&case["x_train"]), "{label}: x_train");
+        assert_eq!(train.y, ints(&case["y_train"]), "{label}: y_train");
+        assert_eq!(test.x, seqs(&case["x_test"]), "{label}: x_test");
+        assert_eq!(test.y, ints(&case["y_test"]), "{label}: y_test");
+        same += 1;
+    }
+    assert_eq!((same, refused), (48, 9), "cases compared and refused");
+}
+
+#[test]
+fn vectorize_sequences_is_the_notebooks_multi_hot() {
+    let m = vectorize_sequences(&[vec![1, 3, 3, 0], vec![], vec![4]], 5).unwrap();
+    assert_eq!((m.rows(), m.cols()), (3, 5));
+    assert_eq!(m.row(0), (&[0u32, 1, 3][..], &[1.0f32, 1.0, 1.0][..]));
+    assert_eq!(m.row(1).0.len(), 0);
+    let err = vectorize_sequences(&[vec![5]], 5).unwrap_err().to_string();
+    assert!(err.contains("index 5") && err.contains("0..5"), "{err}");
+}
+
+#[test]
+fn mnist_npz_reads_as_keras_returns_it() {
+    let path = fixtures().join("mnist_tiny.npz");
+    let train = mnist_load_data(&path, Split::Train).unwrap();
+    assert_eq!((train.images.rows(), train.images.cols(), train.height, train.width), (6, 784, 28, 28));
+    assert_eq!(train.labels, [5, 0, 4, 1, 9, 2]);
+    let test = mnist_load_data(&path, Split::Test).unwrap();
+    assert_eq!(test.labels, [7, 2, 1]);
+    let err = mnist_load_data(&fixtures().join("imdb_numpy_savez.npz"), Split::Train).unwrap_err().to_string();
+    assert!(err.contains("imdb_numpy_savez.npz") && err.contains("x_train"), "{err}");
+}
+
+#[test]
+fn the_bundled_keras_form_subset_loads_as_the_notebook_would_see_it() {
+    let loader = kiln_datasets::Loader { verbose: false, ..kiln_datasets::Loader::from_env() };
+    let args = ImdbArgs { num_words: Some(10_000), ..ImdbArgs::default() };
+    let loaded = loader.keras_imdb(&kiln_datasets::Source::Bundled, &args).unwrap();
+    let train = &loaded.data.train;
+    assert_eq!(train.x.len(), 5_000);
+    assert!(loaded.data.test.x.is_empty());
+    assert_eq!(loaded.provenance.label_counts, [2_483, 2_517]);
+    assert!(train.x.iter().all(|s| s[0] == 1 && s[1..].iter().all(|&w| (2..10_000).contains(&w))));
+    // "the" is the most frequent word: raw rank 1, shifted by index_from=3.
+    let fours = train.x.iter().filter(|s| s.contains(&4)).count();
+    assert!(fours > 4_900, "{fours} reviews contain `the`");
+    let m = vectorize_sequences(&train.x, 10_000).unwrap();
+    assert_eq!((m.rows(), m.cols()), (5_000, 10_000));
+}

@@ -1,0 +1,275 @@
+//! Splitting `reproduce` across a scheduler's array tasks, and merging the pieces.
+//!
+//! `--shard I/N` runs the I-th (0-based) of N disjoint slices of the experiment × seed
+//! runs; `--shard slurm` takes I and N from a Slurm job array, `--shard k8s=N` I from a
+//! Kubernetes Indexed Job. Slices are balanced by expected cost (longest-processing-time
+//! first: each run, most expensive first, goes to the slice with the least work so far),
+//! computed from the same data by every task, so they agree without talking.
+//!
+//! Each task writes its histories and a [`Manifest`]; `--merge DIR…` checks that the
+//! manifests agree and cover every run exactly once, then draws the figures and writes the
+//! report from the histories, exactly as a single run would.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+/// `--shard`: which slice to run, or where to read it from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardSpec {
+    /// `I/N`.
+    Given(Shard),
+    /// `slurm`: `SLURM_ARRAY_TASK_ID` (minus `SLURM_ARRAY_TASK_MIN`, default 0) of
+    /// `SLURM_ARRAY_TASK_COUNT`.
+    Slurm,
+    /// `k8s=N`: `JOB_COMPLETION_INDEX` of N.
+    K8s(usize),
+}
+
+/// Slice `index` (0-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// 0-based slice number.
+    pub index: usize,
+    /// Number of slices.
+    pub count: usize,
+}
+
+/// Most slices `--shard` accepts.
+pub const MAX_SHARDS: usize = 10_000;
+
+impl Shard {
+    /// The whole run as one slice.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    fn new(index: usize, count: usize, from: &str) -> Result<Self, String> {
+        if count == 0 || count > MAX_SHARDS {
+            return Err(format!("{from}: {count} shards; use 1 to {MAX_SHARDS}"));
+        }
+        if index >= count {
+            return Err(format!(
+                "{from}: shard index {index} is not below the shard count {count} (indices are 0-based)"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Parses `--shard`: `I/N`, `slurm` or `k8s=N`.
+pub fn parse_shard(text: &str) -> Result<ShardSpec, String> {
+    let t = text.trim();
+    let int = |s: &str, what: &str| s.trim().parse::<usize>().map_err(|e| format!("{what} `{s}` is not a count ({e})"));
+    if t.eq_ignore_ascii_case("slurm") {
+        return Ok(ShardSpec::Slurm);
+    }
+    if let Some(n) = t.strip_prefix("k8s=") {
+        let n = int(n, "k8s task count")?;
+        Shard::new(0, n, "--shard k8s=N")?;
+        return Ok(ShardSpec::K8s(n));
+    }
+    match t.split_once('/') {
+        Some((i, n)) => {
+            Ok(ShardSpec::Given(Shard::new(int(i, "shard index")?, int(n, "shard count")?, "--shard I/N")?))
+        }
+        None => Err(format!("`{text}` is not I/N (e.g. 0/4), `slurm` or `k8s=N`")),
+    }
+}
+
+impl ShardSpec {
+    /// The slice, reading the scheduler's environment where needed.
+    pub fn resolve(self) -> anyhow::Result<Shard> {
+        self.resolve_with(&|k| std::env::var(k).ok())
+    }
+
+    /// [`resolve`](ShardSpec::resolve) with `env` for the environment (tests).
+    pub fn resolve_with(self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Shard> {
+        let var = |k: &str| -> anyhow::Result<usize> {
+            let v = env(k).with_context(|| format!("{k} is not set (is this a job array task?)"))?;
+            v.trim().parse::<usize>().map_err(|e| anyhow::anyhow!("{k}={v:?} is not a non-negative integer ({e})"))
+        };
+        let shard = match self {
+            ShardSpec::Given(s) => Ok(s),
+            ShardSpec::Slurm => {
+                let min = if env("SLURM_ARRAY_TASK_MIN").is_some() { var("SLURM_ARRAY_TASK_MIN")? } else { 0 };
+                let id = var("SLURM_ARRAY_TASK_ID")?;
+                let index = id
+                    .checked_sub(min)
+                    .with_context(|| format!("SLURM_ARRAY_TASK_ID {id} < SLURM_ARRAY_TASK_MIN {min}"))?;
+                Shard::new(index, var("SLURM_ARRAY_TASK_COUNT")?, "--shard slurm")
+            }
+            ShardSpec::K8s(n) => Shard::new(var("JOB_COMPLETION_INDEX")?, n, "--shard k8s=N"),
+        };
+        shard.map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+/// Splits `jobs` (each with its expected cost, most expensive first) into `count` slices:
+/// each job goes to the slice with the least cost so far (the lowest index on ties).
+pub fn assign<J: Copy>(jobs: &[(J, u128)], count: usize) -> Vec<Vec<J>> {
+    let mut slices: Vec<(u128, Vec<J>)> = (0..count).map(|_| (0, Vec::new())).collect();
+    for &(job, cost) in jobs {
+        let lightest = (0..count).min_by_key(|&i| (slices[i].0, i)).expect("at least one slice");
+        slices[lightest].0 += cost.max(1);
+        slices[lightest].1.push(job);
+    }
+    slices.into_iter().map(|(_, j)| j).collect()
+}
+
+/// One finished run, as a manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Experiment name.
+    pub experiment: String,
+    /// Seed.
+    pub seed: u64,
+    /// Wall time of its `fit`, in seconds.
+    pub seconds: f64,
+}
+
+/// What a (sharded) run did, written as `manifest.json` beside its histories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The kiln version that trained.
+    pub kiln_version: String,
+    /// The selected experiments, in report order.
+    pub experiments: Vec<String>,
+    /// Seeds `0..seeds` per experiment.
+    pub seeds: u64,
+    /// `--epochs`, if given.
+    pub epochs: Option<u64>,
+    /// `--shuffle`.
+    pub shuffle: String,
+    /// The report's data lines (origin, rows, representation), which every shard must share.
+    pub data: Vec<String>,
+    /// The report's model descriptions, one per experiment.
+    pub models: Vec<String>,
+    /// This slice.
+    pub shard: Shard,
+    /// Worker threads of this task.
+    pub jobs: usize,
+    /// Seconds from the task's start to the end of its training.
+    pub train_wall: f64,
+    /// The runs this slice trained.
+    pub runs: Vec<RunRecord>,
+}
+
+/// The file name of a manifest.
+pub const MANIFEST: &str = "manifest.json";
+
+impl Manifest {
+    /// Reads `dir/manifest.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let bytes = kiln_fs::read_regular(&path, 64 << 20).map_err(|e| anyhow::anyhow!("{e}"))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a reproduce manifest", path.display()))
+    }
+
+    /// Writes `dir/manifest.json` atomically.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        kiln_fs::write_atomic(&dir.join(MANIFEST), text.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Checks that `shards` (directory, manifest) are the slices of one run, each exactly once,
+/// covering every experiment × seed exactly once; returns the merged manifest.
+pub fn check(shards: &[(std::path::PathBuf, Manifest)]) -> anyhow::Result<Manifest> {
+    let Some((first_dir, first)) = shards.first() else { bail!("--merge needs at least one directory") };
+    let count = first.shard.count;
+    let mut indices = BTreeSet::new();
+    for (dir, m) in shards {
+        let differs = |what: &str| {
+            anyhow::anyhow!(
+                "{} and {} disagree on {what}: they are not shards of one run",
+                first_dir.display(),
+                dir.display()
+            )
+        };
+        ensure!(m.kiln_version == first.kiln_version, differs("the kiln version"));
+        ensure!(m.experiments == first.experiments, differs("the experiments"));
+        ensure!(m.seeds == first.seeds && m.epochs == first.epochs, differs("seeds or epochs"));
+        ensure!(m.shuffle == first.shuffle, differs("the shuffle mode"));
+        ensure!(m.data == first.data, differs("the data"));
+        ensure!(m.models == first.models, differs("the models"));
+        ensure!(m.shard.count == count, differs("the shard count"));
+        ensure!(indices.insert(m.shard.index), "{}: shard {}/{count} is given twice", dir.display(), m.shard.index);
+    }
+    let missing: Vec<String> = (0..count).filter(|i| !indices.contains(i)).map(|i| format!("{i}/{count}")).collect();
+    ensure!(missing.is_empty(), "missing shards: {} (give every task's output directory)", missing.join(", "));
+    let mut seen = BTreeSet::new();
+    let mut runs = Vec::new();
+    for (dir, m) in shards {
+        for r in &m.runs {
+            ensure!(
+                first.experiments.contains(&r.experiment),
+                "{}: run of unknown experiment {}",
+                dir.display(),
+                r.experiment
+            );
+            ensure!(
+                r.seed < first.seeds,
+                "{}: {} seed {} is outside 0..{}",
+                dir.display(),
+                r.experiment,
+                r.seed,
+                first.seeds
+            );
+            ensure!(
+                seen.insert((r.experiment.clone(), r.seed)),
+                "{} seed {} was trained by two shards",
+                r.experiment,
+                r.seed
+            );
+            runs.push(r.clone());
+        }
+    }
+    let expected = first.experiments.len() as u64 * first.seeds;
+    ensure!(
+        seen.len() as u64 == expected,
+        "the shards hold {} of the {expected} runs (a task failed or is still running?)",
+        seen.len()
+    );
+    let train_wall = shards.iter().map(|(_, m)| m.train_wall).fold(0.0, f64::max);
+    Ok(Manifest { shard: Shard::WHOLE, runs, train_wall, ..first.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_arguments_parse_and_resolve() {
+        assert_eq!(parse_shard("1/3").unwrap(), ShardSpec::Given(Shard { index: 1, count: 3 }));
+        assert!(parse_shard("3/3").unwrap_err().contains("not below"));
+        assert!(parse_shard("0/0").is_err() && parse_shard("x").is_err() && parse_shard("k8s=0").is_err());
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let slurm = env(&[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
+        assert_eq!(ShardSpec::Slurm.resolve_with(&slurm).unwrap(), Shard { index: 2, count: 3 });
+        let from_one =
+            env(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
+        assert_eq!(ShardSpec::Slurm.resolve_with(&from_one).unwrap(), Shard { index: 2, count: 3 });
+        let err = ShardSpec::Slurm.resolve_with(&env(&[])).unwrap_err().to_string();
+        assert!(err.contains("SLURM_ARRAY_TASK_ID is not set"), "{err}");
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "4")]);
+        assert_eq!(ShardSpec::K8s(5).resolve_with(&k8s).unwrap(), Shard { index: 4, count: 5 });
+        assert!(ShardSpec::K8s(4).resolve_with(&k8s).is_err());
+    }
+
+    #[test]
+    fn slices_are_disjoint_complete_and_balanced() {
+        let jobs: Vec<(usize, u128)> = [90, 50, 40, 30, 20, 10, 10].into_iter().enumerate().collect();
+        let slices = assign(&jobs, 3);
+        let mut all: Vec<usize> = slices.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..7).collect::<Vec<_>>());
+        let loads: Vec<u128> = slices.iter().map(|s| s.iter().map(|&j| jobs[j].1).sum()).collect();
+        assert_eq!(loads, [90, 80, 80]);
+        assert_eq!(assign(&jobs, 1), vec![(0..7).collect::<Vec<_>>()]);
+        assert!(assign(&jobs, 10)[9].is_empty());
+    }
+}
