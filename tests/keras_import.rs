@@ -34,10 +34,25 @@ fn optimizer_class_comes_from_name_prefix_or_class_name() {
     assert_eq!(adam.learning_rate(), 0.002);
     let rms = optimizer_from_keras(&json!({"name": "rm_sprop", "centered": true})).unwrap();
     assert!(format!("{rms:?}").contains("centered: true"));
-    let err = optimizer_from_keras(&json!({"name": "adamw"})).unwrap_err().to_string();
-    assert!(err.contains("adamw"), "{err}");
-    let err = optimizer_from_keras(&json!({"name": "sgd", "clipnorm": 1.0})).unwrap_err().to_string();
-    assert!(err.contains("clipnorm"), "{err}");
+    let adamw = optimizer_from_keras(&json!({"name": "adamw", "weight_decay": 0.01, "clipnorm": 1.0})).unwrap();
+    assert_eq!((adamw.weight_decay_value(), adamw.clip()), (Some(0.01), kiln_optimizers::Clip::Norm(1.0)));
+    let err = optimizer_from_keras(&json!({"name": "adamax"})).unwrap_err().to_string();
+    assert!(err.contains("adamax"), "{err}");
+    let err = optimizer_from_keras(&json!({"name": "sgd", "clipnorm": 1.0, "clipvalue": 0.5})).unwrap_err().to_string();
+    assert!(err.contains("only one of"), "{err}");
+    let err = optimizer_from_keras(&json!({"name": "sgd", "use_ema": true})).unwrap_err().to_string();
+    assert!(err.contains("use_ema"), "{err}");
+    let scheduled = optimizer_from_keras(&json!({"name": "sgd", "learning_rate": {
+        "module": "keras.optimizers.schedules", "class_name": "ExponentialDecay",
+        "config": {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5, "staircase": true, "name": "ExponentialDecay"},
+        "registered_name": null}}))
+    .unwrap();
+    assert_eq!(scheduled.learning_rate(), 0.1);
+    let err = optimizer_from_keras(&json!({"name": "sgd", "learning_rate": {
+        "class_name": "CosineDecayRestarts", "config": {"initial_learning_rate": 0.1, "first_decay_steps": 10}}}))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("learning_rate.config") && err.contains("CosineDecayRestarts"), "{err}");
 }
 
 #[test]

@@ -67,11 +67,14 @@ fn ce_path_probe_matches_keras_evaluate() {
 
 #[test]
 fn extra_traces_from_real_keras() {
-    // Ten more traces made with the same Keras/TensorFlow versions by
+    // More traces made with the same Keras/TensorFlow versions by
     // fixtures/keras/generate/make_traces.py: SGD (Nesterov), Adam (AMSGrad), centered
     // RMSprop with momentum, categorical CE, MSE/MAE, multi-label sigmoid, validation_split,
-    // smaller last batches, bias and activity regularizers, Dropout(0), no bias, and
-    // from_logits=True losses on linear outputs.
+    // smaller last batches, bias and activity regularizers, Dropout(0), no bias,
+    // from_logits=True losses on linear outputs (x1–x10); then the five schedules,
+    // clipnorm/clipvalue/global_clipnorm, weight decay and AdamW, class and sample weights
+    // (weighted and unweighted metrics), Precision/Recall/AUC/F1/top-k metrics and
+    // ReduceLROnPlateau (x11–x21).
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/extra");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -79,7 +82,7 @@ fn extra_traces_from_real_keras() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 10);
+    assert_eq!(files.len(), 21);
     for f in files {
         let name = format!("extra/{}", f.file_name().unwrap().to_string_lossy());
         assert_parity(&name, 1e-5);

@@ -63,10 +63,10 @@ fn rmsprop_step(c: &mut Criterion) {
     let mut opt = Optimizer::new(RMSprop::default(), 1e-3);
     opt.build(&[("dense/kernel".to_string(), n)]);
     let mut w = random_matrix(10_000, 512, 7);
-    let grad = random_matrix(10_000, 512, 8);
+    let mut grad = random_matrix(10_000, 512, 8);
     g.bench_function("step 10000x512", |b| {
         b.iter(|| {
-            opt.update(0, w.as_mut_slice(), grad.as_slice());
+            opt.update(0, w.as_mut_slice(), grad.as_mut_slice());
             opt.finish_step();
         })
     });

@@ -1,14 +1,16 @@
 //! A Keras compile config (optimizer, loss, metrics) applied to a kiln model.
 
-use kiln_trainer::{Loss, Metric, NamedMetric, Sequential};
+use kiln_trainer::{Loss, Sequential};
 use serde_json::Value;
 
 use crate::KerasError;
 use crate::json::{At, refuse_unknown};
+use crate::metric::metric;
 use crate::optimizer::optimizer;
 
 /// Compiles `model` from a Keras compile object: `{"optimizer": {...}, "loss": "...",
-/// "metrics": ["accuracy"]}` (a `.keras` file's `compile_config`, or a trace's).
+/// "metrics": ["accuracy"], "weighted_metrics": [...]}` (a `.keras` file's
+/// `compile_config`, or a trace's).
 pub fn compile_from_keras(model: &mut Sequential, compile: &Value) -> Result<(), KerasError> {
     compile_at(model, At::root(compile))
 }
@@ -17,7 +19,7 @@ pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), Keras
     refuse_unknown(
         at,
         "compile",
-        &["optimizer", "loss", "metrics"],
+        &["optimizer", "loss", "metrics", "weighted_metrics"],
         &["run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"],
     )?;
     let opt_v = at.get("optimizer").ok_or_else(|| at.error("compile without optimizer"))?;
@@ -25,11 +27,14 @@ pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), Keras
     let loss_v = at.get("loss").ok_or_else(|| at.error("compile without loss"))?;
     let loss = loss(At { value: loss_v, path: &at.child_path("loss") })?;
     let mut metrics = Vec::new();
-    if let Some(list) = at.get("metrics") {
-        let path = at.child_path("metrics");
-        let items = list.as_array().ok_or_else(|| KerasError::config(&path, "metrics must be a list"))?;
+    // `metrics` ignore sample and class weights; `weighted_metrics` use them (Keras 3).
+    for (key, weighted) in [("metrics", false), ("weighted_metrics", true)] {
+        let Some(list) = at.get(key) else { continue };
+        let path = at.child_path(key);
+        let items = list.as_array().ok_or_else(|| KerasError::config(&path, format!("{key} must be a list")))?;
         for (i, m) in items.iter().enumerate() {
-            metrics.push(metric(At { value: m, path: &format!("{path}[{i}]") })?);
+            let m = metric(At { value: m, path: &format!("{path}[{i}]") })?;
+            metrics.push(if weighted { m.sample_weighted() } else { m });
         }
     }
     model.compile(optimizer, loss, metrics)?;
@@ -59,21 +64,4 @@ fn loss(at: At<'_>) -> Result<Loss, KerasError> {
         Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("from_logits", "must be true or false"))?,
     };
     Ok(loss.with_from_logits(from_logits))
-}
-
-/// A Keras metric: an identifier (the log key) or a serialized metric (its class gives
-/// the kind, its `name` the log key).
-fn metric(at: At<'_>) -> Result<NamedMetric, KerasError> {
-    if let Some(name) = at.value.as_str() {
-        return Ok(Metric::from_keras(name)?);
-    }
-    let class = at.class_name().ok_or_else(|| at.error("metrics must be names or serialized metrics"))?;
-    let metric = Metric::from_keras(class)?;
-    let inner = at.inner();
-    let cfg = At { value: &inner, path: &at.child_path("config") };
-    refuse_unknown(cfg, class, &[], &["name", "dtype"])?;
-    Ok(match inner.get("name").and_then(Value::as_str) {
-        Some(key) => metric.metric.named(key),
-        None => metric,
-    })
 }

@@ -25,16 +25,19 @@
 //! ```
 
 mod archive;
+mod callbacks;
 mod compile;
 mod error;
 mod json;
 mod layers;
+mod metric;
 mod model;
 mod optimizer;
 mod parts;
 mod trace;
 
 pub use archive::{MAX_CONFIG_BYTES, model_from_document, model_from_keras_file, read_model_config};
+pub use callbacks::callback_from_keras;
 pub use compile::compile_from_keras;
 pub use error::KerasError;
 pub use model::model_from_keras;

@@ -1,24 +1,26 @@
 //! A Keras optimizer config as a kiln `Optimizer`.
 
-use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd, UpdateRule};
+use kiln_optimizers::{Adam, AdamW, LearningRate, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
 use serde_json::Value;
 
 use crate::KerasError;
 use crate::json::{At, is_off};
 
 /// Options of Keras' `BaseOptimizer` that change the update; kiln refuses them when set.
-const UNSUPPORTED: &[&str] = &[
-    "weight_decay",
-    "clipnorm",
-    "global_clipnorm",
-    "clipvalue",
-    "use_ema",
-    "loss_scale_factor",
-    "gradient_accumulation_steps",
-];
+const UNSUPPORTED: &[&str] = &["use_ema", "loss_scale_factor", "gradient_accumulation_steps"];
 
-/// Options of `BaseOptimizer` with no effect here (EMA settings matter only with `use_ema`).
-const IGNORED: &[&str] = &["name", "learning_rate", "ema_momentum", "ema_overwrite_frequency"];
+/// Options of `BaseOptimizer` kiln reads itself (clipping, decay), or that have no effect
+/// here (EMA settings matter only with `use_ema`).
+const HANDLED: &[&str] = &[
+    "name",
+    "learning_rate",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+    "weight_decay",
+];
 
 /// A Keras optimizer: a serialized object (`{"class_name": "RMSprop", "config": …}`), a
 /// bare `get_config()` (whose class is read from its `name`, `rm_sprop_1`), or a shorthand
@@ -44,15 +46,17 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
         (Box::new(typed::<RMSprop>(cfg)?), &["rho", "momentum", "epsilon", "centered"])
     } else if class.starts_with("sgd") {
         (Box::new(typed::<Sgd>(cfg)?), &["momentum", "nesterov"])
-    } else if class.starts_with("adam") && !class.starts_with("adamw") && !class.starts_with("adamax") {
+    } else if class.starts_with("adamw") {
+        (Box::new(AdamW(typed::<Adam>(cfg)?)), &["beta_1", "beta_2", "epsilon", "amsgrad"])
+    } else if class.starts_with("adam") && !class.starts_with("adamax") {
         (Box::new(typed::<Adam>(cfg)?), &["beta_1", "beta_2", "epsilon", "amsgrad"])
     } else {
-        return Err(at.error(format!("optimizer `{class}` is not supported (RMSprop, SGD, Adam)")));
+        return Err(at.error(format!("optimizer `{class}` is not supported (RMSprop, SGD, Adam, AdamW)")));
     };
     if let Some(map) = inner.as_object() {
         for (k, v) in map {
             // A rule's own key or a harmless one passes; anything else must be off.
-            let known = keys.contains(&k.as_str()) || IGNORED.contains(&k.as_str());
+            let known = keys.contains(&k.as_str()) || HANDLED.contains(&k.as_str());
             if !known && !is_off(v) {
                 let why = if UNSUPPORTED.contains(&k.as_str()) {
                     "is not supported by kiln"
@@ -64,17 +68,64 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
         }
     }
     let lr = match cfg.get("learning_rate") {
-        None => rule.default_learning_rate(),
-        Some(v) => v.as_f64().ok_or_else(|| {
-            cfg.error_at(
-                "learning_rate",
-                format!("must be a number (learning-rate schedules are not supported yet), got {v}"),
-            )
-        })?,
+        None => LearningRate::from(rule.default_learning_rate()),
+        Some(v) if v.is_number() => LearningRate::from(v.as_f64().unwrap_or(f64::NAN)),
+        Some(v) => LearningRate::Schedule(schedule(At { value: v, path: &cfg.child_path("learning_rate") })?),
     };
-    let opt = Optimizer::from_boxed(rule, lr);
+    let mut opt = Optimizer::from_boxed(rule, lr);
+    let number = |key: &str| -> Result<Option<f64>, KerasError> {
+        match cfg.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| cfg.error_at(key, format!("must be a number, got {v}"))),
+        }
+    };
+    let mut clips = Vec::new();
+    for key in ["clipnorm", "global_clipnorm", "clipvalue"] {
+        if let Some(v) = number(key)? {
+            clips.push((key, v));
+        }
+    }
+    match clips.as_slice() {
+        [] => {}
+        [("clipnorm", v)] => opt = opt.clipnorm(*v),
+        [("global_clipnorm", v)] => opt = opt.global_clipnorm(*v),
+        [(_, v)] => opt = opt.clipvalue(*v),
+        _ => return Err(cfg.error("only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set")),
+    }
+    // Keras writes `weight_decay: null` when off; AdamW always writes its value.
+    if cfg.get("weight_decay").is_some() {
+        opt = opt.weight_decay(number("weight_decay")?);
+    }
     opt.validate().map_err(|e| cfg.error(e))?;
     Ok(opt)
+}
+
+/// A serialized Keras schedule (`{"module": "keras.optimizers.schedules", "class_name":
+/// "ExponentialDecay", "config": {…}}`) as kiln's; unknown arguments are refused.
+fn schedule(at: At<'_>) -> Result<LearningRateSchedule, KerasError> {
+    let class = at.class_name().ok_or_else(|| at.error("learning_rate must be a number or a serialized schedule"))?;
+    if let Some(module) = at.get("module").and_then(Value::as_str)
+        && !module.starts_with("keras.optimizers.schedules")
+    {
+        return Err(at.error_at("module", format!("`{module}` is not Keras' schedules module")));
+    }
+    let mut cfg = at.inner();
+    let map = cfg.as_object_mut().ok_or_else(|| at.error_at("config", "must be an object"))?;
+    map.remove("name");
+    map.insert("type".into(), Value::String(class.to_string()));
+    let path = at.child_path("config");
+    let s: LearningRateSchedule = At { value: &cfg, path: &path }.typed().map_err(|e| match e {
+        KerasError::Config { at, message } if message.contains("unknown variant") => KerasError::Config {
+            at,
+            message: format!(
+                "schedule `{class}` is not supported (ExponentialDecay, PiecewiseConstantDecay, InverseTimeDecay, \
+                 PolynomialDecay, CosineDecay)"
+            ),
+        },
+        other => other,
+    })?;
+    s.validate().map_err(|e| KerasError::config(&path, e))?;
+    Ok(s)
 }
 
 /// Keras' config as kiln's rule (same names, same defaults); a shorthand string has none.

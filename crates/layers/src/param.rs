@@ -72,9 +72,10 @@ impl Param {
         &mut self.grad
     }
 
-    /// The values (mutably) and the gradient at once, for an optimizer step.
-    pub fn value_and_grad(&mut self) -> (&mut [f32], &[f32]) {
-        (&mut self.value, &self.grad)
+    /// The values and the gradient at once, both mutably, for an optimizer step (which
+    /// clips the gradient in place).
+    pub fn value_and_grad(&mut self) -> (&mut [f32], &mut [f32]) {
+        (&mut self.value, &mut self.grad)
     }
 
     /// The regularizer with the values and the gradient (mutably), for adding the

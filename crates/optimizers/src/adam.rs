@@ -101,3 +101,33 @@ fn adam(value: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], mut v_hat
         value[i] -= (m[i] * alpha) / (denom_v.sqrt() + eps);
     }
 }
+
+/// AdamW (Keras 3): [`Adam`]'s update with decoupled weight decay, which the
+/// [`Optimizer`](crate::Optimizer) applies before each update (`w ← w − w·wd·lr`; default
+/// `weight_decay` 0.004, as Keras' `AdamW`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AdamW(pub Adam);
+
+#[typetag::serde]
+impl UpdateRule for AdamW {
+    fn slot_names(&self) -> &'static [&'static str] {
+        self.0.slot_names()
+    }
+
+    fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]) {
+        self.0.update(step, value, grad, slots);
+    }
+
+    fn non_negative_slots(&self) -> &'static [&'static str] {
+        self.0.non_negative_slots()
+    }
+
+    fn default_weight_decay(&self) -> Option<f64> {
+        Some(0.004)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.0.validate()
+    }
+}

@@ -13,7 +13,7 @@
 //! let mut opt = Optimizer::new(RMSprop::default(), 0.01);
 //! opt.build(&[("dense/kernel".to_string(), 2)]);
 //! let mut w = [1.0f32, -1.0];
-//! opt.update(0, &mut w, &[0.5, -0.5]);
+//! opt.update(0, &mut w, &mut [0.5, -0.5]);
 //! opt.finish_step();
 //! // First step: v = 0.1·g², so the update is lr·g/√(0.1·g² + ε) ≈ ±0.0316.
 //! assert!((w[0] - (1.0 - 0.01 / 0.1f32.sqrt())).abs() < 1e-5);
@@ -26,11 +26,13 @@ mod adam;
 mod optimizer;
 mod rmsprop;
 mod rule;
+mod schedule;
 mod sgd;
 mod state;
 
-pub use adam::Adam;
-pub use optimizer::{Optimizer, PARALLEL_MIN, Slot};
+pub use adam::{Adam, AdamW};
+pub use optimizer::{Clip, Optimizer, PARALLEL_MIN, Slot};
 pub use rmsprop::RMSprop;
 pub use rule::{Step, UpdateRule};
+pub use schedule::{LearningRate, LearningRateSchedule};
 pub use sgd::Sgd;

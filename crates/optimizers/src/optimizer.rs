@@ -4,7 +4,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::rule::positive;
 use crate::state::{MAX_SLOTS, SlotTable};
-use crate::{Step, UpdateRule};
+use crate::{LearningRate, Step, UpdateRule};
+
+/// Gradient clipping before each update, as Keras' `BaseOptimizer` does it (at most one).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Clip {
+    /// No clipping.
+    #[default]
+    None,
+    /// `clipnorm`: each parameter's gradient is scaled to an L2 norm of at most this,
+    /// `g · c / max(‖g‖, c)`.
+    Norm(f32),
+    /// `global_clipnorm`: all gradients are scaled together to a joint L2 norm of at most
+    /// this, `g · c · min(1/‖G‖, 1/c)`.
+    GlobalNorm(f32),
+    /// `clipvalue`: each gradient value is clamped to `[−c, c]`.
+    Value(f32),
+}
 
 /// One named state buffer of one parameter (Keras' optimizer "variables").
 #[derive(Debug, Clone, Copy)]
@@ -26,25 +42,78 @@ pub struct Slot<'a> {
 /// learning rate, `{"type": "RMSprop", "learning_rate": 0.001, "rho": 0.9, …}`; the state
 /// is saved separately (`optimizer.safetensors`).
 ///
-/// The learning rate is held as `f32`, as Keras holds it in a float32 variable: a rate
-/// changed by a callback rounds exactly as Keras' does.
+/// The learning rate is a constant held as `f32`, as Keras holds it in a float32 variable
+/// (a rate changed by a callback rounds exactly as Keras' does), or a
+/// [`LearningRateSchedule`](crate::LearningRateSchedule) evaluated at the iteration count
+/// before each update. Each step then runs Keras' `BaseOptimizer.apply` order: clip the
+/// gradients ([`Clip`]), decay the weights (`w ← w − w·wd·lr`, decoupled), update.
 #[derive(Debug, Clone)]
 pub struct Optimizer {
-    learning_rate: f32,
+    learning_rate: LearningRate,
     rule: Box<dyn UpdateRule>,
     iterations: u64,
     state: SlotTable,
+    clip: Clip,
+    weight_decay: Option<f32>,
+    /// This step's global-norm scale (`Clip::GlobalNorm`), set by `begin_step`.
+    global_scale: f32,
 }
 
 impl Optimizer {
-    /// `rule` with `learning_rate`.
-    pub fn new(rule: impl UpdateRule + 'static, learning_rate: f64) -> Self {
+    /// `rule` with `learning_rate` (a number or a schedule), and the rule's default weight
+    /// decay (none, or AdamW's 0.004).
+    pub fn new(rule: impl UpdateRule + 'static, learning_rate: impl Into<LearningRate>) -> Self {
         Self::from_boxed(Box::new(rule), learning_rate)
     }
 
     /// A boxed rule with `learning_rate`.
-    pub fn from_boxed(rule: Box<dyn UpdateRule>, learning_rate: f64) -> Self {
-        Self { learning_rate: learning_rate as f32, rule, iterations: 0, state: SlotTable::default() }
+    pub fn from_boxed(rule: Box<dyn UpdateRule>, learning_rate: impl Into<LearningRate>) -> Self {
+        let weight_decay = rule.default_weight_decay().map(|w| w as f32);
+        Self {
+            learning_rate: learning_rate.into(),
+            rule,
+            iterations: 0,
+            state: SlotTable::default(),
+            clip: Clip::None,
+            weight_decay,
+            global_scale: 1.0,
+        }
+    }
+
+    /// Clips each parameter's gradient to an L2 norm of at most `clipnorm` (Keras' `clipnorm`).
+    pub fn clipnorm(mut self, clipnorm: f64) -> Self {
+        self.clip = Clip::Norm(clipnorm as f32);
+        self
+    }
+
+    /// Clips all gradients together to a joint L2 norm of at most `norm` (Keras'
+    /// `global_clipnorm`).
+    pub fn global_clipnorm(mut self, norm: f64) -> Self {
+        self.clip = Clip::GlobalNorm(norm as f32);
+        self
+    }
+
+    /// Clamps every gradient value to `[−clipvalue, clipvalue]` (Keras' `clipvalue`).
+    pub fn clipvalue(mut self, clipvalue: f64) -> Self {
+        self.clip = Clip::Value(clipvalue as f32);
+        self
+    }
+
+    /// Decoupled weight decay, `w ← w − w·wd·lr` before each update (Keras'
+    /// `weight_decay`; `None` turns it off).
+    pub fn weight_decay(mut self, weight_decay: impl Into<Option<f64>>) -> Self {
+        self.weight_decay = weight_decay.into().map(|w| w as f32);
+        self
+    }
+
+    /// The gradient clipping.
+    pub fn clip(&self) -> Clip {
+        self.clip
+    }
+
+    /// The weight decay, if any.
+    pub fn weight_decay_value(&self) -> Option<f32> {
+        self.weight_decay
     }
 
     /// The rule.
@@ -52,19 +121,57 @@ impl Optimizer {
         self.rule.as_ref()
     }
 
-    /// The current learning rate.
+    /// The learning rate of the next step (a schedule evaluated at the iteration count).
     pub fn learning_rate(&self) -> f32 {
-        self.learning_rate
+        match &self.learning_rate {
+            LearningRate::Constant(lr) => *lr,
+            LearningRate::Schedule(s) => s.at(self.iterations),
+        }
     }
 
-    /// Replaces the learning rate (rounded to `f32`, as Keras' variable assignment does).
-    pub fn set_learning_rate(&mut self, learning_rate: f64) {
-        self.learning_rate = learning_rate as f32;
+    /// The learning rate as configured: a constant or a schedule.
+    pub fn learning_rate_config(&self) -> &LearningRate {
+        &self.learning_rate
     }
 
-    /// Checks the learning rate and the rule's hyperparameters.
+    /// Replaces a constant learning rate (rounded to `f32`, as Keras' variable assignment
+    /// does). A schedule cannot be set, as in Keras.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) -> Result<(), String> {
+        if !(learning_rate.is_finite() && learning_rate >= 0.0) {
+            return Err(format!("learning_rate must be a finite number ≥ 0, got {learning_rate}"));
+        }
+        match self.learning_rate {
+            LearningRate::Constant(_) => {
+                self.learning_rate = LearningRate::Constant(learning_rate as f32);
+                Ok(())
+            }
+            LearningRate::Schedule(ref s) => {
+                Err(format!("this optimizer's learning rate is a {} schedule, hence not settable", s.class_name()))
+            }
+        }
+    }
+
+    /// Checks the learning rate, the clipping, the weight decay and the rule's
+    /// hyperparameters (Keras-like messages naming the argument).
     pub fn validate(&self) -> Result<(), String> {
-        positive("learning_rate", self.learning_rate as f64)?;
+        match &self.learning_rate {
+            LearningRate::Constant(lr) => positive("learning_rate", *lr as f64)?,
+            LearningRate::Schedule(s) => s.validate()?,
+        }
+        let (name, c) = match self.clip {
+            Clip::None => ("", 1.0),
+            Clip::Norm(c) => ("clipnorm", c),
+            Clip::GlobalNorm(c) => ("global_clipnorm", c),
+            Clip::Value(c) => ("clipvalue", c),
+        };
+        if !name.is_empty() {
+            positive(name, c as f64)?;
+        }
+        if let Some(wd) = self.weight_decay
+            && !(wd.is_finite() && wd >= 0.0)
+        {
+            return Err(format!("argument `weight_decay` must be a finite number ≥ 0, received weight_decay={wd}"));
+        }
         self.rule.validate()
     }
 
@@ -86,16 +193,53 @@ impl Optimizer {
         self.iterations = 0;
     }
 
-    /// Applies one update to parameter `index` given its gradient.
-    pub fn update(&mut self, index: usize, value: &mut [f32], grad: &[f32]) {
+    /// Starts a step given every gradient it will apply (in parameter order): computes the
+    /// joint norm `Clip::GlobalNorm` needs. A no-op for the other clippings.
+    pub fn begin_step<'g>(&mut self, grads: impl IntoIterator<Item = &'g [f32]>) {
+        let Clip::GlobalNorm(c) = self.clip else { return };
+        // Keras: sqrt(sum(stack([sum(square(g)) for g]))), all float32.
+        let squared: f32 = grads.into_iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum();
+        let norm = squared.sqrt();
+        let scale_for_finite = c * (1.0 / norm).min((1.0f64 / c as f64) as f32);
+        // NaN for a non-finite norm, as Keras' `scale + (norm − norm)` gives.
+        self.global_scale = if norm.is_finite() { scale_for_finite } else { f32::NAN };
+    }
+
+    /// Clips `grad` as configured (after [`begin_step`](Optimizer::begin_step)).
+    fn clip_gradient(&self, grad: &mut [f32]) {
+        match self.clip {
+            Clip::None => {}
+            Clip::Norm(c) => {
+                let l2sum: f32 = grad.iter().map(|v| v * v).sum();
+                let norm = if l2sum > 0.0 { l2sum.sqrt() } else { l2sum };
+                let denom = norm.max(c);
+                grad.iter_mut().for_each(|g| *g = (*g * c) / denom);
+            }
+            Clip::GlobalNorm(_) => {
+                let s = self.global_scale;
+                grad.iter_mut().for_each(|g| *g *= s);
+            }
+            Clip::Value(c) => grad.iter_mut().for_each(|g| *g = g.clamp(-c, c)),
+        }
+    }
+
+    /// Applies one update to parameter `index` given its gradient (clipped in place first).
+    pub fn update(&mut self, index: usize, value: &mut [f32], grad: &mut [f32]) {
         self.update_parallel(index, value, grad, 1);
     }
 
     /// [`update`](Optimizer::update) split over `threads` threads of the current rayon
     /// pool (the rules are elementwise, so the result is the same bits). Small parameters
     /// are updated on this thread: below [`PARALLEL_MIN`] values, splitting costs more.
-    pub fn update_parallel(&mut self, index: usize, value: &mut [f32], grad: &[f32], threads: usize) {
-        let step = Step { learning_rate: self.learning_rate, iteration: self.iterations };
+    /// Clipping and weight decay come first, on this thread, in Keras' order.
+    pub fn update_parallel(&mut self, index: usize, value: &mut [f32], grad: &mut [f32], threads: usize) {
+        let learning_rate = self.learning_rate();
+        self.clip_gradient(grad);
+        if let Some(wd) = self.weight_decay {
+            value.iter_mut().for_each(|w| *w -= (*w * wd) * learning_rate);
+        }
+        let grad: &[f32] = grad;
+        let step = Step { learning_rate, iteration: self.iterations };
         let rule = self.rule.as_ref();
         let slots = self.state.get_mut(index, value.len());
         let n_slots = slots.len();
@@ -162,10 +306,19 @@ impl<R: UpdateRule + 'static> From<R> for Optimizer {
     }
 }
 
-/// The serialized form: the rule's tagged config with the learning rate beside it.
+/// The serialized form: the rule's tagged config with the learning rate (a number or a
+/// schedule) and the options of Keras' `BaseOptimizer` beside it, under Keras' names.
 #[derive(Serialize)]
 struct ConfigOut<'a> {
-    learning_rate: f32,
+    learning_rate: &'a LearningRate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    global_clipnorm: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clipvalue: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight_decay: Option<f32>,
     #[serde(flatten)]
     rule: &'a dyn UpdateRule,
 }
@@ -173,21 +326,63 @@ struct ConfigOut<'a> {
 #[derive(Deserialize)]
 struct ConfigIn {
     #[serde(default)]
-    learning_rate: Option<f64>,
+    learning_rate: Option<LearningRate>,
+    #[serde(default)]
+    clipnorm: Option<f64>,
+    #[serde(default)]
+    global_clipnorm: Option<f64>,
+    #[serde(default)]
+    clipvalue: Option<f64>,
+    /// Absent: the rule's default (AdamW's 0.004); `null`: none.
+    #[serde(default, deserialize_with = "present")]
+    weight_decay: Option<Option<f64>>,
     #[serde(flatten)]
     rule: Box<dyn UpdateRule>,
 }
 
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
+}
+
 impl Serialize for Optimizer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ConfigOut { learning_rate: self.learning_rate, rule: self.rule.as_ref() }.serialize(s)
+        let c = |want: fn(Clip) -> Option<f32>| want(self.clip);
+        ConfigOut {
+            learning_rate: &self.learning_rate,
+            clipnorm: c(|c| if let Clip::Norm(v) = c { Some(v) } else { None }),
+            global_clipnorm: c(|c| if let Clip::GlobalNorm(v) = c { Some(v) } else { None }),
+            clipvalue: c(|c| if let Clip::Value(v) = c { Some(v) } else { None }),
+            weight_decay: self.weight_decay,
+            rule: self.rule.as_ref(),
+        }
+        .serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Optimizer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let c = ConfigIn::deserialize(d)?;
-        let lr = c.learning_rate.unwrap_or_else(|| c.rule.default_learning_rate());
-        Ok(Self::from_boxed(c.rule, lr))
+        let lr = c.learning_rate.unwrap_or_else(|| LearningRate::from(c.rule.default_learning_rate()));
+        let set = [c.clipnorm, c.global_clipnorm, c.clipvalue].iter().filter(|v| v.is_some()).count();
+        if set > 1 {
+            return Err(serde::de::Error::custom(
+                "only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set",
+            ));
+        }
+        let mut opt = Self::from_boxed(c.rule, lr);
+        if let Some(v) = c.clipnorm {
+            opt = opt.clipnorm(v);
+        }
+        if let Some(v) = c.global_clipnorm {
+            opt = opt.global_clipnorm(v);
+        }
+        if let Some(v) = c.clipvalue {
+            opt = opt.clipvalue(v);
+        }
+        if let Some(wd) = c.weight_decay {
+            opt = opt.weight_decay(wd);
+        }
+        Ok(opt)
     }
 }

@@ -42,6 +42,11 @@ pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
         0.001
     }
 
+    /// The weight decay Keras uses when none is given (none; AdamW's is 0.004).
+    fn default_weight_decay(&self) -> Option<f64> {
+        None
+    }
+
     /// Checks the hyperparameters (Keras-like messages naming the argument).
     fn validate(&self) -> Result<(), String> {
         Ok(())

@@ -5,7 +5,7 @@ use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
 fn run(opt: &mut Optimizer, w: &mut [f32], grads: &[&[f32]]) {
     opt.build(&[("p".to_string(), w.len())]);
     for g in grads {
-        opt.update(0, w, g);
+        opt.update(0, w, &mut g.to_vec());
         opt.finish_step();
     }
 }
@@ -143,7 +143,7 @@ fn decayed_state_is_flushed_to_zero_not_left_subnormal() {
         let mut w = [0.5f32, -0.5];
         run(&mut opt, &mut w, &[&[1e-3, -1e-3]]);
         for _ in 0..100_000 {
-            opt.update(0, &mut w, &[0.0, 0.0]);
+            opt.update(0, &mut w, &mut [0.0, 0.0]);
             opt.finish_step();
         }
         for s in opt.slots() {
@@ -154,4 +154,62 @@ fn decayed_state_is_flushed_to_zero_not_left_subnormal() {
             assert!(s.values.iter().all(|v| *v == 0.0), "{} did not decay to 0: {:?}", s.slot, s.values);
         }
     }
+}
+
+#[test]
+fn clipping_and_weight_decay_follow_keras_order() {
+    // SGD(lr 0.1) so the update is visible: w ← w − lr·g after clipping and decay.
+    let grads: &[&[f32]] = &[&[3.0, 4.0]];
+    let mut w = [1.0f32, 1.0];
+    run(&mut Optimizer::new(Sgd::default(), 0.1).clipnorm(1.0), &mut w, grads);
+    // ‖g‖ = 5 → g·1/5 = [0.6, 0.8].
+    assert!(close(w[0], 1.0 - 0.06) && close(w[1], 1.0 - 0.08), "{w:?}");
+    let mut w = [1.0f32, 1.0];
+    run(&mut Optimizer::new(Sgd::default(), 0.1).clipvalue(0.5), &mut w, grads);
+    assert!(close(w[0], 0.95) && close(w[1], 0.95), "{w:?}");
+    let mut w = [1.0f32, 1.0];
+    run(&mut Optimizer::new(Sgd::default(), 0.1).weight_decay(0.5), &mut w, grads);
+    // w ← w − w·0.5·0.1 = 0.95, then − 0.1·g.
+    assert!(close(w[0], 0.95 - 0.3) && close(w[1], 0.95 - 0.4), "{w:?}");
+    // Global norm over two parameters: ‖[3, 4, 12]‖ = 13 → scale 1/13.
+    let mut opt = Optimizer::new(Sgd::default(), 1.0).global_clipnorm(1.0);
+    opt.build(&[("a".to_string(), 2), ("b".to_string(), 1)]);
+    let (mut a, mut b) = ([0.0f32; 2], [0.0f32]);
+    let (mut ga, mut gb) = ([3.0f32, 4.0], [12.0f32]);
+    opt.begin_step([&ga[..], &gb[..]]);
+    opt.update(0, &mut a, &mut ga);
+    opt.update(1, &mut b, &mut gb);
+    assert!(close(a[0], -3.0 / 13.0) && close(b[0], -12.0 / 13.0), "{a:?} {b:?}");
+}
+
+#[test]
+fn schedules_drive_the_rate_and_options_round_trip() {
+    use kiln_optimizers::{AdamW, LearningRate, LearningRateSchedule};
+    let schedule = LearningRateSchedule::ExponentialDecay {
+        initial_learning_rate: 0.1,
+        decay_steps: 1.0,
+        decay_rate: 0.5,
+        staircase: false,
+    };
+    let mut opt = Optimizer::new(Sgd::default(), schedule.clone());
+    assert!(opt.set_learning_rate(0.3).unwrap_err().contains("ExponentialDecay"));
+    let mut w = [0.0f32];
+    run(&mut opt, &mut w, &[&[1.0], &[1.0]]);
+    // Steps at iterations 0 and 1: rates 0.1 and 0.05.
+    assert!(close(w[0], -0.15), "{w:?}");
+    assert_eq!(opt.learning_rate(), 0.025);
+
+    let adamw = Optimizer::new(AdamW::default(), 1e-3).clipnorm(2.0);
+    assert_eq!(adamw.weight_decay_value(), Some(0.004));
+    let json = serde_json::to_value(&adamw).unwrap();
+    assert_eq!(json["type"], "AdamW");
+    assert_eq!(json["clipnorm"], 2.0);
+    let back: Optimizer = serde_json::from_value(json).unwrap();
+    assert_eq!((back.weight_decay_value(), back.clip()), (Some(0.004), kiln_optimizers::Clip::Norm(2.0)));
+    let s: Optimizer = serde_json::from_value(serde_json::to_value(&opt).unwrap()).unwrap();
+    assert_eq!(s.learning_rate_config(), &LearningRate::Schedule(schedule));
+    let two: Result<Optimizer, _> =
+        serde_json::from_value(serde_json::json!({"type": "SGD", "clipnorm": 1.0, "clipvalue": 1.0}));
+    let err = two.unwrap_err().to_string();
+    assert!(err.contains("only one of"), "{err}");
 }

@@ -4,9 +4,9 @@ use kiln_tensor::Matrix;
 
 use crate::callbacks::{BatchStats, Callback};
 use crate::evaluate::Tally;
-use crate::features::{Batch, gather_targets};
+use crate::features::{Batch, gather_targets, gather_weights};
 use crate::mean::Mean;
-use crate::metrics::MetricState;
+use crate::metric_state::MetricState;
 use crate::progress::Progress;
 use crate::step::{Grads, backward, forward, total_loss};
 use crate::validation::Plan;
@@ -20,6 +20,7 @@ pub(crate) struct TrainBuffers {
     /// The training rows in this epoch's order.
     pub order: Vec<usize>,
     batch_logs: Logs,
+    weights: Vec<f32>,
 }
 
 impl TrainBuffers {
@@ -33,6 +34,7 @@ impl TrainBuffers {
             grads: Grads::new(layers),
             order: Vec::new(),
             batch_logs: Logs::default(),
+            weights: Vec::new(),
         }
     }
 }
@@ -62,7 +64,8 @@ impl Sequential {
             }
             plan.x.gather(idx, &mut bufs.batch, self.par);
             gather_targets(plan.y, idx, &mut bufs.targets);
-            let stats = self.train_step(&bufs.batch, &bufs.targets, &mut bufs.grads, &mut tally.metrics)?;
+            let w = plan.weights.as_deref().map(|w| gather_weights(w, idx, &mut bufs.weights));
+            let stats = self.train_step(&bufs.batch, &bufs.targets, w, &mut bufs.grads, &mut tally.metrics)?;
             tally.loss.add(stats.loss, stats.size as f32);
             tally.fill_logs(&mut bufs.batch_logs, "");
             progress.batch_end(&bufs.batch_logs);
@@ -83,6 +86,7 @@ impl Sequential {
         &mut self,
         batch: &Batch,
         targets: &Matrix,
+        weights: Option<&[f32]>,
         grads: &mut Grads,
         metrics: &mut [MetricState],
     ) -> Result<BatchStats, TrainError> {
@@ -91,11 +95,12 @@ impl Sequential {
         let layers = &mut self.layers;
         forward(layers, batch.input(), true, par);
         let last = layers.last().expect("layers");
-        let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), targets, grads.last());
-        metrics.iter_mut().for_each(|m| m.update(last.output(), targets));
+        let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), targets, weights, grads.last());
+        metrics.iter_mut().for_each(|m| m.update(last.output(), targets, weights));
         let loss = total_loss(layers, data_loss, None)?;
         backward(layers, batch.input(), grads, grad_of, par)?;
         let (opt, threads) = (&mut compiled.optimizer, par.thread_count());
+        opt.begin_step(layers.iter().flat_map(|l| l.params().iter().map(|p| p.grad())));
         let mut k = 0;
         for layer in layers.iter_mut() {
             for p in layer.params_mut() {

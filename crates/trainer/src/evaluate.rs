@@ -2,11 +2,11 @@
 
 use kiln_tensor::Matrix;
 
-use crate::features::{Batch, gather_targets};
+use crate::features::{Batch, gather_targets, gather_weights};
 use crate::mean::Mean;
-use crate::metrics::MetricState;
+use crate::metric_state::MetricState;
 use crate::step::{for_each_weight_penalty, forward, total_loss};
-use crate::validation::{check_batch_size, check_data, check_inputs};
+use crate::validation::{check_batch_size, check_data, check_inputs, check_weights};
 use crate::{FeaturesRef, Logs, Sequential, TrainError};
 
 /// Buffers of an evaluation pass, reused across epochs.
@@ -16,6 +16,7 @@ pub(crate) struct EvalBuffers {
     targets: Matrix,
     /// The loss writes a gradient even when nobody reads it.
     unused_grad: Matrix,
+    weights: Vec<f32>,
 }
 
 /// The running loss and metrics of a pass.
@@ -30,12 +31,12 @@ impl Tally {
         if prefix.is_empty() {
             logs.set("loss", self.loss.result() as f64);
             for m in &self.metrics {
-                logs.set(&m.name, m.mean.result() as f64);
+                logs.set(&m.name, m.result() as f64);
             }
         } else {
             logs.set(&format!("{prefix}loss"), self.loss.result() as f64);
             for m in &self.metrics {
-                logs.set(&format!("{prefix}{}", m.name), m.mean.result() as f64);
+                logs.set(&format!("{prefix}{}", m.name), m.result() as f64);
             }
         }
     }
@@ -46,11 +47,7 @@ impl Sequential {
     pub(crate) fn metric_states(&self, out_w: usize, label_w: usize) -> Vec<MetricState> {
         self.metrics()
             .iter()
-            .map(|m| MetricState {
-                name: m.name.clone(),
-                metric: m.metric.resolve(out_w, label_w),
-                mean: Mean::default(),
-            })
+            .map(|m| MetricState::new(m.name.clone(), m.metric.resolve(out_w, label_w), m.weighted, out_w))
             .collect()
     }
 
@@ -59,6 +56,7 @@ impl Sequential {
         &mut self,
         x: FeaturesRef<'_>,
         y: &Matrix,
+        weights: Option<&[f32]>,
         rows: &[usize],
         batch_size: usize,
         bufs: &mut EvalBuffers,
@@ -72,10 +70,11 @@ impl Sequential {
         for chunk in rows.chunks(batch_size) {
             x.gather(chunk, &mut bufs.batch, self.par);
             gather_targets(y, chunk, &mut bufs.targets);
+            let w = weights.map(|w| gather_weights(w, chunk, &mut bufs.weights));
             forward(&mut self.layers, bufs.batch.input(), false, self.par);
             let last = self.layers.last().expect("layers");
-            let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, &mut bufs.unused_grad);
-            tally.metrics.iter_mut().for_each(|m| m.update(last.output(), &bufs.targets));
+            let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, w, &mut bufs.unused_grad);
+            tally.metrics.iter_mut().for_each(|m| m.update(last.output(), &bufs.targets, w));
             tally.loss.add(total_loss(&self.layers, data_loss, Some(&penalties))?, chunk.len() as f32);
         }
         Ok(tally)
@@ -89,17 +88,40 @@ impl Sequential {
         batch_size: usize,
     ) -> Result<Logs, TrainError> {
         let (x, par) = (x.into(), self.par);
-        par.install(|| self.evaluate_here(x, y, batch_size))
+        par.install(|| self.evaluate_here(x, y, None, batch_size))
     }
 
-    fn evaluate_here(&mut self, x: FeaturesRef<'_>, y: &Matrix, batch_size: usize) -> Result<Logs, TrainError> {
+    /// [`evaluate`](Sequential::evaluate) with one weight per row (Keras'
+    /// `evaluate(sample_weight=…)`): each batch's loss is `Σ wᵢ·lossᵢ / batch size`, and the
+    /// metrics are weighted means.
+    pub fn evaluate_weighted<'x>(
+        &mut self,
+        x: impl Into<FeaturesRef<'x>>,
+        y: &Matrix,
+        sample_weight: &[f32],
+        batch_size: usize,
+    ) -> Result<Logs, TrainError> {
+        let (x, par) = (x.into(), self.par);
+        par.install(|| self.evaluate_here(x, y, Some(sample_weight), batch_size))
+    }
+
+    fn evaluate_here(
+        &mut self,
+        x: FeaturesRef<'_>,
+        y: &Matrix,
+        weights: Option<&[f32]>,
+        batch_size: usize,
+    ) -> Result<Logs, TrainError> {
         let n = check_data(x, y, "evaluation")?;
         check_batch_size(batch_size)?;
+        if let Some(w) = weights {
+            check_weights(w, n, "evaluation")?;
+        }
         self.ensure_built(x.width(), "evaluation")?;
         let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
         loss.check_targets(y, self.output_width().expect("built"))?;
         let rows: Vec<usize> = (0..n).collect();
-        let tally = self.evaluate_rows(x, y, &rows, batch_size, &mut EvalBuffers::default())?;
+        let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut EvalBuffers::default())?;
         let mut logs = Logs::default();
         tally.fill_logs(&mut logs, "");
         Ok(logs)

@@ -188,6 +188,13 @@ pub(crate) fn gather_targets(targets: &Matrix, idx: &[usize], out: &mut Matrix) 
     }
 }
 
+/// Entries `idx` of `weights` into `out`, reusing its buffer; returns them.
+pub(crate) fn gather_weights<'o>(weights: &[f32], idx: &[usize], out: &'o mut Vec<f32>) -> &'o [f32] {
+    out.clear();
+    out.extend(idx.iter().map(|&i| weights[i]));
+    out
+}
+
 /// A reusable batch buffer: dense or sparse, whichever the features are.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {

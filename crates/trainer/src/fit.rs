@@ -43,9 +43,20 @@ impl Sequential {
     ) -> Result<History, TrainError> {
         let x = x.into();
         let _span = info_span!("fit", epochs = opts.epochs, batch_size = opts.batch_size).entered();
-        let FitOptions { epochs, batch_size, validation, shuffle, reshuffle_each_epoch, seed, verbose, mut callbacks } =
-            opts;
-        let plan = self.prepare_fit(x, y, batch_size, validation)?;
+        let FitOptions {
+            epochs,
+            batch_size,
+            validation,
+            shuffle,
+            reshuffle_each_epoch,
+            seed,
+            verbose,
+            mut callbacks,
+            sample_weight,
+            class_weight,
+            initial_epoch,
+        } = opts;
+        let plan = self.prepare_fit(x, y, batch_size, validation, sample_weight, class_weight.as_ref())?;
         self.history = Some(History::default());
         let mut bufs = TrainBuffers::new(self.layers.len(), plan.x, batch_size);
         let mut val_bufs = EvalBuffers::default();
@@ -54,7 +65,9 @@ impl Sequential {
         let mut epoch_logs = Logs::default();
 
         self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_train_begin(ctl))?;
-        for epoch in 0..epochs {
+        // Keras' `initial_epoch`: epochs are numbered from 0 and run up to `epochs`; an
+        // `initial_epoch` at or past `epochs` trains nothing.
+        for epoch in initial_epoch..epochs {
             let _epoch_span = info_span!("epoch", epoch = epoch + 1).entered();
             let mut stop = self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_epoch_begin(epoch, ctl))?;
             if epoch == 0 || reshuffle_each_epoch {
@@ -71,7 +84,14 @@ impl Sequential {
                 let (tally, stopped) =
                     self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
                 let val = match &plan.validation {
-                    Some(held) => Some(self.evaluate_rows(held.x, held.y, &held.rows, batch_size, &mut val_bufs)?),
+                    Some(held) => Some(self.evaluate_rows(
+                        held.x,
+                        held.y,
+                        held.weights.as_deref(),
+                        &held.rows,
+                        batch_size,
+                        &mut val_bufs,
+                    )?),
                     None => None,
                 };
                 Ok::<_, TrainError>((tally, val, stopped))
@@ -82,8 +102,8 @@ impl Sequential {
             if let Some(val) = val {
                 val.fill_logs(&mut epoch_logs, "val_");
             }
+            stop |= self.run_epoch_end(&mut callbacks, epoch, &mut epoch_logs)?;
             progress.epoch_end(epoch, &epoch_logs);
-            stop |= self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_epoch_end(epoch, &epoch_logs, ctl))?;
             self.history.as_mut().expect("set above").push(&epoch_logs);
             if stop {
                 break;
@@ -91,6 +111,27 @@ impl Sequential {
         }
         self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_train_end(&epoch_logs, ctl))?;
         Ok(self.history.clone().expect("set above"))
+    }
+
+    /// Runs every callback's `on_epoch_end` in order; entries a callback adds to the logs
+    /// are seen by the callbacks after it, then by the progress line and the history (which
+    /// Keras runs last). Returns whether any asked to stop.
+    fn run_epoch_end(
+        &mut self,
+        callbacks: &mut [&mut dyn Callback],
+        epoch: usize,
+        logs: &mut Logs,
+    ) -> Result<bool, TrainError> {
+        let mut stop = false;
+        for cb in callbacks.iter_mut() {
+            let mut ctl = Control::new(self, None);
+            cb.on_epoch_end(epoch, logs, &mut ctl)?;
+            stop |= ctl.stop_requested();
+            for (key, value) in ctl.take_added_logs() {
+                logs.set(&key, value);
+            }
+        }
+        Ok(stop)
     }
 
     /// Runs `hook` on every callback; returns whether any asked to stop.

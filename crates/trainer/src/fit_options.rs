@@ -1,5 +1,7 @@
 //! The options of `fit`: epochs, batches, validation, shuffling, progress, callbacks.
 
+use std::collections::BTreeMap;
+
 use kiln_tensor::Matrix;
 
 use crate::callbacks::Callback;
@@ -16,6 +18,9 @@ pub enum Validation<'a> {
     Split(f64),
     /// Separate validation inputs and labels (Keras' `validation_data`), borrowed.
     Data(FeaturesRef<'a>, &'a Matrix),
+    /// Separate validation inputs, labels and one weight per row (Keras'
+    /// `validation_data=(x, y, sample_weight)`).
+    WeightedData(FeaturesRef<'a>, &'a Matrix, &'a [f32]),
 }
 
 /// Options of [`Sequential::fit`](crate::Sequential::fit), with Keras' defaults (`epochs`
@@ -43,6 +48,14 @@ pub struct FitOptions<'a> {
     pub verbose: Verbosity,
     /// Callbacks, called in order.
     pub callbacks: Vec<&'a mut dyn Callback>,
+    /// One weight per row of `x` (Keras' `sample_weight`); with `validation_split` the
+    /// held-out rows keep theirs, as Keras splits them too.
+    pub sample_weight: Option<&'a [f32]>,
+    /// A weight per class index (Keras' `class_weight`): training rows weigh their label's
+    /// class (`round(y)` for one column, `argmax(y)` for one-hot rows; 1 when absent).
+    pub class_weight: Option<BTreeMap<usize, f32>>,
+    /// The epoch to start from (Keras' `initial_epoch`): epochs before it are skipped.
+    pub initial_epoch: usize,
 }
 
 impl Default for FitOptions<'_> {
@@ -56,6 +69,9 @@ impl Default for FitOptions<'_> {
             seed: None,
             verbose: Verbosity::Auto,
             callbacks: Vec::new(),
+            sample_weight: None,
+            class_weight: None,
+            initial_epoch: 0,
         }
     }
 }
@@ -82,6 +98,30 @@ impl<'a> FitOptions<'a> {
     /// Validates on separate data.
     pub fn validation_data(mut self, x: impl Into<FeaturesRef<'a>>, y: &'a Matrix) -> Self {
         self.validation = Validation::Data(x.into(), y);
+        self
+    }
+
+    /// Validates on separate data with one weight per validation row.
+    pub fn validation_data_weighted(mut self, x: impl Into<FeaturesRef<'a>>, y: &'a Matrix, w: &'a [f32]) -> Self {
+        self.validation = Validation::WeightedData(x.into(), y, w);
+        self
+    }
+
+    /// Weighs each training row's loss and metrics (Keras' `sample_weight`).
+    pub fn sample_weight(mut self, weights: &'a [f32]) -> Self {
+        self.sample_weight = Some(weights);
+        self
+    }
+
+    /// Weighs each training row by its class (Keras' `class_weight`).
+    pub fn class_weight(mut self, weights: impl IntoIterator<Item = (usize, f32)>) -> Self {
+        self.class_weight = Some(weights.into_iter().collect());
+        self
+    }
+
+    /// Starts at epoch `epoch` (0-based; Keras' `initial_epoch`).
+    pub fn initial_epoch(mut self, epoch: usize) -> Self {
+        self.initial_epoch = epoch;
         self
     }
 

@@ -180,24 +180,32 @@ impl Loss {
     /// The loss of the model's last layer: from its logits where Keras would, or — with
     /// `from_logits` — reading its output as logits. The returned [`GradOf`] tells
     /// `backward` what the gradient is w.r.t.
-    pub(crate) fn of_layer(self, last: &dyn Layer, targets: &Matrix, grad: &mut Matrix) -> (f32, GradOf) {
+    pub(crate) fn of_layer(
+        self,
+        last: &dyn Layer,
+        targets: &Matrix,
+        weights: Option<&[f32]>,
+        grad: &mut Matrix,
+    ) -> (f32, GradOf) {
         if self.from_logits() {
             let z = last.output();
-            let (loss, _) = self.forward_backward(z, Some(z), self.logits_activation(), targets, grad);
+            let (loss, _) = self.forward_backward(z, Some(z), self.logits_activation(), targets, weights, grad);
             (loss, GradOf::Output)
         } else {
-            self.forward_backward(last.output(), last.logits(), last.activation(), targets, grad)
+            self.forward_backward(last.output(), last.logits(), last.activation(), targets, weights, grad)
         }
     }
 
     /// The mean loss over the batch, with its gradient written into `grad` — w.r.t. the
-    /// logits when the returned [`GradOf`] says so, else w.r.t. the output.
+    /// logits when the returned [`GradOf`] says so, else w.r.t. the output. With `weights`
+    /// (one per row), Keras' `sum_over_batch_size` reduction: `Σ wᵢ·lossᵢ / n`.
     pub fn forward_backward(
         self,
         output: &Matrix,
         logits: Option<&Matrix>,
         activation: Activation,
         targets: &Matrix,
+        weights: Option<&[f32]>,
         grad: &mut Matrix,
     ) -> (f32, GradOf) {
         let (n, k) = output.shape();
@@ -213,52 +221,64 @@ impl Loss {
         };
         let mut sum = 0.0f32;
         let g = grad.as_mut_slice();
+        // Row i's weight (1 without weights: `x·1.0` is `x`, so the unweighted numbers
+        // are unchanged bit for bit).
+        let w = |i: usize| weights.map_or(1.0, |w| w[i]);
         match (self.kind(), from_logits) {
             (Kind::Sparse, Some(z)) => {
                 for i in 0..n {
                     let label = targets.get(i, 0) as usize;
-                    sum += softmax_xent_row(z.row(i), OneHot::Index(label), &mut g[i * k..(i + 1) * k], u);
+                    let wi = w(i);
+                    sum += softmax_xent_row(z.row(i), OneHot::Index(label), &mut g[i * k..(i + 1) * k], u * wi) * wi;
                 }
             }
             (Kind::Categorical, Some(z)) => {
                 for i in 0..n {
-                    sum += softmax_xent_row(z.row(i), OneHot::Dense(targets.row(i)), &mut g[i * k..(i + 1) * k], u);
+                    let wi = w(i);
+                    sum +=
+                        softmax_xent_row(z.row(i), OneHot::Dense(targets.row(i)), &mut g[i * k..(i + 1) * k], u * wi)
+                            * wi;
                 }
             }
             (Kind::Binary, Some(z)) => {
                 let uk = u / k as f32;
                 for (j, (&x, &t)) in z.as_slice().iter().zip(targets.as_slice()).enumerate() {
-                    sum += sigmoid_xent(x, t, &mut g[j], uk) / k as f32;
+                    let wi = w(j / k);
+                    sum += sigmoid_xent(x, t, &mut g[j], uk * wi) / k as f32 * wi;
                 }
             }
             (Kind::Sparse, None) => {
                 for i in 0..n {
                     let label = targets.get(i, 0) as usize;
-                    sum += prob_sparse_xent_row(output.row(i), label, &mut g[i * k..(i + 1) * k], u);
+                    let wi = w(i);
+                    sum += prob_sparse_xent_row(output.row(i), label, &mut g[i * k..(i + 1) * k], u * wi) * wi;
                 }
             }
             (Kind::Categorical, None) => {
                 for i in 0..n {
-                    sum += prob_xent_row(output.row(i), targets.row(i), &mut g[i * k..(i + 1) * k], u);
+                    let wi = w(i);
+                    sum += prob_xent_row(output.row(i), targets.row(i), &mut g[i * k..(i + 1) * k], u * wi) * wi;
                 }
             }
             (Kind::Binary, None) => {
                 let uk = u / k as f32;
                 for (j, (&p, &t)) in output.as_slice().iter().zip(targets.as_slice()).enumerate() {
+                    let wi = w(j / k);
                     let pc = p.clamp(EPSILON, 1.0 - EPSILON);
                     let clipped = p != pc;
-                    sum += -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln()) / k as f32;
-                    g[j] = if clipped { 0.0 } else { -uk * (t / pc - (1.0 - t) / (1.0 - pc)) };
+                    sum += -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln()) / k as f32 * wi;
+                    g[j] = if clipped { 0.0 } else { -(uk * wi) * (t / pc - (1.0 - t) / (1.0 - pc)) };
                 }
             }
             (Kind::Mse, _) => {
                 let uk = u / k as f32;
                 for i in 0..n {
                     let (p, t) = (output.row(i), targets.row(i));
+                    let wi = w(i);
                     let row: f32 = p.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum();
-                    sum += row / k as f32;
+                    sum += row / k as f32 * wi;
                     for j in 0..k {
-                        g[i * k + j] = uk * (2.0 * (p[j] - t[j]));
+                        g[i * k + j] = (uk * wi) * (2.0 * (p[j] - t[j]));
                     }
                 }
             }
@@ -377,6 +397,7 @@ mod tests {
             Some(&z),
             Activation::Softmax,
             &m(&[&[2.0]]),
+            None,
             &mut g,
         );
         assert_eq!((loss, of), (100.0, GradOf::Logits));
@@ -386,6 +407,7 @@ mod tests {
             Some(&z),
             Activation::Sigmoid,
             &m(&[&[1.0]]),
+            None,
             &mut g,
         );
         assert_eq!(loss, 50.0);
@@ -400,6 +422,7 @@ mod tests {
             None,
             Activation::Linear,
             &m(&[&[2.0]]),
+            None,
             &mut g,
         );
         assert_eq!(of, GradOf::Output);

@@ -1,14 +1,19 @@
-//! Metrics reported next to the loss: accuracy (three kinds) and mean absolute error.
+//! Metrics reported next to the loss: accuracies, mean absolute error, and Keras'
+//! confusion-matrix metrics (precision, recall, AUC, F1). Their running state is in
+//! `metric_state.rs`.
 
-use kiln_tensor::Matrix;
-use kiln_tensor::kernels::argmax_finite;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::mean::Mean;
 
-/// What a metric computes (typed, as [`Loss`](crate::Loss) is). Serialized in snake case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a metric computes (typed, as [`Loss`](crate::Loss) is), with Keras' semantics.
+/// Serialized in snake case (`"accuracy"`, `{"precision": {"thresholds": 0.5, …}}`).
+///
+/// The confusion-matrix metrics (`Precision`, `Recall`, `Auc`, `F1Score`) are stateful
+/// over the epoch, as Keras' are: they sum true/false positive counts over every batch and
+/// compute the ratio at the end, never averaging per-batch ratios. With sample weights,
+/// counts and means are weighted as Keras weighs them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// `"accuracy"`: resolved to one of the three below from the widths of outputs and
@@ -16,12 +21,104 @@ pub enum Metric {
     Accuracy,
     /// `prediction > 0.5` equals the 0/1 label.
     BinaryAccuracy,
+    /// `prediction > threshold` equals the 0/1 label (Keras' `BinaryAccuracy(threshold)`).
+    ThresholdedBinaryAccuracy {
+        /// The decision threshold.
+        threshold: f32,
+    },
     /// `argmax(prediction)` (ties → first) equals the integer label.
     SparseCategoricalAccuracy,
     /// `argmax(prediction)` equals `argmax(label)`.
     CategoricalAccuracy,
+    /// The one-hot label's class is among the `k` highest predictions (ties count in, as
+    /// TensorFlow's `in_top_k`).
+    TopKCategoricalAccuracy {
+        /// How many top predictions count (Keras' default 5).
+        k: usize,
+    },
+    /// The integer label is among the `k` highest predictions.
+    SparseTopKCategoricalAccuracy {
+        /// How many top predictions count (Keras' default 5).
+        k: usize,
+    },
     /// Mean of `|prediction − label|` over the outputs of a sample.
     MeanAbsoluteError,
+    /// `tp / (tp + fp)` over the epoch, positives being `prediction > threshold` (0.5, or
+    /// −∞ with `top_k`); `top_k` keeps only each row's k highest predictions, `class_id`
+    /// one column.
+    Precision {
+        /// The decision threshold (`None`: Keras' default).
+        thresholds: Option<f32>,
+        /// Only each row's `top_k` highest predictions can be positive.
+        top_k: Option<usize>,
+        /// Only this output column counts.
+        class_id: Option<usize>,
+    },
+    /// `tp / (tp + fn)` over the epoch, with [`Precision`](Metric::Precision)'s options.
+    Recall {
+        /// The decision threshold (`None`: Keras' default).
+        thresholds: Option<f32>,
+        /// Only each row's `top_k` highest predictions can be positive.
+        top_k: Option<usize>,
+        /// Only this output column counts.
+        class_id: Option<usize>,
+    },
+    /// Area under the ROC or precision-recall curve from `num_thresholds` evenly spaced
+    /// thresholds (Keras' `AUC`: counts bucketed as Keras buckets them, Riemann sums, and
+    /// Davis & Goadrich's interpolation for PR).
+    Auc {
+        /// Thresholds, the two end ones included (Keras' default 200).
+        num_thresholds: usize,
+        /// `ROC` or `PR`.
+        curve: AucCurve,
+        /// How each interval's height is taken.
+        summation_method: AucSummation,
+        /// Apply a sigmoid to the predictions first.
+        from_logits: bool,
+    },
+    /// The F1 score (Keras' `F1Score`): per class `2·p·r / (p + r + ε)` with
+    /// `p = tp / (tp + fp + ε)`, `r = tp / (tp + fn + ε)`, then averaged.
+    F1Score {
+        /// `micro` (global counts), `macro` (mean over classes) or `weighted` (by support).
+        average: F1Average,
+        /// `prediction > threshold` is positive; `None`: each row's highest prediction.
+        threshold: Option<f32>,
+    },
+}
+
+/// The curve of [`Metric::Auc`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AucCurve {
+    /// Recall against false-positive rate.
+    #[serde(rename = "ROC")]
+    Roc,
+    /// Precision against recall.
+    #[serde(rename = "PR")]
+    Pr,
+}
+
+/// How [`Metric::Auc`] takes each interval's height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AucSummation {
+    /// The mean of both ends (Keras' default; for PR, Davis & Goadrich's interpolation).
+    Interpolation,
+    /// The lower end.
+    Minoring,
+    /// The higher end.
+    Majoring,
+}
+
+/// How [`Metric::F1Score`] averages its classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum F1Average {
+    /// One score from the counts of all classes together.
+    Micro,
+    /// The mean of the per-class scores.
+    Macro,
+    /// The per-class scores weighted by each class's (weighted) number of true labels.
+    Weighted,
 }
 
 /// No metrics, for `compile(optimizer, loss, NO_METRICS)`.
@@ -29,45 +126,91 @@ pub const NO_METRICS: [Metric; 0] = [];
 
 /// Every identifier [`Metric::from_keras`] knows, for error messages.
 const KNOWN: &str = "accuracy, acc, binary_accuracy, sparse_categorical_accuracy, categorical_accuracy, mae, \
-                     mean_absolute_error";
+                     mean_absolute_error, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, precision, \
+                     recall, auc (and their class names)";
 
 impl Metric {
+    /// Keras' `Precision()` with its defaults.
+    pub const PRECISION: Metric = Metric::Precision { thresholds: None, top_k: None, class_id: None };
+    /// Keras' `Recall()` with its defaults.
+    pub const RECALL: Metric = Metric::Recall { thresholds: None, top_k: None, class_id: None };
+    /// Keras' `AUC()` with its defaults (200 thresholds, ROC, interpolation).
+    pub const AUC: Metric = Metric::Auc {
+        num_thresholds: 200,
+        curve: AucCurve::Roc,
+        summation_method: AucSummation::Interpolation,
+        from_logits: false,
+    };
+
     /// The log key Keras uses for this metric's class (`accuracy`, `binary_accuracy`, …).
     pub fn keras_name(self) -> &'static str {
         match self {
             Self::Accuracy => "accuracy",
-            Self::BinaryAccuracy => "binary_accuracy",
+            Self::BinaryAccuracy | Self::ThresholdedBinaryAccuracy { .. } => "binary_accuracy",
             Self::SparseCategoricalAccuracy => "sparse_categorical_accuracy",
             Self::CategoricalAccuracy => "categorical_accuracy",
+            Self::TopKCategoricalAccuracy { .. } => "top_k_categorical_accuracy",
+            Self::SparseTopKCategoricalAccuracy { .. } => "sparse_top_k_categorical_accuracy",
             Self::MeanAbsoluteError => "mean_absolute_error",
+            Self::Precision { .. } => "precision",
+            Self::Recall { .. } => "recall",
+            Self::Auc { .. } => "auc",
+            Self::F1Score { .. } => "f1_score",
         }
     }
 
     /// Parses a Keras identifier or class name (`"accuracy"`, `"acc"`, `"mae"`,
-    /// `"BinaryAccuracy"`, …); the identifier becomes the log key, as in Keras.
+    /// `"BinaryAccuracy"`, `"AUC"`, …) with Keras' defaults; the identifier becomes the log
+    /// key, as in Keras (a class name logs under its snake-case name).
     pub fn from_keras(name: &str) -> Result<NamedMetric, TrainError> {
         let metric = match name {
             "accuracy" | "acc" | "Accuracy" => Self::Accuracy,
             "binary_accuracy" | "BinaryAccuracy" => Self::BinaryAccuracy,
             "sparse_categorical_accuracy" | "SparseCategoricalAccuracy" => Self::SparseCategoricalAccuracy,
             "categorical_accuracy" | "CategoricalAccuracy" => Self::CategoricalAccuracy,
+            "top_k_categorical_accuracy" | "TopKCategoricalAccuracy" => Self::TopKCategoricalAccuracy { k: 5 },
+            "sparse_top_k_categorical_accuracy" | "SparseTopKCategoricalAccuracy" => {
+                Self::SparseTopKCategoricalAccuracy { k: 5 }
+            }
             "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Self::MeanAbsoluteError,
+            "precision" | "Precision" => Self::PRECISION,
+            "recall" | "Recall" => Self::RECALL,
+            "auc" | "AUC" => Self::AUC,
+            "f1_score" | "F1Score" => {
+                return Err(TrainError::Config(format!(
+                    "metric `{name}`: Keras' default F1Score(average=None) logs one score per class; kiln logs \
+                     scalars, so give Metric::F1Score with an average (micro, macro or weighted)"
+                )));
+            }
             other => return Err(TrainError::UnknownMetric { name: other.to_string(), known: KNOWN.to_string() }),
         };
-        let key = match name {
-            "Accuracy"
-            | "BinaryAccuracy"
-            | "SparseCategoricalAccuracy"
-            | "CategoricalAccuracy"
-            | "MeanAbsoluteError" => metric.keras_name(),
-            _ => name,
-        };
+        let is_class = name.chars().next().is_some_and(char::is_uppercase);
+        let key = if is_class { metric.keras_name() } else { name };
         Ok(metric.named(key))
     }
 
     /// This metric reported under another log key.
     pub fn named(self, name: impl Into<String>) -> NamedMetric {
-        NamedMetric { name: name.into(), metric: self }
+        NamedMetric { name: name.into(), metric: self, weighted: false }
+    }
+
+    /// Checks the arguments (Keras-like messages naming the argument).
+    pub fn validate(self) -> Result<(), String> {
+        match self {
+            Self::TopKCategoricalAccuracy { k } | Self::SparseTopKCategoricalAccuracy { k } if k == 0 => {
+                Err("argument `k` must be ≥ 1, received k=0".into())
+            }
+            Self::Precision { top_k: Some(0), .. } | Self::Recall { top_k: Some(0), .. } => {
+                Err("argument `top_k` must be ≥ 1, received top_k=0".into())
+            }
+            Self::Auc { num_thresholds, .. } if num_thresholds <= 1 => Err(format!(
+                "argument `num_thresholds` must be an integer > 1, received num_thresholds={num_thresholds}"
+            )),
+            Self::ThresholdedBinaryAccuracy { threshold } if !threshold.is_finite() => {
+                Err(format!("argument `threshold` must be finite, received threshold={threshold}"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Resolves `accuracy` from the output and label widths alone, as Keras'
@@ -88,13 +231,65 @@ impl Metric {
 }
 
 /// A metric as compiled: the log key it reports under and what it computes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamedMetric {
     /// The key in the logs (`accuracy`, `mae`, …).
     pub name: String,
     /// What it computes.
     #[serde(rename = "kind")]
     pub metric: Metric,
+    /// Whether sample and class weights weigh it (Keras' `weighted_metrics`); metrics
+    /// from Keras' `metrics` list ignore them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weighted: bool,
+}
+
+impl NamedMetric {
+    /// This metric weighted by sample and class weights, as in Keras' `weighted_metrics`.
+    pub fn sample_weighted(mut self) -> Self {
+        self.weighted = true;
+        self
+    }
+}
+
+/// Gives `metrics` Keras' log keys (`CompileMetrics.get_result`): unweighted metrics
+/// first, then weighted ones; a repeated unweighted name gets `_1`, `_2`…, a weighted one
+/// that clashes becomes `weighted_<name>` (then `_1`, …).
+pub(crate) fn keras_log_names(metrics: Vec<NamedMetric>) -> Vec<NamedMetric> {
+    let (plain, weighted): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|m| !m.weighted);
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(plain.len() + weighted.len());
+    for mut m in plain {
+        match counts.get_mut(&m.name) {
+            None => {
+                counts.insert(m.name.clone(), 1);
+            }
+            Some(n) => {
+                m.name = format!("{}_{n}", m.name);
+                *n += 1;
+            }
+        }
+        out.push(m);
+    }
+    for mut m in weighted {
+        if counts.contains_key(&m.name) {
+            let name = format!("weighted_{}", m.name);
+            m.name = match counts.get_mut(&name) {
+                None => {
+                    counts.insert(name.clone(), 1);
+                    name
+                }
+                Some(n) => {
+                    *n += 1;
+                    format!("{name}_{}", *n - 1)
+                }
+            };
+        } else {
+            counts.insert(m.name.clone(), 1);
+        }
+        out.push(m);
+    }
+    out
 }
 
 impl From<Metric> for NamedMetric {
@@ -112,39 +307,5 @@ impl From<&Metric> for NamedMetric {
 impl From<&NamedMetric> for NamedMetric {
     fn from(metric: &NamedMetric) -> Self {
         metric.clone()
-    }
-}
-
-/// A running metric over an epoch.
-#[derive(Debug, Clone)]
-pub(crate) struct MetricState {
-    pub name: String,
-    pub metric: Metric,
-    pub mean: Mean,
-}
-
-impl MetricState {
-    /// Adds one batch of predictions.
-    pub fn update(&mut self, pred: &Matrix, targets: &Matrix) {
-        let (n, k) = pred.shape();
-        let mut sum = 0.0f32;
-        for i in 0..n {
-            let (p, t) = (pred.row(i), targets.row(i));
-            sum += match self.metric {
-                // A NaN prediction counts as wrong, whatever the label.
-                Metric::BinaryAccuracy => {
-                    p.iter().zip(t).filter(|(p, t)| !p.is_nan() && ((**p > 0.5) as u8 as f32) == **t).count() as f32
-                        / k as f32
-                }
-                Metric::SparseCategoricalAccuracy | Metric::Accuracy => {
-                    argmax_finite(p).is_some_and(|i| i as f32 == t[0]) as u8 as f32
-                }
-                Metric::CategoricalAccuracy => {
-                    (argmax_finite(p).is_some() && argmax_finite(p) == argmax_finite(t)) as u8 as f32
-                }
-                Metric::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
-            };
-        }
-        self.mean.add_sum(sum, n as f32);
     }
 }

@@ -238,7 +238,8 @@ impl Sequential {
     ) -> Result<(), TrainError> {
         let optimizer = optimizer.into();
         optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
-        self.compiled = Some(Compiled { optimizer, loss, metrics: metrics.into_iter().map(Into::into).collect() });
+        let metrics = crate::metrics::keras_log_names(metrics.into_iter().map(Into::into).collect());
+        self.compiled = Some(Compiled { optimizer, loss, metrics });
         Ok(())
     }
 
@@ -250,6 +251,19 @@ impl Sequential {
     /// The optimizer, mutably (e.g. to change the learning rate).
     pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
         self.compiled.as_mut().map(|c| &mut c.optimizer)
+    }
+
+    /// The learning rate the next step will use (a schedule evaluated at the optimizer's
+    /// iteration count), once compiled.
+    pub fn learning_rate(&self) -> Option<f32> {
+        self.optimizer().map(Optimizer::learning_rate)
+    }
+
+    /// Sets a constant learning rate (stored as `f32`). Like Keras, this is refused when
+    /// the rate comes from a schedule, and when the model is not compiled.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) -> Result<(), TrainError> {
+        let opt = self.optimizer_mut().ok_or(TrainError::NotCompiled("set_learning_rate"))?;
+        opt.set_learning_rate(learning_rate).map_err(TrainError::Config)
     }
 
     /// The loss, once compiled.

@@ -5,19 +5,47 @@ use kiln_tensor::Matrix;
 
 use crate::{FeaturesRef, Sequential, TrainError, Validation};
 
-/// Held-out data and the rows of it to evaluate.
+/// Held-out data and the rows of it to evaluate, with a weight per row of `x` if any.
 pub(crate) struct Held<'a> {
     pub x: FeaturesRef<'a>,
     pub y: &'a Matrix,
     pub rows: Vec<usize>,
+    pub weights: Option<std::borrow::Cow<'a, [f32]>>,
 }
 
-/// A `fit` call's data, checked: the training rows are `0..train_rows` of `x`.
+/// A `fit` call's data, checked: the training rows are `0..train_rows` of `x`, each with
+/// its weight when `weights` is set.
 pub(crate) struct Plan<'a> {
     pub x: FeaturesRef<'a>,
     pub y: &'a Matrix,
     pub train_rows: usize,
+    pub weights: Option<Vec<f32>>,
     pub validation: Option<Held<'a>>,
+}
+
+/// Refuses weights that are not one finite, non-negative number per row.
+pub(crate) fn check_weights(w: &[f32], rows: usize, what: &'static str) -> Result<(), TrainError> {
+    if w.len() != rows {
+        return Err(TrainError::Input(format!("{what} sample_weight has {} values for {rows} samples", w.len())));
+    }
+    match w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+        Some(i) => {
+            Err(TrainError::Input(format!("{what} sample_weight {} at row {i} is not a finite number ≥ 0", w[i])))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Keras' `class_weight_to_sample_weights`: each row weighs its class (`round(y)` for one
+/// column, `argmax(y)` otherwise), 1 for classes the map does not name.
+pub(crate) fn class_weights(y: &Matrix, rows: usize, map: &std::collections::BTreeMap<usize, f32>) -> Vec<f32> {
+    (0..rows)
+        .map(|i| {
+            let row = y.row(i);
+            let class = if row.len() == 1 { row[0].round() as i64 } else { kiln_tensor::kernels::argmax(row) as i64 };
+            usize::try_from(class).ok().and_then(|c| map.get(&c).copied()).unwrap_or(1.0)
+        })
+        .collect()
 }
 
 /// Checks that inputs and labels agree, are not empty, and that every input is finite;
@@ -59,6 +87,8 @@ impl Sequential {
         y: &'a Matrix,
         batch_size: usize,
         validation: Validation<'a>,
+        sample_weight: Option<&'a [f32]>,
+        class_weight: Option<&std::collections::BTreeMap<usize, f32>>,
     ) -> Result<Plan<'a>, TrainError> {
         let n = check_data(x, y, "training")?;
         check_batch_size(batch_size)?;
@@ -67,6 +97,19 @@ impl Sequential {
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
         loss.check_targets(y, out_w)?;
+        if let Some(w) = sample_weight {
+            check_weights(w, n, "training")?;
+            if class_weight.is_some() {
+                return Err(TrainError::Input(
+                    "you cannot pass class_weight and sample_weight at the same time".into(),
+                ));
+            }
+        }
+        if let Some(map) = class_weight
+            && let Some((c, w)) = map.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(TrainError::Input(format!("class_weight of class {c} is {w}, not a finite number ≥ 0")));
+        }
         let (train_rows, validation) = match validation {
             Validation::None => (n, None),
             Validation::Split(f) => {
@@ -79,10 +122,18 @@ impl Sequential {
                         "validation_split {f} of {n} samples leaves an empty training or validation set"
                     )));
                 }
-                (split_at, Some(Held { x, y, rows: (split_at..n).collect() }))
+                let weights = sample_weight.map(std::borrow::Cow::Borrowed);
+                (split_at, Some(Held { x, y, rows: (split_at..n).collect(), weights }))
             }
-            Validation::Data(xv, yv) => {
+            Validation::Data(xv, yv) | Validation::WeightedData(xv, yv, _) => {
                 let nv = check_data(xv, yv, "validation")?;
+                let weights = match validation {
+                    Validation::WeightedData(_, _, w) => {
+                        check_weights(w, nv, "validation")?;
+                        Some(std::borrow::Cow::Borrowed(w))
+                    }
+                    _ => None,
+                };
                 if xv.width() != x.width() {
                     return Err(TrainError::WidthMismatch {
                         data: "validation",
@@ -91,9 +142,15 @@ impl Sequential {
                     });
                 }
                 loss.check_targets(yv, out_w)?;
-                (n, Some(Held { x: xv, y: yv, rows: (0..nv).collect() }))
+                (n, Some(Held { x: xv, y: yv, rows: (0..nv).collect(), weights }))
             }
         };
-        Ok(Plan { x, y, train_rows, validation })
+        // Class weights apply to the training rows only, as Keras' adapter sees them.
+        let weights = match (sample_weight, class_weight) {
+            (Some(w), _) => Some(w[..train_rows].to_vec()),
+            (None, Some(map)) => Some(class_weights(y, train_rows, map)),
+            (None, None) => None,
+        };
+        Ok(Plan { x, y, train_rows, weights, validation })
     }
 }

@@ -18,7 +18,7 @@ fn loss_of(loss: Loss, act: Activation, input: &Matrix, y: &Matrix, from_logits:
         None
     };
     let mut g = Matrix::default();
-    loss.forward_backward(&out, logits, if from_logits { act } else { Activation::Linear }, y, &mut g).0
+    loss.forward_backward(&out, logits, if from_logits { act } else { Activation::Linear }, y, None, &mut g).0
 }
 
 fn check(loss: Loss, act: Activation, input: Matrix, y: Matrix, from_logits: bool) {
@@ -29,7 +29,7 @@ fn check(loss: Loss, act: Activation, input: Matrix, y: Matrix, from_logits: boo
     });
     let mut grad = Matrix::default();
     let used = if from_logits { act } else { Activation::Linear };
-    let (_, of) = loss.forward_backward(&out, logits, used, &y, &mut grad);
+    let (_, of) = loss.forward_backward(&out, logits, used, &y, None, &mut grad);
     assert_eq!(of, if from_logits { GradOf::Logits } else { GradOf::Output }, "{loss:?}");
     let h = 1e-3f32;
     for i in 0..input.as_slice().len() {
@@ -77,7 +77,7 @@ fn mean_squared_error() {
     let y = m(&[&[1.0, 0.0], &[0.0, 0.5]]);
     check(Loss::MeanSquaredError, Activation::Linear, p.clone(), y.clone(), false);
     let mut g = Matrix::default();
-    let (v, _) = Loss::MeanSquaredError.forward_backward(&p, None, Activation::Linear, &y, &mut g);
+    let (v, _) = Loss::MeanSquaredError.forward_backward(&p, None, Activation::Linear, &y, None, &mut g);
     // ((0.25 + 1) / 2 + (4 + 0.25) / 2) / 2
     assert!((v - 1.375).abs() < 1e-6);
 }
@@ -92,8 +92,8 @@ fn losses_are_means_over_samples() {
     kernels::softmax_rows(p2.as_mut_slice(), 2);
     let mut g = Matrix::default();
     let l = Loss::sparse_categorical_crossentropy();
-    let (a, _) = l.forward_backward(&p1, Some(&z1), Activation::Softmax, &m(&[&[1.0]]), &mut g);
-    let (b, _) = l.forward_backward(&p2, Some(&z2), Activation::Softmax, &m(&[&[1.0], &[1.0]]), &mut g);
+    let (a, _) = l.forward_backward(&p1, Some(&z1), Activation::Softmax, &m(&[&[1.0]]), None, &mut g);
+    let (b, _) = l.forward_backward(&p2, Some(&z2), Activation::Softmax, &m(&[&[1.0], &[1.0]]), None, &mut g);
     assert_eq!(a, b);
     // label 1: ln(e^0.3 + e^0.1) - 0.1 = ln(1 + e^0.2)
     assert!((a - (1.0 + 0.2f32.exp()).ln()).abs() < 1e-6);

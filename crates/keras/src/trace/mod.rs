@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub use self::compare::{Check, TraceReport};
 use self::compare::{Comparer, flat_values, strip_model};
+use crate::callbacks::callback_at;
 use crate::json::{At, refuse_unknown};
 use crate::{KerasError, compile_from_keras, model_from_keras};
 
@@ -32,9 +33,9 @@ const TOP_INFO: &[&str] = &[
     "epoch_loss_averaging_check",
     "val_loss_regularization_check",
 ];
-const FIT_KEYS: &[&str] = &["batch_size", "epochs", "shuffle", "validation_split"];
+const FIT_KEYS: &[&str] = &["batch_size", "epochs", "shuffle", "validation_split", "class_weight", "callbacks"];
 const FIT_INFO: &[&str] = &["steps_per_epoch", "validation"];
-const DATA_KEYS: &[&str] = &["x", "y", "x_val", "y_val"];
+const DATA_KEYS: &[&str] = &["x", "y", "x_val", "y_val", "sample_weight"];
 const BATCH_KEYS: &[&str] =
     &["epoch", "batch", "raw_total_loss", "raw_data_loss", "reported_running_logs", "weights_after_update"];
 const BATCH_INFO: &[&str] = &["sample_range", "raw_additional_losses", "derived_batch_loss_from_running_mean"];
@@ -63,6 +64,30 @@ fn matrix(v: &Value, what: &str) -> Result<Matrix, KerasError> {
         return Err(KerasError::config(what, "is empty or ragged"));
     }
     Matrix::from_vec(n, values.len() / n, values).map_err(|e| KerasError::config(what, e.to_string()))
+}
+
+/// A JSON list of numbers as weights.
+fn weights_vector(v: &Value, what: &str) -> Result<Vec<f32>, KerasError> {
+    let list = v.as_array().ok_or_else(|| KerasError::config(what, "must be a list of numbers"))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, w)| {
+            w.as_f64().map(|w| w as f32).ok_or_else(|| KerasError::config(format!("{what}[{i}]"), "is not a number"))
+        })
+        .collect()
+}
+
+/// `fit.class_weight`: `{"<class index>": weight}`.
+fn class_weights(v: &Value) -> Result<std::collections::BTreeMap<usize, f32>, KerasError> {
+    let map = v.as_object().ok_or_else(|| KerasError::config("fit.class_weight", "must be an object"))?;
+    map.iter()
+        .map(|(k, w)| {
+            let at = format!("fit.class_weight.{k}");
+            let class = k.parse::<usize>().map_err(|_| KerasError::config(&at, "the key is not a class index"))?;
+            let w = w.as_f64().ok_or_else(|| KerasError::config(&at, "the weight is not a number"))?;
+            Ok((class, w as f32))
+        })
+        .collect()
 }
 
 /// Records what Keras' trace records, batch by batch.
@@ -144,6 +169,15 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
         (Some(xv), Some(yv)) => (Some(matrix(xv, "data.x_val")?), Some(matrix(yv, "data.y_val")?)),
         _ => (None, None),
     };
+    let sample_weight = data.get("sample_weight").map(|w| weights_vector(w, "data.sample_weight")).transpose()?;
+    let class_weight = fit.get("class_weight").map(class_weights).transpose()?;
+    let mut callbacks = Vec::new();
+    for (i, c) in fit.get("callbacks").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        callbacks.push(callback_at(At { value: c, path: &format!("fit.callbacks[{i}]") })?);
+    }
+    if fit.get("callbacks").is_some_and(|c| !c.is_array()) {
+        return Err(KerasError::config("fit.callbacks", "must be a list"));
+    }
     let mut recorder = Recorder::default();
     let mut opts = FitOptions::default()
         .epochs(fit.get("epochs").and_then(Value::as_u64).unwrap_or(1) as usize)
@@ -151,6 +185,11 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
         .shuffle(false)
         .verbose(Verbosity::Silent)
         .callback(&mut recorder);
+    for cb in &mut callbacks {
+        opts.callbacks.push(cb.as_mut());
+    }
+    opts.sample_weight = sample_weight.as_deref();
+    opts.class_weight = class_weight;
     if let (Some(xv), Some(yv)) = (&xv, &yv) {
         opts.validation = Validation::Data(xv.into(), yv);
     } else if let Some(f) = validation_split(fit) {
@@ -246,9 +285,9 @@ mod tests {
 
     #[test]
     fn unknown_trace_keys_are_errors() {
-        let err = strict(&serde_json::json!({"batch_size": 2, "class_weight": {"0": 2.0}}), "fit", FIT_KEYS, FIT_INFO)
+        let err = strict(&serde_json::json!({"batch_size": 2, "initial_epoch": 1}), "fit", FIT_KEYS, FIT_INFO)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("fit.class_weight: is not part of the trace schema"), "{err}");
+        assert!(err.starts_with("fit.initial_epoch: is not part of the trace schema"), "{err}");
     }
 }

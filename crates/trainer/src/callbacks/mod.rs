@@ -1,11 +1,21 @@
 //! Callbacks: hooks into `fit` (Keras' `keras.callbacks`).
 
+mod csv_logger;
 mod early_stopping;
+mod lr_scheduler;
 mod model_checkpoint;
+mod reduce_lr;
+#[cfg(feature = "tensorboard")]
+mod tensorboard;
 mod terminate_on_nan;
 
+pub use csv_logger::CsvLogger;
 pub use early_stopping::{EarlyStopping, Mode};
+pub use lr_scheduler::LearningRateScheduler;
 pub use model_checkpoint::ModelCheckpoint;
+pub use reduce_lr::ReduceLrOnPlateau;
+#[cfg(feature = "tensorboard")]
+pub use tensorboard::{TensorBoard, UpdateFreq};
 pub use terminate_on_nan::TerminateOnNaN;
 
 use crate::{Logs, Sequential, TrainError};
@@ -21,16 +31,31 @@ pub struct BatchStats {
     pub data_loss: f32,
 }
 
-/// A callback's handle on the training run: the model and the stop flag.
+/// A callback's handle on the training run: the model, the stop flag and the log entries
+/// it adds.
 pub struct Control<'a> {
     model: &'a mut Sequential,
     stop_training: bool,
     batch: Option<BatchStats>,
+    added_logs: Vec<(String, f64)>,
 }
 
 impl<'a> Control<'a> {
     pub(crate) fn new(model: &'a mut Sequential, batch: Option<BatchStats>) -> Self {
-        Self { model, stop_training: false, batch }
+        Self { model, stop_training: false, batch, added_logs: Vec::new() }
+    }
+
+    /// Adds `key = value` to the epoch's logs, as a Keras callback writes into its `logs`
+    /// dict (`ReduceLROnPlateau` adds `learning_rate`): callbacks after this one, the
+    /// progress line and the [`History`](crate::History) see it. Only `on_epoch_end` may
+    /// add logs; elsewhere the entries are dropped.
+    pub fn add_log(&mut self, key: impl Into<String>, value: f64) {
+        self.added_logs.push((key.into(), value));
+    }
+
+    /// The entries added with [`add_log`](Control::add_log).
+    pub(crate) fn take_added_logs(&mut self) -> Vec<(String, f64)> {
+        std::mem::take(&mut self.added_logs)
     }
 
     /// The model being trained.

@@ -1,0 +1,116 @@
+//! Keras callbacks (`{"class_name": "ReduceLROnPlateau", "config": {…}}`) as kiln callbacks.
+
+use kiln_trainer::callbacks::{Callback, EarlyStopping, Mode, ReduceLrOnPlateau, TerminateOnNaN};
+use serde_json::Value;
+
+use crate::KerasError;
+use crate::json::At;
+
+/// Builds a kiln callback from a serialized Keras one: its class name and constructor
+/// arguments. Known: `ReduceLROnPlateau`, `EarlyStopping`, `TerminateOnNaN`; any other
+/// class, or an argument kiln does not implement, is an error naming it.
+///
+/// ```
+/// let cb = kiln_keras::callback_from_keras(&serde_json::json!({
+///     "class_name": "ReduceLROnPlateau",
+///     "config": {"monitor": "loss", "factor": 0.5, "patience": 2}
+/// })).unwrap();
+/// # let _ = cb;
+/// ```
+pub fn callback_from_keras(value: &Value) -> Result<Box<dyn Callback>, KerasError> {
+    callback_at(At::root(value))
+}
+
+pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
+    let class =
+        at.value.get("class_name").and_then(Value::as_str).ok_or_else(|| at.error("a callback needs a class_name"))?;
+    let inner = at.inner();
+    let empty = Value::Object(Default::default());
+    let cfg =
+        At { value: if inner.get("class_name").is_some() { &empty } else { &inner }, path: &at.child_path("config") };
+    let known: &[&str] = match class {
+        "ReduceLROnPlateau" => &["monitor", "factor", "patience", "verbose", "mode", "min_delta", "cooldown", "min_lr"],
+        "EarlyStopping" => &[
+            "monitor",
+            "min_delta",
+            "patience",
+            "verbose",
+            "mode",
+            "baseline",
+            "restore_best_weights",
+            "start_from_epoch",
+        ],
+        "TerminateOnNaN" => &[],
+        other => {
+            return Err(at.error(format!(
+                "callback `{other}` is not supported (ReduceLROnPlateau, EarlyStopping, TerminateOnNaN)"
+            )));
+        }
+    };
+    // Every argument is data here: one kiln does not know is refused even when "off".
+    if let Some(map) = cfg.value.as_object() {
+        if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(cfg.error_at(k, format!("{class} argument `{k}` is not supported by kiln")));
+        }
+    }
+    Ok(match class {
+        "ReduceLROnPlateau" => {
+            let mut cb = ReduceLrOnPlateau::default();
+            if let Some(m) = string(cfg, "monitor")? {
+                cb.monitor = m;
+            }
+            cb.factor = number(cfg, "factor")?.unwrap_or(cb.factor);
+            cb.patience = count(cfg, "patience")?.unwrap_or(cb.patience);
+            cb.mode = mode(cfg)?;
+            cb.min_delta = number(cfg, "min_delta")?.unwrap_or(cb.min_delta);
+            cb.cooldown = count(cfg, "cooldown")?.unwrap_or(cb.cooldown);
+            cb.min_lr = number(cfg, "min_lr")?.unwrap_or(cb.min_lr);
+            cb.validate().map_err(|e| cfg.error(e))?;
+            Box::new(cb)
+        }
+        "EarlyStopping" => {
+            let mut cb = EarlyStopping::default();
+            if let Some(m) = string(cfg, "monitor")? {
+                cb.monitor = m;
+            }
+            cb.min_delta = number(cfg, "min_delta")?.unwrap_or(0.0).abs();
+            cb.patience = count(cfg, "patience")?.unwrap_or(0);
+            cb.mode = mode(cfg)?;
+            cb.baseline = number(cfg, "baseline")?;
+            cb.restore_best_weights = match cfg.get("restore_best_weights") {
+                None => false,
+                Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("restore_best_weights", "must be true or false"))?,
+            };
+            cb.start_from_epoch = count(cfg, "start_from_epoch")?.unwrap_or(0);
+            Box::new(cb)
+        }
+        _ => Box::new(TerminateOnNaN::default()),
+    })
+}
+
+fn string(cfg: At<'_>, key: &str) -> Result<Option<String>, KerasError> {
+    cfg.get(key)
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| cfg.error_at(key, format!("must be a string, got {v}"))))
+        .transpose()
+}
+
+fn number(cfg: At<'_>, key: &str) -> Result<Option<f64>, KerasError> {
+    cfg.get(key).map(|v| v.as_f64().ok_or_else(|| cfg.error_at(key, format!("must be a number, got {v}")))).transpose()
+}
+
+fn count(cfg: At<'_>, key: &str) -> Result<Option<usize>, KerasError> {
+    cfg.get(key)
+        .map(|v| {
+            v.as_u64().map(|n| n as usize).ok_or_else(|| cfg.error_at(key, format!("must be an integer ≥ 0, got {v}")))
+        })
+        .transpose()
+}
+
+fn mode(cfg: At<'_>) -> Result<Mode, KerasError> {
+    Ok(match cfg.get("mode").map(Value::as_str) {
+        None | Some(Some("auto")) => Mode::Auto,
+        Some(Some("min")) => Mode::Min,
+        Some(Some("max")) => Mode::Max,
+        Some(_) => return Err(cfg.error_at("mode", "must be auto, min or max")),
+    })
+}

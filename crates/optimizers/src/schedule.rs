@@ -1,0 +1,307 @@
+//! Learning-rate schedules: Keras 3's `keras.optimizers.schedules`, evaluated in float32
+//! as Keras evaluates them, at the optimizer's iteration count before each update.
+
+use serde::{Deserialize, Serialize};
+
+/// A learning rate that depends on the step (Keras' `LearningRateSchedule`). Its fields
+/// carry Keras' names and defaults, so a Keras config deserializes straight into it;
+/// kiln writes it as `{"type": "ExponentialDecay", "initial_learning_rate": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum LearningRateSchedule {
+    /// `lr₀ · rateᵖ` with `p = step / decay_steps` (floored when `staircase`).
+    ExponentialDecay {
+        /// `lr₀`.
+        initial_learning_rate: f64,
+        /// Steps per decay period (> 0).
+        decay_steps: f64,
+        /// Factor per period.
+        decay_rate: f64,
+        /// Decay at whole periods only.
+        #[serde(default)]
+        staircase: bool,
+    },
+    /// `values[0]` while `step ≤ boundaries[0]`, `values[i]` while `boundaries[i−1] < step ≤
+    /// boundaries[i]`, the last value after the last boundary.
+    PiecewiseConstantDecay {
+        /// Increasing step boundaries.
+        boundaries: Vec<f64>,
+        /// One more value than boundaries.
+        values: Vec<f64>,
+    },
+    /// `lr₀ / (1 + rate · p)`, `p = step / decay_steps` (floored when `staircase`).
+    InverseTimeDecay {
+        /// `lr₀`.
+        initial_learning_rate: f64,
+        /// Steps per decay period (> 0).
+        decay_steps: f64,
+        /// Rate per period.
+        decay_rate: f64,
+        /// Decay at whole periods only.
+        #[serde(default)]
+        staircase: bool,
+    },
+    /// `(lr₀ − end) · (1 − p)^power + end`, `p = min(step, decay_steps) / decay_steps`; with
+    /// `cycle`, `decay_steps` grows to the next multiple of itself past `step` instead.
+    PolynomialDecay {
+        /// `lr₀`.
+        initial_learning_rate: f64,
+        /// Steps to reach `end_learning_rate` (> 0).
+        decay_steps: f64,
+        /// The final rate (default 0.0001).
+        #[serde(default = "end_lr")]
+        end_learning_rate: f64,
+        /// The polynomial's power (default 1, linear).
+        #[serde(default = "one")]
+        power: f64,
+        /// Restart the decay at each multiple of `decay_steps`.
+        #[serde(default)]
+        cycle: bool,
+    },
+    /// Cosine decay from `lr₀` (or, after a linear warm-up of `warmup_steps` to
+    /// `warmup_target`, from the target) to `alpha · lr` over `decay_steps`:
+    /// `lr · ((1 − α) · ½(1 + cos(π · step / decay_steps)) + α)`.
+    CosineDecay {
+        /// `lr₀`.
+        initial_learning_rate: f64,
+        /// Steps of the decay (> 0).
+        decay_steps: f64,
+        /// The floor, as a fraction of the rate decayed from (default 0).
+        #[serde(default)]
+        alpha: f64,
+        /// The rate reached by the warm-up; `None`: no warm-up.
+        #[serde(default)]
+        warmup_target: Option<f64>,
+        /// Steps of the linear warm-up (default 0).
+        #[serde(default)]
+        warmup_steps: f64,
+    },
+}
+
+fn end_lr() -> f64 {
+    0.0001
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Python's `float(x)` of a float32 tensor, back to the f32 Keras computes with.
+fn f(x: f64) -> f32 {
+    x as f32
+}
+
+impl LearningRateSchedule {
+    /// The Keras class name.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Self::ExponentialDecay { .. } => "ExponentialDecay",
+            Self::PiecewiseConstantDecay { .. } => "PiecewiseConstantDecay",
+            Self::InverseTimeDecay { .. } => "InverseTimeDecay",
+            Self::PolynomialDecay { .. } => "PolynomialDecay",
+            Self::CosineDecay { .. } => "CosineDecay",
+        }
+    }
+
+    /// The rate at `step` (completed updates before this one), in float32 arithmetic.
+    pub fn at(&self, step: u64) -> f32 {
+        let s = step as f32;
+        match *self {
+            Self::ExponentialDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
+                let mut p = s / f(decay_steps);
+                if staircase {
+                    p = p.floor();
+                }
+                f(initial_learning_rate) * f(decay_rate).powf(p)
+            }
+            Self::PiecewiseConstantDecay { ref boundaries, ref values } => {
+                // Keras casts the boundaries to the step's integer type (truncating).
+                let b: Vec<i64> = boundaries.iter().map(|&b| b as i64).collect();
+                let step = step as i64;
+                let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+                    return values.first().map_or(0.0, |&v| f(v));
+                };
+                let mut r = 0.0f32;
+                if step <= first {
+                    r += f(values[0]);
+                }
+                if step > last {
+                    r += f(values[values.len() - 1]);
+                }
+                for (w, &v) in b.windows(2).zip(&values[1..values.len() - 1]) {
+                    if step > w[0] && step <= w[1] {
+                        r += f(v);
+                    }
+                }
+                r
+            }
+            Self::InverseTimeDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
+                let mut p = s / f(decay_steps);
+                if staircase {
+                    p = p.floor();
+                }
+                f(initial_learning_rate) / (1.0 + f(decay_rate) * p)
+            }
+            Self::PolynomialDecay { initial_learning_rate, decay_steps, end_learning_rate, power, cycle } => {
+                let (lr0, end) = (f(initial_learning_rate), f(end_learning_rate));
+                let mut steps = f(decay_steps);
+                let mut t = s;
+                if cycle {
+                    let multiplier = if t == 0.0 { 1.0 } else { (t / f(decay_steps)).ceil() };
+                    steps *= multiplier;
+                } else {
+                    t = t.min(steps);
+                }
+                let p = t / steps;
+                (lr0 - end) * (1.0 - p).powf(f(power)) + end
+            }
+            Self::CosineDecay { initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps } => {
+                let (lr0, steps) = (f(initial_learning_rate), f(decay_steps));
+                let decay = |t: f32, from: f32| {
+                    let cosine = 0.5 * (1.0 + (std::f32::consts::PI * (t / steps)).cos());
+                    from * (f(1.0 - alpha) * cosine + f(alpha))
+                };
+                match warmup_target {
+                    None => decay(s.min(steps), lr0),
+                    Some(target) => {
+                        let (target, warm) = (f(target), f(warmup_steps));
+                        let t = s.min(steps + warm);
+                        if t < warm { (target - lr0) * (t / warm) + lr0 } else { decay(t - warm, target) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks the arguments as Keras' constructors do (naming the argument).
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{}: argument `{name}` must be > 0, received {name}={v}", self.class_name()))
+            }
+        };
+        let finite = |name: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{}: argument `{name}` must be finite, received {name}={v}", self.class_name()))
+            }
+        };
+        match self {
+            Self::ExponentialDecay { initial_learning_rate, decay_steps, decay_rate, .. }
+            | Self::InverseTimeDecay { initial_learning_rate, decay_steps, decay_rate, .. } => {
+                finite("initial_learning_rate", *initial_learning_rate)?;
+                finite("decay_rate", *decay_rate)?;
+                positive("decay_steps", *decay_steps)
+            }
+            Self::PiecewiseConstantDecay { boundaries, values } => {
+                if values.len() != boundaries.len() + 1 {
+                    return Err(format!(
+                        "PiecewiseConstantDecay: the length of `boundaries` ({}) should be 1 less than the length \
+                         of `values` ({})",
+                        boundaries.len(),
+                        values.len()
+                    ));
+                }
+                boundaries.iter().chain(values).try_for_each(|&v| finite("boundaries/values", v))
+            }
+            Self::PolynomialDecay { initial_learning_rate, decay_steps, end_learning_rate, power, .. } => {
+                finite("initial_learning_rate", *initial_learning_rate)?;
+                finite("end_learning_rate", *end_learning_rate)?;
+                finite("power", *power)?;
+                positive("decay_steps", *decay_steps)
+            }
+            Self::CosineDecay { initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps } => {
+                finite("initial_learning_rate", *initial_learning_rate)?;
+                finite("alpha", *alpha)?;
+                if let Some(t) = warmup_target {
+                    finite("warmup_target", *t)?;
+                }
+                if !(warmup_steps.is_finite() && *warmup_steps >= 0.0) {
+                    return Err(format!("CosineDecay: argument `warmup_steps` must be ≥ 0, received {warmup_steps}"));
+                }
+                positive("decay_steps", *decay_steps)
+            }
+        }
+    }
+}
+
+/// A learning rate: a constant, or a [`LearningRateSchedule`]. Anything that takes a
+/// learning rate takes either (`0.01` converts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LearningRate {
+    /// A fixed rate (float32, as Keras' variable holds it).
+    Constant(f32),
+    /// A rate evaluated at each step.
+    Schedule(LearningRateSchedule),
+}
+
+impl From<f64> for LearningRate {
+    fn from(v: f64) -> Self {
+        Self::Constant(v as f32)
+    }
+}
+
+impl From<f32> for LearningRate {
+    fn from(v: f32) -> Self {
+        Self::Constant(v)
+    }
+}
+
+impl From<LearningRateSchedule> for LearningRate {
+    fn from(s: LearningRateSchedule) -> Self {
+        Self::Schedule(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_follow_keras_formulas() {
+        let e = LearningRateSchedule::ExponentialDecay {
+            initial_learning_rate: 0.1,
+            decay_steps: 10.0,
+            decay_rate: 0.5,
+            staircase: true,
+        };
+        assert_eq!((e.at(0), e.at(9), e.at(10), e.at(25)), (0.1, 0.1, 0.05, 0.025));
+        let p =
+            LearningRateSchedule::PiecewiseConstantDecay { boundaries: vec![2.0, 4.0], values: vec![1.0, 0.5, 0.1] };
+        assert_eq!([0, 2, 3, 4, 5].map(|s| p.at(s)), [1.0, 1.0, 0.5, 0.5, 0.1]);
+        let c = LearningRateSchedule::CosineDecay {
+            initial_learning_rate: 0.0,
+            decay_steps: 10.0,
+            alpha: 0.0,
+            warmup_target: Some(1.0),
+            warmup_steps: 4.0,
+        };
+        assert_eq!((c.at(0), c.at(2), c.at(4)), (0.0, 0.5, 1.0));
+        assert!(c.at(14) < 1e-6 && c.at(100) < 1e-6);
+        let poly = LearningRateSchedule::PolynomialDecay {
+            initial_learning_rate: 1.0,
+            decay_steps: 4.0,
+            end_learning_rate: 0.0,
+            power: 1.0,
+            cycle: false,
+        };
+        assert_eq!([0, 2, 4, 8].map(|s| poly.at(s)), [1.0, 0.5, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        let e = LearningRateSchedule::ExponentialDecay {
+            initial_learning_rate: 0.1,
+            decay_steps: 0.0,
+            decay_rate: 0.5,
+            staircase: false,
+        };
+        assert!(e.validate().unwrap_err().contains("decay_steps"));
+        let p = LearningRateSchedule::PiecewiseConstantDecay { boundaries: vec![1.0], values: vec![1.0] };
+        assert!(p.validate().unwrap_err().contains("1 less"));
+    }
+}

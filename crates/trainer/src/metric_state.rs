@@ -1,0 +1,328 @@
+//! The running state of each metric over an epoch: a weighted mean, or Keras' confusion
+//! counts (summed in float32 batch by batch, as Keras' variables are).
+
+use kiln_tensor::Matrix;
+use kiln_tensor::kernels::argmax_finite;
+
+use crate::mean::Mean;
+use crate::metrics::{AucCurve, AucSummation, F1Average, Metric};
+
+/// Keras' `backend.epsilon()`.
+const EPSILON: f32 = 1e-7;
+
+/// Keras' `metrics_utils.NEG_INF`: what `top_k` writes over the predictions it drops.
+const NEG_INF: f32 = -1e10;
+
+/// What a metric accumulates.
+#[derive(Debug, Clone)]
+enum Accum {
+    /// A weighted mean of per-sample values.
+    Mean(Mean),
+    /// True/false positives and false negatives at one threshold.
+    Counts { tp: f32, fp: f32, fn_: f32 },
+    /// AUC's counts at each of its thresholds.
+    Thresholds { tp: Vec<f32>, fp: Vec<f32>, tn: Vec<f32>, fn_: Vec<f32> },
+    /// F1's per-class counts (one entry for `micro`).
+    PerClass { tp: Vec<f32>, fp: Vec<f32>, fn_: Vec<f32>, support: Vec<f32> },
+}
+
+/// A running metric over an epoch.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricState {
+    pub name: String,
+    pub metric: Metric,
+    /// Whether the rows' weights count (Keras' `weighted_metrics`).
+    weighted: bool,
+    accum: Accum,
+}
+
+impl MetricState {
+    /// A fresh state for `metric` (already resolved) on outputs of `out_w` columns.
+    pub fn new(name: String, metric: Metric, weighted: bool, out_w: usize) -> Self {
+        let accum = match metric {
+            Metric::Precision { .. } | Metric::Recall { .. } => Accum::Counts { tp: 0.0, fp: 0.0, fn_: 0.0 },
+            Metric::Auc { num_thresholds: t, .. } => {
+                Accum::Thresholds { tp: vec![0.0; t], fp: vec![0.0; t], tn: vec![0.0; t], fn_: vec![0.0; t] }
+            }
+            Metric::F1Score { average, .. } => {
+                let k = if average == F1Average::Micro { 1 } else { out_w };
+                Accum::PerClass { tp: vec![0.0; k], fp: vec![0.0; k], fn_: vec![0.0; k], support: vec![0.0; k] }
+            }
+            _ => Accum::Mean(Mean::default()),
+        };
+        Self { name, metric, weighted, accum }
+    }
+
+    /// Adds one batch of predictions, each row weighted by `weights` when given and the
+    /// metric is a weighted one.
+    pub fn update(&mut self, pred: &Matrix, targets: &Matrix, weights: Option<&[f32]>) {
+        let weights = weights.filter(|_| self.weighted);
+        let w = |i: usize| weights.map_or(1.0, |w| w[i]);
+        match (&mut self.accum, self.metric) {
+            (Accum::Mean(mean), metric) => {
+                let (n, k) = pred.shape();
+                let (mut sum, mut count) = (0.0f32, 0.0f32);
+                for i in 0..n {
+                    let v = per_sample(metric, pred.row(i), targets.row(i), k);
+                    match weights {
+                        Some(_) => {
+                            sum += v * w(i);
+                            count += w(i);
+                        }
+                        None => sum += v,
+                    }
+                }
+                if weights.is_none() {
+                    count = n as f32;
+                }
+                mean.add_sum(sum, count);
+            }
+            (Accum::Counts { tp, fp, fn_ }, Metric::Precision { thresholds, top_k, class_id })
+            | (Accum::Counts { tp, fp, fn_ }, Metric::Recall { thresholds, top_k, class_id }) => {
+                let threshold = thresholds.unwrap_or(if top_k.is_some() { NEG_INF } else { 0.5 });
+                let (mut btp, mut bfp, mut bfn) = (0.0f32, 0.0f32, 0.0f32);
+                let mut row = Vec::new();
+                for i in 0..pred.rows() {
+                    row.clear();
+                    row.extend_from_slice(pred.row(i));
+                    if let Some(k) = top_k {
+                        keep_top_k(&mut row, k);
+                    }
+                    let t = targets.row(i);
+                    let cols: &mut dyn Iterator<Item = usize> = match class_id {
+                        Some(c) => &mut std::iter::once(c),
+                        None => &mut (0..row.len()),
+                    };
+                    for j in cols {
+                        let (label, positive) = (t.get(j).copied().unwrap_or(0.0) != 0.0, row[j] > threshold);
+                        match (label, positive) {
+                            (true, true) => btp += w(i),
+                            (false, true) => bfp += w(i),
+                            (true, false) => bfn += w(i),
+                            (false, false) => {}
+                        }
+                    }
+                }
+                *tp += btp;
+                *fp += bfp;
+                *fn_ += bfn;
+            }
+            (Accum::Thresholds { tp, fp, tn, fn_ }, Metric::Auc { num_thresholds, from_logits, .. }) => {
+                // Keras' evenly-spaced path: bucket = ceil(p·(T−1)) − 1 (≥ 0), counts at
+                // threshold i = the labels in buckets ≥ i.
+                let t = num_thresholds;
+                let (mut tb, mut fb) = (vec![0.0f32; t], vec![0.0f32; t]);
+                let (mut total_true, mut total_false) = (0.0f32, 0.0f32);
+                let k = pred.cols();
+                for (j, (&p, &y)) in pred.as_slice().iter().zip(targets.as_slice()).enumerate() {
+                    let p = if from_logits { 1.0 / (1.0 + (-p).exp()) } else { p };
+                    let p = p.clamp(0.0, 1.0);
+                    let bucket = ((p * (t as f32 - 1.0)).ceil() - 1.0).max(0.0) as usize;
+                    let wi = w(j / k);
+                    let (truth, falsehood) = if y != 0.0 { (wi, 0.0) } else { (0.0, wi) };
+                    tb[bucket.min(t - 1)] += truth;
+                    fb[bucket.min(t - 1)] += falsehood;
+                    total_true += truth;
+                    total_false += falsehood;
+                }
+                let (mut ctp, mut cfp) = (0.0f32, 0.0f32);
+                for i in (0..t).rev() {
+                    ctp += tb[i];
+                    cfp += fb[i];
+                    tp[i] += ctp;
+                    fp[i] += cfp;
+                    tn[i] += total_false - cfp;
+                    fn_[i] += total_true - ctp;
+                }
+            }
+            (Accum::PerClass { tp, fp, fn_, support }, Metric::F1Score { threshold, average }) => {
+                let k = pred.cols();
+                let micro = average == F1Average::Micro;
+                let (mut btp, mut bfp, mut bfn, mut bsup) =
+                    (vec![0.0f32; tp.len()], vec![0.0f32; tp.len()], vec![0.0f32; tp.len()], vec![0.0f32; tp.len()]);
+                for i in 0..pred.rows() {
+                    let (p, y) = (pred.row(i), targets.row(i));
+                    let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    for j in 0..k {
+                        let positive = match threshold {
+                            Some(th) => p[j] > th,
+                            None => p[j] >= max && p[j].abs() > 1e-9,
+                        };
+                        let (yp, yt, wi) = (f32::from(u8::from(positive)), y[j], w(i));
+                        let c = if micro { 0 } else { j };
+                        btp[c] += yp * yt * wi;
+                        bfp[c] += yp * (1.0 - yt) * wi;
+                        bfn[c] += (1.0 - yp) * yt * wi;
+                        bsup[c] += yt * wi;
+                    }
+                }
+                for c in 0..tp.len() {
+                    tp[c] += btp[c];
+                    fp[c] += bfp[c];
+                    fn_[c] += bfn[c];
+                    support[c] += bsup[c];
+                }
+            }
+            (accum, metric) => unreachable!("metric {metric:?} with state {accum:?}"),
+        }
+    }
+
+    /// The metric's value over everything added so far.
+    pub fn result(&self) -> f32 {
+        match (&self.accum, self.metric) {
+            (Accum::Mean(m), _) => m.result(),
+            (Accum::Counts { tp, fp, .. }, Metric::Precision { .. }) => divide_no_nan(*tp, tp + fp),
+            (Accum::Counts { tp, fn_, .. }, _) => divide_no_nan(*tp, tp + fn_),
+            (Accum::Thresholds { tp, fp, tn, fn_ }, Metric::Auc { curve, summation_method, .. }) => {
+                auc(tp, fp, tn, fn_, curve, summation_method)
+            }
+            (Accum::PerClass { tp, fp, fn_, support }, Metric::F1Score { average, .. }) => {
+                let f1: Vec<f32> = (0..tp.len())
+                    .map(|c| {
+                        let precision = tp[c] / (tp[c] + fp[c] + EPSILON);
+                        let recall = tp[c] / (tp[c] + fn_[c] + EPSILON);
+                        let mean = (precision * recall) / ((precision + recall) + EPSILON);
+                        mean * 2.0
+                    })
+                    .collect();
+                match average {
+                    F1Average::Weighted => {
+                        let total: f32 = support.iter().sum::<f32>() + EPSILON;
+                        f1.iter().zip(support).map(|(f, s)| f * (s / total)).sum()
+                    }
+                    F1Average::Micro | F1Average::Macro => f1.iter().sum::<f32>() / f1.len() as f32,
+                }
+            }
+            (accum, metric) => unreachable!("metric {metric:?} with state {accum:?}"),
+        }
+    }
+}
+
+/// `a / b`, or 0 when `b` is 0 (Keras' `divide_no_nan`).
+fn divide_no_nan(a: f32, b: f32) -> f32 {
+    if b == 0.0 { 0.0 } else { a / b }
+}
+
+/// One sample's value of a mean metric.
+fn per_sample(metric: Metric, p: &[f32], t: &[f32], k: usize) -> f32 {
+    let binary = |threshold: f32| {
+        // A NaN prediction counts as wrong, whatever the label.
+        p.iter().zip(t).filter(|(p, t)| !p.is_nan() && f32::from(u8::from(**p > threshold)) == **t).count() as f32
+            / k as f32
+    };
+    let in_top = |target: usize, k: usize| {
+        // TensorFlow's in_top_k: in when fewer than k predictions are strictly greater.
+        let pt = p[target];
+        !pt.is_nan() && p.iter().filter(|&&q| q > pt).count() < k
+    };
+    match metric {
+        Metric::BinaryAccuracy => binary(0.5),
+        Metric::ThresholdedBinaryAccuracy { threshold } => binary(threshold),
+        Metric::SparseCategoricalAccuracy | Metric::Accuracy => {
+            f32::from(u8::from(argmax_finite(p).is_some_and(|i| i as f32 == t[0])))
+        }
+        Metric::CategoricalAccuracy => {
+            f32::from(u8::from(argmax_finite(p).is_some() && argmax_finite(p) == argmax_finite(t)))
+        }
+        Metric::TopKCategoricalAccuracy { k } => f32::from(u8::from(argmax_finite(t).is_some_and(|c| in_top(c, k)))),
+        Metric::SparseTopKCategoricalAccuracy { k } => {
+            let c = t[0];
+            f32::from(u8::from(c >= 0.0 && (c as usize) < p.len() && in_top(c as usize, k)))
+        }
+        Metric::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
+        other => unreachable!("{other:?} is not a mean metric"),
+    }
+}
+
+/// Keras' `_filter_top_k`: the row's `k` highest values stay, the others become NEG_INF.
+fn keep_top_k(row: &mut [f32], k: usize) {
+    if k >= row.len() {
+        return;
+    }
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    // Highest first; ties keep the lower index, as `top_k` does.
+    idx.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    for &j in &idx[k..] {
+        row[j] = NEG_INF;
+    }
+}
+
+/// Keras' `AUC.result()` from the per-threshold counts.
+fn auc(tp: &[f32], fp: &[f32], tn: &[f32], fn_: &[f32], curve: AucCurve, summation: AucSummation) -> f32 {
+    let t = tp.len();
+    if curve == AucCurve::Pr && summation == AucSummation::Interpolation {
+        // Davis & Goadrich: interpolate precision between thresholds.
+        let mut sum = 0.0f32;
+        for i in 0..t - 1 {
+            let dtp = tp[i] - tp[i + 1];
+            let (p0, p1) = (tp[i] + fp[i], tp[i + 1] + fp[i + 1]);
+            let dp = p0 - p1;
+            let slope = divide_no_nan(dtp, dp.max(0.0));
+            let intercept = tp[i + 1] - slope * p1;
+            let ratio = if p0 > 0.0 && p1 > 0.0 { divide_no_nan(p0, p1.max(0.0)) } else { 1.0 };
+            sum += divide_no_nan(slope * (dtp + intercept * ratio.ln()), (tp[i + 1] + fn_[i + 1]).max(0.0));
+        }
+        return sum;
+    }
+    let recall: Vec<f32> = (0..t).map(|i| divide_no_nan(tp[i], tp[i] + fn_[i])).collect();
+    let (x, y): (Vec<f32>, Vec<f32>) = match curve {
+        AucCurve::Roc => ((0..t).map(|i| divide_no_nan(fp[i], fp[i] + tn[i])).collect(), recall),
+        AucCurve::Pr => (recall, (0..t).map(|i| divide_no_nan(tp[i], tp[i] + fp[i])).collect()),
+    };
+    (0..t - 1)
+        .map(|i| {
+            let height = match summation {
+                AucSummation::Interpolation => (y[i] + y[i + 1]) / 2.0,
+                AucSummation::Minoring => y[i].min(y[i + 1]),
+                AucSummation::Majoring => y[i].max(y[i + 1]),
+            };
+            (x[i] - x[i + 1]) * height
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(rows: &[&[f32]]) -> Matrix {
+        Matrix::from_rows(rows).unwrap()
+    }
+
+    #[test]
+    fn precision_and_recall_count_over_batches() {
+        let mut p = MetricState::new("precision".into(), Metric::PRECISION, false, 1);
+        let mut r = MetricState::new("recall".into(), Metric::RECALL, false, 1);
+        for s in [&mut p, &mut r] {
+            s.update(&m(&[&[0.9], &[0.8], &[0.2]]), &m(&[&[1.0], &[0.0], &[1.0]]), None);
+            s.update(&m(&[&[0.7]]), &m(&[&[1.0]]), None);
+        }
+        // tp 2, fp 1, fn 1.
+        assert_eq!((p.result(), r.result()), (2.0 / 3.0, 2.0 / 3.0));
+        let mut weighted = MetricState::new("precision".into(), Metric::PRECISION, true, 1);
+        weighted.update(&m(&[&[0.9], &[0.8]]), &m(&[&[1.0], &[0.0]]), Some(&[3.0, 1.0]));
+        assert_eq!(weighted.result(), 0.75);
+    }
+
+    #[test]
+    fn auc_of_a_perfect_and_a_random_ranking() {
+        let mut a = MetricState::new("auc".into(), Metric::AUC, false, 1);
+        a.update(&m(&[&[0.9], &[0.8], &[0.3], &[0.1]]), &m(&[&[1.0], &[1.0], &[0.0], &[0.0]]), None);
+        assert!((a.result() - 1.0).abs() < 1e-6, "{}", a.result());
+        let mut b = MetricState::new("auc".into(), Metric::AUC, false, 1);
+        b.update(&m(&[&[0.5], &[0.5]]), &m(&[&[1.0], &[0.0]]), None);
+        assert!((b.result() - 0.5).abs() < 1e-6, "{}", b.result());
+    }
+
+    #[test]
+    fn top_k_counts_ties_in_and_f1_averages() {
+        let t = MetricState::new("t".into(), Metric::SparseTopKCategoricalAccuracy { k: 1 }, false, 3);
+        let mut t = t;
+        t.update(&m(&[&[0.2, 0.4, 0.4], &[0.5, 0.3, 0.2]]), &m(&[&[2.0], &[1.0]]), None);
+        assert_eq!(t.result(), 0.5);
+        let mut f =
+            MetricState::new("f1".into(), Metric::F1Score { average: F1Average::Macro, threshold: None }, false, 2);
+        f.update(&m(&[&[0.9, 0.1], &[0.2, 0.8]]), &m(&[&[1.0, 0.0], &[0.0, 1.0]]), None);
+        assert!((f.result() - 1.0).abs() < 1e-5, "{}", f.result());
+    }
+}
