@@ -67,6 +67,43 @@ fn tiny_run_writes_outputs_and_is_deterministic() {
 }
 
 #[test]
+fn tensorboard_gets_one_run_folder_per_experiment_and_seed() {
+    let (out, board) = (scratch("tb-out"), scratch("tb-logs"));
+    let args = [
+        "--data",
+        "bundled",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--only",
+        "mnist_logreg",
+        "--out",
+        out.to_str().unwrap(),
+        "--tensorboard",
+        board.to_str().unwrap(),
+    ];
+    assert!(reproduce(&args).expect("reproduce runs"));
+    for seed in ["seed0", "seed1"] {
+        for split in ["train", "validation"] {
+            let dir = board.join("mnist_logreg").join(seed).join(split);
+            let events: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents."))
+                .collect();
+            assert_eq!(events.len(), 1, "{}", dir.display());
+            let bytes = std::fs::read(events[0].path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains("epoch_loss") && text.contains("epoch_accuracy"), "{}", dir.display());
+        }
+    }
+    for dir in [out, board] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
 fn bad_selections_fail_with_a_clear_message() {
     let out = scratch("bad");
     let out = out.to_str().unwrap();

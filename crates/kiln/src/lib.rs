@@ -38,10 +38,15 @@ pub mod prelude {
     pub use kiln_layers::{
         Activation, BuildContext, Dense, Dropout, GradOf, Initializer, Layer, LayerCore, LayerInput, Param,
     };
-    pub use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd, UpdateRule};
+    pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
     pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng};
-    pub use kiln_trainer::callbacks::{Callback, Control, EarlyStopping, ModelCheckpoint, TerminateOnNaN};
+    #[cfg(feature = "tensorboard")]
+    pub use kiln_trainer::callbacks::TensorBoard;
+    pub use kiln_trainer::callbacks::{
+        BackupAndRestore, Callback, Control, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
+        ReduceLrOnPlateau, TerminateOnNaN,
+    };
     pub use kiln_trainer::{
         Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Sequential, Validation, Verbosity,
     };

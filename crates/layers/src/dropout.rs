@@ -1,6 +1,6 @@
 //! Inverted dropout.
 
-use kiln_tensor::{Matrix, Parallelism, Rng};
+use kiln_tensor::{Matrix, Parallelism, Rng, RngState};
 use serde::{Deserialize, Serialize};
 
 use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
@@ -114,6 +114,23 @@ impl Layer for Dropout {
             *m = if rng.uniform() >= self.rate { scale } else { 0.0 };
         }
         output.as_mut_slice().iter_mut().zip(&s.mask).for_each(|(y, &m)| *y *= m);
+    }
+
+    fn rng_state(&self) -> Option<RngState> {
+        self.state.rng.as_ref().map(Rng::state)
+    }
+
+    fn set_rng_state(&mut self, state: &RngState) -> Result<(), LayerError> {
+        match &mut self.state.rng {
+            Some(rng) => {
+                *rng = Rng::from_state(state);
+                Ok(())
+            }
+            None => Err(LayerError::Config {
+                layer: self.core.name.clone(),
+                message: "is not built yet: its mask generator cannot be restored".to_string(),
+            }),
+        }
     }
 
     fn backward(

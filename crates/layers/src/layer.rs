@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Matrix, Parallelism};
+use kiln_tensor::{Matrix, Parallelism, RngState};
 
 use crate::{Activation, BuildContext, LayerCore, LayerError, LayerInput, Param};
 
@@ -132,6 +132,23 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
     /// Number of parameter values.
     fn param_count(&self) -> usize {
         self.params().iter().map(Param::len).sum()
+    }
+
+    /// Where the layer's random generator is (Dropout's mask stream), so a resumed run
+    /// draws the masks an uninterrupted one would. `None` (the default): the layer draws
+    /// nothing at training time, or has not been built.
+    fn rng_state(&self) -> Option<RngState> {
+        None
+    }
+
+    /// Moves the layer's random generator to `state` (from [`rng_state`](Layer::rng_state)).
+    /// The default refuses: the layer has no generator.
+    fn set_rng_state(&mut self, state: &RngState) -> Result<(), LayerError> {
+        let _ = state;
+        Err(LayerError::Config {
+            layer: self.name().to_string(),
+            message: "has no random generator to restore".to_string(),
+        })
     }
 }
 

@@ -32,7 +32,7 @@ pub use bytes::ByteMatrix;
 pub use error::ShapeError;
 pub use matrix::{Matrix, View, ViewMut};
 pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_threads};
-pub use rng::Rng;
+pub use rng::{Rng, RngState};
 pub use sparse::CsrMatrix;
 pub use sparse_columns::ColumnIndex;
 pub use upper_state::{TransitionCheck, clear_upper_state, transition_check};

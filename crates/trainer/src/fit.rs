@@ -3,7 +3,7 @@
 use kiln_tensor::{Matrix, Rng};
 use tracing::info_span;
 
-use crate::callbacks::{BatchStats, Callback, Control};
+use crate::callbacks::{BatchStats, Callback, Control, LoopState};
 use crate::epoch::TrainBuffers;
 use crate::evaluate::EvalBuffers;
 use crate::progress::Progress;
@@ -60,22 +60,34 @@ impl Sequential {
         self.history = Some(History::default());
         let mut bufs = TrainBuffers::new(self.layers.len(), plan.x, batch_size);
         let mut val_bufs = EvalBuffers::default();
-        let mut shuffle_rng = Rng::stream(seed.unwrap_or(self.seed), "shuffle");
+        let shuffle_rng = Rng::stream(seed.unwrap_or(self.seed), "shuffle");
+        let mut run = LoopState {
+            next_epoch: initial_epoch,
+            before_draw: shuffle_rng.state(),
+            shuffle: shuffle_rng,
+            order_drawn: false,
+            reuse_order: !reshuffle_each_epoch,
+        };
         let mut progress = Progress::new(verbose, epochs);
         let mut epoch_logs = Logs::default();
 
-        self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_train_begin(ctl))?;
+        for cb in callbacks.iter_mut() {
+            cb.on_train_begin(&mut Control::with_run(self, &mut run))?;
+        }
         // Keras' `initial_epoch`: epochs are numbered from 0 and run up to `epochs`; an
-        // `initial_epoch` at or past `epochs` trains nothing.
-        for epoch in initial_epoch..epochs {
+        // `initial_epoch` at or past `epochs` trains nothing. A callback may have moved
+        // the start (`BackupAndRestore`).
+        for epoch in run.next_epoch..epochs {
             let _epoch_span = info_span!("epoch", epoch = epoch + 1).entered();
             let mut stop = self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_epoch_begin(epoch, ctl))?;
-            if epoch == 0 || reshuffle_each_epoch {
+            if !run.order_drawn || reshuffle_each_epoch {
                 bufs.order.clear();
                 bufs.order.extend(0..plan.train_rows);
+                run.before_draw = run.shuffle.state();
                 if shuffle {
-                    shuffle_rng.shuffle(&mut bufs.order);
+                    run.shuffle.shuffle(&mut bufs.order);
                 }
+                run.order_drawn = true;
             }
             // Each epoch runs inside the pool of the model's current parallelism, which a
             // callback may change between epochs (the numbers do not depend on it).
@@ -102,7 +114,8 @@ impl Sequential {
             if let Some(val) = val {
                 val.fill_logs(&mut epoch_logs, "val_");
             }
-            stop |= self.run_epoch_end(&mut callbacks, epoch, &mut epoch_logs)?;
+            run.next_epoch = epoch + 1;
+            stop |= self.run_epoch_end(&mut callbacks, epoch, &mut epoch_logs, &mut run)?;
             progress.epoch_end(epoch, &epoch_logs);
             self.history.as_mut().expect("set above").push(&epoch_logs);
             if stop {
@@ -121,10 +134,11 @@ impl Sequential {
         callbacks: &mut [&mut dyn Callback],
         epoch: usize,
         logs: &mut Logs,
+        run: &mut LoopState,
     ) -> Result<bool, TrainError> {
         let mut stop = false;
         for cb in callbacks.iter_mut() {
-            let mut ctl = Control::new(self, None);
+            let mut ctl = Control::with_run(self, run);
             cb.on_epoch_end(epoch, logs, &mut ctl)?;
             stop |= ctl.stop_requested();
             for (key, value) in ctl.take_added_logs() {

@@ -73,6 +73,10 @@ pub struct ReproduceArgs {
     /// N). Writes histories and manifest.json; `--merge` makes the figures and report.
     #[arg(long, value_parser = shard::parse_shard)]
     shard: Option<shard::ShardSpec>,
+    /// Also log every run to TensorBoard event files, one run folder per experiment and
+    /// seed: `DIR/<experiment>/seed<k>/{train,validation}` (`tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
     /// Merge the output folders of all shards of one run into `--out` (no training).
     #[arg(long, num_args = 1.., value_name = "DIR", conflicts_with = "shard")]
     merge: Vec<PathBuf>,
@@ -130,6 +134,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         jobs,
         plugin: plugin.as_deref(),
         shuffle: args.shuffle,
+        tensorboard: args.tensorboard.as_deref(),
     };
     let all = runner::jobs(&plan, &data);
     let mine = shard::assign(&all, shard.count).swap_remove(shard.index);

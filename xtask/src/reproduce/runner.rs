@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use kiln_tensor::Parallelism;
-use kiln_trainer::callbacks::{Callback, Control};
+use kiln_trainer::callbacks::{Callback, Control, TensorBoard};
 use kiln_trainer::{FitOptions, History, TrainError, Verbosity};
 
 use super::data::Data;
@@ -38,6 +38,8 @@ pub struct Plan<'a> {
     pub plugin: super::experiments::PluginReg<'a>,
     /// Whether the training order is redrawn every epoch.
     pub shuffle: ShuffleMode,
+    /// `--tensorboard DIR`: where each run's event files go (`DIR/<experiment>/seed<k>`).
+    pub tensorboard: Option<&'a std::path::Path>,
 }
 
 /// How the training rows are ordered across epochs.
@@ -165,7 +167,8 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Co
     model.set_parallelism(Parallelism::Sequential);
     let mut progress = EpochLine::new(exp.name, seed, epochs);
     let mut widen = TakeIdleCores(cores);
-    let opts = FitOptions::default()
+    let mut board = plan.tensorboard.map(|dir| TensorBoard::new(dir.join(exp.name).join(format!("seed{seed}"))));
+    let mut opts = FitOptions::default()
         .epochs(epochs)
         .batch_size(exp.data.batch_size())
         .validation_split(exp.data.validation_split())
@@ -174,6 +177,9 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Co
         .verbose(Verbosity::Silent)
         .callback(&mut widen)
         .callback(&mut progress);
+    if let Some(board) = board.as_mut() {
+        opts = opts.callback(board);
+    }
     let start = Instant::now();
     let history =
         model.fit(&inputs.features, &inputs.labels, opts).with_context(|| format!("{} seed {seed}", exp.name))?;

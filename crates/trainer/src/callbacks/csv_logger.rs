@@ -87,6 +87,10 @@ impl Callback for CsvLogger {
         if self.filename.exists() {
             kiln_fs::check_regular_file(&self.filename).map_err(|e| self.err(e.message))?;
         }
+        // A log under a new folder (`runs/today/log.csv`) gets the folder, as TensorBoard's does.
+        if let Some(parent) = self.filename.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| TrainError::file(parent, e))?;
+        }
         // Keras writes the header unless appending to a file whose first line has content.
         let has_content = self.append
             && File::open(&self.filename).is_ok_and(|f| BufReader::new(f).lines().next().is_some_and(|l| l.is_ok()));

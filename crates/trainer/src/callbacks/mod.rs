@@ -1,5 +1,6 @@
 //! Callbacks: hooks into `fit` (Keras' `keras.callbacks`).
 
+mod backup_and_restore;
 mod csv_logger;
 mod early_stopping;
 mod lr_scheduler;
@@ -9,6 +10,7 @@ mod reduce_lr;
 mod tensorboard;
 mod terminate_on_nan;
 
+pub use backup_and_restore::BackupAndRestore;
 pub use csv_logger::CsvLogger;
 pub use early_stopping::{EarlyStopping, Mode};
 pub use lr_scheduler::LearningRateScheduler;
@@ -18,7 +20,32 @@ pub use reduce_lr::ReduceLrOnPlateau;
 pub use tensorboard::{TensorBoard, UpdateFreq};
 pub use terminate_on_nan::TerminateOnNaN;
 
+use kiln_tensor::{Rng, RngState};
+
 use crate::{Logs, Sequential, TrainError};
+
+/// What `fit` carries from epoch to epoch besides the model: the next epoch and the
+/// shuffle generator. [`BackupAndRestore`] saves and restores it through [`Control`].
+pub(crate) struct LoopState {
+    /// The epoch the loop runs next (counted from 0).
+    pub(crate) next_epoch: usize,
+    /// The shuffle generator.
+    pub(crate) shuffle: Rng,
+    /// Where `shuffle` was before the epoch order was last drawn.
+    pub(crate) before_draw: RngState,
+    /// Whether `order` holds a drawn epoch order.
+    pub(crate) order_drawn: bool,
+    /// One order for every epoch (`reshuffle_each_epoch` off).
+    pub(crate) reuse_order: bool,
+}
+
+impl LoopState {
+    /// The shuffle position the next epoch's order comes from: the current one when every
+    /// epoch draws anew, the one before the only draw when the order is reused.
+    fn next_order_state(&self) -> RngState {
+        if self.reuse_order && self.order_drawn { self.before_draw } else { self.shuffle.state() }
+    }
+}
 
 /// What the last training step measured, for callbacks that look at single batches.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,11 +65,37 @@ pub struct Control<'a> {
     stop_training: bool,
     batch: Option<BatchStats>,
     added_logs: Vec<(String, f64)>,
+    run: Option<&'a mut LoopState>,
 }
 
 impl<'a> Control<'a> {
     pub(crate) fn new(model: &'a mut Sequential, batch: Option<BatchStats>) -> Self {
-        Self { model, stop_training: false, batch, added_logs: Vec::new() }
+        Self { model, stop_training: false, batch, added_logs: Vec::new(), run: None }
+    }
+
+    /// A handle that also reaches the loop's own state (`on_train_begin`, `on_epoch_end`).
+    pub(crate) fn with_run(model: &'a mut Sequential, run: &'a mut LoopState) -> Self {
+        Self { run: Some(run), ..Self::new(model, None) }
+    }
+
+    /// The epoch `fit` runs next and the shuffle position its order is drawn from, in
+    /// `on_train_begin` and `on_epoch_end` (`None` in the other hooks): what a resumed run
+    /// needs to continue exactly.
+    pub fn resume_point(&self) -> Option<(usize, RngState)> {
+        self.run.as_ref().map(|r| (r.next_epoch, r.next_order_state()))
+    }
+
+    /// Makes `fit` continue at `epoch` (counted from 0), drawing that epoch's order from
+    /// `shuffle`, as after [`resume_point`](Control::resume_point) of an earlier run. Only
+    /// `on_train_begin` may do this.
+    pub fn resume_at(&mut self, epoch: usize, shuffle: &RngState) -> Result<(), TrainError> {
+        let Some(run) = self.run.as_mut() else {
+            return Err(TrainError::Config("`resume_at` is only possible in `on_train_begin`".into()));
+        };
+        run.next_epoch = epoch;
+        run.shuffle = Rng::from_state(shuffle);
+        run.order_drawn = false;
+        Ok(())
     }
 
     /// Adds `key = value` to the epoch's logs, as a Keras callback writes into its `logs`
