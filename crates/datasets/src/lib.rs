@@ -28,6 +28,7 @@
 //! # Ok::<(), kiln_datasets::Error>(())
 //! ```
 
+mod bundled;
 pub mod catalog;
 mod download;
 mod error;

@@ -116,14 +116,26 @@ pub struct Loaded<T> {
     pub provenance: Provenance,
 }
 
-/// The directory holding the vendored subsets: `$KILN_BUNDLED_DIR` if set, else the workspace's
-/// `data/` folder (`CARGO_MANIFEST_DIR/../../data`, fixed at compile time).
+/// The directory holding the bundled subsets (`mnist-10k/`, `imdb-5k/`):
+/// `$KILN_BUNDLED_DIR` if set, else a folder in the download cache
+/// (`data_dir()/bundled-VERSION`) that the copies embedded in the `kiln-data` crate are
+/// written into on first use, so bundled data works wherever the binary runs. When the
+/// cache cannot be written, the system temp folder is tried, then a warning is printed.
 pub fn bundled_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KILN_BUNDLED_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().and_then(Path::parent).unwrap_or(manifest).join("data")
+    let name = format!("bundled-{}", env!("CARGO_PKG_VERSION"));
+    let candidates = [data_dir().join(&name), std::env::temp_dir().join(format!("kiln-{name}"))];
+    let mut failures = Vec::new();
+    for dir in &candidates {
+        match crate::bundled::extract(dir) {
+            Ok(()) => return dir.clone(),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    eprintln!("warning: kiln-datasets could not write the bundled data anywhere: {}", failures.join("; "));
+    candidates[0].clone()
 }
 
 /// The download cache: `$KILN_DATA_DIR` if set, else the platform cache directory + `kiln`
