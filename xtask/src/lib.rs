@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod models;
 pub mod new_plugin;
 pub mod parity;
 pub mod plot;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, data, new_plugin, parity, reproduce};
+use xtask::{bench, data, models, new_plugin, parity, reproduce};
 
 /// kiln's task runner.
 #[derive(Parser)]
@@ -36,6 +36,19 @@ enum Command {
     },
     /// Time training workloads (seconds per epoch) against the same-run GEMM baseline.
     Bench(bench::BenchArgs),
+    /// Keras interop.
+    Keras {
+        #[command(subcommand)]
+        command: KerasCommand,
+    },
+    /// Print (or write) a saved model's predictions for rows given as JSON.
+    Predict(models::PredictArgs),
+}
+
+#[derive(Subcommand)]
+enum KerasCommand {
+    /// Import a .keras archive (config and HDF5 weights) into a kiln model directory.
+    Import(models::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -78,6 +91,8 @@ fn main() -> std::process::ExitCode {
             data::vocab(&archive, max_tokens).map(|()| true)
         }
         Command::Data { command: DataCommand::KerasImdb(args) } => data::keras_imdb(&args).map(|()| true),
+        Command::Keras { command: KerasCommand::Import(args) } => models::keras_import(&args),
+        Command::Predict(args) => models::predict(&args),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

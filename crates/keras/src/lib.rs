@@ -35,6 +35,7 @@ mod model;
 mod optimizer;
 mod parts;
 mod trace;
+mod weights;
 
 pub use archive::{MAX_CONFIG_BYTES, model_from_document, model_from_keras_file, read_model_config};
 pub use callbacks::callback_from_keras;
@@ -43,3 +44,4 @@ pub use error::KerasError;
 pub use model::model_from_keras;
 pub use optimizer::optimizer_from_keras;
 pub use trace::{Check, TraceReport, replay};
+pub use weights::{MAX_WEIGHTS_BYTES, import_keras_file};

@@ -1,0 +1,227 @@
+//! A `.keras` archive's `model.weights.h5` (Keras 3's layout) into a kiln model.
+//!
+//! Keras 3 (`saving_lib._save_container_state`) does not store a layer under its `name`: the
+//! i-th entry of `model.layers` becomes the group `layers/<class in snake_case>` with `_1`,
+//! `_2`, … for repeats, in layer order (a Functional model's `InputLayer` takes part; a
+//! Sequential's `layers` list has none). Its variables are datasets `vars/0`, `vars/1`, …
+//! in `trainable + non_trainable` order: Dense's kernel `(in, out)`, then its bias.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use hdf5_reader::{Datatype, Hdf5File};
+use kiln_trainer::Sequential;
+use serde_json::Value;
+
+use crate::KerasError;
+
+/// Largest `model.weights.h5` accepted before looking at the model (a hostile archive
+/// cannot make kiln allocate more); the model's own size bounds it further.
+pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+
+/// The h5 group names Keras 3 gives the kiln layers of `doc`'s model, in layer order.
+fn keras_group_names(doc: &Value) -> Vec<String> {
+    let class = doc.get("class_name").and_then(Value::as_str).unwrap_or("Sequential");
+    let cfg = doc.get("config").unwrap_or(doc);
+    let layers = cfg.get("layers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut used: HashMap<String, usize> = HashMap::new();
+    let mut names = Vec::new();
+    for layer in layers {
+        let layer_class = layer.get("class_name").and_then(Value::as_str).unwrap_or_default();
+        let is_input = layer_class == "InputLayer";
+        // Sequential.layers leaves its InputLayer out; a Functional model's list has it.
+        if is_input && class == "Sequential" {
+            continue;
+        }
+        let name = unique_name(snake_case(layer_class), &mut used);
+        if !is_input {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Keras' `_get_unique_name`: the first `dense`, then `dense_1`, `dense_2`, ….
+fn unique_name(name: String, used: &mut HashMap<String, usize>) -> String {
+    match used.get_mut(&name) {
+        Some(count) => {
+            *count += 1;
+            format!("{name}_{count}")
+        }
+        None => {
+            used.insert(name.clone(), 0);
+            name
+        }
+    }
+}
+
+/// Keras' `naming.to_snake_case` (`Dense` → `dense`, `InputLayer` → `input_layer`).
+fn snake_case(class: &str) -> String {
+    let chars: Vec<char> = class.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            // `(.)([A-Z][a-z]+)` then `([a-z])([A-Z])`, as Keras' two regexes.
+            if prev.is_lowercase() || next_lower {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// Reads `model.weights.h5` from the `.keras` archive at `path` (bounded by
+/// [`MAX_WEIGHTS_BYTES`] and by what the model can hold).
+fn read_weights_member(path: &Path, model_bytes: u64) -> Result<Vec<u8>, KerasError> {
+    let file_err = |m: String| KerasError::File { path: path.to_path_buf(), message: m };
+    let file = kiln_fs::open_regular(path).map_err(|e| file_err(e.message))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| file_err(format!("not a readable .keras archive: {e}")))?;
+    let mut member = zip
+        .by_name("model.weights.h5")
+        .map_err(|e| file_err(format!("a .keras archive must hold model.weights.h5 to import weights: {e}")))?;
+    // The weights plus generous room for HDF5's own structures and the optimizer's slots.
+    let cap = MAX_WEIGHTS_BYTES.min(model_bytes.saturating_mul(4).saturating_add(16 << 20));
+    if member.size() > cap {
+        return Err(file_err(format!(
+            "model.weights.h5 is {} bytes, more than the {cap} a model of {} weights can need",
+            member.size(),
+            model_bytes / 4
+        )));
+    }
+    let mut bytes = Vec::new();
+    member
+        .by_ref()
+        .take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_err(format!("reading model.weights.h5: {e}")))?;
+    if bytes.len() as u64 > cap {
+        return Err(file_err(format!("model.weights.h5 holds more than the {cap} bytes it declared room for")));
+    }
+    Ok(bytes)
+}
+
+/// Reads the dataset at `at` as float32 values of `shape`.
+fn read_f32(h5: &Hdf5File, at: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    let ds = h5.dataset(at).map_err(|e| format!("`{at}`: {e}"))?;
+    let found: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
+    if found != shape {
+        return Err(format!("`{at}` has shape {found:?}, the kiln layer needs {shape:?}"));
+    }
+    match ds.dtype() {
+        Datatype::FloatingPoint { size: 4, .. } => {}
+        other => return Err(format!("`{at}` is {other:?}, not float32")),
+    }
+    let values = ds.read_array::<f32>().map_err(|e| format!("`{at}`: {e}"))?;
+    let values: Vec<f32> = values.iter().copied().collect();
+    if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(format!("`{at}` holds {v} at index {k}"));
+    }
+    Ok(values)
+}
+
+/// The dataset names in the group at `at` (`vars/0`, …), or an error naming it.
+fn members(h5: &Hdf5File, at: &str) -> Result<Vec<String>, String> {
+    let group = h5.group(at).map_err(|e| format!("no group `{at}` ({e})"))?;
+    let (groups, datasets) = group.member_names().map_err(|e| format!("`{at}`: {e}"))?;
+    if let Some(g) = groups.first() {
+        return Err(format!("`{at}` holds a group `{g}` kiln does not know"));
+    }
+    Ok(datasets)
+}
+
+/// Loads every layer's weights from the HDF5 bytes into `model` (built from `doc`).
+fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), String> {
+    let h5 = Hdf5File::from_vec(bytes).map_err(|e| format!("model.weights.h5 is not a readable HDF5 file: {e}"))?;
+    let names = keras_group_names(doc);
+    if names.len() != model.layers().len() {
+        return Err(format!(
+            "the config has {} weight-bearing layers, kiln built {}",
+            names.len(),
+            model.layers().len()
+        ));
+    }
+    // Read everything first: a file that fails half-way leaves the model untouched.
+    let mut loaded = Vec::new();
+    for (layer, group) in model.layers().iter().zip(&names) {
+        let vars = format!("layers/{group}/vars");
+        let found = members(&h5, &vars)?;
+        let params = layer.params();
+        if found.len() != params.len() {
+            return Err(format!(
+                "`{vars}` holds {} variables, kiln's {} layer `{}` has {} ({})",
+                found.len(),
+                layer.class_name(),
+                layer.name(),
+                params.len(),
+                params.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for (k, param) in params.iter().enumerate() {
+            let values = read_f32(&h5, &format!("{vars}/{k}"), param.shape())?;
+            loaded.push((layer.name().to_string(), param.name().to_string(), values));
+        }
+    }
+    for (layer, param, values) in loaded {
+        let l = model.layers_mut().iter_mut().find(|l| l.name() == layer).expect("layer read above");
+        l.set_param(&param, &values).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Imports a `.keras` archive whole: the model of its `config.json` (compiled when it says
+/// how) with the weights of its `model.weights.h5`, so it predicts what Keras predicted.
+/// Sequential (or single-chain Functional) stacks of `Dense` and `Dropout`; any other
+/// layer, a weight of the wrong shape or type, or a missing one is an error naming the
+/// file and the HDF5 path. The optimizer's saved state is not imported.
+///
+/// ```no_run
+/// let model = kiln_keras::import_keras_file(std::path::Path::new("model.keras"))?;
+/// # Ok::<(), kiln_keras::KerasError>(())
+/// ```
+pub fn import_keras_file(path: &Path) -> Result<Sequential, KerasError> {
+    let doc = crate::read_model_config(path)?;
+    let mut model = crate::model_from_document(&doc).map_err(|e| e.in_file(path))?;
+    let file_err = |m: String| KerasError::File { path: path.to_path_buf(), message: m };
+    if model.input_width().is_none() {
+        return Err(file_err("the config does not give the input width (no InputLayer or build shape)".into()));
+    }
+    let bytes = read_weights_member(path, model.param_count() as u64 * 4)?;
+    load_into(&mut model, &doc, bytes).map_err(|m| file_err(format!("model.weights.h5: {m}")))?;
+    Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_matches_keras() {
+        for (class, want) in [
+            ("Dense", "dense"),
+            ("InputLayer", "input_layer"),
+            ("Dropout", "dropout"),
+            ("BatchNormalization", "batch_normalization"),
+            ("Conv2D", "conv2d"),
+            ("HTTPLayer", "http_layer"),
+            ("AbCDe", "ab_c_de"),
+            ("Layer2Dense", "layer2_dense"),
+        ] {
+            assert_eq!(snake_case(class), want, "{class}");
+        }
+    }
+
+    #[test]
+    fn group_names_count_per_class_and_skip_a_sequential_input() {
+        let seq = serde_json::json!({"class_name": "Sequential", "config": {"layers": [
+            {"class_name": "InputLayer"}, {"class_name": "Dense"}, {"class_name": "Dropout"},
+            {"class_name": "Dense"}, {"class_name": "Dense"}]}});
+        assert_eq!(keras_group_names(&seq), ["dense", "dropout", "dense_1", "dense_2"]);
+        let functional = serde_json::json!({"class_name": "Functional", "config": {"layers": [
+            {"class_name": "InputLayer"}, {"class_name": "Dense"}]}});
+        assert_eq!(keras_group_names(&functional), ["dense"]);
+    }
+}

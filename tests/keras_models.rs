@@ -1,0 +1,101 @@
+//! Real Keras 3.15 `.keras` archives (tests/fixtures/keras/generate/make_keras_files.py)
+//! imported whole — config and HDF5 weights — predict what Keras predicted.
+
+use std::path::{Path, PathBuf};
+
+use kiln::prelude::*;
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/models")
+}
+
+/// Every fixture archive that has recorded predictions (but `branches`, a graph kiln
+/// refuses: see the test below).
+fn fixtures_with_predictions() -> Vec<(PathBuf, serde_json::Value)> {
+    let mut out: Vec<_> = std::fs::read_dir(models_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "keras") && !p.ends_with("branches.keras"))
+        .filter_map(|p| {
+            let record = p.with_extension("predictions.json");
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).ok()?).ok()?;
+            v.get("predictions").is_some().then_some((p, v))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn matrix(v: &serde_json::Value) -> Matrix {
+    let rows: Vec<Vec<f32>> = serde_json::from_value(v.clone()).unwrap();
+    let width = rows[0].len();
+    Matrix::from_vec(rows.len(), width, rows.into_iter().flatten().collect()).unwrap()
+}
+
+#[test]
+fn keras_archives_import_with_their_weights_and_predict_as_keras_did() {
+    let fixtures = fixtures_with_predictions();
+    let names: Vec<String> = fixtures.iter().map(|(p, _)| p.file_stem().unwrap().to_string_lossy().into()).collect();
+    for expected in ["seq", "chain", "nobias_named", "binary_head"] {
+        assert!(names.iter().any(|n| n == expected), "fixture {expected} missing: {names:?}");
+    }
+    for (path, record) in fixtures {
+        let mut model = kiln_keras::import_keras_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let x = matrix(&record["x"]);
+        let want = matrix(&record["predictions"]);
+        let got = model.predict(&x, 32).unwrap();
+        assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()), "{}", path.display());
+        for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
+            let tol = 1e-6 + 1e-5 * w.abs();
+            assert!((g - w).abs() <= tol, "{}: value {k}: kiln {g}, Keras {w}", path.display());
+        }
+    }
+}
+
+#[test]
+fn an_archive_without_weights_or_with_unsupported_layers_is_refused_by_name() {
+    let err = kiln_keras::import_keras_file(&models_dir().join("branches.keras")).unwrap_err().to_string();
+    assert!(err.contains("branches.keras") && err.contains("chain"), "{err}");
+
+    // seq.keras with its weights file left out.
+    let dir = std::env::temp_dir().join(format!("kiln-keras-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stripped = dir.join("no_weights.keras");
+    let mut src = zip::ZipArchive::new(std::fs::File::open(models_dir().join("seq.keras")).unwrap()).unwrap();
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&stripped).unwrap());
+    for name in ["config.json", "metadata.json"] {
+        let mut member = src.by_name(name).unwrap();
+        out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::copy(&mut member, &mut out).unwrap();
+    }
+    out.finish().unwrap();
+    let err = kiln_keras::import_keras_file(&stripped).unwrap_err().to_string();
+    assert!(err.contains("no_weights.keras") && err.contains("model.weights.h5"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn xtask_keras_import_then_predict_writes_keras_predictions() {
+    use xtask::models::{ImportArgs, PredictArgs, keras_import, predict};
+    let dir = std::env::temp_dir().join(format!("kiln-keras-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models_dir().join("binary_head.predictions.json")).unwrap())
+            .unwrap();
+    std::fs::write(dir.join("x.json"), record["x"].to_string()).unwrap();
+    let model_dir = dir.join("model");
+    assert!(
+        keras_import(&ImportArgs { file: models_dir().join("binary_head.keras"), out: model_dir.clone() }).unwrap()
+    );
+    let out = dir.join("p.json");
+    assert!(predict(&PredictArgs { dir: model_dir, input: dir.join("x.json"), json: Some(out.clone()) }).unwrap());
+    let got = matrix(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap());
+    let want = matrix(&record["predictions"]);
+    assert_eq!(got.rows(), want.rows());
+    for (&g, &w) in got.as_slice().iter().zip(want.as_slice()) {
+        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "kiln {g}, Keras {w}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
