@@ -43,6 +43,8 @@ enum Command {
     },
     /// Print (or write) a saved model's predictions for rows given as JSON.
     Predict(models::PredictArgs),
+    /// Write a saved model as an ONNX file.
+    ExportOnnx(models::ExportOnnxArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Data { command: DataCommand::KerasImdb(args) } => data::keras_imdb(&args).map(|()| true),
         Command::Keras { command: KerasCommand::Import(args) } => models::keras_import(&args),
         Command::Predict(args) => models::predict(&args),
+        Command::ExportOnnx(args) => models::export_onnx(&args),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! `cargo xtask keras import` and `cargo xtask predict`: a Keras archive into a kiln model
-//! directory, and a model directory's predictions for rows given as JSON.
+//! `cargo xtask keras import`, `predict` and `export-onnx`: a Keras archive into a kiln
+//! model directory, a model directory's predictions for rows given as JSON, and the model
+//! as ONNX.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,29 @@ pub struct PredictArgs {
     /// Write the predictions (a list of rows) to this JSON file instead of stdout.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// Options of `cargo xtask export-onnx`.
+#[derive(clap::Args, Debug)]
+pub struct ExportOnnxArgs {
+    /// A kiln model directory (`Sequential::save`, `keras import --out`).
+    pub dir: PathBuf,
+    /// The ONNX file to write (opset 13).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `export-onnx DIR --out model.onnx`.
+pub fn export_onnx(args: &ExportOnnxArgs) -> anyhow::Result<bool> {
+    let model = Sequential::load(&args.dir)?;
+    kiln_onnx::export_onnx(&model, &args.out).with_context(|| format!("exporting {}", args.dir.display()))?;
+    eprintln!(
+        "wrote {} (ONNX opset {}, input `input` [N, {}], output `output`)",
+        args.out.display(),
+        kiln_onnx::OPSET,
+        model.input_width().unwrap_or(0)
+    );
+    Ok(true)
 }
 
 /// `keras import FILE --out DIR`.

@@ -27,6 +27,7 @@ pub use kiln_datasets as datasets;
 pub use kiln_fs as fs;
 pub use kiln_keras as keras;
 pub use kiln_layers as layers;
+pub use kiln_onnx as onnx;
 pub use kiln_optimizers as optimizers;
 pub use kiln_regularizers as regularizers;
 pub use kiln_tensor as tensor;

@@ -1,0 +1,123 @@
+//! Exported ONNX models predict what kiln predicts, in an independent runtime
+//! (onnxruntime through Python, with onnx's full checker first).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln_layers::{Activation, Dense, Dropout};
+use kiln_optimizers::{Optimizer, RMSprop};
+use kiln_tensor::{Matrix, Rng};
+use kiln_trainer::{FitOptions, Loss, NO_METRICS, Sequential, Verbosity};
+
+/// A Python that can import onnxruntime and onnx: `KILN_ONNX_PYTHON`, else `python3`.
+fn onnx_python() -> Option<String> {
+    let python = std::env::var("KILN_ONNX_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python).args(["-c", "import onnxruntime, onnx"]).output().is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-onnx-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn uniform(rows: usize, cols: usize, seed: u64) -> Matrix {
+    let mut rng = Rng::seed_from_u64(seed);
+    Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.uniform_in(-2.0, 2.0)).collect()).unwrap()
+}
+
+/// Every activation, a layer without bias and Dropout layers, trained a little so the
+/// biases are not zero.
+fn models() -> Vec<(&'static str, Sequential)> {
+    let stack = |seed: u64, layers: Vec<Box<dyn kiln_layers::Layer>>| {
+        let mut m = Sequential::new().seed(seed);
+        for l in layers {
+            m.push(l);
+        }
+        m
+    };
+    let mut out = vec![
+        (
+            "every_activation",
+            stack(
+                1,
+                vec![
+                    Box::new(Dense::new(9).activation(Activation::Relu)),
+                    Box::new(Dropout::new(0.5)),
+                    Box::new(Dense::new(8).activation(Activation::Tanh).use_bias(false)),
+                    Box::new(Dense::new(7).activation(Activation::Sigmoid)),
+                    Box::new(Dense::new(6)),
+                    Box::new(Dense::new(4).activation(Activation::Softmax)),
+                ],
+            ),
+        ),
+        (
+            "binary",
+            stack(
+                2,
+                vec![
+                    Box::new(Dense::new(16).activation(Activation::Relu)),
+                    Box::new(Dense::new(1).activation(Activation::Sigmoid)),
+                ],
+            ),
+        ),
+    ];
+    for (_, m) in &mut out {
+        m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::MeanSquaredError, NO_METRICS).unwrap();
+        let x = uniform(64, 5, 3);
+        m.build(5).unwrap();
+        let width = *m.layer_widths().unwrap().last().unwrap();
+        let y = uniform(64, width, 4);
+        m.fit(&x, &y, FitOptions::default().epochs(2).batch_size(16).verbose(Verbosity::Silent)).unwrap();
+    }
+    out
+}
+
+#[test]
+fn exported_models_predict_in_onnxruntime_as_in_kiln() {
+    let dir = temp_dir("rt");
+    let python = onnx_python();
+    if python.is_none() {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(),
+            "KILN_REQUIRE_ONNXRUNTIME is set but no Python can import onnxruntime and onnx"
+        );
+        eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
+    }
+    let x = uniform(33, 5, 11);
+    let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
+    std::fs::write(dir.join("x.json"), serde_json::to_string(&rows).unwrap()).unwrap();
+    for (name, mut model) in models() {
+        let path = dir.join(format!("{name}.onnx"));
+        kiln_onnx::export_onnx(&model, &path).unwrap();
+        let Some(python) = &python else { continue };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_onnxruntime.py");
+        let out = Command::new(python).arg(script).arg(&path).arg(dir.join("x.json")).output().unwrap();
+        assert!(out.status.success(), "{name}: onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got: Vec<Vec<f64>> = serde_json::from_value(report["output"].clone()).unwrap();
+        let want = model.predict(&x, 8).unwrap();
+        assert_eq!((got.len(), got[0].len()), (want.rows(), want.cols()), "{name}");
+        let mut worst = 0f64;
+        for (i, row) in got.iter().enumerate() {
+            for (j, &g) in row.iter().enumerate() {
+                let w = want.row(i)[j] as f64;
+                // Float rounding: the runtimes sum the products in different orders.
+                let tol = 1e-6 + 4e-6 * w.abs();
+                assert!((g - w).abs() <= tol, "{name}: row {i} col {j}: onnxruntime {g}, kiln {w}");
+                worst = worst.max((g - w).abs() / w.abs().max(1e-30));
+            }
+        }
+        eprintln!("{name}: largest relative difference onnxruntime vs kiln {worst:.3e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unsupported_and_unbuilt_models_are_refused_by_name() {
+    let m = Sequential::new().add(Dense::new(2));
+    let err = kiln_onnx::to_onnx_bytes(&m).unwrap_err().to_string();
+    assert!(err.contains("not built"), "{err}");
+}

@@ -1,0 +1,31 @@
+"""Checks an ONNX file with onnx.checker (full), runs it in onnxruntime, prints the output.
+
+    python run_onnxruntime.py MODEL.onnx INPUT.json   # INPUT: a list of rows
+
+Prints {"output": [[...], ...], "onnxruntime": version, "onnx": version} as JSON.
+"""
+
+import json
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+
+
+def main():
+    model_path, input_path = sys.argv[1], sys.argv[2]
+    onnx.checker.check_model(onnx.load(model_path), full_check=True)
+    x = np.asarray(json.load(open(input_path)), dtype=np.float32)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    (y,) = session.run(["output"], {"input": x})
+    # float32 → Python float is exact; json writes the shortest repr that reads back equal.
+    print(json.dumps({"output": y.astype(np.float64).tolist(), "onnxruntime": onnxruntime.__version__,
+                      "onnx": onnx.__version__}))
+
+
+if __name__ == "__main__":
+    main()
