@@ -193,30 +193,34 @@ pub(crate) const MODEL_FILES: [&str; 4] =
 
 /// Errors if `dir` holds anything but a previous save's files (replacing it would delete them).
 fn refuse_foreign_files(dir: &Path) -> Result<(), TrainError> {
+    refuse_files_but(dir, &MODEL_FILES, "a saved model directory")
+}
+
+/// Errors if `dir` exists and is not a directory, or holds a file not in `allowed`: `dir`
+/// is about to be replaced whole, and nothing else may be deleted with it. `what` names
+/// the directory kind in the message (`a saved model directory`).
+pub(crate) fn refuse_files_but(dir: &Path, allowed: &[&str], what: &str) -> Result<(), TrainError> {
     match fs::metadata(dir) {
         Ok(m) if !m.is_dir() => {
             return Err(TrainError::file(
                 dir,
-                "exists and is not a directory: refusing to replace it with a saved model",
+                format!("exists and is not a directory: refusing to replace it with {what}"),
             ));
         }
         Err(_) => return Ok(()),
         Ok(_) => {}
     }
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    let entries = fs::read_dir(dir).map_err(|e| TrainError::file(dir, e))?;
     let foreign: Vec<String> = entries
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !MODEL_FILES.contains(&name.as_str()))
+        .filter(|name| !allowed.contains(&name.as_str()))
         .collect();
     if foreign.is_empty() {
         return Ok(());
     }
     Err(TrainError::file(
         dir,
-        format!(
-            "not a saved model directory (it holds {}); saving replaces the whole directory, so choose a new or empty one",
-            foreign.join(", ")
-        ),
+        format!("not {what} (it holds {}); it is replaced whole, so choose a new or empty one", foreign.join(", ")),
     ))
 }

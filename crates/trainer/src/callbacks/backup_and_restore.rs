@@ -82,32 +82,6 @@ impl BackupAndRestore {
         self.backup_dir.join("training_state.json")
     }
 
-    /// Errors if `backup_dir` holds files a backup does not (replacing it would delete them).
-    fn refuse_foreign_files(&self) -> Result<(), TrainError> {
-        let dir = &self.backup_dir;
-        match fs::metadata(dir) {
-            Err(_) => return Ok(()),
-            Ok(m) if !m.is_dir() => return Err(TrainError::file(dir, "backup_dir exists and is not a directory")),
-            Ok(_) => {}
-        }
-        let entries = fs::read_dir(dir).map_err(|e| TrainError::file(dir, e))?;
-        let foreign: Vec<String> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| !BACKUP_FILES.contains(&name.as_str()))
-            .collect();
-        if foreign.is_empty() {
-            return Ok(());
-        }
-        Err(TrainError::file(
-            dir,
-            format!(
-                "not a backup directory (it holds {}); each backup replaces the whole directory, so choose a new or empty one",
-                foreign.join(", ")
-            ),
-        ))
-    }
-
     /// Restores a backup into the model and the loop; `Ok(None)` when there is none.
     fn restore(&self, ctl: &mut Control<'_>) -> Result<Option<usize>, TrainError> {
         let path = self.state_path();
@@ -205,7 +179,7 @@ impl Callback for BackupAndRestore {
         if self.backup_dir.as_os_str().is_empty() {
             return Err(TrainError::Config("BackupAndRestore: `backup_dir` is empty".into()));
         }
-        self.refuse_foreign_files()?;
+        crate::save::refuse_files_but(&self.backup_dir, &BACKUP_FILES, "a backup directory")?;
         // A save killed between its two renames leaves the previous backup aside: put it back.
         kiln_fs::recover_dir(&self.backup_dir)?;
         self.resumed_at = self.restore(ctl)?;
