@@ -415,7 +415,59 @@ fn cases(dir: &Path) -> Vec<Case> {
         ),
         &["kl_divergence"],
     ));
+    // --- .keras weights (model.weights.h5 through hdf5-reader) ---
+    let weights_case = |name: &'static str, file: PathBuf, expect: &'static [&'static str]| {
+        case(name, file, expect, |p| kiln_keras::import_keras_file(p).map(|_| ()).map_err(|e| e.to_string()))
+    };
+    let real_weights = keras_member("seq.keras", "model.weights.h5");
+    v.push(weights_case(
+        "keras weights: not HDF5",
+        keras_archive(dir, "garbage-weights.keras", b"this is not an HDF5 file at all"),
+        &["model.weights.h5", "not a readable HDF5 file"],
+    ));
+    v.push(weights_case(
+        "keras weights: truncated HDF5",
+        keras_archive(dir, "truncated-weights.keras", &real_weights[..real_weights.len() / 3]),
+        &["model.weights.h5"],
+    ));
+    let mut flipped = real_weights.clone();
+    for b in flipped.iter_mut().skip(64).step_by(97) {
+        *b ^= 0x5a;
+    }
+    v.push(weights_case(
+        "keras weights: bytes flipped all through",
+        keras_archive(dir, "flipped-weights.keras", &flipped),
+        &["model.weights.h5"],
+    ));
+    v.push(weights_case(
+        "keras weights: another model's file",
+        keras_archive(dir, "foreign-weights.keras", &keras_member("binary_head.keras", "model.weights.h5")),
+        &["model.weights.h5", "layers/dense"],
+    ));
     v
+}
+
+/// A member of one of the real Keras fixture archives.
+fn keras_member(archive: &str, member: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/models").join(archive);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(member).unwrap(), &mut bytes).unwrap();
+    bytes
+}
+
+/// seq.keras's config with `weights` as its model.weights.h5.
+fn keras_archive(dir: &Path, name: &str, weights: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for (member, bytes) in
+        [("config.json", keras_member("seq.keras", "config.json")), ("model.weights.h5", weights.to_vec())]
+    {
+        out.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut out, &bytes).unwrap();
+    }
+    out.finish().unwrap();
+    path
 }
 
 #[test]

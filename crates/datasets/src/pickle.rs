@@ -113,10 +113,23 @@ impl std::fmt::Display for PickleError {
 /// Reads a pickled 1-D numpy object array whose elements are integer sequences (Python
 /// lists of ints, or integer numpy arrays) — the form of `imdb.npz`'s `x_train`/`x_test`.
 pub fn read_sequences(stream: &[u8]) -> Result<Vec<Vec<i64>>, PickleError> {
-    let top = Machine::new(stream).run()?;
+    let mut machine = Machine::new(stream);
+    let outcome = machine.run().and_then(|top| {
+        let sequences = sequences_of(&top, stream.len());
+        machine.stack.push(top);
+        sequences
+    });
+    // A hostile stream can make a list hold itself (memo + APPEND): break every cycle so
+    // nothing it built outlives the call.
+    machine.break_cycles();
+    outcome
+}
+
+/// The integer sequences of the object array `top`.
+fn sequences_of(top: &Value, stream_len: usize) -> Result<Vec<Vec<i64>>, PickleError> {
     let mut budget = MAX_VALUES;
-    let at_end = |problem: String| PickleError { offset: stream.len(), problem };
-    let (dtype, data) = array_parts(&top).map_err(at_end)?;
+    let at_end = |problem: String| PickleError { offset: stream_len, problem };
+    let (dtype, data) = array_parts(top).map_err(at_end)?;
     if !dtype.starts_with('O') {
         return Err(at_end(format!("the array's dtype is `{dtype}`, not an object array (`O`)")));
     }
@@ -372,7 +385,23 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn run(mut self) -> Result<Value, PickleError> {
+    /// Empties every list and array reachable from the stack and the memo (tuples are
+    /// walked once each), without recursion: reference cycles through them are broken.
+    fn break_cycles(&mut self) {
+        let mut work: Vec<Value> = std::mem::take(&mut self.stack);
+        work.extend(std::mem::take(&mut self.memo).into_values());
+        let mut seen_tuples = std::collections::HashSet::new();
+        while let Some(v) = work.pop() {
+            match v {
+                Value::List(l) => work.append(&mut l.borrow_mut()),
+                Value::Array(a) => work.extend(a.borrow_mut().state.take()),
+                Value::Tuple(t) if seen_tuples.insert(Rc::as_ptr(&t)) => work.extend(t.iter().cloned()),
+                _ => {}
+            }
+        }
+    }
+
+    fn run(&mut self) -> Result<Value, PickleError> {
         loop {
             self.at = self.pos;
             let op = self.u8()?;
@@ -561,6 +590,21 @@ impl<'a> Machine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_that_holds_itself_is_freed() {
+        // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: [[...]] (found by fuzzing as a leak).
+        let stream = b"\x80\x02]q\x00h\x00a.";
+        let mut m = Machine::new(stream);
+        let top = m.run().unwrap();
+        let Value::List(list) = &top else { panic!("{top:?}") };
+        let weak = Rc::downgrade(list);
+        m.stack.push(top);
+        m.break_cycles();
+        assert!(weak.upgrade().is_none(), "the self-referencing list outlived the reader");
+        let err = read_sequences(stream).unwrap_err().to_string();
+        assert!(err.contains("not a numpy array"), "{err}");
+    }
 
     /// A py2-style protocol-2 object array of two lists, written opcode by opcode.
     fn py2_array(globals_module: &str) -> Vec<u8> {
