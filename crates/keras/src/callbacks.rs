@@ -56,54 +56,36 @@ pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
     Ok(match class {
         "ReduceLROnPlateau" => {
             let mut cb = ReduceLrOnPlateau::default();
-            if let Some(m) = string(cfg, "monitor")? {
+            if let Some(m) = cfg.string("monitor")? {
                 cb.monitor = m;
             }
-            cb.factor = number(cfg, "factor")?.unwrap_or(cb.factor);
-            cb.patience = count(cfg, "patience")?.unwrap_or(cb.patience);
+            cb.factor = cfg.number("factor")?.unwrap_or(cb.factor);
+            cb.patience = cfg.count("patience")?.unwrap_or(cb.patience);
             cb.mode = mode(cfg)?;
-            cb.min_delta = number(cfg, "min_delta")?.unwrap_or(cb.min_delta);
-            cb.cooldown = count(cfg, "cooldown")?.unwrap_or(cb.cooldown);
-            cb.min_lr = number(cfg, "min_lr")?.unwrap_or(cb.min_lr);
+            cb.min_delta = cfg.number("min_delta")?.unwrap_or(cb.min_delta);
+            cb.cooldown = cfg.count("cooldown")?.unwrap_or(cb.cooldown);
+            cb.min_lr = cfg.number("min_lr")?.unwrap_or(cb.min_lr);
             cb.validate().map_err(|e| cfg.error(e))?;
             Box::new(cb)
         }
         "EarlyStopping" => {
             let mut cb = EarlyStopping::default();
-            if let Some(m) = string(cfg, "monitor")? {
+            if let Some(m) = cfg.string("monitor")? {
                 cb.monitor = m;
             }
-            cb.min_delta = number(cfg, "min_delta")?.unwrap_or(0.0).abs();
-            cb.patience = count(cfg, "patience")?.unwrap_or(0);
+            cb.min_delta = cfg.number("min_delta")?.unwrap_or(0.0).abs();
+            cb.patience = cfg.count("patience")?.unwrap_or(0);
             cb.mode = mode(cfg)?;
-            cb.baseline = number(cfg, "baseline")?;
+            cb.baseline = cfg.number("baseline")?;
             cb.restore_best_weights = match cfg.get("restore_best_weights") {
                 None => false,
                 Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("restore_best_weights", "must be true or false"))?,
             };
-            cb.start_from_epoch = count(cfg, "start_from_epoch")?.unwrap_or(0);
+            cb.start_from_epoch = cfg.count("start_from_epoch")?.unwrap_or(0);
             Box::new(cb)
         }
         _ => Box::new(TerminateOnNaN::default()),
     })
-}
-
-fn string(cfg: At<'_>, key: &str) -> Result<Option<String>, KerasError> {
-    cfg.get(key)
-        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| cfg.error_at(key, format!("must be a string, got {v}"))))
-        .transpose()
-}
-
-fn number(cfg: At<'_>, key: &str) -> Result<Option<f64>, KerasError> {
-    cfg.get(key).map(|v| v.as_f64().ok_or_else(|| cfg.error_at(key, format!("must be a number, got {v}")))).transpose()
-}
-
-fn count(cfg: At<'_>, key: &str) -> Result<Option<usize>, KerasError> {
-    cfg.get(key)
-        .map(|v| {
-            v.as_u64().map(|n| n as usize).ok_or_else(|| cfg.error_at(key, format!("must be an integer ≥ 0, got {v}")))
-        })
-        .transpose()
 }
 
 fn mode(cfg: At<'_>) -> Result<Mode, KerasError> {

@@ -51,6 +51,33 @@ impl<'a> At<'a> {
         })
     }
 
+    /// The optional number `key` (an error naming it if it is something else).
+    pub fn number(&self, key: &str) -> Result<Option<f64>, KerasError> {
+        self.get(key)
+            .map(|v| v.as_f64().ok_or_else(|| self.error_at(key, format!("must be a number, got {v}"))))
+            .transpose()
+    }
+
+    /// The optional non-negative integer `key`.
+    pub fn count(&self, key: &str) -> Result<Option<usize>, KerasError> {
+        self.get(key)
+            .map(|v| {
+                v.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| self.error_at(key, format!("must be an integer ≥ 0, got {v}")))
+            })
+            .transpose()
+    }
+
+    /// The optional string `key`.
+    pub fn string(&self, key: &str) -> Result<Option<String>, KerasError> {
+        self.get(key)
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| self.error_at(key, format!("must be a string, got {v}")))
+            })
+            .transpose()
+    }
+
     /// The `class_name` of a serialized Keras object, or the value itself when it is a
     /// bare identifier string (`"relu"`, `"l2"`).
     pub fn class_name(&self) -> Option<&'a str> {

@@ -43,15 +43,15 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
         }
         Metric::TopKCategoricalAccuracy { k } => {
             refuse_unknown(cfg, class, &["k"], BASE)?;
-            Metric::TopKCategoricalAccuracy { k: count(cfg, "k")?.unwrap_or(k) }
+            Metric::TopKCategoricalAccuracy { k: cfg.count("k")?.unwrap_or(k) }
         }
         Metric::SparseTopKCategoricalAccuracy { k } => {
             refuse_unknown(cfg, class, &["k"], BASE)?;
-            Metric::SparseTopKCategoricalAccuracy { k: count(cfg, "k")?.unwrap_or(k) }
+            Metric::SparseTopKCategoricalAccuracy { k: cfg.count("k")?.unwrap_or(k) }
         }
         Metric::Precision { .. } | Metric::Recall { .. } => {
             refuse_unknown(cfg, class, &["thresholds", "top_k", "class_id"], BASE)?;
-            let (thresholds, top_k, class_id) = (one_threshold(cfg)?, count(cfg, "top_k")?, count(cfg, "class_id")?);
+            let (thresholds, top_k, class_id) = (one_threshold(cfg)?, cfg.count("top_k")?, cfg.count("class_id")?);
             if matches!(default, Metric::Precision { .. }) {
                 Metric::Precision { thresholds, top_k, class_id }
             } else {
@@ -79,7 +79,7 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
                 None => false,
                 Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("from_logits", "must be true or false"))?,
             };
-            let num_thresholds = count(cfg, "num_thresholds")?.unwrap_or(num_thresholds);
+            let num_thresholds = cfg.count("num_thresholds")?.unwrap_or(num_thresholds);
             Metric::Auc { num_thresholds, curve, summation_method, from_logits }
         }
         Metric::F1Score { .. } => {
@@ -105,20 +105,9 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
     })
 }
 
-/// An optional float option.
+/// An optional float option, as float32.
 fn float(cfg: At<'_>, key: &str) -> Result<Option<f32>, KerasError> {
-    cfg.get(key)
-        .map(|v| v.as_f64().map(|f| f as f32).ok_or_else(|| cfg.error_at(key, format!("must be a number, got {v}"))))
-        .transpose()
-}
-
-/// An optional non-negative integer option.
-fn count(cfg: At<'_>, key: &str) -> Result<Option<usize>, KerasError> {
-    cfg.get(key)
-        .map(|v| {
-            v.as_u64().map(|n| n as usize).ok_or_else(|| cfg.error_at(key, format!("must be an integer ≥ 0, got {v}")))
-        })
-        .transpose()
+    Ok(cfg.number(key)?.map(|f| f as f32))
 }
 
 /// Precision's and Recall's `thresholds`: a number or a one-element list (several

@@ -347,12 +347,17 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Er
 
 impl Serialize for Optimizer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let c = |want: fn(Clip) -> Option<f32>| want(self.clip);
+        let (clipnorm, global_clipnorm, clipvalue) = match self.clip {
+            Clip::None => (None, None, None),
+            Clip::Norm(v) => (Some(v), None, None),
+            Clip::GlobalNorm(v) => (None, Some(v), None),
+            Clip::Value(v) => (None, None, Some(v)),
+        };
         ConfigOut {
             learning_rate: &self.learning_rate,
-            clipnorm: c(|c| if let Clip::Norm(v) = c { Some(v) } else { None }),
-            global_clipnorm: c(|c| if let Clip::GlobalNorm(v) = c { Some(v) } else { None }),
-            clipvalue: c(|c| if let Clip::Value(v) = c { Some(v) } else { None }),
+            clipnorm,
+            global_clipnorm,
+            clipvalue,
             weight_decay: self.weight_decay,
             rule: self.rule.as_ref(),
         }

@@ -96,14 +96,9 @@ impl Sequential {
                 let (tally, stopped) =
                     self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
                 let val = match &plan.validation {
-                    Some(held) => Some(self.evaluate_rows(
-                        held.x,
-                        held.y,
-                        held.weights.as_deref(),
-                        &held.rows,
-                        batch_size,
-                        &mut val_bufs,
-                    )?),
+                    Some(held) => {
+                        Some(self.evaluate_rows(held.x, held.y, held.weights, &held.rows, batch_size, &mut val_bufs)?)
+                    }
                     None => None,
                 };
                 Ok::<_, TrainError>((tally, val, stopped))

@@ -34,6 +34,11 @@ pub(crate) struct MetricState {
     /// Whether the rows' weights count (Keras' `weighted_metrics`).
     weighted: bool,
     accum: Accum,
+    /// Per-batch work space (a row, bucket or class counts), kept so that batches after
+    /// the first allocate nothing.
+    scratch: Vec<f32>,
+    /// Column order for `top_k`.
+    order: Vec<usize>,
 }
 
 impl MetricState {
@@ -50,7 +55,7 @@ impl MetricState {
             }
             _ => Accum::Mean(Mean::default()),
         };
-        Self { name, metric, weighted, accum }
+        Self { name, metric, weighted, accum, scratch: Vec::new(), order: Vec::new() }
     }
 
     /// Adds one batch of predictions, each row weighted by `weights` when given and the
@@ -58,22 +63,16 @@ impl MetricState {
     pub fn update(&mut self, pred: &Matrix, targets: &Matrix, weights: Option<&[f32]>) {
         let weights = weights.filter(|_| self.weighted);
         let w = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let (scratch, order) = (&mut self.scratch, &mut self.order);
         match (&mut self.accum, self.metric) {
             (Accum::Mean(mean), metric) => {
                 let (n, k) = pred.shape();
+                // Unweighted, `v·1` is `v` and the count sums exact ones: the plain mean.
                 let (mut sum, mut count) = (0.0f32, 0.0f32);
                 for i in 0..n {
-                    let v = per_sample(metric, pred.row(i), targets.row(i), k);
-                    match weights {
-                        Some(_) => {
-                            sum += v * w(i);
-                            count += w(i);
-                        }
-                        None => sum += v,
-                    }
-                }
-                if weights.is_none() {
-                    count = n as f32;
+                    let wi = w(i);
+                    sum += per_sample(metric, pred.row(i), targets.row(i), k) * wi;
+                    count += wi;
                 }
                 mean.add_sum(sum, count);
             }
@@ -81,12 +80,12 @@ impl MetricState {
             | (Accum::Counts { tp, fp, fn_ }, Metric::Recall { thresholds, top_k, class_id }) => {
                 let threshold = thresholds.unwrap_or(if top_k.is_some() { NEG_INF } else { 0.5 });
                 let (mut btp, mut bfp, mut bfn) = (0.0f32, 0.0f32, 0.0f32);
-                let mut row = Vec::new();
+                let row = scratch;
                 for i in 0..pred.rows() {
                     row.clear();
                     row.extend_from_slice(pred.row(i));
                     if let Some(k) = top_k {
-                        keep_top_k(&mut row, k);
+                        keep_top_k(row, k, order);
                     }
                     let t = targets.row(i);
                     let cols: &mut dyn Iterator<Item = usize> = match class_id {
@@ -111,7 +110,9 @@ impl MetricState {
                 // Keras' evenly-spaced path: bucket = ceil(p·(T−1)) − 1 (≥ 0), counts at
                 // threshold i = the labels in buckets ≥ i.
                 let t = num_thresholds;
-                let (mut tb, mut fb) = (vec![0.0f32; t], vec![0.0f32; t]);
+                scratch.clear();
+                scratch.resize(2 * t, 0.0);
+                let (tb, fb) = scratch.split_at_mut(t);
                 let (mut total_true, mut total_false) = (0.0f32, 0.0f32);
                 let k = pred.cols();
                 for (j, (&p, &y)) in pred.as_slice().iter().zip(targets.as_slice()).enumerate() {
@@ -138,8 +139,12 @@ impl MetricState {
             (Accum::PerClass { tp, fp, fn_, support }, Metric::F1Score { threshold, average }) => {
                 let k = pred.cols();
                 let micro = average == F1Average::Micro;
-                let (mut btp, mut bfp, mut bfn, mut bsup) =
-                    (vec![0.0f32; tp.len()], vec![0.0f32; tp.len()], vec![0.0f32; tp.len()], vec![0.0f32; tp.len()]);
+                let c_len = tp.len();
+                scratch.clear();
+                scratch.resize(4 * c_len, 0.0);
+                let (btp, rest) = scratch.split_at_mut(c_len);
+                let (bfp, rest) = rest.split_at_mut(c_len);
+                let (bfn, bsup) = rest.split_at_mut(c_len);
                 for i in 0..pred.rows() {
                     let (p, y) = (pred.row(i), targets.row(i));
                     let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -235,11 +240,12 @@ fn per_sample(metric: Metric, p: &[f32], t: &[f32], k: usize) -> f32 {
 }
 
 /// Keras' `_filter_top_k`: the row's `k` highest values stay, the others become NEG_INF.
-fn keep_top_k(row: &mut [f32], k: usize) {
+fn keep_top_k(row: &mut [f32], k: usize, idx: &mut Vec<usize>) {
     if k >= row.len() {
         return;
     }
-    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.clear();
+    idx.extend(0..row.len());
     // Highest first; ties keep the lower index, as `top_k` does.
     idx.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
     for &j in &idx[k..] {

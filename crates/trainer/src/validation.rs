@@ -10,7 +10,7 @@ pub(crate) struct Held<'a> {
     pub x: FeaturesRef<'a>,
     pub y: &'a Matrix,
     pub rows: Vec<usize>,
-    pub weights: Option<std::borrow::Cow<'a, [f32]>>,
+    pub weights: Option<&'a [f32]>,
 }
 
 /// A `fit` call's data, checked: the training rows are `0..train_rows` of `x`, each with
@@ -19,7 +19,8 @@ pub(crate) struct Plan<'a> {
     pub x: FeaturesRef<'a>,
     pub y: &'a Matrix,
     pub train_rows: usize,
-    pub weights: Option<Vec<f32>>,
+    /// Borrowed `sample_weight`, or weights made from `class_weight`.
+    pub weights: Option<std::borrow::Cow<'a, [f32]>>,
     pub validation: Option<Held<'a>>,
 }
 
@@ -122,7 +123,7 @@ impl Sequential {
                         "validation_split {f} of {n} samples leaves an empty training or validation set"
                     )));
                 }
-                let weights = sample_weight.map(std::borrow::Cow::Borrowed);
+                let weights = sample_weight;
                 (split_at, Some(Held { x, y, rows: (split_at..n).collect(), weights }))
             }
             Validation::Data(xv, yv) | Validation::WeightedData(xv, yv, _) => {
@@ -130,7 +131,7 @@ impl Sequential {
                 let weights = match validation {
                     Validation::WeightedData(_, _, w) => {
                         check_weights(w, nv, "validation")?;
-                        Some(std::borrow::Cow::Borrowed(w))
+                        Some(w)
                     }
                     _ => None,
                 };
@@ -147,8 +148,8 @@ impl Sequential {
         };
         // Class weights apply to the training rows only, as Keras' adapter sees them.
         let weights = match (sample_weight, class_weight) {
-            (Some(w), _) => Some(w[..train_rows].to_vec()),
-            (None, Some(map)) => Some(class_weights(y, train_rows, map)),
+            (Some(w), _) => Some(std::borrow::Cow::Borrowed(&w[..train_rows])),
+            (None, Some(map)) => Some(std::borrow::Cow::Owned(class_weights(y, train_rows, map))),
             (None, None) => None,
         };
         Ok(Plan { x, y, train_rows, weights, validation })

@@ -27,6 +27,15 @@ impl Mode {
             Mode::Auto => monitor.contains("acc") || monitor.contains("auc"),
         }
     }
+
+    /// Keras' `_is_improvement` for `monitor`: `value − |min_delta| > reference` when
+    /// maximizing, `value + |min_delta| < reference` when minimizing; always true without
+    /// a reference yet.
+    pub fn improves(self, monitor: &str, value: f64, reference: Option<f64>, min_delta: f64) -> bool {
+        let Some(reference) = reference else { return true };
+        let delta = min_delta.abs();
+        if self.maximizes(monitor) { value - delta > reference } else { value + delta < reference }
+    }
 }
 
 /// Keras' `EarlyStopping`: stop after `patience` epochs without an improvement of at least
@@ -111,9 +120,7 @@ impl EarlyStopping {
     }
 
     fn improves(&self, value: f64, reference: Option<f64>) -> bool {
-        let Some(reference) = reference else { return true };
-        let delta = self.min_delta.abs();
-        if self.mode.maximizes(&self.monitor) { value - delta > reference } else { value + delta < reference }
+        self.mode.improves(&self.monitor, value, reference, self.min_delta)
     }
 }
 

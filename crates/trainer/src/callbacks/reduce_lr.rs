@@ -120,12 +120,8 @@ impl ReduceLrOnPlateau {
         &self.reductions
     }
 
-    /// Keras' `_is_improvement`: `current − min_delta > best` when maximizing,
-    /// `current + min_delta < best` when minimizing.
     fn improves(&self, current: f64) -> bool {
-        let Some(best) = self.best else { return true };
-        let delta = self.min_delta.abs();
-        if self.mode.maximizes(&self.monitor) { current - delta > best } else { current + delta < best }
+        self.mode.improves(&self.monitor, current, self.best, self.min_delta)
     }
 }
 

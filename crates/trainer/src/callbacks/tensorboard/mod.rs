@@ -106,8 +106,11 @@ impl TensorBoard {
         &self.files
     }
 
-    fn run(&mut self) -> Result<&mut Run, TrainError> {
-        self.run.as_mut().ok_or_else(|| TrainError::Config("TensorBoard: called before on_train_begin".into()))
+    /// The open writers and the list of files, borrowed apart.
+    fn run(&mut self) -> Result<(&mut Run, &mut Vec<PathBuf>), TrainError> {
+        let Self { run, files, .. } = self;
+        let run = run.as_mut().ok_or_else(|| TrainError::Config("TensorBoard: called before on_train_begin".into()))?;
+        Ok((run, files))
     }
 }
 
@@ -135,39 +138,29 @@ impl Callback for TensorBoard {
 
     fn on_train_batch_end(&mut self, _batch: usize, logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         let UpdateFreq::Batches(n) = self.update_freq else { return Ok(()) };
-        let mut files = std::mem::take(&mut self.files);
-        let run = self.run()?;
+        let (run, files) = self.run()?;
         run.global_batch += 1;
-        let result = if run.global_batch % n as u64 == 0 {
-            run.train.scalars(run.global_batch as i64, tagged(logs.iter(), "batch_", ""), &mut files)
-        } else {
-            Ok(())
-        };
-        self.files = files;
-        result
+        if run.global_batch % n as u64 != 0 {
+            return Ok(());
+        }
+        run.train.scalars(run.global_batch as i64, tagged(logs.iter(), "batch_", ""), files)
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         let lr = ctl.model().learning_rate();
         let iterations = ctl.model().optimizer().map_or(0, |o| o.iterations());
-        let mut files = std::mem::take(&mut self.files);
-        let result = (|| {
-            let run = self.run()?;
-            let mut train = tagged(logs.iter().filter(|(k, _)| !k.starts_with("val_")), "epoch_", "");
-            if let Some(lr) = lr.filter(|_| logs.get("learning_rate").is_none()) {
-                train.push(("epoch_learning_rate".into(), lr));
-            }
-            run.train.scalars(epoch as i64, train, &mut files)?;
-            run.train.flush()?;
-            let val: Vec<(&str, f64)> =
-                logs.iter().filter_map(|(k, v)| k.strip_prefix("val_").map(|k| (k, v))).collect();
-            let w = &mut run.validation;
-            w.scalars(epoch as i64, tagged(val.iter().copied(), "epoch_", ""), &mut files)?;
-            w.scalars(iterations as i64, tagged(val.iter().copied(), "evaluation_", "_vs_iterations"), &mut files)?;
-            w.flush()
-        })();
-        self.files = files;
-        result
+        let (run, files) = self.run()?;
+        let mut train = tagged(logs.iter().filter(|(k, _)| !k.starts_with("val_")), "epoch_", "");
+        if let Some(lr) = lr.filter(|_| logs.get("learning_rate").is_none()) {
+            train.push(("epoch_learning_rate".into(), lr));
+        }
+        run.train.scalars(epoch as i64, train, files)?;
+        run.train.flush()?;
+        let val: Vec<(&str, f64)> = logs.iter().filter_map(|(k, v)| k.strip_prefix("val_").map(|k| (k, v))).collect();
+        let w = &mut run.validation;
+        w.scalars(epoch as i64, tagged(val.iter().copied(), "epoch_", ""), files)?;
+        w.scalars(iterations as i64, tagged(val.iter().copied(), "evaluation_", "_vs_iterations"), files)?;
+        w.flush()
     }
 
     fn on_train_end(&mut self, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
