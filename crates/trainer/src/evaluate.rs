@@ -68,10 +68,10 @@ impl Sequential {
         let mut penalties = Vec::new();
         for_each_weight_penalty(&self.layers, |p| penalties.push(p))?;
         for chunk in rows.chunks(batch_size) {
-            x.gather(chunk, &mut bufs.batch, self.par);
+            let input = x.batch_input(chunk, &mut bufs.batch, self.par);
             gather_targets(y, chunk, &mut bufs.targets);
             let w = weights.map(|w| gather_weights(w, chunk, &mut bufs.weights));
-            forward(&mut self.layers, bufs.batch.input(), false, self.par);
+            forward(&mut self.layers, input, false, self.par);
             let last = self.layers.last().expect("layers");
             let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, w, &mut bufs.unused_grad);
             tally.metrics.iter_mut().for_each(|m| m.update(last.output(), &bufs.targets, w));
@@ -142,12 +142,54 @@ impl Sequential {
         let mut batch = Batch::default();
         let rows: Vec<usize> = (0..x.len()).collect();
         for (c, chunk) in rows.chunks(batch_size).enumerate() {
-            x.gather(chunk, &mut batch, self.par);
-            forward(&mut self.layers, batch.input(), false, self.par);
+            let input = x.batch_input(chunk, &mut batch, self.par);
+            forward(&mut self.layers, input, false, self.par);
             let y = self.layers.last().expect("layers").output();
             let start = c * batch_size * out_w;
             out.as_mut_slice()[start..start + y.as_slice().len()].copy_from_slice(y.as_slice());
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_layers::{Activation, Dense};
+    use kiln_tensor::{Matrix, Parallelism, Rng};
+
+    use crate::Sequential;
+    use crate::features::{Batch, FeaturesRef};
+    use crate::step::forward;
+
+    /// Reading consecutive rows in place (at an unaligned offset) gives the layers the same
+    /// bits as gathering a copy, so evaluation and prediction do not depend on which is used.
+    #[test]
+    fn consecutive_rows_in_place_match_a_gathered_copy() {
+        let mut rng = Rng::seed_from_u64(3);
+        let x = Matrix::from_vec(301, 37, (0..301 * 37).map(|_| rng.uniform() - 0.5).collect()).unwrap();
+        let mut model = Sequential::new().add(Dense::new(130).activation(Activation::Relu)).add(Dense::new(5));
+        model.build(37).unwrap();
+        let rows: Vec<usize> = (1..=200).collect();
+        let features = FeaturesRef::Dense(&x);
+
+        let mut batch = Batch::default();
+        features.gather(&rows, &mut batch, Parallelism::Sequential);
+        forward(&mut model.layers, batch.input(), false, Parallelism::Sequential);
+        let gathered = model.layers.last().unwrap().output().clone();
+
+        let mut unused = Batch::default();
+        let input = features.batch_input(&rows, &mut unused, Parallelism::Sequential);
+        forward(&mut model.layers, input, false, Parallelism::Sequential);
+        assert_eq!(unused.dense.rows(), 0, "consecutive rows must not be copied");
+        let in_place = model.layers.last().unwrap().output();
+        assert_eq!(in_place.shape(), (200, 5));
+        let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(in_place), bits(&gathered));
+
+        // Out of order, the rows are gathered.
+        let shuffled = [5, 4, 6];
+        let mut batch = Batch::default();
+        features.batch_input(&shuffled, &mut batch, Parallelism::Sequential);
+        assert_eq!(batch.dense.row(0), x.row(5));
     }
 }

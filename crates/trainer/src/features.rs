@@ -3,7 +3,7 @@
 
 use kiln_layers::LayerInput;
 use kiln_tensor::pool::{for_row_blocks, row_blocks};
-use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism};
+use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, View};
 
 /// Fewest values a thread gathers (below that, one thread is faster).
 const MIN_GATHER_PER_THREAD: usize = 32 * 1024;
@@ -115,6 +115,31 @@ impl<'a> FeaturesRef<'a> {
             Self::Bytes { values, .. } => batch.dense.resize(rows, values.cols()),
             Self::Sparse(s) => batch.csr.reserve(rows, rows * s.max_row_nnz()),
         }
+    }
+
+    /// Samples `idx` as a first-layer input. Consecutive dense rows (every evaluation and
+    /// prediction chunk) are read in place, a view of the data itself; other rows are
+    /// gathered into `batch`. Both hand the layers the same values in the same layout.
+    pub(crate) fn batch_input<'b>(self, idx: &[usize], batch: &'b mut Batch, par: Parallelism) -> LayerInput<'b>
+    where
+        'a: 'b,
+    {
+        if let Some(view) = self.consecutive_view(idx) {
+            return LayerInput::Dense(view);
+        }
+        self.gather(idx, batch, par);
+        batch.input()
+    }
+
+    /// Dense rows `idx` as a view of the data, when they are consecutive and ascending.
+    fn consecutive_view(self, idx: &[usize]) -> Option<View<'a>> {
+        let Self::Dense(m) = self else { return None };
+        let first = *idx.first()?;
+        if !idx.windows(2).all(|w| w[1] == w[0] + 1) || first + idx.len() > m.rows() {
+            return None;
+        }
+        let cols = m.cols();
+        View::new(idx.len(), cols, &m.as_slice()[first * cols..(first + idx.len()) * cols]).ok()
     }
 
     /// Copies the samples `idx` into `batch`, reusing its buffers; dense and byte rows are

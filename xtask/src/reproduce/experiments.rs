@@ -228,24 +228,67 @@ impl Experiment {
     /// Rough multiply-adds per training sample, read off the built kernels (the first
     /// layer reads `input_nnz` inputs per row): used to start the longest runs first.
     pub fn cost_per_sample(&self, input_width: usize, input_nnz: usize, plugin: PluginReg<'_>) -> usize {
-        let Ok(mut model) = self.model(0, plugin) else { return 0 };
+        self.kernel_macs(input_width, input_nnz, plugin).iter().sum()
+    }
+
+    /// Floating-point operations of one run's products over `epochs` on `rows` samples
+    /// (split as `fit` splits them, `⌊n·(1 − split)⌋` for training). A training row costs
+    /// each kernel's forward product and its gradient, plus the input gradient of every
+    /// layer but the first; a validation row costs the forward products:
+    /// `2·epochs·(train·(2·k₀ + 3·Σᵢ₌₁ kᵢ) + validation·Σᵢ kᵢ)`, `kᵢ` the multiply-adds per
+    /// sample of kernel `i` (biases, activations and the loss are left out).
+    pub fn product_flops(
+        &self,
+        input_width: usize,
+        input_nnz: usize,
+        rows: usize,
+        epochs: usize,
+        plugin: PluginReg<'_>,
+    ) -> f64 {
+        let macs = self.kernel_macs(input_width, input_nnz, plugin);
+        let Some((&first, rest)) = macs.split_first() else { return 0.0 };
+        let rest: usize = rest.iter().sum();
+        let train = (rows as f64 * (1.0 - self.data.validation_split())).floor();
+        let validation = rows as f64 - train;
+        2.0 * epochs as f64 * (train * (2 * first + 3 * rest) as f64 + validation * (first + rest) as f64)
+    }
+
+    /// Multiply-adds per sample of each kernel's forward product, in layer order; empty
+    /// when the model cannot be built.
+    fn kernel_macs(&self, input_width: usize, input_nnz: usize, plugin: PluginReg<'_>) -> Vec<usize> {
+        let Ok(mut model) = self.model(0, plugin) else { return Vec::new() };
         if model.build(input_width).is_err() {
-            return 0;
+            return Vec::new();
         }
-        let mut first = true;
-        let mut cost = 0;
-        for p in model.layers().iter().flat_map(|l| l.params()).filter(|p| p.name() == "kernel") {
-            let (rows, units) = (p.shape()[0], p.shape()[1]);
-            cost += if first { input_nnz.min(rows) } else { rows } * units;
-            first = false;
-        }
-        cost
+        let kernels = model.layers().iter().flat_map(|l| l.params()).filter(|p| p.name() == "kernel");
+        kernels
+            .enumerate()
+            .map(|(i, p)| {
+                let (rows, units) = (p.shape()[0], p.shape()[1]);
+                let inputs = if i == 0 { input_nnz.min(rows) } else { rows };
+                inputs * units
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn product_flops_count_forward_and_backward_products() {
+        let exp = find("mnist_96x2").unwrap();
+        // 100 rows at split 0.2: 80 train, 20 validation; kernels 784×96, 96×96, 96×10.
+        let (k0, rest) = (784 * 96, 96 * 96 + 96 * 10);
+        let expected = 2.0 * 3.0 * (80.0 * (2 * k0 + 3 * rest) as f64 + 20.0 * (k0 + rest) as f64);
+        assert_eq!(exp.product_flops(784, 784, 100, 3, None), expected);
+        // A sparse first layer costs its stored entries, not its width.
+        let imdb = find("imdb_original").unwrap();
+        let (k0, rest) = (128 * 16, 16 * 16 + 16);
+        let expected = 2.0 * (60.0 * (2 * k0 + 3 * rest) as f64 + 40.0 * (k0 + rest) as f64);
+        assert_eq!(imdb.product_flops(10_000, 128, 100, 1, None), expected);
+    }
 
     #[test]
     fn names_are_unique_and_default_selection_skips_custom() {

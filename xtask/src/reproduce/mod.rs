@@ -148,8 +148,12 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
             String::new()
         }
     );
+    // Measured before training, on an idle machine: the rate the floor below is taken at.
+    let gemm = crate::bench::gemm_gflops();
+    let train_start = start.elapsed().as_secs_f64();
     let runs = runner::run_all(&plan, &data, &mine)?;
     let train_wall = start.elapsed().as_secs_f64();
+    eprintln!("{}", floor_line(runner::product_flops(&plan, &data, &mine), gemm, jobs, train_wall - train_start));
 
     save_histories(&args.out, &selected, &runs)?;
     let manifest = shard::Manifest {
@@ -186,6 +190,20 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         return Ok(true);
     }
     finish(&args.out, &selected, &runs, &manifest, args.shuffle, start)
+}
+
+/// What the products alone would take on `jobs` cores at the single-thread GEMM rate
+/// `gemm` (GFLOP/s), against the `training` seconds the runs took: the floor under any
+/// implementation of the same arithmetic on this machine (faer's GEMM runs near the
+/// cores' FMA peak).
+fn floor_line(flops: f64, gemm: f64, jobs: usize, training: f64) -> String {
+    let floor = flops / (gemm * 1e9 * jobs as f64);
+    format!(
+        "floor: the runs' products are {:.2} TFLOP; at {jobs} × this machine's single-thread GEMM rate \
+         ({gemm:.1} GFLOP/s) they take at least {floor:.1} s; training took {training:.1} s ({:.0} % of that rate)",
+        flops / 1e12,
+        100.0 * floor / training.max(f64::MIN_POSITIVE)
+    )
 }
 
 /// `--merge DIR…`: checks the shards' manifests, gathers their histories into `--out` (byte

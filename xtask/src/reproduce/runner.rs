@@ -100,6 +100,19 @@ pub fn jobs(plan: &Plan<'_>, data: &Data) -> Vec<(Job, u128)> {
     jobs
 }
 
+/// Floating-point operations of the products of `jobs` (see
+/// [`Experiment::product_flops`](super::experiments::Experiment::product_flops)).
+pub fn product_flops(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> f64 {
+    jobs.iter()
+        .map(|&(e, _)| {
+            let exp = plan.experiments[e];
+            let inputs = data.inputs(exp);
+            let (width, nnz, rows) = (inputs.features.width(), inputs.nnz_per_row, inputs.labels.rows());
+            exp.product_flops(width, nnz, rows, plan.epochs_of(exp), plan.plugin)
+        })
+        .sum()
+}
+
 /// Runs `jobs` (in that order); returns the runs per experiment of the plan, seeds in
 /// order (only the seeds in `jobs`).
 ///
