@@ -167,6 +167,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Multiply-adds of one epoch of a stack of products on `train` and `val` rows, whose
+/// first kernel costs `first` multiply-adds per row and the others `rest` together:
+/// `train·(2·first + 3·rest) + val·(first + rest)`. Training does every kernel's forward
+/// product and gradient, and the input gradient of all but the first; validation does the
+/// forward products.
+pub fn epoch_macs(first: f64, rest: f64, train: f64, val: f64) -> f64 {
+    train * (2.0 * first + 3.0 * rest) + val * (first + rest)
+}
+
 /// Seconds per epoch `r`'s multiply-adds would take at `threads` × its worker's
 /// single-thread GEMM rate: `FLOP per epoch / (threads · GEMM GFLOP/s)`. As faer's GEMM
 /// runs near the core's FMA peak, no implementation of the same arithmetic is much

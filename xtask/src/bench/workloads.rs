@@ -44,14 +44,11 @@ pub fn build(name: &str, par: Parallelism) -> anyhow::Result<Workload> {
 }
 
 /// Multiply-adds of one epoch of a dense stack, for `train` and `val` rows whose first
-/// layer costs `first` multiply-adds per row and per unit.
-///
-/// Training: forward + kernel gradient of every layer, input gradient of all but the
-/// first; validation: forward only.
+/// layer costs `first` multiply-adds per row and per unit (see [`super::epoch_macs`]).
 fn stack_macs(first: f64, widths: &[usize], train: f64, val: f64) -> f64 {
     let first_layer = first * widths[0] as f64;
     let rest: f64 = widths.windows(2).map(|p| (p[0] * p[1]) as f64).sum();
-    train * (2.0 * first_layer + 3.0 * rest) + val * (first_layer + rest)
+    super::epoch_macs(first_layer, rest, train, val)
 }
 
 /// 60,000 rows of 784 uniform pixels in [0, 1) with random labels of 10 classes,

@@ -232,11 +232,10 @@ impl Experiment {
     }
 
     /// Floating-point operations of one run's products over `epochs` on `rows` samples
-    /// (split as `fit` splits them, `⌊n·(1 − split)⌋` for training). A training row costs
-    /// each kernel's forward product and its gradient, plus the input gradient of every
-    /// layer but the first; a validation row costs the forward products:
-    /// `2·epochs·(train·(2·k₀ + 3·Σᵢ₌₁ kᵢ) + validation·Σᵢ kᵢ)`, `kᵢ` the multiply-adds per
-    /// sample of kernel `i` (biases, activations and the loss are left out).
+    /// (split as `fit` splits them, `⌊n·(1 − split)⌋` for training):
+    /// `2·epochs·`[`epoch_macs`](crate::bench::epoch_macs)`(k₀, Σᵢ₌₁ kᵢ, train, validation)`,
+    /// `kᵢ` the multiply-adds per sample of kernel `i` (biases, activations and the loss
+    /// are left out).
     pub fn product_flops(
         &self,
         input_width: usize,
@@ -250,7 +249,7 @@ impl Experiment {
         let rest: usize = rest.iter().sum();
         let train = (rows as f64 * (1.0 - self.data.validation_split())).floor();
         let validation = rows as f64 - train;
-        2.0 * epochs as f64 * (train * (2 * first + 3 * rest) as f64 + validation * (first + rest) as f64)
+        2.0 * epochs as f64 * crate::bench::epoch_macs(first as f64, rest as f64, train, validation)
     }
 
     /// Multiply-adds per sample of each kernel's forward product, in layer order; empty

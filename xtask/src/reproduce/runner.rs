@@ -101,14 +101,19 @@ pub fn jobs(plan: &Plan<'_>, data: &Data) -> Vec<(Job, u128)> {
 }
 
 /// Floating-point operations of the products of `jobs` (see
-/// [`Experiment::product_flops`](super::experiments::Experiment::product_flops)).
+/// [`Experiment::product_flops`](super::experiments::Experiment::product_flops)); each
+/// experiment's model is built once, whatever its number of seeds.
 pub fn product_flops(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> f64 {
-    jobs.iter()
-        .map(|&(e, _)| {
+    (0..plan.experiments.len())
+        .map(|e| {
+            let seeds = jobs.iter().filter(|&&(je, _)| je == e).count();
+            if seeds == 0 {
+                return 0.0;
+            }
             let exp = plan.experiments[e];
             let inputs = data.inputs(exp);
             let (width, nnz, rows) = (inputs.features.width(), inputs.nnz_per_row, inputs.labels.rows());
-            exp.product_flops(width, nnz, rows, plan.epochs_of(exp), plan.plugin)
+            seeds as f64 * exp.product_flops(width, nnz, rows, plan.epochs_of(exp), plan.plugin)
         })
         .sum()
 }
