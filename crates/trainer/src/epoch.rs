@@ -52,7 +52,7 @@ impl Sequential {
         progress: &mut Progress,
     ) -> Result<(Tally, bool), TrainError> {
         let out_w = self.output_width().expect("built");
-        let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, plan.y.cols()) };
+        let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, plan.y.cols())? };
         let wants_batches = callbacks.iter().any(|c| c.wants_batches());
         let steps = plan.train_rows.div_ceil(batch_size);
         progress.epoch_begin(epoch, steps);

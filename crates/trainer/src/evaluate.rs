@@ -43,11 +43,18 @@ impl Tally {
 }
 
 impl Sequential {
-    /// Fresh running metrics for outputs of `out_w` and labels of `label_w` columns.
-    pub(crate) fn metric_states(&self, out_w: usize, label_w: usize) -> Vec<MetricState> {
+    /// Fresh running metrics for outputs of `out_w` and labels of `label_w` columns; an
+    /// error names a metric those widths do not fit.
+    pub(crate) fn metric_states(&self, out_w: usize, label_w: usize) -> Result<Vec<MetricState>, TrainError> {
         self.metrics()
             .iter()
-            .map(|m| MetricState::new(m.name.clone(), m.metric.resolve(out_w, label_w), m.weighted, out_w))
+            .map(|m| {
+                let metric = m.metric.resolve(out_w, label_w);
+                metric
+                    .check_widths(out_w, label_w)
+                    .map_err(|e| TrainError::Input(format!("metric `{}`: {e}", m.name)))?;
+                Ok(MetricState::new(m.name.clone(), metric, m.weighted, out_w))
+            })
             .collect()
     }
 
@@ -63,7 +70,7 @@ impl Sequential {
     ) -> Result<Tally, TrainError> {
         let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
         let out_w = self.output_width().ok_or(TrainError::NotBuilt("evaluate"))?;
-        let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, y.cols()) };
+        let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, y.cols())? };
         // The weights do not change while evaluating: their penalties are computed once.
         let mut penalties = Vec::new();
         for_each_weight_penalty(&self.layers, |p| penalties.push(p))?;

@@ -53,7 +53,7 @@ pub use fit_options::{FitOptions, Validation};
 pub use history::History;
 pub use logs::Logs;
 pub use loss::Loss;
-pub use metrics::{AucCurve, AucSummation, F1Average, Metric, NO_METRICS, NamedMetric};
+pub use metrics::{AucCurve, AucSummation, Direction, F1Average, Metric, NO_METRICS, NamedMetric};
 pub use progress::Verbosity;
 pub use save::FORMAT_VERSION;
 pub use sequential::Sequential;

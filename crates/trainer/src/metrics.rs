@@ -121,6 +121,16 @@ pub enum F1Average {
     Weighted,
 }
 
+/// Which way a metric improves: Keras' `Metric._direction` (`"up"` or `"down"`), which
+/// `mode="auto"` in EarlyStopping, ReduceLROnPlateau and ModelCheckpoint follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Larger is better (accuracies, precision, recall, AUC, F-scores).
+    Up,
+    /// Smaller is better (errors and losses).
+    Down,
+}
+
 /// No metrics, for `compile(optimizer, loss, NO_METRICS)`.
 pub const NO_METRICS: [Metric; 0] = [];
 
@@ -156,6 +166,26 @@ impl Metric {
             Self::Recall { .. } => "recall",
             Self::Auc { .. } => "auc",
             Self::F1Score { .. } => "f1_score",
+        }
+    }
+
+    /// Which way this metric improves, as its Keras class declares (`_direction`): every
+    /// accuracy, `Precision`, `Recall`, `AUC` and `F1Score` go up; `MeanAbsoluteError`
+    /// goes down.
+    pub fn direction(self) -> Direction {
+        match self {
+            Self::MeanAbsoluteError => Direction::Down,
+            Self::Accuracy
+            | Self::BinaryAccuracy
+            | Self::ThresholdedBinaryAccuracy { .. }
+            | Self::SparseCategoricalAccuracy
+            | Self::CategoricalAccuracy
+            | Self::TopKCategoricalAccuracy { .. }
+            | Self::SparseTopKCategoricalAccuracy { .. }
+            | Self::Precision { .. }
+            | Self::Recall { .. }
+            | Self::Auc { .. }
+            | Self::F1Score { .. } => Direction::Up,
         }
     }
 
@@ -213,6 +243,29 @@ impl Metric {
         }
     }
 
+    /// Checks that labels of `label_w` columns fit this (resolved) metric on outputs of
+    /// `out_w` columns: the sparse accuracies take one column of class ids; every other
+    /// metric compares labels and outputs element-wise, so their widths must agree (Keras
+    /// raises on such shapes, or broadcasts a one-column label, which kiln does not
+    /// compute); `class_id` must name an output column.
+    pub(crate) fn check_widths(self, out_w: usize, label_w: usize) -> Result<(), String> {
+        let name = self.keras_name();
+        match self {
+            Self::SparseCategoricalAccuracy | Self::SparseTopKCategoricalAccuracy { .. } if label_w != 1 => {
+                Err(format!("{name} takes one column of integer class ids as labels, got {label_w} columns"))
+            }
+            Self::SparseCategoricalAccuracy | Self::SparseTopKCategoricalAccuracy { .. } | Self::Accuracy => Ok(()),
+            _ if label_w != out_w => Err(format!(
+                "{name} compares labels with outputs element-wise, but the labels have {label_w} column(s) and \
+                 the model outputs {out_w} (one-hot labels, or a sparse metric, fit class-id labels)"
+            )),
+            Self::Precision { class_id: Some(c), .. } | Self::Recall { class_id: Some(c), .. } if c >= out_w => {
+                Err(format!("{name}: class_id={c} is not an output column (the model outputs {out_w})"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Resolves `accuracy` from the output and label widths alone, as Keras'
     /// `compile_utils.get_metric` does (the loss plays no part: a multi-label sigmoid
     /// output with binary cross-entropy gets *categorical* accuracy, as in Keras).
@@ -250,6 +303,14 @@ impl NamedMetric {
         self.weighted = true;
         self
     }
+}
+
+/// `metrics` in the order Keras' `CompileMetrics.metrics` lists them: the unweighted
+/// ones, then the weighted ones (each group in the order given).
+pub(crate) fn keras_order(metrics: Vec<NamedMetric>) -> Vec<NamedMetric> {
+    let (mut plain, weighted): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|m| !m.weighted);
+    plain.extend(weighted);
+    plain
 }
 
 /// Gives `metrics` Keras' log keys (`CompileMetrics.get_result`): unweighted metrics

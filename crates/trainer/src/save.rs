@@ -64,7 +64,7 @@ impl Sequential {
             optimizer: &c.optimizer,
             loss: c.loss.name(),
             from_logits: c.loss.from_logits(),
-            metrics: &c.metrics,
+            metrics: &c.requested,
         });
         let cfg = ConfigOut {
             format_version: FORMAT_VERSION,
@@ -97,7 +97,7 @@ impl Sequential {
                 .ok_or_else(|| TrainError::Config(format!("unknown loss `{}`", c.loss)))?
                 .with_from_logits(c.from_logits);
             c.optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
-            model.compiled = Some(Compiled { optimizer: c.optimizer, loss, metrics: c.metrics });
+            model.compiled = Some(Compiled::new(c.optimizer, loss, c.metrics));
         }
         Ok(model)
     }

@@ -36,7 +36,20 @@ pub(crate) struct Built {
 pub(crate) struct Compiled {
     pub optimizer: Optimizer,
     pub loss: Loss,
+    /// The metrics as compiled, under the names their Keras objects carry (`auc` twice
+    /// for two AUCs), in Keras' order; what is saved, and what `mode="auto"` looks up.
+    pub requested: Vec<NamedMetric>,
+    /// The same metrics under their log keys (`auc`, `auc_1`, `weighted_accuracy`).
     pub metrics: Vec<NamedMetric>,
+}
+
+impl Compiled {
+    /// Compile settings with the log keys worked out from the requested names.
+    pub(crate) fn new(optimizer: Optimizer, loss: Loss, metrics: Vec<NamedMetric>) -> Self {
+        let requested = crate::metrics::keras_order(metrics);
+        let metrics = crate::metrics::keras_log_names(requested.clone());
+        Self { optimizer, loss, requested, metrics }
+    }
 }
 
 impl Default for Sequential {
@@ -238,8 +251,7 @@ impl Sequential {
     ) -> Result<(), TrainError> {
         let optimizer = optimizer.into();
         optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
-        let metrics = crate::metrics::keras_log_names(metrics.into_iter().map(Into::into).collect());
-        self.compiled = Some(Compiled { optimizer, loss, metrics });
+        self.compiled = Some(Compiled::new(optimizer, loss, metrics.into_iter().map(Into::into).collect()));
         Ok(())
     }
 
@@ -274,6 +286,14 @@ impl Sequential {
     /// The compiled metrics.
     pub fn metrics(&self) -> &[NamedMetric] {
         self.compiled.as_ref().map_or(&[], |c| &c.metrics)
+    }
+
+    /// The direction of the compiled metric whose Keras object is named `name` (the name
+    /// before log-key deduplication: `auc`, not `auc_1`); the last such metric wins, as
+    /// in Keras' `MonitorCallback._set_monitor_op`. `None` when no metric has that name.
+    pub fn metric_direction(&self, name: &str) -> Option<crate::Direction> {
+        let compiled = self.compiled.as_ref()?;
+        compiled.requested.iter().rev().find(|m| m.name == name).map(|m| m.metric.direction())
     }
 
     /// `(layer/param, length)` of every parameter, in update order: the one list the

@@ -98,6 +98,8 @@ impl Sequential {
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
         loss.check_targets(y, out_w)?;
+        // The metrics' label widths are checked here too, so a misfit stops `fit` first.
+        self.metric_states(out_w, y.cols())?;
         if let Some(w) = sample_weight {
             check_weights(w, n, "training")?;
             if class_weight.is_some() {

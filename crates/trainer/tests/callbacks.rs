@@ -88,3 +88,165 @@ fn model_checkpoint_saves_only_improvements() {
     fresh.load_weights(&last).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A model compiled with metrics whose Keras classes declare both directions, two AUCs (the
+/// second logs as `auc_1`) and a weighted accuracy that clashes (`weighted_accuracy`).
+fn compiled_with_directions() -> Sequential {
+    use kiln_trainer::{F1Average, Metric};
+    let mut m = Sequential::new().add(kiln_layers::Dense::new(3));
+    let metrics = [
+        Metric::Accuracy.named("acc"),
+        Metric::Accuracy.into(),
+        Metric::F1Score { average: F1Average::Macro, threshold: None }.into(),
+        Metric::PRECISION.into(),
+        Metric::MeanAbsoluteError.into(),
+        Metric::AUC.into(),
+        Metric::AUC.into(),
+        Metric::Accuracy.named("accuracy").sample_weighted(),
+    ];
+    m.compile(RMSprop::default(), Loss::sparse_categorical_crossentropy(), metrics).unwrap();
+    m
+}
+
+/// Keras' `early_stopping_test.py::test_early_stopping` cases for `mode="auto"` that kiln
+/// has metrics for, and its `monitor="unknown"` error (Keras 3.15.1, MonitorCallback).
+#[test]
+fn auto_mode_follows_each_compiled_metrics_direction() {
+    use kiln_trainer::callbacks::Mode;
+    let m = compiled_with_directions();
+    for (monitor, maximize) in [
+        ("loss", false),
+        ("val_loss", false),
+        ("acc", true),
+        ("val_accuracy", true),
+        ("f1_score", true),
+        ("val_f1_score", true),
+        ("precision", true),
+        ("mean_absolute_error", false),
+        ("val_mean_absolute_error", false),
+        ("val_auc", true),
+    ] {
+        assert_eq!(Mode::Auto.maximizes(monitor, &m, "EarlyStopping").unwrap(), maximize, "{monitor}");
+        assert!(Mode::Max.maximizes(monitor, &m, "EarlyStopping").unwrap());
+        assert!(!Mode::Min.maximizes(monitor, &m, "EarlyStopping").unwrap());
+    }
+    // Keras matches the metric objects' names, not the deduplicated log keys, and strips
+    // only one `val_`.
+    for monitor in ["unknown", "auc_1", "val_auc_1", "weighted_accuracy", "val_val_loss", "learning_rate"] {
+        let err = Mode::Auto.maximizes(monitor, &m, "EarlyStopping").unwrap_err().to_string();
+        assert!(err.contains(&format!("EarlyStopping callback received monitor={monitor},")), "{err}");
+        assert!(err.contains("maximized or minimized"), "{err}");
+        assert!(Mode::Min.maximizes(monitor, &m, "EarlyStopping").is_ok());
+    }
+    // Without compiled metrics, only the loss resolves.
+    let mut bare = Sequential::new().add(kiln_layers::Dense::new(1));
+    bare.compile(RMSprop::default(), Loss::MeanSquaredError, NO_METRICS).unwrap();
+    assert!(!Mode::Auto.maximizes("val_loss", &bare, "ReduceLROnPlateau").unwrap());
+    let err = Mode::Auto.maximizes("val_accuracy", &bare, "ReduceLROnPlateau").unwrap_err().to_string();
+    assert!(err.contains("ReduceLROnPlateau callback received monitor=val_accuracy") && err.contains("none"), "{err}");
+}
+
+/// The directions survive save and load (the config keeps the metrics' Keras names).
+#[test]
+fn auto_mode_directions_survive_save_and_load() {
+    use kiln_trainer::callbacks::Mode;
+    let dir = std::env::temp_dir().join(format!("kiln-direction-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut m = compiled_with_directions();
+    m.build(4).unwrap();
+    m.save(&dir).unwrap();
+    let loaded = Sequential::load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = |m: &Sequential| m.metrics().iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&loaded), names(&m));
+    assert!(names(&m).contains(&"auc_1".to_string()) && names(&m).contains(&"weighted_accuracy".to_string()));
+    assert!(Mode::Auto.maximizes("val_f1_score", &loaded, "EarlyStopping").unwrap());
+    assert!(!Mode::Auto.maximizes("mean_absolute_error", &loaded, "EarlyStopping").unwrap());
+    assert!(Mode::Auto.maximizes("auc_1", &loaded, "EarlyStopping").is_err());
+}
+
+/// The wrong answer the Keras port found: `EarlyStopping(monitor="val_f1_score")` in auto
+/// mode minimized F1. Its best epoch must be the highest F1's.
+#[test]
+fn early_stopping_on_f1_score_maximizes() {
+    use kiln_trainer::{F1Average, Metric};
+    let (x, y) = blobs(200, 12);
+    let y = one_hot(&y);
+    let mut m = Sequential::new()
+        .seed(4)
+        .add(kiln_layers::Dense::new(16).activation(kiln_layers::Activation::Relu))
+        .add(kiln_layers::Dense::new(3).activation(kiln_layers::Activation::Softmax));
+    let f1 = Metric::F1Score { average: F1Average::Macro, threshold: None };
+    m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::categorical_crossentropy(), [f1]).unwrap();
+    let mut es = EarlyStopping::new("val_f1_score").patience(100);
+    let h = m.fit(&x, &y, quiet().epochs(5).validation_split(0.2).callback(&mut es)).unwrap();
+    let f1 = h.get("val_f1_score").unwrap();
+    let best = f1.iter().cloned().fold(f64::MIN, f64::max);
+    let worst = f1.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(best > worst, "the curve must move for the test to mean anything: {f1:?}");
+    assert_eq!(f1[es.best_epoch().unwrap()], best, "{f1:?}");
+}
+
+/// An `auto` monitor that resolves to nothing stops `fit` before training, naming it
+/// (Keras raises a ValueError); `mode(Min)` accepts the same monitor.
+#[test]
+fn auto_mode_on_an_unknown_monitor_is_an_error() {
+    use kiln_trainer::callbacks::Mode;
+    let (x, y) = blobs(40, 15);
+    let mut m = classifier(6);
+    m.build(4).unwrap();
+    let before = m.get_weights();
+    let mut es = EarlyStopping::new("val_los");
+    let err = m.fit(&x, &y, quiet().epochs(2).validation_split(0.2).callback(&mut es)).unwrap_err().to_string();
+    assert!(err.contains("monitor=val_los") && err.contains("accuracy"), "{err}");
+    assert_eq!(m.get_weights(), before, "nothing trained");
+    let mut es = EarlyStopping::new("val_los").mode(Mode::Min);
+    assert!(m.fit(&x, &y, quiet().epochs(2).validation_split(0.2).callback(&mut es)).is_ok());
+}
+
+/// Keras' ModelCheckpoint saves when the monitored value is missing (with a warning);
+/// kiln skipped the save silently.
+#[test]
+fn model_checkpoint_saves_when_the_monitor_is_missing() {
+    use kiln_trainer::callbacks::Mode;
+    let dir = std::env::temp_dir().join(format!("kiln-ckpt-missing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (x, y) = blobs(60, 16);
+    let mut m = classifier(7);
+    let path = dir.join("e{epoch}.safetensors").to_string_lossy().into_owned();
+    let mut cb = ModelCheckpoint::new(path).save_best_only("val_acc").mode(Mode::Max).save_weights_only(true);
+    m.fit(&x, &y, quiet().epochs(2).callback(&mut cb)).unwrap();
+    assert!(dir.join("e1.safetensors").exists() && dir.join("e2.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Labels whose width a metric cannot use are refused by name when `fit` starts: F1 on
+/// class-id labels panicked (index out of bounds), Precision and MAE silently compared
+/// only the first column, and a sparse accuracy read only the first of one-hot columns.
+#[test]
+fn metrics_refuse_labels_of_the_wrong_width() {
+    use kiln_trainer::{F1Average, Metric};
+    let (x, y) = blobs(40, 17);
+    let one_hot = one_hot(&y);
+    let (sparse, cce) = (Loss::sparse_categorical_crossentropy(), Loss::categorical_crossentropy());
+    let cases: [(Metric, Loss, &kiln_tensor::Matrix, &str); 5] = [
+        (Metric::F1Score { average: F1Average::Macro, threshold: None }, sparse, &y, "f1_score"),
+        (Metric::PRECISION, sparse, &y, "precision"),
+        (Metric::MeanAbsoluteError, sparse, &y, "mean_absolute_error"),
+        (Metric::SparseCategoricalAccuracy, cce, &one_hot, "sparse_categorical_accuracy"),
+        (Metric::Recall { thresholds: None, top_k: None, class_id: Some(3) }, cce, &one_hot, "class_id=3"),
+    ];
+    for (metric, loss, labels, says) in cases {
+        let mut m = Sequential::new().add(kiln_layers::Dense::new(3).activation(kiln_layers::Activation::Softmax));
+        m.compile(RMSprop::default(), loss, [metric]).unwrap();
+        let err = m.fit(&x, labels, quiet().epochs(1)).unwrap_err().to_string();
+        assert!(err.contains(says) && err.contains("metric"), "{metric:?}: {err}");
+        assert!(m.history().is_none_or(|h| h.epochs() == 0), "{metric:?}: nothing trained");
+    }
+}
+
+/// Class ids → one-hot rows of 3.
+fn one_hot(y: &kiln_tensor::Matrix) -> kiln_tensor::Matrix {
+    let rows = y.as_slice().iter().flat_map(|&c| (0..3).map(move |j| f32::from(u8::from(j as f32 == c))));
+    kiln_tensor::Matrix::from_vec(y.rows(), 3, rows.collect()).unwrap()
+}

@@ -1,42 +1,8 @@
 //! Stop when a monitored value stops improving.
 
-use serde::{Deserialize, Serialize};
-
-use super::{Callback, Control};
+use super::monitor::{available, is_improvement, warn_missing_once};
+use super::{Callback, Control, Mode};
 use crate::{Logs, TrainError, Weights};
-
-/// Whether smaller or larger monitored values are better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// `max` when the monitored name contains `acc` or `auc`, else `min` (Keras).
-    #[default]
-    Auto,
-    /// Smaller is better.
-    Min,
-    /// Larger is better.
-    Max,
-}
-
-impl Mode {
-    /// Whether larger values of `monitor` are better under this mode.
-    pub fn maximizes(self, monitor: &str) -> bool {
-        match self {
-            Mode::Max => true,
-            Mode::Min => false,
-            Mode::Auto => monitor.contains("acc") || monitor.contains("auc"),
-        }
-    }
-
-    /// Keras' `_is_improvement` for `monitor`: `value − |min_delta| > reference` when
-    /// maximizing, `value + |min_delta| < reference` when minimizing; always true without
-    /// a reference yet.
-    pub fn improves(self, monitor: &str, value: f64, reference: Option<f64>, min_delta: f64) -> bool {
-        let Some(reference) = reference else { return true };
-        let delta = min_delta.abs();
-        if self.maximizes(monitor) { value - delta > reference } else { value + delta < reference }
-    }
-}
 
 /// Keras' `EarlyStopping`: stop after `patience` epochs without an improvement of at least
 /// `min_delta` in `monitor`. With `restore_best_weights`, the best epoch's weights are put
@@ -68,6 +34,10 @@ struct Run {
     best_epoch: Option<usize>,
     best_weights: Option<Weights>,
     stopped_epoch: Option<usize>,
+    /// Larger is better (the mode, resolved when training starts).
+    maximize: bool,
+    /// Whether the missing-monitor warning was printed.
+    warned: bool,
 }
 
 impl Default for EarlyStopping {
@@ -103,6 +73,24 @@ impl EarlyStopping {
         self
     }
 
+    /// Sets the direction of improvement (default [`Mode::Auto`]).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets a value the monitor must beat for the patience counter to reset.
+    pub fn baseline(mut self, baseline: f64) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+
+    /// Sets the number of epochs to wait before watching at all.
+    pub fn start_from_epoch(mut self, epoch: usize) -> Self {
+        self.start_from_epoch = epoch;
+        self
+    }
+
     /// Turns weight restoring on or off.
     pub fn restore_best_weights(mut self, restore: bool) -> Self {
         self.restore_best_weights = restore;
@@ -120,20 +108,26 @@ impl EarlyStopping {
     }
 
     fn improves(&self, value: f64, reference: Option<f64>) -> bool {
-        self.mode.improves(&self.monitor, value, reference, self.min_delta)
+        is_improvement(self.run.maximize, value, reference, self.min_delta)
     }
 }
 
 impl Callback for EarlyStopping {
-    fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
-        self.run = Run::default();
+    fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        let maximize = self.mode.maximizes(&self.monitor, ctl.model(), "EarlyStopping")?;
+        self.run = Run { maximize, ..Run::default() };
         Ok(())
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         let Some(current) = logs.get(&self.monitor) else {
-            let keys: Vec<&str> = logs.iter().map(|(k, _)| k).collect();
-            tracing::warn!(monitor = %self.monitor, available = ?keys, "early stopping: monitored value missing");
+            warn_missing_once(&mut self.run.warned, || {
+                format!(
+                    "Early stopping conditioned on metric `{}` which is not available. Available metrics are: {}",
+                    self.monitor,
+                    available(logs)
+                )
+            });
             return Ok(());
         };
         if self.restore_best_weights && self.run.best_weights.is_none() {

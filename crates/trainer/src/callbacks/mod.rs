@@ -5,6 +5,7 @@ mod csv_logger;
 mod early_stopping;
 mod lr_scheduler;
 mod model_checkpoint;
+mod monitor;
 mod reduce_lr;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;
@@ -12,9 +13,10 @@ mod terminate_on_nan;
 
 pub use backup_and_restore::BackupAndRestore;
 pub use csv_logger::CsvLogger;
-pub use early_stopping::{EarlyStopping, Mode};
+pub use early_stopping::EarlyStopping;
 pub use lr_scheduler::LearningRateScheduler;
 pub use model_checkpoint::ModelCheckpoint;
+pub use monitor::Mode;
 pub use reduce_lr::ReduceLrOnPlateau;
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::{TensorBoard, UpdateFreq};

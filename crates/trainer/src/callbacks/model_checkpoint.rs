@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 
+use super::monitor::{is_improvement, warn_missing_once};
 use super::{Callback, Control, Mode};
 use crate::{Logs, TrainError};
 
 /// Keras' `ModelCheckpoint`: saves the model (a directory, see `Sequential::save`) or only
 /// its weights (one safetensors file) after each epoch, or only when `monitor` improved
-/// with `save_best_only`. `{epoch}` / `{epoch:02}` in the path are replaced by the epoch
+/// with `save_best_only` (when the monitored value is missing from the logs it saves, with
+/// Keras' warning, as Keras does). `{epoch}` / `{epoch:02}` in the path are replaced by the epoch
 /// number counted from 1. A diverged model (non-finite weights) is not saved: a warning
 /// is printed and the previous checkpoint stays.
 #[derive(Debug, Clone)]
@@ -24,6 +26,10 @@ pub struct ModelCheckpoint {
     pub mode: Mode,
     best: Option<f64>,
     skipped: usize,
+    /// Larger is better (the mode, resolved when training starts).
+    maximize: bool,
+    /// Whether the missing-monitor warning was printed this run.
+    warned: bool,
 }
 
 impl ModelCheckpoint {
@@ -37,6 +43,8 @@ impl ModelCheckpoint {
             mode: Mode::Auto,
             best: None,
             skipped: 0,
+            maximize: false,
+            warned: false,
         }
     }
 
@@ -44,6 +52,12 @@ impl ModelCheckpoint {
     pub fn save_best_only(mut self, monitor: impl Into<String>) -> Self {
         self.monitor = monitor.into();
         self.save_best_only = true;
+        self
+    }
+
+    /// Sets the direction of improvement (default [`Mode::Auto`]).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -70,26 +84,24 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
-    fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+    fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        // Keras resolves the mode whether or not `save_best_only` is on.
+        self.maximize = self.mode.maximizes(&self.monitor, ctl.model(), "ModelCheckpoint")?;
         self.best = None;
+        self.warned = false;
         Ok(())
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         if self.save_best_only {
-            let Some(current) = logs.get(&self.monitor) else {
-                tracing::warn!(monitor = %self.monitor, "checkpoint: monitored value missing, not saving");
-                return Ok(());
-            };
-            let better = match self.best {
-                None => true,
-                Some(b) if self.mode.maximizes(&self.monitor) => current > b,
-                Some(b) => current < b,
-            };
-            if !better {
-                return Ok(());
+            match logs.get(&self.monitor) {
+                // Keras' `_should_save_model`: a missing monitor saves, with a warning.
+                None => warn_missing_once(&mut self.warned, || {
+                    format!("Can save best model only with {} available.", self.monitor)
+                }),
+                Some(current) if is_improvement(self.maximize, current, self.best, 0.0) => self.best = Some(current),
+                Some(_) => return Ok(()),
             }
-            self.best = Some(current);
         }
         let path = self.path_for(epoch);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -1,5 +1,6 @@
 //! Lower the learning rate when a monitored value stops improving.
 
+use super::monitor::{available, is_improvement, warn_missing_once};
 use super::{Callback, Control, Mode};
 use crate::{Logs, TrainError};
 
@@ -38,6 +39,10 @@ pub struct ReduceLrOnPlateau {
     cooldown_counter: usize,
     best: Option<f64>,
     reductions: Vec<(usize, f32)>,
+    /// Larger is better (the mode, resolved when training starts).
+    maximize: bool,
+    /// Whether the missing-monitor warning was printed this run.
+    warned: bool,
 }
 
 impl Default for ReduceLrOnPlateau {
@@ -54,6 +59,8 @@ impl Default for ReduceLrOnPlateau {
             cooldown_counter: 0,
             best: None,
             reductions: Vec::new(),
+            maximize: false,
+            warned: false,
         }
     }
 }
@@ -121,13 +128,15 @@ impl ReduceLrOnPlateau {
     }
 
     fn improves(&self, current: f64) -> bool {
-        self.mode.improves(&self.monitor, current, self.best, self.min_delta)
+        is_improvement(self.maximize, current, self.best, self.min_delta)
     }
 }
 
 impl Callback for ReduceLrOnPlateau {
-    fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+    fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.validate().map_err(TrainError::Config)?;
+        self.maximize = self.mode.maximizes(&self.monitor, ctl.model(), "ReduceLROnPlateau")?;
+        self.warned = false;
         (self.wait, self.cooldown_counter, self.best) = (0, 0, None);
         self.reductions.clear();
         Ok(())
@@ -137,8 +146,14 @@ impl Callback for ReduceLrOnPlateau {
         let lr = ctl.model().learning_rate().ok_or_else(|| TrainError::Config("the model is not compiled".into()))?;
         ctl.add_log("learning_rate", f64::from(lr));
         let Some(current) = logs.get(&self.monitor) else {
-            let keys: Vec<&str> = logs.iter().map(|(k, _)| k).collect();
-            tracing::warn!(monitor = %self.monitor, available = ?keys, "ReduceLROnPlateau: monitored value missing");
+            warn_missing_once(&mut self.warned, || {
+                format!(
+                    "Learning rate reduction is conditioned on metric `{}` which is not available. Available \
+                     metrics are: {}.",
+                    self.monitor,
+                    available(logs)
+                )
+            });
             return Ok(());
         };
         if self.cooldown_counter > 0 {
