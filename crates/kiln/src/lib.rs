@@ -45,10 +45,11 @@ pub mod prelude {
     #[cfg(feature = "tensorboard")]
     pub use kiln_trainer::callbacks::TensorBoard;
     pub use kiln_trainer::callbacks::{
-        BackupAndRestore, Callback, Control, CsvLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint,
+        BackupAndRestore, Callback, Control, CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint,
         ReduceLrOnPlateau, TerminateOnNaN,
     };
     pub use kiln_trainer::{
-        Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Sequential, Validation, Verbosity,
+        Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Sequential, StandaloneMetric,
+        Validation, Verbosity,
     };
 }

@@ -41,6 +41,7 @@ mod metrics;
 mod progress;
 mod save;
 mod sequential;
+mod standalone;
 mod step;
 mod summary;
 mod tensor_file;
@@ -57,4 +58,5 @@ pub use metrics::{AucCurve, AucSummation, Direction, F1Average, Metric, NO_METRI
 pub use progress::Verbosity;
 pub use save::FORMAT_VERSION;
 pub use sequential::Sequential;
+pub use standalone::StandaloneMetric;
 pub use weights::{NamedTensor, Weights};

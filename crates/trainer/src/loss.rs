@@ -169,7 +169,7 @@ impl Loss {
     }
 
     /// The activation whose logits this loss can start from (`Linear` for MSE).
-    fn logits_activation(self) -> Activation {
+    pub(crate) fn logits_activation(self) -> Activation {
         match self.kind() {
             Kind::Sparse | Kind::Categorical => Activation::Softmax,
             Kind::Binary => Activation::Sigmoid,
