@@ -244,10 +244,12 @@ fn a_backup_dir_holding_other_files_or_another_models_state_is_refused() {
     plain.fit(&x, &y, FitOptions::default().epochs(1).verbose(Verbosity::Silent).callback(&mut keep)).unwrap();
     let mut restore = BackupAndRestore::new(&backup_dir);
     let err = Config::AdamReshuffled.fit(&mut model, Some(&mut restore), None).unwrap_err().to_string();
-    assert!(err.contains("training_state.json") && err.contains("no generator state for layer `dropout`"), "{err}");
+    assert!(err.contains("backup.json") && err.contains("the backup of another model"), "{err}");
 
     std::fs::write(backup_dir.join("training_state.json"), b"{\"epoch\": 1}").unwrap();
-    let err = Config::AdamReshuffled.fit(&mut model, Some(&mut restore), None).unwrap_err().to_string();
+    let opts = FitOptions::default().epochs(1).verbose(Verbosity::Silent).callback(&mut restore);
+    let err = plain.fit(&x, &y, opts).unwrap_err().to_string();
     assert!(err.contains("training_state.json") && err.contains("not a kiln training state"), "{err}");
+    assert!(backup_dir.join("backup.json").exists(), "a refused backup is never deleted");
     std::fs::remove_dir_all(&dir).unwrap();
 }
