@@ -63,7 +63,7 @@ pub struct BackupAndRestore {
 impl Clone for BackupAndRestore {
     /// The settings; a copy holds no lock and is tied to no running `fit`.
     fn clone(&self) -> Self {
-        Self { lock: None, marker: None, ..Self::new(self.backup_dir.clone()).delete_checkpoint(self.delete_checkpoint) }
+        Self::new(self.backup_dir.clone()).delete_checkpoint(self.delete_checkpoint)
     }
 }
 
@@ -162,14 +162,16 @@ impl BackupAndRestore {
         }
         Ok(remove_dir_atomic(dir)?)
     }
-}
 
-impl Callback for BackupAndRestore {
-    fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
-        // A lock still held by an earlier `fit` of this callback that stopped with an error.
-        self.lock = None;
-        self.marker = None;
-        self.resumed_at = None;
+    /// Releases the fit's lock and removes its file.
+    fn unlock(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            lock.release_and_remove();
+        }
+    }
+
+    /// `on_train_begin`: takes the lock, restores a matching backup, stamps the marker.
+    fn begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         if self.backup_dir.as_os_str().is_empty() {
             return Err(TrainError::Config("BackupAndRestore: `backup_dir` is empty".into()));
         }
@@ -200,19 +202,43 @@ impl Callback for BackupAndRestore {
         self.marker = Some(Marker::new(identity, settings, origin));
         Ok(())
     }
+}
+
+impl Drop for BackupAndRestore {
+    /// A `fit` that stopped with an error still holds the lock: release it.
+    fn drop(&mut self) {
+        self.unlock();
+    }
+}
+
+impl Callback for BackupAndRestore {
+    fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        // A lock still held by an earlier `fit` of this callback that stopped with an error.
+        self.unlock();
+        self.marker = None;
+        self.resumed_at = None;
+        let begun = self.begin(ctl);
+        if begun.is_err() {
+            self.unlock();
+        }
+        begun
+    }
 
     fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.save(ctl)
     }
 
     fn on_train_end(&mut self, _logs: &Logs, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
-        let lock = self.lock.take();
-        if self.delete_checkpoint {
-            self.remove()?;
-        }
-        if let Some(lock) = lock {
-            lock.release_and_remove();
-        }
-        Ok(())
+        let ended = if self.delete_checkpoint {
+            self.remove()
+        } else {
+            // The saves' lock file (`.NAME.lock`) is not needed between fits.
+            if let Ok(save_lock) = SaveLock::acquire(&self.backup_dir) {
+                save_lock.release_and_remove();
+            }
+            Ok(())
+        };
+        self.unlock();
+        ended
     }
 }
