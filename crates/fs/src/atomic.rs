@@ -126,7 +126,8 @@ pub fn remove_dir_atomic(dir: &Path) -> Result<(), FileError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(FileError::new(dir, e)),
         Ok(_) => {
-            fs::rename(dir, &aside).map_err(|e| FileError::new(dir, format!("cannot move it aside to remove it: {e}")))?;
+            fs::rename(dir, &aside)
+                .map_err(|e| FileError::new(dir, format!("cannot move it aside to remove it: {e}")))?;
             sync_dir(parent_of(dir));
             failpoint!("remove:after-rename", |_| -> Result<(), FileError> { std::process::abort() });
             remove_any(&aside).map_err(|e| FileError::new(&aside, format!("cannot remove it: {e}")))?;

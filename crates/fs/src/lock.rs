@@ -94,3 +94,22 @@ fn still_at(file: &fs::File, path: &Path) -> bool {
 fn still_at(_: &fs::File, _: &Path) -> bool {
     true
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_on_a_file_removed_from_its_path_does_not_count() {
+        let dir = std::env::temp_dir().join(format!("kiln-fs-lock-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".x.lock");
+        let file = fs::File::create(&path).unwrap();
+        assert!(still_at(&file, &path));
+        fs::remove_file(&path).unwrap();
+        assert!(!still_at(&file, &path), "removed");
+        fs::File::create(&path).unwrap();
+        assert!(!still_at(&file, &path), "replaced by another file");
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

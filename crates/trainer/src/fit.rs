@@ -6,8 +6,8 @@ use tracing::info_span;
 use crate::callbacks::{BatchStats, Callback, Control, LoopState};
 use crate::epoch::TrainBuffers;
 use crate::evaluate::EvalBuffers;
-use crate::progress::Progress;
 use crate::fit_settings::FitSettings;
+use crate::progress::Progress;
 use crate::{FeaturesRef, FitOptions, History, Logs, Sequential, TrainError};
 
 impl Sequential {

@@ -48,3 +48,29 @@ impl FitSettings {
         a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, v)| format!("{k} {v} vs {}", b[k])).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_with_class_weights_read_back_and_differences_name_the_field() {
+        let a = FitSettings {
+            batch_size: 16,
+            shuffle: true,
+            reshuffle_each_epoch: false,
+            shuffle_seed: 3,
+            train_rows: 100,
+            validation_rows: 20,
+            input_width: 4,
+            target_width: 1,
+            sample_weight: false,
+            class_weight: Some(BTreeMap::from([(0, 1.0), (1, 1.5)])),
+        };
+        let back: FitSettings = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(a.steps_per_epoch(), 7);
+        let b = FitSettings { batch_size: 32, class_weight: None, ..a.clone() };
+        assert_eq!(a.differences(&b), ["batch_size 16 vs 32", "class_weight {\"0\":1.0,\"1\":1.5} vs null"]);
+    }
+}

@@ -317,9 +317,11 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The parts of a model a restore changes: weights, optimizer iterations and slots, and
-/// the Dropout generator.
-fn model_state(model: &Sequential) -> (Vec<(String, Vec<u32>)>, u64, Vec<Vec<u32>>, String) {
+/// Weights, optimizer iterations and slots, and the Dropout generator, as bits and text.
+type ModelState = (Vec<(String, Vec<u32>)>, u64, Vec<Vec<u32>>, String);
+
+/// The parts of a model a restore changes.
+fn model_state(model: &Sequential) -> ModelState {
     let opt = model.optimizer().unwrap();
     let slots = opt.slots().iter().map(|s| s.values.iter().map(|v| v.to_bits()).collect()).collect();
     let rng = model.layer("dropout").unwrap().rng_state().map(|s| s.to_string()).unwrap_or_default();
@@ -416,7 +418,8 @@ fn a_failed_restore_leaves_the_model_as_it_was() {
     let backup_dir = kept_backup(&dir);
     let (x, _) = blobs(40, 1);
     // Each breaks a file read after the weights, which the old restore had already applied.
-    let edits: [(&str, fn(&Path)); 3] = [
+    type Edit = (&'static str, fn(&Path));
+    let edits: [Edit; 3] = [
         ("optimizer.safetensors", |d| std::fs::write(d.join("optimizer.safetensors"), b"not safetensors").unwrap()),
         ("learning_rate", |d| edit_state(d, "\"learning_rate\": 0.01", "\"learning_rate\": 0.0")),
         ("dropout", |d| edit_state(d, "\"dropout\":", "\"dropout_7\":")),

@@ -21,9 +21,9 @@ pub(super) const LEFT_AS_IS: &str =
     "it is left as is: delete the folder to start afresh, or give this fit another backup_dir";
 
 /// Which model a backup belongs to: its name, weight count and the SHA-256 of its
-/// configuration (layers, their settings and names, input width, seed, compile settings)
-/// without a constant learning rate, which is training state (callbacks change it, the
-/// backup restores it).
+/// configuration (layers, their settings and names, input width, seed, optimizer and
+/// loss). Left out: a constant learning rate, which is training state (callbacks change
+/// it, the backup restores it), and the metrics, which do not change the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ModelIdentity {
@@ -37,6 +37,9 @@ impl ModelIdentity {
     pub fn of(model: &Sequential) -> Self {
         let mut config: serde_json::Value =
             serde_json::from_str(&model.to_config_json()).expect("the model's config is JSON");
+        if let Some(compile) = config.pointer_mut("/compile").and_then(|c| c.as_object_mut()) {
+            compile.remove("metrics");
+        }
         if let Some(optimizer) = config.pointer_mut("/compile/optimizer").and_then(|o| o.as_object_mut())
             && optimizer.get("learning_rate").is_some_and(serde_json::Value::is_number)
         {

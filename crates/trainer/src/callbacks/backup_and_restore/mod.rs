@@ -117,9 +117,10 @@ impl BackupAndRestore {
 
     /// Writes the backup (a new directory replacing the old one in one step).
     fn save(&self, ctl: &Control<'_>) -> Result<(), TrainError> {
-        let marker = self.marker.as_ref().ok_or_else(|| {
-            TrainError::Config("BackupAndRestore: `on_epoch_end` before `on_train_begin`".into())
-        })?;
+        let marker = self
+            .marker
+            .as_ref()
+            .ok_or_else(|| TrainError::Config("BackupAndRestore: `on_epoch_end` before `on_train_begin`".into()))?;
         let (epoch, shuffle) = ctl.resume_point().expect("on_epoch_end carries the loop state");
         let model = ctl.model();
         let learning_rate = match model.optimizer().map(|o| o.learning_rate_config()) {
