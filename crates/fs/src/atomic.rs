@@ -112,10 +112,41 @@ pub fn replace_dir_atomic<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Pat
     Ok(())
 }
 
+/// Removes directory `dir` in one step: renames it to `.NAME.removing` beside it, then
+/// deletes that. A process killed mid-way leaves either `dir` whole or no `dir` at all
+/// (and a `.NAME.removing` that [`recover_dir`] and the next removal delete), never a
+/// half-deleted `dir`. Holds `dir`'s [`SaveLock`] meanwhile and removes its lock file
+/// after. A missing `dir` is not an error; a symlink is removed, not what it points to.
+pub fn remove_dir_atomic(dir: &Path) -> Result<(), FileError> {
+    let lock = SaveLock::acquire(dir)?;
+    let aside = sibling(dir, "removing")?;
+    // Under the lock no other removal is alive: whatever is aside was a killed one's.
+    let _ = remove_any(&aside);
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(FileError::new(dir, e)),
+        Ok(_) => {
+            fs::rename(dir, &aside)
+                .map_err(|e| FileError::new(dir, format!("cannot move it aside to remove it: {e}")))?;
+            sync_dir(parent_of(dir));
+            failpoint!("remove:after-rename", |_| -> Result<(), FileError> { std::process::abort() });
+            remove_any(&aside).map_err(|e| FileError::new(&aside, format!("cannot remove it: {e}")))?;
+        }
+    }
+    lock.release_and_remove();
+    Ok(())
+}
+
 /// Puts back `dir` from `.NAME.previous` when a save was interrupted between moving the
 /// old directory aside and moving the new one in (only possible without
-/// `RENAME_EXCHANGE`); removes a stale `.NAME.previous` otherwise.
+/// `RENAME_EXCHANGE`); removes a stale `.NAME.previous` otherwise, and the
+/// `.NAME.removing` of a killed [`remove_dir_atomic`].
 pub fn recover_dir(dir: &Path) -> Result<(), FileError> {
+    let removing = sibling(dir, "removing")?;
+    if fs::symlink_metadata(&removing).is_ok() {
+        tracing::warn!(dir = %removing.display(), "deleting what an interrupted removal left");
+        let _ = remove_any(&removing);
+    }
     let previous = sibling(dir, "previous")?;
     if !previous.exists() {
         return Ok(());
@@ -128,6 +159,11 @@ pub fn recover_dir(dir: &Path) -> Result<(), FileError> {
             .map_err(|e| FileError::new(dir, format!("restoring {}: {e}", previous.display())))?;
     }
     Ok(())
+}
+
+/// Removes a directory tree, or a file or symlink (not what it points to).
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) }
 }
 
 /// Makes `staging` become `dir`; true when the old content ended up in `staging`.

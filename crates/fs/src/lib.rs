@@ -16,9 +16,10 @@
 //! ```
 //!
 //! With the `failpoints` feature, the `fail` crate's points `write:torn`, `write:enospc`
-//! (a full disk), `save:before-swap`, `save:no-exchange` and `save:between-renames` can
-//! kill or divert a save (configure them with `fail::cfg(name, "return")` or `FAILPOINTS`); tests use them
-//! to prove that a killed save loses nothing.
+//! (a full disk), `save:before-swap`, `save:no-exchange`, `save:between-renames` and
+//! `remove:after-rename` can kill or divert a save or a removal (configure them with
+//! `fail::cfg(name, "return")` or `FAILPOINTS`); tests use them to prove that a killed
+//! save loses nothing.
 
 mod atomic;
 mod error;
@@ -26,7 +27,7 @@ mod failpoint;
 mod lock;
 mod read;
 
-pub use atomic::{recover_dir, replace_dir_atomic, write_atomic};
+pub use atomic::{recover_dir, remove_dir_atomic, replace_dir_atomic, write_atomic};
 pub use error::FileError;
 pub use lock::SaveLock;
 pub use read::{check_file_or_dir, check_regular_file, open_regular, read_regular};

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use kiln_fs::{FileError, SaveLock, replace_dir_atomic, write_atomic};
+use kiln_fs::{FileError, SaveLock, recover_dir, remove_dir_atomic, replace_dir_atomic, write_atomic};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kiln-fs-{}-{name}", std::process::id()));
@@ -78,5 +78,42 @@ fn temporaries_of_killed_writers_are_removed_by_the_next_write() {
         assert!(!dead.exists(), "a dead process's temporary survived");
     }
     assert!(ours.exists(), "a live process's temporary was removed");
+    fs::remove_dir_all(dir).unwrap();
+}
+
+// --- round 3: BackupAndRestore ---
+
+#[test]
+fn a_tagged_lock_is_exclusive_and_released_without_leaving_its_file() {
+    let dir = scratch("tagged-lock");
+    let target = dir.join("backup");
+    let held = SaveLock::acquire_tagged(&target, "fit.lock", "is busy").unwrap();
+    assert_eq!(held.path(), dir.join(".backup.fit.lock"));
+    let err = SaveLock::acquire_tagged(&target, "fit.lock", "is busy").unwrap_err().to_string();
+    assert!(err.contains("backup") && err.contains("is busy"), "{err}");
+    // Another tag is another lock.
+    SaveLock::acquire(&target).unwrap().release_and_remove();
+    held.release_and_remove();
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no lock file is left");
+    SaveLock::acquire_tagged(&target, "fit.lock", "is busy").unwrap();
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_directory_is_removed_in_one_step_and_a_killed_removal_is_cleaned_up() {
+    let dir = scratch("remove");
+    let target = dir.join("backup");
+    fs::create_dir(&target).unwrap();
+    fs::write(target.join("a"), b"1").unwrap();
+    remove_dir_atomic(&target).unwrap();
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no folder aside, no lock file");
+    remove_dir_atomic(&target).unwrap();
+
+    // What a removal killed between its rename and its deletion leaves.
+    let aside = dir.join(".backup.removing");
+    fs::create_dir(&aside).unwrap();
+    fs::write(aside.join("a"), b"1").unwrap();
+    recover_dir(&target).unwrap();
+    assert!(!aside.exists());
     fs::remove_dir_all(dir).unwrap();
 }

@@ -6,6 +6,7 @@ use tracing::info_span;
 use crate::callbacks::{BatchStats, Callback, Control, LoopState};
 use crate::epoch::TrainBuffers;
 use crate::evaluate::EvalBuffers;
+use crate::fit_settings::FitSettings;
 use crate::progress::Progress;
 use crate::{FeaturesRef, FitOptions, History, Logs, Sequential, TrainError};
 
@@ -60,8 +61,23 @@ impl Sequential {
         self.history = Some(History::default());
         let mut bufs = TrainBuffers::new(self.layers.len(), plan.x, batch_size);
         let mut val_bufs = EvalBuffers::default();
-        let shuffle_rng = Rng::stream(seed.unwrap_or(self.seed), "shuffle");
+        let shuffle_seed = seed.unwrap_or(self.seed);
+        let shuffle_rng = Rng::stream(shuffle_seed, "shuffle");
+        let settings = FitSettings {
+            batch_size,
+            shuffle,
+            reshuffle_each_epoch,
+            shuffle_seed,
+            train_rows: plan.train_rows,
+            validation_rows: plan.validation.as_ref().map_or(0, |v| v.rows.len()),
+            input_width: x.width(),
+            target_width: y.cols(),
+            sample_weight: sample_weight.is_some(),
+            class_weight: class_weight.clone(),
+        };
         let mut run = LoopState {
+            epochs,
+            settings,
             next_epoch: initial_epoch,
             before_draw: shuffle_rng.state(),
             shuffle: shuffle_rng,

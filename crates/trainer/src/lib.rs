@@ -31,6 +31,7 @@ mod evaluate;
 mod features;
 mod fit;
 mod fit_options;
+mod fit_settings;
 mod history;
 mod load;
 mod logs;

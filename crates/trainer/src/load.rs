@@ -1,8 +1,10 @@
 //! Loading a saved model, trusting nothing in the files: every tensor, slot, count and
 //! version is checked, and an error names the file and what is wrong.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+
+use kiln_optimizers::Optimizer;
 
 use crate::save::{FORMAT_VERSION, first_non_finite};
 use crate::tensor_file::{parse_tensors, read_tensors};
@@ -72,6 +74,13 @@ impl Sequential {
     /// [`load_weights`](Sequential::load_weights) from a safetensors file's bytes; `path`
     /// only names the file in errors.
     pub fn load_weights_from_bytes(&mut self, data: &[u8], path: &Path) -> Result<(), TrainError> {
+        let weights = self.checked_weights(data, path)?;
+        self.set_weights(&weights).map_err(|e| TrainError::file(path, e))
+    }
+
+    /// A safetensors file's bytes as this model's weights, every name, shape and value
+    /// checked; the model is not changed.
+    pub(crate) fn checked_weights(&self, data: &[u8], path: &Path) -> Result<Weights, TrainError> {
         let (tensors, _) = parse_tensors(data, path)?;
         let expected = self.get_weights();
         if let Some(extra) = tensors.iter().find(|t| expected.get(&t.name).is_none()) {
@@ -100,19 +109,31 @@ impl Sequential {
                 format!("tensor `{name}` holds {v} at index {k}: the model had diverged, or the file was altered"),
             ));
         }
-        self.set_weights(&Weights(loaded)).map_err(|e| TrainError::file(path, e))
+        Ok(Weights(loaded))
     }
 
     /// Restores optimizer state written by
-    /// [`save_optimizer_state`](Sequential::save_optimizer_state) into the compiled model.
+    /// [`save_optimizer_state`](Sequential::save_optimizer_state) into the compiled model:
+    /// all of it, or (on any error) nothing.
     pub fn load_optimizer_state(&mut self, path: impl AsRef<Path>) -> Result<(), TrainError> {
-        let path = path.as_ref();
+        let staged = self.checked_optimizer_state(path.as_ref())?;
+        self.compiled.as_mut().expect("checked: compiled").optimizer = staged;
+        Ok(())
+    }
+
+    /// This model's optimizer with the state of `path` (every slot of every parameter,
+    /// finite, non-negative where it must be, and an iteration count); the model is not
+    /// changed.
+    pub(crate) fn checked_optimizer_state(&self, path: &Path) -> Result<Optimizer, TrainError> {
         let (tensors, meta) = read_tensors(path)?;
-        self.ensure_optimizer()?;
-        let index: HashMap<String, usize> =
-            self.param_list().into_iter().enumerate().map(|(i, (name, _))| (name, i)).collect();
-        let opt = &mut self.compiled.as_mut().expect("compiled").optimizer;
+        let params = self.param_list();
+        let mut opt = self.compiled.as_ref().ok_or(TrainError::NotCompiled("fit"))?.optimizer.clone();
+        if !opt.is_built() {
+            opt.build(&params);
+        }
+        let index: HashMap<&str, usize> = params.iter().enumerate().map(|(i, (name, _))| (name.as_str(), i)).collect();
         let non_negative = opt.rule().non_negative_slots();
+        let mut restored = HashSet::new();
         for t in &tensors {
             if let Some((k, v)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return Err(TrainError::file(path, format!("optimizer slot `{}` holds {v} at index {k}", t.name)));
@@ -129,9 +150,17 @@ impl Sequential {
                     ));
                 }
             }
-            let restored = index.get(param).is_some_and(|&i| opt.set_slot(i, slot, &t.values));
-            if !restored {
+            let fits = index.get(param).is_some_and(|&i| opt.set_slot(i, slot, &t.values));
+            if !fits {
                 return Err(TrainError::file(path, format!("optimizer slot `{}` does not fit this model", t.name)));
+            }
+            restored.insert(t.name.as_str());
+        }
+        // A slot the file lacks would keep the value it had: a mix of two states.
+        let slot_names = opt.rule().slot_names();
+        for (param, _) in &params {
+            if let Some(slot) = slot_names.iter().find(|s| !restored.contains(format!("{param}/{s}").as_str())) {
+                return Err(TrainError::file(path, format!("has no optimizer slot `{param}/{slot}`")));
             }
         }
         let iterations = match meta.get("iterations") {
@@ -141,6 +170,6 @@ impl Sequential {
             None => return Err(TrainError::file(path, "has no `iterations` count")),
         };
         opt.set_iterations(iterations);
-        Ok(())
+        Ok(opt)
     }
 }

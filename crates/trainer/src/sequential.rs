@@ -333,45 +333,50 @@ impl Sequential {
         if self.built.is_none() {
             return Err(TrainError::NotBuilt("setting weights"));
         }
-        let mut targets = Vec::new();
-        for t in &weights.0 {
-            let (layer, param) = t
-                .name
-                .rsplit_once('/')
-                .ok_or_else(|| TrainError::Input(format!("weight name `{}` is not `layer/param`", t.name)))?;
-            let li = self
-                .layers
-                .iter()
-                .position(|l| l.name() == layer)
-                .ok_or_else(|| TrainError::Input(format!("no layer `{layer}` for weight `{}`", t.name)))?;
-            let pi = self.layers[li]
-                .params()
-                .iter()
-                .position(|p| p.name() == param)
-                .ok_or_else(|| TrainError::Input(format!("layer `{layer}` has no parameter `{param}`")))?;
-            let shape = self.layers[li].params()[pi].shape();
-            if shape != t.shape.as_slice() || t.values.len() != shape.iter().product::<usize>() {
-                return Err(TrainError::Input(format!(
-                    "weight `{}`: expected shape {shape:?}, found {:?} with {} values",
-                    t.name,
-                    t.shape,
-                    t.values.len()
-                )));
-            }
-            targets.push((li, pi, &t.values));
-        }
-        for (li, pi, values) in targets {
-            let layer = &mut self.layers[li];
-            let name = layer.name().to_string();
-            layer.params_mut()[pi].set_value(&name, values)?;
-        }
-        Ok(())
+        set_layer_weights(&mut self.layers, weights)
     }
 
     /// Number of parameter values.
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(|l| l.param_count()).sum()
     }
+}
+
+/// [`Sequential::set_weights`] on a list of built layers (a staged copy when restoring a
+/// backup): every tensor is checked before anything is written.
+pub(crate) fn set_layer_weights(layers: &mut [Box<dyn Layer>], weights: &Weights) -> Result<(), TrainError> {
+    let mut targets = Vec::new();
+    for t in &weights.0 {
+        let (layer, param) = t
+            .name
+            .rsplit_once('/')
+            .ok_or_else(|| TrainError::Input(format!("weight name `{}` is not `layer/param`", t.name)))?;
+        let li = layers
+            .iter()
+            .position(|l| l.name() == layer)
+            .ok_or_else(|| TrainError::Input(format!("no layer `{layer}` for weight `{}`", t.name)))?;
+        let pi = layers[li]
+            .params()
+            .iter()
+            .position(|p| p.name() == param)
+            .ok_or_else(|| TrainError::Input(format!("layer `{layer}` has no parameter `{param}`")))?;
+        let shape = layers[li].params()[pi].shape();
+        if shape != t.shape.as_slice() || t.values.len() != shape.iter().product::<usize>() {
+            return Err(TrainError::Input(format!(
+                "weight `{}`: expected shape {shape:?}, found {:?} with {} values",
+                t.name,
+                t.shape,
+                t.values.len()
+            )));
+        }
+        targets.push((li, pi, &t.values));
+    }
+    for (li, pi, values) in targets {
+        let layer = &mut layers[li];
+        let name = layer.name().to_string();
+        layer.params_mut()[pi].set_value(&name, values)?;
+    }
+    Ok(())
 }
 
 /// `Dense` → `dense`, `ActivityRegularization` → `activity_regularization`.

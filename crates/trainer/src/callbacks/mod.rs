@@ -24,11 +24,16 @@ pub use terminate_on_nan::TerminateOnNaN;
 
 use kiln_tensor::{Rng, RngState};
 
+use crate::fit_settings::FitSettings;
 use crate::{Logs, Sequential, TrainError};
 
 /// What `fit` carries from epoch to epoch besides the model: the next epoch and the
 /// shuffle generator. [`BackupAndRestore`] saves and restores it through [`Control`].
 pub(crate) struct LoopState {
+    /// The `epochs` of the `fit` call.
+    pub(crate) epochs: usize,
+    /// What the run's numbers depend on besides the model.
+    pub(crate) settings: FitSettings,
     /// The epoch the loop runs next (counted from 0).
     pub(crate) next_epoch: usize,
     /// The shuffle generator.
@@ -85,6 +90,12 @@ impl<'a> Control<'a> {
     /// needs to continue exactly.
     pub fn resume_point(&self) -> Option<(usize, RngState)> {
         self.run.as_ref().map(|r| (r.next_epoch, r.next_order_state()))
+    }
+
+    /// The running `fit`'s epoch count and settings, in `on_train_begin` and
+    /// `on_epoch_end` (what a backup must match).
+    pub(crate) fn run_settings(&self) -> Option<(usize, &FitSettings)> {
+        self.run.as_ref().map(|r| (r.epochs, &r.settings))
     }
 
     /// Makes `fit` continue at `epoch` (counted from 0), drawing that epoch's order from
