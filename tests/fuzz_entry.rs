@@ -90,22 +90,34 @@ pub fn safetensors(data: &[u8]) -> bool {
     true
 }
 
-/// An `.npz` archive (Keras' dataset layout or any other): every accepted object array's
-/// sequences are materialised, numeric arrays hold as many values as their shape says.
+/// An `.npz` archive (Keras' dataset layout or any other): every `.npy` member is read
+/// through the bounded archive reader; each accepted array agrees with its header, and
+/// numeric arrays hold as many values as their shape says.
 pub fn npz(data: &[u8]) -> bool {
-    let Ok(arrays) = kiln_datasets::npz::read_npz_bytes(data, Path::new("fuzz.npz")) else { return false };
-    for a in arrays.values() {
-        match a {
-            kiln_datasets::npz::NpyArray::U8 { shape, data } => assert_eq!(shape.iter().product::<usize>(), data.len()),
-            kiln_datasets::npz::NpyArray::Int { shape, data } => {
+    use kiln_datasets::npz::{NpyArray, NpzArchive};
+    let Ok(mut archive) = NpzArchive::from_bytes(data, Path::new("fuzz.npz")) else { return false };
+    let mut accepted = true;
+    for name in archive.names() {
+        let (Ok(header), Ok(array)) = (archive.header(&name), archive.array(&name)) else {
+            accepted = false;
+            continue;
+        };
+        match array {
+            NpyArray::U8 { shape, data } => {
+                assert_eq!(shape, header.shape);
                 assert_eq!(shape.iter().product::<usize>(), data.len())
             }
-            kiln_datasets::npz::NpyArray::Sequences(s) => {
+            NpyArray::Int { shape, data } => {
+                assert_eq!(shape, header.shape);
+                assert_eq!(shape.iter().product::<usize>(), data.len())
+            }
+            NpyArray::Sequences(s) => {
+                assert_eq!(header.shape, [s.len()]);
                 assert!(s.iter().map(Vec::len).sum::<usize>() <= kiln_datasets::pickle::MAX_VALUES)
             }
         }
     }
-    true
+    accepted
 }
 
 /// A pickle stream read as Keras' object arrays: never executes, never panics.
