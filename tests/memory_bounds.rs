@@ -235,7 +235,8 @@ fn npz_file(path: &Path, members: &[(&str, Vec<u8>, &[u8], usize)]) {
 /// A pickled 1-D object array (py2 protocol 2, as the real `imdb.npz`) of `n` elements,
 /// whose data list is built by `list_ops` (opcodes pushing the list, ending on it).
 fn pickled_object_array(n: u8, list_ops: &[u8]) -> Vec<u8> {
-    let mut p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85U\x01b\x87R(K\x01K".to_vec();
+    let mut p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85U\x01b\x87R(K\x01K"
+        .to_vec();
     p.push(n);
     p.extend(b"\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89");
     p.extend(list_ops);
@@ -345,7 +346,11 @@ fn npz_members_are_read_only_when_asked_for_and_checked_before_widening() {
     let (peak, read) = peak_of(|| kiln_datasets::pickle::read_sequences(&stream).map(|s| s.len()));
     let text = read.unwrap_err().to_string();
     assert!(text.contains("expands to more than"), "{text}");
-    eprintln!("{} KB pickle referencing one list 250,000 times: refused at peak {} MiB", stream.len() / 1000, peak / MIB);
+    eprintln!(
+        "{} KB pickle referencing one list 250,000 times: refused at peak {} MiB",
+        stream.len() / 1000,
+        peak / MIB
+    );
     assert!(peak < 16 * MIB, "peak {} MiB", peak / MIB);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -283,11 +283,7 @@ fn read_array(r: &mut impl Read, left: u64) -> std::result::Result<(NpyArray, u6
         ));
     }
     let need = count.checked_mul(header.width).filter(|&n| n as u64 <= left).ok_or_else(|| {
-        format!(
-            "{} {shape:?} needs more than the {} MiB read from one archive",
-            header.descr,
-            MAX_TOTAL_BYTES >> 20
-        )
+        format!("{} {shape:?} needs more than the {} MiB read from one archive", header.descr, MAX_TOTAL_BYTES >> 20)
     })?;
     let body = read_at_most(r, need)?;
     if body.len() < need {

@@ -292,7 +292,8 @@ fn array_parts(v: &Value) -> Result<(String, Value), String> {
 fn sequence(v: &Value, budget: &mut Budget) -> Result<Vec<i64>, String> {
     match v {
         Value::List(list) => {
-            let mut items = list.items.try_borrow_mut().map_err(|_| "an element is the array's own list".to_string())?;
+            let mut items =
+                list.items.try_borrow_mut().map_err(|_| "an element is the array's own list".to_string())?;
             match &mut *items {
                 Items::Ints(ints) => {
                     budget.charge(ints.len())?;
