@@ -204,6 +204,7 @@ fn imdb_labels_other_than_0_and_1_are_refused_at_load_by_name() {
             err.contains(&name) && err.contains("`y_test`") && err.contains(&format!("{bad} at index {at}")),
             "{err}"
         );
+        std::fs::remove_file(&path).unwrap();
     }
     // As many labels as sequences, checked from the headers.
     let path = npz(
@@ -212,9 +213,10 @@ fn imdb_labels_other_than_0_and_1_are_refused_at_load_by_name() {
     );
     let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
     assert!(err.contains("`x_train` declares 3 sequences") && err.contains("`y_train`"), "{err}");
+    std::fs::remove_file(&path).unwrap();
 }
 
-/// A 2 KB `imdb.npz` whose `x_train` pickle is 10⁶ `TUPLE1` then `POP` (a megabyte that
+/// A 3 KB `imdb.npz` whose `x_train` pickle is 10⁶ `TUPLE1` then `POP` (a megabyte that
 /// deflates to almost nothing) used to kill the process with a stack overflow; it is
 /// refused with an error naming the file and the limit.
 #[test]
@@ -231,4 +233,5 @@ fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
     assert!(size < 8 * 1024, "{size} bytes");
     let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
     assert!(err.contains("imdb_deep.npz") && err.contains("x_train") && err.contains("nested more than 64"), "{err}");
+    std::fs::remove_file(&path).unwrap();
 }
