@@ -89,3 +89,19 @@ for path in sorted(glob.glob(os.path.join(fixtures, "*.npz"))):
                 header_len = struct.unpack("<H", data[8:10])[0] if data[6] == 1 else struct.unpack("<I", data[8:12])[0]
                 start = (10 if data[6] == 1 else 12) + header_len
                 put("pickle", f"{name[:-4]}-{member[:-4]}", data[start:])
+
+# pickle_repeat: count (3 bytes LE), prefix and unit lengths, prefix, unit, suffix; the
+# stream is prefix + unit * count + suffix (tests/fuzz_entry.rs), so small inputs reach
+# deep nestings. Real arrays as suffixes (accepted), the deep inputs of issue 23 (refused).
+def repeat(count, prefix, unit, suffix):
+    return count.to_bytes(3, "little") + bytes([len(prefix), len(unit)]) + prefix + unit + suffix
+
+
+for name in sorted(os.listdir(os.path.join(seeds, "pickle"))):
+    if "evil" not in name and name.endswith("x_train"):
+        put("pickle_repeat", name, repeat(0, b"", b"", open(os.path.join(seeds, "pickle", name), "rb").read()))
+head = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85U\x01b\x87R(K\x01K\x02"
+        b"\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89]")
+put("pickle_repeat", "wide_array_1000", repeat(1000, head, b"]K\x05aa", b"tb."))
+put("pickle_repeat", "evil_tuple1_million", repeat(1_000_000, b"\x80\x02K\x01", b"\x85", b"0."))
+put("pickle_repeat", "evil_memo_chain_million", repeat(1_000_000, b"\x80\x02]q\x00", b"]h\x00aq\x000", b"."))

@@ -3,7 +3,8 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET ...]     # default: 60 s, every target
 #
-# Targets: idx, imdb_tar, textvec, model_config, safetensors, npz, pickle (see tests/fuzz_entry.rs).
+# Targets: idx, imdb_tar, textvec, model_config, safetensors, npz, pickle, pickle_repeat (see
+# tests/fuzz_entry.rs). A dictionary in dict/<target>.dict (pickle opcodes, npy headers) is used when present.
 # Seeds come from fuzz/seeds/ (fuzz/make_seeds.py regenerates them); the growing corpus
 # lives in fuzz/corpus/ and crashes in fuzz/artifacts/ (both untracked). A crash found is
 # fixed, then its input is copied to tests/fixtures/fuzz/<target>/ so the test suite
@@ -16,7 +17,7 @@ cd "$(dirname "$0")"
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(idx imdb_tar textvec model_config safetensors npz pickle)
+[ ${#targets[@]} -eq 0 ] && targets=(idx imdb_tar textvec model_config safetensors npz pickle pickle_repeat)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
@@ -33,10 +34,12 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
   log="artifacts/$t/last-run.log"
+  dict=()
+  [ -f "dict/$t.dict" ] && dict=("-dict=dict/$t.dict")
   # A reader that believes a lying size is a finding: no single allocation may exceed
   # 1.1 GiB (the largest Dense kernel a config may declare is 1 GiB), nor RSS 3 GiB.
   if "${fuzz[@]}" run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=3072 \
-       -malloc_limit_mb=1100 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+       -malloc_limit_mb=1100 -timeout=10 -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
     result=ok
   else
     result="FAILED (see fuzz/$log and fuzz/artifacts/$t/)"

@@ -90,27 +90,70 @@ pub fn safetensors(data: &[u8]) -> bool {
     true
 }
 
-/// An `.npz` archive (Keras' dataset layout or any other): every accepted object array's
-/// sequences are materialised, numeric arrays hold as many values as their shape says.
+/// An `.npz` archive (Keras' dataset layout or any other): every `.npy` member is read
+/// through the bounded archive reader; each accepted array agrees with its header, and
+/// numeric arrays hold as many values as their shape says.
 pub fn npz(data: &[u8]) -> bool {
-    let Ok(arrays) = kiln_datasets::npz::read_npz_bytes(data, Path::new("fuzz.npz")) else { return false };
-    for a in arrays.values() {
-        match a {
-            kiln_datasets::npz::NpyArray::U8 { shape, data } => assert_eq!(shape.iter().product::<usize>(), data.len()),
-            kiln_datasets::npz::NpyArray::Int { shape, data } => {
+    use kiln_datasets::npz::{NpyArray, NpzArchive};
+    let Ok(mut archive) = NpzArchive::from_bytes(data, Path::new("fuzz.npz")) else { return false };
+    let mut accepted = true;
+    for name in archive.names() {
+        let (Ok(header), Ok(array)) = (archive.header(&name), archive.array(&name)) else {
+            accepted = false;
+            continue;
+        };
+        match array {
+            NpyArray::U8 { shape, data } => {
+                assert_eq!(shape, header.shape);
                 assert_eq!(shape.iter().product::<usize>(), data.len())
             }
-            kiln_datasets::npz::NpyArray::Sequences(s) => {
+            NpyArray::Int { shape, data } => {
+                assert_eq!(shape, header.shape);
+                assert_eq!(shape.iter().product::<usize>(), data.len())
+            }
+            NpyArray::Sequences(s) => {
+                assert_eq!(header.shape, [s.len()]);
                 assert!(s.iter().map(Vec::len).sum::<usize>() <= kiln_datasets::pickle::MAX_VALUES)
             }
         }
     }
-    true
+    accepted
 }
 
 /// A pickle stream read as Keras' object arrays: never executes, never panics.
 pub fn pickle(data: &[u8]) -> bool {
     kiln_datasets::pickle::read_sequences(data).is_ok()
+}
+
+/// Longest stream [`pickle_repeat`] expands an input to.
+pub const MAX_REPEATED_STREAM: usize = 4 << 20;
+
+/// A pickle stream written as `prefix + unit × count + suffix`, so that a fuzzer limited to
+/// a few kilobytes reaches a million nested values (issue 23: 10⁶ `TUPLE1` overflowed the
+/// stack, far beyond what 4 KB inputs could build). Layout: `count` (3 bytes, little
+/// endian), the prefix and unit lengths (1 byte each), then prefix, unit and suffix; the
+/// stream is cut at [`MAX_REPEATED_STREAM`] bytes.
+pub fn pickle_repeat(data: &[u8]) -> bool {
+    let Some(stream) = expand_repeat(data) else { return false };
+    pickle(&stream)
+}
+
+/// The stream a [`pickle_repeat`] input stands for (`None` when the input is too short).
+pub fn expand_repeat(data: &[u8]) -> Option<Vec<u8>> {
+    let (head, rest) = data.split_at_checked(5)?;
+    let count = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+    let (prefix, rest) = rest.split_at_checked(usize::from(head[3]))?;
+    let (unit, suffix) = rest.split_at_checked(usize::from(head[4]))?;
+    let mut stream = prefix.to_vec();
+    if !unit.is_empty() {
+        let room = MAX_REPEATED_STREAM.saturating_sub(stream.len() + suffix.len());
+        for _ in 0..count.min(room / unit.len()) {
+            stream.extend_from_slice(unit);
+        }
+    }
+    stream.extend_from_slice(suffix);
+    stream.truncate(MAX_REPEATED_STREAM);
+    Some(stream)
 }
 
 /// Summarizes an accepted model and, when it is built and small, predicts with it.

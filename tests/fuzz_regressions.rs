@@ -73,3 +73,37 @@ fn pickle_inputs() {
 fn safetensors_inputs() {
     replay("safetensors", fuzz_entry::safetensors);
 }
+
+// --- round 3: deep pickles ---
+
+#[test]
+fn pickle_repeat_inputs() {
+    replay("pickle_repeat", fuzz_entry::pickle_repeat);
+}
+
+/// The repeated part of a [`fuzz_entry::pickle_repeat`] input.
+type Unit = &'static [u8];
+
+/// The deep inputs of issue 23 (a million nested tuples, a million lists chained through
+/// an overwritten memo slot or left on the stack, a million lists holding themselves),
+/// generated here rather than stored as megabyte files: each is refused, and the process
+/// survives.
+#[test]
+fn deep_pickles_are_refused_without_overflowing_the_stack() {
+    let million = 1_000_000;
+    let cases: [(&str, &[u8], Unit, &[u8]); 4] = [
+        ("nested tuples", b"\x80\x02K\x01", b"\x85", b"0."),
+        ("lists chained through the memo", b"\x80\x02]q\x00", b"]h\x00aq\x000", b"."),
+        ("nested lists left on the stack", b"\x80\x02]q\x00", b"]h\x00aq\x00", b"."),
+        ("lists holding themselves", b"\x80\x02", b"]2a", b"."),
+    ];
+    for (what, prefix, unit, suffix) in cases {
+        let mut input = u32::to_le_bytes(million)[..3].to_vec();
+        input.extend([prefix.len() as u8, unit.len() as u8]);
+        input.extend(prefix.iter().chain(unit).chain(suffix));
+        let stream = fuzz_entry::expand_repeat(&input).unwrap();
+        assert!(stream.len() >= million as usize, "{what}: {} bytes", stream.len());
+        let outcome = std::panic::catch_unwind(|| fuzz_entry::pickle_repeat(&input));
+        assert_eq!(outcome.ok(), Some(false), "{what}");
+    }
+}

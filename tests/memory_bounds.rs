@@ -99,6 +99,7 @@ use std::io::Read as _;
 
 #[test]
 fn readers_hold_no_more_than_the_input_and_their_caps() {
+    let _serial = serial();
     let dir = scratch();
 
     // IDX: decompressed once, straight into the final buffer (it used to be held twice).
@@ -139,4 +140,228 @@ fn readers_hold_no_more_than_the_input_and_their_caps() {
     assert!(text.contains("268435456"), "{text}");
     eprintln!("{}-byte config declaring 4.3e8 weights: peak {} KiB", json.len(), peak >> 10);
     assert!(peak < 2 * MIB, "a refused {}-byte config allocated {} KiB", json.len(), peak >> 10);
+}
+
+// --- round 3: npz and pickle memory ---
+
+/// Tests measuring the shared counters take this lock, so none counts another's allocations.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A version-1 `.npy` header for `descr` and `shape` (padded as numpy pads it).
+fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims: String = shape.iter().map(|d| format!("{d},")).collect();
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
+    while (10 + text.len() + 1) % 64 != 0 {
+        text.push(' ');
+    }
+    text.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((text.len() as u16).to_le_bytes());
+    out.extend(text.as_bytes());
+    out
+}
+
+/// Raw deflate of `data` from a fresh compressor, ending on a byte boundary (a sync
+/// flush), so such pieces can be concatenated into one stream.
+fn deflate_piece(data: &[u8], flush: flate2::FlushCompress) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut out = Vec::with_capacity(data.len() + 1024);
+    c.compress_vec(data, &mut out, flush).unwrap();
+    assert_eq!(c.total_in(), data.len() as u64);
+    out
+}
+
+/// An `.npz` whose members are `(name, header, body bytes, zero bytes after the body)`,
+/// deflated, and written by hand so that a gigabyte of zeros is one compressed mebibyte
+/// repeated (the zip writer would take seconds to compress it).
+fn npz_file(path: &Path, members: &[(&str, Vec<u8>, &[u8], usize)]) {
+    let zeros = vec![0u8; 1 << 20];
+    let zero_piece = deflate_piece(&zeros, flate2::FlushCompress::Sync);
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, header, body, zero_bytes) in members {
+        let mut head = header.clone();
+        head.extend(*body);
+        let mut data = deflate_piece(&head, flate2::FlushCompress::Sync);
+        let mut crc = flate2::Crc::new();
+        crc.update(&head);
+        for _ in 0..zero_bytes / zeros.len() {
+            data.extend(&zero_piece);
+            crc.update(&zeros);
+        }
+        let tail = &zeros[..zero_bytes % zeros.len()];
+        data.extend(deflate_piece(tail, flate2::FlushCompress::Sync));
+        crc.update(tail);
+        data.extend(deflate_piece(&[], flate2::FlushCompress::Finish));
+        let name = format!("{name}.npy");
+        let size = u32::try_from(head.len() + zero_bytes).unwrap();
+        let fields = |out: &mut Vec<u8>| {
+            for v in [20u16, 0, 8, 0, 0x21] {
+                out.extend(v.to_le_bytes());
+            }
+            for v in [crc.sum(), data.len() as u32, size] {
+                out.extend(v.to_le_bytes());
+            }
+            out.extend((name.len() as u16).to_le_bytes());
+            out.extend(0u16.to_le_bytes());
+        };
+        let offset = out.len() as u32;
+        out.extend(0x04034b50u32.to_le_bytes());
+        fields(&mut out);
+        out.extend(name.as_bytes());
+        out.extend(&data);
+        central.extend(0x02014b50u32.to_le_bytes());
+        central.extend(20u16.to_le_bytes());
+        fields(&mut central);
+        central.extend([0u8; 10]); // comment length, disk, internal and external attributes
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let central_at = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x06054b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((members.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(central_at.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    std::fs::write(path, out).unwrap();
+}
+
+/// A pickled 1-D object array (py2 protocol 2, as the real `imdb.npz`) of `n` elements,
+/// whose data list is built by `list_ops` (opcodes pushing the list, ending on it).
+fn pickled_object_array(n: u8, list_ops: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85U\x01b\x87R(K\x01K"
+        .to_vec();
+    p.push(n);
+    p.extend(b"\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89");
+    p.extend(list_ops);
+    p.extend(b"tb.");
+    p
+}
+
+/// Two sequences, `[1, 2]` and `[3]`, as an `x_*.npy` member's pickle.
+fn two_sequences() -> Vec<u8> {
+    pickled_object_array(2, b"](]q\x03(K\x01K\x02e]K\x03ae")
+}
+
+#[test]
+fn npz_members_are_read_only_when_asked_for_and_checked_before_widening() {
+    use kiln_datasets::{ImdbArgs, imdb_load_data, mnist_load_data};
+    let _serial = serial();
+    let dir = scratch().join("npz");
+    std::fs::create_dir_all(&dir).unwrap();
+    const GIB: usize = 1 << 30;
+    let labels = 1u64.to_le_bytes().iter().chain(&0u64.to_le_bytes()).copied().collect::<Vec<u8>>();
+
+    // imdb.npz whose y_train declares 1 GiB of int8 (it used to be inflated, then widened
+    // to 8 GiB of i64): refused from the headers, before any of it is inflated.
+    let bomb = dir.join("imdb_int8_bomb.npz");
+    let x = two_sequences();
+    npz_file(
+        &bomb,
+        &[
+            ("x_train", npy_header("|O", &[2]), &x, 0),
+            ("y_train", npy_header("|i1", &[GIB]), &[], GIB),
+            ("x_test", npy_header("|O", &[2]), &x, 0),
+            ("y_test", npy_header("<i8", &[2]), &labels, 0),
+        ],
+    );
+    let size = std::fs::metadata(&bomb).unwrap().len();
+    assert!(size < 2 * MIB as u64, "{size}");
+    let (peak, read) = peak_of(|| imdb_load_data(&bomb, &ImdbArgs::default()).map(|_| ()));
+    let text = read.unwrap_err().to_string();
+    assert!(text.contains("imdb_int8_bomb.npz") && text.contains("y_train") && text.contains("1073741824"), "{text}");
+    eprintln!("imdb.npz of {} KiB declaring a 1 GiB int8 y_train: refused at peak {} KiB", size >> 10, peak >> 10);
+    assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
+
+    // The same int8 labels read on their own: refused by count before reading, as an
+    // integer array widened to i64 holds at most MAX_WIDENED values.
+    let (peak, read) = peak_of(|| {
+        let mut npz = kiln_datasets::npz::NpzArchive::open(&bomb)?;
+        npz.array("y_train").map(|_| ())
+    });
+    let text = read.unwrap_err().to_string();
+    assert!(text.contains("y_train") && text.contains("labels"), "{text}");
+    assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
+
+    // A member no caller reads (1 GiB of zeros) is never inflated.
+    let junk = dir.join("imdb_with_junk.npz");
+    npz_file(
+        &junk,
+        &[
+            ("junk", npy_header("|u1", &[GIB]), &[], GIB),
+            ("x_train", npy_header("|O", &[2]), &x, 0),
+            ("y_train", npy_header("<i8", &[2]), &labels, 0),
+            ("x_test", npy_header("|O", &[2]), &x, 0),
+            ("y_test", npy_header("<i8", &[2]), &labels, 0),
+        ],
+    );
+    let (peak, read) = peak_of(|| imdb_load_data(&junk, &ImdbArgs::default()).map(|(train, _)| train.x.len()));
+    assert_eq!(read.unwrap(), 2);
+    eprintln!("imdb.npz with a 1 GiB member nobody reads: peak {} KiB", peak >> 10);
+    assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
+
+    // mnist.npz: the train split does not inflate x_test; an int8 y_train declaring 1 GiB
+    // labels for 2 images is refused before it is read.
+    let mnist = dir.join("mnist_bombs.npz");
+    let image = vec![7u8; 2 * 784];
+    npz_file(
+        &mnist,
+        &[
+            ("x_train", npy_header("|u1", &[2, 28, 28]), &image, 0),
+            ("y_train", npy_header("|u1", &[2]), &[3, 4], 0),
+            ("x_test", npy_header("|u1", &[GIB / 784, 28, 28]), &[], GIB / 784 * 784),
+            ("y_test", npy_header("|i1", &[GIB]), &[], GIB),
+        ],
+    );
+    let (peak, read) = peak_of(|| mnist_load_data(&mnist, Split::Train).map(|s| s.labels));
+    assert_eq!(read.unwrap(), [3, 4]);
+    assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
+    let (peak, read) = peak_of(|| mnist_load_data(&mnist, Split::Test).map(|s| s.labels));
+    let text = read.unwrap_err().to_string();
+    assert!(text.contains("mnist_bombs.npz") && text.contains("y_test"), "{text}");
+    assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
+
+    // The real thing: the bundled imdb-5k.npz (1.8 MB, 1.2 million word indices) loads
+    // within 4× its result (the reader's own part is about 2×: the inflated pickle and the
+    // machine's integer lists, which are moved, not copied, into the result).
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("data/imdb-5k/imdb-5k.npz");
+    let (peak, read) = peak_of(|| {
+        imdb_load_data(&real, &ImdbArgs::default()).map(|(t, _)| t.x.iter().map(|x| 24 + 8 * x.len()).sum::<usize>())
+    });
+    let result = read.unwrap();
+    eprintln!("bundled imdb-5k.npz: result {} MiB, peak {} MiB", result / MIB, peak / MIB);
+    assert!(peak < 4 * result, "peak {} MiB for a {} MiB result", peak / MIB, result / MIB);
+
+    // Memo references: one list of 1,000 ints referenced 250,000 times (a 500 KB stream
+    // that used to expand into 2 GB of i64, accepted) is refused by name, on little memory.
+    let mut ops = b"](]q\x03(".to_vec();
+    for i in 0..1000 {
+        ops.extend([b'K', (i % 250) as u8]);
+    }
+    ops.extend(b"ee"); // the ints into the inner list, the inner list into the outer one
+    for _ in 0..250 {
+        ops.push(b'(');
+        for _ in 0..1000 {
+            ops.extend(b"h\x03");
+        }
+        ops.push(b'e');
+    }
+    let stream = pickled_object_array(1, &ops);
+    assert!(stream.len() < 540_000, "{}", stream.len());
+    let (peak, read) = peak_of(|| kiln_datasets::pickle::read_sequences(&stream).map(|s| s.len()));
+    let text = read.unwrap_err().to_string();
+    assert!(text.contains("expands to more than"), "{text}");
+    eprintln!(
+        "{} KB pickle referencing one list 250,000 times: refused at peak {} MiB",
+        stream.len() / 1000,
+        peak / MIB
+    );
+    assert!(peak < 16 * MIB, "peak {} MiB", peak / MIB);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use kiln_tensor::{ByteMatrix, CsrMatrix};
 
-use crate::npz::{NpyArray, read_npz, take_arrays};
+use crate::npz::{NpyArray, NpyKind, NpzArchive};
 use crate::random_state::RandomState;
 use crate::{Error, ImageSet, Result, Split};
 
@@ -63,10 +63,10 @@ pub struct Sequences {
 /// by `num_words` (or the largest index) and `skip_top`, replacing cut words by `oov_char` or
 /// dropping them.
 pub fn imdb_load_data(path: &Path, args: &ImdbArgs) -> Result<(Sequences, Sequences)> {
-    let arrays = read_npz(path)?;
-    let [xt, yt, xs, ys] = take_arrays(path, arrays, ["x_train", "y_train", "x_test", "y_test"])?;
+    let mut npz = NpzArchive::open(path)?;
     let bad = |problem: String| Error::Format { path: path.into(), problem };
-    let (mut train, mut test) = (split(xt, yt).map_err(&bad)?, split(xs, ys).map_err(&bad)?);
+    let mut train = read_split(&mut npz, "x_train", "y_train")?.map_err(&bad)?;
+    let mut test = read_split(&mut npz, "x_test", "y_test")?.map_err(&bad)?;
     let mut rng = RandomState::new(args.seed);
     for s in [&mut train, &mut test] {
         let mut order: Vec<usize> = (0..s.x.len()).collect();
@@ -131,16 +131,34 @@ pub fn imdb_load_data(path: &Path, args: &ImdbArgs) -> Result<(Sequences, Sequen
     Ok((train, test))
 }
 
-/// Pairs a sequences array with its labels.
-fn split(x: NpyArray, y: NpyArray) -> std::result::Result<Sequences, String> {
-    let NpyArray::Sequences(x) = x else {
-        return Err(format!("x is {}, not an object array of sequences", x.describe()));
-    };
-    let NpyArray::Int { shape, data } = y else { return Err(format!("y is {}, not integer labels", y.describe())) };
-    if shape.len() != 1 || data.len() != x.len() {
-        return Err(format!("{} sequences but labels of shape {shape:?}", x.len()));
+/// One split of an `imdb.npz`: the headers are checked against each other (as many labels
+/// as sequences) before any value is read, and every label is 0 or 1.
+fn read_split<R: std::io::Read + std::io::Seek>(
+    npz: &mut NpzArchive<R>,
+    xn: &str,
+    yn: &str,
+) -> Result<std::result::Result<Sequences, String>> {
+    let (hx, hy) = (npz.header(xn)?, npz.header(yn)?);
+    if hx.kind != NpyKind::Object {
+        return Ok(Err(format!("`{xn}` is {}, not an object array of sequences", hx.describe())));
     }
-    Ok(Sequences { x, y: data })
+    if hy.kind == NpyKind::Object || hy.shape != hx.shape {
+        return Ok(Err(format!(
+            "`{xn}` declares {} sequences but `{yn}` is {}, not as many integer labels",
+            hx.shape[0],
+            hy.describe()
+        )));
+    }
+    let NpyArray::Sequences(x) = npz.array(xn)? else { unreachable!("`{xn}`'s header says object array") };
+    let y: Vec<i64> = match npz.array(yn)? {
+        NpyArray::Int { data, .. } => data,
+        NpyArray::U8 { data, .. } => data.into_iter().map(i64::from).collect(),
+        NpyArray::Sequences(_) => unreachable!("`{yn}`'s header says integers"),
+    };
+    if let Some((i, label)) = y.iter().enumerate().find(|(_, l)| !matches!(l, 0 | 1)) {
+        return Ok(Err(format!("`{yn}` holds {label} at index {i}; IMDB labels are 0 (negative) or 1 (positive)")));
+    }
+    Ok(Ok(Sequences { x, y }))
 }
 
 /// The notebook's `vectorize_sequences(sequences, dimension)`: row `i` has a 1 at every
@@ -171,18 +189,26 @@ pub fn vectorize_sequences(sequences: &[Vec<i64>], dimension: usize) -> Result<C
 
 /// `keras.datasets.mnist.load_data(path)`'s `split`: `x_*` (N×28×28 `uint8`) and `y_*`.
 pub fn mnist_load_data(path: &Path, split: Split) -> Result<ImageSet> {
-    let arrays = read_npz(path)?;
     let (xn, yn) = match split {
         Split::Train => ("x_train", "y_train"),
         Split::Test => ("x_test", "y_test"),
     };
-    let [x, y] = take_arrays(path, arrays, [xn, yn])?;
+    let mut npz = NpzArchive::open(path)?;
     let bad = |problem: String| Error::Format { path: path.into(), problem };
-    let NpyArray::U8 { shape, data } = x else {
-        return Err(bad(format!("`{xn}` is {}, not uint8 images", x.describe())));
+    // Both headers are checked before any value is read: a label array much larger than
+    // the images is refused without being inflated.
+    let (hx, hy) = (npz.header(xn)?, npz.header(yn)?);
+    let [n, h, w] = hx.shape[..] else {
+        return Err(bad(format!("`{xn}` is {}, not uint8 images [N, 28, 28]", hx.describe())));
     };
-    let [n, h, w] = shape[..] else { return Err(bad(format!("`{xn}` has shape {shape:?}, not [N, 28, 28]"))) };
-    let labels: Vec<u8> = match y {
+    if hx.kind != NpyKind::U8 {
+        return Err(bad(format!("`{xn}` is {}, not uint8 images", hx.describe())));
+    }
+    if hy.kind == NpyKind::Object || hy.shape != [n] {
+        return Err(bad(format!("`{xn}` holds {n} images but `{yn}` is {}, not {n} labels", hy.describe())));
+    }
+    let NpyArray::U8 { data, .. } = npz.array(xn)? else { unreachable!("`{xn}`'s header says uint8") };
+    let labels: Vec<u8> = match npz.array(yn)? {
         NpyArray::U8 { data, .. } => data,
         NpyArray::Int { data, .. } => data
             .iter()

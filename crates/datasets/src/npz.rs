@@ -1,22 +1,35 @@
 //! `.npz` archives (numpy's zip of `.npy` members), as Keras' dataset files use them:
-//! `mnist.npz` (plain `uint8`/integer arrays, read with the `npyz` crate) and `imdb.npz`
-//! (ragged sequences as pickled object arrays, read with [`crate::pickle`], which allows
-//! only Keras' three numpy globals and executes nothing).
+//! `mnist.npz` (plain `uint8`/integer arrays) and `imdb.npz` (ragged sequences as pickled
+//! object arrays, read with [`crate::pickle`], which allows only Keras' three numpy globals
+//! and executes nothing).
 //!
-//! Bounded: each member is read through a cap of [`MAX_MEMBER_BYTES`] whatever its zip
-//! header claims, and an array's declared size is checked against the bytes present before
-//! anything is allocated for it.
+//! Bounded by what the caller asks for, whatever the archive claims:
+//! - [`NpzArchive`] reads only the members asked for, by name; the others are never inflated;
+//! - [`NpzArchive::header`] gives a member's shape and dtype from its first bytes, so callers
+//!   check arrays against each other (as many labels as images) before reading values;
+//! - a numeric member is read for exactly the bytes its header declares, after its size
+//!   is checked against [`MAX_TOTAL_BYTES`] (all members read from one archive), and
+//!   integer arrays other than `uint8` (labels) hold at most [`MAX_WIDENED`] values, so
+//!   widening them to `i64` stays small; a pickled member is read up to
+//!   [`MAX_OBJECT_BYTES`].
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
 
-use npyz::{DType, NpyFile, TypeChar};
+use npyz::{DType, Endianness, NpyHeader as NpyzHeader, TypeChar};
 
 use crate::{Error, Result};
 
-/// Largest `.npy` member read (the largest real one, mnist.npz's `x_train`, is 47 MB).
-pub const MAX_MEMBER_BYTES: u64 = 1 << 30;
+/// Most bytes inflated from all the members read from one archive (Keras' `mnist.npz`
+/// holds 55 MB, its `imdb.npz` about 30 MB).
+pub const MAX_TOTAL_BYTES: u64 = 256 << 20;
+
+/// Largest pickled object array read (the real `imdb.npz`'s `x_train` is about 15 MB).
+pub const MAX_OBJECT_BYTES: u64 = 64 << 20;
+
+/// Most values of an integer array other than `uint8` (widened to `i64`: labels; the
+/// largest real one, `mnist.npz`'s `y_train`, holds 60,000).
+pub const MAX_WIDENED: usize = 1 << 22;
 
 /// One array of an `.npz` archive.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +41,7 @@ pub enum NpyArray {
         /// The values.
         data: Vec<u8>,
     },
-    /// Any integer type, widened to `i64` (labels), C order.
+    /// Any other integer type (or bool), widened to `i64` (labels), C order.
     Int {
         /// The shape.
         shape: Vec<usize>,
@@ -50,56 +63,116 @@ impl NpyArray {
     }
 }
 
-/// Every `.npy` member of the archive at `path`, by array name (`x_train` for
-/// `x_train.npy`); other members are ignored, as numpy and Keras ignore them.
-pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>> {
-    let file = kiln_fs::open_regular(path).map_err(Error::refused)?;
-    read_npz_from(std::io::BufReader::new(file), path)
+/// What a member's values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyKind {
+    /// `uint8`.
+    U8,
+    /// Another integer type or bool, read widened to `i64`.
+    Int,
+    /// A pickled object array.
+    Object,
 }
 
-/// [`read_npz`] of an archive already in memory; `path` only names it in errors.
-pub fn read_npz_bytes(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, NpyArray>> {
-    read_npz_from(std::io::Cursor::new(bytes), path)
+/// A member's header: its shape and what its values are, read before any value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyHeader {
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// What the values are.
+    pub kind: NpyKind,
+    /// numpy's dtype string (`<i8`, `|u1`, `|O`).
+    pub descr: String,
+    /// Bytes per value (`0` for objects).
+    width: usize,
+    /// Byte order of multi-byte integers.
+    big_endian: bool,
+    /// Signed integers.
+    signed: bool,
 }
 
-fn read_npz_from<R: Read + std::io::Seek>(reader: R, path: &Path) -> Result<BTreeMap<String, NpyArray>> {
-    let bad = |problem: String| Error::Format { path: path.into(), problem };
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| bad(format!("not an .npz (zip) archive: {e}")))?;
-    let mut out = BTreeMap::new();
-    for i in 0..zip.len() {
-        let mut member = zip.by_index(i).map_err(|e| bad(format!("member {i}: {e}")))?;
-        let name = member.name().to_string();
-        let Some(array) = name.strip_suffix(".npy") else { continue };
-        let mut bytes = Vec::with_capacity(member.size().min(1 << 26) as usize);
-        (&mut member)
-            .take(MAX_MEMBER_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| bad(format!("member {name}: {e}")))?;
-        if bytes.len() as u64 > MAX_MEMBER_BYTES {
-            return Err(bad(format!("member {name} is larger than {} GiB", MAX_MEMBER_BYTES >> 30)));
-        }
-        let value = read_npy(&bytes).map_err(|p| bad(format!("member {name}: {p}")))?;
-        out.insert(array.to_string(), value);
+impl NpyHeader {
+    /// What the array holds, for messages: `uint8 [60000, 28, 28]`, `<i8 [25000]`, `object [25000]`.
+    pub fn describe(&self) -> String {
+        let what = match self.kind {
+            NpyKind::U8 => "uint8",
+            NpyKind::Int => &self.descr,
+            NpyKind::Object => "object",
+        };
+        format!("{what} {:?}", self.shape)
     }
-    Ok(out)
 }
 
-/// The named arrays of an archive, or an error naming the one missing.
-pub fn take_arrays<const N: usize>(
-    path: &Path,
-    mut arrays: BTreeMap<String, NpyArray>,
-    names: [&str; N],
-) -> Result<[NpyArray; N]> {
-    let found: Vec<String> = arrays.keys().cloned().collect();
-    let mut out = Vec::with_capacity(N);
-    for name in names {
-        let a = arrays.remove(name).ok_or_else(|| Error::Format {
-            path: path.into(),
-            problem: format!("no `{name}` array (found: {})", found.join(", ")),
-        })?;
-        out.push(a);
+/// An open `.npz` archive whose members are read one by one, on demand.
+pub struct NpzArchive<R> {
+    zip: zip::ZipArchive<R>,
+    path: PathBuf,
+    /// Bytes that may still be inflated ([`MAX_TOTAL_BYTES`] in all).
+    left: u64,
+}
+
+impl NpzArchive<std::io::BufReader<std::fs::File>> {
+    /// Opens the archive at `path` (a regular file); nothing is inflated yet.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = kiln_fs::open_regular(path).map_err(Error::refused)?;
+        Self::new(std::io::BufReader::new(file), path)
     }
-    Ok(out.try_into().unwrap_or_else(|_| unreachable!("N arrays were pushed")))
+}
+
+impl<'a> NpzArchive<std::io::Cursor<&'a [u8]>> {
+    /// An archive already in memory; `path` only names it in errors.
+    pub fn from_bytes(bytes: &'a [u8], path: &Path) -> Result<Self> {
+        Self::new(std::io::Cursor::new(bytes), path)
+    }
+}
+
+impl<R: Read + Seek> NpzArchive<R> {
+    fn new(reader: R, path: &Path) -> Result<Self> {
+        let zip = zip::ZipArchive::new(reader)
+            .map_err(|e| Error::Format { path: path.into(), problem: format!("not an .npz (zip) archive: {e}") })?;
+        Ok(Self { zip, path: path.into(), left: MAX_TOTAL_BYTES })
+    }
+
+    fn bad(&self, problem: String) -> Error {
+        Error::Format { path: self.path.clone(), problem }
+    }
+
+    /// The array names (`x_train` for `x_train.npy`), in archive order; other members are
+    /// ignored, as numpy and Keras ignore them.
+    pub fn names(&self) -> Vec<String> {
+        self.zip.file_names().filter_map(|n| n.strip_suffix(".npy")).map(str::to_string).collect()
+    }
+
+    /// The member holding array `name`, or an error naming the arrays there are.
+    fn member(&mut self, name: &str) -> Result<zip::read::ZipFile<'_, R>> {
+        let found = self.names();
+        let path = self.path.clone();
+        self.zip.by_name(&format!("{name}.npy")).map_err(|e| match e {
+            zip::result::ZipError::FileNotFound => {
+                Error::Format { path, problem: format!("no `{name}` array (found: {})", found.join(", ")) }
+            }
+            e => Error::Format { path, problem: format!("member {name}.npy: {e}") },
+        })
+    }
+
+    /// The shape and dtype of array `name`, from the member's first bytes only.
+    pub fn header(&mut self, name: &str) -> Result<NpyHeader> {
+        let mut member = self.member(name)?;
+        let header = read_header(&mut member);
+        drop(member);
+        header.map_err(|p| self.bad(format!("member {name}.npy: {p}")))
+    }
+
+    /// Array `name`, read within the caps of the module docs.
+    pub fn array(&mut self, name: &str) -> Result<NpyArray> {
+        let left = self.left;
+        let mut member = self.member(name)?;
+        let read = read_array(&mut member, left);
+        drop(member);
+        let (array, inflated) = read.map_err(|p| self.bad(format!("member {name}.npy: {p}")))?;
+        self.left = self.left.saturating_sub(inflated);
+        Ok(array)
+    }
 }
 
 /// numpy's own limit on an `.npy` header (`max_header_size`), and a nesting depth far above
@@ -108,24 +181,33 @@ const MAX_HEADER_BYTES: usize = 10_000;
 const MAX_HEADER_DEPTH: usize = 16;
 
 /// Checks the magic, version and header length before `npyz` parses anything (it would
-/// otherwise allocate whatever length a v2 header claims).
-fn check_preheader(bytes: &[u8]) -> std::result::Result<(), String> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+/// otherwise allocate whatever length a v2 header claims), and reads the header's bytes.
+fn read_preheader(r: &mut impl Read) -> std::result::Result<Vec<u8>, String> {
+    let mut bytes = vec![0u8; 10];
+    let short = |e: std::io::Error| format!("not a .npy file (no complete preamble: {e})");
+    r.read_exact(&mut bytes).map_err(short)?;
+    if &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (no \\x93NUMPY magic)".into());
     }
-    let (len, start) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+    let len = match bytes[6] {
+        1 => usize::from(u16::from_le_bytes([bytes[8], bytes[9]])),
+        2 | 3 => {
+            bytes.resize(12, 0);
+            r.read_exact(&mut bytes[10..]).map_err(short)?;
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
+        }
         v => return Err(format!(".npy format version {v}; versions 1 to 3 are read")),
     };
-    if len > MAX_HEADER_BYTES || start + len > bytes.len() {
-        return Err(format!(
-            "a header of {len} bytes ({} present, at most {MAX_HEADER_BYTES} accepted)",
-            bytes.len() - start
-        ));
+    if len > MAX_HEADER_BYTES {
+        return Err(format!("a header of {len} bytes (at most {MAX_HEADER_BYTES} accepted)"));
+    }
+    let start = bytes.len();
+    let got = r.by_ref().take(len as u64).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if got < len {
+        return Err(format!("a header of {len} bytes ({got} present)"));
     }
     let mut depth = 0usize;
-    for &b in &bytes[start..start + len] {
+    for &b in &bytes[start..] {
         match b {
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
@@ -135,15 +217,13 @@ fn check_preheader(bytes: &[u8]) -> std::result::Result<(), String> {
             return Err(format!("a header nested more than {MAX_HEADER_DEPTH} deep"));
         }
     }
-    Ok(())
+    Ok(bytes)
 }
 
-/// One `.npy` file's array.
-fn read_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
-    check_preheader(bytes)?;
-    let header_error = |e: std::io::Error| format!("not a valid .npy header: {e}");
-    let body = NpyFile::new(bytes).map_err(header_error)?.into_inner();
-    let npy = NpyFile::new(bytes).map_err(header_error)?;
+/// A member's header, the reader left at its first value.
+fn read_header(r: &mut impl Read) -> std::result::Result<NpyHeader, String> {
+    let bytes = read_preheader(r)?;
+    let npy = NpyzHeader::from_reader(&bytes[..]).map_err(|e| format!("not a valid .npy header: {e}"))?;
     let shape: Vec<usize> = npy
         .shape()
         .iter()
@@ -153,38 +233,117 @@ fn read_npy(bytes: &[u8]) -> std::result::Result<NpyArray, String> {
     if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
         return Err("Fortran-ordered arrays are not read".into());
     }
-    if ts.type_char() == TypeChar::Object {
-        if shape.len() != 1 {
-            return Err(format!("an object array of shape {shape:?}; only 1-D ones are read"));
-        }
-        let seqs = crate::pickle::read_sequences(body).map_err(|e| e.to_string())?;
-        if seqs.len() != shape[0] {
-            return Err(format!("the header declares {} elements, the pickle holds {}", shape[0], seqs.len()));
-        }
-        return Ok(NpyArray::Sequences(seqs));
-    }
-    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("the shape's size overflows")?;
     let width = ts.size_field() as usize;
-    if count.checked_mul(width).is_none_or(|need| need > body.len()) {
-        return Err(format!(
-            "the header declares {shape:?} × {width} bytes but {} bytes follow (truncated?)",
-            body.len()
-        ));
-    }
-    let ints = |e: std::io::Error| format!("reading `{ts}` values: {e}");
-    Ok(match (ts.type_char(), width) {
-        (TypeChar::Uint, 1) => NpyArray::U8 { shape, data: npy.into_vec::<u8>().map_err(ints)? },
-        (TypeChar::Int, 1) => int(shape, npy.into_vec::<i8>().map_err(ints)?),
-        (TypeChar::Int, 2) => int(shape, npy.into_vec::<i16>().map_err(ints)?),
-        (TypeChar::Int, 4) => int(shape, npy.into_vec::<i32>().map_err(ints)?),
-        (TypeChar::Int, 8) => int(shape, npy.into_vec::<i64>().map_err(ints)?),
-        (TypeChar::Uint, 2) => int(shape, npy.into_vec::<u16>().map_err(ints)?),
-        (TypeChar::Uint, 4) => int(shape, npy.into_vec::<u32>().map_err(ints)?),
-        (TypeChar::Bool, 1) => int(shape, npy.into_vec::<bool>().map_err(ints)?.into_iter().map(u8::from).collect()),
+    let kind = match (ts.type_char(), width) {
+        (TypeChar::Object, _) => {
+            if shape.len() != 1 {
+                return Err(format!("an object array of shape {shape:?}; only 1-D ones are read"));
+            }
+            NpyKind::Object
+        }
+        (TypeChar::Uint, 1) => NpyKind::U8,
+        (TypeChar::Int, 1 | 2 | 4 | 8) | (TypeChar::Uint, 2 | 4) | (TypeChar::Bool, 1) => NpyKind::Int,
         _ => return Err(format!("dtype `{ts}` is not read (integers and uint8 only)")),
+    };
+    Ok(NpyHeader {
+        shape,
+        kind,
+        descr: ts.to_string(),
+        width: if kind == NpyKind::Object { 0 } else { width },
+        big_endian: ts.endianness() == Endianness::Big,
+        signed: ts.type_char() == TypeChar::Int,
     })
 }
 
-fn int<T: Into<i64>>(shape: Vec<usize>, values: Vec<T>) -> NpyArray {
-    NpyArray::Int { shape, data: values.into_iter().map(Into::into).collect() }
+/// A member's array and the bytes inflated for it; `left` bytes may be inflated.
+fn read_array(r: &mut impl Read, left: u64) -> std::result::Result<(NpyArray, u64), String> {
+    let header = read_header(r)?;
+    if header.kind == NpyKind::Object {
+        let limit = MAX_OBJECT_BYTES.min(left);
+        let body = read_at_most(r, limit as usize + 1)?;
+        if body.len() as u64 > limit {
+            return Err(if limit == MAX_OBJECT_BYTES {
+                format!("a pickled array of more than {} MiB", MAX_OBJECT_BYTES >> 20)
+            } else {
+                format!("reading it would inflate more than {} MiB from the archive", MAX_TOTAL_BYTES >> 20)
+            });
+        }
+        let seqs = crate::pickle::read_sequences(&body).map_err(|e| e.to_string())?;
+        if seqs.len() != header.shape[0] {
+            return Err(format!("the header declares {} elements, the pickle holds {}", header.shape[0], seqs.len()));
+        }
+        return Ok((NpyArray::Sequences(seqs), body.len() as u64));
+    }
+    let shape = header.shape.clone();
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("the shape's size overflows")?;
+    if header.kind == NpyKind::Int && count > MAX_WIDENED {
+        return Err(format!(
+            "{} {shape:?}: {count} integers, more than the {MAX_WIDENED} read as labels",
+            header.descr
+        ));
+    }
+    let need = count.checked_mul(header.width).filter(|&n| n as u64 <= left).ok_or_else(|| {
+        format!("{} {shape:?} needs more than the {} MiB read from one archive", header.descr, MAX_TOTAL_BYTES >> 20)
+    })?;
+    let body = read_at_most(r, need)?;
+    if body.len() < need {
+        return Err(format!(
+            "the header declares {shape:?} × {} bytes but {} bytes follow (truncated?)",
+            header.width,
+            body.len()
+        ));
+    }
+    let array = match header.kind {
+        NpyKind::U8 => NpyArray::U8 { shape, data: body },
+        _ => {
+            let (big, signed) = (header.big_endian, header.signed);
+            let data = if header.descr.ends_with("b1") {
+                body.iter().map(|&b| i64::from(b != 0)).collect()
+            } else {
+                body.chunks_exact(header.width).map(|c| crate::pickle::int_from(c, big, signed)).collect()
+            };
+            NpyArray::Int { shape, data }
+        }
+    };
+    Ok((array, need as u64))
+}
+
+/// Up to `limit` bytes of `r`, the buffer growing only as data arrives (a declared size
+/// reserves nothing the data does not back), and never past `limit`.
+fn read_at_most(r: &mut impl Read, limit: usize) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let filled = out.len();
+        let step = (limit - filled).min(filled.max(1 << 16));
+        out.reserve_exact(step);
+        out.resize(filled + step, 0);
+        let mut at = filled;
+        while at < out.len() {
+            match r.read(&mut out[at..]) {
+                Ok(0) => {
+                    out.truncate(at);
+                    return Ok(out);
+                }
+                Ok(n) => at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_stop_at_the_limit_and_grow_with_the_data() {
+        let data = vec![7u8; 300_000];
+        let got = read_at_most(&mut &data[..], 200_000).unwrap();
+        assert_eq!((got.len(), got.capacity()), (200_000, 200_000));
+        let got = read_at_most(&mut &data[..10], 1 << 30).unwrap();
+        assert_eq!(got, [7; 10]);
+        assert!(got.capacity() <= 1 << 16, "{}", got.capacity());
+    }
 }

@@ -10,15 +10,34 @@
 //! `numpy.core`), and protocols 3–5 as current numpy writes them (`np.save` uses 4; elements
 //! may be lists of ints or small integer arrays). The result is one `Vec<i64>` per element.
 //!
-//! Bounded: the stack, the memo and every container grow only with opcodes read (each at
-//! least one byte of input), and the integers materialised are capped at [`MAX_VALUES`]
-//! (memo references could otherwise repeat one list without end).
+//! Bounded whatever the stream holds (see `docs/reliability.md`):
+//! - values nest at most [`MAX_DEPTH`] deep, and are freed without recursion, so no stream
+//!   can overflow the stack while building or dropping them;
+//! - the stack holds at most [`MAX_STACK`] values, and the memo plus every container at
+//!   most [`MAX_ITEMS`] values in all (32 bytes each); lists of ints are kept as `i64`s;
+//! - the integers stored, and those materialised (memo references can repeat one list),
+//!   are each capped at [`MAX_VALUES`] and at the stream's length in bytes (a pickled
+//!   integer costs at least one byte), so a small stream cannot expand into a large result;
+//! - every list and array built is emptied before the call returns, so reference cycles
+//!   (a list holding itself) never outlive it.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 
-/// Most integers one object array may expand to (the real `imdb.npz` holds 11.7 million).
-pub const MAX_VALUES: usize = 1 << 28;
+/// Most integers one object array may hold or expand to (the real `imdb.npz` holds 11.7
+/// million in two arrays, about 6 million each).
+pub const MAX_VALUES: usize = 1 << 24;
+
+/// Deepest nesting of containers (an `imdb.npz` array needs 6: array, state, list,
+/// element array, its state, its data).
+pub const MAX_DEPTH: usize = 64;
+
+/// Most values on the pickle stack at once (pickle appends in batches of 1,000).
+pub const MAX_STACK: usize = 1 << 16;
+
+/// Most values stored in containers and the memo over one stream, integers in lists
+/// aside (about 12 per element for arrays of numpy arrays: 300,000 for 25,000 reviews).
+pub const MAX_ITEMS: usize = 1 << 20;
 
 /// The globals Keras' restricted unpickler allows, by `(module, name)`.
 const ALLOWED: [(&str, &str, Global); 4] = [
@@ -36,10 +55,29 @@ enum Global {
     Reconstruct,
 }
 
+/// A tuple: immutable, so its depth is known when it is built.
+struct Tuple {
+    items: Vec<Value>,
+    depth: usize,
+}
+
+/// A list: its items, and how deep it nests (it grows as items are appended).
+struct List {
+    items: RefCell<Items>,
+    depth: Cell<usize>,
+}
+
+/// A list's items: plain integers while it holds only those (8 bytes each, not 32),
+/// values once anything else is appended.
+enum Items {
+    Ints(Vec<i64>),
+    Values(Vec<Value>),
+}
+
 /// A numpy array under construction: `_reconstruct` makes it, `BUILD` gives it its state.
-#[derive(Debug, Default)]
 struct Array {
-    state: Option<Value>,
+    state: RefCell<Option<Value>>,
+    depth: Cell<usize>,
 }
 
 /// A numpy dtype: its type string (`O8`, `i4`, …) and, after `BUILD`, its byte order.
@@ -50,7 +88,7 @@ struct Dtype {
 }
 
 /// A value on the pickle stack.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Value {
     None,
     Bool(bool),
@@ -58,12 +96,64 @@ enum Value {
     Float,
     Text(String),
     Bytes(Rc<Vec<u8>>),
-    Tuple(Rc<Vec<Value>>),
-    List(Rc<RefCell<Vec<Value>>>),
+    Tuple(Rc<Tuple>),
+    List(Rc<List>),
     Global(Global),
-    Array(Rc<RefCell<Array>>),
+    Array(Rc<Array>),
     Dtype(Rc<RefCell<Dtype>>),
     Mark,
+}
+
+// Containers are freed without recursion: the default drop of a value nested 10⁶ deep
+// would recurse 10⁶ times and overflow the stack, whatever the depth limit at build time
+// (a list's depth can grow after it was put into another container).
+impl Drop for Tuple {
+    fn drop(&mut self) {
+        release(std::mem::take(&mut self.items));
+    }
+}
+
+impl Drop for List {
+    fn drop(&mut self) {
+        if let Items::Values(values) = self.items.get_mut() {
+            release(std::mem::take(values));
+        }
+    }
+}
+
+impl Drop for Array {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.get_mut().take() {
+            release(vec![state]);
+        }
+    }
+}
+
+/// Drops `work` iteratively: a container losing its last reference is emptied onto the
+/// work list before it is dropped, so each drop recurses at most one level.
+fn release(mut work: Vec<Value>) {
+    while let Some(v) = work.pop() {
+        match v {
+            Value::Tuple(t) => {
+                if let Some(mut t) = Rc::into_inner(t) {
+                    work.append(&mut t.items);
+                }
+            }
+            Value::List(l) => {
+                if let Some(mut l) = Rc::into_inner(l)
+                    && let Items::Values(values) = l.items.get_mut()
+                {
+                    work.append(values);
+                }
+            }
+            Value::Array(a) => {
+                if let Some(mut a) = Rc::into_inner(a) {
+                    work.extend(a.state.get_mut().take());
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Value {
@@ -81,6 +171,16 @@ impl Value {
             Value::Array(_) => "a numpy array",
             Value::Dtype(_) => "a numpy dtype",
             Value::Mark => "a mark",
+        }
+    }
+
+    /// How deep containers nest in this value (0 for a scalar, 1 for a flat container).
+    fn depth(&self) -> usize {
+        match self {
+            Value::Tuple(t) => t.depth,
+            Value::List(l) => l.depth.get(),
+            Value::Array(a) => a.depth.get(),
+            _ => 0,
         }
     }
 
@@ -115,19 +215,20 @@ impl std::fmt::Display for PickleError {
 pub fn read_sequences(stream: &[u8]) -> Result<Vec<Vec<i64>>, PickleError> {
     let mut machine = Machine::new(stream);
     let outcome = machine.run().and_then(|top| {
-        let sequences = sequences_of(&top, stream.len());
-        machine.stack.push(top);
-        sequences
+        // Without the memo and the stack, each element list has one owner and is moved
+        // into the result rather than copied.
+        machine.release_stack_and_memo();
+        sequences_of(&top, stream.len())
     });
-    // A hostile stream can make a list hold itself (memo + APPEND): break every cycle so
-    // nothing it built outlives the call.
-    machine.break_cycles();
+    machine.finish();
     outcome
 }
 
 /// The integer sequences of the object array `top`.
 fn sequences_of(top: &Value, stream_len: usize) -> Result<Vec<Vec<i64>>, PickleError> {
-    let mut budget = MAX_VALUES;
+    // Memo references can repeat one list many times: what is materialised is bounded by
+    // the stream's length too, as a pickled integer costs at least one byte.
+    let mut budget = Budget { left: MAX_VALUES.min(stream_len), cap: MAX_VALUES.min(stream_len) };
     let at_end = |problem: String| PickleError { offset: stream_len, problem };
     let (dtype, data) = array_parts(top).map_err(at_end)?;
     if !dtype.starts_with('O') {
@@ -136,30 +237,51 @@ fn sequences_of(top: &Value, stream_len: usize) -> Result<Vec<Vec<i64>>, PickleE
     let Value::List(items) = data else {
         return Err(at_end(format!("an object array's data must be a list, found {}", data.kind())));
     };
-    let items = items.borrow();
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| sequence(v, &mut budget).map_err(|p| at_end(format!("element {i}: {p}"))))
-        .collect()
+    let items = items.items.try_borrow().map_err(|_| at_end("an object array's list holds itself".into()))?;
+    match &*items {
+        Items::Ints(ints) if ints.is_empty() => Ok(Vec::new()),
+        Items::Ints(_) => Err(at_end("element 0: an element is an int, not a list of ints or an integer array".into())),
+        Items::Values(values) => values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| sequence(v, &mut budget).map_err(|p| at_end(format!("element {i}: {p}"))))
+            .collect(),
+    }
+}
+
+/// Integers left to materialise.
+struct Budget {
+    left: usize,
+    cap: usize,
+}
+
+impl Budget {
+    fn charge(&mut self, n: usize) -> Result<(), String> {
+        self.left = self.left.checked_sub(n).ok_or(format!(
+            "the array expands to more than {} integers (at most {MAX_VALUES}, and no more than the stream's \
+             bytes; the file may be corrupted or malicious)",
+            self.cap
+        ))?;
+        Ok(())
+    }
 }
 
 /// `(dtype code, data)` of a built array: the state is `(version, shape, dtype, fortran,
 /// data)` or, from older numpy, `(shape, dtype, fortran, data)`.
 fn array_parts(v: &Value) -> Result<(String, Value), String> {
     let Value::Array(a) = v else { return Err(format!("the pickle holds {}, not a numpy array", v.kind())) };
-    let a = a.borrow();
-    let Some(Value::Tuple(state)) = &a.state else {
+    let state = a.state.try_borrow().map_err(|_| "a numpy array that holds itself".to_string())?;
+    let Some(Value::Tuple(state)) = &*state else {
         return Err("a numpy array without its state (no BUILD)".into());
     };
-    let (shape, dtype, data) = match state.as_slice() {
+    let (shape, dtype, data) = match state.items.as_slice() {
         [_, shape, dtype, _, data] | [shape, dtype, _, data] => (shape, dtype, data),
         other => return Err(format!("a numpy array state of {} items, not 4 or 5", other.len())),
     };
     let Value::Dtype(d) = dtype else { return Err(format!("the array's dtype is {}", dtype.kind())) };
     let Value::Tuple(dims) = shape else { return Err(format!("the array's shape is {}", shape.kind())) };
-    if dims.len() != 1 {
-        return Err(format!("a {}-D array; only 1-D arrays are read", dims.len()));
+    if dims.items.len() != 1 {
+        return Err(format!("a {}-D array; only 1-D arrays are read", dims.items.len()));
     }
     let d = d.borrow();
     let code = if d.byte_order == '>' { format!(">{}", d.code) } else { d.code.clone() };
@@ -167,23 +289,22 @@ fn array_parts(v: &Value) -> Result<(String, Value), String> {
 }
 
 /// One element as integers: a list of ints, or an integer numpy array.
-fn sequence(v: &Value, budget: &mut usize) -> Result<Vec<i64>, String> {
-    let mut charge = |n: usize| {
-        *budget = budget.checked_sub(n).ok_or(format!("the array holds more than {MAX_VALUES} integers"))?;
-        Ok::<(), String>(())
-    };
+fn sequence(v: &Value, budget: &mut Budget) -> Result<Vec<i64>, String> {
     match v {
-        Value::List(items) => {
-            let items = items.borrow();
-            charge(items.len())?;
-            items
-                .iter()
-                .map(|x| match x {
-                    Value::Int(i) => Ok(*i),
-                    Value::Bool(b) => Ok(i64::from(*b)),
-                    other => Err(format!("a sequence item is {}, not an int", other.kind())),
-                })
-                .collect()
+        Value::List(list) => {
+            let mut items =
+                list.items.try_borrow_mut().map_err(|_| "an element is the array's own list".to_string())?;
+            match &mut *items {
+                Items::Ints(ints) => {
+                    budget.charge(ints.len())?;
+                    // One owner (the array's list): move the integers out instead of copying.
+                    Ok(if Rc::strong_count(list) == 1 { std::mem::take(ints) } else { ints.clone() })
+                }
+                Items::Values(values) => {
+                    let other = values.iter().find(|x| !matches!(x, Value::Int(_) | Value::Bool(_)));
+                    Err(format!("a sequence item is {}, not an int", other.map_or("a mark", Value::kind)))
+                }
+            }
         }
         Value::Array(_) => {
             let (code, data) = array_parts(v)?;
@@ -202,7 +323,7 @@ fn sequence(v: &Value, budget: &mut usize) -> Result<Vec<i64>, String> {
             if bytes.len() % width != 0 {
                 return Err(format!("{} data bytes are not a whole number of `{code}` items", bytes.len()));
             }
-            charge(bytes.len() / width)?;
+            budget.charge(bytes.len() / width)?;
             let signed = code.starts_with('i');
             Ok(bytes.chunks_exact(width).map(|c| int_from(c, big, signed)).collect())
         }
@@ -211,7 +332,7 @@ fn sequence(v: &Value, budget: &mut usize) -> Result<Vec<i64>, String> {
 }
 
 /// An integer from 1–8 bytes.
-fn int_from(c: &[u8], big: bool, signed: bool) -> i64 {
+pub(crate) fn int_from(c: &[u8], big: bool, signed: bool) -> i64 {
     let mut b = [0u8; 8];
     let w = c.len();
     if big {
@@ -235,15 +356,74 @@ struct Machine<'a> {
     at: usize,
     stack: Vec<Value>,
     memo: std::collections::HashMap<u32, Value>,
+    /// Values that may still be stored in containers and the memo ([`MAX_ITEMS`]).
+    items_left: usize,
+    /// Integers that may still be stored in lists ([`MAX_VALUES`], at most the stream's length).
+    ints_left: usize,
+    /// Every list and array built, to empty them at the end (cycles among them would
+    /// otherwise leak); dead entries are pruned as it grows.
+    lists: Vec<Weak<List>>,
+    arrays: Vec<Weak<Array>>,
+    /// Registry length after the last pruning.
+    pruned_at: usize,
 }
 
 impl<'a> Machine<'a> {
     fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0, at: 0, stack: Vec::new(), memo: Default::default() }
+        Self {
+            data,
+            pos: 0,
+            at: 0,
+            stack: Vec::new(),
+            memo: Default::default(),
+            items_left: MAX_ITEMS,
+            ints_left: MAX_VALUES.min(data.len()),
+            lists: Vec::new(),
+            arrays: Vec::new(),
+            pruned_at: 0,
+        }
     }
 
     fn err<T>(&self, problem: impl Into<String>) -> Result<T, PickleError> {
         Err(PickleError { offset: self.at, problem: problem.into() })
+    }
+
+    /// Counts `n` more values stored in containers or the memo.
+    fn charge_items(&mut self, n: usize) -> Result<(), PickleError> {
+        match self.items_left.checked_sub(n) {
+            Some(left) => {
+                self.items_left = left;
+                Ok(())
+            }
+            None => self.err(format!(
+                "more than {MAX_ITEMS} values in containers and the memo (the file may be corrupted or malicious)"
+            )),
+        }
+    }
+
+    /// Counts one more integer stored in a list.
+    fn charge_int(&mut self) -> Result<(), PickleError> {
+        match self.ints_left.checked_sub(1) {
+            Some(left) => {
+                self.ints_left = left;
+                Ok(())
+            }
+            None => self.err(format!(
+                "more than {} integers in lists (the file may be corrupted or malicious)",
+                MAX_VALUES.min(self.data.len())
+            )),
+        }
+    }
+
+    /// `depth`, or an error when it is beyond [`MAX_DEPTH`].
+    fn nest(&self, depth: usize) -> Result<usize, PickleError> {
+        if depth > MAX_DEPTH {
+            return self.err(format!(
+                "values nested more than {MAX_DEPTH} deep (a Keras dataset needs 6; the file may be corrupted or \
+                 malicious)"
+            ));
+        }
+        Ok(depth)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
@@ -278,8 +458,14 @@ impl<'a> Machine<'a> {
         std::str::from_utf8(&rest[..end]).or_else(|_| self.err("a text line that is not UTF-8"))
     }
 
-    fn push(&mut self, v: Value) {
+    fn push(&mut self, v: Value) -> Result<(), PickleError> {
+        if self.stack.len() >= MAX_STACK {
+            return self.err(format!(
+                "more than {MAX_STACK} values on the pickle stack (the file may be corrupted or malicious)"
+            ));
+        }
         self.stack.push(v);
+        Ok(())
     }
 
     fn pop(&mut self) -> Result<Value, PickleError> {
@@ -293,6 +479,17 @@ impl<'a> Machine<'a> {
     fn top(&mut self) -> Result<&mut Value, PickleError> {
         let at = self.at;
         self.stack.last_mut().ok_or(PickleError { offset: at, problem: "stack underflow".into() })
+    }
+
+    /// The list on top of the stack (for `APPEND`, `APPENDS`).
+    fn top_list(&mut self, op: &str) -> Result<Rc<List>, PickleError> {
+        match self.top()? {
+            Value::List(l) => Ok(l.clone()),
+            other => {
+                let kind = other.kind();
+                self.err(format!("{op} to {kind}, not a list"))
+            }
+        }
     }
 
     /// The values above the topmost mark, which is removed.
@@ -327,11 +524,85 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// A tuple of `items`, within the depth and item limits.
+    fn tuple(&mut self, items: Vec<Value>) -> Result<Value, PickleError> {
+        if items.iter().any(|v| matches!(v, Value::Mark)) {
+            return self.err("a mark inside a tuple");
+        }
+        let depth = self.nest(1 + items.iter().map(Value::depth).max().unwrap_or(0))?;
+        self.charge_items(items.len() + 1)?;
+        Ok(Value::Tuple(Rc::new(Tuple { items, depth })))
+    }
+
+    /// A new list of `items`, registered so that it is emptied at the end.
+    fn list(&mut self, items: Vec<Value>) -> Result<Value, PickleError> {
+        self.charge_items(1)?;
+        let list = Rc::new(List { items: RefCell::new(Items::Ints(Vec::new())), depth: Cell::new(1) });
+        self.lists.push(Rc::downgrade(&list));
+        self.prune();
+        self.extend(&list, items)?;
+        Ok(Value::List(list))
+    }
+
+    /// A new, empty numpy array, registered so that it is emptied at the end.
+    fn array(&mut self) -> Result<Value, PickleError> {
+        self.charge_items(1)?;
+        let array = Rc::new(Array { state: RefCell::new(None), depth: Cell::new(1) });
+        self.arrays.push(Rc::downgrade(&array));
+        self.prune();
+        Ok(Value::Array(array))
+    }
+
+    /// Forgets lists and arrays already freed once the registry has doubled.
+    fn prune(&mut self) {
+        if self.lists.len() + self.arrays.len() >= (2 * self.pruned_at).max(1024) {
+            self.lists.retain(|w| w.strong_count() > 0);
+            self.arrays.retain(|w| w.strong_count() > 0);
+            self.pruned_at = self.lists.len() + self.arrays.len();
+        }
+    }
+
+    /// Appends `items` to `list`, keeping integers as integers while it holds only those.
+    fn extend(&mut self, list: &List, items: Vec<Value>) -> Result<(), PickleError> {
+        if items.iter().any(|v| matches!(v, Value::Mark)) {
+            return self.err("a mark inside a list");
+        }
+        let deepest = items.iter().map(Value::depth).max().unwrap_or(0);
+        list.depth.set(self.nest(list.depth.get().max(deepest + 1))?);
+        let mut held = list.items.borrow_mut();
+        for v in items {
+            let int = match v {
+                Value::Int(i) => Some(i),
+                Value::Bool(b) => Some(i64::from(b)),
+                _ => None,
+            };
+            match (&mut *held, int) {
+                (Items::Ints(ints), Some(i)) => {
+                    self.charge_int()?;
+                    ints.push(i);
+                }
+                (Items::Ints(ints), None) => {
+                    self.charge_items(ints.len() + 1)?;
+                    let mut values: Vec<Value> = std::mem::take(ints).into_iter().map(Value::Int).collect();
+                    values.push(v);
+                    *held = Items::Values(values);
+                }
+                (Items::Values(values), _) => {
+                    self.charge_items(1)?;
+                    values.push(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn memo_put(&mut self, key: u32) -> Result<(), PickleError> {
         let v = self.top()?.clone();
         if matches!(v, Value::Mark) {
             return self.err("memoizing a mark");
         }
+        self.charge_items(1)?;
+        // What a slot held before is dropped here, iteratively however deep it is.
         self.memo.insert(key, v);
         Ok(())
     }
@@ -340,8 +611,7 @@ impl<'a> Machine<'a> {
         match self.memo.get(&key) {
             Some(v) => {
                 let v = v.clone();
-                self.push(v);
-                Ok(())
+                self.push(v)
             }
             None => self.err(format!("memo key {key} was never stored")),
         }
@@ -351,12 +621,12 @@ impl<'a> Machine<'a> {
     fn reduce(&mut self, callable: Value, args: Value) -> Result<Value, PickleError> {
         let Value::Tuple(args) = args else { return self.err(format!("REDUCE arguments are {}", args.kind())) };
         match callable {
-            Value::Global(Global::Reconstruct) => match args.first() {
-                Some(Value::Global(Global::NdArray)) => Ok(Value::Array(Rc::default())),
+            Value::Global(Global::Reconstruct) => match args.items.first() {
+                Some(Value::Global(Global::NdArray)) => self.array(),
                 _ => self.err("_reconstruct is only allowed to rebuild a numpy.ndarray"),
             },
             Value::Global(Global::Dtype) => {
-                let Some(code) = args.first().and_then(Value::as_text) else {
+                let Some(code) = args.items.first().and_then(Value::as_text) else {
                     return self.err("numpy.dtype needs a type string");
                 };
                 Ok(Value::Dtype(Rc::new(RefCell::new(Dtype { code, byte_order: '|' }))))
@@ -369,13 +639,16 @@ impl<'a> Machine<'a> {
     fn build(&mut self, state: Value) -> Result<(), PickleError> {
         match self.top()?.clone() {
             Value::Array(a) => {
-                a.borrow_mut().state = Some(state);
+                a.depth.set(self.nest(a.depth.get().max(state.depth() + 1))?);
+                self.charge_items(1)?;
+                // A state set before is dropped after the borrow ends.
+                let _old = a.state.replace(Some(state));
                 Ok(())
             }
             Value::Dtype(d) => {
                 // (version, byte order, subarray, names, fields, elsize, alignment, flags[, metadata])
                 if let Value::Tuple(t) = &state
-                    && let Some(order) = t.get(1).and_then(Value::as_text)
+                    && let Some(order) = t.items.get(1).and_then(Value::as_text)
                 {
                     d.borrow_mut().byte_order = order.chars().next().unwrap_or('|');
                 }
@@ -385,18 +658,26 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// Empties every list and array reachable from the stack and the memo (tuples are
-    /// walked once each), without recursion: reference cycles through them are broken.
-    fn break_cycles(&mut self) {
-        let mut work: Vec<Value> = std::mem::take(&mut self.stack);
-        work.extend(std::mem::take(&mut self.memo).into_values());
-        let mut seen_tuples = std::collections::HashSet::new();
-        while let Some(v) = work.pop() {
-            match v {
-                Value::List(l) => work.append(&mut l.borrow_mut()),
-                Value::Array(a) => work.extend(a.borrow_mut().state.take()),
-                Value::Tuple(t) if seen_tuples.insert(Rc::as_ptr(&t)) => work.extend(t.iter().cloned()),
-                _ => {}
+    /// Drops the stack and the memo (the result, already popped, stays).
+    fn release_stack_and_memo(&mut self) {
+        drop(std::mem::take(&mut self.stack));
+        drop(std::mem::take(&mut self.memo));
+    }
+
+    /// Empties every list and array built, so reference cycles among them (a list
+    /// holding itself through the memo) are broken and everything is freed.
+    fn finish(&mut self) {
+        self.release_stack_and_memo();
+        for list in std::mem::take(&mut self.lists) {
+            if let Some(list) = list.upgrade() {
+                let items = list.items.replace(Items::Ints(Vec::new()));
+                drop(items);
+            }
+        }
+        for array in std::mem::take(&mut self.arrays) {
+            if let Some(array) = array.upgrade() {
+                let state = array.state.replace(None);
+                drop(state);
             }
         }
     }
@@ -416,21 +697,21 @@ impl<'a> Machine<'a> {
                     self.len64()?; // FRAME: a length hint only
                 }
                 b'.' => return self.pop(),
-                b'(' => self.push(Value::Mark),
-                b'N' => self.push(Value::None),
-                0x88 => self.push(Value::Bool(true)),
-                0x89 => self.push(Value::Bool(false)),
+                b'(' => self.push(Value::Mark)?,
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
                 b'K' => {
                     let v = self.u8()?;
-                    self.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)))?;
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes"));
-                    self.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)))?;
                 }
                 b'J' => {
                     let v = i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
-                    self.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)))?;
                 }
                 0x8a | 0x8b => {
                     let n = if op == 0x8a { usize::from(self.u8()?) } else { self.u32()? as usize };
@@ -439,7 +720,7 @@ impl<'a> Machine<'a> {
                         return self.err(format!("an integer of {n} bytes does not fit in 64 bits"));
                     }
                     let v = if n == 0 { 0 } else { int_from(bytes, false, true) };
-                    self.push(Value::Int(v));
+                    self.push(Value::Int(v))?;
                 }
                 b'I' | b'L' => {
                     let line = self.line()?.trim_end_matches('L').to_string();
@@ -451,47 +732,47 @@ impl<'a> Machine<'a> {
                             Err(_) => return self.err(format!("`{t}` is not a 64-bit integer")),
                         },
                     };
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'G' => {
                     self.take(8)?; // a float: never part of an integer sequence
-                    self.push(Value::Float);
+                    self.push(Value::Float)?;
                 }
                 0x8c => {
                     let n = usize::from(self.u8()?);
                     let v = self.text(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
                     let v = self.text(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 0x8d => {
                     let n = self.len64()?;
                     let v = self.text(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'U' | b'C' => {
                     let n = usize::from(self.u8()?);
                     let v = self.bytes(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'T' | b'B' => {
                     let n = self.u32()? as usize;
                     let v = self.bytes(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 0x8e | 0x96 => {
                     let n = self.len64()?;
                     let v = self.bytes(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
                     let g = self.global(module, name)?;
-                    self.push(g);
+                    self.push(g)?;
                 }
                 0x93 => {
                     let name = self.pop()?;
@@ -500,12 +781,16 @@ impl<'a> Machine<'a> {
                         return self.err("STACK_GLOBAL needs two strings");
                     };
                     let g = self.global(&module, &name)?;
-                    self.push(g);
+                    self.push(g)?;
                 }
-                b')' => self.push(Value::Tuple(Rc::new(Vec::new()))),
+                b')' => {
+                    let t = self.tuple(Vec::new())?;
+                    self.push(t)?;
+                }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(Rc::new(items)));
+                    let t = self.tuple(items)?;
+                    self.push(t)?;
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -513,31 +798,33 @@ impl<'a> Machine<'a> {
                         return self.err("stack underflow");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    if items.iter().any(|v| matches!(v, Value::Mark)) {
-                        return self.err("a mark inside a tuple");
-                    }
-                    self.push(Value::Tuple(Rc::new(items)));
+                    let t = self.tuple(items)?;
+                    self.push(t)?;
                 }
-                b']' => self.push(Value::List(Rc::default())),
+                b']' => {
+                    let l = self.list(Vec::new())?;
+                    self.push(l)?;
+                }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))));
+                    let l = self.list(items)?;
+                    self.push(l)?;
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    let Value::List(l) = self.top()? else { return self.err("APPEND to something not a list") };
-                    l.borrow_mut().push(v);
+                    let list = self.top_list("APPEND")?;
+                    self.extend(&list, vec![v])?;
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    let Value::List(l) = self.top()? else { return self.err("APPENDS to something not a list") };
-                    l.borrow_mut().extend(items);
+                    let list = self.top_list("APPENDS")?;
+                    self.extend(&list, items)?;
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let v = self.reduce(callable, args)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'b' => {
                     let state = self.pop()?;
@@ -579,7 +866,7 @@ impl<'a> Machine<'a> {
                 }
                 b'2' => {
                     let v = self.top()?.clone();
-                    self.push(v);
+                    self.push(v)?;
                 }
                 other => return self.err(format!("opcode 0x{other:02x} is not allowed in a Keras dataset pickle")),
             }
@@ -596,22 +883,31 @@ mod tests {
         // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: [[...]] (found by fuzzing as a leak).
         let stream = b"\x80\x02]q\x00h\x00a.";
         let mut m = Machine::new(stream);
-        let top = m.run().unwrap();
-        let Value::List(list) = &top else { panic!("{top:?}") };
+        let top = m.run().unwrap_or_else(|e| panic!("{e}"));
+        let Value::List(list) = &top else { panic!("{}", top.kind()) };
         let weak = Rc::downgrade(list);
         m.stack.push(top);
-        m.break_cycles();
+        m.finish();
         assert!(weak.upgrade().is_none(), "the self-referencing list outlived the reader");
         let err = read_sequences(stream).unwrap_err().to_string();
         assert!(err.contains("not a numpy array"), "{err}");
     }
 
-    /// A py2-style protocol-2 object array of two lists, written opcode by opcode.
-    fn py2_array(globals_module: &str) -> Vec<u8> {
+    /// The opening of a py2-style protocol-2 object array of `n` elements: the array, then
+    /// the state tuple up to its data list (which the caller pushes, then closes with `tb.`).
+    fn py2_array_head(globals_module: &str, n: u8) -> Vec<u8> {
         let mut p = vec![0x80, 2];
         p.extend(format!("c{globals_module}\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00").as_bytes());
         p.extend(b"\x85U\x01b\x87R");
-        p.extend(b"(K\x01K\x02\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89");
+        p.extend(b"(K\x01K");
+        p.push(n);
+        p.extend(b"\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89");
+        p
+    }
+
+    /// A py2-style protocol-2 object array of two lists, written opcode by opcode.
+    fn py2_array(globals_module: &str) -> Vec<u8> {
+        let mut p = py2_array_head(globals_module, 2);
         // outer list, mark, [5, 256, -1] by APPENDS, [7] by APPEND, APPENDS into outer.
         p.extend(b"](](K\x05M\x00\x01J\xff\xff\xff\xffe]K\x07ae");
         p.extend(b"tb.");
@@ -652,5 +948,107 @@ mod tests {
         assert_eq!(int_from(&[0x00, 0x01], true, true), 1);
         assert_eq!(int_from(&[0x00, 0x80], false, true), -32768);
         assert_eq!(int_from(&[1, 0, 0, 0, 0, 0, 0, 0], false, true), 1);
+    }
+
+    // --- round 3: pickle depth and memory ---
+
+    /// 10⁶ `TUPLE1` then `POP`: a million nested tuples used to overflow the stack when
+    /// dropped (issue 23, finding 1). Surviving is the assertion; the error names the limit.
+    #[test]
+    fn a_million_nested_tuples_are_refused_without_overflowing() {
+        let mut p = b"\x80\x02K\x01".to_vec();
+        p.extend(std::iter::repeat_n(0x85, 1_000_000));
+        p.extend(b"0.");
+        let err = read_sequences(&p).unwrap_err();
+        assert!(err.problem.contains("nested more than 64 deep"), "{err}");
+        assert_eq!(err.offset, 4 + MAX_DEPTH, "{err}"); // the 65th TUPLE1
+    }
+
+    /// 10⁶ lists, each holding the previous one, held only by a memo slot that each step
+    /// overwrites: the chain used to be freed recursively.
+    #[test]
+    fn a_million_lists_chained_through_an_overwritten_memo_slot_are_refused() {
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        for _ in 0..1_000_000 {
+            p.extend(b"]h\x00aq\x000");
+        }
+        p.push(b'.');
+        let err = read_sequences(&p).unwrap_err();
+        assert!(err.problem.contains("nested more than 64 deep"), "{err}");
+    }
+
+    /// Freeing is iterative whatever the depth, even of values the depth limit never saw
+    /// (a list can grow deeper after it was put into another container).
+    #[test]
+    fn values_nested_a_million_deep_are_freed_without_recursion() {
+        let mut v = Value::Int(1);
+        for i in 0..1_000_000 {
+            v = if i % 3 == 0 {
+                Value::Tuple(Rc::new(Tuple { items: vec![v], depth: i + 1 }))
+            } else if i % 3 == 1 {
+                let list = List { items: RefCell::new(Items::Values(vec![v])), depth: Cell::new(i + 1) };
+                Value::List(Rc::new(list))
+            } else {
+                Value::Array(Rc::new(Array { state: RefCell::new(Some(v)), depth: Cell::new(i + 1) }))
+            };
+        }
+        drop(v);
+    }
+
+    /// One list of 200 ints referenced 10,000 times from the array's list: 2 million ints
+    /// from a 3 KB stream, refused by name (it used to be accepted up to 2²⁸).
+    #[test]
+    fn memo_references_cannot_expand_past_the_streams_size() {
+        let mut p = py2_array_head("numpy.core.multiarray", 255);
+        p.extend(b"](]q\x07(");
+        for _ in 0..200 {
+            p.extend(b"K\x05");
+        }
+        p.push(b'e');
+        for _ in 0..100 {
+            p.extend(b"h\x07");
+        }
+        p.push(b'e');
+        let mut outer_refs = Vec::new();
+        for _ in 0..99 {
+            outer_refs.extend(b"(");
+            for _ in 0..100 {
+                outer_refs.extend(b"h\x07");
+            }
+            outer_refs.push(b'e');
+        }
+        p.extend(&outer_refs);
+        p.extend(b"tb.");
+        assert!(p.len() < 24_000, "{}", p.len());
+        let err = read_sequences(&p).unwrap_err();
+        assert!(err.problem.contains("expands to more than") && err.problem.contains("element"), "{err}");
+        // The same list referenced a few times is read.
+        let mut ok = py2_array_head("numpy.core.multiarray", 3);
+        ok.extend(b"](]q\x07(K\x05K\x06eh\x07h\x07etb.");
+        assert_eq!(read_sequences(&ok).unwrap(), vec![vec![5, 6]; 3]);
+    }
+
+    /// A stream of `N`s: at most `MAX_STACK` values on the stack, not one per byte.
+    #[test]
+    fn the_stack_and_the_containers_are_bounded() {
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b'N', MAX_STACK + 10));
+        let err = read_sequences(&p).unwrap_err();
+        assert!(err.problem.contains("values on the pickle stack"), "{err}");
+        // Batches of Nones appended to one list: at most MAX_ITEMS values stored.
+        let mut p = b"\x80\x02]".to_vec();
+        for _ in 0..(MAX_ITEMS / 1000 + 2) {
+            p.push(b'(');
+            p.extend(std::iter::repeat_n(b'N', 1000));
+            p.push(b'e');
+        }
+        let err = read_sequences(&p).unwrap_err();
+        assert!(err.problem.contains("values in containers and the memo"), "{err}");
+        // Integers stored in lists: at most one per stream byte.
+        let mut m = Machine::new(b"\x80\x02](K\x01K\x02e.");
+        m.ints_left = 1;
+        let err = m.run().err().unwrap();
+        assert!(err.problem.contains("integers in lists"), "{err}");
+        m.finish();
     }
 }

@@ -119,23 +119,29 @@ pub struct Loaded<T> {
 /// The directory holding the bundled subsets (`mnist-10k/`, `imdb-5k/`):
 /// `$KILN_BUNDLED_DIR` if set, else a folder in the download cache
 /// (`data_dir()/bundled-VERSION`) that the copies embedded in the `kiln-data` crate are
-/// written into on first use, so bundled data works wherever the binary runs. When the
-/// cache cannot be written, the system temp folder is tried, then a warning is printed.
+/// written into on first use, so bundled data works wherever the binary runs. Copies found
+/// there are checked against the embedded content (SHA-256) and rewritten when they differ.
+/// When no cache folder can be written (no `HOME`, a read-only one), the files go to a new
+/// private folder of the temp directory (`0700`, a random name), never a fixed shared path.
 pub fn bundled_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KILN_BUNDLED_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
     let name = format!("bundled-{}", env!("CARGO_PKG_VERSION"));
-    let candidates = [data_dir().join(&name), std::env::temp_dir().join(format!("kiln-{name}"))];
-    let mut failures = Vec::new();
-    for dir in &candidates {
-        match crate::bundled::extract(dir) {
-            Ok(()) => return dir.clone(),
-            Err(e) => failures.push(e.to_string()),
-        }
+    let (dir, failures) = crate::bundled::locate(user_cache_dir().as_deref(), &std::env::temp_dir(), &name);
+    if !failures.is_empty() {
+        eprintln!("warning: kiln-datasets could not write the bundled data anywhere: {}", failures.join("; "));
     }
-    eprintln!("warning: kiln-datasets could not write the bundled data anywhere: {}", failures.join("; "));
-    candidates[0].clone()
+    dir
+}
+
+/// The cache folder when it is this user's (`$KILN_DATA_DIR`, or the platform cache), not
+/// the shared temp directory [`data_dir`] falls back to.
+fn user_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("KILN_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    dirs::cache_dir().map(|d| d.join("kiln"))
 }
 
 /// The download cache: `$KILN_DATA_DIR` if set, else the platform cache directory + `kiln`

@@ -136,3 +136,102 @@ fn the_bundled_keras_form_subset_loads_as_the_notebook_would_see_it() {
     let m = vectorize_sequences(&train.x, 10_000).unwrap();
     assert_eq!((m.rows(), m.cols()), (5_000, 10_000));
 }
+
+// --- round 3: imdb.npz labels and deep pickles ---
+
+/// A version-1 `.npy` member: header for `descr` and `shape`, then `body`.
+fn npy(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
+    let dims: String = shape.iter().map(|d| format!("{d},")).collect();
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
+    while (10 + text.len() + 1) % 64 != 0 {
+        text.push(' ');
+    }
+    text.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((text.len() as u16).to_le_bytes());
+    out.extend(text.as_bytes());
+    out.extend(body);
+    out
+}
+
+/// An `.npz` of deflated members, written to a scratch file named `name`.
+fn npz(name: &str, members: &[(&str, Vec<u8>)]) -> PathBuf {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("kiln-keras-datasets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (member, bytes) in members {
+        zip.start_file(format!("{member}.npy"), options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    path
+}
+
+/// A pickled 1-D object array (py2 protocol 2) of `n` elements whose data list is pushed
+/// by `list_ops`.
+fn pickled_object_array(n: u8, list_ops: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85U\x01b\x87R(K\x01K"
+        .to_vec();
+    p.push(n);
+    p.extend(b"\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89");
+    p.extend(list_ops);
+    p.extend(b"tb.");
+    p
+}
+
+fn labels(values: &[i64]) -> Vec<u8> {
+    npy("<i8", &[values.len()], &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+/// Labels other than 0/1 are refused when the file is loaded, naming the file, the array
+/// and the index (issue 23, finding 16: they were caught only at training, unnamed).
+#[test]
+fn imdb_labels_other_than_0_and_1_are_refused_at_load_by_name() {
+    let x = npy("|O", &[3], &pickled_object_array(3, b"](]K\x05a]K\x06a]K\x07ae"));
+    for (bad, at) in [(2i64, 1usize), (-1, 2)] {
+        let mut y = vec![0i64, 1, 0];
+        y[at] = bad;
+        let name = format!("imdb_label_{bad}.npz");
+        let path = npz(
+            &name,
+            &[("x_train", x.clone()), ("y_train", labels(&[1, 0, 1])), ("x_test", x.clone()), ("y_test", labels(&y))],
+        );
+        let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
+        assert!(
+            err.contains(&name) && err.contains("`y_test`") && err.contains(&format!("{bad} at index {at}")),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+    // As many labels as sequences, checked from the headers.
+    let path = npz(
+        "imdb_label_count.npz",
+        &[("x_train", x.clone()), ("y_train", labels(&[1, 0])), ("x_test", x.clone()), ("y_test", labels(&[1, 0, 1]))],
+    );
+    let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
+    assert!(err.contains("`x_train` declares 3 sequences") && err.contains("`y_train`"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A 3 KB `imdb.npz` whose `x_train` pickle is 10⁶ `TUPLE1` then `POP` (a megabyte that
+/// deflates to almost nothing) used to kill the process with a stack overflow; it is
+/// refused with an error naming the file and the limit.
+#[test]
+fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
+    let mut p = b"\x80\x02K\x01".to_vec();
+    p.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+    p.extend(b"0.");
+    let y = labels(&[1]);
+    let path = npz(
+        "imdb_deep.npz",
+        &[("x_train", npy("|O", &[1], &p)), ("y_train", y.clone()), ("x_test", npy("|O", &[1], &p)), ("y_test", y)],
+    );
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 8 * 1024, "{size} bytes");
+    let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
+    assert!(err.contains("imdb_deep.npz") && err.contains("x_train") && err.contains("nested more than 64"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+}
