@@ -2,7 +2,6 @@
 //! plugin libraries and the `--config` they were given. Recorded in the manifest, so
 //! `--merge` can refuse shards trained differently.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -76,34 +75,47 @@ pub fn data_sha256(data: &Data) -> String {
 /// Hashes one data set: its name, shape, features and labels (lengths framed, so no two
 /// different sets hash alike by concatenation).
 fn feed(h: &mut Sha256, name: &str, inputs: &Inputs) {
-    let mut put = |bytes: &[u8]| {
-        let _ = h.write_all(&(bytes.len() as u64).to_le_bytes());
-        let _ = h.write_all(bytes);
-    };
-    put(name.as_bytes());
+    put(h, name.as_bytes());
     let f = inputs.features.as_ref();
-    put(&(f.len() as u64).to_le_bytes());
-    put(&(f.width() as u64).to_le_bytes());
+    put(h, &(f.len() as u64).to_le_bytes());
+    put(h, &(f.width() as u64).to_le_bytes());
     match &inputs.features {
-        kiln_trainer::Features::Dense(m) => put(&floats(m.as_slice())),
+        kiln_trainer::Features::Dense(m) => put_floats(h, m.as_slice()),
         kiln_trainer::Features::Bytes { values, divisor } => {
-            put(values.as_slice());
-            put(&divisor.to_le_bytes());
+            put(h, values.as_slice());
+            put(h, &divisor.to_le_bytes());
         }
         kiln_trainer::Features::Sparse(s) => {
             for r in 0..s.rows() {
                 let (idx, val) = s.row(r);
-                put(&idx.iter().flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>());
-                put(&floats(val));
+                h.update((idx.len() as u64).to_le_bytes());
+                for i in idx {
+                    h.update(i.to_le_bytes());
+                }
+                put_floats(h, val);
             }
         }
     }
-    put(&floats(inputs.labels.as_slice()));
+    put_floats(h, inputs.labels.as_slice());
 }
 
-/// `values` as little-endian bytes.
-fn floats(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+/// Feeds `bytes`, length first.
+fn put(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// Feeds `values` as little-endian bytes, length first, through a small buffer (no copy
+/// of a whole matrix: the noise-channel variants are 60 MB).
+fn put_floats(h: &mut Sha256, values: &[f32]) {
+    h.update((values.len() as u64).to_le_bytes());
+    let mut buf = [0u8; 4096];
+    for chunk in values.chunks(buf.len() / 4) {
+        for (b, v) in buf.chunks_exact_mut(4).zip(chunk) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+        h.update(&buf[..chunk.len() * 4]);
+    }
 }
 
 #[cfg(test)]

@@ -438,7 +438,8 @@ mod tests {
     fn shards_trained_differently_are_refused_naming_the_field_and_both_folders() {
         let ok = check(&[("s0".into(), manifest(0, 2)), ("s1".into(), manifest(1, 2))]).unwrap();
         assert!(ok.merged && ok.runs.len() == 4 && ok.shard == Shard::WHOLE);
-        let edits: [(&str, fn(&mut Manifest)); 7] = [
+        type Edit = (&'static str, fn(&mut Manifest));
+        let edits: [Edit; 7] = [
             ("config", |m| m.config = Some(serde_json::json!({"l3": 0.5}))),
             ("plugins", |m| m.plugins[0].sha256 = "ef".into()),
             ("plugins", |m| m.plugins[0].version = "0.2.0".into()),
