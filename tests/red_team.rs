@@ -456,3 +456,38 @@ fn reproduce_refuses_absurd_counts() {
     }
     assert!(xtask::reproduce::ReproduceArgs::parse(&["--seeds", "5", "--jobs", "2"]).is_ok());
 }
+
+// --- round 3: xtask, reproduce and the byte-feature divisor ---
+
+#[test]
+fn a_zero_byte_divisor_is_blamed_on_the_divisor_not_on_a_value() {
+    // Issue 23 #16: `divisor: 0` was reported as "the value at row 0, column 0 is 0".
+    let (_, y) = data();
+    let pixels: Vec<u8> = (0..32 * 4).map(|i| (i * 37 % 251) as u8).collect();
+    for divisor in [0.0, f32::NAN, f32::INFINITY, 1e-45] {
+        let x = Features::Bytes { values: ByteMatrix::from_vec(32, 4, pixels.clone()).unwrap(), divisor };
+        let mut m = model();
+        for text in [err_text(m.fit(&x, &y, quiet())), err_text(m.evaluate(&x, &y, 8)), err_text(m.predict(&x, 8))] {
+            assert!(text.contains("divisor is") && !text.contains("the value at row"), "{divisor}: {text}");
+        }
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn parity_refuses_endless_and_special_trace_files() {
+    // Issue 23 #8: `/dev/zero` grew to 17 GB, a FIFO blocked forever.
+    let dir = scratch("parity-special");
+    let mut paths = vec![PathBuf::from("/dev/zero")];
+    let fifo = dir.join("trace.json");
+    if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        paths.push(fifo);
+    }
+    for p in paths {
+        let text = err_text(xtask::parity::run(std::slice::from_ref(&p), 1e-5));
+        assert!(
+            text.contains(&*p.display().to_string()) && (text.contains("device") || text.contains("FIFO")),
+            "{text}"
+        );
+    }
+}

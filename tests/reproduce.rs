@@ -163,3 +163,210 @@ fn three_shards_merge_to_the_single_runs_histories_and_report() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+// --- round 3: merges that mean what they say, early output checks, failed runs (issue 23) ---
+
+/// `reproduce --merge DIRS… --out OUT`'s error text (panics if it succeeds).
+fn merge_err(dirs: &[&Path], out: &Path) -> String {
+    let mut args = vec!["--merge".to_string()];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap().to_string()));
+    args.extend(["--out".into(), out.to_str().unwrap().into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = reproduce(&args).map(|ok| panic!("merge succeeded ({ok})")).unwrap_err();
+    format!("{err:#}")
+}
+
+/// Rewrites shard `dir`'s history `file` with `edit` and records the new file's SHA-256 in
+/// its manifest (as a run with those numbers would have), so only the content is at fault.
+fn forge_history(dir: &Path, file: &str, edit: impl Fn(&mut serde_json::Value)) {
+    let path = dir.join("history").join(file);
+    let mut h: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut h);
+    let bytes = serde_json::to_vec(&h).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let sha = xtask::reproduce::identity::sha256_hex(&bytes);
+    let manifest = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    for r in m["runs"].as_array_mut().unwrap() {
+        if format!("{}_seed{}.json", r["experiment"].as_str().unwrap(), r["seed"]) == file {
+            r["sha256"] = sha.clone().into();
+        }
+    }
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+/// Copies a shard folder (manifest and histories).
+fn copy_shard(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to.join("history")).unwrap();
+    std::fs::copy(from.join("manifest.json"), to.join("manifest.json")).unwrap();
+    for e in std::fs::read_dir(from.join("history")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join("history").join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn merges_refuse_empty_ragged_stale_and_foreign_histories_and_shard_outputs_before_writing() {
+    let shards: Vec<PathBuf> = (0..2).map(|i| scratch(&format!("r3-shard-{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let spec = format!("{i}/2");
+        let args =
+            ["--data", "bundled", "--epochs", "2", "--seeds", "2", "--only", "mnist_logreg", "--shard", &spec, "--out"];
+        let mut args = args.to_vec();
+        args.push(dir.to_str().unwrap());
+        assert!(reproduce(&args).unwrap());
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shards[0].join("manifest.json")).unwrap()).unwrap();
+    for field in ["data_sha256", "data_source", "imdb", "plugins", "config", "regularizer", "kiln_version"] {
+        assert!(m.get(field).is_some(), "the manifest records {field}: {m}");
+    }
+    assert_eq!(m["runs"][0]["sha256"].as_str().map(str::len), Some(64), "{m}");
+    let (s0, s1) = (shards[0].as_path(), shards[1].as_path());
+    // The out folder holds a report from before: a refused merge must leave it untouched.
+    let out = scratch("r3-out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("REPORT.md"), "my old report").unwrap();
+    let untouched = |what: &str| {
+        assert_eq!(std::fs::read_to_string(out.join("REPORT.md")).unwrap(), "my old report", "{what}");
+        assert!(!out.join("history").exists() && !out.join("manifest.json").exists(), "{what}");
+    };
+
+    // --out is a shard folder (the shard's manifest would be replaced), or holds a run's manifest.
+    let err = merge_err(&[s0, s1], s1);
+    assert!(err.contains("also a --merge folder"), "{err}");
+    let single = scratch("r3-single");
+    copy_shard(s0, &single);
+    let err = merge_err(&[s0, s1], &single);
+    assert!(err.contains("holds") && err.contains("of a training run"), "{err}");
+    assert_eq!(std::fs::read(single.join("manifest.json")).unwrap(), std::fs::read(s0.join("manifest.json")).unwrap());
+
+    // Each bad history is refused naming its file.
+    let bad = scratch("r3-bad");
+    let file_of = |dir: &Path| -> String {
+        let name = std::fs::read_dir(dir.join("history")).unwrap().next().unwrap().unwrap().file_name();
+        name.to_string_lossy().into_owned()
+    };
+    let file = file_of(s1);
+    type Case = (&'static str, fn(&Path, &str), &'static str);
+    let cases: [Case; 5] = [
+        (
+            "empty",
+            |d, f| {
+                forge_history(d, f, |h| {
+                    h.as_object_mut().unwrap().values_mut().for_each(|v| *v = serde_json::json!([]))
+                })
+            },
+            "has 0 values",
+        ),
+        (
+            "ragged",
+            |d, f| {
+                forge_history(d, f, |h| {
+                    h["loss"].as_array_mut().unwrap().pop();
+                })
+            },
+            "`loss` has 1 values",
+        ),
+        (
+            "no val_loss",
+            |d, f| {
+                forge_history(d, f, |h| {
+                    h.as_object_mut().unwrap().remove("val_loss");
+                })
+            },
+            "no `val_loss`",
+        ),
+        ("edited", |d, f| std::fs::write(d.join("history").join(f), b"{\"loss\": [1, 2]}").unwrap(), "SHA-256 differs"),
+        (
+            "stale",
+            |d, _| std::fs::write(d.join("history/mnist_logreg_seed7.json"), b"{}").unwrap(),
+            "mnist_logreg_seed7.json: not a history this shard's manifest lists",
+        ),
+    ];
+    for (what, spoil, expect) in cases {
+        copy_shard(s1, &bad);
+        spoil(&bad, &file);
+        let err = merge_err(&[s0, &bad], &out);
+        assert!(err.contains(expect), "{what}: {err}");
+        if what != "stale" {
+            assert!(err.contains(&file), "{what} names the file: {err}");
+        }
+        untouched(what);
+    }
+
+    // Shards of runs with other settings (here other epochs) are refused by field and folders.
+    let other = scratch("r3-other");
+    let args = ["--data", "bundled", "--epochs", "1", "--seeds", "2", "--only", "mnist_logreg", "--shard", "1/2"];
+    let mut args = args.to_vec();
+    args.extend(["--out", other.to_str().unwrap()]);
+    assert!(reproduce(&args).unwrap());
+    let err = merge_err(&[s0, &other], &out);
+    assert!(
+        err.contains("`epochs`") && err.contains(s0.to_str().unwrap()) && err.contains(other.to_str().unwrap()),
+        "{err}"
+    );
+    untouched("other epochs");
+
+    // A good merge replaces the report; merging again into its own output is allowed.
+    let mut args = vec!["--merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    assert!(reproduce(&args).unwrap());
+    assert!(std::fs::read_to_string(out.join("REPORT.md")).unwrap().contains("### `mnist_logreg`"));
+    std::fs::write(out.join("history/stale_seed9.json"), "{}").unwrap();
+    assert!(reproduce(&args).unwrap());
+    assert!(!out.join("history/stale_seed9.json").exists(), "a merge's history folder holds exactly its runs");
+    args[1] = out.to_str().unwrap();
+    args.truncate(2);
+    args.extend(["--out", bad.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&bad);
+    assert!(reproduce(&args).unwrap(), "a merge's output is itself a complete run");
+    for d in shards.iter().chain([&out, &single, &bad, &other]) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn outputs_are_checked_before_training_and_a_failed_run_keeps_the_finished_ones() {
+    let (out, board) = (scratch("r3-fail-out"), scratch("r3-fail-tb"));
+    let base =
+        ["--data", "bundled", "--epochs", "1", "--seeds", "2", "--jobs", "1", "--only", "mnist_logreg,imdb_smaller"];
+    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let run_with = |extra: &[&str]| {
+        let args = with(extra);
+        reproduce(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // A file where a folder goes: refused naming the option, before any run.
+    let file = scratch("r3-a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = format!("{:#}", run_with(&["--out", file.to_str().unwrap()]).unwrap_err());
+    assert!(err.contains("--out") && err.contains("not a folder"), "{err}");
+    let err = format!(
+        "{:#}",
+        run_with(&["--out", out.to_str().unwrap(), "--tensorboard", file.to_str().unwrap()]).unwrap_err()
+    );
+    assert!(err.contains("--tensorboard") && err.contains("not a folder"), "{err}");
+    assert!(std::fs::read_dir(out.join("history")).map_or(true, |mut d| d.next().is_none()), "nothing trained");
+
+    // mnist_logreg seed 1 cannot write its TensorBoard folder: that run fails, the others finish.
+    std::fs::create_dir_all(board.join("mnist_logreg")).unwrap();
+    std::fs::write(board.join("mnist_logreg/seed1"), "in the way").unwrap();
+    let err = run_with(&["--out", out.to_str().unwrap(), "--tensorboard", board.to_str().unwrap()]).unwrap_err();
+    let err = format!("{err:#}");
+    assert_eq!(err.matches("mnist_logreg seed 1").count(), 1, "reported once: {err}");
+    assert!(err.contains("1 of 4 runs did not finish"), "{err}");
+    for f in ["mnist_logreg_seed0.json", "imdb_smaller_seed0.json", "imdb_smaller_seed1.json"] {
+        assert!(out.join("history").join(f).is_file(), "{f} kept");
+    }
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(
+        report.contains("## Failed runs") && report.contains("mnist_logreg seed 1") && report.contains("**failed**")
+    );
+    assert!(!out.join("logreg_val_loss.png").exists(), "no figure from an incomplete experiment");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["failed"].as_array().map(Vec::len), Some(1), "{m}");
+    for d in [out, board, file] {
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_file(&d);
+    }
+}

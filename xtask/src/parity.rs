@@ -6,11 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+/// Largest trace file `parity` reads (the committed traces are under 200 KB each).
+pub const MAX_TRACE_BYTES: u64 = 64 << 20;
+
 /// Replays each trace; prints the largest relative error per file; true when all pass.
 pub fn run(files: &[PathBuf], rtol: f64) -> anyhow::Result<bool> {
     let mut all_ok = true;
     for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        // Bounded, and FIFOs or devices refused before opening: `/dev/zero` or a pipe
+        // would otherwise grow without end or block forever.
+        let bytes = kiln_fs::read_regular(file, MAX_TRACE_BYTES).map_err(|e| anyhow::anyhow!("trace {e}"))?;
+        let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", file.display()))?;
         let trace: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
         let report = kiln_keras::replay(&trace, rtol).with_context(|| format!("replaying {}", file.display()))?;

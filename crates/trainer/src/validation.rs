@@ -64,6 +64,15 @@ pub(crate) fn check_inputs(x: FeaturesRef<'_>, what: &'static str) -> Result<(),
     if x.is_empty() {
         return Err(TrainError::Input(format!("{what} data is empty")));
     }
+    // A bad divisor is the caller's argument, not a value in the data: say so.
+    if let FeaturesRef::Bytes { divisor, .. } = x
+        && !(divisor.is_finite() && divisor != 0.0 && (255.0 / divisor).is_finite())
+    {
+        return Err(TrainError::Input(format!(
+            "{what} data: the byte features' divisor is {divisor}; it must be a finite, non-zero number \
+             (each byte is divided by it, e.g. 255 for pixels)"
+        )));
+    }
     match x.first_non_finite() {
         Some((row, col, value)) => Err(TrainError::NonFiniteFeature { data: what, row, col, value }),
         None => Ok(()),

@@ -14,10 +14,12 @@ pub struct Band {
 }
 
 impl Band {
-    /// The band of `key` over `histories`, cut to the shortest run; `None` if a run lacks it.
+    /// The band of `key` over `histories`, cut to the shortest run; `None` if a run lacks it or
+    /// a run has no epoch.
     pub fn of(histories: &[&History], key: &str) -> Option<Band> {
         let curves: Vec<&[f64]> = histories.iter().map(|h| h.get(key)).collect::<Option<_>>()?;
-        let epochs = curves.iter().map(|c| c.len()).min()?;
+        // No epoch at all has no band (its mean, minimum and last value do not exist).
+        let epochs = curves.iter().map(|c| c.len()).min().filter(|&e| e > 0)?;
         let at = |e: usize| curves.iter().map(move |c| c[e]);
         Some(Band {
             mean: (0..epochs).map(|e| at(e).sum::<f64>() / curves.len() as f64).collect(),
@@ -82,5 +84,13 @@ mod tests {
         assert_eq!(band.max, [3.0, 0.5, 0.9]);
         assert_eq!(band.argmin_epoch(), 2);
         assert!(Band::of(&[&a], "loss").is_none());
+    }
+
+    #[test]
+    fn empty_histories_have_no_band() {
+        // Issue 23 #7: `last()` of an empty band panicked after a merge printed "merged".
+        let empty: History = History::from_json(r#"{"val_loss": []}"#).unwrap();
+        assert!(Band::of(&[&empty], "val_loss").is_none());
+        assert!(Band::of(&[&history(&[1.0]), &empty], "val_loss").is_none());
     }
 }

@@ -3,12 +3,17 @@
 //!
 //! The pieces, one job each: [`experiments`] (the table), [`data`] (load once),
 //! [`runner`] (experiment × seed jobs on threads), [`verdicts`] (the chapter's claims,
-//! computed), [`figures`] / [`mask`] (drawn with [`crate::plot`]), [`report`] (Markdown).
+//! computed), [`figures`] / [`mask`] (drawn with [`crate::plot`]), [`report`] (Markdown),
+//! [`outputs`] (checked before training), [`shard`] / [`identity`] (the manifest and what
+//! makes runs comparable) and `merge` (`--merge`).
 
 pub mod data;
 pub mod experiments;
 pub mod figures;
+pub mod identity;
 pub mod mask;
+mod merge;
+pub mod outputs;
 mod progress;
 pub mod report;
 pub mod runner;
@@ -99,9 +104,13 @@ impl ReproduceArgs {
 /// Runs the selected experiments (or this task's slice of them) and writes histories, a
 /// manifest and — unless sharded — the figures and the report; `--merge` does the last
 /// step from shards' outputs.
+///
+/// Every output location is checked before training. A failing run does not discard the
+/// others: the finished runs are written (with the failure in the report and the
+/// manifest), then the command fails, naming each failure once.
 pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     if !args.merge.is_empty() {
-        return merge(args);
+        return merge::merge(args);
     }
     let start = Instant::now();
     let shard = args.shard.map(shard::ShardSpec::resolve).transpose()?.unwrap_or(shard::Shard::WHOLE);
@@ -119,11 +128,15 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         (Some(_), false) => bail!("--regularizer is only used by imdb_custom; add it to --only"),
         (None, false) => None,
     };
+    let config = plugin.is_some().then(|| identity::config(&args.config)).transpose()?;
+    let plugins = identity::plugins()?;
     crate::plot::fonts::ensure()?;
+    outputs::check(&args.out, args.tensorboard.as_deref(), &selected)?;
 
     // The loader says on stderr which data it used (full or bundled subset) and why.
     let source = data::parse_source(&args.data);
     let data = data::load(&source, &selected, args.imdb)?;
+    let data_sha256 = identity::data_sha256(&data);
     let loaded = start.elapsed().as_secs_f64();
 
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
@@ -151,11 +164,13 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     // Measured before training, on an idle machine: the rate the floor below is taken at.
     let gemm = crate::bench::gemm_gflops();
     let train_start = start.elapsed().as_secs_f64();
-    let runs = runner::run_all(&plan, &data, &mine)?;
+    let outcome = runner::run_all(&plan, &data, &mine);
     let train_wall = start.elapsed().as_secs_f64();
     eprintln!("{}", floor_line(runner::product_flops(&plan, &data, &mine), gemm, jobs, train_wall - train_start));
+    let failed: Vec<String> = outcome.failures.iter().map(|f| f.describe(&plan)).collect();
+    let runs = outcome.runs;
 
-    save_histories(&args.out, &selected, &runs)?;
+    let records = save_histories(&args.out, &selected, &runs)?;
     let manifest = shard::Manifest {
         kiln_version: env!("CARGO_PKG_VERSION").into(),
         experiments: selected.iter().map(|e| e.name.to_string()).collect(),
@@ -164,32 +179,45 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         shuffle: format!("{:?}", args.shuffle),
         data: report::data_lines(&data),
         models: selected.iter().map(|e| report::describe(e, plugin.as_deref())).collect(),
+        data_source: args.data.clone(),
+        imdb: format!("{:?}", args.imdb),
+        data_sha256,
+        regularizer: plugin.is_some().then(|| args.regularizer.clone()).flatten(),
+        config,
+        plugins,
         shard,
         jobs,
         train_wall,
-        runs: selected
-            .iter()
-            .zip(&runs)
-            .flat_map(|(e, rs)| {
-                rs.iter().map(|r| shard::RunRecord { experiment: e.name.into(), seed: r.seed, seconds: r.seconds })
-            })
-            .collect(),
+        runs: records,
+        failed: failed.clone(),
+        merged: false,
     };
     manifest.write(&args.out)?;
+    let finished: usize = runs.iter().map(Vec::len).sum();
     if shard.count > 1 {
         println!(
-            "shard {}/{}: wrote {} histories and {} to {} in {:.1} s; merge every shard's folder with \
+            "shard {}/{}: wrote {finished} histories and {} to {} in {:.1} s; merge every shard's folder with \
              `cargo xtask reproduce --merge DIR… --out OUT`",
             shard.index,
             shard.count,
-            mine.len(),
             shard::MANIFEST,
             args.out.display(),
             start.elapsed().as_secs_f64()
         );
-        return Ok(true);
+    } else {
+        finish(&args.out, &selected, &runs, &manifest, args.shuffle, start)?;
     }
-    finish(&args.out, &selected, &runs, &manifest, args.shuffle, start)
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs did not finish: {}. The {finished} finished runs are written to {}{}",
+            mine.len() - finished,
+            mine.len(),
+            failed.join("; "),
+            args.out.display(),
+            if shard.count > 1 { " (re-run this shard before --merge)" } else { " with the failure in REPORT.md" }
+        );
+    }
+    Ok(true)
 }
 
 /// What the products alone would take on `jobs` cores at the single-thread GEMM rate
@@ -206,50 +234,6 @@ fn floor_line(flops: f64, gemm: f64, jobs: usize, training: f64) -> String {
     )
 }
 
-/// `--merge DIR…`: checks the shards' manifests, gathers their histories into `--out` (byte
-/// for byte), and writes the figures and the report as the single run would.
-fn merge(args: &ReproduceArgs) -> anyhow::Result<bool> {
-    let start = Instant::now();
-    let shards = args
-        .merge
-        .iter()
-        .map(|d| shard::Manifest::read(d).map(|m| (d.clone(), m)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let merged = shard::check(&shards)?;
-    let selected = merged
-        .experiments
-        .iter()
-        .map(|n| experiments::find(n).with_context(|| format!("manifest names unknown experiment `{n}`")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let shuffle = match merged.shuffle.as_str() {
-        "Once" => runner::ShuffleMode::Once,
-        "EachEpoch" => runner::ShuffleMode::EachEpoch,
-        other => bail!("manifest shuffle mode `{other}` is unknown"),
-    };
-    crate::plot::fonts::ensure()?;
-    let history_dir = args.out.join("history");
-    std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
-    let mut runs: Vec<Vec<runner::Run>> = selected.iter().map(|_| Vec::new()).collect();
-    for (dir, m) in &shards {
-        for r in &m.runs {
-            let name = format!("{}_seed{}.json", r.experiment, r.seed);
-            let path = dir.join("history").join(&name);
-            let bytes = kiln_fs::read_regular(&path, 64 << 20).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let text = std::str::from_utf8(&bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
-            let history = kiln_trainer::History::from_json(text).with_context(|| format!("{}", path.display()))?;
-            kiln_fs::write_atomic(&history_dir.join(&name), &bytes)?;
-            let e = selected.iter().position(|x| x.name == r.experiment).expect("checked by shard::check");
-            runs[e].push(runner::Run { seed: r.seed, history, seconds: r.seconds });
-        }
-    }
-    for r in &mut runs {
-        r.sort_by_key(|r| r.seed);
-    }
-    merged.write(&args.out)?;
-    eprintln!("reproduce: merged {} shards ({} runs) into {}", shards.len(), merged.runs.len(), args.out.display());
-    finish(&args.out, &selected, &runs, &merged, shuffle, start)
-}
-
 /// Figures, verdicts and the report from complete runs (a single run's or merged shards').
 fn finish(
     out: &Path,
@@ -262,7 +246,13 @@ fn finish(
     let curves = curves_of(selected, runs);
     // Seed 0 of the dropout illustration: fixed, so the committed figure is stable.
     let demo = mask::demo(0)?;
-    let ran: Vec<&str> = selected.iter().map(|e| e.name).collect();
+    // Figures show complete experiments only: a failed one's band would hide missing seeds.
+    let ran: Vec<&str> = selected
+        .iter()
+        .zip(runs)
+        .filter(|(e, r)| !r.is_empty() && !report::failed(&manifest.failed, e.name))
+        .map(|(e, _)| e.name)
+        .collect();
     let mut drawn = Vec::new();
     for fig in figures::FIGURES.iter().filter(|f| f.needs().iter().all(|n| ran.contains(n))) {
         fig.write(out, &curves, &demo).with_context(|| format!("figure {}", fig.name))?;
@@ -286,6 +276,7 @@ fn finish(
         figures: drawn.clone(),
         mask: mask::printed(&demo),
         shuffle,
+        failures: manifest.failed.clone(),
     };
     let report_path = out.join("REPORT.md");
     kiln_fs::write_atomic(&report_path, report.render().as_bytes())?;
@@ -326,15 +317,27 @@ fn curves_of(selected: &[&experiments::Experiment], runs: &[Vec<runner::Run>]) -
     curves
 }
 
-/// Writes `out/history/<experiment>_seed<k>.json` for every run.
-fn save_histories(out: &Path, selected: &[&experiments::Experiment], runs: &[Vec<runner::Run>]) -> anyhow::Result<()> {
+/// Writes `out/history/<experiment>_seed<k>.json` for every run; returns the manifest's
+/// record of each (with the file's SHA-256).
+fn save_histories(
+    out: &Path,
+    selected: &[&experiments::Experiment],
+    runs: &[Vec<runner::Run>],
+) -> anyhow::Result<Vec<shard::RunRecord>> {
     let history_dir = out.join("history");
     std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
+    let mut records = Vec::new();
     for (exp, runs) in selected.iter().zip(runs) {
         for run in runs {
-            let path = history_dir.join(format!("{}_seed{}.json", exp.name, run.seed));
-            kiln_fs::write_atomic(&path, run.history.to_json().as_bytes())?;
+            let json = run.history.to_json();
+            kiln_fs::write_atomic(&history_dir.join(shard::history_file(exp.name, run.seed)), json.as_bytes())?;
+            records.push(shard::RunRecord {
+                experiment: exp.name.into(),
+                seed: run.seed,
+                seconds: run.seconds,
+                sha256: identity::sha256_hex(json.as_bytes()),
+            });
         }
     }
-    Ok(())
+    Ok(records)
 }

@@ -30,6 +30,13 @@ pub struct Report<'a> {
     pub mask: String,
     /// How the training order was drawn.
     pub shuffle: ShuffleMode,
+    /// Runs that failed (`experiment seed k: error`), one per failed experiment.
+    pub failures: Vec<String>,
+}
+
+/// True when `failures` (`experiment seed k: error` lines) holds one of experiment `exp`.
+pub fn failed(failures: &[String], exp: &str) -> bool {
+    failures.iter().any(|f| f.strip_prefix(exp).is_some_and(|rest| rest.starts_with(" seed ")))
 }
 
 /// The keys of a table row, in Keras' order.
@@ -57,6 +64,16 @@ impl Report<'_> {
             self.jobs,
             self.train_wall
         );
+        if !self.failures.is_empty() {
+            md.push_str(
+                "## Failed runs\n\nThese runs did not finish; their experiments' remaining seeds were not started, \
+                 and figures that need them are not drawn. The tables show the seeds that finished.\n\n",
+            );
+            for f in &self.failures {
+                let _ = writeln!(md, "- {}", f.replace('\n', " "));
+            }
+            md.push('\n');
+        }
         md.push_str("## Data\n\n");
         for line in &self.data_lines {
             md.push_str(line);
@@ -80,7 +97,11 @@ impl Report<'_> {
                 .band(exp.name, "val_loss")
                 .map_or("–".into(), |b| format!("{:.4} ({})", b.min_mean(), b.argmin_epoch()));
             let epochs = runs.first().map_or(0, |r| r.history.epochs());
-            let status = divergence(runs).map_or("trained".to_string(), |d| format!("**diverged** ({d})"));
+            let status = if failed(&self.failures, exp.name) {
+                "**failed** (see *Failed runs*)".to_string()
+            } else {
+                divergence(runs).map_or("trained".to_string(), |d| format!("**diverged** ({d})"))
+            };
             let _ = writeln!(
                 md,
                 "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} | {status} |",

@@ -4,7 +4,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::Context;
 use kiln_tensor::Parallelism;
 use kiln_trainer::callbacks::{Callback, Control, TensorBoard};
 use kiln_trainer::{FitOptions, History, TrainError, Verbosity};
@@ -118,19 +117,50 @@ pub fn product_flops(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> f64 {
         .sum()
 }
 
-/// Runs `jobs` (in that order); returns the runs per experiment of the plan, seeds in
-/// order (only the seeds in `jobs`).
+/// A run that failed, reported once for its experiment.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Index of the experiment in the plan.
+    pub experiment: usize,
+    /// The seed whose run failed first.
+    pub seed: u64,
+    /// The error, with its causes.
+    pub error: String,
+}
+
+impl Failure {
+    /// `experiment seed k: error`.
+    pub fn describe(&self, plan: &Plan<'_>) -> String {
+        format!("{} seed {}: {}", plan.experiments[self.experiment].name, self.seed, self.error)
+    }
+}
+
+/// What [`run_all`] finished and what failed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The finished runs per experiment of the plan, seeds in order.
+    pub runs: Vec<Vec<Run>>,
+    /// The first failure of each experiment that had one (its other seeds were not started).
+    pub failures: Vec<Failure>,
+}
+
+/// Runs `jobs` (in that order); returns the finished runs per experiment of the plan,
+/// seeds in order (only the seeds in `jobs`), and the failures.
 ///
 /// Runs start single-threaded, longest first, one per worker; once the queue is empty the
 /// idle workers' cores go to the runs still training (each epoch re-reads its share).
 /// Numbers do not depend on `--jobs` or on the threads a run gets. Each finished run prints
 /// one `name=value` line on stdout (for metrics collectors such as Katib's).
-pub fn run_all(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> anyhow::Result<Vec<Vec<Run>>> {
+///
+/// A failing run does not discard the others: the rest of its experiment's seeds are
+/// skipped (a plugin or model that fails once would fail again, with the same message),
+/// the other experiments go on.
+pub fn run_all(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> Outcome {
     let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+    let failed: Vec<AtomicBool> = plan.experiments.iter().map(|_| AtomicBool::new(false)).collect();
     let results: Mutex<Vec<Vec<Option<Run>>>> =
         Mutex::new(plan.experiments.iter().map(|_| vec![None; plan.seeds as usize]).collect());
-    let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
+    let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
     let workers = plan.jobs.max(1);
     let cores = Cores::default();
     // Workers beyond the number of jobs start idle: their cores go to the runs at once.
@@ -139,30 +169,35 @@ pub fn run_all(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> anyhow::Result<Vec
     std::thread::scope(|scope| {
         for _ in 0..workers.min(jobs.len()) {
             scope.spawn(|| {
-                while !failed.load(Ordering::Relaxed) {
-                    let Some(&(e, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
+                while let Some(&(e, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if failed[e].load(Ordering::Relaxed) {
+                        continue;
+                    }
                     cores.running.fetch_add(1, Ordering::Relaxed);
                     let outcome = run_one(plan, plan.experiments[e], seed, data, &cores);
                     cores.running.fetch_sub(1, Ordering::Relaxed);
                     match outcome {
                         Ok(run) => results.lock().expect("no panics")[e][seed as usize] = Some(run),
-                        Err(err) => {
-                            failed.store(true, Ordering::Relaxed);
-                            errors.lock().expect("no panics").push(err);
+                        // Only the first failure of an experiment is kept: seeds running
+                        // alongside it usually fail the same way.
+                        Err(err) if !failed[e].swap(true, Ordering::Relaxed) => {
+                            failures.lock().expect("no panics").push(Failure {
+                                experiment: e,
+                                seed,
+                                error: format!("{err:#}"),
+                            });
                         }
+                        Err(_) => {}
                     }
                 }
                 cores.idle.fetch_add(1, Ordering::Relaxed);
             });
         }
     });
-    if let Some(err) = errors.into_inner().expect("no panics").into_iter().next() {
-        return Err(err);
-    }
+    let mut failures = failures.into_inner().expect("no panics");
+    failures.sort_by_key(|f| (f.experiment, f.seed));
     let results = results.into_inner().expect("no panics");
-    Ok(results.into_iter().map(|runs| runs.into_iter().flatten().collect()).collect())
+    Outcome { runs: results.into_iter().map(|runs| runs.into_iter().flatten().collect()).collect(), failures }
 }
 
 /// `experiment=NAME seed=S epochs=E loss=… accuracy=… val_loss=… val_accuracy=…`: the last
@@ -199,8 +234,8 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Co
         opts = opts.callback(board);
     }
     let start = Instant::now();
-    let history =
-        model.fit(&inputs.features, &inputs.labels, opts).with_context(|| format!("{} seed {seed}", exp.name))?;
+    // The failure names the experiment and seed (see [`Failure`]).
+    let history = model.fit(&inputs.features, &inputs.labels, opts)?;
     let seconds = start.elapsed().as_secs_f64();
     eprintln!("[{} seed {seed}] done in {seconds:.1} s", exp.name);
     let run = Run { seed, history, seconds };

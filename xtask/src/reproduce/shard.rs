@@ -126,6 +126,20 @@ pub struct RunRecord {
     pub seed: u64,
     /// Wall time of its `fit`, in seconds.
     pub seconds: f64,
+    /// SHA-256 of its history file, so `--merge` takes no other file in its place.
+    pub sha256: String,
+}
+
+impl RunRecord {
+    /// The run's history file name, `<experiment>_seed<k>.json`.
+    pub fn file_name(&self) -> String {
+        history_file(&self.experiment, self.seed)
+    }
+}
+
+/// `<experiment>_seed<k>.json`: the history file of one run.
+pub fn history_file(experiment: &str, seed: u64) -> String {
+    format!("{experiment}_seed{seed}.json")
 }
 
 /// What a (sharded) run did, written as `manifest.json` beside its histories.
@@ -145,6 +159,19 @@ pub struct Manifest {
     pub data: Vec<String>,
     /// The report's model descriptions, one per experiment.
     pub models: Vec<String>,
+    /// `--data` as given (informative: shards on different machines may name different
+    /// folders; `data_sha256` decides whether they trained on the same data).
+    pub data_source: String,
+    /// `--imdb`.
+    pub imdb: String,
+    /// SHA-256 of every input and label the runs trained on.
+    pub data_sha256: String,
+    /// `--regularizer`, when an experiment uses it.
+    pub regularizer: Option<String>,
+    /// `--config` (as JSON), when `--regularizer` is used.
+    pub config: Option<serde_json::Value>,
+    /// Every plugin library loaded: name, version, SHA-256 of the file.
+    pub plugins: Vec<super::identity::PluginRecord>,
     /// This slice.
     pub shard: Shard,
     /// Worker threads of this task.
@@ -153,6 +180,36 @@ pub struct Manifest {
     pub train_wall: f64,
     /// The runs this slice trained.
     pub runs: Vec<RunRecord>,
+    /// Runs that failed (`experiment seed k: error`), reported by `--merge` when runs are missing.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// True for the output of `--merge` (which a later `--merge --out` may replace; a
+    /// training run's folder it refuses).
+    #[serde(default)]
+    pub merged: bool,
+}
+
+/// The manifest fields that change a run's numbers, with what they are in words: shards
+/// that disagree on any of them are not slices of one run.
+const IDENTITY: &[(&str, &str)] = &[
+    ("kiln_version", "the kiln version"),
+    ("experiments", "the experiments"),
+    ("seeds", "the seed count"),
+    ("epochs", "--epochs"),
+    ("shuffle", "--shuffle"),
+    ("imdb", "--imdb"),
+    ("data_sha256", "the training data's content"),
+    ("data", "the data's origin"),
+    ("models", "the models"),
+    ("regularizer", "--regularizer"),
+    ("config", "--config"),
+    ("plugins", "the plugin libraries (name, version, SHA-256)"),
+];
+
+/// A JSON value for an error message, cut to 200 characters.
+fn shown(v: Option<&serde_json::Value>) -> String {
+    let text = v.map_or_else(|| "(missing)".to_string(), serde_json::Value::to_string);
+    if text.chars().count() > 200 { format!("{}…", text.chars().take(200).collect::<String>()) } else { text }
 }
 
 /// The file name of a manifest.
@@ -163,7 +220,9 @@ impl Manifest {
     pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
         let path = dir.join(MANIFEST);
         let bytes = kiln_fs::read_regular(&path, 64 << 20).map_err(|e| anyhow::anyhow!("{e}"))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a reproduce manifest", path.display()))
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!("{}: not a reproduce manifest of this kiln (re-run the shard with it)", path.display())
+        })
     }
 
     /// Writes `dir/manifest.json` atomically.
@@ -174,27 +233,76 @@ impl Manifest {
     }
 }
 
+/// Errors unless `m`'s counts are within what `reproduce` accepts (a hand-edited or
+/// corrupt manifest could claim 2⁶³ seeds or shard 7 of 2).
+fn check_bounds(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
+    let file = dir.join(MANIFEST);
+    let file = file.display();
+    let (index, count) = (m.shard.index, m.shard.count);
+    ensure!((1..=MAX_SHARDS).contains(&count), "{file}: {count} shards; a run has 1 to {MAX_SHARDS}");
+    ensure!(index < count, "{file}: shard index {index} is not below the shard count {count} (indices are 0-based)");
+    ensure!(
+        (1..=super::MAX_SEEDS).contains(&m.seeds),
+        "{file}: {} seeds; reproduce runs 1 to {}",
+        m.seeds,
+        super::MAX_SEEDS
+    );
+    if let Some(e) = m.epochs {
+        ensure!((1..=super::MAX_EPOCHS).contains(&e), "{file}: {e} epochs; reproduce runs 1 to {}", super::MAX_EPOCHS);
+    }
+    ensure!(!m.experiments.is_empty(), "{file}: names no experiment");
+    let mut names = BTreeSet::new();
+    for e in &m.experiments {
+        ensure!(super::experiments::find(e).is_some(), "{file}: unknown experiment `{e}`");
+        ensure!(names.insert(e), "{file}: experiment `{e}` is listed twice");
+    }
+    ensure!(
+        m.models.len() == m.experiments.len(),
+        "{file}: {} model descriptions for {} experiments",
+        m.models.len(),
+        m.experiments.len()
+    );
+    ensure!(m.train_wall.is_finite() && m.train_wall >= 0.0, "{file}: train_wall {} is not a duration", m.train_wall);
+    for r in &m.runs {
+        ensure!(
+            r.seconds.is_finite() && r.seconds >= 0.0,
+            "{file}: {} seed {} took {} seconds?",
+            r.experiment,
+            r.seed,
+            r.seconds
+        );
+    }
+    Ok(())
+}
+
 /// Checks that `shards` (directory, manifest) are the slices of one run, each exactly once,
 /// covering every experiment × seed exactly once; returns the merged manifest.
 pub fn check(shards: &[(std::path::PathBuf, Manifest)]) -> anyhow::Result<Manifest> {
     let Some((first_dir, first)) = shards.first() else { bail!("--merge needs at least one directory") };
     let count = first.shard.count;
+    let first_json = serde_json::to_value(first)?;
     let mut indices = BTreeSet::new();
     for (dir, m) in shards {
-        let differs = |what: &str| {
-            anyhow::anyhow!(
-                "{} and {} disagree on {what}: they are not shards of one run",
+        check_bounds(dir, m)?;
+        let json = serde_json::to_value(m)?;
+        for (field, what) in IDENTITY {
+            let (a, b) = (first_json.get(*field), json.get(*field));
+            ensure!(
+                a == b,
+                "{} and {} disagree on `{field}` ({what}): {} vs {}; they are not shards of one run",
                 first_dir.display(),
-                dir.display()
-            )
-        };
-        ensure!(m.kiln_version == first.kiln_version, differs("the kiln version"));
-        ensure!(m.experiments == first.experiments, differs("the experiments"));
-        ensure!(m.seeds == first.seeds && m.epochs == first.epochs, differs("seeds or epochs"));
-        ensure!(m.shuffle == first.shuffle, differs("the shuffle mode"));
-        ensure!(m.data == first.data, differs("the data"));
-        ensure!(m.models == first.models, differs("the models"));
-        ensure!(m.shard.count == count, differs("the shard count"));
+                dir.display(),
+                shown(a),
+                shown(b)
+            );
+        }
+        ensure!(
+            m.shard.count == count,
+            "{} and {} disagree on `shard.count` (the shard count): {count} vs {}; they are not shards of one run",
+            first_dir.display(),
+            dir.display(),
+            m.shard.count
+        );
         ensure!(indices.insert(m.shard.index), "{}: shard {}/{count} is given twice", dir.display(), m.shard.index);
     }
     let missing: Vec<String> = (0..count).filter(|i| !indices.contains(i)).map(|i| format!("{i}/{count}")).collect();
@@ -226,14 +334,23 @@ pub fn check(shards: &[(std::path::PathBuf, Manifest)]) -> anyhow::Result<Manife
             runs.push(r.clone());
         }
     }
-    let expected = first.experiments.len() as u64 * first.seeds;
+    // Bounded above, but a product of counts is checked anyway: it must never wrap.
+    let expected = (first.experiments.len() as u64)
+        .checked_mul(first.seeds)
+        .with_context(|| format!("{} experiments × {} seeds overflows", first.experiments.len(), first.seeds))?;
+    let failed: Vec<&String> = shards.iter().flat_map(|(_, m)| &m.failed).collect();
     ensure!(
         seen.len() as u64 == expected,
-        "the shards hold {} of the {expected} runs (a task failed or is still running?)",
-        seen.len()
+        "the shards hold {} of the {expected} runs ({})",
+        seen.len(),
+        if failed.is_empty() {
+            "a task failed or is still running?".to_string()
+        } else {
+            format!("failed: {}", failed.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("; "))
+        }
     );
     let train_wall = shards.iter().map(|(_, m)| m.train_wall).fold(0.0, f64::max);
-    Ok(Manifest { shard: Shard::WHOLE, runs, train_wall, ..first.clone() })
+    Ok(Manifest { shard: Shard::WHOLE, runs, train_wall, failed: Vec::new(), merged: true, ..first.clone() })
 }
 
 #[cfg(test)]
@@ -271,5 +388,99 @@ mod tests {
         assert_eq!(loads, [90, 80, 80]);
         assert_eq!(assign(&jobs, 1), vec![(0..7).collect::<Vec<_>>()]);
         assert!(assign(&jobs, 10)[9].is_empty());
+    }
+
+    // --- round 3: merges that mean what they say (issue 23 #6, #13) ---
+
+    /// Shard `index` of `count` of a 2-experiment × 2-seed run, its runs dealt round-robin.
+    fn manifest(index: usize, count: usize) -> Manifest {
+        let experiments = vec!["mnist_logreg".to_string(), "imdb_smaller".to_string()];
+        let all: Vec<(String, u64)> = experiments.iter().flat_map(|e| (0..2).map(move |s| (e.clone(), s))).collect();
+        Manifest {
+            kiln_version: "0.0.0".into(),
+            experiments: experiments.clone(),
+            seeds: 2,
+            epochs: Some(2),
+            shuffle: "EachEpoch".into(),
+            data: vec!["- mnist".into()],
+            models: vec!["a".into(), "b".into()],
+            data_source: "bundled".into(),
+            imdb: "Auto".into(),
+            data_sha256: "00".into(),
+            regularizer: Some("pkg>L3".into()),
+            config: Some(serde_json::json!({"l3": 1e-4})),
+            plugins: vec![super::super::identity::PluginRecord {
+                name: "pkg".into(),
+                version: "0.1.0".into(),
+                sha256: "ab".into(),
+            }],
+            shard: Shard { index, count },
+            jobs: 1,
+            train_wall: 1.0,
+            runs: all
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % count == index)
+                .map(|(_, (experiment, seed))| RunRecord { experiment, seed, seconds: 0.5, sha256: "cd".into() })
+                .collect(),
+            failed: Vec::new(),
+            merged: false,
+        }
+    }
+
+    fn merge_err(shards: Vec<Manifest>) -> String {
+        let dirs: Vec<_> =
+            shards.into_iter().enumerate().map(|(i, m)| (std::path::PathBuf::from(format!("s{i}")), m)).collect();
+        check(&dirs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn shards_trained_differently_are_refused_naming_the_field_and_both_folders() {
+        let ok = check(&[("s0".into(), manifest(0, 2)), ("s1".into(), manifest(1, 2))]).unwrap();
+        assert!(ok.merged && ok.runs.len() == 4 && ok.shard == Shard::WHOLE);
+        type Edit = (&'static str, fn(&mut Manifest));
+        let edits: [Edit; 7] = [
+            ("config", |m| m.config = Some(serde_json::json!({"l3": 0.5}))),
+            ("plugins", |m| m.plugins[0].sha256 = "ef".into()),
+            ("plugins", |m| m.plugins[0].version = "0.2.0".into()),
+            ("regularizer", |m| m.regularizer = Some("pkg>L4".into())),
+            ("data_sha256", |m| m.data_sha256 = "01".into()),
+            ("epochs", |m| m.epochs = Some(3)),
+            ("shuffle", |m| m.shuffle = "Once".into()),
+        ];
+        for (field, edit) in edits {
+            let mut other = manifest(1, 2);
+            edit(&mut other);
+            let err = merge_err(vec![manifest(0, 2), other]);
+            assert!(err.contains(&format!("`{field}`")) && err.contains("s0") && err.contains("s1"), "{field}: {err}");
+        }
+        let err = merge_err(vec![manifest(0, 2), Manifest { imdb: "Text".into(), ..manifest(1, 2) }]);
+        assert!(err.contains("`imdb`") && err.contains("\"Auto\" vs \"Text\""), "{err}");
+    }
+
+    #[test]
+    fn absurd_counts_and_bogus_indices_are_refused_without_wrapping() {
+        // 2 experiments × (2⁶³ + 1) seeds wrapped to 2 in u64: two runs "covered" it.
+        let mut m = manifest(0, 1);
+        m.seeds = (1 << 63) + 1;
+        assert!(merge_err(vec![m]).contains("seeds; reproduce runs 1 to"));
+        let err = merge_err(vec![Manifest { shard: Shard { index: 7, count: 2 }, ..manifest(0, 2) }, manifest(1, 2)]);
+        assert!(err.contains("s0/manifest.json: shard index 7 is not below the shard count 2"), "{err}");
+        let err = merge_err(vec![Manifest { shard: Shard { index: 0, count: usize::MAX }, ..manifest(0, 1) }]);
+        assert!(err.contains("shards; a run has 1 to"), "{err}");
+        let err = merge_err(vec![Manifest { epochs: Some(u64::MAX), ..manifest(0, 1) }]);
+        assert!(err.contains("epochs; reproduce runs 1 to"), "{err}");
+        let mut m = manifest(0, 1);
+        m.experiments.push("mnist_logreg".into());
+        m.models.push("c".into());
+        assert!(merge_err(vec![m]).contains("listed twice"));
+        let mut m = manifest(0, 1);
+        m.runs[0].seconds = f64::NAN;
+        assert!(merge_err(vec![m]).contains("seconds?"));
+        let mut m = manifest(0, 1);
+        m.runs.pop();
+        m.failed.push("imdb_smaller seed 1: plugin exploded".into());
+        let err = merge_err(vec![m]);
+        assert!(err.contains("3 of the 4 runs") && err.contains("plugin exploded"), "{err}");
     }
 }

@@ -62,6 +62,22 @@ fn masked_crc(bytes: &[u8]) -> u32 {
     c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
+/// Longest host name put in an event file's name (a file name is at most 255 bytes).
+const MAX_HOST_CHARS: usize = 64;
+
+/// `$HOSTNAME` as a file-name part: characters outside `[A-Za-z0-9._-]` (a `/` would make
+/// it a path) become `_`, at most [`MAX_HOST_CHARS`]; `localhost` when unset or empty.
+fn host_part(raw: Option<&str>) -> String {
+    let host: String = raw
+        .unwrap_or("")
+        .chars()
+        .take(MAX_HOST_CHARS)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    // `.` or `..` alone stay harmless inside the longer name, but say nothing: use the default.
+    if host.is_empty() || host.chars().all(|c| c == '.') { "localhost".into() } else { host }
+}
+
 /// One event file, written record by record and flushed on request.
 pub(crate) struct EventWriter {
     path: PathBuf,
@@ -74,7 +90,7 @@ impl EventWriter {
     pub fn create(dir: &Path, n: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let now = wall_time();
-        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        let host = host_part(std::env::var("HOSTNAME").ok().as_deref());
         let name = format!("events.out.tfevents.{}.{host}.{}.{n}.v2", now as u64, std::process::id());
         let path = dir.join(name);
         // `create_new`: never overwrite another run's file.
@@ -123,6 +139,22 @@ fn wall_time() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_become_safe_file_name_parts() {
+        // Issue 23 #16: a HOSTNAME with `/` or 300 characters gave "No such file".
+        assert_eq!(host_part(Some("node-7.cluster_a")), "node-7.cluster_a");
+        assert_eq!(host_part(Some("a/../b c")), "a_.._b_c");
+        assert_eq!(host_part(Some(&"h".repeat(300))), "h".repeat(MAX_HOST_CHARS));
+        assert_eq!(host_part(Some("")), "localhost");
+        assert_eq!(host_part(None), "localhost");
+        assert_eq!(host_part(Some("..")), "localhost");
+        let dir = std::env::temp_dir().join(format!("kiln-tb-host-{}", std::process::id()));
+        let name = format!("events.out.tfevents.1.{}.1.0.v2", host_part(Some(&format!("x/{}", "y".repeat(300)))));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(&name), b"").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn masked_crc_matches_tensorflow() {
