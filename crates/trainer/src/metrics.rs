@@ -239,6 +239,11 @@ impl Metric {
             Self::ThresholdedBinaryAccuracy { threshold } if !threshold.is_finite() => {
                 Err(format!("argument `threshold` must be finite, received threshold={threshold}"))
             }
+            // Keras' FBetaScore.__init__ (keras/src/metrics/f_score_metrics.py), which
+            // F1Score runs: "It should verify 0 < threshold <= 1" (NaN fails it too).
+            Self::F1Score { threshold: Some(t), .. } if !(t > 0.0 && t <= 1.0) => {
+                Err(format!("argument `threshold` must verify 0 < threshold <= 1, received threshold={t}"))
+            }
             _ => Ok(()),
         }
     }

@@ -238,7 +238,8 @@ impl Sequential {
     }
 
     /// Fixes the optimizer, the loss and the metrics; checks the optimizer's
-    /// hyperparameters (learning rate finite and > 0, decay rates in [0, 1), …).
+    /// hyperparameters (learning rate finite and > 0, decay rates in [0, 1), …) and the
+    /// metrics' arguments ([`Metric::validate`](crate::Metric::validate)).
     ///
     /// `optimizer` is an [`Optimizer`] or a bare rule (`RMSprop::default()`, with Keras'
     /// default learning rate); `metrics` are [`Metric`](crate::Metric)s or
@@ -251,7 +252,13 @@ impl Sequential {
     ) -> Result<(), TrainError> {
         let optimizer = optimizer.into();
         optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
-        self.compiled = Some(Compiled::new(optimizer, loss, metrics.into_iter().map(Into::into).collect()));
+        let metrics: Vec<NamedMetric> = metrics.into_iter().map(Into::into).collect();
+        // Keras refuses bad metric arguments when the metric is made; kiln's metrics are
+        // plain values, so compile checks them (an AUC with no threshold would panic in fit).
+        for m in &metrics {
+            m.metric.validate().map_err(|e| TrainError::Config(format!("metric `{}`: {e}", m.name)))?;
+        }
+        self.compiled = Some(Compiled::new(optimizer, loss, metrics));
         Ok(())
     }
 

@@ -1,0 +1,168 @@
+//! Keras' own unit tests for losses and metrics, run on kiln's public standalone API.
+//!
+//! `fixtures/keras_unit/losses.json` and `metrics.json` hold every ported case: the Keras
+//! test file and test name, the Keras version, the inputs, the expected number copied from
+//! that file, and the tolerance that Keras test uses. Each case goes through `Loss::call`
+//! or `Metric::standalone()` (`update_state` / `result`). A failure names the Keras file
+//! and test. What was left out, and why, is in
+//! `fixtures/keras_unit/LEFT_OUT_losses_metrics_callbacks.md`.
+
+use std::path::PathBuf;
+
+use kiln_tensor::Matrix;
+use kiln_trainer::{Loss, Metric};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras_unit").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A JSON array of rows as a kiln matrix.
+fn matrix(v: &Value) -> Matrix {
+    let rows: Vec<Vec<f32>> = v
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("number") as f32).collect())
+        .collect();
+    Matrix::from_rows(&rows).expect("rectangular rows")
+}
+
+/// One weight per row, or `None` for JSON `null`.
+fn weights(v: &Value) -> Option<Vec<f32>> {
+    v.as_array().map(|w| w.iter().map(|x| x.as_f64().expect("number") as f32).collect())
+}
+
+/// `actual` against `expected` with the Keras test's own comparison: `decimal` is
+/// `assertAlmostEqual` (numpy's `assert_almost_equal`: `|a − e| < 1.5·10⁻ᵈ`), `atol`/`rtol`
+/// is `assertAllClose` (`|a − e| ≤ atol + rtol·|e|`), `exact` is `assertEqual`.
+fn within(actual: f64, expected: f64, tol: &Value) -> Result<(), String> {
+    let ok = if let Some(d) = tol.get("decimal") {
+        (actual - expected).abs() < 1.5 * 10f64.powi(-(d.as_i64().unwrap() as i32))
+    } else if tol.get("exact").is_some() {
+        actual == expected
+    } else {
+        let (atol, rtol) = (tol["atol"].as_f64().unwrap(), tol["rtol"].as_f64().unwrap());
+        (actual - expected).abs() <= atol + rtol * expected.abs()
+    };
+    if ok { Ok(()) } else { Err(format!("got {actual}, Keras expects {expected} (tolerance {tol})")) }
+}
+
+/// Runs every case of `file` through `run`; failures are collected and reported together,
+/// each naming its Keras file and test; a case marked `known_failure` is skipped with its
+/// reason printed.
+fn run_cases(file: &str, run: impl Fn(&Value) -> Result<(), String>) -> usize {
+    let data = fixture(file);
+    assert_eq!(data["keras_version"], "3.15.1");
+    let cases = data["cases"].as_array().unwrap();
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    for case in cases {
+        let name = format!("{} :: {}", case["file"].as_str().unwrap(), case["test"].as_str().unwrap());
+        assert_eq!(case["keras_version"], "3.15.1", "{name}");
+        if let Some(reason) = case.get("known_failure") {
+            println!("SKIPPED (known failure) {name}: {reason}");
+            continue;
+        }
+        match run(case) {
+            Ok(()) => passed += 1,
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} Keras cases in {file} fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    println!("{file}: {passed} Keras cases pass");
+    passed
+}
+
+fn loss_case(case: &Value) -> Result<(), String> {
+    let name = case["loss"].as_str().unwrap();
+    let loss = Loss::from_keras(name)
+        .ok_or_else(|| format!("kiln has no loss `{name}`"))?
+        .with_from_logits(case["from_logits"].as_bool().unwrap());
+    let (y_true, y_pred) = (matrix(&case["y_true"]), matrix(&case["y_pred"]));
+    let w = weights(&case["sample_weight"]);
+    let result = loss.call(&y_true, &y_pred, w.as_deref());
+    if case.get("expect_error").is_some() {
+        return match result {
+            Err(_) => Ok(()),
+            Ok(v) => Err(format!("Keras raises, kiln returned {v}")),
+        };
+    }
+    let value = result.map_err(|e| format!("kiln refused: {e}"))?;
+    within(f64::from(value), case["expected"].as_f64().unwrap(), &case["tolerance"])
+}
+
+fn metric_case(case: &Value) -> Result<(), String> {
+    let expect_error = case.get("expect_error").and_then(Value::as_str);
+    let metric: Metric = match serde_json::from_value(case["metric"].clone()) {
+        Ok(m) => m,
+        Err(e) if expect_error == Some("config") => {
+            let _ = e;
+            return Ok(());
+        }
+        Err(e) => return Err(format!("metric {} not readable: {e}", case["metric"])),
+    };
+    let mut m = metric.standalone();
+    for update in case["updates"].as_array().unwrap() {
+        let (y_true, y_pred) = (matrix(&update["y_true"]), matrix(&update["y_pred"]));
+        let w = weights(&update["sample_weight"]);
+        if let Err(e) = m.update_state(&y_true, &y_pred, w.as_deref()) {
+            return match (expect_error, &e) {
+                (Some("config"), kiln_trainer::TrainError::Config(_))
+                | (Some("input"), kiln_trainer::TrainError::Input(_)) => Ok(()),
+                _ => Err(format!("update_state refused: {e}")),
+            };
+        }
+    }
+    if let Some(kind) = expect_error {
+        return Err(format!("Keras raises ({kind}), kiln computed {}", m.result()));
+    }
+    within(f64::from(m.result()), case["expected"].as_f64().unwrap(), &case["tolerance"])
+}
+
+#[test]
+fn keras_losses_test_golden_values() {
+    let passed = run_cases("losses.json", loss_case);
+    assert!(passed >= 30, "only {passed} loss cases ran");
+}
+
+#[test]
+fn keras_metrics_tests_golden_values() {
+    let passed = run_cases("metrics.json", metric_case);
+    assert!(passed >= 80, "only {passed} metric cases ran");
+}
+
+/// The arguments Keras refuses when a metric is made are refused by `compile` too, not
+/// only by `standalone()`'s first update (an AUC without thresholds used to reach `fit`
+/// and panic there).
+#[test]
+fn compile_refuses_the_metric_arguments_keras_refuses() {
+    use kiln_layers::Dense;
+    use kiln_optimizers::Sgd;
+    use kiln_trainer::{AucCurve, AucSummation, F1Average, Sequential};
+    let bad = [
+        (Metric::F1Score { average: F1Average::Macro, threshold: Some(1.1) }, "threshold"),
+        (Metric::F1Score { average: F1Average::Micro, threshold: Some(0.0) }, "threshold"),
+        (
+            Metric::Auc {
+                num_thresholds: 0,
+                curve: AucCurve::Roc,
+                summation_method: AucSummation::Interpolation,
+                from_logits: false,
+            },
+            "num_thresholds",
+        ),
+    ];
+    for (metric, argument) in bad {
+        let mut model = Sequential::new().add(Dense::new(2));
+        let err = model.compile(Sgd::default(), Loss::binary_crossentropy(), [metric]).unwrap_err().to_string();
+        assert!(err.contains(argument) && err.contains(metric.keras_name()), "{err}");
+    }
+}
