@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use hdf5_reader::{Datatype, Hdf5File};
+use hdf5_reader::{Datatype, Hdf5File, OpenOptions};
+use kiln_layers::Param;
 use kiln_trainer::Sequential;
 use serde_json::Value;
 
@@ -104,23 +105,24 @@ fn read_weights_member(path: &Path, model_bytes: u64) -> Result<Vec<u8>, KerasEr
     Ok(bytes)
 }
 
-/// Reads the dataset at `at` as float32 values of `shape`.
-fn read_f32(h5: &Hdf5File, at: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+/// Reads the float32 dataset at `at`, which must have the parameter's shape, straight
+/// into the parameter's own values: no intermediate copy of a tensor is ever held.
+fn read_into_param(h5: &Hdf5File, at: &str, param: &mut Param) -> Result<(), String> {
     let ds = h5.dataset(at).map_err(|e| format!("`{at}`: {e}"))?;
     let found: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
-    if found != shape {
-        return Err(format!("`{at}` has shape {found:?}, the kiln layer needs {shape:?}"));
+    if found != param.shape() {
+        return Err(format!("`{at}` has shape {found:?}, the kiln layer needs {:?}", param.shape()));
     }
     match ds.dtype() {
         Datatype::FloatingPoint { size: 4, .. } => {}
         other => return Err(format!("`{at}` is {other:?}, not float32")),
     }
-    let values = ds.read_array::<f32>().map_err(|e| format!("`{at}`: {e}"))?;
-    let values: Vec<f32> = values.iter().copied().collect();
+    let values = param.value_mut();
+    ds.read_into::<f32>(values).map_err(|e| format!("`{at}`: {e}"))?;
     if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(format!("`{at}` holds {v} at index {k}"));
     }
-    Ok(values)
+    Ok(())
 }
 
 /// The dataset names in the group at `at` (`vars/0`, …), or an error naming it.
@@ -133,9 +135,17 @@ fn members(h5: &Hdf5File, at: &str) -> Result<Vec<String>, String> {
     Ok(datasets)
 }
 
-/// Loads every layer's weights from the HDF5 bytes into `model` (built from `doc`).
+/// What the HDF5 reader may hold at once beyond the weights themselves: decoded chunks of
+/// a chunked dataset (Keras writes contiguous ones) and their cache.
+const H5_CHUNK_BYTES: usize = 16 << 20;
+
+/// Loads every layer's weights from the HDF5 bytes into `model` (built from `doc`), each
+/// dataset read straight into its parameter. A file that fails half-way leaves the model
+/// half-loaded: the caller discards it.
 fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), String> {
-    let h5 = Hdf5File::from_vec(bytes).map_err(|e| format!("model.weights.h5 is not a readable HDF5 file: {e}"))?;
+    let options = OpenOptions::default().with_chunk_cache_bytes(H5_CHUNK_BYTES).with_max_chunk_bytes(H5_CHUNK_BYTES);
+    let h5 = Hdf5File::from_vec_with_options(bytes, options)
+        .map_err(|e| format!("model.weights.h5 is not a readable HDF5 file: {e}"))?;
     let names = keras_group_names(doc);
     if names.len() != model.layers().len() {
         return Err(format!(
@@ -144,9 +154,7 @@ fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), 
             model.layers().len()
         ));
     }
-    // Read everything first: a file that fails half-way leaves the model untouched.
-    let mut loaded = Vec::new();
-    for (layer, group) in model.layers().iter().zip(&names) {
+    for (layer, group) in model.layers_mut().iter_mut().zip(&names) {
         let vars = format!("layers/{group}/vars");
         let found = members(&h5, &vars)?;
         let params = layer.params();
@@ -160,14 +168,9 @@ fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), 
                 params.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
             ));
         }
-        for (k, param) in params.iter().enumerate() {
-            let values = read_f32(&h5, &format!("{vars}/{k}"), param.shape())?;
-            loaded.push((layer.name().to_string(), param.name().to_string(), values));
+        for (k, param) in layer.params_mut().iter_mut().enumerate() {
+            read_into_param(&h5, &format!("{vars}/{k}"), param)?;
         }
-    }
-    for (layer, param, values) in loaded {
-        let l = model.layers_mut().iter_mut().find(|l| l.name() == layer).expect("layer read above");
-        l.set_param(&param, &values).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

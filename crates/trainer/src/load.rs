@@ -9,7 +9,7 @@ use crate::tensor_file::{parse_tensors, read_tensors};
 use crate::{Sequential, TrainError, Weights};
 
 /// The largest `config.json` / `metadata.json` accepted (real ones are a few kB).
-const MAX_JSON_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// A small JSON file of the save, read as text (regular files only, bounded).
 fn read_json_file(path: &Path) -> Result<String, TrainError> {
@@ -74,7 +74,10 @@ impl Sequential {
     pub fn load_weights_from_bytes(&mut self, data: &[u8], path: &Path) -> Result<(), TrainError> {
         let (tensors, _) = parse_tensors(data, path)?;
         let expected = self.get_weights();
-        if let Some(extra) = tensors.iter().find(|t| expected.get(&t.name).is_none()) {
+        // Name indexes keep the matching linear in a model of many layers.
+        let wanted: std::collections::HashSet<&str> = expected.0.iter().map(|t| t.name.as_str()).collect();
+        let found_by_name: HashMap<&str, &crate::NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        if let Some(extra) = tensors.iter().find(|t| !wanted.contains(t.name.as_str())) {
             return Err(TrainError::file(
                 path,
                 format!("unexpected tensor `{}`: the model has no such parameter", extra.name),
@@ -82,9 +85,8 @@ impl Sequential {
         }
         let mut loaded = Vec::new();
         for t in &expected.0 {
-            let found = tensors
-                .iter()
-                .find(|f| f.name == t.name)
+            let found = found_by_name
+                .get(t.name.as_str())
                 .ok_or_else(|| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
             if found.shape != t.shape {
                 return Err(TrainError::file(
@@ -92,7 +94,7 @@ impl Sequential {
                     format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, found.shape),
                 ));
             }
-            loaded.push(found.clone());
+            loaded.push((*found).clone());
         }
         if let Some((name, k, v)) = first_non_finite(&loaded) {
             return Err(TrainError::file(
