@@ -35,11 +35,6 @@ fn is_model_dir(dir: &Path) -> bool {
 /// one of `model_dirs` (or is one), or lies in any saved kiln model directory.
 pub fn check_output(flag: &str, out: &Path, inputs: &[&Path], model_dirs: &[&Path]) -> anyhow::Result<()> {
     let target = resolve(out);
-    for input in inputs {
-        if resolve(input) == target {
-            bail!("{flag} {} is the input {}: refusing to overwrite it", out.display(), input.display());
-        }
-    }
     for dir in model_dirs {
         let dir_real = resolve(dir);
         if target.starts_with(&dir_real) {
@@ -56,6 +51,11 @@ pub fn check_output(flag: &str, out: &Path, inputs: &[&Path], model_dirs: &[&Pat
             out.display(),
             parent.display()
         );
+    }
+    for input in inputs {
+        if resolve(input) == target {
+            bail!("{flag} {} is the input {}: refusing to overwrite it", out.display(), input.display());
+        }
     }
     Ok(())
 }

@@ -87,7 +87,9 @@ impl<'de> Visitor<'de> for Row<'_> {
         let mut n = 0;
         while let Some(x) = seq.next_element_seed(Cell { row: i, column: n })? {
             if n == width {
-                return Err(de::Error::custom(format!("row {i} has more than {width} values, the model takes {width}")));
+                return Err(de::Error::custom(format!(
+                    "row {i} has more than {width} values, the model takes {width}"
+                )));
             }
             self.values.push(x);
             n += 1;

@@ -56,7 +56,10 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
         let max = kiln_trainer::MAX_LAYER_NAME_BYTES;
         if name.len() > max {
             let head: String = name.chars().take(32).collect();
-            return Err(cfg.error_at("name", format!("a name of {} bytes (`{head}…`), more than the {max} kiln accepts", name.len())));
+            return Err(cfg.error_at(
+                "name",
+                format!("a name of {} bytes (`{head}…`), more than the {max} kiln accepts", name.len()),
+            ));
         }
     }
     if value.get("trainable").and_then(Value::as_bool) == Some(false) && class != "InputLayer" {

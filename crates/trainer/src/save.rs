@@ -123,10 +123,10 @@ impl Sequential {
                 config.len()
             )));
         }
+        self.check_names().map_err(|e| refuse(e.to_string()))?;
         let Some(width) = self.input_width() else {
             return Err(refuse("it was never built, so it has no weights to load".into()));
         };
-        self.check_names().map_err(|e| refuse(e.to_string()))?;
         // The config as `load` will read it, parsed by the same code (nothing allocated).
         let (twin, twin_width) = Self::parse_config_json(config).map_err(|e| refuse(e.to_string()))?;
         if let Some((i, (a, b))) =

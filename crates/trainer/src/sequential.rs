@@ -317,8 +317,7 @@ impl Sequential {
             return Err(TrainError::NotBuilt("setting weights"));
         }
         // One index of the layers by name: lookups stay linear in a model of many layers.
-        let by_name: HashMap<&str, usize> =
-            self.layers.iter().enumerate().map(|(i, l)| (l.name(), i)).collect();
+        let by_name: HashMap<&str, usize> = self.layers.iter().enumerate().map(|(i, l)| (l.name(), i)).collect();
         let mut targets = Vec::new();
         for t in &weights.0 {
             let (layer, param) = t
