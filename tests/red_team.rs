@@ -724,3 +724,25 @@ fn outputs_inside_a_model_directory_or_onto_an_input_are_refused() {
     let args = xtask::models::ExportOnnxArgs { dir: m.clone(), out: dir.join("m.onnx") };
     assert!(xtask::models::export_onnx(&args).unwrap());
 }
+
+/// Issue 23, finding 10: a stored `model.weights.h5` is read in place from the archive;
+/// its CRC is still checked first, so one flipped weight byte is an error, not a silently
+/// different model.
+#[test]
+fn a_flipped_byte_in_stored_keras_weights_fails_the_crc_check() {
+    let dir = scratch("keras-crc");
+    let mut bytes = std::fs::read(keras_fixture("seq.keras")).unwrap();
+    let start = {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
+        let member = zip.by_name("model.weights.h5").unwrap();
+        assert_eq!(member.compression(), zip::CompressionMethod::Stored, "Keras stores its members");
+        member.data_start() as usize
+    };
+    // The first kernel's data sits at 0x23c8 in seq.keras's HDF5 file.
+    bytes[start + 0x23c8 + 5] ^= 0x40;
+    let file = dir.join("flipped.keras");
+    std::fs::write(&file, &bytes).unwrap();
+    let text = err_text(kiln_keras::import_keras_file(&file));
+    assert!(text.contains("flipped.keras") && text.contains("model.weights.h5"), "{text}");
+    assert!(kiln_keras::import_keras_file(&keras_fixture("seq.keras")).is_ok());
+}

@@ -7,10 +7,12 @@
 //! in `trainable + non_trainable` order: Dense's kernel `(in, out)`, then its bias.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use hdf5_reader::{Datatype, Hdf5File, OpenOptions};
+use hdf5_reader::storage::DynStorage;
+use hdf5_reader::{BytesStorage, Datatype, Hdf5File, OpenOptions, RangeRequestStorage};
 use kiln_layers::Param;
 use kiln_trainer::Sequential;
 use serde_json::Value;
@@ -75,9 +77,12 @@ fn snake_case(class: &str) -> String {
     out
 }
 
-/// Reads `model.weights.h5` from the `.keras` archive at `path` (bounded by
-/// [`MAX_WEIGHTS_BYTES`] and by what the model can hold).
-fn read_weights_member(path: &Path, model_bytes: u64) -> Result<Vec<u8>, KerasError> {
+/// `model.weights.h5` of the `.keras` archive at `path`, as storage the HDF5 reader reads
+/// ranges of (bounded by [`MAX_WEIGHTS_BYTES`] and by what the model can hold). A stored
+/// member — Keras writes them so — is read in place from the archive after its CRC is
+/// checked in one streaming pass, so the file is never held whole beside the weights; a
+/// compressed one is inflated into memory.
+fn weights_member(path: &Path, model_bytes: u64) -> Result<DynStorage, KerasError> {
     let file_err = |m: String| KerasError::File { path: path.to_path_buf(), message: m };
     let file = kiln_fs::open_regular(path).map_err(|e| file_err(e.message))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| file_err(format!("not a readable .keras archive: {e}")))?;
@@ -93,16 +98,31 @@ fn read_weights_member(path: &Path, model_bytes: u64) -> Result<Vec<u8>, KerasEr
             model_bytes / 4
         )));
     }
+    let read_err = |e: std::io::Error| file_err(format!("reading model.weights.h5: {e}"));
+    if member.compression() == zip::CompressionMethod::Stored {
+        let (start, len) = (member.data_start(), member.size());
+        // Reading to the end checks the CRC (the zip reader errors on a mismatch).
+        let copied = std::io::copy(&mut member.by_ref().take(cap + 1), &mut std::io::sink()).map_err(read_err)?;
+        if copied != len {
+            return Err(file_err(format!("model.weights.h5 holds {copied} bytes, its header says {len}")));
+        }
+        drop(member);
+        let file = Mutex::new(zip.into_inner());
+        let storage = RangeRequestStorage::new(len, move |offset, n| {
+            let mut buf = vec![0u8; n];
+            let mut f = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f.seek(SeekFrom::Start(start + offset))?;
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        });
+        return Ok(Arc::new(storage));
+    }
     let mut bytes = Vec::new();
-    member
-        .by_ref()
-        .take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| file_err(format!("reading model.weights.h5: {e}")))?;
+    member.by_ref().take(cap + 1).read_to_end(&mut bytes).map_err(read_err)?;
     if bytes.len() as u64 > cap {
         return Err(file_err(format!("model.weights.h5 holds more than the {cap} bytes it declared room for")));
     }
-    Ok(bytes)
+    Ok(Arc::new(BytesStorage::new(bytes)))
 }
 
 /// Reads the float32 dataset at `at`, which must have the parameter's shape, straight
@@ -142,9 +162,9 @@ const H5_CHUNK_BYTES: usize = 16 << 20;
 /// Loads every layer's weights from the HDF5 bytes into `model` (built from `doc`), each
 /// dataset read straight into its parameter. A file that fails half-way leaves the model
 /// half-loaded: the caller discards it.
-fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), String> {
+fn load_into(model: &mut Sequential, doc: &Value, storage: DynStorage) -> Result<(), String> {
     let options = OpenOptions::default().with_chunk_cache_bytes(H5_CHUNK_BYTES).with_max_chunk_bytes(H5_CHUNK_BYTES);
-    let h5 = Hdf5File::from_vec_with_options(bytes, options)
+    let h5 = Hdf5File::from_storage_with_options(storage, options)
         .map_err(|e| format!("model.weights.h5 is not a readable HDF5 file: {e}"))?;
     let names = keras_group_names(doc);
     if names.len() != model.layers().len() {
@@ -192,8 +212,8 @@ pub fn import_keras_file(path: &Path) -> Result<Sequential, KerasError> {
     if model.input_width().is_none() {
         return Err(file_err("the config does not give the input width (no InputLayer or build shape)".into()));
     }
-    let bytes = read_weights_member(path, model.param_count() as u64 * 4)?;
-    load_into(&mut model, &doc, bytes).map_err(|m| file_err(format!("model.weights.h5: {m}")))?;
+    let storage = weights_member(path, model.param_count() as u64 * 4)?;
+    load_into(&mut model, &doc, storage).map_err(|m| file_err(format!("model.weights.h5: {m}")))?;
     Ok(model)
 }
 
