@@ -490,4 +490,293 @@ fn parity_refuses_endless_and_special_trace_files() {
             "{text}"
         );
     }
+
+// --- round 3: keras import, save/load, predict and export-onnx outputs (issue 23) ---
+
+/// A `.keras` archive at `path` holding `config` (deflated, so huge names stay small) and,
+/// when given, `weights` as its model.weights.h5.
+fn keras_zip(path: &Path, config: &str, weights: Option<&[u8]>) -> PathBuf {
+    let mut out = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    out.start_file("config.json", deflated).unwrap();
+    std::io::Write::write_all(&mut out, config.as_bytes()).unwrap();
+    if let Some(w) = weights {
+        out.start_file("model.weights.h5", zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut out, w).unwrap();
+    }
+    out.finish().unwrap();
+    path.to_path_buf()
+}
+
+/// One member of a real Keras fixture archive.
+fn fixture_member(archive: &str, member: &str) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(keras_fixture(archive)).unwrap()).unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(member).unwrap(), &mut bytes).unwrap();
+    bytes
+}
+
+/// Issue 23, finding 5: an empty Functional `layers` list indexed out of bounds.
+#[test]
+fn a_functional_config_with_no_layers_is_refused_not_a_panic() {
+    let dir = scratch("functional-empty");
+    let cfg = json!({"class_name": "Functional", "config": {"name": "f", "layers": [],
+        "input_layers": [["in", 0, 0]], "output_layers": [["out", 0, 0]]}});
+    let text = keras_doc(cfg.clone());
+    assert!(text.contains("config.layers") && text.contains("empty"), "{text}");
+    let file = keras_zip(&dir.join("empty.keras"), &cfg.to_string(), None);
+    let text = err_text(kiln_keras::import_keras_file(&file));
+    assert!(text.contains("empty.keras") && text.contains("empty"), "{text}");
+}
+
+/// Issue 23, finding 16d: an InputLayer width that disagrees with `build_input_shape`.
+#[test]
+fn an_input_layer_that_disagrees_with_the_build_shape_is_refused_naming_both() {
+    let cfg = json!({"class_name": "Sequential", "config": {"name": "s", "build_input_shape": [null, 5],
+        "layers": [input(json!([null, 4])), dense(json!({}))]}});
+    let text = keras_doc(cfg);
+    assert!(
+        text.contains("config.layers[0]")
+            && text.contains("`in`")
+            && text.contains("4 features")
+            && text.contains("build_input_shape says 5"),
+        "{text}"
+    );
+    let agreeing = json!({"class_name": "Sequential", "config": {"name": "s", "build_input_shape": [null, 4],
+        "layers": [input(json!([null, 4])), dense(json!({}))]}});
+    assert_eq!(kiln_keras::model_from_document(&agreeing).unwrap().input_width(), Some(4));
+}
+
+/// Issue 23, finding 9: a layer renamed to "" (or to a name of megabytes) must not replace
+/// a loadable save with one `load` refuses.
+#[test]
+fn saves_that_load_would_refuse_are_refused_and_the_previous_save_kept() {
+    let dir = scratch("save-loadable").join("m");
+    let good = model();
+    good.save(&dir).unwrap();
+    let before = std::fs::read(dir.join("model.safetensors")).unwrap();
+    for (name, expect) in [("", "empty name"), (&*"n".repeat(5000), "5000 bytes")] {
+        let mut bad = model();
+        bad.layers_mut()[1].core_mut().name = name.to_string();
+        let text = err_text(bad.save(&dir));
+        assert!(text.contains(expect) && text.contains("layer 1"), "{text}");
+        let text = err_text(bad.save_weights(dir.join("w.safetensors")));
+        assert!(text.contains(expect), "{text}");
+    }
+    // A config past load's 16 MiB cap (a model name of 17 MB).
+    let huge = model().name("m".repeat(17 << 20));
+    let mut huge = huge;
+    huge.build(4).unwrap();
+    let text = err_text(huge.save(&dir));
+    assert!(text.contains("config.json") && text.contains("bytes"), "{}", &text[..text.len().min(300)]);
+    // A model that was never built has no weights `load` could read.
+    let text = err_text(Sequential::new().add(Dense::new(2)).save(&dir));
+    assert!(text.contains("never built"), "{text}");
+    assert_eq!(std::fs::read(dir.join("model.safetensors")).unwrap(), before, "the good save is untouched");
+    assert_eq!(Sequential::load(&dir).unwrap().get_weights(), good.get_weights());
+}
+
+/// Issue 23, finding 9: `keras import` of a 20 MB layer name, refused by name before the
+/// good model in `--out` is touched.
+#[test]
+fn a_keras_layer_name_of_megabytes_is_refused_at_import_and_out_is_kept() {
+    let dir = scratch("keras-long-name");
+    let out = dir.join("m");
+    model().save(&out).unwrap();
+    let before = std::fs::read(out.join("config.json")).unwrap();
+    let config_with_name = |bytes: usize| {
+        String::from_utf8(fixture_member("seq.keras", "config.json")).unwrap().replacen(
+            "\"name\": \"dense\"",
+            &format!("\"name\": \"{}\"", "x".repeat(bytes)),
+            1,
+        )
+    };
+    let weights = fixture_member("seq.keras", "model.weights.h5");
+    // 10 MB: under the config cap, refused by the name rule, naming the field.
+    let file = keras_zip(&dir.join("long.keras"), &config_with_name(10 << 20), Some(&weights));
+    assert!(std::fs::metadata(&file).unwrap().len() < 100_000, "a small archive");
+    let args = xtask::models::ImportArgs { file: file.clone(), out: out.clone() };
+    let text = format!("{:#}", xtask::models::keras_import(&args).unwrap_err());
+    assert!(text.contains("long.keras") && text.contains("config.layers[1].config.name"), "{text}");
+    assert!(text.contains("10485760 bytes"), "{text}");
+    // 20 MB: past the config cap, which is load's.
+    let file = keras_zip(&dir.join("longer.keras"), &config_with_name(20 << 20), Some(&weights));
+    let args = xtask::models::ImportArgs { file, out: out.clone() };
+    let text = format!("{:#}", xtask::models::keras_import(&args).unwrap_err());
+    assert!(text.contains("longer.keras") && text.contains("config.json") && text.contains("16777216"), "{text}");
+    assert_eq!(std::fs::read(out.join("config.json")).unwrap(), before);
+}
+
+/// Issue 23, finding 11: 170,000 layers whose names are checked pairwise would take
+/// minutes; in linear time the model builds, and a Keras config of them imports.
+#[test]
+fn a_model_of_170k_layers_checks_its_names_in_linear_time() {
+    const N: usize = 170_000;
+    let mut m = Sequential::new();
+    for _ in 0..N {
+        m.push(Box::new(Dropout::new(0.1)));
+    }
+    m.build(4).unwrap();
+    assert_eq!(m.layers()[N - 1].name(), format!("dropout_{}", N - 1));
+    let mut layers = vec![input(json!([null, 4]))];
+    layers.extend((0..N).map(|i| json!({"class_name": "Dropout", "config": {"name": format!("d{i}"), "rate": 0.1}})));
+    layers.push(json!({"class_name": "Dropout", "config": {"name": "d7", "rate": 0.1}}));
+    let text = keras_doc(sequential_of(json!(layers)));
+    assert!(text.contains("`d7`") && text.contains("layers 7 and 170000"), "{text}");
+    layers.pop();
+    let imported = kiln_keras::model_from_document(&sequential_of(json!(layers))).unwrap();
+    assert_eq!(imported.layers().len(), N);
+}
+
+/// A saved model, an input file and a scratch folder for the predict/export cases.
+fn predict_setup(name: &str, rows: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let m = dir.join("m");
+    model().save(&m).unwrap();
+    let input = dir.join("x.json");
+    std::fs::write(&input, rows).unwrap();
+    (dir, m, input)
+}
+
+fn predict_err(dir: &Path, input: &Path, json_out: Option<PathBuf>) -> String {
+    let args = xtask::models::PredictArgs { dir: dir.to_path_buf(), input: input.to_path_buf(), json: json_out };
+    let text = format!("{:#}", xtask::models::predict(&args).unwrap_err());
+    if std::env::var_os("KILN_PRINT_ERRORS").is_some() {
+        eprintln!("error: {text}");
+    }
+    text
+}
+
+/// Issue 23, finding 3: rows are checked as they are read, naming the row.
+#[test]
+fn predict_checks_each_row_as_it_reads_it() {
+    let empty_rows = format!("[{}]", vec!["[]"; 100_000].join(","));
+    let (_, m, input) = predict_setup("predict-rows", &empty_rows);
+    let text = predict_err(&m, &input, None);
+    assert!(text.contains("x.json") && text.contains("row 0 has 0 values, the model takes 4"), "{text}");
+    for (rows, expect) in [
+        ("[[1,2,3,4],[1,2,3,4,5]]", "row 1 has more than 4 values"),
+        ("[[1,2,3,4],[1,2,\"a\",4]]", "row 1, column 2"),
+        ("[[1,2,3,1e39]]", "row 0, column 3 is 1000000000000000000000000000000000000000, not a finite float32"),
+        ("[[1,2,3,4],7]", "row 1"),
+        ("[]", "empty"),
+        ("[[1,2,3,4]] x", "trailing"),
+        ("{\"a\": 1}", "list of rows"),
+    ] {
+        std::fs::write(&input, rows).unwrap();
+        let text = predict_err(&m, &input, None);
+        assert!(text.contains("x.json") && text.contains(expect), "{rows}: {text}");
+    }
+    std::fs::write(&input, "[[1, 2, 3, 4], [0.5, -1, 2e-3, 4]]").unwrap();
+    let out = input.with_file_name("y.json");
+    let args = xtask::models::PredictArgs { dir: m, input, json: Some(out.clone()) };
+    assert!(xtask::models::predict(&args).unwrap());
+    let y: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
+    assert_eq!((y.len(), y[0].len()), (2, 3));
+}
+
+/// Issue 23, finding 16a: an infinite or NaN prediction is refused (JSON would say `null`),
+/// naming the row and output, and nothing is written.
+#[test]
+fn predict_refuses_non_finite_outputs_and_writes_nothing() {
+    let dir = scratch("predict-inf");
+    let m = dir.join("m");
+    let mut linear = Sequential::new().add(Dense::new(2));
+    linear.build(1).unwrap();
+    let mut w = linear.get_weights();
+    w.0[0].values = vec![1e30, 1.0];
+    linear.set_weights(&w).unwrap();
+    linear.save(&m).unwrap();
+    let input = dir.join("x.json");
+    std::fs::write(&input, "[[1], [1e30], [2]]").unwrap();
+    let out = dir.join("y.json");
+    let text = predict_err(&m, &input, Some(out.clone()));
+    assert!(text.contains("row 1") && text.contains("inf") && text.contains("output 0"), "{text}");
+    assert!(!out.exists(), "nothing is written");
+}
+
+/// Issue 23, finding 14: no output path may lie inside a model directory or be an input.
+#[test]
+fn outputs_inside_a_model_directory_or_onto_an_input_are_refused() {
+    let (dir, m, input) = predict_setup("out-paths", "[[1, 2, 3, 4]]");
+    let snapshot = |d: &Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = snapshot(&m);
+    for out in [m.join("model.safetensors"), m.join("config.json"), m.clone(), m.join("new.onnx")] {
+        let args = xtask::models::ExportOnnxArgs { dir: m.clone(), out: out.clone() };
+        let text = format!("{:#}", xtask::models::export_onnx(&args).unwrap_err());
+        assert!(text.contains("--out") && text.contains("model directory"), "{}: {text}", out.display());
+        let text = predict_err(&m, &input, Some(out.clone()));
+        assert!(text.contains("--json") && text.contains("model directory"), "{}: {text}", out.display());
+    }
+    // Another saved model's directory, reached through `..` and through a symlink.
+    let other = dir.join("other");
+    model().save(&other).unwrap();
+    let text = predict_err(&m, &input, Some(dir.join("m/../other/config.json")));
+    assert!(text.contains("model directory"), "{text}");
+    #[cfg(unix)]
+    {
+        let link = dir.join("link.json");
+        std::os::unix::fs::symlink(m.join("config.json"), &link).unwrap();
+        let text = predict_err(&m, &input, Some(link));
+        assert!(text.contains("model directory"), "{text}");
+    }
+    let text = predict_err(&m, &input, Some(dir.join("./x.json")));
+    assert!(text.contains("is the input"), "{text}");
+    assert_eq!(snapshot(&m), before, "the model is untouched");
+    // keras import: --out may not hold (or be) the archive it reads.
+    let archive = other.join("seq.keras");
+    std::fs::copy(keras_fixture("seq.keras"), &archive).unwrap();
+    let args = xtask::models::ImportArgs { file: archive.clone(), out: other.clone() };
+    let text = format!("{:#}", xtask::models::keras_import(&args).unwrap_err());
+    assert!(text.contains("--out") && text.contains("seq.keras"), "{text}");
+    assert!(archive.exists());
+    // data keras-imdb: --json may not be its input.
+    let npz = dir.join("imdb.npz");
+    std::fs::write(&npz, b"PK").unwrap();
+    let args = xtask::data::KerasImdbArgs {
+        file: npz.clone(),
+        num_words: None,
+        skip_top: 0,
+        maxlen: None,
+        seed: 113,
+        start_char: xtask::data::MaybeIndex(Some(1)),
+        oov_char: xtask::data::MaybeIndex(Some(2)),
+        index_from: xtask::data::MaybeIndex(Some(3)),
+        json: npz.clone(),
+    };
+    let text = format!("{:#}", xtask::data::keras_imdb(&args).unwrap_err());
+    assert!(text.contains("is the input"), "{text}");
+    // A fresh path beside the model is fine.
+    let args = xtask::models::ExportOnnxArgs { dir: m.clone(), out: dir.join("m.onnx") };
+    assert!(xtask::models::export_onnx(&args).unwrap());
+}
+
+/// Issue 23, finding 10: a stored `model.weights.h5` is read in place from the archive;
+/// its CRC is still checked first, so one flipped weight byte is an error, not a silently
+/// different model.
+#[test]
+fn a_flipped_byte_in_stored_keras_weights_fails_the_crc_check() {
+    let dir = scratch("keras-crc");
+    let mut bytes = std::fs::read(keras_fixture("seq.keras")).unwrap();
+    let start = {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
+        let member = zip.by_name("model.weights.h5").unwrap();
+        assert_eq!(member.compression(), zip::CompressionMethod::Stored, "Keras stores its members");
+        member.data_start() as usize
+    };
+    // The first kernel's data sits at 0x23c8 in seq.keras's HDF5 file.
+    bytes[start + 0x23c8 + 5] ^= 0x40;
+    let file = dir.join("flipped.keras");
+    std::fs::write(&file, &bytes).unwrap();
+    let text = err_text(kiln_keras::import_keras_file(&file));
+    assert!(text.contains("flipped.keras") && text.contains("model.weights.h5"), "{text}");
+    assert!(kiln_keras::import_keras_file(&keras_fixture("seq.keras")).is_ok());
 }

@@ -93,6 +93,7 @@ pub fn keras_imdb(a: &KerasImdbArgs) -> anyhow::Result<()> {
         oov_char: a.oov_char.0,
         index_from: a.index_from.0,
     };
+    crate::out_path::check_output("--json", &a.json, &[&a.file], &[])?;
     let (train, test) = kiln_datasets::imdb_load_data(&a.file, &args)?;
     let text = format!(
         "{{\"x_train\": {}, \"y_train\": {}, \"x_test\": {}, \"y_test\": {}}}\n",

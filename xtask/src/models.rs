@@ -2,14 +2,14 @@
 //! model directory, a model directory's predictions for rows given as JSON, and the model
 //! as ONNX.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use kiln_tensor::Matrix;
 use kiln_trainer::Sequential;
 
-/// Largest `--input` file read (a list of rows as JSON).
-pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+use crate::out_path::{check_output, check_output_dir};
+
+pub use crate::rows::{MAX_INPUT_BYTES, read_rows};
 
 /// Options of `cargo xtask keras import`.
 #[derive(clap::Args, Debug)]
@@ -46,6 +46,7 @@ pub struct ExportOnnxArgs {
 
 /// `export-onnx DIR --out model.onnx`.
 pub fn export_onnx(args: &ExportOnnxArgs) -> anyhow::Result<bool> {
+    check_output("--out", &args.out, &[&args.dir], &[&args.dir])?;
     let model = Sequential::load(&args.dir)?;
     kiln_onnx::export_onnx(&model, &args.out).with_context(|| format!("exporting {}", args.dir.display()))?;
     eprintln!(
@@ -59,6 +60,7 @@ pub fn export_onnx(args: &ExportOnnxArgs) -> anyhow::Result<bool> {
 
 /// `keras import FILE --out DIR`.
 pub fn keras_import(args: &ImportArgs) -> anyhow::Result<bool> {
+    check_output_dir("--out", &args.out, &[&args.file])?;
     let model = kiln_keras::import_keras_file(&args.file)?;
     model.save(&args.out).with_context(|| format!("saving the imported model to {}", args.out.display()))?;
     eprintln!(
@@ -71,39 +73,25 @@ pub fn keras_import(args: &ImportArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Reads `path` as a list of equally long rows of finite numbers, `width` wide.
-pub fn read_rows(path: &Path, width: usize) -> anyhow::Result<Matrix> {
-    let bytes = kiln_fs::read_regular(path, MAX_INPUT_BYTES)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let Some(rows) = value.as_array() else {
-        bail!("{}: expected a list of rows (a JSON array of arrays of numbers)", path.display());
-    };
-    if rows.is_empty() {
-        bail!("{}: the list of rows is empty", path.display());
-    }
-    let mut values = Vec::with_capacity(rows.len() * width);
-    for (i, row) in rows.iter().enumerate() {
-        let Some(row) = row.as_array() else { bail!("{}: row {i} is not a list of numbers", path.display()) };
-        if row.len() != width {
-            bail!("{}: row {i} has {} values, the model takes {width}", path.display(), row.len());
-        }
-        for (j, v) in row.iter().enumerate() {
-            match v.as_f64() {
-                Some(x) if x.is_finite() && (x as f32).is_finite() => values.push(x as f32),
-                _ => bail!("{}: row {i}, column {j} is {v}, not a finite float32 number", path.display()),
-            }
-        }
-    }
-    Ok(Matrix::from_vec(rows.len(), width, values)?)
-}
-
 /// `predict DIR --input X.json [--json OUT]`.
 pub fn predict(args: &PredictArgs) -> anyhow::Result<bool> {
+    if let Some(out) = &args.json {
+        check_output("--json", out, &[&args.input, &args.dir], &[&args.dir])?;
+    }
     let mut model = Sequential::load(&args.dir)?;
     let width = model.input_width().with_context(|| format!("{}: the model has no input width", args.dir.display()))?;
     let x = read_rows(&args.input, width)?;
     let y = model.predict(&x, 256)?;
+    // JSON has no NaN or infinity (serde would write `null`): refuse, and write nothing.
+    if let Some((i, j, v)) =
+        (0..y.rows()).find_map(|i| y.row(i).iter().position(|v| !v.is_finite()).map(|j| (i, j, y.row(i)[j])))
+    {
+        bail!(
+            "{}: the prediction for row {i} is {v} at output {j}; JSON cannot hold it, so nothing was written \
+             (the model overflows on this input)",
+            args.input.display()
+        );
+    }
     let rows: Vec<&[f32]> = (0..y.rows()).map(|i| y.row(i)).collect();
     let json = serde_json::to_string(&rows)?;
     match &args.json {

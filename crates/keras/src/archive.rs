@@ -13,7 +13,9 @@ use crate::json::At;
 use crate::model::model_at;
 
 /// Largest `config.json` accepted (real ones are a few kB; this bounds a hostile file).
-pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+/// The same cap as `Sequential::load`'s, so an import never makes a model it cannot read
+/// back.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// The zip local-file signature every `.keras` archive starts with.
 const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
@@ -57,6 +59,9 @@ pub fn read_model_config(path: &Path) -> Result<Value, KerasError> {
             .take(MAX_CONFIG_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| file_err(format!("reading config.json: {e}")))?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(file_err(format!("config.json holds more than {MAX_CONFIG_BYTES} bytes")));
+        }
         String::from_utf8(bytes).map_err(|_| file_err("config.json is not UTF-8".into()))?
     } else {
         let bytes = kiln_fs::read_regular(path, MAX_CONFIG_BYTES).map_err(|e| file_err(e.message))?;

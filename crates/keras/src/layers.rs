@@ -51,6 +51,17 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
         return Err(cfg.error("a layer config must be an object"));
     }
     check_dtype(cfg)?;
+    // The name rule of kiln's save and load, checked here so the error names the field.
+    if let Some(name) = value.get("name").and_then(Value::as_str) {
+        let max = kiln_trainer::MAX_LAYER_NAME_BYTES;
+        if name.len() > max {
+            let head: String = name.chars().take(32).collect();
+            return Err(cfg.error_at(
+                "name",
+                format!("a name of {} bytes (`{head}…`), more than the {max} kiln accepts", name.len()),
+            ));
+        }
+    }
     if value.get("trainable").and_then(Value::as_bool) == Some(false) && class != "InputLayer" {
         return Err(
             cfg.error_at("trainable", "frozen layers (trainable: false) are not supported: kiln trains every layer")

@@ -65,7 +65,22 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
         let path = format!("{layers_path}[{i}]");
         let at = At { value: layer, path: &path };
         match entry(at)? {
-            Entry::Input(w) => input_width = input_width.or(Some(w)),
+            Entry::Input(w) => match input_width {
+                // Keras builds from one shape; two that disagree mean a config kiln would
+                // otherwise import with the wrong input width.
+                Some(known) if known != w => {
+                    let name = layer.get("config").and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("?");
+                    return Err(at.error(format!(
+                        "InputLayer `{name}` takes {w} features, but {} says {known}",
+                        if cfg.get("build_input_shape").is_some() {
+                            cfg.child_path("build_input_shape")
+                        } else {
+                            "an earlier InputLayer".to_string()
+                        }
+                    )));
+                }
+                _ => input_width = Some(w),
+            },
             Entry::Layer(l) => {
                 if model.layers().is_empty() && input_width.is_none() {
                     if let Some(shape) =
@@ -135,12 +150,11 @@ fn check_chain(cfg: At<'_>, layers: &[Value]) -> Result<(), KerasError> {
     if inputs.len() != 1 || outputs.len() != 1 {
         return Err(not_chain(format!("{} inputs and {} outputs", inputs.len(), outputs.len())));
     }
-    if names.first() != Some(&inputs[0]) || names.last() != Some(&outputs[0]) {
-        return Err(not_chain(format!(
-            "layers run from `{}` to `{}`, not input to output",
-            names[0],
-            names[names.len() - 1]
-        )));
+    let (Some(first), Some(last)) = (names.first(), names.last()) else {
+        return Err(KerasError::config(cfg.child_path("layers"), "the Functional model's `layers` list is empty"));
+    };
+    if *first != inputs[0] || *last != outputs[0] {
+        return Err(not_chain(format!("layers run from `{first}` to `{last}`, not input to output")));
     }
     for (i, layer) in layers.iter().enumerate().skip(1) {
         let nodes = layer.get("inbound_nodes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);

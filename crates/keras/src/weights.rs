@@ -7,10 +7,13 @@
 //! in `trainable + non_trainable` order: Dense's kernel `(in, out)`, then its bias.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use hdf5_reader::{Datatype, Hdf5File};
+use hdf5_reader::storage::DynStorage;
+use hdf5_reader::{BytesStorage, Datatype, Hdf5File, OpenOptions, RangeRequestStorage};
+use kiln_layers::Param;
 use kiln_trainer::Sequential;
 use serde_json::Value;
 
@@ -74,9 +77,12 @@ fn snake_case(class: &str) -> String {
     out
 }
 
-/// Reads `model.weights.h5` from the `.keras` archive at `path` (bounded by
-/// [`MAX_WEIGHTS_BYTES`] and by what the model can hold).
-fn read_weights_member(path: &Path, model_bytes: u64) -> Result<Vec<u8>, KerasError> {
+/// `model.weights.h5` of the `.keras` archive at `path`, as storage the HDF5 reader reads
+/// ranges of (bounded by [`MAX_WEIGHTS_BYTES`] and by what the model can hold). A stored
+/// member — Keras writes them so — is read in place from the archive after its CRC is
+/// checked in one streaming pass, so the file is never held whole beside the weights; a
+/// compressed one is inflated into memory.
+fn weights_member(path: &Path, model_bytes: u64) -> Result<DynStorage, KerasError> {
     let file_err = |m: String| KerasError::File { path: path.to_path_buf(), message: m };
     let file = kiln_fs::open_regular(path).map_err(|e| file_err(e.message))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| file_err(format!("not a readable .keras archive: {e}")))?;
@@ -92,35 +98,51 @@ fn read_weights_member(path: &Path, model_bytes: u64) -> Result<Vec<u8>, KerasEr
             model_bytes / 4
         )));
     }
+    let read_err = |e: std::io::Error| file_err(format!("reading model.weights.h5: {e}"));
+    if member.compression() == zip::CompressionMethod::Stored {
+        let (start, len) = (member.data_start(), member.size());
+        // Reading to the end checks the CRC (the zip reader errors on a mismatch).
+        let copied = std::io::copy(&mut member.by_ref().take(cap + 1), &mut std::io::sink()).map_err(read_err)?;
+        if copied != len {
+            return Err(file_err(format!("model.weights.h5 holds {copied} bytes, its header says {len}")));
+        }
+        drop(member);
+        let file = Mutex::new(zip.into_inner());
+        let storage = RangeRequestStorage::new(len, move |offset, n| {
+            let mut buf = vec![0u8; n];
+            let mut f = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f.seek(SeekFrom::Start(start + offset))?;
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        });
+        return Ok(Arc::new(storage));
+    }
     let mut bytes = Vec::new();
-    member
-        .by_ref()
-        .take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| file_err(format!("reading model.weights.h5: {e}")))?;
+    member.by_ref().take(cap + 1).read_to_end(&mut bytes).map_err(read_err)?;
     if bytes.len() as u64 > cap {
         return Err(file_err(format!("model.weights.h5 holds more than the {cap} bytes it declared room for")));
     }
-    Ok(bytes)
+    Ok(Arc::new(BytesStorage::new(bytes)))
 }
 
-/// Reads the dataset at `at` as float32 values of `shape`.
-fn read_f32(h5: &Hdf5File, at: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+/// Reads the float32 dataset at `at`, which must have the parameter's shape, straight
+/// into the parameter's own values: no intermediate copy of a tensor is ever held.
+fn read_into_param(h5: &Hdf5File, at: &str, param: &mut Param) -> Result<(), String> {
     let ds = h5.dataset(at).map_err(|e| format!("`{at}`: {e}"))?;
     let found: Vec<usize> = ds.shape().iter().map(|&d| d as usize).collect();
-    if found != shape {
-        return Err(format!("`{at}` has shape {found:?}, the kiln layer needs {shape:?}"));
+    if found != param.shape() {
+        return Err(format!("`{at}` has shape {found:?}, the kiln layer needs {:?}", param.shape()));
     }
     match ds.dtype() {
         Datatype::FloatingPoint { size: 4, .. } => {}
         other => return Err(format!("`{at}` is {other:?}, not float32")),
     }
-    let values = ds.read_array::<f32>().map_err(|e| format!("`{at}`: {e}"))?;
-    let values: Vec<f32> = values.iter().copied().collect();
+    let values = param.value_mut();
+    ds.read_into::<f32>(values).map_err(|e| format!("`{at}`: {e}"))?;
     if let Some((k, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(format!("`{at}` holds {v} at index {k}"));
     }
-    Ok(values)
+    Ok(())
 }
 
 /// The dataset names in the group at `at` (`vars/0`, …), or an error naming it.
@@ -133,9 +155,17 @@ fn members(h5: &Hdf5File, at: &str) -> Result<Vec<String>, String> {
     Ok(datasets)
 }
 
-/// Loads every layer's weights from the HDF5 bytes into `model` (built from `doc`).
-fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), String> {
-    let h5 = Hdf5File::from_vec(bytes).map_err(|e| format!("model.weights.h5 is not a readable HDF5 file: {e}"))?;
+/// What the HDF5 reader may hold at once beyond the weights themselves: decoded chunks of
+/// a chunked dataset (Keras writes contiguous ones) and their cache.
+const H5_CHUNK_BYTES: usize = 16 << 20;
+
+/// Loads every layer's weights from the HDF5 bytes into `model` (built from `doc`), each
+/// dataset read straight into its parameter. A file that fails half-way leaves the model
+/// half-loaded: the caller discards it.
+fn load_into(model: &mut Sequential, doc: &Value, storage: DynStorage) -> Result<(), String> {
+    let options = OpenOptions::default().with_chunk_cache_bytes(H5_CHUNK_BYTES).with_max_chunk_bytes(H5_CHUNK_BYTES);
+    let h5 = Hdf5File::from_storage_with_options(storage, options)
+        .map_err(|e| format!("model.weights.h5 is not a readable HDF5 file: {e}"))?;
     let names = keras_group_names(doc);
     if names.len() != model.layers().len() {
         return Err(format!(
@@ -144,9 +174,7 @@ fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), 
             model.layers().len()
         ));
     }
-    // Read everything first: a file that fails half-way leaves the model untouched.
-    let mut loaded = Vec::new();
-    for (layer, group) in model.layers().iter().zip(&names) {
+    for (layer, group) in model.layers_mut().iter_mut().zip(&names) {
         let vars = format!("layers/{group}/vars");
         let found = members(&h5, &vars)?;
         let params = layer.params();
@@ -160,14 +188,9 @@ fn load_into(model: &mut Sequential, doc: &Value, bytes: Vec<u8>) -> Result<(), 
                 params.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
             ));
         }
-        for (k, param) in params.iter().enumerate() {
-            let values = read_f32(&h5, &format!("{vars}/{k}"), param.shape())?;
-            loaded.push((layer.name().to_string(), param.name().to_string(), values));
+        for (k, param) in layer.params_mut().iter_mut().enumerate() {
+            read_into_param(&h5, &format!("{vars}/{k}"), param)?;
         }
-    }
-    for (layer, param, values) in loaded {
-        let l = model.layers_mut().iter_mut().find(|l| l.name() == layer).expect("layer read above");
-        l.set_param(&param, &values).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -189,8 +212,8 @@ pub fn import_keras_file(path: &Path) -> Result<Sequential, KerasError> {
     if model.input_width().is_none() {
         return Err(file_err("the config does not give the input width (no InputLayer or build shape)".into()));
     }
-    let bytes = read_weights_member(path, model.param_count() as u64 * 4)?;
-    load_into(&mut model, &doc, bytes).map_err(|m| file_err(format!("model.weights.h5: {m}")))?;
+    let storage = weights_member(path, model.param_count() as u64 * 4)?;
+    load_into(&mut model, &doc, storage).map_err(|m| file_err(format!("model.weights.h5: {m}")))?;
     Ok(model)
 }
 

@@ -20,10 +20,20 @@ pub struct Param {
 }
 
 impl Param {
-    /// A parameter of `shape` (row-major) with zero values and gradient.
+    /// A parameter of `shape` (row-major) with zero values. Its zero gradient buffer is
+    /// allocated on first use ([`ensure_grad`](Param::ensure_grad), `grad_mut`), so a
+    /// model that only predicts — loaded, imported, exported — holds its weights once.
     pub fn zeros(name: impl Into<Cow<'static, str>>, shape: Vec<usize>) -> Self {
         let len = shape.iter().product();
-        Self { name: name.into(), shape, value: vec![0.0; len], grad: vec![0.0; len], regularizer: None }
+        Self { name: name.into(), shape, value: vec![0.0; len], grad: Vec::new(), regularizer: None }
+    }
+
+    /// Allocates the (zero) gradient buffer if it is not there yet; training calls it
+    /// before its first step.
+    pub fn ensure_grad(&mut self) {
+        if self.grad.len() != self.value.len() {
+            self.grad = vec![0.0; self.value.len()];
+        }
     }
 
     /// Attaches a regularizer (or none).
@@ -62,25 +72,29 @@ impl Param {
         &mut self.value
     }
 
-    /// The gradient of the last `backward`.
+    /// The gradient of the last `backward` (empty before the buffer exists).
     pub fn grad(&self) -> &[f32] {
         &self.grad
     }
 
     /// The gradient, mutably (`backward` writes it).
     pub fn grad_mut(&mut self) -> &mut [f32] {
+        self.ensure_grad();
         &mut self.grad
     }
 
     /// The values and the gradient at once, both mutably, for an optimizer step (which
     /// clips the gradient in place).
     pub fn value_and_grad(&mut self) -> (&mut [f32], &mut [f32]) {
+        self.ensure_grad();
         (&mut self.value, &mut self.grad)
     }
 
     /// The regularizer with the values and the gradient (mutably), for adding the
     /// penalty's gradient; `None` without a regularizer.
     pub fn regularized_parts(&mut self) -> Option<(&dyn Regularizer, &[f32], &mut [f32])> {
+        self.regularizer.as_ref()?;
+        self.ensure_grad();
         let reg = self.regularizer.as_deref()?;
         Some((reg, &self.value, &mut self.grad))
     }

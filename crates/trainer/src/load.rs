@@ -11,7 +11,7 @@ use crate::tensor_file::{parse_tensors, read_tensors};
 use crate::{Sequential, TrainError, Weights};
 
 /// The largest `config.json` / `metadata.json` accepted (real ones are a few kB).
-const MAX_JSON_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_JSON_BYTES: u64 = 16 << 20;
 
 /// A small JSON file of the save, read as text (regular files only, bounded).
 fn read_json_file(path: &Path) -> Result<String, TrainError> {
@@ -83,7 +83,10 @@ impl Sequential {
     pub(crate) fn checked_weights(&self, data: &[u8], path: &Path) -> Result<Weights, TrainError> {
         let (tensors, _) = parse_tensors(data, path)?;
         let expected = self.get_weights();
-        if let Some(extra) = tensors.iter().find(|t| expected.get(&t.name).is_none()) {
+        // Name indexes keep the matching linear in a model of many layers.
+        let wanted: std::collections::HashSet<&str> = expected.0.iter().map(|t| t.name.as_str()).collect();
+        let found_by_name: HashMap<&str, &crate::NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        if let Some(extra) = tensors.iter().find(|t| !wanted.contains(t.name.as_str())) {
             return Err(TrainError::file(
                 path,
                 format!("unexpected tensor `{}`: the model has no such parameter", extra.name),
@@ -91,9 +94,8 @@ impl Sequential {
         }
         let mut loaded = Vec::new();
         for t in &expected.0 {
-            let found = tensors
-                .iter()
-                .find(|f| f.name == t.name)
+            let found = found_by_name
+                .get(t.name.as_str())
                 .ok_or_else(|| TrainError::file(path, format!("missing tensor `{}`", t.name)))?;
             if found.shape != t.shape {
                 return Err(TrainError::file(
@@ -101,7 +103,7 @@ impl Sequential {
                     format!("tensor `{}`: expected shape {:?}, found {:?}", t.name, t.shape, found.shape),
                 ));
             }
-            loaded.push(found.clone());
+            loaded.push((*found).clone());
         }
         if let Some((name, k, v)) = first_non_finite(&loaded) {
             return Err(TrainError::file(

@@ -9,6 +9,7 @@ use kiln_layers::Layer;
 use kiln_optimizers::Optimizer;
 use serde::{Deserialize, Serialize};
 
+use crate::load::MAX_JSON_BYTES;
 use crate::sequential::Compiled;
 use crate::tensor_file::write_tensors;
 use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError};
@@ -80,6 +81,16 @@ impl Sequential {
     /// A model from [`to_config_json`](Sequential::to_config_json) output: built (fresh
     /// weights) when the input width is known, compiled when the config says so.
     pub fn from_config_json(json: &str) -> Result<Self, TrainError> {
+        let (mut model, input_width) = Self::parse_config_json(json)?;
+        if let Some(w) = input_width {
+            model.build(w)?;
+        }
+        Ok(model)
+    }
+
+    /// The model of a config, compiled but not built, and the input width to build it for:
+    /// every check of [`from_config_json`](Sequential::from_config_json) but the allocation.
+    fn parse_config_json(json: &str) -> Result<(Self, Option<usize>), TrainError> {
         let cfg: ConfigIn = serde_json::from_str(json).map_err(|e| TrainError::Config(e.to_string()))?;
         if cfg.format_version != FORMAT_VERSION {
             return Err(TrainError::Config(format!(
@@ -89,9 +100,6 @@ impl Sequential {
         }
         let mut model = Sequential::new().name(cfg.name).seed(cfg.seed);
         cfg.layers.into_iter().for_each(|l| model.push(l));
-        if let Some(w) = cfg.input_width {
-            model.build(w)?;
-        }
         if let Some(c) = cfg.compile {
             let loss = Loss::from_keras(&c.loss)
                 .ok_or_else(|| TrainError::Config(format!("unknown loss `{}`", c.loss)))?
@@ -99,7 +107,38 @@ impl Sequential {
             c.optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
             model.compiled = Some(Compiled::new(c.optimizer, loss, c.metrics));
         }
-        Ok(model)
+        Ok((model, cfg.input_width))
+    }
+
+    /// Errors unless `config` — this model's [`to_config_json`](Sequential::to_config_json)
+    /// — and its weights pass every check [`load`](Sequential::load) makes: the size cap,
+    /// a built model, layer names that are non-empty, short, unique and read back
+    /// unchanged, and a weight count within the default budget `load` builds with. `save`
+    /// runs it before replacing anything, so a save is never a model `load` refuses.
+    fn check_loadable(&self, config: &str) -> Result<(), TrainError> {
+        let refuse = |why: String| TrainError::Config(format!("refusing to save a model `load` would refuse: {why}"));
+        if config.len() as u64 > MAX_JSON_BYTES {
+            return Err(refuse(format!(
+                "its config.json would be {} bytes, more than the {MAX_JSON_BYTES} `load` reads",
+                config.len()
+            )));
+        }
+        self.check_names().map_err(|e| refuse(e.to_string()))?;
+        let Some(width) = self.input_width() else {
+            return Err(refuse("it was never built, so it has no weights to load".into()));
+        };
+        // The config as `load` will read it, parsed by the same code (nothing allocated).
+        let (twin, twin_width) = Self::parse_config_json(config).map_err(|e| refuse(e.to_string()))?;
+        if let Some((i, (a, b))) =
+            self.layers.iter().zip(&twin.layers).enumerate().find(|(_, (a, b))| a.name() != b.name())
+        {
+            return Err(refuse(format!("layer {i} `{}` would be read back as `{}`", a.name(), b.name())));
+        }
+        if twin.layers.len() != self.layers.len() || twin_width != Some(width) {
+            return Err(refuse("its config does not read back as the same layers and input width".into()));
+        }
+        twin.check_names().map_err(|e| refuse(e.to_string()))?;
+        twin.check_planned_weights(width).map_err(|e| refuse(e.to_string()))
     }
 
     /// Saves the model into directory `dir`: `config.json`, `model.safetensors`,
@@ -117,12 +156,14 @@ impl Sequential {
     /// is written through); a second process saving the same `dir` at once is refused.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
-        // What `load` would refuse is never written.
-        self.check_names()?;
+        // What `load` would refuse is never written: the config is checked by load's own
+        // parser, names and caps before the previous save is touched.
+        let config = self.to_config_json();
+        self.check_loadable(&config)?;
         self.check_finite_state()?;
         refuse_foreign_files(dir)?;
         kiln_fs::replace_dir_atomic(dir, |staging| -> Result<(), TrainError> {
-            write_atomic(&staging.join("config.json"), self.to_config_json().as_bytes())?;
+            write_atomic(&staging.join("config.json"), config.as_bytes())?;
             self.save_weights(staging.join("model.safetensors"))?;
             self.save_optimizer_state(staging.join("optimizer.safetensors"))?;
             let meta = serde_json::json!({
@@ -138,6 +179,8 @@ impl Sequential {
     /// Writes every parameter to one safetensors file (`dense_1/kernel`, …), atomically;
     /// refuses non-finite weights (the file would not load back).
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
+        // An empty or repeated layer name would give tensors `load_weights` cannot place.
+        self.check_names()?;
         let weights = self.get_weights();
         if let Some((tensor, index, value)) = first_non_finite(&weights.0) {
             return Err(TrainError::Diverged { tensor, index, value });

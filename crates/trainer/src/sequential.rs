@@ -1,5 +1,7 @@
 //! The `Sequential` model: a stack of layers, built, compiled and trained.
 
+use std::collections::HashMap;
+
 use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Layer};
 use kiln_optimizers::Optimizer;
 use kiln_tensor::{Parallelism, Rng};
@@ -22,6 +24,9 @@ pub struct Sequential {
     pub(crate) par: Parallelism,
     pub(crate) max_weights: usize,
     pub(crate) history: Option<History>,
+    /// How many layers of each class `push` has added, so naming the next unnamed one
+    /// (`dense_3`) takes constant time, not a scan of every layer.
+    class_counts: HashMap<&'static str, usize>,
 }
 
 /// What `build` fixed: the input width and each layer's output width.
@@ -71,6 +76,7 @@ impl Sequential {
             par: Parallelism::from_env(),
             max_weights: DEFAULT_MAX_WEIGHTS,
             history: None,
+            class_counts: HashMap::new(),
         }
     }
 
@@ -84,11 +90,12 @@ impl Sequential {
     /// Appends a boxed layer, naming it Keras-style (`dense`, `dense_1`, …) when unnamed.
     /// Names must be unique: [`build`](Sequential::build) refuses duplicates.
     pub fn push(&mut self, mut layer: Box<dyn Layer>) {
+        let same = self.class_counts.entry(layer.class_name()).or_insert(0);
         if layer.name().is_empty() {
             let base = snake_case(layer.class_name());
-            let same = self.layers.iter().filter(|l| l.class_name() == layer.class_name()).count();
-            layer.core_mut().name = if same == 0 { base } else { format!("{base}_{same}") };
+            layer.core_mut().name = if *same == 0 { base } else { format!("{base}_{same}") };
         }
+        *same += 1;
         self.built = None;
         self.layers.push(layer);
     }
@@ -198,7 +205,7 @@ impl Sequential {
 
     /// Sums what the layers say they will create (as far as they say) and refuses a model
     /// past its weight budget before any layer allocates.
-    fn check_planned_weights(&self, input_width: usize) -> Result<(), TrainError> {
+    pub(crate) fn check_planned_weights(&self, input_width: usize) -> Result<(), TrainError> {
         let (mut total, mut width) = (0usize, input_width);
         for layer in &self.layers {
             let Some((weights, out)) = layer.planned(width) else { return Ok(()) };
@@ -218,14 +225,10 @@ impl Sequential {
         Ok(())
     }
 
-    /// Errors on the first pair of layers sharing a name.
+    /// Errors on the first layer name `load` could not use: empty, too long, or shared
+    /// with an earlier layer (linear time).
     pub(crate) fn check_names(&self) -> Result<(), TrainError> {
-        for (second, l) in self.layers.iter().enumerate() {
-            if let Some(first) = self.layers[..second].iter().position(|o| o.name() == l.name()) {
-                return Err(TrainError::DuplicateLayerName { name: l.name().to_string(), first, second });
-            }
-        }
-        Ok(())
+        crate::names::check_layer_names(&self.layers)
     }
 
     /// Builds for `width` unless already built for it; errors on a different width.
@@ -352,15 +355,17 @@ impl Sequential {
 /// [`Sequential::set_weights`] on a list of built layers (a staged copy when restoring a
 /// backup): every tensor is checked before anything is written.
 pub(crate) fn set_layer_weights(layers: &mut [Box<dyn Layer>], weights: &Weights) -> Result<(), TrainError> {
+    // One index of the layers by name: lookups stay linear in a model of many layers.
+    let by_name: HashMap<&str, usize> = layers.iter().enumerate().map(|(i, l)| (l.name(), i)).collect();
     let mut targets = Vec::new();
     for t in &weights.0 {
         let (layer, param) = t
             .name
             .rsplit_once('/')
             .ok_or_else(|| TrainError::Input(format!("weight name `{}` is not `layer/param`", t.name)))?;
-        let li = layers
-            .iter()
-            .position(|l| l.name() == layer)
+        let li = by_name
+            .get(layer)
+            .copied()
             .ok_or_else(|| TrainError::Input(format!("no layer `{layer}` for weight `{}`", t.name)))?;
         let pi = layers[li]
             .params()

@@ -104,6 +104,9 @@ impl Sequential {
         check_batch_size(batch_size)?;
         self.ensure_built(x.width(), "training")?;
         self.ensure_optimizer()?;
+        // Gradient buffers exist before the first step (the optimizer reads them all);
+        // a model that only predicts never allocates them.
+        self.layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()).for_each(kiln_layers::Param::ensure_grad);
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
         loss.check_targets(y, out_w)?;

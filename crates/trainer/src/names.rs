@@ -1,0 +1,40 @@
+//! The rules every layer name must follow, checked in linear time by `build`, `save` and
+//! `load` alike (so nothing is saved that `load` would refuse).
+
+use std::collections::HashMap;
+
+use kiln_layers::Layer;
+
+use crate::TrainError;
+
+/// The longest layer name accepted, in bytes. Real names are a few dozen bytes; a name of
+/// megabytes would make a `config.json` past what `load` reads.
+pub const MAX_LAYER_NAME_BYTES: usize = 1024;
+
+/// Errors on the first layer whose name is empty or longer than [`MAX_LAYER_NAME_BYTES`],
+/// or that repeats an earlier layer's name (one pass, hashing each name once).
+pub(crate) fn check_layer_names(layers: &[Box<dyn Layer>]) -> Result<(), TrainError> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(layers.len());
+    for (second, l) in layers.iter().enumerate() {
+        let name = l.name();
+        if name.is_empty() {
+            return Err(TrainError::Config(format!(
+                "layer {second} ({}) has an empty name: its weights could not be told apart when loaded",
+                l.class_name()
+            )));
+        }
+        if name.len() > MAX_LAYER_NAME_BYTES {
+            return Err(TrainError::Config(format!(
+                "layer {second} ({}) has a name of {} bytes (`{}…`), more than the {MAX_LAYER_NAME_BYTES} kiln accepts",
+                l.class_name(),
+                name.len(),
+                name.chars().take(32).collect::<String>()
+            )));
+        }
+        if let Some(&first) = seen.get(name) {
+            return Err(TrainError::DuplicateLayerName { name: name.to_string(), first, second });
+        }
+        seen.insert(name, second);
+    }
+    Ok(())
+}
