@@ -393,6 +393,7 @@ fn npz_members_are_read_only_when_asked_for_and_checked_before_widening() {
     );
     assert!(peak < 16 * MIB, "peak {} MiB", peak / MIB);
     std::fs::remove_dir_all(&dir).unwrap();
+}
 
 // --- round 3: keras import, predict input (issue 23) ---
 

@@ -490,6 +490,7 @@ fn parity_refuses_endless_and_special_trace_files() {
             "{text}"
         );
     }
+}
 
 // --- round 3: keras import, save/load, predict and export-onnx outputs (issue 23) ---
 
