@@ -11,6 +11,12 @@ use crate::FileError;
 /// before giving up (each round means another process just took and released it).
 const RETRIES: usize = 16;
 
+/// How long a held lock is retried before it counts as another writer's. A process that
+/// forks (to spawn a child) while this one holds a lock shares the lock's open file until
+/// the child execs, so a lock just released can read as held for a moment; a real writer
+/// holds it far longer.
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// An exclusive advisory lock on `.NAME.lock` beside a target, released on drop. Every
 /// kiln process saving the same model directory takes it first, so two saves never mix
 /// their files; it is advisory (`flock`), so it binds cooperating writers only. The
@@ -23,7 +29,8 @@ pub struct SaveLock {
 }
 
 impl SaveLock {
-    /// Takes the lock of `target` or fails at once, saying another process holds it.
+    /// Takes the lock of `target` or fails (within [`BUSY_GRACE`]), saying another process
+    /// holds it.
     /// Creates `target`'s parent folders if they are missing (as `mkdir -p`).
     pub fn acquire(target: &Path) -> Result<Self, FileError> {
         Self::acquire_tagged(
@@ -33,14 +40,17 @@ impl SaveLock {
         )
     }
 
-    /// Takes the lock file `.NAME.TAG` beside `target` or fails at once with an error
-    /// naming `target` and saying `busy`. Creates `target`'s parent folders if missing.
+    /// Takes the lock file `.NAME.TAG` beside `target` or fails (within [`BUSY_GRACE`]) with
+    /// an error naming `target` and saying `busy`. Creates `target`'s parent folders if
+    /// missing.
     pub fn acquire_tagged(target: &Path, tag: &str, busy: &str) -> Result<Self, FileError> {
         let path = crate::atomic::sibling(target, tag)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(|e| FileError::new(parent, format!("cannot create the folder: {e}")))?;
         }
-        for _ in 0..RETRIES {
+        let started = std::time::Instant::now();
+        let mut replaced = 0;
+        while replaced < RETRIES {
             let file = fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -53,7 +63,10 @@ impl SaveLock {
                 // it: the lock is then on a file nobody else will open. Only a lock on the
                 // file still at `path` counts.
                 Ok(()) if still_at(&file, &path) => return Ok(Self { _file: file, path }),
-                Ok(()) => continue,
+                Ok(()) => replaced += 1,
+                Err(TryLockError::WouldBlock) if started.elapsed() < BUSY_GRACE => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
                 Err(TryLockError::WouldBlock) => return Err(FileError::new(target, busy)),
                 Err(TryLockError::Error(e)) => {
                     return Err(FileError::new(&path, format!("cannot take the lock: {e}")));
@@ -98,6 +111,27 @@ fn still_at(_: &fs::File, _: &Path) -> bool {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// A lock released within the grace (as one a forked child briefly shares is) is
+    /// taken; one held past it is refused as another writer's.
+    #[test]
+    fn a_lock_released_within_the_grace_is_taken_one_held_longer_is_refused() {
+        let dir = std::env::temp_dir().join(format!("kiln-fs-lock-grace-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("model");
+        let held = SaveLock::acquire(&target).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(held);
+        });
+        let second = SaveLock::acquire(&target).expect("released after 50 ms");
+        releaser.join().unwrap();
+        let started = std::time::Instant::now();
+        let err = SaveLock::acquire(&target).unwrap_err().to_string();
+        assert!(err.contains("another process") && started.elapsed() >= BUSY_GRACE, "{err}");
+        drop(second);
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn a_lock_on_a_file_removed_from_its_path_does_not_count() {
