@@ -50,8 +50,9 @@ fn all_close(actual: &[f64], expected: &[f64], atol: f64, rtol: f64) -> Result<(
         return Err(format!("{} values, expected {}", actual.len(), expected.len()));
     }
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        // `!(…)` so that a NaN fails.
-        if !((a - e).abs() <= atol + rtol * e.abs()) {
+        // Written so that a NaN fails.
+        let within = (a - e).abs() <= atol + rtol * e.abs();
+        if !within {
             return Err(format!("value {i}: kiln {a}, Keras {e} (atol {atol}, rtol {rtol}); kiln {actual:?}"));
         }
     }
@@ -90,7 +91,8 @@ fn config_keeps_arguments(keras_config: &Value, kiln_config: &Value) -> Result<(
         let got = kiln_config.get(key).ok_or_else(|| format!("kiln's config lacks `{key}`: {kiln_config}"))?;
         let same = match (got, want) {
             (Value::Number(_), Value::Number(_)) | (Value::Array(_), Value::Array(_)) => {
-                let (g, w) = if got.is_number() { (vec![got.clone()], vec![want.clone()]) } else { (as_vec(got), as_vec(want)) };
+                let (g, w) =
+                    if got.is_number() { (vec![got.clone()], vec![want.clone()]) } else { (as_vec(got), as_vec(want)) };
                 all_close(&numbers(&Value::Array(g)), &numbers(&Value::Array(w)), 1e-6, 1e-6).is_ok()
             }
             _ => got == want,
@@ -133,10 +135,10 @@ fn optimizer_steps(case: &Value) -> Result<(), String> {
     opt.build(&params);
     let check = |after: usize, opt: &Optimizer, values: &[Vec<f32>]| -> Result<(), String> {
         for e in case["expect"].as_array().unwrap().iter().filter(|e| e["after_steps"] == after) {
-            if let Some(n) = e.get("iterations") {
-                if opt.iterations() != n.as_u64().unwrap() {
-                    return Err(format!("after {after} steps: iterations {}, Keras {n}", opt.iterations()));
-                }
+            if let Some(n) = e.get("iterations")
+                && opt.iterations() != n.as_u64().unwrap()
+            {
+                return Err(format!("after {after} steps: iterations {}, Keras {n}", opt.iterations()));
             }
             for (k, want) in e.get("values").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 compare(case, &widen(&values[k]), &numbers(want))
@@ -342,9 +344,8 @@ fn regularizer_case(doc: &Value, case: &Value) -> Result<(), String> {
                     let l1: f32 = s.parse().map_err(|e| format!("{s}: {e}"))?;
                     L1::new(l1).validate().map(|()| l1 as f64).map_err(|e| e.to_string())
                 }
-                None => regularizer(&json!({"class_name": "L1", "config": {"l1": case["arg"]}})).map(|r| {
-                    serde_json::to_value(r.as_ref()).unwrap()["l1"].as_f64().unwrap_or(f64::NAN)
-                }),
+                None => regularizer(&json!({"class_name": "L1", "config": {"l1": case["arg"]}}))
+                    .map(|r| serde_json::to_value(r.as_ref()).unwrap()["l1"].as_f64().unwrap_or(f64::NAN)),
             };
             match (result, case["accepted"].as_bool().unwrap()) {
                 (Ok(got), true) => compare(case, &[got], &[case["expected"].as_f64().unwrap()]),
