@@ -43,5 +43,6 @@ pub use compile::compile_from_keras;
 pub use error::KerasError;
 pub use model::model_from_keras;
 pub use optimizer::optimizer_from_keras;
+pub use parts::regularizer_from_keras;
 pub use trace::{Check, TraceReport, replay};
 pub use weights::{MAX_WEIGHTS_BYTES, import_keras_file};

@@ -92,8 +92,10 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
         [(_, v)] => opt = opt.clipvalue(*v),
         _ => return Err(cfg.error("only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set")),
     }
-    // Keras writes `weight_decay: null` when off; AdamW always writes its value.
-    if cfg.get("weight_decay").is_some() {
+    // Keras writes `weight_decay: null` when off; AdamW always writes its value, and
+    // refuses null (keras/src/optimizers/adamw.py), as `validate` then does here: the raw
+    // value, since `At::get` reads null as absent (AdamW's default 0.004).
+    if inner.get("weight_decay").is_some() {
         opt = opt.weight_decay(number("weight_decay")?);
     }
     opt.validate().map_err(|e| cfg.error(e))?;

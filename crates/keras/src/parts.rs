@@ -144,6 +144,22 @@ struct Factors {
     l2: Option<f32>,
 }
 
+/// Builds a kiln regularizer from a serialized Keras one (`{"class_name": "L2", "config":
+/// {"l2": 0.002}}`) or a shorthand (`"l1l2"`), as Keras' `regularizers.get` does; `null`
+/// gives `None`. Factors are checked as Keras' `validate_float_arg` does; another class or
+/// argument is an error naming it.
+///
+/// ```
+/// let reg = kiln_keras::regularizer_from_keras(&serde_json::json!({
+///     "class_name": "L1L2", "config": {"l1": 0.1, "l2": 0.2}
+/// })).unwrap().unwrap();
+/// assert_eq!(reg.penalty(&[1.0, -2.0]).unwrap(), 0.1 * 3.0 + 0.2 * 5.0);
+/// assert!(kiln_keras::regularizer_from_keras(&serde_json::json!("typo")).is_err());
+/// ```
+pub fn regularizer_from_keras(value: &Value) -> Result<Option<Box<dyn Regularizer>>, KerasError> {
+    regularizer(At::root(value))
+}
+
 /// A Keras regularizer (`{"class_name": "L2", "config": {"l2": 0.002}}` or `"l2"`), or
 /// `None` for null; factors are checked as Keras' `validate_float_arg` does.
 pub(crate) fn regularizer(at: At<'_>) -> Result<Option<Box<dyn Regularizer>>, KerasError> {

@@ -172,6 +172,14 @@ impl Optimizer {
         {
             return Err(format!("argument `weight_decay` must be a finite number ≥ 0, received weight_decay={wd}"));
         }
+        // Keras' adamw.py: AdamW without a weight decay is refused ("Argument `weight_decay`
+        // must be a float. Received: weight_decay=None"); it would be Adam under another name,
+        // and kiln's config, which leaves an absent decay out, would reload it with 0.004.
+        if self.weight_decay.is_none() && self.rule.default_weight_decay().is_some() {
+            return Err("argument `weight_decay` must be a number for this optimizer (AdamW), received \
+                        weight_decay=None; use Adam for no weight decay"
+                .to_string());
+        }
         self.rule.validate()
     }
 

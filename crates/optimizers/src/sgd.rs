@@ -45,7 +45,13 @@ impl UpdateRule for Sgd {
     }
 
     fn validate(&self) -> Result<(), String> {
-        non_negative("momentum", self.momentum)
+        // Keras' sgd.py refuses a momentum outside [0, 1] ("`momentum` must be a float
+        // between [0, 1]."); beyond 1 the momentum grows without bound.
+        non_negative("momentum", self.momentum)?;
+        if self.momentum > 1.0 {
+            return Err(format!("argument `momentum` must be between 0 and 1, received momentum={}", self.momentum));
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Optimizer steps against values computed by hand (float64 NumPy of Keras' formulas).
 
-use kiln_optimizers::{Adam, Optimizer, RMSprop, Sgd};
+use kiln_optimizers::{Adam, AdamW, Optimizer, RMSprop, Sgd};
 
 fn run(opt: &mut Optimizer, w: &mut [f32], grads: &[&[f32]]) {
     opt.build(&[("p".to_string(), w.len())]);
@@ -124,6 +124,11 @@ fn hyperparameters_are_validated_naming_the_argument() {
     check(Optimizer::new(RMSprop::default().rho(1.5), 1e-3), "`rho`");
     check(Optimizer::new(RMSprop::default().epsilon(0.0), 1e-3), "`epsilon`");
     check(Optimizer::new(Sgd::default().momentum(-0.1), 1e-3), "`momentum`");
+    // Keras' SGD takes a momentum in [0, 1]; AdamW requires a weight decay.
+    check(Optimizer::new(Sgd::default().momentum(2.0), 1e-3), "`momentum`");
+    check(Optimizer::new(AdamW::default(), 1e-3).weight_decay(None), "`weight_decay`");
+    Optimizer::new(Sgd::default().momentum(1.0), 1e-3).validate().unwrap();
+    Optimizer::new(AdamW::default(), 1e-3).validate().unwrap();
     check(Optimizer::new(Adam::default().beta_2(1.0), 1e-3), "`beta_2`");
     Optimizer::new(RMSprop::default(), 1e-3).validate().unwrap();
     Optimizer::new(Adam::default().amsgrad(true), 1e-3).validate().unwrap();
