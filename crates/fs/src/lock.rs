@@ -29,7 +29,7 @@ pub struct SaveLock {
 }
 
 impl SaveLock {
-    /// Takes the lock of `target` or fails (within [`BUSY_GRACE`]), saying another process
+    /// Takes the lock of `target` or fails (after retrying for 300 ms), saying another process
     /// holds it.
     /// Creates `target`'s parent folders if they are missing (as `mkdir -p`).
     pub fn acquire(target: &Path) -> Result<Self, FileError> {
@@ -40,7 +40,7 @@ impl SaveLock {
         )
     }
 
-    /// Takes the lock file `.NAME.TAG` beside `target` or fails (within [`BUSY_GRACE`]) with
+    /// Takes the lock file `.NAME.TAG` beside `target` or fails (after retrying for 300 ms) with
     /// an error naming `target` and saying `busy`. Creates `target`'s parent folders if
     /// missing.
     pub fn acquire_tagged(target: &Path, tag: &str, busy: &str) -> Result<Self, FileError> {
