@@ -286,13 +286,13 @@ fn check_bounds(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
     );
     ensure!(
         is_duration(m.train_wall),
-        "{file}: train_wall {} is not a duration (0 to {MAX_SECONDS:e} seconds)",
+        "{file}: train_wall {:?} is not a duration (0 to {MAX_SECONDS:e} seconds)",
         m.train_wall
     );
     for r in &m.runs {
         ensure!(
             is_duration(r.seconds),
-            "{file}: {} seed {} took {} seconds? (a run's time is 0 to {MAX_SECONDS:e} seconds)",
+            "{file}: {} seed {} took {:?} seconds? (a run's time is 0 to {MAX_SECONDS:e} seconds)",
             r.experiment,
             r.seed,
             r.seconds
