@@ -313,9 +313,9 @@ fn merges_refuse_empty_ragged_stale_and_foreign_histories_and_shard_outputs_befo
     let mut args = vec!["--merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", out.to_str().unwrap()];
     assert!(reproduce(&args).unwrap());
     assert!(std::fs::read_to_string(out.join("REPORT.md")).unwrap().contains("### `mnist_logreg`"));
-    std::fs::write(out.join("history/stale_seed9.json"), "{}").unwrap();
+    std::fs::write(out.join("history/mnist_logreg_seed9.json"), "{}").unwrap();
     assert!(reproduce(&args).unwrap());
-    assert!(!out.join("history/stale_seed9.json").exists(), "a merge's history folder holds exactly its runs");
+    assert!(!out.join("history/mnist_logreg_seed9.json").exists(), "a merge's history folder holds exactly its runs");
     args[1] = out.to_str().unwrap();
     args.truncate(2);
     args.extend(["--out", bad.to_str().unwrap()]);
@@ -368,5 +368,120 @@ fn outputs_are_checked_before_training_and_a_failed_run_keeps_the_finished_ones(
     for d in [out, board, file] {
         let _ = std::fs::remove_dir_all(&d);
         let _ = std::fs::remove_file(&d);
+    }
+}
+
+// --- round 3 (hostile re-test): nothing that is not ours is deleted or written through (issue 23 #1, #2, #10, #11) ---
+
+/// Every file under `dir` with its bytes (links as their target's name), to check a folder
+/// is left exactly as it was.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.file_type().is_symlink() {
+            all.push((p.clone(), std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()));
+        } else if meta.is_dir() {
+            all.extend(snapshot(&p));
+        } else {
+            all.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn merges_and_runs_refuse_foreign_history_folders_symlinked_outputs_model_folders_and_outs_in_shards() {
+    use std::os::unix::fs::symlink;
+    let shards: Vec<PathBuf> = (0..2).map(|i| scratch(&format!("r3h-shard-{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let spec = format!("{i}/2");
+        let args = ["--data", "bundled", "--epochs", "1", "--seeds", "1", "--only", "mnist_logreg,imdb_smaller"];
+        let mut args = args.to_vec();
+        args.extend(["--shard", &spec, "--out", dir.to_str().unwrap()]);
+        assert!(reproduce(&args).unwrap());
+    }
+    let (s0, s1) = (shards[0].as_path(), shards[1].as_path());
+    let shard0 = snapshot(s0);
+    let base = scratch("r3h-base");
+    std::fs::create_dir_all(&base).unwrap();
+
+    // #1: a user's file in --out/history is not deleted; a symlinked history/ is not written through.
+    let proj = base.join("proj");
+    std::fs::create_dir_all(proj.join("history")).unwrap();
+    std::fs::write(proj.join("history/my_notes.txt"), "mine").unwrap();
+    let err = merge_err(&[s0, s1], &proj);
+    assert!(err.contains("my_notes.txt") && err.contains("refusing"), "{err}");
+    assert_eq!(std::fs::read_to_string(proj.join("history/my_notes.txt")).unwrap(), "mine");
+    let precious = base.join("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("thesis.tex"), "years of work").unwrap();
+    std::fs::remove_dir_all(proj.join("history")).unwrap();
+    symlink(&precious, proj.join("history")).unwrap();
+    let before = snapshot(&base);
+    let err = merge_err(&[s0, s1], &proj);
+    assert!(err.contains("is a symlink") && err.contains("history"), "{err}");
+    assert_eq!(snapshot(&base), before, "nothing written, no lock beside the link's target");
+    std::fs::remove_file(proj.join("history")).unwrap();
+    symlink(s0.join("history"), proj.join("history")).unwrap();
+    assert!(merge_err(&[s0, s1], &proj).contains("is a symlink"));
+    std::fs::remove_file(proj.join("history")).unwrap();
+
+    // #2: REPORT.md linked to a shard's manifest: refused before anything is written.
+    symlink(s0.join("manifest.json"), proj.join("REPORT.md")).unwrap();
+    let err = merge_err(&[s0, s1], &proj);
+    assert!(err.contains("REPORT.md") && err.contains("symlink"), "{err}");
+    assert!(!proj.join("history").exists() && !proj.join("manifest.json").exists());
+    std::fs::remove_file(proj.join("REPORT.md")).unwrap();
+
+    // #11: --out inside a shard (or holding one) is refused.
+    let err = merge_err(&[s0, s1], &s0.join("history"));
+    assert!(err.contains("is inside a --merge folder"), "{err}");
+    let err = merge_err(&[s0, s1], s0.parent().unwrap());
+    assert!(err.contains("holds a --merge folder"), "{err}");
+
+    // #10: --out or --tensorboard that is, or is inside, a saved model folder.
+    let mm = base.join("mm");
+    std::fs::create_dir_all(&mm).unwrap();
+    for f in ["model.safetensors", "metadata.json"] {
+        std::fs::write(mm.join(f), "x").unwrap();
+    }
+    let err = merge_err(&[s0, s1], &mm);
+    assert!(err.contains("is the saved kiln model directory"), "{err}");
+    let plain = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["--data", "bundled", "--epochs", "1", "--seeds", "1", "--only", "mnist_logreg"];
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        format!("{:#}", reproduce(&args).map(|ok| panic!("run succeeded ({ok})")).unwrap_err())
+    };
+    let tb = mm.join("tb");
+    let err = plain(&base.join("run"), &["--tensorboard", tb.to_str().unwrap()]);
+    assert!(err.contains("--tensorboard") && err.contains("inside the saved kiln model directory"), "{err}");
+    let err = plain(&mm.join("sub"), &[]);
+    assert!(err.contains("--out") && err.contains("inside the saved kiln model directory"), "{err}");
+    assert_eq!(std::fs::read_dir(&mm).unwrap().count(), 2, "nothing created in the model folder");
+
+    // A plain run: REPORT.md linked to the user's notes, or a user's file in history/, refused before training.
+    let run = base.join("run");
+    std::fs::create_dir_all(run.join("history")).unwrap();
+    std::fs::write(base.join("notes.md"), "my notes").unwrap();
+    symlink(base.join("notes.md"), run.join("REPORT.md")).unwrap();
+    let err = plain(&run, &[]);
+    assert!(err.contains("REPORT.md") && err.contains("symlink"), "{err}");
+    std::fs::remove_file(run.join("REPORT.md")).unwrap();
+    std::fs::write(run.join("history/keep.csv"), "mine").unwrap();
+    let err = plain(&run, &[]);
+    assert!(err.contains("keep.csv"), "{err}");
+    assert_eq!(std::fs::read_to_string(base.join("notes.md")).unwrap(), "my notes");
+    assert_eq!(std::fs::read_dir(run.join("history")).unwrap().count(), 1, "nothing trained or written");
+
+    assert_eq!(snapshot(s0), shard0, "the shard is untouched by every refused merge");
+    assert!(
+        reproduce(&["--merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", proj.to_str().unwrap()]).unwrap()
+    );
+    for d in shards.iter().chain([&base]) {
+        let _ = std::fs::remove_dir_all(d);
     }
 }

@@ -61,6 +61,8 @@ pub fn export_onnx(args: &ExportOnnxArgs) -> anyhow::Result<bool> {
 /// `keras import FILE --out DIR`.
 pub fn keras_import(args: &ImportArgs) -> anyhow::Result<bool> {
     check_output_dir("--out", &args.out, &[&args.file])?;
+    // A previous save at `--out` itself is replaced; a folder nested in another model is not.
+    crate::out_path::refuse_in_model_dir("--out", &args.out, false)?;
     let model = kiln_keras::import_keras_file(&args.file)?;
     model.save(&args.out).with_context(|| format!("saving the imported model to {}", args.out.display()))?;
     eprintln!(
@@ -102,4 +104,30 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<bool> {
         None => println!("{json}"),
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    // --- round 3: no import nested in a saved model (issue 23 #10) ---
+    use super::*;
+
+    #[test]
+    fn keras_import_into_a_folder_inside_a_saved_model_is_refused() {
+        let d = std::env::temp_dir().join(format!("kiln-import-nested-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let mm = d.join("mm");
+        std::fs::create_dir_all(&mm).unwrap();
+        for f in ["model.safetensors", "metadata.json"] {
+            std::fs::write(mm.join(f), "x").unwrap();
+        }
+        let args = ImportArgs { file: d.join("seq.keras"), out: mm.join("sub") };
+        let err = keras_import(&args).unwrap_err().to_string();
+        assert!(err.contains("--out") && err.contains("inside the saved kiln model directory"), "{err}");
+        assert!(!mm.join("sub").exists());
+        // Replacing a previous save at --out itself is allowed: this fails on the missing file.
+        let err =
+            format!("{:#}", keras_import(&ImportArgs { file: d.join("seq.keras"), out: mm.clone() }).unwrap_err());
+        assert!(!err.contains("saved kiln model directory"), "{err}");
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -164,7 +164,7 @@ impl Figure {
             self.draw(&root, curves, demo)?;
             root.present().map_err(drawing)?;
         }
-        kiln_fs::write_atomic(&dir.join(format!("{}.svg", self.name)), svg.as_bytes())?;
+        super::outputs::write_file(&dir.join(format!("{}.svg", self.name)), svg.as_bytes())?;
         Ok(())
     }
 

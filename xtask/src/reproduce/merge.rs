@@ -11,6 +11,7 @@ use anyhow::{Context, bail, ensure};
 use super::experiments::{self, Experiment};
 use super::shard::{self, Manifest};
 use super::{ReproduceArgs, identity, outputs, runner};
+use crate::out_path::resolve_deep;
 
 /// Largest history file read (a 10,000-epoch history is about 1 MB).
 const MAX_HISTORY_BYTES: u64 = 16 << 20;
@@ -65,20 +66,29 @@ pub(super) fn merge(args: &ReproduceArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Refuses an `--out` that is one of the shard folders, or that holds the manifest of a
-/// training run: merging there would replace that run's manifest and histories. A
-/// previous merge's output (its manifest says `merged`) may be replaced.
+/// Refuses an `--out` that is one of the shard folders, lies inside one or holds one
+/// (symlinks and `..` resolved), or that holds the manifest of a training run: merging
+/// there would replace or mix into that run's manifest and histories. A previous merge's
+/// output (its manifest says `merged`) may be replaced.
 pub(super) fn refuse_shard_out(out: &Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
-    if let Ok(out_real) = std::fs::canonicalize(out) {
-        for dir in inputs {
-            if std::fs::canonicalize(dir).is_ok_and(|d| d == out_real) {
-                bail!(
-                    "--out {} is also a --merge folder; merging into a shard would replace its manifest. \
-                     Give another --out",
-                    out.display()
-                );
-            }
-        }
+    let out_real = resolve_deep(out);
+    for dir in inputs {
+        let dir_real = resolve_deep(dir);
+        let relation = if dir_real == out_real {
+            "is also a"
+        } else if out_real.starts_with(&dir_real) {
+            "is inside a"
+        } else if dir_real.starts_with(&out_real) {
+            "holds a"
+        } else {
+            continue;
+        };
+        bail!(
+            "--out {} {relation} --merge folder ({}); merging there would overwrite or mix into that shard. \
+             Give an --out apart from every shard folder",
+            out.display(),
+            dir.display()
+        );
     }
     let manifest = out.join(shard::MANIFEST);
     if std::fs::symlink_metadata(&manifest).is_ok() && !Manifest::read(out).is_ok_and(|m| m.merged) {
@@ -183,4 +193,37 @@ fn check_history(path: &Path, history: &kiln_trainer::History, epochs: usize) ->
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    // --- round 3: an --out apart from every shard (issue 23 #11) ---
+    use super::*;
+
+    #[test]
+    fn an_out_equal_to_inside_or_holding_a_shard_is_refused_through_links_and_dots() {
+        let d = std::env::temp_dir().join(format!("kiln-merge-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let shards = [d.join("runs/s0"), d.join("runs/s1")];
+        for s in &shards {
+            std::fs::create_dir_all(s.join("history")).unwrap();
+        }
+        std::os::unix::fs::symlink(&shards[0], d.join("link")).unwrap();
+        let cases = [
+            (d.join("runs/s0/history"), "is inside a --merge folder"),
+            (d.join("runs/s1/new/deeper"), "is inside a --merge folder"),
+            (d.join("runs/s1/../s0"), "is also a --merge folder"),
+            (d.join("link"), "is also a --merge folder"),
+            (d.join("link/history"), "is inside a --merge folder"),
+            (d.join("runs"), "holds a --merge folder"),
+            (d.join("gone/../runs"), "holds a --merge folder"),
+        ];
+        for (out, expect) in cases {
+            let err = refuse_shard_out(&out, &shards).unwrap_err().to_string();
+            assert!(err.contains(expect) && err.contains(&out.display().to_string()), "{}: {err}", out.display());
+        }
+        refuse_shard_out(&d.join("merged"), &shards).expect("a sibling folder is fine");
+        refuse_shard_out(&d.join("runs-merged"), &shards).expect("a name sharing a prefix is not inside");
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

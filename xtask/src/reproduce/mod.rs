@@ -278,8 +278,7 @@ fn finish(
         shuffle,
         failures: manifest.failed.clone(),
     };
-    let report_path = out.join("REPORT.md");
-    kiln_fs::write_atomic(&report_path, report.render().as_bytes())?;
+    outputs::write_file(&out.join("REPORT.md"), report.render().as_bytes())?;
 
     for v in &verdicts {
         eprintln!("verdict: {}: {} — {}", v.claim, v.evidence, v.word());
@@ -290,8 +289,7 @@ fn finish(
         }
     }
     for (exp, runs) in selected.iter().zip(runs) {
-        let total: f64 = runs.iter().map(|r| r.seconds).sum();
-        eprintln!("time: {} {total:.1} s over {} runs", exp.name, runs.len());
+        eprintln!("time: {} {}", exp.name, report::time_summary(runs));
     }
     println!(
         "wrote {} figures, REPORT.md and {} histories to {} in {:.1} s",
@@ -325,12 +323,14 @@ fn save_histories(
     runs: &[Vec<runner::Run>],
 ) -> anyhow::Result<Vec<shard::RunRecord>> {
     let history_dir = out.join("history");
+    // Checked again: it may have been swapped for a link while the runs trained.
+    outputs::check_history_dir("--out", &history_dir)?;
     std::fs::create_dir_all(&history_dir).with_context(|| format!("creating {}", history_dir.display()))?;
     let mut records = Vec::new();
     for (exp, runs) in selected.iter().zip(runs) {
         for run in runs {
             let json = run.history.to_json();
-            kiln_fs::write_atomic(&history_dir.join(shard::history_file(exp.name, run.seed)), json.as_bytes())?;
+            outputs::write_file(&history_dir.join(shard::history_file(exp.name, run.seed)), json.as_bytes())?;
             records.push(shard::RunRecord {
                 experiment: exp.name.into(),
                 seed: run.seed,

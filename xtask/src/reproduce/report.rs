@@ -39,6 +39,30 @@ pub fn failed(failures: &[String], exp: &str) -> bool {
     failures.iter().any(|f| f.strip_prefix(exp).is_some_and(|rest| rest.starts_with(" seed ")))
 }
 
+/// Total wall time of `runs` in words: `3.0 s over 2 runs`, or that none finished (a
+/// plain `sum` over no run is −0.0, which printed as "-0.0 s over 0 runs").
+pub fn time_summary(runs: &[Run]) -> String {
+    match runs.len() {
+        0 => "no run finished".into(),
+        1 => format!("{:.1} s over 1 run", total_seconds(runs)),
+        n => format!("{:.1} s over {n} runs", total_seconds(runs)),
+    }
+}
+
+/// The report's wall-time cell, `all runs / per run`; a dash when no run finished.
+fn wall_cell(runs: &[Run]) -> String {
+    if runs.is_empty() {
+        return "–".into();
+    }
+    let total = total_seconds(runs);
+    format!("{total:.1} s / {:.2} s", total / runs.len() as f64)
+}
+
+/// Seconds of all `runs` (0 for none, not −0.0).
+fn total_seconds(runs: &[Run]) -> f64 {
+    runs.iter().fold(0.0, |acc, r| acc + r.seconds)
+}
+
 /// The keys of a table row, in Keras' order.
 const KEYS: [&str; 4] = ["loss", "accuracy", "val_loss", "val_accuracy"];
 
@@ -91,8 +115,6 @@ impl Report<'_> {
         }
         md.push_str("## Experiments\n\n| experiment | model | epochs | runs | wall time: all runs / per run | min val_loss (epoch) | status |\n|---|---|---|---|---|---|---|\n");
         for (exp, runs, model) in &self.results {
-            let total = runs.iter().map(|r| r.seconds).sum::<f64>();
-            let per_run = total / runs.len().max(1) as f64;
             let best = self
                 .band(exp.name, "val_loss")
                 .map_or("–".into(), |b| format!("{:.4} ({})", b.min_mean(), b.argmin_epoch()));
@@ -104,10 +126,11 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {epochs} | {} | {total:.1} s / {per_run:.2} s | {best} | {status} |",
+                "| `{}` | {} | {epochs} | {} | {} | {best} | {status} |",
                 exp.name,
                 model,
-                runs.len()
+                runs.len(),
+                wall_cell(runs)
             );
         }
         for (exp, _, _) in &self.results {
@@ -266,6 +289,17 @@ mod tests {
             "Dense(16, relu) → Dropout(0.5) → Dense(16, relu) → Dropout(0.5) → Dense(1, sigmoid); RMSprop(0.001)"
         );
         assert_eq!(describe(find("mnist_lr1"), None), "Dense(512, relu) → Dense(10, softmax); RMSprop(1)");
+    }
+
+    // --- round 3: no "-0.0 s over 0 runs" (issue 23 #13) ---
+    #[test]
+    fn wall_time_of_no_run_says_so_instead_of_minus_zero() {
+        assert_eq!(time_summary(&[]), "no run finished");
+        assert_eq!(wall_cell(&[]), "–");
+        let runs = [Run { seconds: 1.5, ..run(0, &[1.0]) }, Run { seconds: 0.5, ..run(1, &[1.0]) }];
+        assert_eq!(time_summary(&runs), "2.0 s over 2 runs");
+        assert_eq!(time_summary(&runs[..1]), "1.5 s over 1 run");
+        assert_eq!(wall_cell(&runs), "2.0 s / 1.00 s");
     }
 
     #[test]

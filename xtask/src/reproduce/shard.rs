@@ -220,17 +220,39 @@ impl Manifest {
     pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
         let path = dir.join(MANIFEST);
         let bytes = kiln_fs::read_regular(&path, 64 << 20).map_err(|e| anyhow::anyhow!("{e}"))?;
-        serde_json::from_slice(&bytes).with_context(|| {
-            format!("{}: not a reproduce manifest of this kiln (re-run the shard with it)", path.display())
+        let rerun = "not a reproduce manifest of this kiln (re-run the shard with it)";
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON; {rerun}", path.display()))?;
+        if !value.is_object() {
+            bail!("{}: is not a JSON object; {rerun}", path.display());
+        }
+        // The key at fault by its path (`runs[3].seconds`), not serde's "expected struct".
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner();
+            if at == "." {
+                anyhow::anyhow!("{}: {inner}; {rerun}", path.display())
+            } else {
+                anyhow::anyhow!("{}: key `{at}`: {inner}; {rerun}", path.display())
+            }
         })
     }
 
     /// Writes `dir/manifest.json` atomically.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        kiln_fs::write_atomic(&dir.join(MANIFEST), text.as_bytes())?;
+        super::outputs::write_file(&dir.join(MANIFEST), text.as_bytes())?;
         Ok(())
     }
+}
+
+/// Longest duration a manifest may record, in seconds (about 31 years): more is corrupt,
+/// and summing such values could overflow to infinity in the report.
+const MAX_SECONDS: f64 = 1e9;
+
+/// Whether `s` is a plausible duration in seconds: finite, not negative, below [`MAX_SECONDS`].
+fn is_duration(s: f64) -> bool {
+    s.is_finite() && (0.0..MAX_SECONDS).contains(&s)
 }
 
 /// Errors unless `m`'s counts are within what `reproduce` accepts (a hand-edited or
@@ -262,11 +284,15 @@ fn check_bounds(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
         m.models.len(),
         m.experiments.len()
     );
-    ensure!(m.train_wall.is_finite() && m.train_wall >= 0.0, "{file}: train_wall {} is not a duration", m.train_wall);
+    ensure!(
+        is_duration(m.train_wall),
+        "{file}: train_wall {:?} is not a duration (0 to {MAX_SECONDS:e} seconds)",
+        m.train_wall
+    );
     for r in &m.runs {
         ensure!(
-            r.seconds.is_finite() && r.seconds >= 0.0,
-            "{file}: {} seed {} took {} seconds?",
+            is_duration(r.seconds),
+            "{file}: {} seed {} took {:?} seconds? (a run's time is 0 to {MAX_SECONDS:e} seconds)",
             r.experiment,
             r.seed,
             r.seconds
@@ -482,5 +508,53 @@ mod tests {
         m.failed.push("imdb_smaller seed 1: plugin exploded".into());
         let err = merge_err(vec![m]);
         assert!(err.contains("3 of the 4 runs") && err.contains("plugin exploded"), "{err}");
+    }
+
+    // --- round 3: manifest errors name the file and the key; durations bounded (issue 23 #13) ---
+
+    #[test]
+    fn manifest_parse_errors_name_the_file_and_the_key() {
+        let d = std::env::temp_dir().join(format!("kiln-manifest-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let good = serde_json::to_value(manifest(0, 1)).unwrap();
+        let file = d.join(MANIFEST).display().to_string();
+        let read_err = |v: &serde_json::Value| {
+            std::fs::write(d.join(MANIFEST), serde_json::to_vec(v).unwrap()).unwrap();
+            format!("{:#}", Manifest::read(&d).unwrap_err())
+        };
+        let mut v = good.clone();
+        v.as_object_mut().unwrap().remove("runs");
+        let err = read_err(&v);
+        assert!(err.contains(&file) && err.contains("missing field `runs`"), "{err}");
+        let mut v = good.clone();
+        v["runs"][1]["seconds"] = "NaN".into();
+        let err = read_err(&v);
+        assert!(err.contains(&file) && err.contains("key `runs[1].seconds`"), "{err}");
+        let err = read_err(&serde_json::json!([]));
+        assert!(err.contains(&file) && err.contains("is not a JSON object"), "{err}");
+        assert_eq!(
+            Manifest::read(&{
+                std::fs::write(d.join(MANIFEST), serde_json::to_vec(&good).unwrap()).unwrap();
+                d.clone()
+            })
+            .unwrap(),
+            manifest(0, 1)
+        );
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn absurd_durations_are_refused() {
+        for bad in [1.7e308, 1e9, -5.0, f64::NAN, f64::INFINITY] {
+            let mut m = manifest(0, 1);
+            m.runs[0].seconds = bad;
+            assert!(merge_err(vec![m]).contains("seconds?"), "{bad}");
+            let err = merge_err(vec![Manifest { train_wall: bad, ..manifest(0, 1) }]);
+            assert!(err.contains("train_wall"), "{bad}: {err}");
+        }
+        let mut m = manifest(0, 1);
+        m.runs[0].seconds = 86_400.0 * 365.0;
+        check(&[("s0".into(), m)]).expect("a year is a plausible run");
     }
 }
