@@ -492,3 +492,94 @@ fn keras_import_and_predict_input_hold_about_what_they_return() {
     eprintln!("predict input of {} MiB: peak {} MiB", text.len() / MIB, peak / MIB);
     assert!(peak < 2 * values + MIB, "{} bytes of rows peaked at {peak} bytes ({values} of values)", text.len());
 }
+
+// --- round 3 (B): keras config expansion, save copies (issue 23 re-test, 8 and 9) ---
+
+/// A `.keras` archive (members deflated) holding `config` and the `model.weights.h5` of
+/// seq.keras.
+fn config_archive(path: &Path, config: &str) {
+    let mut out = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    out.start_file("config.json", deflated).unwrap();
+    out.write_all(config.as_bytes()).unwrap();
+    out.start_file("model.weights.h5", deflated).unwrap();
+    out.write_all(&fixture_member("seq.keras", "model.weights.h5")).unwrap();
+    out.finish().unwrap();
+}
+
+#[test]
+fn keras_configs_are_refused_before_their_json_tree_is_built() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("kiln-memory-keras-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = r#"{"class_name": "InputLayer", "config": {"batch_shape": [null, 8]}}"#;
+
+    // The re-test's drops_compact.keras in small: a Sequential of 20,000 Dropouts. Its JSON
+    // tree alone would be ~25× the text (a B-tree node per small object); it is refused by
+    // a first pass that builds nothing, naming the count and the cap.
+    let drop = r#"{"class_name": "Dropout", "config": {"rate": 0.1}}"#;
+    let config = format!(
+        r#"{{"class_name": "Sequential", "config": {{"name": "s", "layers": [{input}, {}]}}}}"#,
+        vec![drop; 20_000].join(", ")
+    );
+    let archive = dir.join("dropouts.keras");
+    config_archive(&archive, &config);
+    assert!(std::fs::metadata(&archive).unwrap().len() < 64 << 10);
+    let (peak, got) = peak_of_this_thread(|| kiln_keras::import_keras_file(&archive));
+    let text = got.unwrap_err().to_string();
+    assert!(text.contains("dropouts.keras") && text.contains("20001 layers, more than the 10000"), "{text}");
+    eprintln!("{}-byte config of 20,000 Dropouts: peak {} KiB", config.len(), peak >> 10);
+    assert!(peak < 2 * config.len() + MIB, "a {}-byte config peaked at {peak} bytes", config.len());
+
+    // Under the layer cap, a config of small objects is refused on its estimated tree.
+    let bomb = format!(
+        r#"{{"class_name": "Sequential", "config": {{"layers": [{input}, {drop}]}}, "x": [{}]}}"#,
+        vec![r#"{"a": 0}"#; 300_000].join(",")
+    );
+    let archive = dir.join("objects.keras");
+    config_archive(&archive, &bomb);
+    let (peak, got) = peak_of_this_thread(|| kiln_keras::import_keras_file(&archive));
+    let text = got.unwrap_err().to_string();
+    assert!(text.contains("objects.keras") && text.contains("MiB to parse"), "{text}");
+    assert!(peak < 2 * bomb.len() + MIB, "a {}-byte config peaked at {peak} bytes", bomb.len());
+
+    // A Value built by the caller is refused on its count too.
+    let layers: Vec<serde_json::Value> =
+        (0..10_001).map(|_| serde_json::json!({"class_name": "Dropout", "config": {"rate": 0.1}})).collect();
+    let err = kiln_keras::model_from_keras(&serde_json::json!({ "layers": layers })).unwrap_err().to_string();
+    assert!(err.starts_with("layers: 10001 layers, more than the 10000"), "{err}");
+
+    // A model within both caps is still read whole, at a few times its text.
+    let config = format!(
+        r#"{{"class_name": "Sequential", "config": {{"name": "s", "layers": [{input}, {}]}}}}"#,
+        vec![drop; 2_000].join(", ")
+    );
+    let (peak, doc) = peak_of_this_thread(|| {
+        let path = dir.join("ok.json");
+        std::fs::write(&path, &config).unwrap();
+        kiln_keras::read_model_config(&path)
+    });
+    assert!(doc.is_ok());
+    assert!(peak < 40 * config.len() + MIB, "a {}-byte config peaked at {peak} bytes", config.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn save_holds_the_weights_once_more_at_most() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("kiln-memory-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The re-test's big_written.keras imported and saved at 4× its weights: the save
+    // copied them (get_weights), again into bytes, and again into the file image.
+    let mut model = Sequential::new().add(Dense::new(1024)).add(Dense::new(4));
+    model.build(1024).unwrap();
+    let weights = model.param_count() * 4;
+    let (peak, saved) = peak_of_this_thread(|| model.save(&dir));
+    saved.unwrap();
+    eprintln!("save of {} MiB of weights: peak {} MiB", weights / MIB, peak / MIB);
+    assert!(peak < weights + weights / 4, "a save of {weights} bytes of weights peaked at {peak} bytes");
+    let back = Sequential::load(&dir).unwrap();
+    assert_eq!(back.get_weights().0, model.get_weights().0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

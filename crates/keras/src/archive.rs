@@ -11,6 +11,7 @@ use crate::KerasError;
 use crate::compile::compile_at;
 use crate::json::At;
 use crate::model::model_at;
+use crate::scan::{MAX_LAYERS, MAX_TREE_BYTES, scan};
 
 /// Largest `config.json` accepted (real ones are a few kB; this bounds a hostile file).
 /// The same cap as `Sequential::load`'s, so an import never makes a model it cannot read
@@ -53,7 +54,8 @@ pub fn read_model_config(path: &Path) -> Result<Value, KerasError> {
         if member.size() > MAX_CONFIG_BYTES {
             return Err(file_err(format!("config.json is {} bytes, more than {MAX_CONFIG_BYTES}", member.size())));
         }
-        let mut bytes = Vec::new();
+        // Sized once from the (checked) header, so growing never holds two buffers.
+        let mut bytes = Vec::with_capacity(member.size() as usize);
         member
             .by_ref()
             .take(MAX_CONFIG_BYTES + 1)
@@ -68,6 +70,26 @@ pub fn read_model_config(path: &Path) -> Result<Value, KerasError> {
         String::from_utf8(bytes)
             .map_err(|_| file_err("neither a .keras archive (zip) nor a UTF-8 JSON config".into()))?
     };
+    // A first pass that builds nothing: a config of too many layers, or one whose tree
+    // would be many times its text (small objects cost a B-tree node each), is refused
+    // before the tree is built.
+    let shape = scan(&text).map_err(|e| file_err(format!("not valid JSON: {e}")))?;
+    if shape.layers > MAX_LAYERS {
+        return Err(file_err(format!(
+            "config.json lists {} layers, more than the {MAX_LAYERS} kiln imports",
+            shape.layers
+        )));
+    }
+    if shape.tree_bytes > MAX_TREE_BYTES {
+        return Err(file_err(format!(
+            "config.json would take about {} MiB to parse ({} JSON objects in {} bytes), more than the {} MiB \
+             kiln allows a model config",
+            shape.tree_bytes >> 20,
+            shape.objects,
+            text.len(),
+            MAX_TREE_BYTES >> 20
+        )));
+    }
     let value: Value = serde_json::from_str(&text).map_err(|e| file_err(format!("not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(file_err("not a Keras model configuration (expected a JSON object)".into()));

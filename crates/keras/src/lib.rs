@@ -34,6 +34,7 @@ mod metric;
 mod model;
 mod optimizer;
 mod parts;
+mod scan;
 mod trace;
 mod weights;
 
@@ -44,5 +45,6 @@ pub use error::KerasError;
 pub use model::model_from_keras;
 pub use optimizer::optimizer_from_keras;
 pub use parts::regularizer_from_keras;
+pub use scan::MAX_LAYERS;
 pub use trace::{Check, TraceReport, replay};
 pub use weights::{MAX_WEIGHTS_BYTES, import_keras_file};

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::KerasError;
 use crate::json::{At, check_dtype, refuse_unknown};
 use crate::layers::{Entry, entry, width_of};
+use crate::scan::MAX_LAYERS;
 
 /// A Keras model config — `model.get_config()`, or the whole serialized object
 /// (`{"class_name": "Sequential", "config": …}`) — as a kiln model: `InputLayer`, `Dense`
@@ -44,6 +45,12 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
     let layers_v = cfg.get("layers").ok_or_else(|| cfg.error("no `layers` list"))?;
     let layers_path = cfg.child_path("layers");
     let layers = layers_v.as_array().ok_or_else(|| KerasError::config(&layers_path, "`layers` must be a list"))?;
+    if layers.len() > MAX_LAYERS {
+        return Err(KerasError::config(
+            &layers_path,
+            format!("{} layers, more than the {MAX_LAYERS} kiln imports", layers.len()),
+        ));
+    }
     if class == "Functional" {
         refuse_unknown(
             cfg,

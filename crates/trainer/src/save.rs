@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::MAX_JSON_BYTES;
 use crate::sequential::Compiled;
-use crate::tensor_file::write_tensors;
+use crate::tensor_file::{TensorRef, write_tensors};
 use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError};
 
 /// Version of the on-disk format; bumped on incompatible changes.
@@ -181,16 +181,29 @@ impl Sequential {
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
         // An empty or repeated layer name would give tensors `load_weights` cannot place.
         self.check_names()?;
-        let weights = self.get_weights();
-        if let Some((tensor, index, value)) = first_non_finite(&weights.0) {
+        // Borrowed, not copied: a save holds the weights once more (the file), not thrice.
+        let weights = self.weight_refs();
+        if let Some((tensor, index, value)) = first_non_finite_ref(&weights) {
             return Err(TrainError::Diverged { tensor, index, value });
         }
-        write_tensors(path.as_ref(), &weights.0, HashMap::new())
+        write_tensors(path.as_ref(), &weights, HashMap::new())
+    }
+
+    /// Every parameter, named `layer/param`, in update order, borrowed in place.
+    fn weight_refs(&self) -> Vec<TensorRef<'_>> {
+        let tensors = self.layers.iter().flat_map(|l| {
+            l.params().iter().map(move |p| TensorRef {
+                name: format!("{}/{}", l.name(), p.name()),
+                shape: p.shape().to_vec(),
+                values: p.value(),
+            })
+        });
+        tensors.collect()
     }
 
     /// Errors naming the first weight or optimizer slot that is NaN or infinite.
     fn check_finite_state(&self) -> Result<(), TrainError> {
-        if let Some((tensor, index, value)) = first_non_finite(&self.get_weights().0) {
+        if let Some((tensor, index, value)) = first_non_finite_ref(&self.weight_refs()) {
             return Err(TrainError::Diverged { tensor, index, value });
         }
         if let Some(c) = &self.compiled {
@@ -209,20 +222,25 @@ impl Sequential {
     /// optimizer has state (no `fit` yet).
     pub fn save_optimizer_state(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
         let Some(c) = self.compiled.as_ref().filter(|c| c.optimizer.is_built()) else { return Ok(()) };
-        let shapes: HashMap<String, Vec<usize>> = self.get_weights().0.into_iter().map(|t| (t.name, t.shape)).collect();
-        let tensors: Vec<NamedTensor> = c
+        let shapes: HashMap<String, Vec<usize>> = self.weight_refs().into_iter().map(|t| (t.name, t.shape)).collect();
+        let tensors: Vec<TensorRef<'_>> = c
             .optimizer
             .slots()
             .into_iter()
-            .map(|s| NamedTensor {
+            .map(|s| TensorRef {
                 name: format!("{}/{}", s.param, s.slot),
                 shape: shapes.get(s.param).cloned().unwrap_or_else(|| vec![s.values.len()]),
-                values: s.values.to_vec(),
+                values: s.values,
             })
             .collect();
         let meta = HashMap::from([("iterations".to_string(), c.optimizer.iterations().to_string())]);
         write_tensors(path.as_ref(), &tensors, meta)
     }
+}
+
+/// The first `(tensor, index, value)` that is not finite, of borrowed tensors.
+fn first_non_finite_ref(tensors: &[TensorRef<'_>]) -> Option<(String, usize, f32)> {
+    tensors.iter().find_map(|t| t.values.iter().position(|v| !v.is_finite()).map(|k| (t.name.clone(), k, t.values[k])))
 }
 
 /// The first `(tensor, index, value)` that is not finite.
