@@ -583,3 +583,24 @@ fn save_holds_the_weights_once_more_at_most() {
     assert_eq!(back.get_weights().0, model.get_weights().0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// --- round 3: parity traces (issue 23, round B) ---
+
+/// Round B #4: a trace whose config declares a 4-million-weight model but carries 75
+/// weights is refused before the model is built: the replay's peak stays far below the
+/// 16 MB that model would take.
+#[test]
+fn a_trace_is_checked_against_its_weights_before_the_model_is_built() {
+    let _serial = serial();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/keras_trace_ii_l2.json");
+    let mut t: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cfg = &mut t["model"]["config"];
+    cfg["build_input_shape"] = serde_json::json!([null, 2000]);
+    cfg["layers"][0]["config"]["batch_shape"] = serde_json::json!([null, 2000]);
+    cfg["layers"][1]["config"]["units"] = serde_json::json!(2000);
+    cfg["layers"][1]["build_config"]["input_shape"] = serde_json::json!([null, 2000]);
+    let (peak, out) = peak_of_this_thread(|| kiln_keras::replay(&t, 1e-5).map(|r| r.passed()));
+    let err = out.unwrap_err().to_string();
+    assert!(err.starts_with("initial_weights:") && err.contains("4008003"), "{err}");
+    assert!(peak < MIB, "a refused trace peaked at {peak} bytes");
+}

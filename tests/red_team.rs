@@ -791,3 +791,87 @@ fn a_flipped_byte_in_stored_keras_weights_fails_the_crc_check() {
     assert!(text.contains("flipped.keras") && text.contains("model.weights.h5"), "{text}");
     assert!(kiln_keras::import_keras_file(&keras_fixture("seq.keras")).is_ok());
 }
+
+// --- round 3: parity traces and bounded error messages (issue 23, round B) ---
+
+/// A shipped Keras trace, as JSON to edit.
+fn trace_fixture(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras").join(name));
+    serde_json::from_str(&text.unwrap()).unwrap()
+}
+
+/// Round B #3: `fit.epochs = 10¹²` in a 12 KB trace ran forever, growing by GBs. The
+/// declared length is checked against what the trace records before anything trains.
+#[test]
+fn parity_refuses_a_trace_declaring_more_training_than_it_records() {
+    let dir = scratch("parity-length");
+    let mut t = trace_fixture("keras_trace_ii_l2.json");
+    t["fit"]["epochs"] = json!(1_000_000_000_000u64);
+    let file = dir.join("endless.json");
+    std::fs::write(&file, t.to_string()).unwrap();
+    let text = format!("{:#}", xtask::parity::run(std::slice::from_ref(&file), 1e-5).unwrap_err());
+    assert!(text.contains("endless.json") && text.contains("fit.epochs") && text.contains("1000000000000"), "{text}");
+    assert!(text.contains("records 3"), "{text}");
+
+    // One recorded batch fewer than 3 epochs of 4 steps.
+    let mut t = trace_fixture("keras_trace_ii_l2.json");
+    t["batches"].as_array_mut().unwrap().pop();
+    let text = err_text(kiln_keras::replay(&t, 1e-5));
+    assert!(text.starts_with("batches:") && text.contains("11 batches") && text.contains("make 12"), "{text}");
+
+    // A callback that may stop early lets the trace record fewer epochs than declared;
+    // the replay then stops one batch past the last recorded one instead of running on.
+    let mut t = trace_fixture("keras_trace_ii_l2.json");
+    t["fit"]["epochs"] = json!(1_000_000_000_000u64);
+    t["fit"]["callbacks"] = json!([{"class_name": "EarlyStopping", "config": {"monitor": "loss", "patience": 1000}}]);
+    let report = kiln_keras::replay(&t, 1e-5).unwrap();
+    assert!(!report.passed());
+    assert!(report.problems.iter().any(|p| p.contains("Keras ran 12 batches, kiln 13")), "{report:#?}");
+}
+
+/// Round B #4: a trace whose config declares a model far larger than its
+/// `initial_weights` is refused before the model is built, naming both counts.
+#[test]
+fn parity_refuses_initial_weights_that_do_not_fit_the_config_before_building() {
+    let mut t = trace_fixture("keras_trace_ii_l2.json");
+    let cfg = &mut t["model"]["config"];
+    cfg["build_input_shape"] = json!([null, 2000]);
+    cfg["layers"][0]["config"]["batch_shape"] = json!([null, 2000]);
+    cfg["layers"][1]["config"]["units"] = json!(2000);
+    cfg["layers"][1]["build_config"]["input_shape"] = json!([null, 2000]);
+    let text = err_text(kiln_keras::replay(&t, 1e-5));
+    assert!(text.starts_with("initial_weights:") && text.contains("75") && text.contains("4008003"), "{text}");
+
+    // A tensor whose shape does not hold its values is named.
+    let mut t = trace_fixture("keras_trace_ii_l2.json");
+    t["initial_weights"]["sequential/dense/bias"]["shape"] = json!([1u64 << 40, 1u64 << 40]);
+    let text = err_text(kiln_keras::replay(&t, 1e-5));
+    assert!(text.starts_with("initial_weights.sequential/dense/bias:") && text.contains("8 values"), "{text}");
+}
+
+/// Round B #12: errors quoting a value (a 1 MB unknown option, a 10 KB `--config`) quote
+/// its start and its length, not all of it.
+#[test]
+fn errors_quote_an_excerpt_of_huge_values() {
+    let cfg = sequential_of(json!([
+        {"class_name": "InputLayer", "config": {"batch_shape": [null, 2]}},
+        {"class_name": "Dense", "config": {"units": 1, "bogus": "x".repeat(1 << 20)}}
+    ]));
+    let text = err_text(kiln_keras::model_from_keras(&cfg));
+    assert!(text.contains("bogus") && text.contains("(1048578 bytes)") && text.len() < 1000, "{}", text.len());
+
+    let deep = "[".repeat(5000);
+    let args = xtask::reproduce::ReproduceArgs::parse(&[
+        "--only",
+        "imdb_custom",
+        "--regularizer",
+        "pkg>Name",
+        "--config",
+        &deep,
+        "--out",
+        &scratch("deep-config").join("out").display().to_string(),
+    ])
+    .unwrap();
+    let text = format!("{:#}", xtask::reproduce::run(&args).unwrap_err());
+    assert!(text.contains("--config [[[") && text.contains("(5000 bytes)") && text.len() < 1000, "{text}");
+}

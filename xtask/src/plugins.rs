@@ -24,7 +24,7 @@ pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<()> {
 /// A regularizer implemented by a loaded plugin, by its `pkg>Name` and JSON config; bound
 /// now, so an unknown name or a config the plugin refuses fails before any training.
 pub fn regularizer(name: &str, config: &str) -> anyhow::Result<Box<dyn Regularizer>> {
-    let config: serde_json::Value =
-        serde_json::from_str(config).with_context(|| format!("the config of `{name}` is not JSON"))?;
+    let config: serde_json::Value = serde_json::from_str(config)
+        .with_context(|| format!("the config of `{}` is not JSON", kiln_fs::excerpt(name)))?;
     Ok(Box::new(PluginRegularizer::new(name, config)?))
 }

@@ -23,11 +23,13 @@
 
 mod atomic;
 mod error;
+mod excerpt;
 mod failpoint;
 mod lock;
 mod read;
 
 pub use atomic::{recover_dir, remove_dir_atomic, replace_dir_atomic, write_atomic};
 pub use error::FileError;
+pub use excerpt::{EXCERPT_BYTES, excerpt, excerpt_to};
 pub use lock::SaveLock;
 pub use read::{check_file_or_dir, check_regular_file, open_regular, read_regular};

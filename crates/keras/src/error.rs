@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use kiln_trainer::TrainError;
 
+/// Longest JSON path an error quotes.
+const MAX_AT_BYTES: usize = 2 * kiln_fs::EXCERPT_BYTES;
+/// Longest message an error carries.
+const MAX_MESSAGE_BYTES: usize = 5 * kiln_fs::EXCERPT_BYTES;
+
 /// A Keras configuration or file kiln cannot represent exactly.
 #[derive(Debug, thiserror::Error)]
 pub enum KerasError {
@@ -30,9 +35,14 @@ pub enum KerasError {
 }
 
 impl KerasError {
-    /// An error about the field at `at`.
+    /// An error about the field at `at`. Both are cut to a bounded length: a path or a
+    /// message quoting a huge key or value must not make a huge error.
     pub fn config(at: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Config { at: at.into(), message: message.into() }
+        let (at, message) = (at.into(), message.into());
+        let at = if at.len() > MAX_AT_BYTES { kiln_fs::excerpt_to(at, MAX_AT_BYTES) } else { at };
+        let message =
+            if message.len() > MAX_MESSAGE_BYTES { kiln_fs::excerpt_to(message, MAX_MESSAGE_BYTES) } else { message };
+        Self::Config { at, message }
     }
 
     /// This error as one about `path` (keeping the field's JSON path in the message).

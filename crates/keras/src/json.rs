@@ -54,7 +54,9 @@ impl<'a> At<'a> {
     /// The optional number `key` (an error naming it if it is something else).
     pub fn number(&self, key: &str) -> Result<Option<f64>, KerasError> {
         self.get(key)
-            .map(|v| v.as_f64().ok_or_else(|| self.error_at(key, format!("must be a number, got {v}"))))
+            .map(|v| {
+                v.as_f64().ok_or_else(|| self.error_at(key, format!("must be a number, got {}", kiln_fs::excerpt(v))))
+            })
             .transpose()
     }
 
@@ -64,7 +66,7 @@ impl<'a> At<'a> {
             .map(|v| {
                 v.as_u64()
                     .map(|n| n as usize)
-                    .ok_or_else(|| self.error_at(key, format!("must be an integer ≥ 0, got {v}")))
+                    .ok_or_else(|| self.error_at(key, format!("must be an integer ≥ 0, got {}", kiln_fs::excerpt(v))))
             })
             .transpose()
     }
@@ -73,7 +75,9 @@ impl<'a> At<'a> {
     pub fn string(&self, key: &str) -> Result<Option<String>, KerasError> {
         self.get(key)
             .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| self.error_at(key, format!("must be a string, got {v}")))
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| self.error_at(key, format!("must be a string, got {}", kiln_fs::excerpt(v))))
             })
             .transpose()
     }
@@ -115,7 +119,10 @@ pub(crate) fn refuse_unknown(at: At<'_>, what: &str, known: &[&str], ignored: &[
         if known.contains(&k.as_str()) || ignored.contains(&k.as_str()) || is_off(v) {
             continue;
         }
-        return Err(at.error_at(k, format!("{what} option `{k}` = {v} is not supported by kiln")));
+        return Err(at.error_at(
+            k,
+            format!("{what} option `{}` = {} is not supported by kiln", kiln_fs::excerpt(k), kiln_fs::excerpt(v)),
+        ));
     }
     Ok(())
 }
@@ -130,6 +137,6 @@ pub(crate) fn check_dtype(at: At<'_>) -> Result<(), KerasError> {
         Some(other) => {
             Err(at.error_at("dtype", format!("dtype policy `{other}` is not supported (kiln computes in float32)")))
         }
-        None => Err(at.error_at("dtype", format!("unreadable dtype policy {v}"))),
+        None => Err(at.error_at("dtype", format!("unreadable dtype policy {}", kiln_fs::excerpt(v)))),
     }
 }

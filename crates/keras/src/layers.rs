@@ -129,12 +129,14 @@ fn input_width(cfg: At<'_>) -> Result<usize, KerasError> {
 pub(crate) fn width_of(at: At<'_>) -> Result<usize, KerasError> {
     let dims = at.value.as_array().ok_or_else(|| at.error("a shape must be a list"))?;
     match dims.as_slice() {
-        [first, d] if first.is_null() || first.is_u64() => d
-            .as_u64()
-            .filter(|&d| d > 0)
-            .map(|d| d as usize)
-            .ok_or_else(|| at.error(format!("the feature width must be a positive integer, got {d}"))),
-        _ => Err(at
-            .error(format!("input shape {} is not supported: kiln models take 2-D input [batch, features]", at.value))),
+        [first, d] if first.is_null() || first.is_u64() => {
+            d.as_u64().filter(|&d| d > 0).map(|d| d as usize).ok_or_else(|| {
+                at.error(format!("the feature width must be a positive integer, got {}", kiln_fs::excerpt(d)))
+            })
+        }
+        _ => Err(at.error(format!(
+            "input shape {} is not supported: kiln models take 2-D input [batch, features]",
+            kiln_fs::excerpt(at.value)
+        ))),
     }
 }

@@ -20,6 +20,16 @@ pub fn model_from_keras(config: &Value) -> Result<Sequential, KerasError> {
 }
 
 pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
+    let (mut model, input_width) = unbuilt_model_at(at)?;
+    if let Some(w) = input_width {
+        model.build(w)?;
+    }
+    Ok(model)
+}
+
+/// The model of a config and the input width it states, not built yet: a caller that
+/// knows a tighter weight budget (a trace carrying its weights) sets it before building.
+pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<usize>), KerasError> {
     let (class, cfg_value, cfg_path) = match at.value.get("class_name").and_then(Value::as_str) {
         Some(class) => {
             let cfg = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;
@@ -107,10 +117,7 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
             "the model has no layers kiln could build (only inputs, or none)",
         ));
     }
-    if let Some(w) = input_width {
-        model.build(w)?;
-    }
-    Ok(model)
+    Ok((model, input_width))
 }
 
 /// The `keras_history` layer name of every tensor a node consumes.

@@ -63,7 +63,10 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
                 } else {
                     "is not an option kiln knows"
                 };
-                return Err(cfg.error_at(k, format!("optimizer option `{k}` = {v} {why}")));
+                return Err(cfg.error_at(
+                    k,
+                    format!("optimizer option `{}` = {} {why}", kiln_fs::excerpt(k), kiln_fs::excerpt(v)),
+                ));
             }
         }
     }
@@ -76,7 +79,10 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
     let number = |key: &str| -> Result<Option<f64>, KerasError> {
         match cfg.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or_else(|| cfg.error_at(key, format!("must be a number, got {v}"))),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| cfg.error_at(key, format!("must be a number, got {}", kiln_fs::excerpt(v)))),
         }
     };
     let mut clips = Vec::new();

@@ -118,10 +118,9 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
     crate::plugins::load_all(&args.plugins)?;
     let selected = experiments::select(&args.only)?;
     let plugin = match (&args.regularizer, selected.iter().any(|e| e.needs_plugin())) {
-        (Some(name), true) => Some(
-            crate::plugins::regularizer(name, &args.config)
-                .with_context(|| format!("--regularizer {name} --config {}", args.config))?,
-        ),
+        (Some(name), true) => Some(crate::plugins::regularizer(name, &args.config).with_context(|| {
+            format!("--regularizer {} --config {}", kiln_fs::excerpt(name), kiln_fs::excerpt(&args.config))
+        })?),
         (None, true) => bail!(
             "imdb_custom needs a plugin regularizer: pass --plugin PATH --regularizer 'pkg>Name' --config '{{...}}'"
         ),

@@ -7,6 +7,7 @@
 //! is an error: a trace must never pass because part of it was ignored.
 
 mod compare;
+mod length;
 
 use std::collections::HashMap;
 
@@ -19,7 +20,8 @@ pub use self::compare::{Check, TraceReport};
 use self::compare::{Comparer, flat_values, strip_model};
 use crate::callbacks::callback_at;
 use crate::json::{At, refuse_unknown};
-use crate::{KerasError, compile_from_keras, model_from_keras};
+use crate::model::unbuilt_model_at;
+use crate::{KerasError, compile_from_keras};
 
 /// Top-level keys of a trace; the informational ones are read by people, not compared.
 const TOP_KEYS: &[&str] =
@@ -90,22 +92,118 @@ fn class_weights(v: &Value) -> Result<std::collections::BTreeMap<usize, f32>, Ke
         .collect()
 }
 
-/// Records what Keras' trace records, batch by batch.
-#[derive(Debug, Default)]
-struct Recorder {
-    batches: Vec<(BatchStats, Logs, Weights)>,
+/// Compares each batch with Keras' record of it as it ends, so what the replay holds does
+/// not grow with the number of batches; stops training one batch past the trace's last.
+struct Recorder<'t> {
+    keras: &'t [Value],
+    model_name: &'t str,
+    cmp: Comparer,
+    ran: usize,
+    error: Option<KerasError>,
 }
 
-impl Callback for Recorder {
+impl Callback for Recorder<'_> {
     fn on_train_batch_end(&mut self, _batch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        let i = self.ran;
+        self.ran += 1;
+        let Some(b) = self.keras.get(i) else {
+            ctl.stop_training();
+            return Ok(());
+        };
         let stats = ctl.batch_stats().expect("batch hooks carry stats");
-        self.batches.push((stats, logs.clone(), ctl.model().get_weights()));
+        if let Err(e) = compare_batch(&mut self.cmp, i, b, &stats, logs, ctl.model(), self.model_name) {
+            self.error.get_or_insert(e);
+            ctl.stop_training();
+        }
         Ok(())
     }
 
     fn wants_batches(&self) -> bool {
         true
     }
+}
+
+/// Compares kiln's batch `i` with Keras' record `b` of it.
+fn compare_batch(
+    cmp: &mut Comparer,
+    i: usize,
+    b: &Value,
+    stats: &BatchStats,
+    logs: &Logs,
+    model: &Sequential,
+    name: &str,
+) -> Result<(), KerasError> {
+    strict(b, &format!("batches[{i}]"), BATCH_KEYS, BATCH_INFO)?;
+    let at = format!("epoch {} batch {}", kiln_fs::excerpt(&b["epoch"]), kiln_fs::excerpt(&b["batch"]));
+    if let Some(v) = b.get("raw_total_loss").and_then(Value::as_f64) {
+        cmp.compare("batch total loss", &at, stats.loss as f64, v);
+    }
+    if let Some(v) = b.get("raw_data_loss").and_then(Value::as_f64) {
+        cmp.compare("batch data loss", &at, stats.data_loss as f64, v);
+    }
+    for (k, v) in b.get("reported_running_logs").and_then(Value::as_object).into_iter().flatten() {
+        match (logs.get(k), v.as_f64()) {
+            (Some(ours), Some(theirs)) => cmp.compare("batch running logs", &format!("{at} {k}"), ours, theirs),
+            _ => cmp.report.problems.push(format!("{at}: no running log `{k}` in kiln")),
+        }
+    }
+    if let Some(w) = b.get("weights_after_update") {
+        cmp.compare_weights("weights after each batch", &at, &model.get_weights(), w, name);
+    }
+    Ok(())
+}
+
+/// `initial_weights` as named tensors, each `values` list checked against its `shape`.
+fn initial_weights(v: &Value, model_name: &str) -> Result<Vec<NamedTensor>, KerasError> {
+    let weights = v.as_object().ok_or_else(|| KerasError::config("initial_weights", "must be an object"))?;
+    let mut out = Vec::with_capacity(weights.len());
+    for (k, v) in weights {
+        let shape: Vec<usize> =
+            v.get("shape").map(flat_values).unwrap_or_default().iter().map(|&d| d as usize).collect();
+        let values: Vec<f32> =
+            flat_values(v.get("values").unwrap_or(&Value::Null)).into_iter().map(|x| x as f32).collect();
+        let holds = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if holds != Some(values.len()) {
+            return Err(KerasError::config(
+                format!("initial_weights.{k}"),
+                format!("shape {shape:?} does not hold the {} values listed", values.len()),
+            ));
+        }
+        out.push(NamedTensor { name: strip_model(k, model_name), shape, values });
+    }
+    Ok(out)
+}
+
+/// Builds `model` for `width` inputs once the weights its config declares are known to be
+/// the `carried` values of the trace's `initial_weights`: a 12 KB trace must not build a
+/// 1 GB model only to find its weights do not fit.
+fn build_for_carried(mut model: Sequential, width: usize, carried: usize) -> Result<Sequential, KerasError> {
+    let mut declared = Some(0usize);
+    let mut w = width;
+    for layer in model.layers() {
+        declared = match (declared, layer.planned(w)) {
+            (Some(total), Some((n, out))) => {
+                w = out;
+                total.checked_add(n)
+            }
+            _ => None,
+        };
+    }
+    match declared {
+        Some(declared) if declared != carried => {
+            return Err(KerasError::config(
+                "initial_weights",
+                format!(
+                    "the trace carries {carried} weight values, but model.config declares {declared} \
+                     (for {width} input features)"
+                ),
+            ));
+        }
+        // A layer that cannot say what it will create is still held to the trace's size.
+        _ => model = model.max_weights(carried.max(1)),
+    }
+    model.build(width)?;
+    Ok(model)
 }
 
 /// The validation fraction of a trace's `fit` section: a `validation_split` number, or a
@@ -131,25 +229,25 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     let get = |k: &str| trace.get(k).ok_or_else(|| KerasError::config(k, "missing from the trace"));
     let model_v = get("model")?;
     refuse_unknown(At { value: model_v, path: "model" }, "trace model", &["config", "compile"], &[])?;
-    let mut model: Sequential =
-        model_from_keras(model_v.get("config").ok_or_else(|| KerasError::config("model.config", "missing"))?)?;
+    let config = model_v.get("config").ok_or_else(|| KerasError::config("model.config", "missing"))?;
+    let (model, width) = unbuilt_model_at(At { value: config, path: "model.config" })?;
     let data = get("data")?;
     strict(data, "data", DATA_KEYS, &[])?;
     let x = matrix(data.get("x").ok_or_else(|| KerasError::config("data.x", "missing"))?, "data.x")?;
     let y = matrix(data.get("y").ok_or_else(|| KerasError::config("data.y", "missing"))?, "data.y")?;
-    if model.input_width().is_none() {
-        model.build(x.cols())?;
-    }
+    let fit = get("fit")?;
+    strict(fit, "fit", FIT_KEYS, FIT_INFO)?;
+    let (xv, yv) = match (data.get("x_val"), data.get("y_val")) {
+        (Some(xv), Some(yv)) => (Some(matrix(xv, "data.x_val")?), Some(matrix(yv, "data.y_val")?)),
+        _ => (None, None),
+    };
+    let split = if xv.is_some() { None } else { validation_split(fit) };
+    // Before anything is built or trained: what the trace declares must be what it holds.
+    let length = length::check_length(trace, fit, x.rows(), split)?;
     let name = model.model_name().to_string();
-    let mut initial = Vec::new();
-    let weights = get("initial_weights")?
-        .as_object()
-        .ok_or_else(|| KerasError::config("initial_weights", "must be an object"))?;
-    for (k, v) in weights {
-        let shape = v.get("shape").map(flat_values).unwrap_or_default().iter().map(|&d| d as usize).collect();
-        let values = flat_values(v.get("values").unwrap_or(&Value::Null)).into_iter().map(|x| x as f32).collect();
-        initial.push(NamedTensor { name: strip_model(k, &name), shape, values });
-    }
+    let initial = initial_weights(get("initial_weights")?, &name)?;
+    let carried = initial.iter().map(|t| t.values.len()).sum();
+    let mut model = build_for_carried(model, width.unwrap_or(x.cols()), carried)?;
     model.set_weights(&Weights(initial))?;
     compile_from_keras(
         &mut model,
@@ -157,18 +255,12 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     )
     .map_err(|e| prefixed(e, "model.compile"))?;
 
-    let fit = get("fit")?;
-    strict(fit, "fit", FIT_KEYS, FIT_INFO)?;
     if fit.get("shuffle").and_then(Value::as_bool) != Some(false) {
         return Err(KerasError::config(
             "fit.shuffle",
             "only shuffle=False traces can be replayed (TensorFlow's shuffle order is not reproducible)",
         ));
     }
-    let (xv, yv) = match (data.get("x_val"), data.get("y_val")) {
-        (Some(xv), Some(yv)) => (Some(matrix(xv, "data.x_val")?), Some(matrix(yv, "data.y_val")?)),
-        _ => (None, None),
-    };
     let sample_weight = data.get("sample_weight").map(|w| weights_vector(w, "data.sample_weight")).transpose()?;
     let class_weight = fit.get("class_weight").map(class_weights).transpose()?;
     let mut callbacks = Vec::new();
@@ -178,10 +270,17 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     if fit.get("callbacks").is_some_and(|c| !c.is_array()) {
         return Err(KerasError::config("fit.callbacks", "must be a list"));
     }
-    let mut recorder = Recorder::default();
+    let batches = get("batches")?.as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut recorder = Recorder {
+        keras: batches,
+        model_name: &name,
+        cmp: Comparer { rtol, report: TraceReport::default() },
+        ran: 0,
+        error: None,
+    };
     let mut opts = FitOptions::default()
-        .epochs(fit.get("epochs").and_then(Value::as_u64).unwrap_or(1) as usize)
-        .batch_size(fit.get("batch_size").and_then(Value::as_u64).unwrap_or(32) as usize)
+        .epochs(length.epochs)
+        .batch_size(length.batch_size)
         .shuffle(false)
         .verbose(Verbosity::Silent)
         .callback(&mut recorder);
@@ -192,34 +291,17 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     opts.class_weight = class_weight;
     if let (Some(xv), Some(yv)) = (&xv, &yv) {
         opts.validation = Validation::Data(xv.into(), yv);
-    } else if let Some(f) = validation_split(fit) {
+    } else if let Some(f) = split {
         opts.validation = Validation::Split(f);
     }
     let history = model.fit(&x, &y, opts)?;
-
-    let mut cmp = Comparer { rtol, report: TraceReport::default() };
-    let batches = get("batches")?.as_array().cloned().unwrap_or_default();
-    if batches.len() != recorder.batches.len() {
-        cmp.report.problems.push(format!("Keras ran {} batches, kiln {}", batches.len(), recorder.batches.len()));
+    if let Some(e) = recorder.error {
+        return Err(e);
     }
-    for (i, (b, (stats, logs, weights))) in batches.iter().zip(&recorder.batches).enumerate() {
-        strict(b, &format!("batches[{i}]"), BATCH_KEYS, BATCH_INFO)?;
-        let at = format!("epoch {} batch {}", b["epoch"], b["batch"]);
-        if let Some(v) = b.get("raw_total_loss").and_then(Value::as_f64) {
-            cmp.compare("batch total loss", &at, stats.loss as f64, v);
-        }
-        if let Some(v) = b.get("raw_data_loss").and_then(Value::as_f64) {
-            cmp.compare("batch data loss", &at, stats.data_loss as f64, v);
-        }
-        for (k, v) in b.get("reported_running_logs").and_then(Value::as_object).into_iter().flatten() {
-            match (logs.get(k), v.as_f64()) {
-                (Some(ours), Some(theirs)) => cmp.compare("batch running logs", &format!("{at} {k}"), ours, theirs),
-                _ => cmp.report.problems.push(format!("{at}: no running log `{k}` in kiln")),
-            }
-        }
-        if let Some(w) = b.get("weights_after_update") {
-            cmp.compare_weights("weights after each batch", &at, weights, w, &name);
-        }
+    let mut cmp = recorder.cmp;
+    if batches.len() != recorder.ran {
+        let more = if recorder.ran > batches.len() { " (stopped there)" } else { "" };
+        cmp.report.problems.push(format!("Keras ran {} batches, kiln {}{more}", batches.len(), recorder.ran));
     }
     for (i, e) in get("epochs")?.as_array().into_iter().flatten().enumerate() {
         strict(e, &format!("epochs[{i}]"), &["epoch", "logs"], &[])?;
