@@ -27,8 +27,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-/// Most integers one object array may hold or expand to (the real `imdb.npz` holds 11.7
-/// million in two arrays, about 6 million each).
+/// Most integers one object array may hold or expand to, and the `.npz` reader's cap per
+/// archive (the real `imdb.npz` holds 11.7 million in two arrays, about 6 million each).
 pub const MAX_VALUES: usize = 1 << 24;
 
 /// Deepest nesting of containers (an `imdb.npz` array needs 6: array, state, list,

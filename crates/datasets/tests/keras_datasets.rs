@@ -241,8 +241,11 @@ fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
 
 // --- round 3b: mnist.npz shapes and labels ---
 
-/// An `.npz` of stored `.npy` members `(name, descr, shape, data)`.
-fn mnist_like(name: &str, members: &[(&str, &str, &[usize], &[u8])]) -> std::path::PathBuf {
+/// A `.npy` member: `(name, descr, shape, data)`.
+type Member<'a> = (&'a str, &'a str, &'a [usize], &'a [u8]);
+
+/// An `.npz` of deflated `.npy` members.
+fn mnist_like(name: &str, members: &[Member]) -> std::path::PathBuf {
     use std::io::Write;
     let dir = std::env::temp_dir().join(format!("kiln-mnist-shapes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -272,7 +275,7 @@ fn mnist_npz_refuses_other_shapes_and_labels_by_name() {
     let zeros = vec![0u8; 2_000_000];
     let image = [0u8; 784];
     let minus_one = (-1i64).to_le_bytes();
-    let cases: [(&str, Vec<(&str, &str, &[usize], &[u8])>, &str); 6] = [
+    let cases: [(&str, Vec<Member>, &str); 6] = [
         (
             "zero_w.npz",
             vec![("x_train", "|u1", &[2_000_000, 0, 28], &[]), ("y_train", "|u1", &[2_000_000], &zeros)],
