@@ -604,3 +604,70 @@ fn a_trace_is_checked_against_its_weights_before_the_model_is_built() {
     assert!(err.starts_with("initial_weights:") && err.contains("4008003"), "{err}");
     assert!(peak < MIB, "a refused trace peaked at {peak} bytes");
 }
+
+// --- round 3b: npz budgets tied to the compressed size, pickle containers in bytes ---
+
+/// A 2-million-int `x_train` pickled as `K\x00` in `APPENDS` batches deflates to a few KB:
+/// it used to be read (16 MiB of `i64`; the hostile 68 KB version, 2 × 2²⁴ ints, reached
+/// 532 MB). The inflated stream and the integers now follow the member's compressed size.
+#[test]
+fn a_pickle_deflated_a_thousandfold_is_refused_on_little_memory() {
+    use kiln_datasets::{ImdbArgs, imdb_load_data};
+    let _serial = serial();
+    let dir = scratch();
+    let mut ops = b"]]".to_vec();
+    for _ in 0..40 {
+        ops.push(b'(');
+        for _ in 0..50_000 {
+            ops.extend(b"K\x00");
+        }
+        ops.push(b'e');
+    }
+    ops.push(b'a');
+    let stream = pickled_object_array(1, &ops);
+    let bomb = dir.join("imdb_deflate_bomb.npz");
+    npz_file(
+        &bomb,
+        &[
+            ("x_train", npy_header("|O", &[1]), &stream, 0),
+            ("y_train", npy_header("<i8", &[1]), &[0; 8], 0),
+            ("x_test", npy_header("|O", &[2]), &two_sequences(), 0),
+            ("y_test", npy_header("<i8", &[2]), &[0; 16], 0),
+        ],
+    );
+    let size = std::fs::metadata(&bomb).unwrap().len();
+    assert!(size < 64 << 10, "{size}");
+    let (peak, read) = peak_of(|| imdb_load_data(&bomb, &ImdbArgs::default()).map(|_| ()));
+    let text = read.unwrap_err().to_string();
+    eprintln!("imdb.npz of {} KiB pickling 2 million ints: refused at peak {} KiB", size >> 10, peak >> 10);
+    assert!(text.contains("imdb_deflate_bomb.npz") && text.contains("x_train"), "{text}");
+    assert!(text.contains("inflating to more than 16×"), "{text}");
+    assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// 400,000 empty lists appended to one list (a 400 KB stream): about 130 bytes each, 50 MB
+/// in all, accepted while containers were counted as 800,000 "items" of 32 bytes. Now each
+/// is charged its real bytes against a budget of 32 bytes per stream byte (12.8 MB here).
+#[test]
+fn pickled_containers_are_charged_their_real_bytes() {
+    let _serial = serial();
+    let mut ops = b"]".to_vec();
+    for _ in 0..8 {
+        ops.push(b'(');
+        ops.extend(std::iter::repeat_n(b']', 50_000));
+        ops.push(b'e');
+    }
+    let stream = pickled_object_array(1, &ops);
+    let (peak, read) = peak_of(|| kiln_datasets::pickle::read_sequences(&stream).map(|s| s.len()));
+    let text = read.unwrap_err().to_string();
+    eprintln!("{} KB pickle of 400,000 empty lists: refused at peak {} MiB", stream.len() / 1000, peak / MIB);
+    assert!(text.contains("containers and the memo would take more than 12 MiB"), "{text}");
+    assert!(peak < 24 * MIB, "peak {} MiB", peak / MIB);
+    // 5,000 such lists (empty sequences) are within the budget's 1 MiB floor.
+    let mut ops = b"](".to_vec();
+    ops.extend(std::iter::repeat_n(b']', 5_000));
+    ops.push(b'e');
+    let read = kiln_datasets::pickle::read_sequences(&pickled_object_array(1, &ops));
+    assert_eq!(read.map(|s| s.len()), Ok(5_000));
+}

@@ -198,30 +198,44 @@ pub fn mnist_load_data(path: &Path, split: Split) -> Result<ImageSet> {
     // Both headers are checked before any value is read: a label array much larger than
     // the images is refused without being inflated.
     let (hx, hy) = (npz.header(xn)?, npz.header(yn)?);
-    let [n, h, w] = hx.shape[..] else {
-        return Err(bad(format!("`{xn}` is {}, not uint8 images [N, 28, 28]", hx.describe())));
+    // Keras' mnist.npz holds exactly [N, 28, 28] uint8 images: any other shape (zero-width
+    // images declaring 2×10⁸ rows, 1×1 "images") is refused by shape, before a value is read.
+    let n = match hx.shape[..] {
+        [n, 28, 28] if hx.kind == NpyKind::U8 => n,
+        _ => {
+            return Err(bad(format!(
+                "`{xn}` is {}, not uint8 images [N, 28, 28] as in Keras' mnist.npz",
+                hx.describe()
+            )));
+        }
     };
-    if hx.kind != NpyKind::U8 {
-        return Err(bad(format!("`{xn}` is {}, not uint8 images", hx.describe())));
+    if n == 0 {
+        return Err(bad(format!("`{xn}` holds no images (shape {:?})", hx.shape)));
     }
     if hy.kind == NpyKind::Object || hy.shape != [n] {
         return Err(bad(format!("`{xn}` holds {n} images but `{yn}` is {}, not {n} labels", hy.describe())));
     }
     let NpyArray::U8 { data, .. } = npz.array(xn)? else { unreachable!("`{xn}`'s header says uint8") };
+    let digit = |i: usize, v: i64| {
+        u8::try_from(v)
+            .ok()
+            .filter(|&d| d <= 9)
+            .ok_or_else(|| bad(format!("`{yn}` holds {v} at index {i}, not a digit 0-9")))
+    };
     let labels: Vec<u8> = match npz.array(yn)? {
-        NpyArray::U8 { data, .. } => data,
-        NpyArray::Int { data, .. } => data
-            .iter()
-            .map(|&v| u8::try_from(v).map_err(|_| bad(format!("`{yn}` holds {v}, not a digit"))))
-            .collect::<Result<_>>()?,
+        NpyArray::U8 { data, .. } => {
+            if let Some((i, &l)) = data.iter().enumerate().find(|(_, l)| **l > 9) {
+                return Err(digit(i, i64::from(l)).unwrap_err());
+            }
+            data
+        }
+        NpyArray::Int { data, .. } => data.iter().enumerate().map(|(i, &v)| digit(i, v)).collect::<Result<_>>()?,
         other => return Err(bad(format!("`{yn}` is {}", other.describe()))),
     };
     if labels.len() != n {
         return Err(bad(format!("{n} images but {} labels", labels.len())));
     }
-    if let Some(bad_label) = labels.iter().find(|&&l| l > 9) {
-        return Err(bad(format!("`{yn}` holds {bad_label}, not a digit 0-9")));
-    }
+    let (h, w) = (28, 28);
     let images = ByteMatrix::from_vec(n, h * w, data).map_err(|e| bad(e.to_string()))?;
     Ok(ImageSet { images, labels, height: h, width: w })
 }

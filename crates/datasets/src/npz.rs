@@ -11,7 +11,11 @@
 //!   is checked against [`MAX_TOTAL_BYTES`] (all members read from one archive), and
 //!   integer arrays other than `uint8` (labels) hold at most [`MAX_WIDENED`] values, so
 //!   widening them to `i64` stays small; a pickled member is read up to
-//!   [`MAX_OBJECT_BYTES`].
+//!   [`MAX_OBJECT_BYTES`] and [`OBJECT_INFLATION`] times its compressed size;
+//! - the integers materialised from pickled members are capped per archive at
+//!   [`crate::pickle::MAX_VALUES`] and, per member, at [`INTS_PER_COMPRESSED_BYTE`] times
+//!   its compressed size, so deflate (up to 1,000× on repetitive data) cannot turn a small
+//!   file into a large result.
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
@@ -26,6 +30,21 @@ pub const MAX_TOTAL_BYTES: u64 = 256 << 20;
 
 /// Largest pickled object array read (the real `imdb.npz`'s `x_train` is about 15 MB).
 pub const MAX_OBJECT_BYTES: u64 = 64 << 20;
+
+/// An object member inflates to at most this many times its compressed size (with at
+/// least [`MIN_OBJECT_BUDGET`] bytes). Measured: 1.58 for the bundled `imdb-5k.npz`, at most
+/// 2.04 for the Keras-written fixtures, about 2 for the real `imdb.npz` (≈ 30 MB from 17 MB).
+pub const OBJECT_INFLATION: u64 = 16;
+
+/// Integers materialised from an object member per byte of its compressed size (with at
+/// least [`MIN_OBJECT_BUDGET`]). Measured: 0.67 for the bundled `imdb-5k.npz` (1,205,479
+/// from 1,802,546 bytes), about 0.69 for the real `imdb.npz` (11.7 million from 17 MB).
+/// A 1 MB file thus yields at most 3 million integers (24 MiB as `i64`).
+pub const INTS_PER_COMPRESSED_BYTE: u64 = 3;
+
+/// The floor of both per-member budgets above, so tiny archives are never refused for
+/// being small.
+pub const MIN_OBJECT_BUDGET: u64 = 1 << 16;
 
 /// Most values of an integer array other than `uint8` (widened to `i64`: labels; the
 /// largest real one, `mnist.npz`'s `y_train`, holds 60,000).
@@ -109,6 +128,8 @@ pub struct NpzArchive<R> {
     path: PathBuf,
     /// Bytes that may still be inflated ([`MAX_TOTAL_BYTES`] in all).
     left: u64,
+    /// Integers that pickled members may still materialise ([`crate::pickle::MAX_VALUES`] in all).
+    ints_left: u64,
 }
 
 impl NpzArchive<std::io::BufReader<std::fs::File>> {
@@ -130,7 +151,7 @@ impl<R: Read + Seek> NpzArchive<R> {
     fn new(reader: R, path: &Path) -> Result<Self> {
         let zip = zip::ZipArchive::new(reader)
             .map_err(|e| Error::Format { path: path.into(), problem: format!("not an .npz (zip) archive: {e}") })?;
-        Ok(Self { zip, path: path.into(), left: MAX_TOTAL_BYTES })
+        Ok(Self { zip, path: path.into(), left: MAX_TOTAL_BYTES, ints_left: crate::pickle::MAX_VALUES as u64 })
     }
 
     fn bad(&self, problem: String) -> Error {
@@ -165,12 +186,16 @@ impl<R: Read + Seek> NpzArchive<R> {
 
     /// Array `name`, read within the caps of the module docs.
     pub fn array(&mut self, name: &str) -> Result<NpyArray> {
-        let left = self.left;
+        let budget = Budget { bytes: self.left, ints: self.ints_left };
         let mut member = self.member(name)?;
-        let read = read_array(&mut member, left);
+        let compressed = member.compressed_size();
+        let read = read_array(&mut member, budget, compressed);
         drop(member);
         let (array, inflated) = read.map_err(|p| self.bad(format!("member {name}.npy: {p}")))?;
         self.left = self.left.saturating_sub(inflated);
+        if let NpyArray::Sequences(seqs) = &array {
+            self.ints_left = self.ints_left.saturating_sub(seqs.iter().map(|s| s.len() as u64).sum());
+        }
         Ok(array)
     }
 }
@@ -255,20 +280,41 @@ fn read_header(r: &mut impl Read) -> std::result::Result<NpyHeader, String> {
     })
 }
 
-/// A member's array and the bytes inflated for it; `left` bytes may be inflated.
-fn read_array(r: &mut impl Read, left: u64) -> std::result::Result<(NpyArray, u64), String> {
+/// What an archive may still inflate and materialise.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// Bytes to inflate.
+    bytes: u64,
+    /// Integers from pickled members.
+    ints: u64,
+}
+
+/// A member's array and the bytes inflated for it, within `budget`; `compressed` is the
+/// member's size in the archive.
+fn read_array(r: &mut impl Read, budget: Budget, compressed: u64) -> std::result::Result<(NpyArray, u64), String> {
     let header = read_header(r)?;
     if header.kind == NpyKind::Object {
-        let limit = MAX_OBJECT_BYTES.min(left);
+        let by_size = compressed.saturating_mul(OBJECT_INFLATION).max(MIN_OBJECT_BUDGET);
+        let limit = MAX_OBJECT_BYTES.min(budget.bytes).min(by_size);
         let body = read_at_most(r, limit as usize + 1)?;
         if body.len() as u64 > limit {
             return Err(if limit == MAX_OBJECT_BYTES {
                 format!("a pickled array of more than {} MiB", MAX_OBJECT_BYTES >> 20)
+            } else if limit == by_size {
+                format!(
+                    "a pickled array inflating to more than {OBJECT_INFLATION}× its {compressed} compressed bytes \
+                     (real Keras files inflate about 2×; the file may be corrupted or malicious)"
+                )
             } else {
                 format!("reading it would inflate more than {} MiB from the archive", MAX_TOTAL_BYTES >> 20)
             });
         }
-        let seqs = crate::pickle::read_sequences(&body).map_err(|e| e.to_string())?;
+        let ints = budget.ints.min(compressed.saturating_mul(INTS_PER_COMPRESSED_BYTE).max(MIN_OBJECT_BUDGET));
+        let limits = crate::pickle::Limits {
+            max_values: usize::try_from(ints).unwrap_or(usize::MAX),
+            ..crate::pickle::Limits::for_stream(body.len())
+        };
+        let seqs = crate::pickle::read_sequences_within(&body, limits).map_err(|e| e.to_string())?;
         if seqs.len() != header.shape[0] {
             return Err(format!("the header declares {} elements, the pickle holds {}", header.shape[0], seqs.len()));
         }
@@ -282,7 +328,7 @@ fn read_array(r: &mut impl Read, left: u64) -> std::result::Result<(NpyArray, u6
             header.descr
         ));
     }
-    let need = count.checked_mul(header.width).filter(|&n| n as u64 <= left).ok_or_else(|| {
+    let need = count.checked_mul(header.width).filter(|&n| n as u64 <= budget.bytes).ok_or_else(|| {
         format!("{} {shape:?} needs more than the {} MiB read from one archive", header.descr, MAX_TOTAL_BYTES >> 20)
     })?;
     let body = read_at_most(r, need)?;
@@ -345,5 +391,55 @@ mod tests {
         let got = read_at_most(&mut &data[..10], 1 << 30).unwrap();
         assert_eq!(got, [7; 10]);
         assert!(got.capacity() <= 1 << 16, "{}", got.capacity());
+    }
+
+    // --- round 3b: budgets tied to the compressed size ---
+
+    /// An object member (`.npy` bytes) of one list holding `n` ints (`K\x05`), protocol 2.
+    fn object_member(n: usize) -> Vec<u8> {
+        let text = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }";
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((text.len() as u16 + 1).to_le_bytes());
+        out.extend(text.as_bytes());
+        out.push(b'\n');
+        out.extend(b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01K\x01");
+        out.extend(
+            b"\x85cnumpy\ndtype\nU\x02O8K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb\x89",
+        );
+        out.extend(b"]]");
+        for chunk in 0..n.div_ceil(50_000) {
+            out.push(b'(');
+            for _ in 0..(n - chunk * 50_000).min(50_000) {
+                out.extend(b"K\x05");
+            }
+            out.push(b'e');
+        }
+        out.extend(b"atb.");
+        out
+    }
+
+    /// The integers a pickled member may materialise follow its compressed size (deflate
+    /// used to turn 68 KB into 2 × 16.7 million `i64`s, issue 23 finding 5) and what the
+    /// archive has left; the inflated stream follows the compressed size too.
+    #[test]
+    fn pickled_members_are_bounded_by_their_compressed_size() {
+        let member = object_member(100_000);
+        let budget = Budget { bytes: MAX_TOTAL_BYTES, ints: crate::pickle::MAX_VALUES as u64 };
+        let read = |budget: Budget, compressed: u64| read_array(&mut &member[..], budget, compressed);
+        // 40,000 compressed bytes allow 120,000 integers: read.
+        let (array, _) = read(budget, 40_000).unwrap();
+        assert_eq!(array.describe(), "1 sequences");
+        // 30,000 allow 90,000: refused, by name.
+        let err = read(budget, 30_000).err().unwrap();
+        assert!(err.contains("more than 90000 integers"), "{err}");
+        // What the archive has left bounds it too.
+        let err = read(Budget { ints: 99_999, ..budget }, 40_000).err().unwrap();
+        assert!(err.contains("more than 99999 integers"), "{err}");
+        // 200 KB inflated from 10,000 compressed bytes is more than 16×.
+        let err = read(budget, 10_000).err().unwrap();
+        assert!(err.contains("inflating to more than 16× its 10000 compressed bytes"), "{err}");
+        // Tiny members keep a floor: 10 ints from a 30-byte member are read.
+        let small = object_member(10);
+        assert!(read_array(&mut &small[..], budget, 30).is_ok());
     }
 }

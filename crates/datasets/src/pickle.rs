@@ -13,19 +13,22 @@
 //! Bounded whatever the stream holds (see `docs/reliability.md`):
 //! - values nest at most [`MAX_DEPTH`] deep, and are freed without recursion, so no stream
 //!   can overflow the stack while building or dropping them;
-//! - the stack holds at most [`MAX_STACK`] values, and the memo plus every container at
-//!   most [`MAX_ITEMS`] values in all (32 bytes each); lists of ints are kept as `i64`s;
+//! - the stack holds at most [`MAX_STACK`] values; the memo and every container are charged
+//!   their real heap bytes (the `Rc`'d struct and each `Vec`'s capacity) against
+//!   [`Limits::max_container_bytes`] (at most [`MAX_CONTAINER_BYTES`]); lists of ints are
+//!   kept as `i64`s;
 //! - the integers stored, and those materialised (memo references can repeat one list),
-//!   are each capped at [`MAX_VALUES`] and at the stream's length in bytes (a pickled
-//!   integer costs at least one byte), so a small stream cannot expand into a large result;
+//!   are each capped at [`Limits::max_values`]: at most [`MAX_VALUES`] and the stream's
+//!   length in bytes (a pickled integer costs at least one byte); the `.npz` reader
+//!   lowers it further by the member's compressed size, so deflate cannot amplify it;
 //! - every list and array built is emptied before the call returns, so reference cycles
 //!   (a list holding itself) never outlive it.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-/// Most integers one object array may hold or expand to (the real `imdb.npz` holds 11.7
-/// million in two arrays, about 6 million each).
+/// Most integers one object array may hold or expand to, and the `.npz` reader's cap per
+/// archive (the real `imdb.npz` holds 11.7 million in two arrays, about 6 million each).
 pub const MAX_VALUES: usize = 1 << 24;
 
 /// Deepest nesting of containers (an `imdb.npz` array needs 6: array, state, list,
@@ -35,9 +38,38 @@ pub const MAX_DEPTH: usize = 64;
 /// Most values on the pickle stack at once (pickle appends in batches of 1,000).
 pub const MAX_STACK: usize = 1 << 16;
 
-/// Most values stored in containers and the memo over one stream, integers in lists
-/// aside (about 12 per element for arrays of numpy arrays: 300,000 for 25,000 reviews).
-pub const MAX_ITEMS: usize = 1 << 20;
+/// Most heap bytes of containers and the memo over one stream, integers in lists aside
+/// (measured: 173 bytes per review for lists of ints, the real file's form, so 4 MiB for
+/// 25,000; 25,000 integer-array elements in numpy's protocol-3 form need 16 to 20 MiB).
+pub const MAX_CONTAINER_BYTES: usize = 32 << 20;
+
+/// Most container bytes per byte of stream (with at least 1 MiB). Measured: 0.31 for the
+/// bundled `imdb-5k.npz` (lists of ints), 10 for the Keras-written fixture whose 40 short
+/// reviews are integer arrays (memo entries and state tuples, about 1 KB per element).
+pub const CONTAINER_BYTES_PER_STREAM_BYTE: usize = 32;
+
+/// What one stream may build: integers, and heap bytes of containers and the memo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most integers stored in lists, and most materialised into the result.
+    pub max_values: usize,
+    /// Most heap bytes of containers and the memo, integers in lists aside.
+    pub max_container_bytes: usize,
+}
+
+impl Limits {
+    /// The default caps for a stream of `len` bytes: [`MAX_VALUES`] and at most one
+    /// integer per byte; [`MAX_CONTAINER_BYTES`].
+    pub fn for_stream(len: usize) -> Self {
+        let container_bytes = len.saturating_mul(CONTAINER_BYTES_PER_STREAM_BYTE).max(1 << 20);
+        Self { max_values: MAX_VALUES.min(len), max_container_bytes: MAX_CONTAINER_BYTES.min(container_bytes) }
+    }
+}
+
+/// Heap bytes of an `Rc<T>`'s allocation (two counts, then the value).
+const fn rc_bytes<T>() -> usize {
+    2 * std::mem::size_of::<usize>() + std::mem::size_of::<T>()
+}
 
 /// The globals Keras' restricted unpickler allows, by `(module, name)`.
 const ALLOWED: [(&str, &str, Global); 4] = [
@@ -94,7 +126,8 @@ enum Value {
     Bool(bool),
     Int(i64),
     Float,
-    Text(String),
+    /// Shared, so the memo and `DUP` repeat it without copying.
+    Text(Rc<str>),
     Bytes(Rc<Vec<u8>>),
     Tuple(Rc<Tuple>),
     List(Rc<List>),
@@ -186,10 +219,10 @@ impl Value {
 
     /// The text of a `str` (py3) or a py2 byte string (`SHORT_BINSTRING`, read as ASCII by
     /// Keras' unpickler).
-    fn as_text(&self) -> Option<String> {
+    fn as_text(&self) -> Option<&str> {
         match self {
-            Value::Text(t) => Some(t.clone()),
-            Value::Bytes(b) => std::str::from_utf8(b).ok().map(str::to_string),
+            Value::Text(t) => Some(t),
+            Value::Bytes(b) => std::str::from_utf8(b).ok(),
             _ => None,
         }
     }
@@ -213,22 +246,33 @@ impl std::fmt::Display for PickleError {
 /// Reads a pickled 1-D numpy object array whose elements are integer sequences (Python
 /// lists of ints, or integer numpy arrays) — the form of `imdb.npz`'s `x_train`/`x_test`.
 pub fn read_sequences(stream: &[u8]) -> Result<Vec<Vec<i64>>, PickleError> {
-    let mut machine = Machine::new(stream);
+    read_sequences_within(stream, Limits::for_stream(stream.len()))
+}
+
+/// [`read_sequences`] within `limits` (lowered to the defaults of [`Limits::for_stream`]
+/// where those are smaller).
+pub fn read_sequences_within(stream: &[u8], limits: Limits) -> Result<Vec<Vec<i64>>, PickleError> {
+    let default = Limits::for_stream(stream.len());
+    let limits = Limits {
+        max_values: limits.max_values.min(default.max_values),
+        max_container_bytes: limits.max_container_bytes.min(default.max_container_bytes),
+    };
+    let mut machine = Machine::new(stream, limits);
     let outcome = machine.run().and_then(|top| {
         // Without the memo and the stack, each element list has one owner and is moved
         // into the result rather than copied.
         machine.release_stack_and_memo();
-        sequences_of(&top, stream.len())
+        sequences_of(&top, stream.len(), limits.max_values)
     });
     machine.finish();
     outcome
 }
 
 /// The integer sequences of the object array `top`.
-fn sequences_of(top: &Value, stream_len: usize) -> Result<Vec<Vec<i64>>, PickleError> {
-    // Memo references can repeat one list many times: what is materialised is bounded by
-    // the stream's length too, as a pickled integer costs at least one byte.
-    let mut budget = Budget { left: MAX_VALUES.min(stream_len), cap: MAX_VALUES.min(stream_len) };
+fn sequences_of(top: &Value, stream_len: usize, max_values: usize) -> Result<Vec<Vec<i64>>, PickleError> {
+    // Memo references can repeat one list many times: what is materialised is bounded
+    // like what is stored.
+    let mut budget = Budget { left: max_values, cap: max_values };
     let at_end = |problem: String| PickleError { offset: stream_len, problem };
     let (dtype, data) = array_parts(top).map_err(at_end)?;
     if !dtype.starts_with('O') {
@@ -258,8 +302,8 @@ struct Budget {
 impl Budget {
     fn charge(&mut self, n: usize) -> Result<(), String> {
         self.left = self.left.checked_sub(n).ok_or(format!(
-            "the array expands to more than {} integers (at most {MAX_VALUES}, and no more than the stream's \
-             bytes; the file may be corrupted or malicious)",
+            "the array expands to more than {} integers (at most {MAX_VALUES}, no more than the stream's \
+             bytes, and no more than its compressed size allows; the file may be corrupted or malicious)",
             self.cap
         ))?;
         Ok(())
@@ -356,9 +400,11 @@ struct Machine<'a> {
     at: usize,
     stack: Vec<Value>,
     memo: std::collections::HashMap<u32, Value>,
-    /// Values that may still be stored in containers and the memo ([`MAX_ITEMS`]).
-    items_left: usize,
-    /// Integers that may still be stored in lists ([`MAX_VALUES`], at most the stream's length).
+    /// The caps this stream is read within.
+    limits: Limits,
+    /// Heap bytes that containers and the memo may still take.
+    bytes_left: usize,
+    /// Integers that may still be stored in lists.
     ints_left: usize,
     /// Every list and array built, to empty them at the end (cycles among them would
     /// otherwise leak); dead entries are pruned as it grows.
@@ -369,15 +415,16 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    fn new(data: &'a [u8], limits: Limits) -> Self {
         Self {
+            limits,
             data,
             pos: 0,
             at: 0,
             stack: Vec::new(),
             memo: Default::default(),
-            items_left: MAX_ITEMS,
-            ints_left: MAX_VALUES.min(data.len()),
+            bytes_left: limits.max_container_bytes,
+            ints_left: limits.max_values,
             lists: Vec::new(),
             arrays: Vec::new(),
             pruned_at: 0,
@@ -388,17 +435,23 @@ impl<'a> Machine<'a> {
         Err(PickleError { offset: self.at, problem: problem.into() })
     }
 
-    /// Counts `n` more values stored in containers or the memo.
-    fn charge_items(&mut self, n: usize) -> Result<(), PickleError> {
-        match self.items_left.checked_sub(n) {
+    /// Counts `n` more heap bytes of containers or the memo.
+    fn charge_bytes(&mut self, n: usize) -> Result<(), PickleError> {
+        match self.bytes_left.checked_sub(n) {
             Some(left) => {
-                self.items_left = left;
+                self.bytes_left = left;
                 Ok(())
             }
             None => self.err(format!(
-                "more than {MAX_ITEMS} values in containers and the memo (the file may be corrupted or malicious)"
+                "containers and the memo would take more than {} MiB (the file may be corrupted or malicious)",
+                self.limits.max_container_bytes >> 20
             )),
         }
+    }
+
+    /// Counts the growth of a `Vec` of `T` from `before` to `after` capacity.
+    fn charge_growth<T>(&mut self, before: usize, after: usize) -> Result<(), PickleError> {
+        self.charge_bytes(after.saturating_sub(before) * std::mem::size_of::<T>())
     }
 
     /// Counts one more integer stored in a list.
@@ -410,7 +463,7 @@ impl<'a> Machine<'a> {
             }
             None => self.err(format!(
                 "more than {} integers in lists (the file may be corrupted or malicious)",
-                MAX_VALUES.min(self.data.len())
+                self.limits.max_values
             )),
         }
     }
@@ -505,7 +558,7 @@ impl<'a> Machine<'a> {
     fn text(&mut self, n: usize) -> Result<Value, PickleError> {
         let bytes = self.take(n)?;
         match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(Value::Text(s.to_string())),
+            Ok(s) => Ok(Value::Text(Rc::from(s))),
             Err(_) => self.err("a unicode string that is not UTF-8"),
         }
     }
@@ -530,13 +583,14 @@ impl<'a> Machine<'a> {
             return self.err("a mark inside a tuple");
         }
         let depth = self.nest(1 + items.iter().map(Value::depth).max().unwrap_or(0))?;
-        self.charge_items(items.len() + 1)?;
+        self.charge_bytes(rc_bytes::<Tuple>() + items.capacity() * std::mem::size_of::<Value>())?;
         Ok(Value::Tuple(Rc::new(Tuple { items, depth })))
     }
 
     /// A new list of `items`, registered so that it is emptied at the end.
     fn list(&mut self, items: Vec<Value>) -> Result<Value, PickleError> {
-        self.charge_items(1)?;
+        // The struct, and its entry in the registry (which may be twice as long as it holds).
+        self.charge_bytes(rc_bytes::<List>() + 2 * std::mem::size_of::<Weak<List>>())?;
         let list = Rc::new(List { items: RefCell::new(Items::Ints(Vec::new())), depth: Cell::new(1) });
         self.lists.push(Rc::downgrade(&list));
         self.prune();
@@ -546,7 +600,7 @@ impl<'a> Machine<'a> {
 
     /// A new, empty numpy array, registered so that it is emptied at the end.
     fn array(&mut self) -> Result<Value, PickleError> {
-        self.charge_items(1)?;
+        self.charge_bytes(rc_bytes::<Array>() + 2 * std::mem::size_of::<Weak<Array>>())?;
         let array = Rc::new(Array { state: RefCell::new(None), depth: Cell::new(1) });
         self.arrays.push(Rc::downgrade(&array));
         self.prune();
@@ -582,13 +636,19 @@ impl<'a> Machine<'a> {
                     ints.push(i);
                 }
                 (Items::Ints(ints), None) => {
-                    self.charge_items(ints.len() + 1)?;
-                    let mut values: Vec<Value> = std::mem::take(ints).into_iter().map(Value::Int).collect();
+                    let mut values: Vec<Value> = Vec::new();
+                    self.charge_growth::<Value>(0, ints.len() + 1)?;
+                    values.reserve_exact(ints.len() + 1);
+                    values.extend(std::mem::take(ints).into_iter().map(Value::Int));
                     values.push(v);
                     *held = Items::Values(values);
                 }
                 (Items::Values(values), _) => {
-                    self.charge_items(1)?;
+                    let before = values.capacity();
+                    if values.len() == before {
+                        // What `push` will grow the capacity to (it doubles, from at least 4).
+                        self.charge_growth::<Value>(before, (2 * before).max(4))?;
+                    }
                     values.push(v);
                 }
             }
@@ -601,7 +661,13 @@ impl<'a> Machine<'a> {
         if matches!(v, Value::Mark) {
             return self.err("memoizing a mark");
         }
-        self.charge_items(1)?;
+        let before = self.memo.capacity();
+        if self.memo.len() == before && !self.memo.contains_key(&key) {
+            // A hash table doubling: each slot costs its entry and a control byte, and a
+            // table holds up to 8/7 of its capacity in slots.
+            let after = (2 * before).max(4);
+            self.charge_bytes((after - before) * (std::mem::size_of::<(u32, Value)>() + 1) * 8 / 7)?;
+        }
         // What a slot held before is dropped here, iteratively however deep it is.
         self.memo.insert(key, v);
         Ok(())
@@ -629,6 +695,12 @@ impl<'a> Machine<'a> {
                 let Some(code) = args.items.first().and_then(Value::as_text) else {
                     return self.err("numpy.dtype needs a type string");
                 };
+                // numpy's type strings are a few bytes (`O8`, `i4`); each dtype keeps a copy.
+                if code.len() > 16 {
+                    return self.err(format!("a numpy dtype named by a {}-byte string", code.len()));
+                }
+                let code = code.to_string();
+                self.charge_bytes(rc_bytes::<RefCell<Dtype>>() + code.len())?;
                 Ok(Value::Dtype(Rc::new(RefCell::new(Dtype { code, byte_order: '|' }))))
             }
             Value::Global(Global::NdArray) => self.err("calling numpy.ndarray directly is not supported"),
@@ -640,7 +712,6 @@ impl<'a> Machine<'a> {
         match self.top()?.clone() {
             Value::Array(a) => {
                 a.depth.set(self.nest(a.depth.get().max(state.depth() + 1))?);
-                self.charge_items(1)?;
                 // A state set before is dropped after the borrow ends.
                 let _old = a.state.replace(Some(state));
                 Ok(())
@@ -882,7 +953,7 @@ mod tests {
     fn a_list_that_holds_itself_is_freed() {
         // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: [[...]] (found by fuzzing as a leak).
         let stream = b"\x80\x02]q\x00h\x00a.";
-        let mut m = Machine::new(stream);
+        let mut m = Machine::new(stream, Limits::for_stream(stream.len()));
         let top = m.run().unwrap_or_else(|e| panic!("{e}"));
         let Value::List(list) = &top else { panic!("{}", top.kind()) };
         let weak = Rc::downgrade(list);
@@ -1035,17 +1106,17 @@ mod tests {
         p.extend(std::iter::repeat_n(b'N', MAX_STACK + 10));
         let err = read_sequences(&p).unwrap_err();
         assert!(err.problem.contains("values on the pickle stack"), "{err}");
-        // Batches of Nones appended to one list: at most MAX_ITEMS values stored.
+        // Batches of Nones appended to one list: at most MAX_CONTAINER_BYTES of values stored.
         let mut p = b"\x80\x02]".to_vec();
-        for _ in 0..(MAX_ITEMS / 1000 + 2) {
+        for _ in 0..(MAX_CONTAINER_BYTES / std::mem::size_of::<Value>() / 1000 + 2) {
             p.push(b'(');
             p.extend(std::iter::repeat_n(b'N', 1000));
             p.push(b'e');
         }
         let err = read_sequences(&p).unwrap_err();
-        assert!(err.problem.contains("values in containers and the memo"), "{err}");
+        assert!(err.problem.contains("containers and the memo would take more than"), "{err}");
         // Integers stored in lists: at most one per stream byte.
-        let mut m = Machine::new(b"\x80\x02](K\x01K\x02e.");
+        let mut m = Machine::new(b"\x80\x02](K\x01K\x02e.", Limits::for_stream(6));
         m.ints_left = 1;
         let err = m.run().err().unwrap();
         assert!(err.problem.contains("integers in lists"), "{err}");

@@ -232,6 +232,90 @@ fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < 8 * 1024, "{size} bytes");
     let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
-    assert!(err.contains("imdb_deep.npz") && err.contains("x_train") && err.contains("nested more than 64"), "{err}");
+    // Refused before parsing now (it inflates 1,000×; the depth limit is tested in
+    // `pickle`), by either limit.
+    let limit = err.contains("nested more than 64") || err.contains("inflating to more than 16×");
+    assert!(err.contains("imdb_deep.npz") && err.contains("x_train") && limit, "{err}");
     std::fs::remove_file(&path).unwrap();
+}
+
+// --- round 3b: mnist.npz shapes and labels ---
+
+/// A `.npy` member: `(name, descr, shape, data)`.
+type Member<'a> = (&'a str, &'a str, &'a [usize], &'a [u8]);
+
+/// An `.npz` of deflated `.npy` members.
+fn mnist_like(name: &str, members: &[Member]) -> std::path::PathBuf {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("kiln-mnist-shapes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (member, descr, shape, data) in members {
+        let dims: String = shape.iter().map(|d| format!("{d},")).collect();
+        let text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}\n");
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        npy.extend((text.len() as u16).to_le_bytes());
+        npy.extend(text.as_bytes());
+        npy.extend(*data);
+        zip.start_file(format!("{member}.npy"), options).unwrap();
+        zip.write_all(&npy).unwrap();
+    }
+    zip.finish().unwrap();
+    path
+}
+
+/// Zero-width images declaring 2 million rows used to load as "2000000 rows" (the hostile
+/// 274 KB file declared 2×10⁸ and reached 990 MB), and 1×1 "images" trained silently as
+/// MNIST (issue 23, finding 7): anything but [N, 28, 28] with N > 0 is refused by shape,
+/// naming the file, the array and the shape; a label outside 0..=9 is named with its index.
+#[test]
+fn mnist_npz_refuses_other_shapes_and_labels_by_name() {
+    let zeros = vec![0u8; 2_000_000];
+    let image = [0u8; 784];
+    let minus_one = (-1i64).to_le_bytes();
+    let cases: [(&str, Vec<Member>, &str); 6] = [
+        (
+            "zero_w.npz",
+            vec![("x_train", "|u1", &[2_000_000, 0, 28], &[]), ("y_train", "|u1", &[2_000_000], &zeros)],
+            "`x_train` is uint8 [2000000, 0, 28], not uint8 images [N, 28, 28]",
+        ),
+        (
+            "one_px.npz",
+            vec![("x_train", "|u1", &[3, 1, 1], &[0, 0, 0]), ("y_train", "|u1", &[3], &[1, 2, 3])],
+            "`x_train` is uint8 [3, 1, 1], not uint8 images [N, 28, 28]",
+        ),
+        (
+            "empty.npz",
+            vec![("x_train", "|u1", &[0, 28, 28], &[]), ("y_train", "|u1", &[0], &[])],
+            "`x_train` holds no images (shape [0, 28, 28])",
+        ),
+        (
+            "count.npz",
+            vec![("x_train", "|u1", &[1, 28, 28], &image), ("y_train", "|u1", &[2], &[1, 2])],
+            "`x_train` holds 1 images but `y_train` is uint8 [2], not 1 labels",
+        ),
+        (
+            "label_u8.npz",
+            vec![("x_train", "|u1", &[1, 28, 28], &image), ("y_train", "|u1", &[1], &[12])],
+            "`y_train` holds 12 at index 0, not a digit 0-9",
+        ),
+        (
+            "label_i8.npz",
+            vec![("x_train", "|u1", &[1, 28, 28], &image), ("y_train", "<i8", &[1], &minus_one)],
+            "`y_train` holds -1 at index 0, not a digit 0-9",
+        ),
+    ];
+    for (name, members, expect) in cases {
+        let path = mnist_like(name, &members);
+        let err = mnist_load_data(&path, Split::Train).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
+    }
+    let good = mnist_like(
+        "good.npz",
+        &[("x_train", "|u1", &[1, 28, 28], &image), ("y_train", "<i8", &[1], &9i64.to_le_bytes())],
+    );
+    assert_eq!(mnist_load_data(&good, Split::Train).unwrap().labels, [9]);
+    std::fs::remove_dir_all(good.parent().unwrap()).unwrap();
 }
