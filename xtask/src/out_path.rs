@@ -97,13 +97,7 @@ pub fn check_output(flag: &str, out: &Path, inputs: &[&Path], model_dirs: &[&Pat
             );
         }
     }
-    if let Some(model) = resolve_deep(out).ancestors().skip(1).find(|d| is_model_dir(d)) {
-        bail!(
-            "{flag} {} is inside the kiln model directory {}: writing it would destroy that model",
-            out.display(),
-            model.display()
-        );
-    }
+    refuse_in_model_dir(flag, out, false)?;
     for input in inputs {
         if resolve(input) == target {
             bail!("{flag} {} is the input {}: refusing to overwrite it", out.display(), input.display());
@@ -157,7 +151,7 @@ mod tests {
             std::fs::write(d.join("mm").join(f), "x").unwrap();
         }
         let err = check_output("--json", &d.join("mm/sub/deeper/p.json"), &[], &[]).unwrap_err().to_string();
-        assert!(err.contains("inside the kiln model directory") && err.contains("mm"), "{err}");
+        assert!(err.contains("inside the saved kiln model directory") && err.contains("mm"), "{err}");
         check_output("--json", &d.join("p.json"), &[], &[]).unwrap();
         let _ = std::fs::remove_dir_all(d);
     }
