@@ -1,7 +1,7 @@
 //! A layer written outside kiln — five methods — trained, saved and loaded.
 //!
-//! `Scale` multiplies each feature by a learned factor and adds a learned offset:
-//! `y = x ⊙ γ + β`. kiln regularizes `γ` (the penalty lives on the parameter), updates
+//! `Scale` multiplies each feature (the last axis, as Keras' per-feature layers do) by a
+//! learned factor and adds a learned offset: `y = x ⊙ γ + β`. kiln regularizes `γ` (the penalty lives on the parameter), updates
 //! both with the optimizer, names them `scale/gamma` and `scale/beta`, counts them in
 //! the summary, and saves and loads them: the layer only does its math.
 //!
@@ -30,12 +30,14 @@ impl Layer for Scale {
         &mut self.core
     }
 
-    fn build(&mut self, width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, kiln::layers::LayerError> {
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, kiln::layers::LayerError> {
+        // One γ and one β per feature of the last axis; the output has the input's shape.
+        let width = input.last();
         let mut gamma = ctx.param("gamma", vec![width])?.with_regularizer(Some(Box::new(L2::new(self.l2))));
         gamma.value_mut().fill(1.0);
         let beta = ctx.param("beta", vec![width])?;
         self.core.params = vec![gamma, beta];
-        Ok(width)
+        Ok(input.clone())
     }
 
     fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
@@ -43,6 +45,8 @@ impl Layer for Scale {
         let [gamma, beta] = &self.core.params[..] else { unreachable!("built") };
         let out = &mut self.core.output;
         out.resize(x.rows, x.cols);
+        // A sample of any shape is rows of the last axis's width.
+        let x = x.regroup(gamma.len());
         for (o, xr) in out.as_mut_slice().chunks_exact_mut(x.cols).zip(x.data.chunks_exact(x.cols)) {
             for j in 0..x.cols {
                 o[j] = xr[j] * gamma.value()[j] + beta.value()[j];
@@ -60,6 +64,7 @@ impl Layer for Scale {
     ) {
         let LayerInput::Dense(x) = input else { panic!("Scale takes dense input") };
         let [gamma, beta] = &mut self.core.params[..] else { unreachable!("built") };
+        let x = x.regroup(gamma.len());
         let cols = x.cols;
         // ∂L/∂β = Σ_rows g; ∂L/∂γ = Σ_rows g ⊙ x; ∂L/∂x = g ⊙ γ.
         kernels::column_sums(grad.as_slice(), beta.grad_mut());
@@ -69,7 +74,7 @@ impl Layer for Scale {
             dg.iter_mut().zip(g.iter().zip(xr)).for_each(|(d, (g, x))| *d += g * x);
         }
         if let Some(gi) = grad_input {
-            gi.resize(grad.rows(), cols);
+            gi.resize(grad.rows(), grad.cols());
             for (o, g) in gi.as_mut_slice().chunks_exact_mut(cols).zip(grad.as_slice().chunks_exact(cols)) {
                 o.iter_mut().zip(g.iter().zip(gamma.value())).for_each(|(o, (g, s))| *o = g * s);
             }

@@ -99,3 +99,35 @@ fn xtask_keras_import_then_predict_writes_keras_predictions() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A model saved by kiln's format version 1 (flat `input_width`, written by the kiln
+/// before sample shapes: `xtask keras import` of `binary_head.keras`) loads as input shape
+/// `[8]`, predicts as Keras did, and saves again as version 2 with `input_shape`.
+#[test]
+fn a_format_version_1_save_loads_and_resaves_as_version_2() {
+    let saved = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/saved/v1_binary_head");
+    let v1: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(saved.join("config.json")).unwrap()).unwrap();
+    assert_eq!((v1["format_version"].as_u64(), v1["input_width"].as_u64()), (Some(1), Some(8)));
+    let mut model = Sequential::load(&saved).unwrap();
+    assert_eq!(model.model_input_shape().map(|s| s.dims().to_vec()), Some(vec![8]));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models_dir().join("binary_head.predictions.json")).unwrap())
+            .unwrap();
+    let (x, want) = (matrix(&record["x"]), matrix(&record["predictions"]));
+    let got = model.predict(&x, 32).unwrap();
+    for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
+        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "value {k}: kiln {g}, Keras {w}");
+    }
+    let dir = std::env::temp_dir().join(format!("kiln-v1-resave-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    model.save(&dir).unwrap();
+    let v2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(v2["format_version"].as_u64(), Some(2));
+    assert_eq!(v2["input_shape"], serde_json::json!([8]));
+    assert!(v2.get("input_width").is_none(), "{v2}");
+    let again = Sequential::load(&dir).unwrap().predict(&x, 32).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(again.as_slice(), got.as_slice());
+}

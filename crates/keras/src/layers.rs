@@ -1,6 +1,7 @@
 //! Keras' `Dense`, `Dropout` and `InputLayer` configs as kiln layers.
 
 use kiln_layers::{Dense, Dropout, Layer};
+use kiln_tensor::Shape;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -9,8 +10,8 @@ use crate::{KerasError, parts};
 
 /// One entry of a model's `layers` list, as kiln sees it.
 pub(crate) enum Entry {
-    /// An `InputLayer`: the input width, when its shape is `[null, d]`.
-    Input(usize),
+    /// An `InputLayer`: the sample shape of its `[null, d1, …]` batch shape.
+    Input(Shape),
     /// A layer kiln builds.
     Layer(Box<dyn Layer>),
 }
@@ -68,7 +69,7 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
         );
     }
     match class {
-        "InputLayer" => input_width(cfg).map(Entry::Input),
+        "InputLayer" => input_shape(cfg).map(Entry::Input),
         "Dense" => dense(cfg).map(|d| Entry::Layer(Box::new(d))),
         "Dropout" => {
             refuse_unknown(cfg, "Dropout", &["rate", "seed"], IGNORED)?;
@@ -116,27 +117,47 @@ fn dense(cfg: At<'_>) -> Result<Dense, KerasError> {
     Ok(d)
 }
 
-/// The feature width of an `InputLayer`: its `batch_shape` must be `[null, d]`.
-fn input_width(cfg: At<'_>) -> Result<usize, KerasError> {
+/// The sample shape of an `InputLayer`'s `batch_shape` `[null, d1, …]`.
+fn input_shape(cfg: At<'_>) -> Result<Shape, KerasError> {
     refuse_unknown(cfg, "InputLayer", &["batch_shape", "batch_input_shape", "sparse", "optional"], IGNORED)?;
     let key = if cfg.get("batch_shape").is_some() { "batch_shape" } else { "batch_input_shape" };
     let shape = cfg.get(key).ok_or_else(|| cfg.error("InputLayer without batch_shape"))?;
-    width_of(At { value: shape, path: &cfg.child_path(key) })
+    shape_of(At { value: shape, path: &cfg.child_path(key) })
 }
 
-/// `d` of a Keras shape `[null, d]`; every other shape is refused (kiln's inputs are rows
-/// of features).
-pub(crate) fn width_of(at: At<'_>) -> Result<usize, KerasError> {
+/// The sample shape of a Keras batch shape `[null, d1, …]` (the batch size, `null` or a
+/// number, dropped): every other dimension a positive integer, at most
+/// [`MAX_RANK`](kiln_tensor::MAX_RANK) of them. Variable sizes (`null` past the batch) are
+/// refused: kiln sizes every buffer from the shape.
+pub(crate) fn shape_of(at: At<'_>) -> Result<Shape, KerasError> {
     let dims = at.value.as_array().ok_or_else(|| at.error("a shape must be a list"))?;
-    match dims.as_slice() {
-        [first, d] if first.is_null() || first.is_u64() => {
-            d.as_u64().filter(|&d| d > 0).map(|d| d as usize).ok_or_else(|| {
-                at.error(format!("the feature width must be a positive integer, got {}", kiln_fs::excerpt(d)))
-            })
-        }
-        _ => Err(at.error(format!(
-            "input shape {} is not supported: kiln models take 2-D input [batch, features]",
+    let Some((batch, rest)) = dims.split_first().filter(|(b, rest)| (b.is_null() || b.is_u64()) && !rest.is_empty())
+    else {
+        return Err(at.error(format!(
+            "input shape {} is not supported: expected [batch, d1, …] with the batch size first",
             kiln_fs::excerpt(at.value)
-        ))),
+        )));
+    };
+    let _ = batch;
+    let mut sizes = Vec::with_capacity(rest.len());
+    for d in rest {
+        match d.as_u64().filter(|&d| d > 0).and_then(|d| usize::try_from(d).ok()) {
+            Some(d) => sizes.push(d),
+            None if d.is_null() => {
+                return Err(at.error(format!(
+                    "input shape {}: variable-size dimensions (null past the batch) are not supported; kiln \
+                     needs every sample dimension",
+                    kiln_fs::excerpt(at.value)
+                )));
+            }
+            None => {
+                return Err(at.error(format!(
+                    "input shape {}: every sample dimension must be a positive integer, got {}",
+                    kiln_fs::excerpt(at.value),
+                    kiln_fs::excerpt(d)
+                )));
+            }
+        }
     }
+    Shape::new(sizes).map_err(|e| at.error(format!("input shape {}: {e}", kiln_fs::excerpt(at.value))))
 }

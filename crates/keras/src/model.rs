@@ -1,11 +1,12 @@
 //! A Keras `Sequential` (or single-chain `Functional`) model config as a kiln model.
 
+use kiln_tensor::Shape;
 use kiln_trainer::Sequential;
 use serde_json::Value;
 
 use crate::KerasError;
 use crate::json::{At, check_dtype, refuse_unknown};
-use crate::layers::{Entry, entry, width_of};
+use crate::layers::{Entry, entry, shape_of};
 use crate::scan::MAX_LAYERS;
 
 /// A Keras model config — `model.get_config()`, or the whole serialized object
@@ -20,16 +21,17 @@ pub fn model_from_keras(config: &Value) -> Result<Sequential, KerasError> {
 }
 
 pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
-    let (mut model, input_width) = unbuilt_model_at(at)?;
-    if let Some(w) = input_width {
-        model.build(w)?;
+    let (mut model, input_shape) = unbuilt_model_at(at)?;
+    if let Some(shape) = input_shape {
+        model.build_shape(&shape)?;
     }
     Ok(model)
 }
 
-/// The model of a config and the input width it states, not built yet: a caller that
-/// knows a tighter weight budget (a trace carrying its weights) sets it before building.
-pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<usize>), KerasError> {
+/// The model of a config and the input sample shape it states, not built yet: a caller
+/// that knows a tighter weight budget (a trace carrying its weights) sets it before
+/// building.
+pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<Shape>), KerasError> {
     let (class, cfg_value, cfg_path) = match at.value.get("class_name").and_then(Value::as_str) {
         Some(class) => {
             let cfg = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;
@@ -74,37 +76,39 @@ pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<usize>)
     }
     let name = cfg.value.get("name").and_then(Value::as_str).unwrap_or("sequential");
     let mut model = Sequential::new().name(name);
-    let mut input_width = match cfg.get("build_input_shape") {
-        Some(s) => Some(width_of(At { value: s, path: &cfg.child_path("build_input_shape") })?),
+    let mut input_shape = match cfg.get("build_input_shape") {
+        Some(s) => Some(shape_of(At { value: s, path: &cfg.child_path("build_input_shape") })?),
         None => None,
     };
     for (i, layer) in layers.iter().enumerate() {
         let path = format!("{layers_path}[{i}]");
         let at = At { value: layer, path: &path };
         match entry(at)? {
-            Entry::Input(w) => match input_width {
+            Entry::Input(shape) => match &input_shape {
                 // Keras builds from one shape; two that disagree mean a config kiln would
-                // otherwise import with the wrong input width.
-                Some(known) if known != w => {
+                // otherwise import with the wrong input shape.
+                Some(known) if *known != shape => {
                     let name = layer.get("config").and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("?");
                     return Err(at.error(format!(
-                        "InputLayer `{name}` takes {w} features, but {} says {known}",
+                        "InputLayer `{name}` takes samples of shape {:?}, but {} says {:?}",
+                        shape.dims(),
                         if cfg.get("build_input_shape").is_some() {
                             cfg.child_path("build_input_shape")
                         } else {
                             "an earlier InputLayer".to_string()
-                        }
+                        },
+                        known.dims()
                     )));
                 }
-                _ => input_width = Some(w),
+                _ => input_shape = Some(shape),
             },
             Entry::Layer(l) => {
-                if model.layers().is_empty() && input_width.is_none() {
+                if model.layers().is_empty() && input_shape.is_none() {
                     if let Some(shape) =
                         layer.get("build_config").and_then(|b| b.get("input_shape")).filter(|s| !s.is_null())
                     {
                         let shape_path = format!("{path}.build_config.input_shape");
-                        input_width = Some(width_of(At { value: shape, path: &shape_path })?);
+                        input_shape = Some(shape_of(At { value: shape, path: &shape_path })?);
                     }
                 }
                 model.push(l);
@@ -117,7 +121,7 @@ pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<usize>)
             "the model has no layers kiln could build (only inputs, or none)",
         ));
     }
-    Ok((model, input_width))
+    Ok((model, input_shape))
 }
 
 /// The `keras_history` layer name of every tensor a node consumes.

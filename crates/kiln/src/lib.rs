@@ -41,7 +41,7 @@ pub mod prelude {
     };
     pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
-    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng};
+    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng, Shape};
     #[cfg(feature = "tensorboard")]
     pub use kiln_trainer::callbacks::TensorBoard;
     pub use kiln_trainer::callbacks::{

@@ -1,12 +1,12 @@
 //! The densely connected layer.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accumulate, ColumnIndex, Matrix, Parallelism, View, ViewMut, kernels, matmul};
+use kiln_tensor::{Accumulate, ColumnIndex, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
 use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput, Param};
 
-/// `y = activation(x · kernel + bias)` (Keras `layers.Dense`).
+/// `y = activation(x · kernel + bias)` (Keras `layers.Dense`, `keras/src/layers/core/dense.py`).
 ///
 /// Kernel shape `(input_dim, units)`, row-major: the weights of one input feature are
 /// contiguous, which is what a sparse input row reads. Defaults follow Keras:
@@ -14,9 +14,13 @@ use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, Lay
 /// An activity regularizer acts on the output after the activation and its penalty is
 /// divided by the batch size.
 ///
+/// Like Keras' Dense it acts on the **last axis**: a sample `[…, input_dim]` becomes
+/// `[…, units]`, every leading position with the same kernel (a `[b, t, f]` batch is the
+/// product of `[b·t, f]` rows and the kernel, with no copy).
+///
 /// # Shapes
-/// - input: `[batch, input_dim]`, dense or CSR
-/// - output: `[batch, units]`
+/// - input: `[batch, …, input_dim]`, dense; or `[batch, input_dim]` as CSR rows
+/// - output: `[batch, …, units]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dense {
     #[serde(flatten)]
@@ -72,7 +76,10 @@ const COLUMN_WISE_MIN_UNITS: usize = 128;
 /// Per-batch buffers (not part of the configuration; parameters live in the core).
 #[derive(Debug, Clone, Default)]
 struct DenseState {
+    /// The input's last dimension (`input_dim`).
     input_width: usize,
+    /// Vectors of `input_dim` per sample (1 for a flat input).
+    leading: usize,
     logits: Matrix,
     /// The current sparse batch grouped by column (sparse input only).
     columns: ColumnIndex,
@@ -205,13 +212,17 @@ impl Layer for Dense {
         &mut self.core
     }
 
-    fn planned(&self, input_width: usize) -> Option<(usize, usize)> {
-        let kernel = input_width.checked_mul(self.units)?;
-        Some((kernel.checked_add(if self.use_bias { self.units } else { 0 })?, self.units))
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        let kernel = input.last().checked_mul(self.units)?;
+        Some((kernel.checked_add(if self.use_bias { self.units } else { 0 })?, input.with_last(self.units)?))
     }
 
-    fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+        let input_width = input.last();
         self.validate(input_width)?;
+        let output = input.with_last(self.units).ok_or_else(|| {
+            self.config_error(format!("{} units on an input of shape {input} overflow the output size", self.units))
+        })?;
         let units = self.units;
         let mut kernel =
             ctx.param("kernel", vec![input_width, units])?.with_regularizer(self.kernel_regularizer.clone());
@@ -223,35 +234,40 @@ impl Layer for Dense {
             params.push(bias);
         }
         self.core.params = params;
-        self.core.output = Matrix::zeros(0, units);
+        self.core.output = Matrix::zeros(0, output.numel());
         self.state = DenseState {
             input_width,
+            leading: input.leading(),
             logits: Matrix::zeros(0, units),
             // Room for every row, so no batch of sparse input ever grows them.
             grad_rows: Vec::with_capacity(input_width),
             stale_rows: Vec::with_capacity(input_width),
             ..DenseState::default()
         };
-        Ok(units)
+        Ok(output)
     }
 
     fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Parallelism) {
         assert!(!self.core.params.is_empty(), "layer `{}` used before build", self.core.name);
-        assert_eq!(input.cols(), self.state.input_width, "layer `{}` input width", self.core.name);
-        let (n, units) = (input.rows(), self.units);
+        let (t, units) = (self.state.leading, self.units);
+        assert_eq!(input.cols(), t * self.state.input_width, "layer `{}` input width", self.core.name);
+        let n = input.rows();
         let column_wise = self.column_wise();
         let (params, output, s) = (&self.core.params, &mut self.core.output, &mut self.state);
         let kernel = View { rows: s.input_width, cols: units, data: params[0].value() };
-        s.logits.resize(n, units);
+        // A sample of `t` vectors is `t` rows of the product (t = 1 for flat input).
+        s.logits.resize(n * t, units);
         match input {
-            LayerInput::Dense(x) => matmul::ab(s.logits.view_mut(), x, kernel, Accumulate::Replace, par),
+            LayerInput::Dense(x) => {
+                matmul::ab(s.logits.view_mut(), x.regroup(s.input_width), kernel, Accumulate::Replace, par)
+            }
             LayerInput::Sparse(x) if column_wise => {
                 s.columns.build(x);
                 s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace, par);
             }
             LayerInput::Sparse(x) => x.matmul(s.logits.view_mut(), kernel, Accumulate::Replace),
         }
-        output.resize(n, units);
+        output.resize(n, t * units);
         let bias = params.get(1).map(Param::value);
         self.activation.forward(s.logits.as_mut_slice(), bias, output.as_mut_slice(), units, par);
     }
@@ -267,7 +283,7 @@ impl Layer for Dense {
         if grad_of == GradOf::Output {
             self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.units, par);
         }
-        let (in_w, units) = (self.state.input_width, self.units);
+        let (in_w, t, units) = (self.state.input_width, self.state.leading, self.units);
         let column_wise = self.column_wise();
         let (kernel, rest) = self.core.params.split_first_mut().expect("built");
         let s = &mut self.state;
@@ -276,7 +292,7 @@ impl Layer for Dense {
         match input {
             LayerInput::Dense(x) => {
                 let dk = ViewMut { rows: in_w, cols: units, data: grad_kernel };
-                matmul::atb(dk, x, grad.view(), Accumulate::Replace, par);
+                matmul::atb(dk, x.regroup(in_w), grad.view().regroup(units), Accumulate::Replace, par);
                 s.grad_kernel_sparse = false;
             }
             LayerInput::Sparse(x) if !column_wise => {
@@ -312,9 +328,9 @@ impl Layer for Dense {
             kernels::column_sums_par(grad.as_slice(), bias.grad_mut(), par);
         }
         if let Some(gi) = grad_input {
-            gi.resize(grad.rows(), in_w);
+            gi.resize(grad.rows(), t * in_w);
             let kernel = View { rows: in_w, cols: units, data: kernel.value() };
-            matmul::abt(gi.view_mut(), grad.view(), kernel, Accumulate::Replace, par);
+            matmul::abt(gi.view_mut().regroup(in_w), grad.view().regroup(units), kernel, Accumulate::Replace, par);
         }
     }
 

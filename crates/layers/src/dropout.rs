@@ -1,6 +1,6 @@
 //! Inverted dropout.
 
-use kiln_tensor::{Matrix, Parallelism, Rng, RngState};
+use kiln_tensor::{Matrix, Parallelism, Rng, RngState, Shape};
 use serde::{Deserialize, Serialize};
 
 use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
@@ -12,9 +12,11 @@ use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 /// The mask generator is ChaCha8 seeded from `seed` when given, else from the model's
 /// initialisation stream, so runs with the same model seed are identical.
 ///
+/// Keras: `keras/src/layers/regularization/dropout.py`.
+///
 /// # Shapes
-/// - input: `[batch, width]`, dense or CSR
-/// - output: `[batch, width]`
+/// - input: any sample shape, dense (or CSR rows for a flat input)
+/// - output: the same shape
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dropout {
     #[serde(flatten)]
@@ -70,11 +72,12 @@ impl Layer for Dropout {
         &mut self.core
     }
 
-    fn planned(&self, input_width: usize) -> Option<(usize, usize)> {
-        Some((0, input_width))
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        Some((0, input.clone()))
     }
 
-    fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError> {
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+        let input_width = input.numel();
         if !(0.0..1.0).contains(&self.rate) {
             return Err(LayerError::Config {
                 layer: self.core.name.clone(),
@@ -85,7 +88,7 @@ impl Layer for Dropout {
         self.core.output = Matrix::zeros(0, input_width);
         self.state =
             DropoutState { width: input_width, rng: Some(Rng::seed_from_u64(seed)), ..DropoutState::default() };
-        Ok(input_width)
+        Ok(input.clone())
     }
 
     fn forward(&mut self, input: LayerInput<'_>, training: bool, _par: Parallelism) {

@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Matrix, Parallelism, RngState};
+use kiln_tensor::{Matrix, Parallelism, RngState, Shape};
 
 use crate::{Activation, BuildContext, LayerCore, LayerError, LayerInput, Param};
 
@@ -25,12 +25,15 @@ pub enum GradOf {
 /// regularization penalties and their gradients, optimizer updates, saving — the model
 /// does by walking [`params`](Layer::params).
 ///
-/// Lifecycle: `build` once with the input width; per batch `forward`, then (in training)
-/// `backward` with the same input. Buffers grow to the largest batch seen and are reused.
+/// Lifecycle: `build` once with the input's sample [`Shape`]; per batch `forward`, then
+/// (in training) `backward` with the same input. Buffers grow to the largest batch seen
+/// and are reused.
 ///
 /// # Shapes
-/// - input: `[batch, input_width]` (dense or CSR rows)
-/// - output: `[batch, output_width]`, `output_width` as returned by `build`
+/// Every activation is one row per sample: a sample of shape `[h, w, c]` is a row of
+/// `h·w·c` values in row-major, channels-last order (Keras' default `data_format`).
+/// - input: `[batch, input.numel()]` (dense, or CSR rows for a flat input)
+/// - output: `[batch, output.numel()]`, `output` as returned by `build`
 #[typetag::serde(tag = "type")]
 pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
     /// The layer's name, parameters and output.
@@ -40,9 +43,10 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
     fn core_mut(&mut self) -> &mut LayerCore;
 
     /// Creates the parameters (in `core().params`, through [`BuildContext::param`]) for
-    /// `input_width` input features, drawing initial values from [`BuildContext::rng`],
-    /// and returns the output width.
-    fn build(&mut self, input_width: usize, ctx: &mut BuildContext<'_>) -> Result<usize, LayerError>;
+    /// samples of shape `input`, drawing initial values from [`BuildContext::rng`], and
+    /// returns the shape of an output sample. A shape the layer cannot take is an error
+    /// naming the layer.
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError>;
 
     /// Computes the output for `input` into `core().output`. `training` turns on
     /// training-only behaviour (dropout) and caches what `backward` needs.
@@ -79,12 +83,13 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         None
     }
 
-    /// What [`build`](Layer::build) for `input_width` would create, without creating it:
-    /// `(weights, output width)`. The model sums these before building anything, so a
-    /// configuration declaring more than its weight budget allocates nothing. `None` (the
-    /// default) means "unknown": the budget is then charged as the layer builds.
-    fn planned(&self, input_width: usize) -> Option<(usize, usize)> {
-        let _ = input_width;
+    /// What [`build`](Layer::build) for `input` would create, without creating it:
+    /// `(weights, output shape)`. The model sums these before building anything, so a
+    /// configuration declaring more than its weight or activation budget allocates
+    /// nothing. `None` (the default) means "unknown": the weight budget is then charged as
+    /// the layer builds, and the activation budget from the built shapes.
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        let _ = input;
         None
     }
 

@@ -1,6 +1,6 @@
 //! kiln-layers: the building blocks of a `Sequential` model.
 //!
-//! A [`Layer`] is built from its input width, creating its [`Param`]s (name, shape,
+//! A [`Layer`] is built from its input's sample [`Shape`](kiln_tensor::Shape), creating its [`Param`]s (name, shape,
 //! values, gradient, optional regularizer) in its [`LayerCore`]; it runs
 //! [`forward`](Layer::forward) into a buffer it owns (no allocation once the batch size is
 //! known), and [`backward`](Layer::backward) from the gradient of its output, writing its
@@ -11,11 +11,12 @@
 //!
 //! ```
 //! use kiln_layers::{Activation, BuildContext, Dense, Layer, LayerInput, DEFAULT_MAX_WEIGHTS};
-//! use kiln_tensor::{Matrix, Parallelism, Rng};
+//! use kiln_tensor::{Matrix, Parallelism, Rng, Shape};
 //!
 //! let mut dense = Dense::new(2).activation(Activation::Relu);
 //! let mut rng = Rng::seed_from_u64(0);
-//! assert_eq!(dense.build(3, &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS)).unwrap(), 2);
+//! let out = dense.build(&Shape::flat(3), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS)).unwrap();
+//! assert_eq!(out.dims(), &[2]);
 //! dense.param_mut("kernel").unwrap().set_value("dense", &[1., 0., 0., 1., -1., -1.]).unwrap();
 //! let x = Matrix::from_rows(&[[1.0, 2.0, 3.0]]).unwrap();
 //! dense.forward(LayerInput::Dense(x.view()), false, Parallelism::Sequential);
@@ -34,6 +35,7 @@ mod input;
 mod layer;
 mod param;
 pub mod penalties;
+pub mod testing;
 
 pub use activation::Activation;
 pub use build::{BuildContext, DEFAULT_MAX_WEIGHTS};

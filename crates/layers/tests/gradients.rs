@@ -1,19 +1,16 @@
-//! Finite-difference checks of every layer, activation and regularizer placement.
-//!
-//! The scalar checked is `L = Σ r ⊙ output + penalties` for fixed random `r`, so
-//! `∂L/∂output = r`; the analytic gradients from `backward` must match central
-//! differences of `L` computed in f64 from f32 forwards.
+//! Finite-difference checks of every layer, activation and regularizer placement, through
+//! the public checker `kiln_layers::testing::check_gradients`.
 
-use kiln_layers::penalties::{activity_penalty, add_activity_grad, add_weight_grads, weight_penalties};
+use kiln_layers::testing::{GradCheck, check_gradients};
 use kiln_layers::{Activation, BuildContext, DEFAULT_MAX_WEIGHTS, Dense, Dropout, GradOf, Layer, LayerInput};
 use kiln_regularizers::{L1L2, L2};
-use kiln_tensor::{CsrMatrix, Matrix, Parallelism, Rng};
+use kiln_tensor::{CsrMatrix, Matrix, Parallelism, Rng, Shape};
 
 const SEQ: Parallelism = Parallelism::Sequential;
 
-/// Builds `layer` for `width` inputs from `rng` with the default budget.
-fn build(layer: &mut dyn Layer, width: usize, rng: &mut Rng) -> Result<usize, kiln_layers::LayerError> {
-    layer.build(width, &mut BuildContext::new(rng, DEFAULT_MAX_WEIGHTS))
+/// Builds `layer` for flat rows of `width` from `rng` with the default budget.
+fn build(layer: &mut dyn Layer, width: usize, rng: &mut Rng) -> Result<Shape, kiln_layers::LayerError> {
+    layer.build(&Shape::flat(width), &mut BuildContext::new(rng, DEFAULT_MAX_WEIGHTS))
 }
 
 const ACTIVATIONS: [Activation; 5] =
@@ -23,59 +20,13 @@ fn random(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap()
 }
 
-fn objective(layer: &mut dyn Layer, x: &Matrix, r: &Matrix, from_logits: bool) -> f64 {
-    layer.forward(LayerInput::Dense(x.view()), true, SEQ);
-    let out = if from_logits { layer.logits().unwrap() } else { layer.output() };
-    let mut total: f64 = out.as_slice().iter().zip(r.as_slice()).map(|(a, b)| (a * b) as f64).sum();
-    total += activity_penalty(layer).unwrap() as f64;
-    weight_penalties(layer.params(), |p| total += p as f64).unwrap();
-    total
-}
-
+/// The public check on 4 samples of 5 features (and from the logits when asked).
 fn check(mut layer: Dense, from_logits: bool) {
-    let mut rng = Rng::seed_from_u64(3);
-    let (n, d) = (4, 5);
-    build(&mut layer, d, &mut rng).unwrap();
-    // Keep relu inputs away from the kink so differences are meaningful.
-    let x = random(n, d, &mut rng);
-    let r = random(n, layer.units, &mut rng);
-    objective(&mut layer, &x, &r, from_logits);
-    let mut grad = r.clone();
-    let mut grad_x = Matrix::default();
-    let of = if from_logits { GradOf::Logits } else { GradOf::Output };
-    // The model's order: activity gradient, the layer's backward, then weight penalties.
-    add_activity_grad(&layer, &mut grad, of, &mut Matrix::default()).unwrap();
-    layer.backward(LayerInput::Dense(x.view()), &mut grad, of, Some(&mut grad_x), SEQ);
-    add_weight_grads(layer.params_mut()).unwrap();
-    let analytic: Vec<(String, Vec<f32>)> =
-        layer.params().iter().map(|p| (p.name().to_string(), p.grad().to_vec())).collect();
-
-    let h = 1e-2f32;
-    for (name, g) in &analytic {
-        let base = layer.param_mut(name).unwrap().value().to_vec();
-        for i in 0..base.len() {
-            let mut at = |delta: f32| {
-                let mut w = base.clone();
-                w[i] += delta;
-                layer.param_mut(name).unwrap().set_value("dense", &w).unwrap();
-                objective(&mut layer, &x, &r, from_logits)
-            };
-            let fd = (at(h) - at(-h)) / (2.0 * h as f64);
-            let tol = 2e-3 + 2e-2 * fd.abs();
-            assert!((fd - g[i] as f64).abs() < tol, "{:?} {name}[{i}]: fd {fd} vs {}", layer.activation, g[i]);
-        }
-        layer.param_mut(name).unwrap().set_value("dense", &base).unwrap();
-    }
-    for i in 0..x.as_slice().len() {
-        let mut at = |delta: f32| {
-            let mut xs = x.clone();
-            xs.as_mut_slice()[i] += delta;
-            objective(&mut layer, &xs, &r, from_logits)
-        };
-        let fd = (at(h) - at(-h)) / (2.0 * h as f64);
-        let got = grad_x.as_slice()[i] as f64;
-        assert!((fd - got).abs() < 2e-3 + 2e-2 * fd.abs(), "{:?} x[{i}]: fd {fd} vs {got}", layer.activation);
-    }
+    let opts = GradCheck { batch: 4, seed: 3, from_logits, ..GradCheck::default() };
+    let report = check_gradients(&mut layer, &Shape::flat(5), &opts).unwrap_or_else(|e| panic!("{e}"));
+    // 5×3 kernel + 3 biases + 4×5 inputs, element-wise, in each mode checked.
+    let modes = if from_logits { 2 } else { 1 };
+    assert_eq!(report.checked + report.skipped, modes * (15 + layer.params().get(1).map_or(0, |b| b.len()) + 20));
 }
 
 #[test]
@@ -193,7 +144,7 @@ fn bad_configurations_are_refused_when_built() {
     assert!(err(Dense::new(1 << 27)).contains("past the 268435456 weights"));
     // The budget is checked before allocating: a 1-weight budget refuses a 3×2 kernel.
     let mut tight = Dense::new(2);
-    let e = tight.build(3, &mut BuildContext::new(&mut Rng::seed_from_u64(0), 1)).unwrap_err();
+    let e = tight.build(&Shape::flat(3), &mut BuildContext::new(&mut Rng::seed_from_u64(0), 1)).unwrap_err();
     assert!(e.to_string().contains("`kernel` of shape [3, 2]"), "{e}");
     for rate in [1.0, -0.1, f32::NAN] {
         assert!(
@@ -233,4 +184,75 @@ fn normal_initializers_have_keras_deviations() {
     assert!(close(std_of(Initializer::LecunUniform, 200, 300), (1.0f64 / 200.0).sqrt()));
     assert!(close(std_of(Initializer::RandomNormal { mean: 0.0, stddev: 0.05 }, 200, 300), 0.05));
     assert!(Initializer::RandomNormal { mean: 0.0, stddev: -1.0 }.validate().is_err());
+}
+
+#[test]
+fn dense_on_the_last_axis_of_a_shaped_input() {
+    // [2, 4] per sample: every one of the 2 positions goes through the same kernel.
+    for act in [Activation::Relu, Activation::Softmax, Activation::Tanh] {
+        let mut layer = Dense::new(3).activation(act).kernel_regularizer(L2::new(0.01));
+        let opts = GradCheck { batch: 3, seed: 5, ..GradCheck::default() };
+        check_gradients(&mut layer, &Shape::new([2, 4]).unwrap(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Bit for bit the flat layer applied to each position's row.
+    let mut rng = Rng::seed_from_u64(2);
+    let mut shaped = Dense::new(3).activation(Activation::Sigmoid);
+    let out = shaped.build(&Shape::new([2, 4]).unwrap(), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS));
+    assert_eq!(out.unwrap().dims(), &[2, 3]);
+    let mut flat = shaped.clone();
+    build(&mut flat, 4, &mut rng).unwrap();
+    flat.set_param("kernel", shaped.params()[0].value()).unwrap();
+    let x = random(3, 8, &mut rng);
+    shaped.forward(LayerInput::Dense(x.view()), false, SEQ);
+    let rows = Matrix::from_vec(6, 4, x.as_slice().to_vec()).unwrap();
+    flat.forward(LayerInput::Dense(rows.view()), false, SEQ);
+    assert_eq!(shaped.output().as_slice(), flat.output().as_slice());
+    assert_eq!((shaped.output().rows(), shaped.output().cols()), (3, 6));
+}
+
+#[test]
+fn dropout_passes_the_check_with_its_mask_replayed() {
+    let mut layer = Dropout::new(0.4).seed(11);
+    let report = check_gradients(&mut layer, &Shape::new([3, 2]).unwrap(), &GradCheck::default()).unwrap();
+    assert_eq!(report.checked + report.skipped, 3 * 6);
+}
+
+/// A layer whose backward is wrong by a factor: the checker must catch it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct WrongDouble {
+    core: kiln_layers::LayerCore,
+}
+
+#[typetag::serde]
+impl Layer for WrongDouble {
+    fn core(&self) -> &kiln_layers::LayerCore {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut kiln_layers::LayerCore {
+        &mut self.core
+    }
+    fn build(&mut self, input: &Shape, _ctx: &mut BuildContext<'_>) -> Result<Shape, kiln_layers::LayerError> {
+        Ok(input.clone())
+    }
+    fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
+        let LayerInput::Dense(x) = input else { unreachable!() };
+        self.core.output.resize(x.rows, x.cols);
+        self.core.output.as_mut_slice().iter_mut().zip(x.data).for_each(|(y, x)| *y = 2.0 * x);
+    }
+    fn backward(&mut self, _: LayerInput<'_>, g: &mut Matrix, _: GradOf, gi: Option<&mut Matrix>, _: Parallelism) {
+        let gi = gi.unwrap();
+        gi.resize(g.rows(), g.cols());
+        // Wrong: y = 2x, so dx = 2·g, not 1.9·g.
+        gi.as_mut_slice().iter_mut().zip(g.as_slice()).for_each(|(d, g)| *d = 1.9 * g);
+    }
+}
+
+#[test]
+fn the_check_catches_a_wrong_backward_elementwise_and_along_directions() {
+    let mut small = WrongDouble { core: Default::default() };
+    let err = check_gradients(&mut small, &Shape::flat(4), &GradCheck::default()).unwrap_err();
+    assert!(err.contains("input[") && err.contains("backward gives"), "{err}");
+    let mut large = WrongDouble { core: Default::default() };
+    let err = check_gradients(&mut large, &Shape::new([30, 30]).unwrap(), &GradCheck::default()).unwrap_err();
+    assert!(err.contains("random direction"), "{err}");
 }

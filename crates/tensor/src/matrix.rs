@@ -165,6 +165,13 @@ impl<'a> View<'a> {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
 
+    /// The same contiguous values read as `rows·cols / width` rows of `width`: a batch of
+    /// `[t, f]` samples as `[batch·t, f]`. Panics when `width` does not divide a row.
+    pub fn regroup(self, width: usize) -> View<'a> {
+        assert!(width > 0 && self.cols % width == 0, "cannot regroup rows of {} as rows of {width}", self.cols);
+        View { rows: self.rows * (self.cols / width), cols: width, data: self.data }
+    }
+
     /// The faer view of the same memory (row-major strides).
     pub(crate) fn as_faer(&self) -> faer::MatRef<'a, f32> {
         faer::MatRef::from_row_major_slice(self.data, self.rows, self.cols)
@@ -178,6 +185,12 @@ impl<'a> ViewMut<'a> {
             return Err(ShapeError(format!("{} values cannot form a {rows}×{cols} view", data.len())));
         }
         Ok(Self { rows, cols, data })
+    }
+
+    /// The same contiguous values read as rows of `width` (see [`View::regroup`]).
+    pub fn regroup(self, width: usize) -> ViewMut<'a> {
+        assert!(width > 0 && self.cols % width == 0, "cannot regroup rows of {} as rows of {width}", self.cols);
+        ViewMut { rows: self.rows * (self.cols / width), cols: width, data: self.data }
     }
 
     /// The faer view of the same memory (row-major strides).

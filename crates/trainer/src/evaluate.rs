@@ -69,6 +69,7 @@ impl Sequential {
         bufs: &mut EvalBuffers,
     ) -> Result<Tally, TrainError> {
         let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
+        self.check_output_rank()?;
         let out_w = self.output_width().ok_or(TrainError::NotBuilt("evaluate"))?;
         let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, y.cols())? };
         // The weights do not change while evaluating: their penalties are computed once.
@@ -124,8 +125,9 @@ impl Sequential {
         if let Some(w) = weights {
             check_weights(w, n, "evaluation")?;
         }
-        self.ensure_built(x.width(), "evaluation")?;
+        self.ready_for(x, batch_size, "evaluation")?;
         let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
+        self.check_output_rank()?;
         loss.check_targets(y, self.output_width().expect("built"))?;
         let rows: Vec<usize> = (0..n).collect();
         let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut EvalBuffers::default())?;
@@ -143,7 +145,7 @@ impl Sequential {
     fn predict_here(&mut self, x: FeaturesRef<'_>, batch_size: usize) -> Result<Matrix, TrainError> {
         check_inputs(x, "prediction")?;
         check_batch_size(batch_size)?;
-        self.ensure_built(x.width(), "prediction")?;
+        self.ready_for(x, batch_size, "prediction")?;
         let out_w = self.output_width().expect("built");
         let mut out = Matrix::zeros(x.len(), out_w);
         let mut batch = Batch::default();

@@ -60,6 +60,6 @@ pub use metrics::{AucCurve, AucSummation, Direction, F1Average, Metric, NO_METRI
 pub use names::MAX_LAYER_NAME_BYTES;
 pub use progress::Verbosity;
 pub use save::FORMAT_VERSION;
-pub use sequential::Sequential;
+pub use sequential::{DEFAULT_MAX_ACTIVATIONS, Sequential};
 pub use standalone::StandaloneMetric;
 pub use weights::{NamedTensor, Weights};

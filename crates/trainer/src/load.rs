@@ -6,7 +6,7 @@ use std::path::Path;
 
 use kiln_optimizers::Optimizer;
 
-use crate::save::{FORMAT_VERSION, first_non_finite};
+use crate::save::{FORMAT_VERSION, OLDEST_FORMAT_VERSION, first_non_finite};
 use crate::tensor_file::{parse_tensors, read_tensors};
 use crate::{Sequential, TrainError, Weights};
 
@@ -25,10 +25,12 @@ fn check_metadata(path: &Path) -> Result<(), TrainError> {
     let meta: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| TrainError::file(path, format!("not valid JSON: {e}")))?;
     match meta.get("format_version").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == FORMAT_VERSION as u64 => Ok(()),
+        Some(v) if (OLDEST_FORMAT_VERSION as u64..=FORMAT_VERSION as u64).contains(&v) => Ok(()),
         Some(v) => Err(TrainError::file(
             path,
-            format!("format_version {v} is not supported (this kiln reads {FORMAT_VERSION})"),
+            format!(
+                "format_version {v} is not supported (this kiln reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+            ),
         )),
         None => Err(TrainError::file(path, "has no numeric `format_version`")),
     }

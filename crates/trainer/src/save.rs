@@ -7,6 +7,7 @@ use std::path::Path;
 use kiln_fs::write_atomic;
 use kiln_layers::Layer;
 use kiln_optimizers::Optimizer;
+use kiln_tensor::Shape;
 use serde::{Deserialize, Serialize};
 
 use crate::load::MAX_JSON_BYTES;
@@ -14,8 +15,13 @@ use crate::sequential::Compiled;
 use crate::tensor_file::{TensorRef, write_tensors};
 use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError};
 
-/// Version of the on-disk format; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk format; bumped on incompatible changes. Version 2 records the
+/// input's sample shape (`input_shape`); version 1 files (`input_width`, flat rows) are
+/// still read, as `input_shape: [input_width]`.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this kiln reads.
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// The configuration file's content (borrowed for writing).
 #[derive(Serialize)]
@@ -23,7 +29,7 @@ struct ConfigOut<'a> {
     format_version: u32,
     name: &'a str,
     seed: u64,
-    input_width: Option<usize>,
+    input_shape: Option<&'a [usize]>,
     layers: &'a [Box<dyn Layer>],
     compile: Option<CompileOut<'a>>,
 }
@@ -44,6 +50,11 @@ struct ConfigIn {
     format_version: u32,
     name: String,
     seed: u64,
+    /// Version 2: the sample shape.
+    #[serde(default)]
+    input_shape: Option<Vec<usize>>,
+    /// Version 1: the width of flat input rows.
+    #[serde(default)]
     input_width: Option<usize>,
     layers: Vec<Box<dyn Layer>>,
     compile: Option<CompileIn>,
@@ -71,7 +82,7 @@ impl Sequential {
             format_version: FORMAT_VERSION,
             name: &self.name,
             seed: self.seed,
-            input_width: self.input_width(),
+            input_shape: self.model_input_shape().map(Shape::dims).or(self.declared_input.as_deref()),
             layers: &self.layers,
             compile,
         };
@@ -79,26 +90,42 @@ impl Sequential {
     }
 
     /// A model from [`to_config_json`](Sequential::to_config_json) output: built (fresh
-    /// weights) when the input width is known, compiled when the config says so.
+    /// weights) when the input shape is known, compiled when the config says so. Reads
+    /// format versions 1 (flat `input_width`) and 2 (`input_shape`).
     pub fn from_config_json(json: &str) -> Result<Self, TrainError> {
-        let (mut model, input_width) = Self::parse_config_json(json)?;
-        if let Some(w) = input_width {
-            model.build(w)?;
+        let (mut model, input_shape) = Self::parse_config_json(json)?;
+        if let Some(shape) = input_shape {
+            model.build_shape(&shape)?;
         }
         Ok(model)
     }
 
-    /// The model of a config, compiled but not built, and the input width to build it for:
+    /// The model of a config, compiled but not built, and the input shape to build it for:
     /// every check of [`from_config_json`](Sequential::from_config_json) but the allocation.
-    fn parse_config_json(json: &str) -> Result<(Self, Option<usize>), TrainError> {
+    pub(crate) fn parse_config_json(json: &str) -> Result<(Self, Option<Shape>), TrainError> {
         let cfg: ConfigIn = serde_json::from_str(json).map_err(|e| TrainError::Config(e.to_string()))?;
-        if cfg.format_version != FORMAT_VERSION {
-            return Err(TrainError::Config(format!(
-                "format_version {} is not supported (this kiln reads {FORMAT_VERSION})",
-                cfg.format_version
-            )));
-        }
+        let input_shape = match (cfg.format_version, cfg.input_width, cfg.input_shape) {
+            (1, width, None) => width.map(|w| vec![w]),
+            (2, None, shape) => shape,
+            (1 | 2, _, _) => {
+                return Err(TrainError::Config(format!(
+                    "format_version {} records the input as `{}`, not `{}`",
+                    cfg.format_version,
+                    if cfg.format_version == 1 { "input_width" } else { "input_shape" },
+                    if cfg.format_version == 1 { "input_shape" } else { "input_width" },
+                )));
+            }
+            (v, _, _) => {
+                return Err(TrainError::Config(format!(
+                    "format_version {v} is not supported (this kiln reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+                )));
+            }
+        };
+        let input_shape = input_shape
+            .map(|dims| Shape::new(dims).map_err(|e| TrainError::Config(format!("input_shape: {e}"))))
+            .transpose()?;
         let mut model = Sequential::new().name(cfg.name).seed(cfg.seed);
+        model.declared_input = input_shape.as_ref().map(|s| s.dims().to_vec());
         cfg.layers.into_iter().for_each(|l| model.push(l));
         if let Some(c) = cfg.compile {
             let loss = Loss::from_keras(&c.loss)
@@ -107,7 +134,7 @@ impl Sequential {
             c.optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
             model.compiled = Some(Compiled::new(c.optimizer, loss, c.metrics));
         }
-        Ok((model, cfg.input_width))
+        Ok((model, input_shape))
     }
 
     /// Errors unless `config` — this model's [`to_config_json`](Sequential::to_config_json)
@@ -124,21 +151,21 @@ impl Sequential {
             )));
         }
         self.check_names().map_err(|e| refuse(e.to_string()))?;
-        let Some(width) = self.input_width() else {
+        let Some(shape) = self.model_input_shape() else {
             return Err(refuse("it was never built, so it has no weights to load".into()));
         };
         // The config as `load` will read it, parsed by the same code (nothing allocated).
-        let (twin, twin_width) = Self::parse_config_json(config).map_err(|e| refuse(e.to_string()))?;
+        let (twin, twin_shape) = Self::parse_config_json(config).map_err(|e| refuse(e.to_string()))?;
         if let Some((i, (a, b))) =
             self.layers.iter().zip(&twin.layers).enumerate().find(|(_, (a, b))| a.name() != b.name())
         {
             return Err(refuse(format!("layer {i} `{}` would be read back as `{}`", a.name(), b.name())));
         }
-        if twin.layers.len() != self.layers.len() || twin_width != Some(width) {
-            return Err(refuse("its config does not read back as the same layers and input width".into()));
+        if twin.layers.len() != self.layers.len() || twin_shape.as_ref() != Some(shape) {
+            return Err(refuse("its config does not read back as the same layers and input shape".into()));
         }
         twin.check_names().map_err(|e| refuse(e.to_string()))?;
-        twin.check_planned_weights(width).map_err(|e| refuse(e.to_string()))
+        twin.check_planned_weights(shape).map_err(|e| refuse(e.to_string()))
     }
 
     /// Saves the model into directory `dir`: `config.json`, `model.safetensors`,

@@ -3,8 +3,14 @@
 use std::collections::HashMap;
 
 use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Layer};
+
+/// Most activation values one batch may hold across the layer outputs by default: 2²⁸
+/// (1 GiB of `f32`; training keeps a gradient of each as well). A configuration is only
+/// a claim, so this is checked before any buffer is sized; `Sequential::max_activations`
+/// raises or lowers it.
+pub const DEFAULT_MAX_ACTIVATIONS: usize = 1 << 28;
 use kiln_optimizers::Optimizer;
-use kiln_tensor::{Parallelism, Rng};
+use kiln_tensor::{Parallelism, Rng, Shape};
 
 use crate::{History, Loss, NamedMetric, NamedTensor, TrainError, Weights};
 
@@ -12,8 +18,8 @@ use crate::{History, Loss, NamedMetric, NamedTensor, TrainError, Weights};
 ///
 /// Build it with [`add`](Sequential::add), [`compile`](Sequential::compile) it with an
 /// optimizer, a loss and metrics, then [`fit`](Sequential::fit). Layers are built lazily
-/// from the data's width (or explicitly with [`build`](Sequential::build)); all
-/// randomness comes from the model's `seed` through named streams (`init`, `shuffle`).
+/// from the data's width, or from a declared [`input_shape`](Sequential::input_shape) (or
+/// explicitly with [`build`](Sequential::build)); all randomness comes from the model's `seed` through named streams (`init`, `shuffle`).
 #[derive(Debug)]
 pub struct Sequential {
     pub(crate) name: String,
@@ -23,16 +29,23 @@ pub struct Sequential {
     pub(crate) compiled: Option<Compiled>,
     pub(crate) par: Parallelism,
     pub(crate) max_weights: usize,
+    pub(crate) max_activations: usize,
+    /// The sample shape declared with `input_shape` (Keras' `Input(shape=…)`), checked
+    /// when the model builds.
+    pub(crate) declared_input: Option<Vec<usize>>,
     pub(crate) history: Option<History>,
     /// How many layers of each class `push` has added, so naming the next unnamed one
     /// (`dense_3`) takes constant time, not a scan of every layer.
     class_counts: HashMap<&'static str, usize>,
 }
 
-/// What `build` fixed: the input width and each layer's output width.
+/// What `build` fixed: the input's sample shape and each layer's output shape (with its
+/// width, `numel`, which the row-per-sample buffers use).
 #[derive(Debug, Clone)]
 pub(crate) struct Built {
+    pub input_shape: Shape,
     pub input_width: usize,
+    pub shapes: Vec<Shape>,
     pub widths: Vec<usize>,
 }
 
@@ -75,6 +88,8 @@ impl Sequential {
             compiled: None,
             par: Parallelism::from_env(),
             max_weights: DEFAULT_MAX_WEIGHTS,
+            max_activations: DEFAULT_MAX_ACTIVATIONS,
+            declared_input: None,
             history: None,
             class_counts: HashMap::new(),
         }
@@ -120,6 +135,24 @@ impl Sequential {
         self
     }
 
+    /// Sets the most activation values one batch may hold across the layers' outputs
+    /// (default [`DEFAULT_MAX_ACTIVATIONS`], 2²⁸), checked from the planned shapes and the
+    /// batch size before any buffer is allocated.
+    pub fn max_activations(mut self, max_activations: usize) -> Self {
+        self.max_activations = max_activations;
+        self
+    }
+
+    /// Declares the shape of one input sample, batch excluded, channels last (Keras'
+    /// `keras.Input(shape=(28, 28, 1))`): `[784]` for flat rows, `[28, 28, 1]` for grey
+    /// images. Input rows then hold `28·28·1` values each, in row-major order. Without it
+    /// the model takes flat rows as wide as the data. Checked when the model builds.
+    pub fn input_shape(mut self, dims: impl Into<Vec<usize>>) -> Self {
+        self.declared_input = Some(dims.into());
+        self.built = None;
+        self
+    }
+
     /// The model's name.
     pub fn model_name(&self) -> &str {
         &self.name
@@ -156,9 +189,19 @@ impl Sequential {
         self.layers.iter().find(|l| l.name() == name).map(|l| l.as_ref())
     }
 
-    /// The input width the model was built for.
+    /// The input width (values per sample) the model was built for.
     pub fn input_width(&self) -> Option<usize> {
         self.built.as_ref().map(|b| b.input_width)
+    }
+
+    /// The sample shape the model was built for (`[784]`, `[28, 28, 1]`).
+    pub fn model_input_shape(&self) -> Option<&Shape> {
+        self.built.as_ref().map(|b| &b.input_shape)
+    }
+
+    /// The output sample shape of each layer (after `build`).
+    pub fn layer_shapes(&self) -> Option<&[Shape]> {
+        self.built.as_ref().map(|b| b.shapes.as_slice())
     }
 
     /// The output width of each layer (after `build`).
@@ -177,38 +220,66 @@ impl Sequential {
         self.history.as_ref()
     }
 
-    /// Builds every layer for `input_width` features, drawing initial weights from the
-    /// `init` stream of the model's seed. Rebuilding re-initialises the weights (and the
-    /// optimizer's state). Refuses duplicate layer names and models larger than
-    /// [`max_weights`](Sequential::max_weights).
+    /// Builds every layer for rows of `input_width` values: samples of the declared
+    /// [`input_shape`](Sequential::input_shape) (whose values must number `input_width`),
+    /// or flat rows `[input_width]` without one. See [`build_shape`](Sequential::build_shape).
     pub fn build(&mut self, input_width: usize) -> Result<(), TrainError> {
+        let shape = self.shape_for(input_width, "build")?;
+        self.build_shape(&shape)
+    }
+
+    /// Builds every layer for samples of `input` shape, drawing initial weights from the
+    /// `init` stream of the model's seed. Rebuilding re-initialises the weights (and the
+    /// optimizer's state). Refuses duplicate layer names, shapes a layer cannot take, and
+    /// models larger than [`max_weights`](Sequential::max_weights).
+    pub fn build_shape(&mut self, input: &Shape) -> Result<(), TrainError> {
         if self.layers.is_empty() {
             return Err(TrainError::NoLayers);
         }
         self.check_names()?;
-        self.check_planned_weights(input_width)?;
+        self.check_planned_weights(input)?;
         let mut rng = Rng::stream(self.seed, "init");
         let mut ctx = BuildContext::new(&mut rng, self.max_weights);
-        let mut width = input_width;
-        let mut widths = Vec::with_capacity(self.layers.len());
+        let mut shape = input.clone();
+        let mut shapes = Vec::with_capacity(self.layers.len());
         for layer in &mut self.layers {
             ctx.set_layer(layer.name());
-            width = layer.build(width, &mut ctx)?;
-            widths.push(width);
+            shape = layer.build(&shape, &mut ctx)?;
+            shapes.push(shape.clone());
         }
-        self.built = Some(Built { input_width, widths });
+        let widths = shapes.iter().map(Shape::numel).collect();
+        self.built = Some(Built { input_shape: input.clone(), input_width: input.numel(), shapes, widths });
         if let Some(c) = &mut self.compiled {
             c.optimizer.reset();
         }
         Ok(())
     }
 
+    /// The sample shape rows of `width` values stand for: the declared input shape (its
+    /// values must number `width`), else a flat row.
+    fn shape_for(&self, width: usize, data: &'static str) -> Result<Shape, TrainError> {
+        match &self.declared_input {
+            Some(dims) => {
+                let shape = Shape::new(dims.clone()).map_err(|e| TrainError::Config(format!("input_shape: {e}")))?;
+                if shape.numel() != width {
+                    return Err(TrainError::Input(format!(
+                        "{data}: rows of {width} values do not hold samples of the declared input shape {dims:?}                          ({} values each)",
+                        shape.numel()
+                    )));
+                }
+                Ok(shape)
+            }
+            None if width == 0 => Err(TrainError::Input(format!("{data}: rows of 0 values"))),
+            None => Ok(Shape::flat(width)),
+        }
+    }
+
     /// Sums what the layers say they will create (as far as they say) and refuses a model
     /// past its weight budget before any layer allocates.
-    pub(crate) fn check_planned_weights(&self, input_width: usize) -> Result<(), TrainError> {
-        let (mut total, mut width) = (0usize, input_width);
+    pub(crate) fn check_planned_weights(&self, input: &Shape) -> Result<(), TrainError> {
+        let (mut total, mut shape) = (0usize, input.clone());
         for layer in &self.layers {
-            let Some((weights, out)) = layer.planned(width) else { return Ok(()) };
+            let Some((weights, out)) = layer.planned(&shape) else { return Ok(()) };
             total = total.saturating_add(weights);
             if total > self.max_weights {
                 return Err(TrainError::Layer(kiln_layers::LayerError::Config {
@@ -220,7 +291,30 @@ impl Sequential {
                     ),
                 }));
             }
-            width = out;
+            shape = out;
+        }
+        Ok(())
+    }
+
+    /// Refuses, naming the layer, a batch of `batch` samples whose layer outputs would
+    /// hold more than [`max_activations`](Sequential::max_activations) values in all —
+    /// before a buffer is sized. Called by `fit`, `evaluate` and `predict` once built.
+    pub(crate) fn check_activations(&self, batch: usize) -> Result<(), TrainError> {
+        let Some(built) = &self.built else { return Ok(()) };
+        let mut total = built.input_width.saturating_mul(batch);
+        for ((layer, width), shape) in self.layers.iter().zip(&built.widths).zip(&built.shapes) {
+            total = total.saturating_add(width.saturating_mul(batch));
+            if total > self.max_activations {
+                return Err(TrainError::Layer(kiln_layers::LayerError::Config {
+                    layer: layer.name().to_string(),
+                    message: format!(
+                        "its output {shape} for a batch of {batch} samples takes the layer outputs up to \
+                         here past the {} activation values the model may hold (lower batch_size or raise \
+                         Sequential::max_activations)",
+                        self.max_activations
+                    ),
+                }));
+            }
         }
         Ok(())
     }
@@ -231,13 +325,61 @@ impl Sequential {
         crate::names::check_layer_names(&self.layers)
     }
 
-    /// Builds for `width` unless already built for it; errors on a different width.
+    /// Builds for rows of `width` values unless already built for them; errors on a
+    /// different width.
     pub(crate) fn ensure_built(&mut self, width: usize, data: &'static str) -> Result<(), TrainError> {
         match self.input_width() {
             Some(w) if w == width => Ok(()),
             Some(w) => Err(TrainError::WidthMismatch { data, expected: w, found: width }),
-            None => self.build(width),
+            None => {
+                let shape = self.shape_for(width, data)?;
+                self.build_shape(&shape)
+            }
         }
+    }
+
+    /// Makes the model ready for `x` in batches of `batch_size`: built for its width (see
+    /// [`ensure_built`](Sequential::ensure_built)), sparse rows only into a flat input, and
+    /// a batch's activations within budget.
+    pub(crate) fn ready_for(
+        &mut self,
+        x: crate::FeaturesRef<'_>,
+        batch_size: usize,
+        data: &'static str,
+    ) -> Result<(), TrainError> {
+        self.ensure_built(x.width(), data)?;
+        let built = self.built.as_ref().expect("built");
+        if matches!(x, crate::FeaturesRef::Sparse(_)) && built.input_shape.rank() > 1 {
+            return Err(TrainError::Input(format!(
+                "{data}: sparse (CSR) rows feed only a flat input, not the model's input shape {:?}",
+                built.input_shape.dims()
+            )));
+        }
+        self.check_activations(batch_size.min(x.len()))
+    }
+
+    /// Refuses a loss or metric that would read a shaped output (`[t, k]` per sample) as
+    /// one flat row: Keras reduces crossentropies and accuracies over the last axis per
+    /// position, which kiln does not compute yet. Mean squared/absolute errors average
+    /// over every value either way, so they stand.
+    pub(crate) fn check_output_rank(&self) -> Result<(), TrainError> {
+        let (Some(built), Some(c)) = (&self.built, &self.compiled) else { return Ok(()) };
+        let Some(shape) = built.shapes.last().filter(|s| s.rank() > 1) else { return Ok(()) };
+        let elementwise = |name: &str| matches!(name, "mean_squared_error" | "mean_absolute_error");
+        if !elementwise(c.loss.name()) {
+            return Err(TrainError::Config(format!(
+                "loss `{}` on outputs of shape {shape}: kiln computes losses on flat outputs (add a Flatten or \
+                 a global pooling layer before the last one), or mean_squared_error on any shape",
+                c.loss.name()
+            )));
+        }
+        if let Some(m) = c.metrics.iter().find(|m| !matches!(m.metric, crate::Metric::MeanAbsoluteError)) {
+            return Err(TrainError::Config(format!(
+                "metric `{}` on outputs of shape {shape}: kiln computes it on flat outputs only",
+                m.name
+            )));
+        }
+        Ok(())
     }
 
     /// Fixes the optimizer, the loss and the metrics; checks the optimizer's

@@ -10,18 +10,19 @@ const WIDTHS: [usize; 3] = [33, 24, 15];
 impl Sequential {
     /// The Keras-style summary table (layer, output shape, parameters, totals).
     ///
-    /// Output shapes and counts need the input width: an unbuilt model shows `?`.
+    /// Output shapes (`(None, 26, 26, 32)`) and counts need the input shape: an unbuilt
+    /// model shows `?`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let widths = self.layer_widths();
+        let shapes = self.layer_shapes();
         writeln!(s, "Model: \"{}\"", self.name).unwrap();
         s.push_str(&rule('┏', '━', '┳', '┓'));
         s.push_str(&row(&["Layer (type)", "Output Shape", "Param #"], '┃'));
         s.push_str(&rule('┡', '━', '╇', '┩'));
         for (i, l) in self.layers.iter().enumerate() {
             let name = format!("{} ({})", l.name(), l.class_name());
-            let shape = widths.map_or_else(|| "?".into(), |w| format!("(None, {})", w[i]));
-            let params = if widths.is_some() { group_thousands(l.param_count()) } else { "0 (unbuilt)".into() };
+            let shape = shapes.map_or_else(|| "?".into(), |w| w[i].to_string());
+            let params = if shapes.is_some() { group_thousands(l.param_count()) } else { "0 (unbuilt)".into() };
             s.push_str(&row(&[&name, &shape, &params], '│'));
             if i + 1 < self.layers.len() {
                 s.push_str(&rule('├', '─', '┼', '┤'));

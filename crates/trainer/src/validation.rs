@@ -102,11 +102,12 @@ impl Sequential {
     ) -> Result<Plan<'a>, TrainError> {
         let n = check_data(x, y, "training")?;
         check_batch_size(batch_size)?;
-        self.ensure_built(x.width(), "training")?;
+        self.ready_for(x, batch_size, "training")?;
         self.ensure_optimizer()?;
         // Gradient buffers exist before the first step (the optimizer reads them all);
         // a model that only predicts never allocates them.
         self.layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()).for_each(kiln_layers::Param::ensure_grad);
+        self.check_output_rank()?;
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
         loss.check_targets(y, out_w)?;

@@ -4,7 +4,7 @@
 //! 1/(1 − rate) at training time, so nothing is scaled at test time).
 
 use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Dropout, Layer, LayerInput};
-use kiln_tensor::{Matrix, Parallelism, Rng};
+use kiln_tensor::{Matrix, Parallelism, Rng, Shape};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -60,7 +60,7 @@ pub fn demo(seed: u64) -> anyhow::Result<MaskDemo> {
     let input = Matrix::from_rows(&ACTIVATIONS)?;
     let mut layer = Dropout::new(RATE).seed(seed);
     let mut rng = Rng::seed_from_u64(seed);
-    layer.build(input.cols(), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS))?;
+    layer.build(&Shape::flat(input.cols()), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS))?;
     layer.forward(LayerInput::Dense(input.view()), true, Parallelism::Sequential);
     let mask = Matrix::from_vec(input.rows(), input.cols(), layer.mask().to_vec())?;
     let notebook = notebook_cell(seed as u32)?;

@@ -11,7 +11,7 @@ mod length;
 
 use std::collections::HashMap;
 
-use kiln_tensor::Matrix;
+use kiln_tensor::{Matrix, Shape};
 use kiln_trainer::callbacks::{BatchStats, Callback, Control};
 use kiln_trainer::{FitOptions, Logs, NamedTensor, Sequential, TrainError, Validation, Verbosity, Weights};
 use serde_json::Value;
@@ -174,16 +174,16 @@ fn initial_weights(v: &Value, model_name: &str) -> Result<Vec<NamedTensor>, Kera
     Ok(out)
 }
 
-/// Builds `model` for `width` inputs once the weights its config declares are known to be
-/// the `carried` values of the trace's `initial_weights`: a 12 KB trace must not build a
-/// 1 GB model only to find its weights do not fit.
-fn build_for_carried(mut model: Sequential, width: usize, carried: usize) -> Result<Sequential, KerasError> {
+/// Builds `model` for samples of `input` shape once the weights its config declares are
+/// known to be the `carried` values of the trace's `initial_weights`: a 12 KB trace must
+/// not build a 1 GB model only to find its weights do not fit.
+fn build_for_carried(mut model: Sequential, input: &Shape, carried: usize) -> Result<Sequential, KerasError> {
     let mut declared = Some(0usize);
-    let mut w = width;
+    let mut shape = input.clone();
     for layer in model.layers() {
-        declared = match (declared, layer.planned(w)) {
+        declared = match (declared, layer.planned(&shape)) {
             (Some(total), Some((n, out))) => {
-                w = out;
+                shape = out;
                 total.checked_add(n)
             }
             _ => None,
@@ -195,14 +195,15 @@ fn build_for_carried(mut model: Sequential, width: usize, carried: usize) -> Res
                 "initial_weights",
                 format!(
                     "the trace carries {carried} weight values, but model.config declares {declared} \
-                     (for {width} input features)"
+                     (for input samples of shape {:?})",
+                    input.dims()
                 ),
             ));
         }
         // A layer that cannot say what it will create is still held to the trace's size.
         _ => model = model.max_weights(carried.max(1)),
     }
-    model.build(width)?;
+    model.build_shape(input)?;
     Ok(model)
 }
 
@@ -230,7 +231,7 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     let model_v = get("model")?;
     refuse_unknown(At { value: model_v, path: "model" }, "trace model", &["config", "compile"], &[])?;
     let config = model_v.get("config").ok_or_else(|| KerasError::config("model.config", "missing"))?;
-    let (model, width) = unbuilt_model_at(At { value: config, path: "model.config" })?;
+    let (model, input_shape) = unbuilt_model_at(At { value: config, path: "model.config" })?;
     let data = get("data")?;
     strict(data, "data", DATA_KEYS, &[])?;
     let x = matrix(data.get("x").ok_or_else(|| KerasError::config("data.x", "missing"))?, "data.x")?;
@@ -247,7 +248,11 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     let name = model.model_name().to_string();
     let initial = initial_weights(get("initial_weights")?, &name)?;
     let carried = initial.iter().map(|t| t.values.len()).sum();
-    let mut model = build_for_carried(model, width.unwrap_or(x.cols()), carried)?;
+    let input_shape = match input_shape {
+        Some(shape) => shape,
+        None => Shape::new([x.cols()]).map_err(|e| KerasError::config("data.x", e))?,
+    };
+    let mut model = build_for_carried(model, &input_shape, carried)?;
     model.set_weights(&Weights(initial))?;
     compile_from_keras(
         &mut model,
