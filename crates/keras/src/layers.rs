@@ -1,6 +1,6 @@
 //! Keras' `Dense`, `Dropout` and `InputLayer` configs as kiln layers.
 
-use kiln_layers::{Dense, Dropout, Layer};
+use kiln_layers::{Dense, Dropout, Flatten, Layer, Reshape};
 use kiln_tensor::Shape;
 use serde::Deserialize;
 use serde_json::Value;
@@ -78,7 +78,26 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
             d.seed = c.seed;
             Ok(Entry::Layer(Box::new(d)))
         }
-        other => Err(at.error(format!("layer class `{other}` is not supported (InputLayer, Dense, Dropout)"))),
+        "Flatten" => {
+            refuse_unknown(cfg, "Flatten", &["data_format"], IGNORED)?;
+            channels_last(cfg)?;
+            Ok(Entry::Layer(Box::new(Flatten::new().name(name_of(cfg)))))
+        }
+        "Reshape" => {
+            refuse_unknown(cfg, "Reshape", &["target_shape"], IGNORED)?;
+            let dims = cfg.get("target_shape").ok_or_else(|| cfg.error("Reshape without target_shape"))?;
+            let path = cfg.child_path("target_shape");
+            let target: Vec<i64> = serde_json::from_value(dims.clone()).map_err(|_| {
+                KerasError::config(&path, format!("must be a list of integers, got {}", kiln_fs::excerpt(dims)))
+            })?;
+            let layer = Reshape::new(target);
+            // Keras validates the target when the layer is made, before any input.
+            layer.validate_target().map_err(|e| KerasError::config(&path, e))?;
+            Ok(Entry::Layer(Box::new(layer.name(name_of(cfg)))))
+        }
+        other => Err(
+            at.error(format!("layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape)"))
+        ),
     }
 }
 
@@ -115,6 +134,23 @@ fn dense(cfg: At<'_>) -> Result<Dense, KerasError> {
         return Err(cfg.error_at("units", "must be at least 1"));
     }
     Ok(d)
+}
+
+/// The layer's `name` (empty: kiln names it).
+fn name_of(cfg: At<'_>) -> String {
+    cfg.value.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Refuses `data_format: "channels_first"`: kiln computes channels-last only.
+fn channels_last(cfg: At<'_>) -> Result<(), KerasError> {
+    match cfg.get("data_format") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(f)) if f == "channels_last" => Ok(()),
+        Some(other) => Err(cfg.error_at(
+            "data_format",
+            format!("{} is not supported: kiln computes channels_last only", kiln_fs::excerpt(other)),
+        )),
+    }
 }
 
 /// The sample shape of an `InputLayer`'s `batch_shape` `[null, d1, …]`.

@@ -36,6 +36,9 @@ struct DropoutState {
     mask: Vec<f32>,
     rng: Option<Rng>,
     masked: bool,
+    /// A keep mask (0/1 per value) to use instead of drawing one, for the next training
+    /// forward only (`replay_mask`).
+    replay: Option<Vec<f32>>,
 }
 
 impl Dropout {
@@ -113,10 +116,34 @@ impl Layer for Dropout {
         let rng = s.rng.as_mut().expect("Dropout used before build");
         let scale = 1.0 / (1.0 - self.rate);
         s.mask.resize(n * s.width, 0.0);
-        for m in s.mask.iter_mut() {
-            *m = if rng.uniform() >= self.rate { scale } else { 0.0 };
+        match s.replay.take() {
+            Some(keep) if keep.len() == s.mask.len() => {
+                s.mask.iter_mut().zip(&keep).for_each(|(m, &k)| *m = if k != 0.0 { scale } else { 0.0 });
+            }
+            _ => {
+                for m in s.mask.iter_mut() {
+                    *m = if rng.uniform() >= self.rate { scale } else { 0.0 };
+                }
+            }
         }
         output.as_mut_slice().iter_mut().zip(&s.mask).for_each(|(y, &m)| *y *= m);
+    }
+
+    fn replay_mask(&mut self, keep: &[f32]) -> Result<(), LayerError> {
+        if self.state.rng.is_none() {
+            return Err(LayerError::Config {
+                layer: self.core.name.clone(),
+                message: "is not built yet: it has no mask to replay".to_string(),
+            });
+        }
+        if let Some(&bad) = keep.iter().find(|&&k| k != 0.0 && k != 1.0) {
+            return Err(LayerError::Config {
+                layer: self.core.name.clone(),
+                message: format!("a replayed keep mask holds 0 or 1, not {bad}"),
+            });
+        }
+        self.state.replay = Some(keep.to_vec());
+        Ok(())
     }
 
     fn rng_state(&self) -> Option<RngState> {

@@ -146,6 +146,15 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         None
     }
 
+    /// Makes the next training `forward` keep exactly the values where `keep` is 1 (0:
+    /// drop), instead of drawing its own mask; `keep` has one entry per value of the batch.
+    /// Trace replay uses it to follow masks another library drew. The default refuses:
+    /// the layer draws no masks.
+    fn replay_mask(&mut self, keep: &[f32]) -> Result<(), LayerError> {
+        let _ = keep;
+        Err(LayerError::Config { layer: self.name().to_string(), message: "draws no masks to replay".to_string() })
+    }
+
     /// Moves the layer's random generator to `state` (from [`rng_state`](Layer::rng_state)).
     /// The default refuses: the layer has no generator.
     fn set_rng_state(&mut self, state: &RngState) -> Result<(), LayerError> {

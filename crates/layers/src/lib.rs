@@ -35,6 +35,7 @@ mod input;
 mod layer;
 mod param;
 pub mod penalties;
+mod reshape;
 pub mod testing;
 
 pub use activation::Activation;
@@ -47,3 +48,4 @@ pub use initializer::Initializer;
 pub use input::LayerInput;
 pub use layer::{GradOf, Layer};
 pub use param::Param;
+pub use reshape::{Flatten, Reshape};

@@ -1,12 +1,20 @@
 //! kiln-onnx: a kiln model as an ONNX model, for runtimes other than kiln (onnxruntime,
 //! tract, browsers…).
 //!
-//! A `Sequential` of `Dense` and `Dropout` layers becomes an opset-13 graph: each Dense is
-//! a `Gemm` (kernel `(in, out)`, bias) or, without bias, a `MatMul`, followed by its
-//! activation (`Relu`, `Sigmoid`, `Tanh`, `Softmax` over the last axis; nothing for
-//! linear); Dropout is the identity at inference and adds no node. The input `input` is
-//! `float32 [N, in]` with a free batch size `N`; the output is `output`. Weights are
-//! stored as initializers. Any other layer is an error naming it.
+//! A built `Sequential` becomes an opset-17 graph. Its input `input` is
+//! `float32 [N, d1, …]` in the model's sample shape (channels last, as kiln and Keras
+//! store images) with a free batch size `N`; its output is `output`. Layers map to:
+//!
+//! | kiln layer | ONNX |
+//! |---|---|
+//! | Dense on flat samples | `Gemm` (kernel `(in, out)`, bias), or `MatMul` without bias |
+//! | Dense on shaped samples | `MatMul` + `Add` (last axis) |
+//! | activations | `Relu`, `Sigmoid`, `Tanh`, `Softmax(axis=-1)`; nothing for linear |
+//! | Dropout | nothing (the identity at inference) |
+//! | Flatten | `Flatten(axis=1)` |
+//! | Reshape | `Reshape` to `[-1, target…]` |
+//!
+//! Weights are initializers. Any other layer is an error naming it.
 //!
 //! ```
 //! use kiln_layers::{Activation, Dense, Dropout};
@@ -22,24 +30,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod dense;
+mod graph;
 mod proto;
+mod reshape;
 
 use std::path::Path;
 
-use kiln_layers::{Activation, Layer};
+use kiln_layers::Layer;
 use kiln_trainer::Sequential;
 use prost::Message;
 
-use proto::{
-    ATTRIBUTE_INT, AttributeProto, Dimension, FLOAT, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
-};
+use graph::{Cursor, Graph, value_info};
+use proto::{ModelProto, OperatorSetIdProto};
 
-/// The ONNX operator set the graph is written for (Gemm, MatMul, Relu, Sigmoid, Tanh and
-/// Softmax with its opset-13 meaning: over one axis).
-pub const OPSET: i64 = 13;
-/// The ONNX IR version matching [`OPSET`].
-pub const IR_VERSION: i64 = 7;
+/// The ONNX operator set the graph is written for (17: the first with
+/// `LayerNormalization`; `Softmax` keeps its opset-13 meaning, over one axis).
+pub const OPSET: i64 = 17;
+/// The ONNX IR version matching [`OPSET`] (ONNX 1.12).
+pub const IR_VERSION: i64 = 8;
 
 /// Why a model cannot be exported.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +63,19 @@ pub enum OnnxError {
         /// What is not supported.
         message: String,
     },
-    /// The model is not built (its input width is unknown).
-    #[error("the model is not built: build it (or load a saved one) so its input width is known")]
+    /// The model is not built (its input shape is unknown).
+    #[error("the model is not built: build it (or load a saved one) so its input shape is known")]
     NotBuilt,
     /// Writing the file failed.
     #[error(transparent)]
     File(#[from] kiln_fs::FileError),
+}
+
+impl OnnxError {
+    /// `layer` cannot be exported, and why.
+    pub(crate) fn unsupported(layer: &dyn Layer, message: String) -> Self {
+        Self::Unsupported { layer: layer.name().to_string(), class: layer.class_name().to_string(), message }
+    }
 }
 
 /// The model as an ONNX `ModelProto`, encoded.
@@ -76,126 +92,45 @@ pub fn export_onnx(model: &Sequential, path: &Path) -> Result<(), OnnxError> {
 }
 
 fn to_model_proto(model: &Sequential) -> Result<ModelProto, OnnxError> {
-    let width = model.input_width().ok_or(OnnxError::NotBuilt)?;
-    let mut graph = GraphProto { name: Some(model.model_name().to_string()), ..Default::default() };
-    let mut current = "input".to_string();
-    let mut current_width = width;
-    for layer in model.layers() {
-        if let Some((out, out_width)) = add_layer(&mut graph, layer.as_ref(), &current)? {
-            current = out;
-            current_width = out_width;
-        }
+    let (input, shapes) = match (model.model_input_shape(), model.layer_shapes()) {
+        (Some(input), Some(shapes)) => (input, shapes),
+        _ => return Err(OnnxError::NotBuilt),
+    };
+    let mut graph = Graph::default();
+    graph.proto.name = Some(model.model_name().to_string());
+    let mut cur = Cursor { name: "input".to_string(), dims: input.dims().to_vec(), channels_first: false };
+    for (layer, shape) in model.layers().iter().zip(shapes) {
+        cur = add_layer(&mut graph, layer.as_ref(), cur, shape.dims())?;
     }
-    // The graph's output must be a node's output: a model of Dropout layers only gets one.
-    if current == "input" {
-        graph.node.push(node("Identity", "identity", vec![current], "output", vec![]));
+    let cur = graph.channels_last(cur, "output");
+    // The graph's output must be written by a node: rename the last node's output when it
+    // is the final value, else (an input passed through unchanged) add an Identity.
+    match graph.proto.node.last_mut() {
+        Some(last) if last.output.first() == Some(&cur.name) => last.output = vec!["output".to_string()],
+        _ => graph.node("Identity", "identity", vec![cur.name.clone()], "output", vec![]),
     }
-    // The last node writes the graph's output (no node reads what it wrote before).
-    let last = graph.node.last_mut().expect("at least one node");
-    last.output = vec!["output".to_string()];
-    graph.input.push(value_info("input", width));
-    graph.output.push(value_info("output", current_width));
+    graph.proto.input.push(value_info("input", input.dims()));
+    graph.proto.output.push(value_info("output", &cur.dims));
     Ok(ModelProto {
         ir_version: Some(IR_VERSION),
         producer_name: Some("kiln".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         doc_string: Some(format!("{} exported by kiln-onnx", model.model_name())),
-        graph: Some(graph),
+        graph: Some(graph.proto),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
     })
 }
 
-/// Appends `layer`'s nodes reading `input`; returns its output name and width (`None`
-/// for a layer that is the identity at inference).
-fn add_layer(graph: &mut GraphProto, layer: &dyn Layer, input: &str) -> Result<Option<(String, usize)>, OnnxError> {
-    let name = layer.name();
-    let unsupported = |message: String| OnnxError::Unsupported {
-        layer: name.to_string(),
-        class: layer.class_name().to_string(),
-        message,
-    };
+/// Appends `layer`'s nodes reading `cur`; returns the value the next layer reads.
+fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usize]) -> Result<Cursor, OnnxError> {
     match layer.class_name() {
-        "Dropout" => Ok(None),
-        "Dense" => {
-            let params = layer.params();
-            let kernel = params.iter().find(|p| p.name() == "kernel").ok_or_else(|| unsupported("no kernel".into()))?;
-            let [fan_in, units] = kernel.shape() else {
-                return Err(unsupported(format!("kernel shape {:?} is not 2-D", kernel.shape())));
-            };
-            let (fan_in, units) = (*fan_in, *units);
-            let bias = params.iter().find(|p| p.name() == "bias");
-            if params.len() != 1 + usize::from(bias.is_some()) {
-                return Err(unsupported("has parameters besides kernel and bias".into()));
-            }
-            let kernel_name = format!("{name}/kernel");
-            graph.initializer.push(tensor(&kernel_name, &[fan_in, units], kernel.value()));
-            let product = format!("{name}/linear");
-            match bias {
-                Some(b) => {
-                    let bias_name = format!("{name}/bias");
-                    graph.initializer.push(tensor(&bias_name, &[units], b.value()));
-                    let inputs = vec![input.to_string(), kernel_name, bias_name];
-                    graph.node.push(node("Gemm", &format!("{name}/gemm"), inputs, &product, vec![]));
-                }
-                None => {
-                    let inputs = vec![input.to_string(), kernel_name];
-                    graph.node.push(node("MatMul", &format!("{name}/matmul"), inputs, &product, vec![]));
-                }
-            }
-            let out = match layer.activation() {
-                Activation::Linear => product,
-                act => {
-                    let (op, attrs) = match act {
-                        Activation::Relu => ("Relu", vec![]),
-                        Activation::Sigmoid => ("Sigmoid", vec![]),
-                        Activation::Tanh => ("Tanh", vec![]),
-                        Activation::Softmax => ("Softmax", vec![int_attribute("axis", -1)]),
-                        Activation::Linear => unreachable!("handled above"),
-                    };
-                    let out = format!("{name}/{}", op.to_lowercase());
-                    graph.node.push(node(op, &out, vec![product], &out, attrs));
-                    out
-                }
-            };
-            Ok(Some((out, units)))
-        }
-        other => Err(unsupported(format!("`{other}` layers are not exported (Dense and Dropout are)"))),
-    }
-}
-
-fn node(op: &str, name: &str, input: Vec<String>, output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        input,
-        output: vec![output.to_string()],
-        name: Some(name.to_string()),
-        op_type: Some(op.to_string()),
-        attribute,
-    }
-}
-
-fn int_attribute(name: &str, value: i64) -> AttributeProto {
-    AttributeProto { name: Some(name.to_string()), i: Some(value), r#type: Some(ATTRIBUTE_INT) }
-}
-
-fn tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
-    TensorProto {
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: Some(FLOAT),
-        float_data: values.to_vec(),
-        name: Some(name.to_string()),
-    }
-}
-
-/// A `float32 [N, width]` value with a free batch dimension `N`.
-fn value_info(name: &str, width: usize) -> ValueInfoProto {
-    let dims = vec![
-        Dimension { dim_value: None, dim_param: Some("N".into()) },
-        Dimension { dim_value: Some(width as i64), dim_param: None },
-    ];
-    ValueInfoProto {
-        name: Some(name.to_string()),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor { elem_type: Some(FLOAT), shape: Some(TensorShapeProto { dim: dims }) }),
-        }),
+        "Dropout" => Ok(cur),
+        "Dense" => dense::export(graph, layer, cur, out_dims),
+        "Flatten" => Ok(reshape::flatten(graph, layer, cur, out_dims)),
+        "Reshape" => Ok(reshape::reshape(graph, layer, cur, out_dims)),
+        other => Err(OnnxError::unsupported(
+            layer,
+            format!("`{other}` layers are not exported (Dense, Dropout, Flatten and Reshape are)"),
+        )),
     }
 }

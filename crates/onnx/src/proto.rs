@@ -6,8 +6,14 @@
 
 /// `TensorProto.DataType.FLOAT`.
 pub const FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT64`.
+pub const INT64: i32 = 7;
+/// `AttributeProto.AttributeType.FLOAT`.
+pub const ATTRIBUTE_FLOAT: i32 = 1;
 /// `AttributeProto.AttributeType.INT`.
 pub const ATTRIBUTE_INT: i32 = 2;
+/// `AttributeProto.AttributeType.INTS`.
+pub const ATTRIBUTE_INTS: i32 = 7;
 
 /// `ModelProto`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -65,18 +71,22 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
 }
 
-/// `AttributeProto` (integer attributes only).
+/// `AttributeProto` (float, integer and integer-list attributes).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     #[prost(string, optional, tag = "1")]
     pub name: Option<String>,
+    #[prost(float, optional, tag = "2")]
+    pub f: Option<f32>,
     #[prost(int64, optional, tag = "3")]
     pub i: Option<i64>,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
     #[prost(int32, optional, tag = "20")]
     pub r#type: Option<i32>,
 }
 
-/// `TensorProto` (float data, packed in `float_data`).
+/// `TensorProto` (float data packed in `float_data`, int64 data in `int64_data`).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
     #[prost(int64, repeated, tag = "1")]
@@ -85,6 +95,8 @@ pub struct TensorProto {
     pub data_type: Option<i32>,
     #[prost(float, repeated, tag = "4")]
     pub float_data: Vec<f32>,
+    #[prost(int64, repeated, tag = "7")]
+    pub int64_data: Vec<i64>,
     #[prost(string, optional, tag = "8")]
     pub name: Option<String>,
 }

@@ -40,14 +40,16 @@ const FIT_INFO: &[&str] = &["steps_per_epoch", "validation"];
 const DATA_KEYS: &[&str] = &["x", "y", "x_val", "y_val", "sample_weight"];
 const BATCH_KEYS: &[&str] =
     &["epoch", "batch", "raw_total_loss", "raw_data_loss", "reported_running_logs", "weights_after_update"];
-const BATCH_INFO: &[&str] = &["sample_range", "raw_additional_losses", "derived_batch_loss_from_running_mean"];
+const BATCH_INFO: &[&str] =
+    &["sample_range", "raw_additional_losses", "derived_batch_loss_from_running_mean", "dropout_masks"];
 
 /// Refuses keys of `v` outside `known ∪ info`, even when they look "off": in a trace
-/// every key is data.
+/// every key is data. The one exception: a top-level key ending in `_note` is prose.
 fn strict(v: &Value, path: &str, known: &[&str], info: &[&str]) -> Result<(), KerasError> {
     let Some(map) = v.as_object() else { return Err(KerasError::config(path, "must be an object")) };
     for k in map.keys() {
-        if !known.contains(&k.as_str()) && !info.contains(&k.as_str()) {
+        let prose = path.is_empty() && k.ends_with("_note");
+        if !known.contains(&k.as_str()) && !info.contains(&k.as_str()) && !prose {
             return Err(KerasError::config(
                 if path.is_empty() { k.clone() } else { format!("{path}.{k}") },
                 "is not part of the trace schema kiln replays; refusing to ignore it",
@@ -103,6 +105,22 @@ struct Recorder<'t> {
 }
 
 impl Callback for Recorder<'_> {
+    /// Hands each Dropout layer the keep mask Keras drew for this step (TF's mask stream
+    /// cannot be reproduced, so the trace records it).
+    fn on_train_batch_begin(&mut self, _batch: usize, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        let Some(b) = self.keras.get(self.ran) else { return Ok(()) };
+        let Some(masks) = b.get("dropout_masks") else { return Ok(()) };
+        let rows = b.get("sample_range").map(flat_values).and_then(|r| match r[..] {
+            [start, end] if end >= start => Some((end - start) as usize),
+            _ => None,
+        });
+        if let Err(e) = replay_masks(self.ran, masks, rows, ctl.model_mut()) {
+            self.error.get_or_insert(e);
+            ctl.stop_training();
+        }
+        Ok(())
+    }
+
     fn on_train_batch_end(&mut self, _batch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         let i = self.ran;
         self.ran += 1;
@@ -121,6 +139,40 @@ impl Callback for Recorder<'_> {
     fn wants_batches(&self) -> bool {
         true
     }
+}
+
+/// Sets `batches[i].dropout_masks` (`{layer: 0/1 mask in the layer input's shape}`) on
+/// the model's layers for the coming step.
+/// `rows`, the batch's sample count when the trace records it, must match each mask.
+fn replay_masks(i: usize, masks: &Value, rows: Option<usize>, model: &mut Sequential) -> Result<(), KerasError> {
+    let at = format!("batches[{i}].dropout_masks");
+    let map = masks.as_object().ok_or_else(|| KerasError::config(&at, "must be an object"))?;
+    let widths = model.layer_widths().map(<[usize]>::to_vec).unwrap_or_default();
+    let input_width = model.input_width().unwrap_or(0);
+    for (name, mask) in map {
+        let path = format!("{at}.{name}");
+        let index = model
+            .layers()
+            .iter()
+            .position(|l| l.name() == name)
+            .ok_or_else(|| KerasError::config(&path, "names no layer of the model"))?;
+        let keep: Vec<f32> = flat_values(mask).into_iter().map(|v| v as f32).collect();
+        // The mask covers the layer's input: the previous layer's output (or the model's).
+        let width = if index == 0 { input_width } else { widths[index - 1] };
+        let whole = width > 0 && !keep.is_empty() && keep.len() % width == 0;
+        if !whole || rows.is_some_and(|r| r * width != keep.len()) {
+            return Err(KerasError::config(
+                &path,
+                format!(
+                    "{} values are not {} samples of the layer's {width} inputs",
+                    keep.len(),
+                    rows.map_or_else(|| "whole".to_string(), |r| r.to_string())
+                ),
+            ));
+        }
+        model.layers_mut()[index].replay_mask(&keep).map_err(|e| KerasError::config(&path, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Compares kiln's batch `i` with Keras' record `b` of it.
