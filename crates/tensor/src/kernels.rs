@@ -61,7 +61,7 @@ pub fn column_sums_blocked(m: &[f32], out: &mut [f32]) {
             // addition joins two partial sums of equal size (pairwise summation).
             let mut level = 0;
             while occupied & (1 << level) != 0 {
-                acc[..lanes].iter_mut().zip(&levels[level][..lanes]).for_each(|(a, &p)| *a = p + *a);
+                acc[..lanes].iter_mut().zip(&levels[level][..lanes]).for_each(|(a, &p)| *a += p);
                 occupied &= !(1 << level);
                 level += 1;
             }

@@ -83,13 +83,13 @@ fn cases() -> Vec<Window2d> {
     let g = |i: [usize; 3], k: [usize; 2], s: usize, d: usize, p| Window2d::new(i, k, [s, s], [d, d], p).unwrap();
     vec![
         g([7, 6, 3], [3, 3], 1, 1, Padding::Same),
-        g([7, 7, 2], [3, 3], 2, 1, Padding::Same),   // odd, stride 2: pads (1, 1)
-        g([8, 8, 2], [3, 3], 2, 1, Padding::Same),   // even, stride 2: pads (0, 1)
+        g([7, 7, 2], [3, 3], 2, 1, Padding::Same), // odd, stride 2: pads (1, 1)
+        g([8, 8, 2], [3, 3], 2, 1, Padding::Same), // even, stride 2: pads (0, 1)
         g([28, 28, 1], [3, 3], 2, 1, Padding::Same), // out 14, pads (0, 1)
-        g([6, 5, 2], [2, 2], 1, 1, Padding::Same),   // pads (0, 1)
-        g([6, 6, 2], [4, 4], 1, 1, Padding::Same),   // pads (1, 2)
-        g([9, 8, 2], [3, 3], 1, 2, Padding::Valid),  // dilation 2
-        g([7, 8, 2], [3, 2], 1, 2, Padding::Same),   // dilation 2, same
+        g([6, 5, 2], [2, 2], 1, 1, Padding::Same), // pads (0, 1)
+        g([6, 6, 2], [4, 4], 1, 1, Padding::Same), // pads (1, 2)
+        g([9, 8, 2], [3, 3], 1, 2, Padding::Valid), // dilation 2
+        g([7, 8, 2], [3, 2], 1, 2, Padding::Same), // dilation 2, same
         g([7, 8, 3], [3, 3], 1, 1, Padding::Valid),
         g([7, 8, 2], [3, 3], 2, 1, Padding::Valid), // stride 2 drops the last column
         g([5, 4, 3], [1, 1], 1, 1, Padding::Valid), // pointwise fast path
@@ -117,7 +117,15 @@ fn conv_forward_and_backward_match_direct_loops() {
         let (dk_want, dx_want) = naive_grads(&x, &k, &dy, &g);
         let mut dk = Matrix::from_vec(k.rows(), cout, vec![f32::NAN; k.rows() * cout]).unwrap();
         let ws = &mut scratch;
-        conv2d_backward_kernel(dk.view_mut(), x.view(), dy.view(), &g, ws, Accumulate::Replace, Parallelism::Sequential);
+        conv2d_backward_kernel(
+            dk.view_mut(),
+            x.view(),
+            dy.view(),
+            &g,
+            ws,
+            Accumulate::Replace,
+            Parallelism::Sequential,
+        );
         assert_close(dk.as_slice(), &dk_want, 1e-5, &format!("dK {g:?}"));
         // Add accumulates onto what is there.
         dk.fill(1.0);
@@ -245,6 +253,7 @@ fn pool_cases() -> Vec<Window2d> {
         p([6, 7, 1], [3, 2], [1, 1], Padding::Same),
         p([4, 6, 2], [2, 3], [1, 2], Padding::Valid),
         p([1, 9, 2], [1, 3], [1, 2], Padding::Same), // 1-D
+        Window2d::pool_1d(7, 2, 2, 2, Padding::Valid).unwrap(),
         Window2d::global([3, 4, 2]).unwrap(),
     ]
 }
@@ -255,12 +264,9 @@ fn max_pool_matches_the_tf_rule_and_scatters_to_argmax() {
     for g in pool_cases() {
         let images = 2;
         // Values on a coarse grid so windows contain ties.
-        let x = Matrix::from_vec(
-            images,
-            g.input_len(),
-            (0..images * g.input_len()).map(|_| rng.below(4) as f32).collect(),
-        )
-        .unwrap();
+        let x =
+            Matrix::from_vec(images, g.input_len(), (0..images * g.input_len()).map(|_| rng.below(4) as f32).collect())
+                .unwrap();
         let len = g.output_len(g.input()[2]);
         let (mut out, mut arg) = (Matrix::zeros(images, len), vec![u32::MAX; images * len]);
         max_pool_forward(out.view_mut(), Some(&mut arg), x.view(), &g);
@@ -401,7 +407,7 @@ fn blocked_column_sums_are_far_more_accurate_than_sequential_over_86k_rows() {
     assert_eq!(out, vec![5., 7., 9.]);
     column_sums_blocked(&[], &mut out);
     assert_eq!(out, vec![0., 0., 0.]);
-    let ones = vec![1.0f32; 1000 * 3 + 0];
+    let ones = vec![1.0f32; 1000 * 3];
     column_sums_blocked(&ones, &mut out);
     assert_eq!(out, vec![1000.0; 3]);
 }

@@ -121,7 +121,10 @@ impl Window2d {
         }
         let col = kernel[0].checked_mul(kernel[1]).and_then(|v| v.checked_mul(c));
         if col.is_none_or(|n| n > u32::MAX as usize) {
-            return Err(ShapeError(format!("a receptive field of {}×{}×{c} values exceeds u32::MAX", kernel[0], kernel[1])));
+            return Err(ShapeError(format!(
+                "a receptive field of {}×{}×{c} values exceeds u32::MAX",
+                kernel[0], kernel[1]
+            )));
         }
         // Height never has causal padding (checked above: it is 1 with kernel 1 then).
         let vertical = if padding == Padding::Causal { Padding::Valid } else { padding };
@@ -156,11 +159,28 @@ impl Window2d {
 
     /// A pooling window: no dilation, `strides` default to `pool` in Keras
     /// (`base_pooling.py`: `strides = pool_size if strides is None`); only `Valid`/`Same`.
-    pub fn pool(input: [usize; 3], pool: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Self, ShapeError> {
+    pub fn pool(
+        input: [usize; 3],
+        pool: [usize; 2],
+        strides: [usize; 2],
+        padding: Padding,
+    ) -> Result<Self, ShapeError> {
         if padding == Padding::Causal {
             return Err(ShapeError("pooling takes `valid` or `same` padding, not `causal`".into()));
         }
         Self::new(input, pool, strides, [1, 1], padding)
+    }
+
+    /// A 1-D pooling window over `[steps, c]` samples (MaxPooling1D/AveragePooling1D; Keras
+    /// defaults `pool = 2`, `stride = pool`): [`Window2d::pool`] with `h = 1`.
+    pub fn pool_1d(
+        steps: usize,
+        channels: usize,
+        pool: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Self, ShapeError> {
+        Self::pool([1, steps, channels], [1, pool], [1, stride], padding)
     }
 
     /// Input sample shape `[h, w, c]`.

@@ -62,7 +62,8 @@ pub fn max_pool_forward(out: ViewMut<'_>, mut argmax: Option<&mut [u32]>, x: Vie
     }
     let [_, w, c] = g.input();
     let (in_len, out_len) = (x.cols, out.cols);
-    for (image, (src, dst)) in x.data.chunks_exact(in_len.max(1)).zip(out.data.chunks_exact_mut(out_len.max(1))).enumerate()
+    for (image, (src, dst)) in
+        x.data.chunks_exact(in_len.max(1)).zip(out.data.chunks_exact_mut(out_len.max(1))).enumerate()
     {
         let mut arg = argmax.as_deref_mut().map(|a| &mut a[image * out_len..(image + 1) * out_len]);
         for_each_window(g, |at, ys, xs| {
@@ -103,7 +104,8 @@ pub fn max_pool_backward(dx: ViewMut<'_>, dy: View<'_>, argmax: &[u32]) {
     assert_eq!(dx.rows, dy.rows, "pool: dx and dy need the same images");
     assert_eq!(argmax.len(), dy.data.len(), "pool: argmax needs one index per output value");
     let (in_len, out_len) = (dx.cols.max(1), dy.cols.max(1));
-    for ((d, g), a) in dx.data.chunks_exact_mut(in_len).zip(dy.data.chunks_exact(out_len)).zip(argmax.chunks_exact(out_len))
+    for ((d, g), a) in
+        dx.data.chunks_exact_mut(in_len).zip(dy.data.chunks_exact(out_len)).zip(argmax.chunks_exact(out_len))
     {
         // Indexing the sample's row (not the batch) keeps a bad index from leaking across samples.
         g.iter().zip(a).for_each(|(&g, &i)| d[i as usize] += g);
