@@ -12,6 +12,26 @@
 //! Nothing here allocates: callers size `col` scratch with [`Window2d::col_scratch_len`] and
 //! argmax buffers with [`Window2d::output_len`] when the layer is built. 1-D layers use the
 //! same kernels with `h = 1` ([`Window2d::new_1d`]).
+//!
+//! ```
+//! use kiln_tensor::conv::{conv2d_forward, max_pool_forward};
+//! use kiln_tensor::{Matrix, Padding, Parallelism, Window2d};
+//!
+//! // One 3×3×1 image, a 2×2 kernel of ones, valid: each output sums a 2×2 patch.
+//! let g = Window2d::new([3, 3, 1], [2, 2], [1, 1], [1, 1], Padding::Valid).unwrap();
+//! let x = Matrix::from_vec(1, 9, (1..=9).map(|v| v as f32).collect()).unwrap();
+//! let k = Matrix::from_vec(g.col_width(), 1, vec![1.0; 4]).unwrap();
+//! let mut y = Matrix::zeros(1, g.output_len(1));
+//! let mut scratch = vec![0.0; g.col_scratch_len(1)];
+//! conv2d_forward(y.view_mut(), x.view(), k.view(), &g, &mut scratch, Parallelism::Sequential);
+//! assert_eq!(y.as_slice(), &[12.0, 16.0, 24.0, 28.0]);
+//!
+//! // 2×2 max pooling, same padding on the odd input: out 2×2, the odd pixel padded at the end.
+//! let p = Window2d::pool([3, 3, 1], [2, 2], [2, 2], Padding::Same).unwrap();
+//! let (mut m, mut arg) = (Matrix::zeros(1, p.output_len(1)), vec![0u32; 4]);
+//! max_pool_forward(m.view_mut(), Some(&mut arg), x.view(), &p);
+//! assert_eq!((m.as_slice(), &arg[..]), (&[5.0, 6.0, 8.0, 9.0][..], &[4u32, 5, 7, 8][..]));
+//! ```
 
 mod geometry;
 mod im2col;

@@ -411,3 +411,11 @@ fn blocked_column_sums_are_far_more_accurate_than_sequential_over_86k_rows() {
     column_sums_blocked(&ones, &mut out);
     assert_eq!(out, vec![1000.0; 3]);
 }
+
+#[test]
+#[should_panic(expected = "no dilation")]
+fn pooling_refuses_a_dilated_window() {
+    let g = Window2d::new([5, 5, 1], [2, 2], [1, 1], [2, 2], Padding::Valid).unwrap();
+    let (x, mut out) = (Matrix::zeros(1, 25), Matrix::zeros(1, g.output_len(1)));
+    avg_pool_forward(out.view_mut(), x.view(), &g);
+}

@@ -47,6 +47,8 @@ fn for_each_window(g: &Window2d, mut f: impl FnMut(usize, Range<usize>, Range<us
 
 /// Checks pooling shapes: `x`/`dx` `[images, h·w·c]`, `y`/`dy` `[images, oh·ow·c]`.
 fn check(g: &Window2d, input: (usize, usize), output: (usize, usize)) {
+    // The window walk below ignores dilation: a conv geometry with dilation is not a pool.
+    assert_eq!(g.dilation(), [1, 1], "pool: windows have no dilation (build them with Window2d::pool)");
     assert_eq!(input.1, g.input_len(), "pool: input rows must hold h·w·c values");
     assert_eq!(output, (input.0, g.output_len(g.input()[2])), "pool: output must be [images, oh·ow·c]");
 }
