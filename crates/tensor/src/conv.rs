@@ -90,6 +90,40 @@ fn col_block<'a>(scratch: &'a mut [f32], g: &Window2d, rows: usize) -> &'a mut [
     &mut scratch[..need]
 }
 
+/// Fewest `f32`s of `col` worth splitting over threads (below, spawning costs more).
+const PAR_MIN_VALUES: usize = 1 << 15;
+
+/// [`im2col`] of `col.len() / kh·kw·c` rows from `first_row`, split by rows over `par`'s
+/// threads (a pure copy: the bits never depend on the split).
+fn im2col_par(col: &mut [f32], x: View<'_>, g: &Window2d, first_row: usize, par: Parallelism) {
+    let cw = g.col_width();
+    let rows = col.len() / cw;
+    let min_rows = PAR_MIN_VALUES.div_ceil(cw);
+    let ranges = crate::pool::row_blocks(par, rows, min_rows);
+    crate::pool::for_row_blocks(par, col, cw, &ranges, |start, block| {
+        im2col(ViewMut { rows: block.len() / cw, cols: cw, data: block }, x, g, first_row + start);
+    });
+}
+
+/// [`col2im`] of `dcol` (rows from `first_row`) into the batch `dx`, split by image over
+/// `par`'s threads: each image's cells receive their rows in the same order as on one
+/// thread, so the bits never depend on the split (and no two threads touch one image).
+fn col2im_par(dx: &mut [f32], dcol: View<'_>, g: &Window2d, first_row: usize, par: Parallelism) {
+    let (pixels, in_len, cw) = (g.output_pixels(), g.input_len(), g.col_width());
+    let (first_image, end_image) = (first_row / pixels, (first_row + dcol.rows).div_ceil(pixels));
+    let images = &mut dx[first_image * in_len..end_image * in_len];
+    let min_images = PAR_MIN_VALUES.div_ceil(pixels * cw);
+    let ranges = crate::pool::row_blocks(par, end_image - first_image, min_images);
+    crate::pool::for_row_blocks(par, images, in_len, &ranges, |start, block| {
+        // The dcol rows of images first_image + start .. + block images, clipped to this block.
+        let (b0, b1) = (first_image + start, first_image + start + block.len() / in_len);
+        let (r0, r1) = ((b0 * pixels).max(first_row), (b1 * pixels).min(first_row + dcol.rows));
+        let rows = View { rows: r1 - r0, cols: cw, data: &dcol.data[(r0 - first_row) * cw..(r1 - first_row) * cw] };
+        // col2im addresses images from 0: shift the geometry's image origin to b0.
+        col2im(ViewMut { rows: b1 - b0, cols: in_len, data: block }, rows, g, r0 - b0 * pixels);
+    });
+}
+
 /// `out = conv(x, kernel)` without bias: `out [images·oh·ow, cout] = col(x) · K`, `K` the
 /// Keras kernel `[kh, kw, cin, cout]` as `[kh·kw·cin, cout]`; overwrites `out`
 /// (`[images, oh·ow·cout]`). `scratch` needs [`Window2d::col_scratch_len`] values.
@@ -111,7 +145,7 @@ pub fn conv2d_forward(
     let cw = g.col_width();
     for (r0, n) in blocks(g, rows) {
         let col = col_block(scratch, g, n);
-        im2col(ViewMut { rows: n, cols: cw, data: col }, x, g, r0);
+        im2col_par(col, x, g, r0, par);
         let dst = ViewMut { rows: n, cols: cout, data: &mut out.data[r0 * cout..(r0 + n) * cout] };
         matmul::ab(dst, View { rows: n, cols: cw, data: col }, kernel, Accumulate::Replace, par);
     }
@@ -138,7 +172,7 @@ pub fn conv2d_backward_kernel(
     }
     for (k, (r0, n)) in blocks(g, rows).enumerate() {
         let col = col_block(scratch, g, n);
-        im2col(ViewMut { rows: n, cols: cw, data: col }, x, g, r0);
+        im2col_par(col, x, g, r0, par);
         let dy_block = View { rows: n, cols: cout, data: &dy.data[r0 * cout..(r0 + n) * cout] };
         let dst = ViewMut { rows: dk.rows, cols: dk.cols, data: &mut *dk.data };
         let acc = if k == 0 { accum } else { Accumulate::Add };
@@ -166,7 +200,6 @@ pub fn conv2d_backward_input(
         let dcol = col_block(scratch, g, n);
         let dy_block = View { rows: n, cols: cout, data: &dy.data[r0 * cout..(r0 + n) * cout] };
         matmul::abt(ViewMut { rows: n, cols: cw, data: &mut *dcol }, dy_block, kernel, Accumulate::Replace, par);
-        let dst = ViewMut { rows: dx.rows, cols: dx.cols, data: &mut *dx.data };
-        col2im(dst, View { rows: n, cols: cw, data: dcol }, g, r0);
+        col2im_par(&mut *dx.data, View { rows: n, cols: cw, data: dcol }, g, r0, par);
     }
 }

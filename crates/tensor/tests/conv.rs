@@ -154,9 +154,12 @@ fn several_col_blocks_split_mid_image_and_threads_keep_the_bits() {
     let dy = random(images, g.output_len(cout), &mut rng);
     let mut scratch = vec![0.0; g.col_scratch_len(images)];
     assert_eq!(scratch.len(), g.col_block_rows() * g.col_width());
-    let mut y = Matrix::zeros(images, g.output_len(cout));
-    conv2d_forward(y.view_mut(), x.view(), k.view(), &g, &mut scratch, Parallelism::Sequential);
-    assert_close(y.as_slice(), &naive_conv(&x, &k, &g), 1e-5, "forward");
+    let mut y = [Matrix::zeros(images, g.output_len(cout)), Matrix::zeros(images, g.output_len(cout))];
+    for (y, par) in y.iter_mut().zip([Parallelism::Sequential, Parallelism::threads(2)]) {
+        conv2d_forward(y.view_mut(), x.view(), k.view(), &g, &mut scratch, par);
+        assert_close(y.as_slice(), &naive_conv(&x, &k, &g), 1e-5, "forward");
+    }
+    assert_eq!(y[0].as_slice(), y[1].as_slice(), "forward bits must not depend on threads");
     let (dk_want, dx_want) = naive_grads(&x, &k, &dy, &g);
     let mut dk = [Matrix::zeros(k.rows(), cout), Matrix::zeros(k.rows(), cout)];
     for (dk, par) in dk.iter_mut().zip([Parallelism::Sequential, Parallelism::threads(2)]) {
@@ -164,9 +167,12 @@ fn several_col_blocks_split_mid_image_and_threads_keep_the_bits() {
         assert_close(dk.as_slice(), &dk_want, 1e-5, "dK");
     }
     assert_eq!(dk[0].as_slice(), dk[1].as_slice(), "dK bits must not depend on threads");
-    let mut dx = Matrix::zeros(images, g.input_len());
-    conv2d_backward_input(dx.view_mut(), dy.view(), k.view(), &g, &mut scratch, Parallelism::threads(2));
-    assert_close(dx.as_slice(), &dx_want, 1e-5, "dX");
+    let mut dx = [Matrix::zeros(images, g.input_len()), Matrix::zeros(images, g.input_len())];
+    for (dx, par) in dx.iter_mut().zip([Parallelism::Sequential, Parallelism::threads(2)]) {
+        conv2d_backward_input(dx.view_mut(), dy.view(), k.view(), &g, &mut scratch, par);
+        assert_close(dx.as_slice(), &dx_want, 1e-5, "dX");
+    }
+    assert_eq!(dx[0].as_slice(), dx[1].as_slice(), "dX bits must not depend on threads");
 }
 
 #[test]
