@@ -403,7 +403,9 @@ fn blocked_column_sums_are_far_more_accurate_than_sequential_over_86k_rows() {
         column_sums(&m, &mut seq);
         column_sums_blocked(&m, &mut blocked);
         let (e_seq, e_blk) = (worst_relative(&seq, &exact), worst_relative(&blocked, &exact));
-        eprintln!("{rows}×{cols} signed={signed}: sequential {e_seq:.2e}, blocked {e_blk:.2e} (ε = 5.96e-8)");
+        eprintln!(
+            "{rows}×{cols} signed={signed}: sequential {e_seq:.2e}, blocked {e_blk:.2e} (unit roundoff 2^-24 = 5.96e-8)"
+        );
         assert!(e_blk < 4.0 * f32::EPSILON as f64, "blocked error {e_blk:e}");
         assert!(e_blk * 10.0 < e_seq, "blocked {e_blk:e} should beat sequential {e_seq:e} by 10×");
     }
