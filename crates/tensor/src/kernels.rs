@@ -28,6 +28,56 @@ pub fn column_sums_par(m: &[f32], out: &mut [f32], par: crate::Parallelism) {
     crate::pool::for_row_blocks(par, out, 1, &ranges, |c0, block| column_sums_range(m, width, c0, block));
 }
 
+/// Rows summed sequentially into one leaf of [`column_sums_blocked`]'s pairwise tree.
+const SUM_BLOCK_ROWS: usize = 32;
+/// Columns handled per pass of [`column_sums_blocked`] (its partial sums live on the stack).
+const SUM_LANES: usize = 64;
+/// Levels of the pairwise tree: `SUM_BLOCK_ROWS · 2^SUM_LEVELS` rows is beyond any `usize`.
+const SUM_LEVELS: usize = 60;
+
+/// `out[j] = Σ_i m[i, j]` (overwrites `out`, width `out.len()`), accurate for long columns:
+/// blocks of 32 rows are summed in order, and the block sums combined pairwise (a binary
+/// counter of partial sums on the stack, no allocation). Error grows like
+/// `(32 + log2(n/32))·ε` instead of the sequential `n·ε` — for conv bias gradients
+/// (`images·oh·ow` rows) and normalization moments (architecture-priors §3.9). Deterministic
+/// and independent of threads; `column_sums` stays the kernel for batch-length sums.
+pub fn column_sums_blocked(m: &[f32], out: &mut [f32]) {
+    let width = out.len();
+    if width == 0 {
+        return;
+    }
+    assert_eq!(m.len() % width, 0, "column_sums_blocked: {} values are not rows of {width}", m.len());
+    for c0 in (0..width).step_by(SUM_LANES) {
+        let c1 = (c0 + SUM_LANES).min(width);
+        let lanes = c1 - c0;
+        let mut levels = [[0.0f32; SUM_LANES]; SUM_LEVELS];
+        let mut occupied = 0u64;
+        for block in m.chunks(SUM_BLOCK_ROWS * width) {
+            let mut acc = [0.0f32; SUM_LANES];
+            for row in block.chunks_exact(width) {
+                acc[..lanes].iter_mut().zip(&row[c0..c1]).for_each(|(a, &x)| *a += x);
+            }
+            // Carry like a binary counter: level l holds the sum of 2^l blocks, so every
+            // addition joins two partial sums of equal size (pairwise summation).
+            let mut level = 0;
+            while occupied & (1 << level) != 0 {
+                acc[..lanes].iter_mut().zip(&levels[level][..lanes]).for_each(|(a, &p)| *a += p);
+                occupied &= !(1 << level);
+                level += 1;
+            }
+            levels[level] = acc;
+            occupied |= 1 << level;
+        }
+        let mut total = [0.0f32; SUM_LANES];
+        for (level, partial) in levels.iter().enumerate() {
+            if occupied & (1 << level) != 0 {
+                total[..lanes].iter_mut().zip(&partial[..lanes]).for_each(|(t, &p)| *t += p);
+            }
+        }
+        out[c0..c1].copy_from_slice(&total[..lanes]);
+    }
+}
+
 /// Column sums of columns `c0..c0 + out.len()` of the row-major `m` with `width` columns.
 fn column_sums_range(m: &[f32], width: usize, c0: usize, out: &mut [f32]) {
     out.fill(0.0);

@@ -4,7 +4,7 @@
 //! products through faer into preallocated outputs ([`matmul`]), elementwise [`kernels`], a
 //! CSR sparse batch type ([`CsrMatrix`]) with sparse × dense products, raw `u8` images
 //! ([`ByteMatrix`]) scaled to `f32` only when a batch is gathered, and a version-stable
-//! seeded generator ([`Rng`], ChaCha8).
+//! seeded generator ([`Rng`], ChaCha8), and NHWC convolution/pooling kernels ([`conv`]).
 //!
 //! ```
 //! use kiln_tensor::{matmul, Accumulate, Matrix, Parallelism};
@@ -17,6 +17,7 @@
 //! ```
 
 mod bytes;
+pub mod conv;
 mod error;
 pub mod kernels;
 pub mod matmul;
@@ -30,6 +31,7 @@ mod sparse_columns;
 mod upper_state;
 
 pub use bytes::ByteMatrix;
+pub use conv::{Padding, Window2d};
 pub use error::ShapeError;
 pub use matrix::{Matrix, View, ViewMut};
 pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_threads};
