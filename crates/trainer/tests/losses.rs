@@ -75,9 +75,9 @@ fn binary_both_paths() {
 fn mean_squared_error() {
     let p = m(&[&[0.5, -1.0], &[2.0, 0.0]]);
     let y = m(&[&[1.0, 0.0], &[0.0, 0.5]]);
-    check(Loss::MeanSquaredError, Activation::Linear, p.clone(), y.clone(), false);
+    check(Loss::mean_squared_error(), Activation::Linear, p.clone(), y.clone(), false);
     let mut g = Matrix::default();
-    let (v, _) = Loss::MeanSquaredError.forward_backward(&p, None, Activation::Linear, &y, None, &mut g);
+    let (v, _) = Loss::mean_squared_error().forward_backward(&p, None, Activation::Linear, &y, None, &mut g);
     // ((0.25 + 1) / 2 + (4 + 0.25) / 2) / 2
     assert!((v - 1.375).abs() < 1e-6);
 }
