@@ -121,7 +121,7 @@ impl<'a> Plan<'a> {
     pub fn value(&self, weighted_sum: f32) -> f32 {
         match self.divisor {
             // divide_no_nan
-            Some(d) if d == 0.0 => 0.0,
+            Some(0.0) => 0.0,
             Some(d) => weighted_sum / d,
             None => weighted_sum * self.u,
         }
