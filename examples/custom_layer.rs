@@ -90,7 +90,7 @@ fn main() -> Result<(), kiln::Error> {
     let y = Matrix::from_vec(256, 1, rows.iter().map(|r| 3.0 * r[0] - 2.0 * r[1] + 1.0).collect())?;
 
     let mut model = Sequential::new().add(Scale { core: LayerCore::default(), l2: 1e-4 }).add(Dense::new(1));
-    model.compile(Optimizer::new(Adam::default(), 0.05), Loss::MeanSquaredError, NO_METRICS)?;
+    model.compile(Optimizer::new(Adam::default(), 0.05), Loss::mean_squared_error(), NO_METRICS)?;
     let history = model.fit(&x, &y, FitOptions::default().epochs(60).batch_size(32).verbose(Verbosity::Silent))?;
     let loss = history.get("loss").expect("loss is logged");
     println!("loss: first epoch {:.4}, last {:.6}", loss[0], loss[loss.len() - 1]);

@@ -79,3 +79,54 @@ fn unsupported_layers_and_losses_are_refused_by_name() {
     .unwrap();
     assert_eq!(m.metrics()[0].name, "mean_absolute_error");
 }
+
+#[test]
+fn loss_options_import_and_the_rest_are_refused_by_name() {
+    use kiln_trainer::{Loss, Reduction};
+    let model = || {
+        model_from_keras(&json!({"layers": [
+            {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+            {"class_name": "Dense", "config": {"name": "d", "units": 3}}]}))
+        .unwrap()
+    };
+    let compile = |loss: serde_json::Value| {
+        let mut m = model();
+        compile_from_keras(&mut m, &json!({"optimizer": {"name": "sgd"}, "loss": loss})).map(|()| m.loss().unwrap())
+    };
+    let scce = compile(json!({"class_name": "SparseCategoricalCrossentropy", "config": {
+        "name": "scce", "reduction": "sum", "from_logits": true, "ignore_class": 255}}))
+    .unwrap();
+    assert_eq!(
+        scce,
+        Loss::sparse_categorical_crossentropy()
+            .with_from_logits(true)
+            .with_ignore_class(Some(255))
+            .unwrap()
+            .with_reduction(Reduction::Sum)
+    );
+    let cce = compile(json!({"class_name": "CategoricalCrossentropy", "config": {
+        "reduction": "mean_with_sample_weight", "label_smoothing": 0.1, "axis": -1}}))
+    .unwrap();
+    assert_eq!((cce.label_smoothing(), cce.reduction()), (0.1, Reduction::MeanWithSampleWeight));
+    let mae =
+        compile(json!({"class_name": "MeanAbsoluteError", "config": {"reduction": "sum_over_batch_size"}})).unwrap();
+    assert_eq!(mae, Loss::mean_absolute_error());
+    assert_eq!(compile(json!("mae")).unwrap(), Loss::mean_absolute_error());
+    let refused = |loss: serde_json::Value, needle: &str| {
+        let err = compile(loss).unwrap_err().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    };
+    // reduction=None (JSON null): one loss per sample, which fit cannot train on.
+    refused(json!({"class_name": "MeanSquaredError", "config": {"reduction": null}}), "reduction `none`");
+    refused(json!({"class_name": "MeanSquaredError", "config": {"reduction": "max"}}), "`max`");
+    refused(json!({"class_name": "BinaryCrossentropy", "config": {"label_smoothing": 1.5}}), "label_smoothing");
+    refused(
+        json!({"class_name": "SparseCategoricalCrossentropy", "config": {"label_smoothing": 0.1}}),
+        "label_smoothing",
+    );
+    refused(json!({"class_name": "CategoricalCrossentropy", "config": {"ignore_class": 1}}), "ignore_class");
+    refused(json!({"class_name": "CategoricalCrossentropy", "config": {"axis": 0}}), "axis");
+    refused(json!({"class_name": "MeanAbsoluteError", "config": {"from_logits": true}}), "from_logits");
+    refused(json!({"class_name": "BinaryFocalCrossentropy", "config": {}}), "BinaryFocalCrossentropy");
+    refused(json!({"class_name": "CategoricalCrossentropy", "config": {"gamma": 2.0}}), "gamma");
+}

@@ -94,7 +94,7 @@ fn direction_model() -> Sequential {
         Metric::from_keras("accuracy").unwrap(),
         Metric::F1Score { average: F1Average::Micro, threshold: None }.named("f1_score"),
     ];
-    model.compile(Adam::default(), Loss::MeanSquaredError, metrics).unwrap();
+    model.compile(Adam::default(), Loss::mean_squared_error(), metrics).unwrap();
     model
 }
 
@@ -102,7 +102,7 @@ fn direction_model() -> Sequential {
 fn scripted_model() -> Sequential {
     let mut model = Sequential::new().add(Dense::new(1));
     model.build(1).unwrap();
-    model.compile(Optimizer::new(Sgd::default(), 0.01), Loss::MeanSquaredError, kiln_trainer::NO_METRICS).unwrap();
+    model.compile(Optimizer::new(Sgd::default(), 0.01), Loss::mean_squared_error(), kiln_trainer::NO_METRICS).unwrap();
     model
 }
 
@@ -150,7 +150,7 @@ fn reduce_lr_case(p: &Value) -> Result<f32, TrainError> {
         Some(s) => Optimizer::new(Adam::default(), serde_json::from_value::<LearningRateSchedule>(s.clone()).unwrap()),
         None => Optimizer::new(Adam::default(), 0.1),
     };
-    model.compile(optimizer, Loss::MeanSquaredError, kiln_trainer::NO_METRICS)?;
+    model.compile(optimizer, Loss::mean_squared_error(), kiln_trainer::NO_METRICS)?;
     let mut cb = ReduceLrOnPlateau::new("val_loss")
         .patience(p["patience"].as_u64().unwrap() as usize)
         .factor(p["factor"].as_f64().unwrap())
@@ -342,7 +342,7 @@ fn run_case(case: &Value, index: usize) -> Result<(), String> {
             }
             let mut model = model.add(Dense::new(2));
             model.build(3).unwrap();
-            model.compile(Sgd::default(), Loss::MeanSquaredError, kiln_trainer::NO_METRICS).unwrap();
+            model.compile(Sgd::default(), Loss::mean_squared_error(), kiln_trainer::NO_METRICS).unwrap();
             let mut cb = TerminateOnNaN::default();
             let (x, y, xv, yv) = (inputs(10, 3, 6), one_hot(10, 2, 0), inputs(10, 3, 7), one_hot(10, 2, 1));
             let opts = silent()
@@ -374,7 +374,7 @@ fn run_case(case: &Value, index: usize) -> Result<(), String> {
                 .add(Dense::new(1).activation(Activation::Relu))
                 .add(Dense::new(1).activation(Activation::Relu));
             model.build(5).unwrap();
-            model.compile(Sgd::default(), Loss::MeanSquaredError, kiln_trainer::NO_METRICS).unwrap();
+            model.compile(Sgd::default(), Loss::mean_squared_error(), kiln_trainer::NO_METRICS).unwrap();
             let mut es = EarlyStopping::new("loss")
                 .patience(p["patience"].as_u64().unwrap() as usize)
                 .start_from_epoch(p["start_from_epoch"].as_u64().unwrap_or(0) as usize);

@@ -2,15 +2,16 @@
 //!
 //! `fixtures/keras_unit/losses.json` and `metrics.json` hold every ported case: the Keras
 //! test file and test name, the Keras version, the inputs, the expected number copied from
-//! that file, and the tolerance that Keras test uses. Each case goes through `Loss::call`
-//! or `Metric::standalone()` (`update_state` / `result`). A failure names the Keras file
+//! that file, and the tolerance that Keras test uses. Each case goes through
+//! `Loss::call_weighted` (or `Loss::call_per_sample` for `reduction=None`) or
+//! `Metric::standalone()` (`update_state` / `result`). A failure names the Keras file
 //! and test. What was left out, and why, is in
 //! `fixtures/keras_unit/LEFT_OUT_losses_metrics_callbacks.md`.
 
 use std::path::PathBuf;
 
 use kiln_tensor::Matrix;
-use kiln_trainer::{Loss, Metric};
+use kiln_trainer::{Loss, Metric, Reduction, SampleWeight};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -81,14 +82,56 @@ fn run_cases(file: &str, run: impl Fn(&Value) -> Result<(), String>) -> usize {
     passed
 }
 
-fn loss_case(case: &Value) -> Result<(), String> {
+/// A loss case's `sample_weight`: JSON null (none), a number (Keras' scalar), a list (one
+/// per row) or a list of lists (a weight matrix).
+fn loss_weight<'a>(v: &Value, rows: &'a mut Vec<f32>, m: &'a mut Option<Matrix>) -> Option<SampleWeight<'a>> {
+    match v {
+        Value::Null => None,
+        Value::Number(n) => Some(SampleWeight::Scalar(n.as_f64().unwrap() as f32)),
+        Value::Array(a) if a.first().is_some_and(Value::is_array) => Some(SampleWeight::Values(m.insert(matrix(v)))),
+        Value::Array(_) => {
+            *rows = weights(v).unwrap();
+            Some(SampleWeight::PerSample(rows))
+        }
+        other => panic!("sample_weight {other}"),
+    }
+}
+
+/// The loss a case names, with the options its Keras constructor sets.
+fn case_loss(case: &Value) -> Result<Loss, String> {
     let name = case["loss"].as_str().unwrap();
-    let loss = Loss::from_keras(name)
+    let mut loss = Loss::from_keras(name)
         .ok_or_else(|| format!("kiln has no loss `{name}`"))?
         .with_from_logits(case["from_logits"].as_bool().unwrap());
+    if let Some(r) = case.get("reduction") {
+        loss = loss.with_reduction(Reduction::from_keras(r.as_str())?);
+    }
+    if let Some(ls) = case.get("label_smoothing") {
+        loss = loss.with_label_smoothing(ls.as_f64().unwrap() as f32).map_err(|e| e.to_string())?;
+    }
+    if let Some(c) = case.get("ignore_class") {
+        loss = loss.with_ignore_class(Some(c.as_i64().unwrap() as i32)).map_err(|e| e.to_string())?;
+    }
+    Ok(loss)
+}
+
+fn loss_case(case: &Value) -> Result<(), String> {
+    let loss = case_loss(case)?;
     let (y_true, y_pred) = (matrix(&case["y_true"]), matrix(&case["y_pred"]));
-    let w = weights(&case["sample_weight"]);
-    let result = loss.call(&y_true, &y_pred, w.as_deref());
+    let (mut rows, mut m) = (Vec::new(), None);
+    let w = loss_weight(&case["sample_weight"], &mut rows, &mut m);
+    // Keras' reduction=None: one value per sample, each compared at the test's tolerance.
+    if let Some(expected) = case["expected"].as_array() {
+        let values = loss.call_per_sample(&y_true, &y_pred, w).map_err(|e| format!("kiln refused: {e}"))?;
+        if values.len() != expected.len() {
+            return Err(format!("got {} values, Keras expects {}", values.len(), expected.len()));
+        }
+        for (i, (v, e)) in values.iter().zip(expected).enumerate() {
+            within(f64::from(*v), e.as_f64().unwrap(), &case["tolerance"]).map_err(|err| format!("[{i}]: {err}"))?;
+        }
+        return Ok(());
+    }
+    let result = loss.call_weighted(&y_true, &y_pred, w);
     if case.get("expect_error").is_some() {
         return match result {
             Err(_) => Ok(()),
@@ -130,7 +173,7 @@ fn metric_case(case: &Value) -> Result<(), String> {
 #[test]
 fn keras_losses_test_golden_values() {
     let passed = run_cases("losses.json", loss_case);
-    assert!(passed >= 30, "only {passed} loss cases ran");
+    assert!(passed >= 53, "only {passed} loss cases ran");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! A Keras compile config (optimizer, loss, metrics) applied to a kiln model.
 
-use kiln_trainer::{Loss, Sequential};
+use kiln_trainer::{Loss, Reduction, Sequential};
 use serde_json::Value;
 
 use crate::KerasError;
@@ -41,27 +41,54 @@ pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), Keras
     Ok(())
 }
 
-/// A Keras loss: an identifier or a serialized loss object.
+/// A Keras loss: an identifier or a serialized loss object, with the options kiln
+/// computes (`from_logits`, `reduction`, `label_smoothing`, `ignore_class`, `axis`);
+/// any other option that is set is refused by name.
 fn loss(at: At<'_>) -> Result<Loss, KerasError> {
     let name = at.class_name().ok_or_else(|| at.error("loss must be a name or a serialized loss"))?;
-    let loss = Loss::from_keras(name).ok_or_else(|| at.error(format!("loss `{name}` is not supported")))?;
+    let mut loss = Loss::from_keras(name).ok_or_else(|| at.error(format!("loss `{name}` is not supported")))?;
     if !at.value.is_object() {
         return Ok(loss);
     }
     let inner = at.inner();
     let cfg = At { value: &inner, path: &at.child_path("config") };
-    refuse_unknown(cfg, name, &["from_logits", "label_smoothing", "reduction", "axis"], &["name", "dtype"])?;
-    if let Some(r) =
-        cfg.get("reduction").and_then(Value::as_str).filter(|r| !matches!(*r, "sum_over_batch_size" | "auto"))
-    {
-        return Err(cfg.error_at("reduction", format!("reduction `{r}` is not supported (sum_over_batch_size)")));
+    refuse_unknown(
+        cfg,
+        name,
+        &["from_logits", "label_smoothing", "reduction", "axis", "ignore_class"],
+        &["name", "dtype"],
+    )?;
+    // A JSON null is Keras' `reduction=None` (no reduction), not an absent key.
+    match cfg.value.get("reduction") {
+        None => {}
+        // Keras 2's `auto` meant sum_over_batch_size (Keras 3 refuses it).
+        Some(Value::String(r)) if r == "auto" => {}
+        Some(Value::Null) => loss = loss.with_reduction(Reduction::None),
+        Some(Value::String(r)) => {
+            loss = loss.with_reduction(Reduction::from_keras(Some(r)).map_err(|e| cfg.error_at("reduction", e))?);
+        }
+        Some(_) => return Err(cfg.error_at("reduction", "must be a string or null")),
     }
-    if cfg.get("axis").is_some_and(|a| a.as_i64() != Some(-1)) {
-        return Err(cfg.error_at("axis", "only the last axis (-1) is supported"));
+    if let Some(v) = cfg.get("from_logits") {
+        let from_logits = v.as_bool().ok_or_else(|| cfg.error_at("from_logits", "must be true or false"))?;
+        if from_logits && !loss.has_from_logits() {
+            return Err(cfg.error_at("from_logits", format!("{name} has no from_logits option")));
+        }
+        loss = loss.with_from_logits(from_logits);
     }
-    let from_logits = match cfg.get("from_logits") {
-        None => false,
-        Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("from_logits", "must be true or false"))?,
-    };
-    Ok(loss.with_from_logits(from_logits))
+    if let Some(ls) = cfg.number("label_smoothing")?.filter(|ls| *ls != 0.0) {
+        loss = loss.with_label_smoothing(ls as f32).map_err(|e| cfg.error_at("label_smoothing", e.to_string()))?;
+    }
+    if let Some(v) = cfg.get("ignore_class") {
+        let class = v
+            .as_i64()
+            .and_then(|c| i32::try_from(c).ok())
+            .ok_or_else(|| cfg.error_at("ignore_class", "must be an integer class id or null"))?;
+        loss = loss.with_ignore_class(Some(class)).map_err(|e| cfg.error_at("ignore_class", e.to_string()))?;
+    }
+    if let Some(v) = cfg.get("axis") {
+        let axis = v.as_i64().ok_or_else(|| cfg.error_at("axis", "must be an integer"))?;
+        loss.check_axis(axis).map_err(|e| cfg.error_at("axis", e.to_string()))?;
+    }
+    Ok(loss)
 }

@@ -49,7 +49,7 @@ pub mod prelude {
         ReduceLrOnPlateau, TerminateOnNaN,
     };
     pub use kiln_trainer::{
-        Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Sequential, StandaloneMetric,
-        Validation, Verbosity,
+        Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Reduction, SampleWeight,
+        Sequential, StandaloneMetric, Validation, Verbosity,
     };
 }

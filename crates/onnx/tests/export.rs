@@ -65,7 +65,7 @@ fn models() -> Vec<(&'static str, Sequential)> {
         ),
     ];
     for (_, m) in &mut out {
-        m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::MeanSquaredError, NO_METRICS).unwrap();
+        m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::mean_squared_error(), NO_METRICS).unwrap();
         let x = uniform(64, 5, 3);
         m.build(5).unwrap();
         let width = *m.layer_widths().unwrap().last().unwrap();

@@ -1,14 +1,14 @@
 //! Losses: value and gradient, computed from logits where Keras does.
 
 use kiln_layers::{Activation, GradOf, Layer};
-use kiln_tensor::{Matrix, kernels};
+use kiln_tensor::Matrix;
 
 use crate::TrainError;
+use crate::loss_kernels::{EPSILON, OneHot, prob_sparse_xent_row, prob_xent_row, sigmoid_xent, sign, softmax_xent_row};
+use crate::reduction::{Plan, Reduction, Weighting};
 
-/// Keras' `backend.epsilon()`, the clipping bound of the probability path.
-const EPSILON: f32 = 1e-7;
-
-/// A training loss, reduced as Keras' `sum_over_batch_size` (mean over samples).
+/// A training loss with Keras' options, reduced as its [`Reduction`] says (default
+/// `sum_over_batch_size`: the mean over samples).
 ///
 /// When the model's last layer ends in softmax (categorical losses) or sigmoid (binary),
 /// the loss is computed from that layer's logits, without clipping — Keras does the same
@@ -16,78 +16,143 @@ const EPSILON: f32 = 1e-7;
 /// `−ln 1e−7 ≈ 16.1`. Otherwise predictions are clipped to `[1e−7, 1 − 1e−7]`.
 /// `from_logits: true` (Keras' `from_logits=True`) reads the last layer's output as
 /// logits: use it with a linear last layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Fields are plain values, checked by [`validate`](Loss::validate) (which `compile` and
+/// the standalone calls run); the `with_*` builders check as they set.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
     /// Integer class labels (one column) against class scores.
     SparseCategoricalCrossentropy {
-        /// Read the output as logits.
+        /// Read the output as logits (default `false`).
         from_logits: bool,
+        /// Keras' `ignore_class` (default `None`): rows with this label have loss 0 and
+        /// leave the reduction (the mean runs over the other rows).
+        ignore_class: Option<i32>,
+        /// How per-sample losses are reduced (default `sum_over_batch_size`).
+        reduction: Reduction,
     },
     /// One-hot (or soft) labels against class scores.
     CategoricalCrossentropy {
-        /// Read the output as logits.
+        /// Read the output as logits (default `false`).
         from_logits: bool,
+        /// Keras' `label_smoothing` in `[0, 1]` (default 0): labels become
+        /// `y·(1 − ls) + ls / num_classes`.
+        label_smoothing: f32,
+        /// How per-sample losses are reduced (default `sum_over_batch_size`).
+        reduction: Reduction,
     },
     /// Labels in `[0, 1]` against one probability per output.
     BinaryCrossentropy {
-        /// Read the output as logits.
+        /// Read the output as logits (default `false`).
         from_logits: bool,
+        /// Keras' `label_smoothing` in `[0, 1]` (default 0): labels become
+        /// `y·(1 − ls) + 0.5·ls`.
+        label_smoothing: f32,
+        /// How per-sample losses are reduced (default `sum_over_batch_size`).
+        reduction: Reduction,
     },
-    /// Mean squared error over the outputs of each sample.
-    MeanSquaredError,
+    /// Mean squared error over the outputs of each sample: `mean((y − ŷ)²)`.
+    MeanSquaredError {
+        /// How per-sample losses are reduced (default `sum_over_batch_size`).
+        reduction: Reduction,
+    },
+    /// Mean absolute error over the outputs of each sample: `mean(|y − ŷ|)`.
+    MeanAbsoluteError {
+        /// How per-sample losses are reduced (default `sum_over_batch_size`).
+        reduction: Reduction,
+    },
 }
 
-/// The loss without its `from_logits` flag: what the formulas switch on.
+/// The loss without its options: what the formulas switch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Sparse,
     Categorical,
     Binary,
     Mse,
+    Mae,
 }
 
 impl Loss {
-    /// Sparse categorical cross-entropy on probabilities (Keras' default `from_logits=False`).
+    /// Sparse categorical cross-entropy on probabilities, Keras' defaults
+    /// (`from_logits=False`, no `ignore_class`, `sum_over_batch_size`).
     pub const fn sparse_categorical_crossentropy() -> Self {
-        Self::SparseCategoricalCrossentropy { from_logits: false }
+        Self::SparseCategoricalCrossentropy {
+            from_logits: false,
+            ignore_class: None,
+            reduction: Reduction::SumOverBatchSize,
+        }
     }
 
-    /// Categorical cross-entropy on probabilities.
+    /// Categorical cross-entropy on probabilities, Keras' defaults (no smoothing).
     pub const fn categorical_crossentropy() -> Self {
-        Self::CategoricalCrossentropy { from_logits: false }
+        Self::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+            reduction: Reduction::SumOverBatchSize,
+        }
     }
 
-    /// Binary cross-entropy on probabilities.
+    /// Binary cross-entropy on probabilities, Keras' defaults (no smoothing).
     pub const fn binary_crossentropy() -> Self {
-        Self::BinaryCrossentropy { from_logits: false }
+        Self::BinaryCrossentropy { from_logits: false, label_smoothing: 0.0, reduction: Reduction::SumOverBatchSize }
     }
 
-    fn kind(self) -> Kind {
+    /// Mean squared error, reduced with `sum_over_batch_size`.
+    pub const fn mean_squared_error() -> Self {
+        Self::MeanSquaredError { reduction: Reduction::SumOverBatchSize }
+    }
+
+    /// Mean absolute error, reduced with `sum_over_batch_size`.
+    pub const fn mean_absolute_error() -> Self {
+        Self::MeanAbsoluteError { reduction: Reduction::SumOverBatchSize }
+    }
+
+    pub(crate) fn kind(self) -> Kind {
         match self {
             Self::SparseCategoricalCrossentropy { .. } => Kind::Sparse,
             Self::CategoricalCrossentropy { .. } => Kind::Categorical,
             Self::BinaryCrossentropy { .. } => Kind::Binary,
-            Self::MeanSquaredError => Kind::Mse,
+            Self::MeanSquaredError { .. } => Kind::Mse,
+            Self::MeanAbsoluteError { .. } => Kind::Mae,
         }
     }
 
-    /// Whether the output is read as logits.
+    /// Whether the output is read as logits (always `false` for MSE and MAE).
     pub fn from_logits(self) -> bool {
         match self {
-            Self::SparseCategoricalCrossentropy { from_logits }
-            | Self::CategoricalCrossentropy { from_logits }
-            | Self::BinaryCrossentropy { from_logits } => from_logits,
-            Self::MeanSquaredError => false,
+            Self::SparseCategoricalCrossentropy { from_logits, .. }
+            | Self::CategoricalCrossentropy { from_logits, .. }
+            | Self::BinaryCrossentropy { from_logits, .. } => from_logits,
+            Self::MeanSquaredError { .. } | Self::MeanAbsoluteError { .. } => false,
         }
     }
 
-    /// The same loss with `from_logits` set (MSE has no such switch and is returned as is).
-    pub fn with_from_logits(self, from_logits: bool) -> Self {
+    /// The reduction (default `sum_over_batch_size`).
+    pub fn reduction(self) -> Reduction {
         match self {
-            Self::SparseCategoricalCrossentropy { .. } => Self::SparseCategoricalCrossentropy { from_logits },
-            Self::CategoricalCrossentropy { .. } => Self::CategoricalCrossentropy { from_logits },
-            Self::BinaryCrossentropy { .. } => Self::BinaryCrossentropy { from_logits },
-            Self::MeanSquaredError => Self::MeanSquaredError,
+            Self::SparseCategoricalCrossentropy { reduction, .. }
+            | Self::CategoricalCrossentropy { reduction, .. }
+            | Self::BinaryCrossentropy { reduction, .. }
+            | Self::MeanSquaredError { reduction }
+            | Self::MeanAbsoluteError { reduction } => reduction,
+        }
+    }
+
+    /// The label smoothing (0 for losses without it).
+    pub fn label_smoothing(self) -> f32 {
+        match self {
+            Self::CategoricalCrossentropy { label_smoothing, .. }
+            | Self::BinaryCrossentropy { label_smoothing, .. } => label_smoothing,
+            _ => 0.0,
+        }
+    }
+
+    /// The ignored class of sparse categorical cross-entropy (`None` otherwise).
+    pub fn ignore_class(self) -> Option<i32> {
+        match self {
+            Self::SparseCategoricalCrossentropy { ignore_class, .. } => ignore_class,
+            _ => None,
         }
     }
 
@@ -98,11 +163,12 @@ impl Loss {
             Kind::Categorical => "categorical_crossentropy",
             Kind::Binary => "binary_crossentropy",
             Kind::Mse => "mean_squared_error",
+            Kind::Mae => "mean_absolute_error",
         }
     }
 
-    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, class names…),
-    /// with `from_logits` off.
+    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, `"mae"`, class
+    /// names…), with Keras' default options.
     pub fn from_keras(name: &str) -> Option<Self> {
         Some(match name {
             "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
@@ -110,16 +176,18 @@ impl Loss {
             }
             "categorical_crossentropy" | "CategoricalCrossentropy" => Self::categorical_crossentropy(),
             "binary_crossentropy" | "BinaryCrossentropy" => Self::binary_crossentropy(),
-            "mse" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
+            "mse" | "mean_squared_error" | "MeanSquaredError" => Self::mean_squared_error(),
+            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Self::mean_absolute_error(),
             _ => return None,
         })
     }
 
     /// Checks labels against the loss's domain and the model's output width, once, before
-    /// training or evaluating: class ids for sparse CE; finite, non-negative rows summing
-    /// to 1 (one-hot or soft) for categorical CE; values in `[0, 1]` for binary CE; finite
-    /// values for MSE. Outside these the loss is meaningless (binary CE with a label of 2
-    /// goes negative), so they are refused rather than trained on.
+    /// training or evaluating: class ids for sparse CE (or its `ignore_class`); finite,
+    /// non-negative rows summing to 1 (one-hot or soft) for categorical CE; values in
+    /// `[0, 1]` for binary CE; finite values for MSE and MAE. Outside these the loss is
+    /// meaningless (binary CE with a label of 2 goes negative), so they are refused rather
+    /// than trained on.
     pub fn check_targets(self, targets: &Matrix, output_width: usize) -> Result<(), TrainError> {
         let (loss, k) = (self.name(), targets.cols());
         let bad = |row: usize, value: f32, problem: String| Err(TrainError::BadLabel { loss, row, value, problem });
@@ -132,11 +200,12 @@ impl Loss {
                 "{loss}: labels have {k} columns but the model outputs {output_width}"
             )));
         }
+        let ignored = self.ignore_class().map(|c| c as f32);
         for (row, t) in targets.as_slice().chunks_exact(k.max(1)).enumerate() {
             match self.kind() {
                 Kind::Sparse => {
                     let v = t[0];
-                    if !(v.fract() == 0.0 && v >= 0.0 && v < output_width as f32) {
+                    if Some(v) != ignored && !(v.fract() == 0.0 && v >= 0.0 && v < output_width as f32) {
                         return bad(row, v, format!("is not a class id in 0..{output_width}"));
                     }
                 }
@@ -158,7 +227,7 @@ impl Loss {
                         );
                     }
                 }
-                Kind::Mse => {
+                Kind::Mse | Kind::Mae => {
                     if let Some(&v) = t.iter().find(|v| !v.is_finite()) {
                         return bad(row, v, "is not finite".into());
                     }
@@ -168,12 +237,12 @@ impl Loss {
         Ok(())
     }
 
-    /// The activation whose logits this loss can start from (`Linear` for MSE).
+    /// The activation whose logits this loss can start from (`Linear` for MSE and MAE).
     pub(crate) fn logits_activation(self) -> Activation {
         match self.kind() {
             Kind::Sparse | Kind::Categorical => Activation::Softmax,
             Kind::Binary => Activation::Sigmoid,
-            Kind::Mse => Activation::Linear,
+            Kind::Mse | Kind::Mae => Activation::Linear,
         }
     }
 
@@ -187,18 +256,21 @@ impl Loss {
         weights: Option<&[f32]>,
         grad: &mut Matrix,
     ) -> (f32, GradOf) {
+        let weighting = Weighting { rows: weights, scalar: false };
         if self.from_logits() {
             let z = last.output();
-            let (loss, _) = self.forward_backward(z, Some(z), self.logits_activation(), targets, weights, grad);
+            let (loss, _) = self.compute(z, Some(z), self.logits_activation(), targets, weighting, grad, None);
             (loss, GradOf::Output)
         } else {
-            self.forward_backward(last.output(), last.logits(), last.activation(), targets, weights, grad)
+            self.compute(last.output(), last.logits(), last.activation(), targets, weighting, grad, None)
         }
     }
 
-    /// The mean loss over the batch, with its gradient written into `grad` — w.r.t. the
-    /// logits when the returned [`GradOf`] says so, else w.r.t. the output. With `weights`
-    /// (one per row), Keras' `sum_over_batch_size` reduction: `Σ wᵢ·lossᵢ / n`.
+    /// The reduced loss over the batch, with its gradient written into `grad` — w.r.t. the
+    /// logits when the returned [`GradOf`] says so, else w.r.t. the output. `weights`: one
+    /// per row; with the default reduction the loss is `Σ wᵢ·lossᵢ / n`. Under
+    /// `Reduction::None` the value is `Σ wᵢ·lossᵢ` (the gradient of Keras' unreduced
+    /// vector is that of its sum).
     pub fn forward_backward(
         self,
         output: &Matrix,
@@ -208,65 +280,94 @@ impl Loss {
         weights: Option<&[f32]>,
         grad: &mut Matrix,
     ) -> (f32, GradOf) {
+        let weighting = Weighting { rows: weights, scalar: false };
+        self.compute(output, logits, activation, targets, weighting, grad, None)
+    }
+
+    /// [`forward_backward`](Loss::forward_backward) with the full weighting, writing each
+    /// row's `wᵢ·lossᵢ` into `per_row` when given (Keras' `reduction=None` output).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn compute(
+        self,
+        output: &Matrix,
+        logits: Option<&Matrix>,
+        activation: Activation,
+        targets: &Matrix,
+        weighting: Weighting<'_>,
+        grad: &mut Matrix,
+        mut per_row: Option<&mut [f32]>,
+    ) -> (f32, GradOf) {
         let (n, k) = output.shape();
         grad.resize(n, k);
         if n == 0 {
             return (0.0, GradOf::Output);
         }
-        let u = 1.0 / n as f32;
+        let ignored = self.ignore_class().map(|c| (targets, c as f32));
+        let plan = Plan::new(self.reduction(), n, weighting, ignored);
+        let u = plan.u;
         let from_logits = match (self.kind(), activation, logits) {
             (Kind::Sparse | Kind::Categorical, Activation::Softmax, Some(z))
             | (Kind::Binary, Activation::Sigmoid, Some(z)) => Some(z),
             _ => None,
         };
+        // Label smoothing, only when set (Keras: `if label_smoothing:`), so unsmoothed
+        // numbers are unchanged bit for bit.
+        let ls = self.label_smoothing();
+        let (keep, cat_add) = ((1.0 - f64::from(ls)) as f32, ls / k as f32);
+        let smooth_binary = |t: f32| if ls == 0.0 { t } else { t * keep + 0.5 * ls };
         let mut sum = 0.0f32;
         let g = grad.as_mut_slice();
-        // Row i's weight (1 without weights: `x·1.0` is `x`, so the unweighted numbers
-        // are unchanged bit for bit).
-        let w = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let mut record = |i: usize, term: f32| {
+            if let Some(r) = per_row.as_deref_mut() {
+                r[i] += term;
+            }
+            term
+        };
         match (self.kind(), from_logits) {
-            (Kind::Sparse, Some(z)) => {
+            (Kind::Sparse, _) => {
                 for i in 0..n {
-                    let label = targets.get(i, 0) as usize;
-                    let wi = w(i);
-                    sum += softmax_xent_row(z.row(i), OneHot::Index(label), &mut g[i * k..(i + 1) * k], u * wi) * wi;
+                    let gi = &mut g[i * k..(i + 1) * k];
+                    if plan.ignores(i) {
+                        // Keras: loss 0 where the label is ignored, so no gradient either.
+                        gi.fill(0.0);
+                        continue;
+                    }
+                    let class = targets.get(i, 0) as usize;
+                    let wi = plan.weight(i);
+                    let l = match from_logits {
+                        Some(z) => softmax_xent_row(z.row(i), OneHot::Index(class), gi, u * wi),
+                        None => prob_sparse_xent_row(output.row(i), class, gi, u * wi),
+                    };
+                    sum += record(i, l * wi);
                 }
             }
-            (Kind::Categorical, Some(z)) => {
+            (Kind::Categorical, _) => {
+                let label = |row| if ls == 0.0 { OneHot::Dense(row) } else { OneHot::Smoothed(row, keep, cat_add) };
                 for i in 0..n {
-                    let wi = w(i);
-                    sum +=
-                        softmax_xent_row(z.row(i), OneHot::Dense(targets.row(i)), &mut g[i * k..(i + 1) * k], u * wi)
-                            * wi;
+                    let wi = plan.weight(i);
+                    let gi = &mut g[i * k..(i + 1) * k];
+                    let l = match from_logits {
+                        Some(z) => softmax_xent_row(z.row(i), label(targets.row(i)), gi, u * wi),
+                        None => prob_xent_row(output.row(i), label(targets.row(i)), gi, u * wi),
+                    };
+                    sum += record(i, l * wi);
                 }
             }
             (Kind::Binary, Some(z)) => {
                 let uk = u / k as f32;
                 for (j, (&x, &t)) in z.as_slice().iter().zip(targets.as_slice()).enumerate() {
-                    let wi = w(j / k);
-                    sum += sigmoid_xent(x, t, &mut g[j], uk * wi) / k as f32 * wi;
-                }
-            }
-            (Kind::Sparse, None) => {
-                for i in 0..n {
-                    let label = targets.get(i, 0) as usize;
-                    let wi = w(i);
-                    sum += prob_sparse_xent_row(output.row(i), label, &mut g[i * k..(i + 1) * k], u * wi) * wi;
-                }
-            }
-            (Kind::Categorical, None) => {
-                for i in 0..n {
-                    let wi = w(i);
-                    sum += prob_xent_row(output.row(i), targets.row(i), &mut g[i * k..(i + 1) * k], u * wi) * wi;
+                    let wi = plan.weight(j / k);
+                    sum += record(j / k, sigmoid_xent(x, smooth_binary(t), &mut g[j], uk * wi) / k as f32 * wi);
                 }
             }
             (Kind::Binary, None) => {
                 let uk = u / k as f32;
                 for (j, (&p, &t)) in output.as_slice().iter().zip(targets.as_slice()).enumerate() {
-                    let wi = w(j / k);
+                    let wi = plan.weight(j / k);
+                    let t = smooth_binary(t);
                     let pc = p.clamp(EPSILON, 1.0 - EPSILON);
                     let clipped = p != pc;
-                    sum += -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln()) / k as f32 * wi;
+                    sum += record(j / k, -(t * pc.ln() + (1.0 - t) * (1.0 - pc).ln()) / k as f32 * wi);
                     g[j] = if clipped { 0.0 } else { -(uk * wi) * (t / pc - (1.0 - t) / (1.0 - pc)) };
                 }
             }
@@ -274,17 +375,30 @@ impl Loss {
                 let uk = u / k as f32;
                 for i in 0..n {
                     let (p, t) = (output.row(i), targets.row(i));
-                    let wi = w(i);
+                    let wi = plan.weight(i);
                     let row: f32 = p.iter().zip(t).map(|(a, b)| (a - b) * (a - b)).sum();
-                    sum += row / k as f32 * wi;
+                    sum += record(i, row / k as f32 * wi);
                     for j in 0..k {
                         g[i * k + j] = (uk * wi) * (2.0 * (p[j] - t[j]));
                     }
                 }
             }
+            (Kind::Mae, _) => {
+                let uk = u / k as f32;
+                for i in 0..n {
+                    let (p, t) = (output.row(i), targets.row(i));
+                    let wi = plan.weight(i);
+                    let row: f32 = p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum();
+                    sum += record(i, row / k as f32 * wi);
+                    for j in 0..k {
+                        // TensorFlow's `abs` gradient: sign, 0 at 0.
+                        g[i * k + j] = (uk * wi) * sign(p[j] - t[j]);
+                    }
+                }
+            }
         }
         let grad_of = if from_logits.is_some() { GradOf::Logits } else { GradOf::Output };
-        (sum * u, grad_of)
+        (plan.value(sum), grad_of)
     }
 }
 
@@ -292,94 +406,10 @@ impl Loss {
 /// labels (a row of ten 0.1s sums to 1.0000001).
 const LABEL_SUM_TOLERANCE: f64 = 1e-3;
 
-/// The label of one row: a class id or a (one-hot) distribution.
-enum OneHot<'a> {
-    Index(usize),
-    Dense(&'a [f32]),
-}
-
-impl OneHot<'_> {
-    fn at(&self, j: usize) -> f32 {
-        match self {
-            OneHot::Index(i) => (*i == j) as u8 as f32,
-            OneHot::Dense(row) => row[j],
-        }
-    }
-}
-
-/// TensorFlow's `softmax_cross_entropy_with_logits` for one row: loss
-/// `Σ_j y_j (ln Σ e^{z−max} − (z_j − max))`, gradient `u·(softmax(z) − y)`.
-fn softmax_xent_row(z: &[f32], y: OneHot<'_>, g: &mut [f32], u: f32) -> f32 {
-    let max = kernels::max_propagating_nan(z);
-    let mut sum_exp = 0.0f32;
-    for (gj, &zj) in g.iter_mut().zip(z) {
-        *gj = (zj - max).exp();
-        sum_exp += *gj;
-    }
-    let log_sum = sum_exp.ln();
-    let mut loss = 0.0f32;
-    for (j, gj) in g.iter_mut().enumerate() {
-        let t = y.at(j);
-        if t != 0.0 {
-            loss += t * (log_sum - (z[j] - max));
-        }
-        *gj = u * (*gj / sum_exp - t);
-    }
-    loss
-}
-
-/// TensorFlow's `sigmoid_cross_entropy_with_logits` for one value, with the gradient of
-/// that exact expression (`u` is the upstream factor).
-fn sigmoid_xent(x: f32, t: f32, g: &mut f32, u: f32) -> f32 {
-    let nonneg = x >= 0.0;
-    let relu = if nonneg { x } else { 0.0 };
-    let neg_abs = if nonneg { -x } else { x };
-    let e = neg_abs.exp();
-    let sign = if nonneg { -1.0 } else { 1.0 };
-    *g = u * (nonneg as u8 as f32) - u * t + sign * ((u / (1.0 + e)) * e);
-    (relu - x * t) + e.ln_1p()
-}
-
-/// Sparse cross-entropy on probabilities, as Keras' TF backend: clip, take the log, then
-/// softmax cross-entropy on those log-probabilities (which renormalizes them).
-fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
-    // `g` first holds the log-probabilities, then the gradient: no scratch allocation.
-    for (gj, &pj) in g.iter_mut().zip(p) {
-        *gj = pj.clamp(EPSILON, 1.0 - EPSILON).ln();
-    }
-    let max = kernels::max_propagating_nan(g);
-    let sum_exp: f32 = g.iter().map(|&l| (l - max).exp()).sum();
-    let loss = sum_exp.ln() - (g[label] - max);
-    for (j, gj) in g.iter_mut().enumerate() {
-        let d_log = u * ((*gj - max).exp() / sum_exp - (j == label) as u8 as f32);
-        let pc = p[j].clamp(EPSILON, 1.0 - EPSILON);
-        *gj = if pc != p[j] { 0.0 } else { d_log / pc };
-    }
-    loss
-}
-
-/// Categorical cross-entropy on probabilities, as Keras' TF backend: renormalize each row,
-/// clip, `−Σ y ln p`.
-fn prob_xent_row(p: &[f32], y: &[f32], g: &mut [f32], u: f32) -> f32 {
-    let s: f32 = p.iter().sum();
-    let mut loss = 0.0f32;
-    let mut dot = 0.0f32;
-    for j in 0..p.len() {
-        let q = p[j] / s;
-        let qc = q.clamp(EPSILON, 1.0 - EPSILON);
-        loss -= y[j] * qc.ln();
-        g[j] = if qc != q { 0.0 } else { -u * y[j] / qc };
-        dot += g[j] * q;
-    }
-    for gj in g.iter_mut() {
-        *gj = (*gj - dot) / s;
-    }
-    loss
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kiln_tensor::kernels;
 
     fn m(rows: &[&[f32]]) -> Matrix {
         Matrix::from_rows(rows).unwrap()
@@ -434,7 +464,7 @@ mod tests {
         let l = Loss::sparse_categorical_crossentropy();
         assert!(l.check_targets(&m(&[&[1.0], &[3.0]]), 3).unwrap_err().to_string().contains("row 1"));
         assert!(l.check_targets(&m(&[&[0.5]]), 3).is_err());
-        assert!(Loss::MeanSquaredError.check_targets(&m(&[&[1.0, 2.0]]), 3).is_err());
+        assert!(Loss::mean_squared_error().check_targets(&m(&[&[1.0, 2.0]]), 3).is_err());
         let bce = Loss::binary_crossentropy();
         for bad in [2.0, -1.0, f32::NAN] {
             let err = bce.check_targets(&m(&[&[0.0], &[bad]]), 1).unwrap_err().to_string();

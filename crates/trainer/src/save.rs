@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::MAX_JSON_BYTES;
 use crate::sequential::Compiled;
 use crate::tensor_file::{TensorRef, write_tensors};
-use crate::{Loss, NamedMetric, NamedTensor, Sequential, TrainError};
+use crate::{Loss, NamedMetric, NamedTensor, Reduction, Sequential, TrainError};
 
 /// Version of the on-disk format; bumped on incompatible changes. Version 2 records the
 /// input's sample shape (`input_shape`); version 1 files (`input_width`, flat rows) are
@@ -41,7 +41,18 @@ struct CompileOut<'a> {
     loss: &'static str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     from_logits: bool,
+    /// Keras' reduction name, written when not the default (so older files are unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reduction: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    label_smoothing: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignore_class: Option<i32>,
     metrics: &'a [NamedMetric],
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 /// The configuration file's content (owned for reading).
@@ -66,6 +77,12 @@ struct CompileIn {
     loss: String,
     #[serde(default)]
     from_logits: bool,
+    #[serde(default)]
+    reduction: Option<String>,
+    #[serde(default)]
+    label_smoothing: f32,
+    #[serde(default)]
+    ignore_class: Option<i32>,
     metrics: Vec<NamedMetric>,
 }
 
@@ -76,6 +93,9 @@ impl Sequential {
             optimizer: &c.optimizer,
             loss: c.loss.name(),
             from_logits: c.loss.from_logits(),
+            reduction: Some(c.loss.reduction()).filter(|r| *r != Reduction::default()).map(Reduction::keras_name),
+            label_smoothing: c.loss.label_smoothing(),
+            ignore_class: c.loss.ignore_class(),
             metrics: &c.requested,
         });
         let cfg = ConfigOut {
@@ -130,7 +150,14 @@ impl Sequential {
         if let Some(c) = cfg.compile {
             let loss = Loss::from_keras(&c.loss)
                 .ok_or_else(|| TrainError::Config(format!("unknown loss `{}`", c.loss)))?
-                .with_from_logits(c.from_logits);
+                .with_from_logits(c.from_logits)
+                .with_ignore_class(c.ignore_class)?;
+            let loss = match c.reduction.as_deref() {
+                None => loss,
+                Some(r) => loss.with_reduction(Reduction::from_keras(Some(r)).map_err(TrainError::Config)?),
+            };
+            let loss = if c.label_smoothing == 0.0 { loss } else { loss.with_label_smoothing(c.label_smoothing)? };
+            crate::sequential::check_trainable(loss)?;
             c.optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
             model.compiled = Some(Compiled::new(c.optimizer, loss, c.metrics));
         }

@@ -70,6 +70,22 @@ impl Compiled {
     }
 }
 
+/// Checks a loss's options for `fit` and `evaluate`: valid, and reduced to one number
+/// (Keras' `reduction=None` leaves a vector, whose gradient is that of its sum but whose
+/// logged value and sum with penalties are not defined the same way; use `"sum"`, or
+/// [`Loss::call_per_sample`] outside training).
+pub(crate) fn check_trainable(loss: Loss) -> Result<(), TrainError> {
+    loss.validate()?;
+    if loss.reduction() == crate::Reduction::None {
+        return Err(TrainError::Config(format!(
+            "{}: reduction `none` gives one loss per sample; fit and evaluate need one number (use `sum`, or \
+             Loss::call_per_sample on predictions)",
+            loss.name()
+        )));
+    }
+    Ok(())
+}
+
 impl Default for Sequential {
     fn default() -> Self {
         Self::new()
@@ -403,6 +419,7 @@ impl Sequential {
         for m in &metrics {
             m.metric.validate().map_err(|e| TrainError::Config(format!("metric `{}`: {e}", m.name)))?;
         }
+        check_trainable(loss)?;
         self.compiled = Some(Compiled::new(optimizer, loss, metrics));
         Ok(())
     }

@@ -4,10 +4,11 @@
 //! so predictions from anywhere — a saved model, another library — are scored exactly as
 //! `evaluate` scores them.
 
-use kiln_layers::Activation;
+use kiln_layers::{Activation, GradOf};
 use kiln_tensor::Matrix;
 
 use crate::metric_state::MetricState;
+use crate::reduction::{Reduction, Weighting};
 use crate::validation::check_weights;
 use crate::{Loss, Metric, TrainError};
 
@@ -100,11 +101,27 @@ impl StandaloneMetric {
     }
 }
 
+/// A loss's `sample_weight` in the forms Keras broadcasts onto one loss per sample.
+#[derive(Debug, Clone, Copy)]
+pub enum SampleWeight<'a> {
+    /// One weight for every sample (Keras' scalar `sample_weight`); under
+    /// `mean_with_sample_weight` Keras divides by this scalar, not by `n` times it.
+    Scalar(f32),
+    /// One weight per sample (Keras' `(n,)` or `(n, 1)` weights).
+    PerSample(&'a [f32]),
+    /// A weight per value, shaped as `y_true`. Keras first reduces each sample's values to
+    /// one loss, then multiplies by the weights: a `(n, 1)` matrix is one weight per
+    /// sample; wider ones are refused (Keras' broadcast of `(n,)` losses by `(n, k)`
+    /// weights fails, or, when `n = k`, pairs weight `[i][j]` with sample `j`).
+    Values(&'a Matrix),
+}
+
 impl Loss {
     /// Keras' `loss(y_true, y_pred, sample_weight)`: the loss of predictions `y_pred`
-    /// (probabilities, or logits with `from_logits`) against `y_true`, reduced as
-    /// `sum_over_batch_size`: `Σᵢ wᵢ·lossᵢ / n` (`wᵢ` = 1 without weights). Labels are
-    /// checked as `fit` checks them.
+    /// (probabilities, or logits with `from_logits`) against `y_true`, reduced as the
+    /// loss's [`Reduction`](crate::Reduction) says (default `sum_over_batch_size`:
+    /// `Σᵢ wᵢ·lossᵢ / n`, `wᵢ` = 1 without weights). Labels are checked as `fit` checks
+    /// them. With `Reduction::None`, use [`call_per_sample`](Loss::call_per_sample).
     ///
     /// ```
     /// use kiln_tensor::Matrix;
@@ -113,28 +130,110 @@ impl Loss {
     /// let y_true = Matrix::from_vec(2, 2, vec![0.0, 1.0, 0.0, 0.0])?;
     /// let y_pred = Matrix::from_vec(2, 2, vec![1.0, 1.0, 1.0, 0.0])?;
     /// // keras.losses.MeanSquaredError()(y_true, y_pred) = (0.5 + 0.5) / 2
-    /// assert_eq!(Loss::MeanSquaredError.call(&y_true, &y_pred, None)?, 0.5);
+    /// assert_eq!(Loss::mean_squared_error().call(&y_true, &y_pred, None)?, 0.5);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call(self, y_true: &Matrix, y_pred: &Matrix, sample_weight: Option<&[f32]>) -> Result<f32, TrainError> {
-        let rows = y_pred.rows();
-        if y_true.rows() != rows {
-            return Err(TrainError::Input(format!(
-                "{}: y_true has {} rows but y_pred has {rows}",
-                self.name(),
-                y_true.rows()
+        self.call_weighted(y_true, y_pred, sample_weight.map(SampleWeight::PerSample))
+    }
+
+    /// [`call`](Loss::call) with any of Keras' [`SampleWeight`] forms.
+    ///
+    /// ```
+    /// use kiln_tensor::Matrix;
+    /// use kiln_trainer::{Loss, Reduction, SampleWeight};
+    ///
+    /// let y_true = Matrix::from_vec(2, 1, vec![1.0, 3.0])?;
+    /// let y_pred = Matrix::from_vec(2, 1, vec![2.0, 5.0])?;
+    /// // MeanAbsoluteError(reduction="mean_with_sample_weight"), weights [1, 3]: (1 + 6) / 4
+    /// let mae = Loss::mean_absolute_error().with_reduction(Reduction::MeanWithSampleWeight);
+    /// assert_eq!(mae.call_weighted(&y_true, &y_pred, Some(SampleWeight::PerSample(&[1.0, 3.0])))?, 1.75);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_weighted(
+        self,
+        y_true: &Matrix,
+        y_pred: &Matrix,
+        sample_weight: Option<SampleWeight<'_>>,
+    ) -> Result<f32, TrainError> {
+        if self.reduction() == Reduction::None {
+            return Err(TrainError::Config(format!(
+                "{}: reduction `none` gives one loss per sample; use call_per_sample",
+                self.name()
             )));
         }
-        self.check_targets(y_true, y_pred.cols())?;
-        if let Some(w) = sample_weight {
-            check_weights(w, rows, "the loss's")?;
-        }
-        let mut grad = Matrix::zeros(0, 0);
-        let (value, _) = if self.from_logits() {
-            self.forward_backward(y_pred, Some(y_pred), self.logits_activation(), y_true, sample_weight, &mut grad)
-        } else {
-            self.forward_backward(y_pred, None, Activation::Linear, y_true, sample_weight, &mut grad)
-        };
+        let (value, _) = self.run(y_true, y_pred, sample_weight, None)?;
         Ok(value)
+    }
+
+    /// Keras' `reduction=None` output: each sample's `wᵢ·lossᵢ` (0 for rows labelled
+    /// `ignore_class`), whatever this loss's own reduction.
+    ///
+    /// ```
+    /// use kiln_tensor::Matrix;
+    /// use kiln_trainer::Loss;
+    ///
+    /// let y_true = Matrix::from_vec(2, 2, vec![0.0, 1.0, 0.0, 0.0])?;
+    /// let y_pred = Matrix::from_vec(2, 2, vec![1.0, 1.0, 1.0, 0.0])?;
+    /// assert_eq!(Loss::mean_squared_error().call_per_sample(&y_true, &y_pred, None)?, vec![0.5, 0.5]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_per_sample(
+        self,
+        y_true: &Matrix,
+        y_pred: &Matrix,
+        sample_weight: Option<SampleWeight<'_>>,
+    ) -> Result<Vec<f32>, TrainError> {
+        let mut rows = vec![0.0; y_pred.rows()];
+        self.with_reduction(Reduction::None).run(y_true, y_pred, sample_weight, Some(&mut rows))?;
+        Ok(rows)
+    }
+
+    /// Checks shapes, labels, options and weights, then runs the loss `fit` runs.
+    fn run(
+        self,
+        y_true: &Matrix,
+        y_pred: &Matrix,
+        sample_weight: Option<SampleWeight<'_>>,
+        per_row: Option<&mut [f32]>,
+    ) -> Result<(f32, GradOf), TrainError> {
+        let (name, rows) = (self.name(), y_pred.rows());
+        if y_true.rows() != rows {
+            return Err(TrainError::Input(format!("{name}: y_true has {} rows but y_pred has {rows}", y_true.rows())));
+        }
+        self.validate()?;
+        self.check_targets(y_true, y_pred.cols())?;
+        let expanded;
+        let weighting = match sample_weight {
+            None => Weighting::default(),
+            Some(SampleWeight::Scalar(s)) => {
+                expanded = vec![s; rows];
+                check_weights(&expanded, rows, "the loss's")?;
+                Weighting { rows: Some(&expanded), scalar: true }
+            }
+            Some(SampleWeight::PerSample(w)) => {
+                check_weights(w, rows, "the loss's")?;
+                Weighting { rows: Some(w), scalar: false }
+            }
+            Some(SampleWeight::Values(m)) => {
+                if m.shape() != (rows, 1) {
+                    return Err(TrainError::Input(format!(
+                        "{name}: sample_weight has shape {:?}, but the loss is one value per sample ({rows} samples): \
+                         give (samples, 1) per-value weights or one weight per sample (Keras' broadcast of {rows} \
+                         losses by a {:?} weight matrix fails or pairs weights with other samples)",
+                        m.shape(),
+                        m.shape()
+                    )));
+                }
+                check_weights(m.as_slice(), rows, "the loss's")?;
+                Weighting { rows: Some(m.as_slice()), scalar: false }
+            }
+        };
+        let mut grad = Matrix::zeros(0, 0);
+        Ok(if self.from_logits() {
+            self.compute(y_pred, Some(y_pred), self.logits_activation(), y_true, weighting, &mut grad, per_row)
+        } else {
+            self.compute(y_pred, None, Activation::Linear, y_true, weighting, &mut grad, per_row)
+        })
     }
 }

@@ -58,7 +58,7 @@ fn early_stopping_on_accuracy_maximizes() {
 fn terminate_on_nan_stops_a_diverging_run() {
     let (x, y) = blobs(64, 13);
     let mut m = Sequential::new().add(kiln_layers::Dense::new(3));
-    m.compile(Optimizer::new(RMSprop::default(), 1e30), Loss::MeanSquaredError, NO_METRICS).unwrap();
+    m.compile(Optimizer::new(RMSprop::default(), 1e30), Loss::mean_squared_error(), NO_METRICS).unwrap();
     let y3 = kiln_tensor::Matrix::from_vec(64, 3, y.as_slice().iter().flat_map(|&c| [c, c, c]).collect()).unwrap();
     let mut t = TerminateOnNaN::default();
     let h = m.fit(&x, &y3, quiet().epochs(50).batch_size(8).callback(&mut t)).unwrap();
@@ -140,7 +140,7 @@ fn auto_mode_follows_each_compiled_metrics_direction() {
     }
     // Without compiled metrics, only the loss resolves.
     let mut bare = Sequential::new().add(kiln_layers::Dense::new(1));
-    bare.compile(RMSprop::default(), Loss::MeanSquaredError, NO_METRICS).unwrap();
+    bare.compile(RMSprop::default(), Loss::mean_squared_error(), NO_METRICS).unwrap();
     assert!(!Mode::Auto.maximizes("val_loss", &bare, "ReduceLROnPlateau").unwrap());
     let err = Mode::Auto.maximizes("val_accuracy", &bare, "ReduceLROnPlateau").unwrap_err().to_string();
     assert!(err.contains("ReduceLROnPlateau callback received monitor=val_accuracy") && err.contains("none"), "{err}");

@@ -13,7 +13,7 @@ use kiln_trainer::{FitOptions, History, Loss, NO_METRICS, Sequential, Verbosity}
 /// the loss grows geometrically and overflows after some epochs.
 fn diverging_model() -> Sequential {
     let mut m = Sequential::new().seed(2).add(Dense::new(1));
-    m.compile(Optimizer::new(Sgd::default(), 4.0), Loss::MeanSquaredError, NO_METRICS).unwrap();
+    m.compile(Optimizer::new(Sgd::default(), 4.0), Loss::mean_squared_error(), NO_METRICS).unwrap();
     m
 }
 

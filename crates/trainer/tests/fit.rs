@@ -143,7 +143,8 @@ fn binary_and_mse_train_with_their_metrics() {
     assert!(mae.last().unwrap() < &mae[0]);
 
     let mut r = Sequential::new().add(Dense::new(1));
-    r.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::MeanSquaredError, [Metric::MeanAbsoluteError]).unwrap();
+    r.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::mean_squared_error(), [Metric::MeanAbsoluteError])
+        .unwrap();
     let h = r.fit(&x, &yb, quiet().epochs(5)).unwrap();
     assert!(h.get("loss").unwrap().iter().all(|v| v.is_finite()));
 }
