@@ -293,7 +293,7 @@ impl Loss {
 const LABEL_SUM_TOLERANCE: f64 = 1e-3;
 
 /// The label of one row: a class id or a (one-hot) distribution.
-enum OneHot<'a> {
+pub(crate) enum OneHot<'a> {
     Index(usize),
     Dense(&'a [f32]),
 }
@@ -309,7 +309,7 @@ impl OneHot<'_> {
 
 /// TensorFlow's `softmax_cross_entropy_with_logits` for one row: loss
 /// `Σ_j y_j (ln Σ e^{z−max} − (z_j − max))`, gradient `u·(softmax(z) − y)`.
-fn softmax_xent_row(z: &[f32], y: OneHot<'_>, g: &mut [f32], u: f32) -> f32 {
+pub(crate) fn softmax_xent_row(z: &[f32], y: OneHot<'_>, g: &mut [f32], u: f32) -> f32 {
     let max = kernels::max_propagating_nan(z);
     let mut sum_exp = 0.0f32;
     for (gj, &zj) in g.iter_mut().zip(z) {
@@ -330,7 +330,7 @@ fn softmax_xent_row(z: &[f32], y: OneHot<'_>, g: &mut [f32], u: f32) -> f32 {
 
 /// TensorFlow's `sigmoid_cross_entropy_with_logits` for one value, with the gradient of
 /// that exact expression (`u` is the upstream factor).
-fn sigmoid_xent(x: f32, t: f32, g: &mut f32, u: f32) -> f32 {
+pub(crate) fn sigmoid_xent(x: f32, t: f32, g: &mut f32, u: f32) -> f32 {
     let nonneg = x >= 0.0;
     let relu = if nonneg { x } else { 0.0 };
     let neg_abs = if nonneg { -x } else { x };
@@ -342,7 +342,7 @@ fn sigmoid_xent(x: f32, t: f32, g: &mut f32, u: f32) -> f32 {
 
 /// Sparse cross-entropy on probabilities, as Keras' TF backend: clip, take the log, then
 /// softmax cross-entropy on those log-probabilities (which renormalizes them).
-fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
+pub(crate) fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
     // `g` first holds the log-probabilities, then the gradient: no scratch allocation.
     for (gj, &pj) in g.iter_mut().zip(p) {
         *gj = pj.clamp(EPSILON, 1.0 - EPSILON).ln();
@@ -360,7 +360,7 @@ fn prob_sparse_xent_row(p: &[f32], label: usize, g: &mut [f32], u: f32) -> f32 {
 
 /// Categorical cross-entropy on probabilities, as Keras' TF backend: renormalize each row,
 /// clip, `−Σ y ln p`.
-fn prob_xent_row(p: &[f32], y: &[f32], g: &mut [f32], u: f32) -> f32 {
+pub(crate) fn prob_xent_row(p: &[f32], y: &[f32], g: &mut [f32], u: f32) -> f32 {
     let s: f32 = p.iter().sum();
     let mut loss = 0.0f32;
     let mut dot = 0.0f32;
