@@ -113,6 +113,7 @@ pub enum Metric {
         /// `prediction > threshold` is positive; `None`: each row's highest prediction.
         threshold: Option<f32>,
     },
+    #[serde(rename = "fbeta_score")]
     /// Keras' `FBetaScore`: per class `(1+β²)·p·r / (β²·p + r + ε)` with
     /// `p = tp / (tp + fp + ε)`, `r = tp / (tp + fn + ε)`, then averaged; `F1Score` is β = 1.
     FBetaScore {
