@@ -90,6 +90,7 @@ fn direction_model() -> Sequential {
         .add(Dense::new(1).activation(Activation::Relu));
     model.build(5).unwrap();
     let metrics = vec![
+        Metric::from_keras("mse").unwrap(),
         Metric::from_keras("acc").unwrap(),
         Metric::from_keras("accuracy").unwrap(),
         Metric::F1Score { average: F1Average::Micro, threshold: None }.named("f1_score"),

@@ -167,6 +167,17 @@ fn metric_case(case: &Value) -> Result<(), String> {
     if let Some(kind) = expect_error {
         return Err(format!("Keras raises ({kind}), kiln computed {}", m.result()));
     }
+    // An array: Keras' result of an F-score with average=None, one score per class.
+    if let Some(want) = case["expected"].as_array() {
+        let got = m.result_per_class().ok_or("kiln gives one number, Keras one per class")?;
+        if got.len() != want.len() {
+            return Err(format!("{} per-class scores, Keras {}", got.len(), want.len()));
+        }
+        for (c, (g, w)) in got.iter().zip(want).enumerate() {
+            within(f64::from(*g), w.as_f64().unwrap(), &case["tolerance"]).map_err(|e| format!("class {c}: {e}"))?;
+        }
+        return Ok(());
+    }
     within(f64::from(m.result()), case["expected"].as_f64().unwrap(), &case["tolerance"])
 }
 
@@ -179,7 +190,7 @@ fn keras_losses_test_golden_values() {
 #[test]
 fn keras_metrics_tests_golden_values() {
     let passed = run_cases("metrics.json", metric_case);
-    assert!(passed >= 80, "only {passed} metric cases ran");
+    assert!(passed >= 160, "only {passed} metric cases ran");
 }
 
 /// The arguments Keras refuses when a metric is made are refused by `compile` too, not
@@ -208,4 +219,52 @@ fn compile_refuses_the_metric_arguments_keras_refuses() {
         let err = model.compile(Sgd::default(), Loss::binary_crossentropy(), [metric]).unwrap_err().to_string();
         assert!(err.contains(argument) && err.contains(metric.keras_name()), "{err}");
     }
+}
+
+/// `average=None` is one score per class: standalone gives the vector, `compile` refuses it
+/// by name (a log key holds one number).
+#[test]
+fn per_class_fbeta_is_standalone_only() {
+    use kiln_layers::Dense;
+    use kiln_optimizers::Sgd;
+    use kiln_trainer::{F1Average, Sequential};
+    let metric = Metric::FBetaScore { beta: 2.0, average: F1Average::PerClass, threshold: None };
+    let mut model = Sequential::new().add(Dense::new(2));
+    let err = model.compile(Sgd::default(), Loss::categorical_crossentropy(), [metric]).unwrap_err().to_string();
+    assert!(err.contains("fbeta_score") && err.contains("average=None"), "{err}");
+    let mut m = metric.standalone();
+    assert_eq!(m.result_per_class(), Some(vec![]));
+    let y = Matrix::from_rows(&[[1.0, 0.0], [0.0, 1.0]]).unwrap();
+    m.update_state(&y, &y, None).unwrap();
+    assert_eq!(m.result_per_class().map(|v| v.len()), Some(2));
+    assert!(m.result().is_nan());
+    assert_eq!(Metric::MeanSquaredError.standalone().result_per_class(), None);
+}
+
+/// Per-value weights go only where Keras weighs values; other lengths name both allowed.
+#[test]
+fn element_wise_weights_are_checked() {
+    let y = Matrix::from_rows(&[[1.0, 0.0], [0.0, 1.0]]).unwrap();
+    let mut mse = Metric::MeanSquaredError.standalone();
+    let err = mse.update_state(&y, &y, Some(&[1.0, 1.0, 1.0, 1.0])).unwrap_err().to_string();
+    assert!(err.contains("one weight per row"), "{err}");
+    let err = mse.update_state(&y, &y, Some(&[1.0, 1.0, 1.0])).unwrap_err().to_string();
+    assert!(err.contains("3 values") && err.contains("2x2"), "{err}");
+    let mut p = Metric::PRECISION.standalone();
+    p.update_state(&y, &y, Some(&[1.0, 0.0, 0.0, 1.0])).unwrap();
+    assert_eq!(p.result(), 1.0);
+}
+
+/// The string `accuracy` resolves by shape; Keras' class `Accuracy` is exact match; `mse`
+/// and the crossentropies are metrics that go down.
+#[test]
+fn keras_names_of_the_new_metrics() {
+    use kiln_trainer::Direction;
+    assert_eq!(Metric::from_keras("accuracy").unwrap().metric, Metric::Accuracy);
+    let exact = Metric::from_keras("Accuracy").unwrap();
+    assert_eq!((exact.metric, exact.name.as_str()), (Metric::ExactAccuracy, "accuracy"));
+    for name in ["mse", "binary_crossentropy", "CategoricalCrossentropy", "sparse_categorical_crossentropy"] {
+        assert_eq!(Metric::from_keras(name).unwrap().metric.direction(), Direction::Down, "{name}");
+    }
+    assert_eq!(Metric::from_keras("MeanSquaredError").unwrap().name, "mean_squared_error");
 }

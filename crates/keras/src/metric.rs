@@ -13,9 +13,10 @@ pub(crate) fn metric(at: At<'_>) -> Result<NamedMetric, KerasError> {
         return Ok(Metric::from_keras(name)?);
     }
     let class = at.class_name().ok_or_else(|| at.error("metrics must be names or serialized metrics"))?;
-    // F1Score's own default (`average=None`) is refused in `configured`, so any default works.
+    // The F-scores' own default (`average=None`) is refused in `configured`, so any default works.
     let default = match class {
         "F1Score" => Metric::F1Score { average: F1Average::Micro, threshold: None }.into(),
+        "FBetaScore" => Metric::FBetaScore { beta: 1.0, average: F1Average::Micro, threshold: None }.into(),
         _ => Metric::from_keras(class)?,
     };
     let inner = at.inner();
@@ -75,15 +76,13 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
                     return Err(cfg.error_at("summation_method", "must be interpolation, minoring or majoring"));
                 }
             };
-            let from_logits = match cfg.get("from_logits") {
-                None => false,
-                Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("from_logits", "must be true or false"))?,
-            };
+            let from_logits = flag(cfg, "from_logits")?;
             let num_thresholds = cfg.count("num_thresholds")?.unwrap_or(num_thresholds);
             Metric::Auc { num_thresholds, curve, summation_method, from_logits }
         }
-        Metric::F1Score { .. } => {
-            refuse_unknown(cfg, class, &["average", "threshold"], BASE)?;
+        Metric::F1Score { .. } | Metric::FBetaScore { .. } => {
+            let beta_key: &[&str] = if matches!(default, Metric::FBetaScore { .. }) { &["beta"] } else { &[] };
+            refuse_unknown(cfg, class, &["average", "threshold"], &[BASE, beta_key].concat())?;
             let average = match cfg.get("average").map(|v| v.as_str()) {
                 Some(Some("micro")) => F1Average::Micro,
                 Some(Some("macro")) => F1Average::Macro,
@@ -96,13 +95,56 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
                 }
                 Some(_) => return Err(cfg.error_at("average", "must be micro, macro or weighted")),
             };
-            Metric::F1Score { average, threshold: float(cfg, "threshold")? }
+            let threshold = float(cfg, "threshold")?;
+            match default {
+                Metric::FBetaScore { beta, .. } => {
+                    let beta = float(cfg, "beta")?.unwrap_or(beta);
+                    Metric::FBetaScore { beta, average, threshold }
+                }
+                _ => Metric::F1Score { average, threshold },
+            }
+        }
+        Metric::BinaryCrossentropy { .. } => {
+            refuse_unknown(cfg, class, &["from_logits", "label_smoothing"], BASE)?;
+            let label_smoothing = float(cfg, "label_smoothing")?.unwrap_or(0.0);
+            Metric::BinaryCrossentropy { from_logits: flag(cfg, "from_logits")?, label_smoothing }
+        }
+        Metric::CategoricalCrossentropy { .. } => {
+            refuse_unknown(cfg, class, &["from_logits", "label_smoothing", "axis"], BASE)?;
+            last_axis(cfg)?;
+            let label_smoothing = float(cfg, "label_smoothing")?.unwrap_or(0.0);
+            Metric::CategoricalCrossentropy { from_logits: flag(cfg, "from_logits")?, label_smoothing }
+        }
+        Metric::SparseCategoricalCrossentropy { .. } => {
+            // `ignore_class` is refused by `refuse_unknown` when set (off at its default).
+            refuse_unknown(cfg, class, &["from_logits", "axis"], BASE)?;
+            last_axis(cfg)?;
+            Metric::SparseCategoricalCrossentropy { from_logits: flag(cfg, "from_logits")? }
         }
         other => {
             refuse_unknown(cfg, class, &[], BASE)?;
             other
         }
     })
+}
+
+/// An optional boolean option (default `false`).
+fn flag(cfg: At<'_>, key: &str) -> Result<bool, KerasError> {
+    match cfg.get(key) {
+        None => Ok(false),
+        Some(v) => v.as_bool().ok_or_else(|| cfg.error_at(key, "must be true or false")),
+    }
+}
+
+/// The crossentropies' `axis`: kiln's classes are the last axis of 2-D outputs, so only
+/// Keras' default `-1` (or `1`, the same axis) is taken.
+fn last_axis(cfg: At<'_>) -> Result<(), KerasError> {
+    match cfg.get("axis").map(Value::as_i64) {
+        None | Some(Some(-1 | 1)) => Ok(()),
+        Some(_) => {
+            Err(cfg.error_at("axis", "kiln's outputs are 2-D with classes last: only axis=-1 (or 1) is supported"))
+        }
+    }
 }
 
 /// An optional float option, as float32.

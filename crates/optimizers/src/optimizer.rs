@@ -55,6 +55,12 @@ pub struct Optimizer {
     state: SlotTable,
     clip: Clip,
     weight_decay: Option<f32>,
+    /// Keras' `exclude_from_weight_decay(var_names=…)`: substrings of a parameter's own
+    /// name (after its layer's `/`) that exempt it from weight decay.
+    exclude_names: Vec<String>,
+    /// Keras' `exclude_from_weight_decay(var_list=…)`: full parameter names (`layer/param`),
+    /// kiln's handle on a variable.
+    exclude_params: Vec<String>,
     /// This step's global-norm scale (`Clip::GlobalNorm`), set by `begin_step`.
     global_scale: f32,
 }
@@ -76,6 +82,8 @@ impl Optimizer {
             state: SlotTable::default(),
             clip: Clip::None,
             weight_decay,
+            exclude_names: Vec::new(),
+            exclude_params: Vec::new(),
             global_scale: 1.0,
         }
     }
@@ -104,6 +112,29 @@ impl Optimizer {
     pub fn weight_decay(mut self, weight_decay: impl Into<Option<f64>>) -> Self {
         self.weight_decay = weight_decay.into().map(|w| w as f32);
         self
+    }
+
+    /// Keras' `exclude_from_weight_decay(var_names=[…])`: a parameter whose own name (the
+    /// part after its layer's `/`, Keras' `variable.name`, e.g. `bias`) contains any of
+    /// `var_names` gets no weight decay. Keras joins them into a regular expression; kiln
+    /// matches them literally, and [`validate`](Self::validate) refuses regex syntax.
+    pub fn exclude_from_weight_decay<S: Into<String>>(mut self, var_names: impl IntoIterator<Item = S>) -> Self {
+        self.exclude_names = var_names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Keras' `exclude_from_weight_decay(var_list=[…])`: these parameters, by full name
+    /// (`dense_1/kernel`), get no weight decay.
+    pub fn exclude_params_from_weight_decay<S: Into<String>>(mut self, params: impl IntoIterator<Item = S>) -> Self {
+        self.exclude_params = params.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether parameter `index` (as built) is decayed: Keras' `_use_weight_decay`.
+    fn uses_weight_decay(&self, index: usize) -> bool {
+        let Some(path) = self.state.names.get(index) else { return true };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        !(self.exclude_params.iter().any(|p| p == path) || self.exclude_names.iter().any(|n| name.contains(n.as_str())))
     }
 
     /// The gradient clipping.
@@ -171,6 +202,16 @@ impl Optimizer {
             && !(wd.is_finite() && wd >= 0.0)
         {
             return Err(format!("argument `weight_decay` must be a finite number ≥ 0, received weight_decay={wd}"));
+        }
+        // kiln matches the names literally; a pattern Keras would read as a regex (`.`,
+        // `*`, `|`, …) would match something else here, so it is refused.
+        if let Some(n) =
+            self.exclude_names.iter().find(|n| n.is_empty() || n.contains(|c: char| r".^$*+?()[]{}|\".contains(c)))
+        {
+            return Err(format!(
+                "exclude_from_weight_decay: var_names entry {n:?} is empty or uses regular-expression syntax; kiln \
+                 matches names literally (give the plain substring)"
+            ));
         }
         // Keras' adamw.py: AdamW without a weight decay is refused ("Argument `weight_decay`
         // must be a float. Received: weight_decay=None"); it would be Adam under another name,
@@ -243,7 +284,9 @@ impl Optimizer {
     pub fn update_parallel(&mut self, index: usize, value: &mut [f32], grad: &mut [f32], threads: usize) {
         let learning_rate = self.learning_rate();
         self.clip_gradient(grad);
-        if let Some(wd) = self.weight_decay {
+        if let Some(wd) = self.weight_decay
+            && self.uses_weight_decay(index)
+        {
             value.iter_mut().for_each(|w| *w -= (*w * wd) * learning_rate);
         }
         let grad: &[f32] = grad;
@@ -327,6 +370,11 @@ struct ConfigOut<'a> {
     clipvalue: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     weight_decay: Option<f32>,
+    /// kiln's own key (Keras' `get_config` does not save the exclusions).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    exclude_from_weight_decay: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    exclude_params_from_weight_decay: &'a [String],
     #[serde(flatten)]
     rule: &'a dyn UpdateRule,
 }
@@ -344,6 +392,10 @@ struct ConfigIn {
     /// Absent: the rule's default (AdamW's 0.004); `null`: none.
     #[serde(default, deserialize_with = "present")]
     weight_decay: Option<Option<f64>>,
+    #[serde(default)]
+    exclude_from_weight_decay: Vec<String>,
+    #[serde(default)]
+    exclude_params_from_weight_decay: Vec<String>,
     #[serde(flatten)]
     rule: Box<dyn UpdateRule>,
 }
@@ -367,6 +419,8 @@ impl Serialize for Optimizer {
             global_clipnorm,
             clipvalue,
             weight_decay: self.weight_decay,
+            exclude_from_weight_decay: &self.exclude_names,
+            exclude_params_from_weight_decay: &self.exclude_params,
             rule: self.rule.as_ref(),
         }
         .serialize(s)
@@ -396,6 +450,8 @@ impl<'de> Deserialize<'de> for Optimizer {
         if let Some(wd) = c.weight_decay {
             opt = opt.weight_decay(wd);
         }
+        opt = opt.exclude_from_weight_decay(c.exclude_from_weight_decay);
+        opt = opt.exclude_params_from_weight_decay(c.exclude_params_from_weight_decay);
         Ok(opt)
     }
 }

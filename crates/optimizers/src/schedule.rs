@@ -86,6 +86,35 @@ fn one() -> f64 {
     1.0
 }
 
+/// The step as `PiecewiseConstantDecay` compares it: the optimizer's integer iteration
+/// count, or a float32 variable.
+#[derive(Clone, Copy)]
+enum Step {
+    Int(i64),
+    Float(f32),
+}
+
+/// Keras' `PiecewiseConstantDecay.__call__`: the sum of each range's value times whether
+/// `step` is in it (`step ≤ b₀`, `bᵢ₋₁ < step ≤ bᵢ`, `step > b_last`), in float32.
+fn piecewise<T: PartialOrd + Copy>(step: T, b: &[T], values: &[f64]) -> f32 {
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return values.first().map_or(0.0, |&v| f(v));
+    };
+    let mut r = 0.0f32;
+    if step <= first {
+        r += f(values[0]);
+    }
+    if step > last {
+        r += f(values[values.len() - 1]);
+    }
+    for (w, &v) in b.windows(2).zip(&values[1..values.len() - 1]) {
+        if step > w[0] && step <= w[1] {
+            r += f(v);
+        }
+    }
+    r
+}
+
 /// Python's `float(x)` of a float32 tensor, back to the f32 Keras computes with.
 fn f(x: f64) -> f32 {
     x as f32
@@ -103,9 +132,24 @@ impl LearningRateSchedule {
         }
     }
 
-    /// The rate at `step` (completed updates before this one), in float32 arithmetic.
+    /// The rate at `step` (completed updates before this one), in float32 arithmetic; this
+    /// is what training uses.
     pub fn at(&self, step: u64) -> f32 {
-        let s = step as f32;
+        self.eval(step as f32, Step::Int(step as i64))
+    }
+
+    /// The rate at a float32 step, which may be negative or fractional (Keras' schedules
+    /// called on a float variable, as `PiecewiseConstantDecay`'s test does at −999.0): the
+    /// decays compute with it as they do with `step as f32`; `PiecewiseConstantDecay`
+    /// casts its boundaries to float32 and compares them with it, as Keras casts the
+    /// boundaries to the step's dtype.
+    pub fn at_float(&self, step: f32) -> f32 {
+        self.eval(step, Step::Float(step))
+    }
+
+    /// The rate at step `s` (as float32), `step` being the same step in the dtype Keras'
+    /// `PiecewiseConstantDecay` compares its boundaries in.
+    fn eval(&self, s: f32, step: Step) -> f32 {
         match *self {
             Self::ExponentialDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
                 let mut p = s / f(decay_steps);
@@ -114,27 +158,11 @@ impl LearningRateSchedule {
                 }
                 f(initial_learning_rate) * f(decay_rate).powf(p)
             }
-            Self::PiecewiseConstantDecay { ref boundaries, ref values } => {
-                // Keras casts the boundaries to the step's integer type (truncating).
-                let b: Vec<i64> = boundaries.iter().map(|&b| b as i64).collect();
-                let step = step as i64;
-                let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
-                    return values.first().map_or(0.0, |&v| f(v));
-                };
-                let mut r = 0.0f32;
-                if step <= first {
-                    r += f(values[0]);
-                }
-                if step > last {
-                    r += f(values[values.len() - 1]);
-                }
-                for (w, &v) in b.windows(2).zip(&values[1..values.len() - 1]) {
-                    if step > w[0] && step <= w[1] {
-                        r += f(v);
-                    }
-                }
-                r
-            }
+            Self::PiecewiseConstantDecay { ref boundaries, ref values } => match step {
+                // Keras casts the boundaries to the step's type: an integer step truncates them.
+                Step::Int(step) => piecewise(step, &boundaries.iter().map(|&b| b as i64).collect::<Vec<_>>(), values),
+                Step::Float(step) => piecewise(step, &boundaries.iter().map(|&b| b as f32).collect::<Vec<_>>(), values),
+            },
             Self::InverseTimeDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
                 let mut p = s / f(decay_steps);
                 if staircase {

@@ -43,6 +43,17 @@ impl Tally {
 }
 
 impl Sequential {
+    /// Checks labels against the domain of each crossentropy metric (as its loss checks
+    /// them), so a class id out of range is an error naming the metric, not a NaN.
+    pub(crate) fn check_metric_labels(&self, y: &Matrix, out_w: usize) -> Result<(), TrainError> {
+        for m in self.metrics() {
+            if let Some(loss) = m.metric.label_loss() {
+                loss.check_targets(y, out_w).map_err(|e| TrainError::Input(format!("metric `{}`: {e}", m.name)))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Fresh running metrics for outputs of `out_w` and labels of `label_w` columns; an
     /// error names a metric those widths do not fit.
     pub(crate) fn metric_states(&self, out_w: usize, label_w: usize) -> Result<Vec<MetricState>, TrainError> {
@@ -129,6 +140,7 @@ impl Sequential {
         let loss = self.loss().ok_or(TrainError::NotCompiled("evaluate"))?;
         self.check_output_rank()?;
         loss.check_targets(y, self.output_width().expect("built"))?;
+        self.check_metric_labels(y, self.output_width().expect("built"))?;
         let rows: Vec<usize> = (0..n).collect();
         let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut EvalBuffers::default())?;
         let mut logs = Logs::default();

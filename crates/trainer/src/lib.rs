@@ -24,6 +24,7 @@
 //! # Ok::<(), kiln_trainer::TrainError>(())
 //! ```
 
+mod auc;
 pub mod callbacks;
 mod epoch;
 mod error;
@@ -41,7 +42,9 @@ mod loss_options;
 mod mean;
 mod metric_state;
 mod metrics;
+mod named_metric;
 mod names;
+mod per_sample;
 mod progress;
 mod reduction;
 mod save;
@@ -59,7 +62,8 @@ pub use fit_options::{FitOptions, Validation};
 pub use history::History;
 pub use logs::Logs;
 pub use loss::Loss;
-pub use metrics::{AucCurve, AucSummation, Direction, F1Average, Metric, NO_METRICS, NamedMetric};
+pub use metrics::{AucCurve, AucSummation, Direction, F1Average, Metric, NO_METRICS};
+pub use named_metric::NamedMetric;
 pub use names::MAX_LAYER_NAME_BYTES;
 pub use progress::Verbosity;
 pub use reduction::Reduction;

@@ -2,10 +2,11 @@
 //! counts (summed in float32 batch by batch, as Keras' variables are).
 
 use kiln_tensor::Matrix;
-use kiln_tensor::kernels::argmax_finite;
 
+use crate::auc::{auc, divide_no_nan};
 use crate::mean::Mean;
-use crate::metrics::{AucCurve, AucSummation, F1Average, Metric};
+use crate::metrics::{F1Average, Metric};
+use crate::per_sample::{per_sample, per_value};
 
 /// Keras' `backend.epsilon()`.
 const EPSILON: f32 = 1e-7;
@@ -24,6 +25,26 @@ enum Accum {
     Thresholds { tp: Vec<f32>, fp: Vec<f32>, tn: Vec<f32>, fn_: Vec<f32> },
     /// F1's per-class counts (one entry for `micro`).
     PerClass { tp: Vec<f32>, fp: Vec<f32>, fn_: Vec<f32>, support: Vec<f32> },
+}
+
+/// Sample weights for one batch: one per row (as `fit` gives them), or one per value of
+/// `y_true` (row-major, as a Keras `sample_weight` of `y_true`'s shape).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MetricWeight<'a> {
+    /// One weight per row.
+    Rows(&'a [f32]),
+    /// One weight per value, row-major.
+    Values(&'a [f32]),
+}
+
+impl MetricWeight<'_> {
+    /// The weight of value `j` of row `i` in rows of `k` values.
+    fn at(self, i: usize, j: usize, k: usize) -> f32 {
+        match self {
+            Self::Rows(w) => w[i],
+            Self::Values(w) => w[i * k + j],
+        }
+    }
 }
 
 /// A running metric over an epoch.
@@ -49,7 +70,7 @@ impl MetricState {
             Metric::Auc { num_thresholds: t, .. } => {
                 Accum::Thresholds { tp: vec![0.0; t], fp: vec![0.0; t], tn: vec![0.0; t], fn_: vec![0.0; t] }
             }
-            Metric::F1Score { average, .. } => {
+            Metric::F1Score { average, .. } | Metric::FBetaScore { average, .. } => {
                 let k = if average == F1Average::Micro { 1 } else { out_w };
                 Accum::PerClass { tp: vec![0.0; k], fp: vec![0.0; k], fn_: vec![0.0; k], support: vec![0.0; k] }
             }
@@ -61,18 +82,42 @@ impl MetricState {
     /// Adds one batch of predictions, each row weighted by `weights` when given and the
     /// metric is a weighted one.
     pub fn update(&mut self, pred: &Matrix, targets: &Matrix, weights: Option<&[f32]>) {
+        self.update_weighted(pred, targets, weights.map(MetricWeight::Rows));
+    }
+
+    /// [`update`](Self::update) with weights per row or per value; per-value weights go
+    /// only to metrics that [take them](Metric::takes_value_weights) (checked by the caller).
+    pub fn update_weighted(&mut self, pred: &Matrix, targets: &Matrix, weights: Option<MetricWeight<'_>>) {
         let weights = weights.filter(|_| self.weighted);
-        let w = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let cols = pred.cols();
+        // Value j of row i's weight (1 without weights: `x·1.0` is `x`, bit for bit).
+        let w2 = |i: usize, j: usize| weights.map_or(1.0, |w| w.at(i, j, cols));
+        let w = |i: usize| w2(i, 0);
         let (scratch, order) = (&mut self.scratch, &mut self.order);
         match (&mut self.accum, self.metric) {
             (Accum::Mean(mean), metric) => {
                 let (n, k) = pred.shape();
                 // Unweighted, `v·1` is `v` and the count sums exact ones: the plain mean.
                 let (mut sum, mut count) = (0.0f32, 0.0f32);
-                for i in 0..n {
-                    let wi = w(i);
-                    sum += per_sample(metric, pred.row(i), targets.row(i), k) * wi;
-                    count += wi;
+                if let Some(MetricWeight::Values(_)) = weights {
+                    // Keras' `reduce_to_samplewise_values`: weigh each value, then take each
+                    // row's mean of the weighted values and of the weights.
+                    for i in 0..n {
+                        let (p, t) = (pred.row(i), targets.row(i));
+                        let (mut vs, mut ws) = (0.0f32, 0.0f32);
+                        for j in 0..k {
+                            vs += per_value(metric, p[j], t[j]) * w2(i, j);
+                            ws += w2(i, j);
+                        }
+                        sum += vs / k as f32;
+                        count += ws / k as f32;
+                    }
+                } else {
+                    for i in 0..n {
+                        let wi = w(i);
+                        sum += per_sample(metric, pred.row(i), targets.row(i), k, scratch) * wi;
+                        count += wi;
+                    }
                 }
                 mean.add_sum(sum, count);
             }
@@ -95,9 +140,9 @@ impl MetricState {
                     for j in cols {
                         let (label, positive) = (t.get(j).copied().unwrap_or(0.0) != 0.0, row[j] > threshold);
                         match (label, positive) {
-                            (true, true) => btp += w(i),
-                            (false, true) => bfp += w(i),
-                            (true, false) => bfn += w(i),
+                            (true, true) => btp += w2(i, j),
+                            (false, true) => bfp += w2(i, j),
+                            (true, false) => bfn += w2(i, j),
                             (false, false) => {}
                         }
                     }
@@ -119,7 +164,7 @@ impl MetricState {
                     let p = if from_logits { 1.0 / (1.0 + (-p).exp()) } else { p };
                     let p = p.clamp(0.0, 1.0);
                     let bucket = ((p * (t as f32 - 1.0)).ceil() - 1.0).max(0.0) as usize;
-                    let wi = w(j / k);
+                    let wi = w2(j / k, j % k);
                     let (truth, falsehood) = if y != 0.0 { (wi, 0.0) } else { (0.0, wi) };
                     tb[bucket.min(t - 1)] += truth;
                     fb[bucket.min(t - 1)] += falsehood;
@@ -136,7 +181,8 @@ impl MetricState {
                     fn_[i] += total_true - ctp;
                 }
             }
-            (Accum::PerClass { tp, fp, fn_, support }, Metric::F1Score { threshold, average }) => {
+            (Accum::PerClass { tp, fp, fn_, support }, metric) if metric.fbeta().is_some() => {
+                let (_, average, threshold) = metric.fbeta().unwrap_or((1.0, F1Average::Micro, None));
                 let k = pred.cols();
                 let micro = average == F1Average::Micro;
                 let c_len = tp.len();
@@ -153,7 +199,7 @@ impl MetricState {
                             Some(th) => p[j] > th,
                             None => p[j] >= max && p[j].abs() > 1e-9,
                         };
-                        let (yp, yt, wi) = (f32::from(u8::from(positive)), y[j], w(i));
+                        let (yp, yt, wi) = (f32::from(u8::from(positive)), y[j], w2(i, j));
                         let c = if micro { 0 } else { j };
                         btp[c] += yp * yt * wi;
                         bfp[c] += yp * (1.0 - yt) * wi;
@@ -181,61 +227,41 @@ impl MetricState {
             (Accum::Thresholds { tp, fp, tn, fn_ }, Metric::Auc { curve, summation_method, .. }) => {
                 auc(tp, fp, tn, fn_, curve, summation_method)
             }
-            (Accum::PerClass { tp, fp, fn_, support }, Metric::F1Score { average, .. }) => {
-                let f1: Vec<f32> = (0..tp.len())
-                    .map(|c| {
-                        let precision = tp[c] / (tp[c] + fp[c] + EPSILON);
-                        let recall = tp[c] / (tp[c] + fn_[c] + EPSILON);
-                        let mean = (precision * recall) / ((precision + recall) + EPSILON);
-                        mean * 2.0
-                    })
-                    .collect();
+            (Accum::PerClass { support, .. }, metric) => {
+                let average = metric.fbeta().map_or(F1Average::PerClass, |(_, average, _)| average);
+                let f = self.fbeta_per_class();
                 match average {
                     F1Average::Weighted => {
                         let total: f32 = support.iter().sum::<f32>() + EPSILON;
-                        f1.iter().zip(support).map(|(f, s)| f * (s / total)).sum()
+                        f.iter().zip(support).map(|(f, s)| f * (s / total)).sum()
                     }
-                    F1Average::Micro | F1Average::Macro => f1.iter().sum::<f32>() / f1.len() as f32,
+                    F1Average::Micro | F1Average::Macro => f.iter().sum::<f32>() / f.len() as f32,
+                    // One number cannot hold them (`compile` refuses it).
+                    F1Average::PerClass => f32::NAN,
                 }
             }
             (accum, metric) => unreachable!("metric {metric:?} with state {accum:?}"),
         }
     }
-}
 
-/// `a / b`, or 0 when `b` is 0 (Keras' `divide_no_nan`).
-fn divide_no_nan(a: f32, b: f32) -> f32 {
-    if b == 0.0 { 0.0 } else { a / b }
-}
-
-/// One sample's value of a mean metric.
-fn per_sample(metric: Metric, p: &[f32], t: &[f32], k: usize) -> f32 {
-    let binary = |threshold: f32| {
-        // A NaN prediction counts as wrong, whatever the label.
-        p.iter().zip(t).filter(|(p, t)| !p.is_nan() && f32::from(u8::from(**p > threshold)) == **t).count() as f32
-            / k as f32
-    };
-    let in_top = |target: usize, k: usize| {
-        // TensorFlow's in_top_k: in when fewer than k predictions are strictly greater.
-        let pt = p[target];
-        !pt.is_nan() && p.iter().filter(|&&q| q > pt).count() < k
-    };
-    match metric {
-        Metric::BinaryAccuracy => binary(0.5),
-        Metric::ThresholdedBinaryAccuracy { threshold } => binary(threshold),
-        Metric::SparseCategoricalAccuracy | Metric::Accuracy => {
-            f32::from(u8::from(argmax_finite(p).is_some_and(|i| i as f32 == t[0])))
-        }
-        Metric::CategoricalAccuracy => {
-            f32::from(u8::from(argmax_finite(p).is_some() && argmax_finite(p) == argmax_finite(t)))
-        }
-        Metric::TopKCategoricalAccuracy { k } => f32::from(u8::from(argmax_finite(t).is_some_and(|c| in_top(c, k)))),
-        Metric::SparseTopKCategoricalAccuracy { k } => {
-            let c = t[0];
-            f32::from(u8::from(c >= 0.0 && (c as usize) < p.len() && in_top(c as usize, k)))
-        }
-        Metric::MeanAbsoluteError => p.iter().zip(t).map(|(a, b)| (a - b).abs()).sum::<f32>() / k as f32,
-        other => unreachable!("{other:?} is not a mean metric"),
+    /// Keras' `FBetaScore.result()` before averaging: per class (one entry for `micro`)
+    /// `(1+β²)·p·r / (β²·p + r + ε)`, `p = tp/(tp+fp+ε)`, `r = tp/(tp+fn+ε)`; empty for a
+    /// metric that is not an F-score.
+    pub fn fbeta_per_class(&self) -> Vec<f32> {
+        let (Accum::PerClass { tp, fp, fn_, .. }, Some((beta, _, _))) = (&self.accum, self.metric.fbeta()) else {
+            return Vec::new();
+        };
+        // β² in float32 as Keras multiplies it into float32 tensors; for β = 1 this is
+        // `(p·r)/((p + r) + ε)·2` exactly (1·p is p), F1's historical expression.
+        let b2 = beta * beta;
+        (0..tp.len())
+            .map(|c| {
+                let precision = tp[c] / (tp[c] + fp[c] + EPSILON);
+                let recall = tp[c] / (tp[c] + fn_[c] + EPSILON);
+                let mean = (precision * recall) / ((b2 * precision + recall) + EPSILON);
+                mean * (1.0 + b2)
+            })
+            .collect()
     }
 }
 
@@ -251,40 +277,6 @@ fn keep_top_k(row: &mut [f32], k: usize, idx: &mut Vec<usize>) {
     for &j in &idx[k..] {
         row[j] = NEG_INF;
     }
-}
-
-/// Keras' `AUC.result()` from the per-threshold counts.
-fn auc(tp: &[f32], fp: &[f32], tn: &[f32], fn_: &[f32], curve: AucCurve, summation: AucSummation) -> f32 {
-    let t = tp.len();
-    if curve == AucCurve::Pr && summation == AucSummation::Interpolation {
-        // Davis & Goadrich: interpolate precision between thresholds.
-        let mut sum = 0.0f32;
-        for i in 0..t - 1 {
-            let dtp = tp[i] - tp[i + 1];
-            let (p0, p1) = (tp[i] + fp[i], tp[i + 1] + fp[i + 1]);
-            let dp = p0 - p1;
-            let slope = divide_no_nan(dtp, dp.max(0.0));
-            let intercept = tp[i + 1] - slope * p1;
-            let ratio = if p0 > 0.0 && p1 > 0.0 { divide_no_nan(p0, p1.max(0.0)) } else { 1.0 };
-            sum += divide_no_nan(slope * (dtp + intercept * ratio.ln()), (tp[i + 1] + fn_[i + 1]).max(0.0));
-        }
-        return sum;
-    }
-    let recall: Vec<f32> = (0..t).map(|i| divide_no_nan(tp[i], tp[i] + fn_[i])).collect();
-    let (x, y): (Vec<f32>, Vec<f32>) = match curve {
-        AucCurve::Roc => ((0..t).map(|i| divide_no_nan(fp[i], fp[i] + tn[i])).collect(), recall),
-        AucCurve::Pr => (recall, (0..t).map(|i| divide_no_nan(tp[i], tp[i] + fp[i])).collect()),
-    };
-    (0..t - 1)
-        .map(|i| {
-            let height = match summation {
-                AucSummation::Interpolation => (y[i] + y[i + 1]) / 2.0,
-                AucSummation::Minoring => y[i].min(y[i + 1]),
-                AucSummation::Majoring => y[i].max(y[i + 1]),
-            };
-            (x[i] - x[i + 1]) * height
-        })
-        .sum()
 }
 
 #[cfg(test)]

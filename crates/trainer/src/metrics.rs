@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::TrainError;
+use crate::{NamedMetric, TrainError};
 
 /// What a metric computes (typed, as [`Loss`](crate::Loss) is), with Keras' semantics.
 /// Serialized in snake case (`"accuracy"`, `{"precision": {"thresholds": 0.5, …}}`).
@@ -19,6 +19,9 @@ pub enum Metric {
     /// `"accuracy"`: resolved to one of the three below from the widths of outputs and
     /// labels when training starts, as Keras does.
     Accuracy,
+    /// Keras' `Accuracy` class (not the `"accuracy"` string): the fraction of values where
+    /// `prediction == label` exactly, compared element-wise (log key `accuracy`).
+    ExactAccuracy,
     /// `prediction > 0.5` equals the 0/1 label.
     BinaryAccuracy,
     /// `prediction > threshold` equals the 0/1 label (Keras' `BinaryAccuracy(threshold)`).
@@ -43,6 +46,32 @@ pub enum Metric {
     },
     /// Mean of `|prediction − label|` over the outputs of a sample.
     MeanAbsoluteError,
+    /// Mean of `(prediction − label)²` over the outputs of a sample (Keras' `mse` metric).
+    MeanSquaredError,
+    /// Keras' `BinaryCrossentropy` metric: the mean over samples of the mean over outputs of
+    /// `−(y·ln p + (1−y)·ln(1−p))` (p clipped to `[1e-7, 1−1e-7]`, or from logits), with
+    /// labels smoothed to `y·(1−s) + s/2` first.
+    BinaryCrossentropy {
+        /// The predictions are logits (default `false`).
+        from_logits: bool,
+        /// `s` in `[0, 1]` (default 0).
+        label_smoothing: f32,
+    },
+    /// Keras' `CategoricalCrossentropy` metric: the mean over samples of `−Σⱼ yⱼ·ln pⱼ`
+    /// (rows renormalized and clipped, or softmax of logits), labels smoothed to
+    /// `y·(1−s) + s/classes` first; classes are the last axis (Keras' default `axis=-1`).
+    CategoricalCrossentropy {
+        /// The predictions are logits (default `false`).
+        from_logits: bool,
+        /// `s` in `[0, 1]` (default 0).
+        label_smoothing: f32,
+    },
+    /// Keras' `SparseCategoricalCrossentropy` metric: the mean over samples of
+    /// `−ln p[label]` for integer labels (one column), classes on the last axis.
+    SparseCategoricalCrossentropy {
+        /// The predictions are logits (default `false`).
+        from_logits: bool,
+    },
     /// `tp / (tp + fp)` over the epoch, positives being `prediction > threshold` (0.5, or
     /// −∞ with `top_k`); `top_k` keeps only each row's k highest predictions, `class_id`
     /// one column.
@@ -84,6 +113,17 @@ pub enum Metric {
         /// `prediction > threshold` is positive; `None`: each row's highest prediction.
         threshold: Option<f32>,
     },
+    #[serde(rename = "fbeta_score")]
+    /// Keras' `FBetaScore`: per class `(1+β²)·p·r / (β²·p + r + ε)` with
+    /// `p = tp / (tp + fp + ε)`, `r = tp / (tp + fn + ε)`, then averaged; `F1Score` is β = 1.
+    FBetaScore {
+        /// β > 0: how many times recall weighs more than precision (Keras' default 1).
+        beta: f32,
+        /// `micro`, `macro`, `weighted`, or `per_class` (Keras' default `None`).
+        average: F1Average,
+        /// `prediction > threshold` is positive; `None`: each row's highest prediction.
+        threshold: Option<f32>,
+    },
 }
 
 /// The curve of [`Metric::Auc`].
@@ -119,6 +159,10 @@ pub enum F1Average {
     Macro,
     /// The per-class scores weighted by each class's (weighted) number of true labels.
     Weighted,
+    /// No average: one score per class (Keras' `average=None`). Standalone only: read it
+    /// with [`StandaloneMetric::result_per_class`](crate::StandaloneMetric::result_per_class);
+    /// `compile` refuses it, since each log key holds one number.
+    PerClass,
 }
 
 /// Which way a metric improves: Keras' `Metric._direction` (`"up"` or `"down"`), which
@@ -136,8 +180,9 @@ pub const NO_METRICS: [Metric; 0] = [];
 
 /// Every identifier [`Metric::from_keras`] knows, for error messages.
 const KNOWN: &str = "accuracy, acc, binary_accuracy, sparse_categorical_accuracy, categorical_accuracy, mae, \
-                     mean_absolute_error, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, precision, \
-                     recall, auc (and their class names)";
+                     mean_absolute_error, mse, mean_squared_error, binary_crossentropy, categorical_crossentropy, \
+                     sparse_categorical_crossentropy, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, \
+                     precision, recall, auc (and their class names; Accuracy is exact match)";
 
 impl Metric {
     /// Keras' `Precision()` with its defaults.
@@ -155,27 +200,37 @@ impl Metric {
     /// The log key Keras uses for this metric's class (`accuracy`, `binary_accuracy`, …).
     pub fn keras_name(self) -> &'static str {
         match self {
-            Self::Accuracy => "accuracy",
+            Self::Accuracy | Self::ExactAccuracy => "accuracy",
             Self::BinaryAccuracy | Self::ThresholdedBinaryAccuracy { .. } => "binary_accuracy",
             Self::SparseCategoricalAccuracy => "sparse_categorical_accuracy",
             Self::CategoricalAccuracy => "categorical_accuracy",
             Self::TopKCategoricalAccuracy { .. } => "top_k_categorical_accuracy",
             Self::SparseTopKCategoricalAccuracy { .. } => "sparse_top_k_categorical_accuracy",
             Self::MeanAbsoluteError => "mean_absolute_error",
+            Self::MeanSquaredError => "mean_squared_error",
+            Self::BinaryCrossentropy { .. } => "binary_crossentropy",
+            Self::CategoricalCrossentropy { .. } => "categorical_crossentropy",
+            Self::SparseCategoricalCrossentropy { .. } => "sparse_categorical_crossentropy",
             Self::Precision { .. } => "precision",
             Self::Recall { .. } => "recall",
             Self::Auc { .. } => "auc",
             Self::F1Score { .. } => "f1_score",
+            Self::FBetaScore { .. } => "fbeta_score",
         }
     }
 
     /// Which way this metric improves, as its Keras class declares (`_direction`): every
-    /// accuracy, `Precision`, `Recall`, `AUC` and `F1Score` go up; `MeanAbsoluteError`
-    /// goes down.
+    /// accuracy, `Precision`, `Recall`, `AUC`, `F1Score` and `FBetaScore` go up; the errors
+    /// and crossentropies (Keras' loss-wrapping metrics) go down.
     pub fn direction(self) -> Direction {
         match self {
-            Self::MeanAbsoluteError => Direction::Down,
+            Self::MeanAbsoluteError
+            | Self::MeanSquaredError
+            | Self::BinaryCrossentropy { .. }
+            | Self::CategoricalCrossentropy { .. }
+            | Self::SparseCategoricalCrossentropy { .. } => Direction::Down,
             Self::Accuracy
+            | Self::ExactAccuracy
             | Self::BinaryAccuracy
             | Self::ThresholdedBinaryAccuracy { .. }
             | Self::SparseCategoricalAccuracy
@@ -185,16 +240,20 @@ impl Metric {
             | Self::Precision { .. }
             | Self::Recall { .. }
             | Self::Auc { .. }
-            | Self::F1Score { .. } => Direction::Up,
+            | Self::F1Score { .. }
+            | Self::FBetaScore { .. } => Direction::Up,
         }
     }
 
     /// Parses a Keras identifier or class name (`"accuracy"`, `"acc"`, `"mae"`,
     /// `"BinaryAccuracy"`, `"AUC"`, …) with Keras' defaults; the identifier becomes the log
-    /// key, as in Keras (a class name logs under its snake-case name).
+    /// key, as in Keras (a class name logs under its snake-case name). The string
+    /// `"accuracy"` resolves by shape (Keras' `compile_utils.get_metric`); the class
+    /// `Accuracy` is Keras' exact-match metric.
     pub fn from_keras(name: &str) -> Result<NamedMetric, TrainError> {
         let metric = match name {
-            "accuracy" | "acc" | "Accuracy" => Self::Accuracy,
+            "accuracy" | "acc" => Self::Accuracy,
+            "Accuracy" => Self::ExactAccuracy,
             "binary_accuracy" | "BinaryAccuracy" => Self::BinaryAccuracy,
             "sparse_categorical_accuracy" | "SparseCategoricalAccuracy" => Self::SparseCategoricalAccuracy,
             "categorical_accuracy" | "CategoricalAccuracy" => Self::CategoricalAccuracy,
@@ -203,13 +262,24 @@ impl Metric {
                 Self::SparseTopKCategoricalAccuracy { k: 5 }
             }
             "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Self::MeanAbsoluteError,
+            "mse" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
+            "binary_crossentropy" | "BinaryCrossentropy" => {
+                Self::BinaryCrossentropy { from_logits: false, label_smoothing: 0.0 }
+            }
+            "categorical_crossentropy" | "CategoricalCrossentropy" => {
+                Self::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 }
+            }
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+                Self::SparseCategoricalCrossentropy { from_logits: false }
+            }
             "precision" | "Precision" => Self::PRECISION,
             "recall" | "Recall" => Self::RECALL,
             "auc" | "AUC" => Self::AUC,
-            "f1_score" | "F1Score" => {
+            "f1_score" | "F1Score" | "fbeta_score" | "FBetaScore" => {
                 return Err(TrainError::Config(format!(
-                    "metric `{name}`: Keras' default F1Score(average=None) logs one score per class; kiln logs \
-                     scalars, so give Metric::F1Score with an average (micro, macro or weighted)"
+                    "metric `{name}`: Keras' default average=None gives one score per class; kiln logs one number \
+                     per key, so give Metric::F1Score or Metric::FBetaScore with an average (micro, macro or \
+                     weighted)"
                 )));
             }
             other => return Err(TrainError::UnknownMetric { name: other.to_string(), known: KNOWN.to_string() }),
@@ -241,8 +311,22 @@ impl Metric {
             }
             // Keras' FBetaScore.__init__ (keras/src/metrics/f_score_metrics.py), which
             // F1Score runs: "It should verify 0 < threshold <= 1" (NaN fails it too).
-            Self::F1Score { threshold: Some(t), .. } if !(t > 0.0 && t <= 1.0) => {
+            Self::F1Score { threshold: Some(t), .. } | Self::FBetaScore { threshold: Some(t), .. }
+                if !(t > 0.0 && t <= 1.0) =>
+            {
                 Err(format!("argument `threshold` must verify 0 < threshold <= 1, received threshold={t}"))
+            }
+            // Keras: "Invalid `beta` argument value. It should be > 0" (a non-finite β, which
+            // Keras lets through to a NaN or 0 score, is refused too).
+            Self::FBetaScore { beta, .. } if !(beta > 0.0 && beta.is_finite()) => {
+                Err(format!("argument `beta` must be a finite float > 0, received beta={beta}"))
+            }
+            // Keras documents label_smoothing as a float in [0, 1].
+            Self::BinaryCrossentropy { label_smoothing: s, .. }
+            | Self::CategoricalCrossentropy { label_smoothing: s, .. }
+                if !(0.0..=1.0).contains(&s) =>
+            {
+                Err(format!("argument `label_smoothing` must be in [0, 1], received label_smoothing={s}"))
             }
             _ => Ok(()),
         }
@@ -256,10 +340,17 @@ impl Metric {
     pub(crate) fn check_widths(self, out_w: usize, label_w: usize) -> Result<(), String> {
         let name = self.keras_name();
         match self {
-            Self::SparseCategoricalAccuracy | Self::SparseTopKCategoricalAccuracy { .. } if label_w != 1 => {
+            Self::SparseCategoricalAccuracy
+            | Self::SparseTopKCategoricalAccuracy { .. }
+            | Self::SparseCategoricalCrossentropy { .. }
+                if label_w != 1 =>
+            {
                 Err(format!("{name} takes one column of integer class ids as labels, got {label_w} columns"))
             }
-            Self::SparseCategoricalAccuracy | Self::SparseTopKCategoricalAccuracy { .. } | Self::Accuracy => Ok(()),
+            Self::SparseCategoricalAccuracy
+            | Self::SparseTopKCategoricalAccuracy { .. }
+            | Self::SparseCategoricalCrossentropy { .. }
+            | Self::Accuracy => Ok(()),
             _ if label_w != out_w => Err(format!(
                 "{name} compares labels with outputs element-wise, but the labels have {label_w} column(s) and \
                  the model outputs {out_w} (one-hot labels, or a sparse metric, fit class-id labels)"
@@ -286,92 +377,47 @@ impl Metric {
             Self::CategoricalAccuracy
         }
     }
-}
 
-/// A metric as compiled: the log key it reports under and what it computes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NamedMetric {
-    /// The key in the logs (`accuracy`, `mae`, …).
-    pub name: String,
-    /// What it computes.
-    #[serde(rename = "kind")]
-    pub metric: Metric,
-    /// Whether sample and class weights weigh it (Keras' `weighted_metrics`); metrics
-    /// from Keras' `metrics` list ignore them.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub weighted: bool,
-}
-
-impl NamedMetric {
-    /// This metric weighted by sample and class weights, as in Keras' `weighted_metrics`.
-    pub fn sample_weighted(mut self) -> Self {
-        self.weighted = true;
-        self
-    }
-}
-
-/// `metrics` in the order Keras' `CompileMetrics.metrics` lists them: the unweighted
-/// ones, then the weighted ones (each group in the order given).
-pub(crate) fn keras_order(metrics: Vec<NamedMetric>) -> Vec<NamedMetric> {
-    let (mut plain, weighted): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|m| !m.weighted);
-    plain.extend(weighted);
-    plain
-}
-
-/// Gives `metrics` Keras' log keys (`CompileMetrics.get_result`): unweighted metrics
-/// first, then weighted ones; a repeated unweighted name gets `_1`, `_2`…, a weighted one
-/// that clashes becomes `weighted_<name>` (then `_1`, …).
-pub(crate) fn keras_log_names(metrics: Vec<NamedMetric>) -> Vec<NamedMetric> {
-    let (plain, weighted): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|m| !m.weighted);
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut out = Vec::with_capacity(plain.len() + weighted.len());
-    for mut m in plain {
-        match counts.get_mut(&m.name) {
-            None => {
-                counts.insert(m.name.clone(), 1);
-            }
-            Some(n) => {
-                m.name = format!("{}_{n}", m.name);
-                *n += 1;
-            }
+    /// `(β, average, threshold)` of the F-scores (`F1Score` is β = 1), `None` for others.
+    pub(crate) fn fbeta(self) -> Option<(f32, F1Average, Option<f32>)> {
+        match self {
+            Self::F1Score { average, threshold } => Some((1.0, average, threshold)),
+            Self::FBetaScore { beta, average, threshold } => Some((beta, average, threshold)),
+            _ => None,
         }
-        out.push(m);
     }
-    for mut m in weighted {
-        if counts.contains_key(&m.name) {
-            let name = format!("weighted_{}", m.name);
-            m.name = match counts.get_mut(&name) {
-                None => {
-                    counts.insert(name.clone(), 1);
-                    name
-                }
-                Some(n) => {
-                    *n += 1;
-                    format!("{name}_{}", *n - 1)
-                }
-            };
-        } else {
-            counts.insert(m.name.clone(), 1);
+
+    /// Whether the metric has one value per class rather than one number.
+    pub fn is_per_class(self) -> bool {
+        self.fbeta().is_some_and(|(_, average, _)| average == F1Average::PerClass)
+    }
+
+    /// Whether Keras computes this metric value by value, before any mean over a row, so
+    /// that a weight per value applies (`Accuracy`, `BinaryAccuracy`, the confusion-matrix
+    /// metrics); the row-reducing ones (errors, crossentropies, categorical accuracies) take
+    /// one weight per row, as Keras' `reduce_to_samplewise_values` can only broadcast those.
+    pub(crate) fn takes_value_weights(self) -> bool {
+        matches!(
+            self,
+            Self::ExactAccuracy
+                | Self::BinaryAccuracy
+                | Self::ThresholdedBinaryAccuracy { .. }
+                | Self::Precision { .. }
+                | Self::Recall { .. }
+                | Self::Auc { .. }
+                | Self::F1Score { .. }
+                | Self::FBetaScore { .. }
+        )
+    }
+
+    /// The loss whose label domain the crossentropy metrics share (checked as the loss
+    /// checks its labels), `None` for the other metrics.
+    pub(crate) fn label_loss(self) -> Option<crate::Loss> {
+        match self {
+            Self::BinaryCrossentropy { .. } => Some(crate::Loss::binary_crossentropy()),
+            Self::CategoricalCrossentropy { .. } => Some(crate::Loss::categorical_crossentropy()),
+            Self::SparseCategoricalCrossentropy { .. } => Some(crate::Loss::sparse_categorical_crossentropy()),
+            _ => None,
         }
-        out.push(m);
-    }
-    out
-}
-
-impl From<Metric> for NamedMetric {
-    fn from(metric: Metric) -> Self {
-        metric.named(metric.keras_name())
-    }
-}
-
-impl From<&Metric> for NamedMetric {
-    fn from(metric: &Metric) -> Self {
-        (*metric).into()
-    }
-}
-
-impl From<&NamedMetric> for NamedMetric {
-    fn from(metric: &NamedMetric) -> Self {
-        metric.clone()
     }
 }

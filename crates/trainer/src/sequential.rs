@@ -64,8 +64,8 @@ pub(crate) struct Compiled {
 impl Compiled {
     /// Compile settings with the log keys worked out from the requested names.
     pub(crate) fn new(optimizer: Optimizer, loss: Loss, metrics: Vec<NamedMetric>) -> Self {
-        let requested = crate::metrics::keras_order(metrics);
-        let metrics = crate::metrics::keras_log_names(requested.clone());
+        let requested = crate::named_metric::keras_order(metrics);
+        let metrics = crate::named_metric::keras_log_names(requested.clone());
         Self { optimizer, loss, requested, metrics }
     }
 }
@@ -418,6 +418,13 @@ impl Sequential {
         // plain values, so compile checks them (an AUC with no threshold would panic in fit).
         for m in &metrics {
             m.metric.validate().map_err(|e| TrainError::Config(format!("metric `{}`: {e}", m.name)))?;
+            if m.metric.is_per_class() {
+                return Err(TrainError::Config(format!(
+                    "metric `{}`: average=None (PerClass) gives one score per class, but each log key holds one \
+                     number; compile it with micro, macro or weighted, or score per class with Metric::standalone()",
+                    m.name
+                )));
+            }
         }
         check_trainable(loss)?;
         self.compiled = Some(Compiled::new(optimizer, loss, metrics));

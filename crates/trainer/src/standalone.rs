@@ -7,7 +7,7 @@
 use kiln_layers::{Activation, GradOf};
 use kiln_tensor::Matrix;
 
-use crate::metric_state::MetricState;
+use crate::metric_state::{MetricState, MetricWeight};
 use crate::reduction::{Reduction, Weighting};
 use crate::validation::check_weights;
 use crate::{Loss, Metric, TrainError};
@@ -53,9 +53,13 @@ impl StandaloneMetric {
         self.metric
     }
 
-    /// Adds a batch: `y_true` and `y_pred` with one row per sample, `sample_weight` one
-    /// non-negative weight per row (`None`: all 1). Widths must suit the metric (as in
-    /// `fit`) and stay those of the first batch until [`reset_state`](Self::reset_state).
+    /// Adds a batch: `y_true` and `y_pred` with one row per sample; `sample_weight` (finite,
+    /// ≥ 0; `None`: all 1) holds one weight per row, or one per value of `y_true` (row-major,
+    /// `y_true`'s shape) for the metrics Keras weighs value by value (`ExactAccuracy`, the
+    /// binary accuracies, Precision, Recall, AUC and the F-scores; the row-reducing ones
+    /// refuse it unless rows have one value). Widths must suit the metric (as in `fit`) and
+    /// stay those of the first batch until [`reset_state`](Self::reset_state); the
+    /// crossentropies' labels are checked as their loss checks them.
     pub fn update_state(
         &mut self,
         y_true: &Matrix,
@@ -70,12 +74,41 @@ impl StandaloneMetric {
                 y_true.rows()
             )));
         }
-        if let Some(w) = sample_weight {
-            check_weights(w, rows, "the metric's").map_err(|e| TrainError::Input(format!("metric `{name}`: {e}")))?;
-        }
         let resolved = self.metric.resolve(out_w, label_w);
+        let weights = match sample_weight {
+            None => None,
+            // One value per row: per-row and per-value weights are the same thing.
+            Some(w) if w.len() == rows || label_w == 1 => {
+                check_weights(w, rows, "the metric's")
+                    .map_err(|e| TrainError::Input(format!("metric `{name}`: {e}")))?;
+                Some(MetricWeight::Rows(w))
+            }
+            Some(w) if w.len() == rows * label_w => {
+                if !resolved.takes_value_weights() {
+                    return Err(TrainError::Input(format!(
+                        "metric `{name}`: sample_weight has one value per label value ({rows}x{label_w}), but \
+                         {} averages each row first, so Keras can only weigh whole rows: give one weight per row",
+                        resolved.keras_name()
+                    )));
+                }
+                check_weights(w, rows * label_w, "the metric's element-wise")
+                    .map_err(|e| TrainError::Input(format!("metric `{name}`: {e}")))?;
+                Some(MetricWeight::Values(w))
+            }
+            Some(w) => {
+                return Err(TrainError::Input(format!(
+                    "metric `{name}`: sample_weight has {} values; give one per row ({rows}) or one per value of \
+                     y_true ({rows}x{label_w} = {})",
+                    w.len(),
+                    rows * label_w
+                )));
+            }
+        };
         resolved.check_widths(out_w, label_w).map_err(|e| TrainError::Input(format!("metric `{name}`: {e}")))?;
         self.metric.validate().map_err(|e| TrainError::Config(format!("metric `{name}`: {e}")))?;
+        if let Some(loss) = resolved.label_loss() {
+            loss.check_targets(y_true, out_w).map_err(|e| TrainError::Input(format!("metric `{name}`: {e}")))?;
+        }
         let (state, first_label_w, first_out_w) = self
             .state
             .get_or_insert_with(|| (MetricState::new(name.to_string(), resolved, true, out_w), label_w, out_w));
@@ -85,14 +118,31 @@ impl StandaloneMetric {
                  {first_label_w} and {first_out_w} (reset_state() first to score other shapes)"
             )));
         }
-        state.update(y_pred, y_true, sample_weight);
+        state.update_weighted(y_pred, y_true, weights);
         Ok(())
     }
 
     /// The metric over every batch added since the last reset (0 before any, as Keras'
-    /// `divide_no_nan` gives).
+    /// `divide_no_nan` gives). A metric with one value per class
+    /// ([`F1Average::PerClass`](crate::F1Average::PerClass)) has no single number: NaN
+    /// here, its values in [`result_per_class`](Self::result_per_class).
     pub fn result(&self) -> f32 {
-        self.state.as_ref().map_or(0.0, |(s, _, _)| s.result())
+        match &self.state {
+            Some((s, _, _)) => s.result(),
+            None if self.metric.is_per_class() => f32::NAN,
+            None => 0.0,
+        }
+    }
+
+    /// One score per class for an F-score with
+    /// [`F1Average::PerClass`](crate::F1Average::PerClass) (Keras' `average=None`, whose
+    /// `result()` is that vector); empty before the first batch; `None` for every other
+    /// metric (read [`result`](Self::result)).
+    pub fn result_per_class(&self) -> Option<Vec<f32>> {
+        if !self.metric.is_per_class() {
+            return None;
+        }
+        Some(self.state.as_ref().map_or_else(Vec::new, |(s, _, _)| s.fbeta_per_class()))
     }
 
     /// Forgets every batch added.

@@ -111,6 +111,7 @@ impl Sequential {
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
         loss.check_targets(y, out_w)?;
+        self.check_metric_labels(y, out_w)?;
         // The metrics' label widths are checked here too, so a misfit stops `fit` first.
         self.metric_states(out_w, y.cols())?;
         if let Some(w) = sample_weight {
@@ -158,6 +159,7 @@ impl Sequential {
                     });
                 }
                 loss.check_targets(yv, out_w)?;
+                self.check_metric_labels(yv, out_w)?;
                 (n, Some(Held { x: xv, y: yv, rows: (0..nv).collect(), weights }))
             }
         };
