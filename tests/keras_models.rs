@@ -27,10 +27,18 @@ fn fixtures_with_predictions() -> Vec<(PathBuf, serde_json::Value)> {
     out
 }
 
+/// A nested JSON list `[n, d1, …]` as `n` rows of `d1·…` values (row-major).
 fn matrix(v: &serde_json::Value) -> Matrix {
-    let rows: Vec<Vec<f32>> = serde_json::from_value(v.clone()).unwrap();
-    let width = rows[0].len();
-    Matrix::from_vec(rows.len(), width, rows.into_iter().flatten().collect()).unwrap()
+    fn flatten(v: &serde_json::Value, out: &mut Vec<f32>) {
+        match v {
+            serde_json::Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+            other => out.push(other.as_f64().expect("a number") as f32),
+        }
+    }
+    let rows = v.as_array().expect("a list of samples");
+    let mut values = Vec::new();
+    flatten(v, &mut values);
+    Matrix::from_vec(rows.len(), values.len() / rows.len(), values).unwrap()
 }
 
 #[test]

@@ -5,6 +5,7 @@ use kiln_tensor::Shape;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::conv_layers::{self, channels_last, name_of};
 use crate::json::{At, check_dtype, refuse_unknown};
 use crate::{KerasError, parts};
 
@@ -95,9 +96,23 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
             layer.validate_target().map_err(|e| KerasError::config(&path, e))?;
             Ok(Entry::Layer(Box::new(layer.name(name_of(cfg)))))
         }
-        other => Err(
-            at.error(format!("layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape)"))
-        ),
+        "Conv1D" => conv_layers::conv(cfg, 1).map(Entry::Layer),
+        "Conv2D" => conv_layers::conv(cfg, 2).map(Entry::Layer),
+        "MaxPooling1D"
+        | "MaxPooling2D"
+        | "AveragePooling1D"
+        | "AveragePooling2D"
+        | "GlobalAveragePooling1D"
+        | "GlobalAveragePooling2D"
+        | "GlobalMaxPooling1D"
+        | "GlobalMaxPooling2D" => {
+            let layer = conv_layers::pooling(cfg, class)?.expect("a pooling class");
+            Ok(Entry::Layer(layer))
+        }
+        other => Err(at.error(format!(
+            "layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape, Conv1D, Conv2D, \
+             {{Max,Average}}Pooling{{1,2}}D, Global{{Average,Max}}Pooling{{1,2}}D)"
+        ))),
     }
 }
 
@@ -134,23 +149,6 @@ fn dense(cfg: At<'_>) -> Result<Dense, KerasError> {
         return Err(cfg.error_at("units", "must be at least 1"));
     }
     Ok(d)
-}
-
-/// The layer's `name` (empty: kiln names it).
-fn name_of(cfg: At<'_>) -> String {
-    cfg.value.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
-}
-
-/// Refuses `data_format: "channels_first"`: kiln computes channels-last only.
-fn channels_last(cfg: At<'_>) -> Result<(), KerasError> {
-    match cfg.get("data_format") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(f)) if f == "channels_last" => Ok(()),
-        Some(other) => Err(cfg.error_at(
-            "data_format",
-            format!("{} is not supported: kiln computes channels_last only", kiln_fs::excerpt(other)),
-        )),
-    }
 }
 
 /// The sample shape of an `InputLayer`'s `batch_shape` `[null, d1, …]`.

@@ -27,6 +27,7 @@
 mod archive;
 mod callbacks;
 mod compile;
+mod conv_layers;
 mod error;
 mod json;
 mod layers;

@@ -26,6 +26,7 @@
 
 mod activation;
 mod build;
+mod conv;
 mod core;
 mod dense;
 mod dropout;
@@ -35,11 +36,13 @@ mod input;
 mod layer;
 mod param;
 pub mod penalties;
+mod pooling;
 mod reshape;
 pub mod testing;
 
 pub use activation::Activation;
 pub use build::{BuildContext, DEFAULT_MAX_WEIGHTS};
+pub use conv::{Conv1D, Conv2D, ConvOptions};
 pub use core::LayerCore;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -48,4 +51,8 @@ pub use initializer::Initializer;
 pub use input::LayerInput;
 pub use layer::{GradOf, Layer};
 pub use param::Param;
+pub use pooling::{
+    AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+    GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
+};
 pub use reshape::{Flatten, Reshape};

@@ -91,7 +91,11 @@ fn crossentropy(metric: Metric, p: &[f32], t: &[f32], scratch: &mut Vec<f32>) ->
             for (yj, &tj) in y.iter_mut().zip(t) {
                 *yj = if s == 0.0 { tj } else { tj * (1.0 - s) + s / k as f32 };
             }
-            if from_logits { softmax_xent_row(p, OneHot::Dense(y), g, 0.0) } else { prob_xent_row(p, OneHot::Dense(y), g, 0.0) }
+            if from_logits {
+                softmax_xent_row(p, OneHot::Dense(y), g, 0.0)
+            } else {
+                prob_xent_row(p, OneHot::Dense(y), g, 0.0)
+            }
         }
         Metric::SparseCategoricalCrossentropy { from_logits } => {
             let c = t[0];

@@ -9,7 +9,8 @@ use crate::ShapeError;
 
 /// How the input is padded before the window slides (Keras' `padding` argument; default
 /// `Valid`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Padding {
     /// No padding: `out = floor((n − d·(k − 1) − 1) / s) + 1`; the kernel must fit.
     #[default]

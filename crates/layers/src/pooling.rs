@@ -1,0 +1,366 @@
+//! Max, average and global pooling, 1-D and 2-D, channels last.
+//!
+//! Keras: `keras/src/layers/pooling/base_pooling.py` (`strides` default to `pool_size`),
+//! `max_pooling{1,2}d.py`, `average_pooling{1,2}d.py`, `base_global_pooling.py`,
+//! `global_{average,max}_pooling{1,2}d.py`. TF's rules, from `kiln_tensor::conv`: max
+//! pooling sends each output's gradient to the first maximum of its window, padded cells
+//! never count, and average pooling with `same` divides by the real cells of the window.
+
+use kiln_tensor::conv::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
+use kiln_tensor::{Matrix, Padding, Parallelism, Shape, ShapeError, Window2d};
+use serde::{Deserialize, Serialize};
+
+use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
+
+/// Which reduction a pooling layer takes over its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reduce {
+    Max,
+    Average,
+}
+
+/// The window, and (max pooling in training) where each output's maximum was.
+#[derive(Debug, Clone, Default)]
+struct PoolState {
+    window: Option<Window2d>,
+    argmax: Vec<u32>,
+}
+
+impl PoolState {
+    fn build(&mut self, core: &mut LayerCore, window: Result<Window2d, ShapeError>) -> Result<Window2d, LayerError> {
+        let window = window.map_err(|e| LayerError::Config { layer: core.name.clone(), message: e.0 })?;
+        core.output = Matrix::zeros(0, window.output_len(window.input()[2]));
+        *self = PoolState { window: Some(window), argmax: Vec::new() };
+        Ok(window)
+    }
+
+    fn forward(&mut self, core: &mut LayerCore, reduce: Reduce, input: LayerInput<'_>, training: bool) {
+        let g = self.window.unwrap_or_else(|| panic!("layer `{}` used before build", core.name));
+        let LayerInput::Dense(x) = input else { panic!("layer `{}` takes dense input", core.name) };
+        let out_len = g.output_len(g.input()[2]);
+        core.output.resize(x.rows, out_len);
+        match reduce {
+            Reduce::Max => {
+                // The argmax is only needed to send gradients back: kept in training only.
+                let argmax = if training {
+                    self.argmax.resize(x.rows * out_len, 0);
+                    Some(&mut self.argmax[..])
+                } else {
+                    None
+                };
+                max_pool_forward(core.output.view_mut(), argmax, x, &g);
+            }
+            Reduce::Average => avg_pool_forward(core.output.view_mut(), x, &g),
+        }
+    }
+
+    fn backward(&self, reduce: Reduce, input: LayerInput<'_>, grad: &Matrix, grad_input: Option<&mut Matrix>) {
+        let Some(gi) = grad_input else { return };
+        let g = self.window.expect("built");
+        gi.resize(input.rows(), input.cols());
+        gi.fill(0.0);
+        match reduce {
+            Reduce::Max => max_pool_backward(gi.view_mut(), grad.view(), &self.argmax[..grad.rows() * grad.cols()]),
+            Reduce::Average => avg_pool_backward(gi.view_mut(), grad.view(), &g),
+        }
+    }
+}
+
+/// The sample of a 1-D layer as the `[1, steps, c]` a 2-D window slides over.
+fn as_1d(input: &Shape, class: &str) -> Result<[usize; 2], ShapeError> {
+    match *input.dims() {
+        [steps, c] => Ok([steps, c]),
+        _ => Err(ShapeError(format!("{class} takes samples of shape [steps, channels], got {:?}", input.dims()))),
+    }
+}
+
+fn as_2d(input: &Shape, class: &str) -> Result<[usize; 3], ShapeError> {
+    match *input.dims() {
+        [h, w, c] => Ok([h, w, c]),
+        _ => Err(ShapeError(format!("{class} takes samples of shape [h, w, channels], got {:?}", input.dims()))),
+    }
+}
+
+/// The `Layer` methods every pooling layer shares; `$reduce` is its reduction.
+macro_rules! pooling_layer {
+    ($reduce:expr) => {
+        fn core(&self) -> &LayerCore {
+            &self.core
+        }
+
+        fn core_mut(&mut self) -> &mut LayerCore {
+            &mut self.core
+        }
+
+        fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+            let g = self.window(input).ok()?;
+            Some((0, self.out_shape(&g)))
+        }
+
+        fn build(&mut self, input: &Shape, _ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+            let window = self.window(input);
+            let g = self.state.build(&mut self.core, window)?;
+            Ok(self.out_shape(&g))
+        }
+
+        fn forward(&mut self, input: LayerInput<'_>, training: bool, _par: Parallelism) {
+            self.state.forward(&mut self.core, $reduce, input, training);
+        }
+
+        fn backward(
+            &mut self,
+            input: LayerInput<'_>,
+            grad: &mut Matrix,
+            _grad_of: GradOf,
+            grad_input: Option<&mut Matrix>,
+            _par: Parallelism,
+        ) {
+            self.state.backward($reduce, input, grad, grad_input);
+        }
+    };
+}
+
+/// Defines a windowed 2-D pooling layer.
+macro_rules! pooling_2d {
+    ($(#[$doc:meta])* $name:ident, $reduce:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        pub struct $name {
+            #[serde(flatten)]
+            core: LayerCore,
+            /// `[ph, pw]` (Keras' default `[2, 2]`).
+            pub pool_size: [usize; 2],
+            /// `[sh, sw]`; `None` (Keras' default) means `pool_size`.
+            #[serde(default)]
+            pub strides: Option<[usize; 2]>,
+            /// `valid` (default) or `same` (TF's split: an odd pad goes after).
+            #[serde(default)]
+            pub padding: Padding,
+            #[serde(skip)]
+            state: PoolState,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new([2, 2])
+            }
+        }
+
+        impl $name {
+            /// A `pool_size` window moving by `pool_size`, `valid` padding.
+            pub fn new(pool_size: [usize; 2]) -> Self {
+                Self { core: LayerCore::default(), pool_size, strides: None, padding: Padding::Valid, state: PoolState::default() }
+            }
+
+            /// Sets the layer name.
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.name = name.into();
+                self
+            }
+
+            /// Sets the strides.
+            pub fn strides(mut self, strides: [usize; 2]) -> Self {
+                self.strides = Some(strides);
+                self
+            }
+
+            /// Sets the padding.
+            pub fn padding(mut self, padding: Padding) -> Self {
+                self.padding = padding;
+                self
+            }
+
+            fn window(&self, input: &Shape) -> Result<Window2d, ShapeError> {
+                let dims = as_2d(input, stringify!($name))?;
+                Window2d::pool(dims, self.pool_size, self.strides.unwrap_or(self.pool_size), self.padding)
+            }
+
+            fn out_shape(&self, g: &Window2d) -> Shape {
+                let [oh, ow] = g.output();
+                Shape::new([oh, ow, g.input()[2]]).expect("sizes checked by the window")
+            }
+        }
+
+        #[typetag::serde]
+        impl Layer for $name {
+            pooling_layer!($reduce);
+        }
+    };
+}
+
+/// Defines a windowed 1-D pooling layer.
+macro_rules! pooling_1d {
+    ($(#[$doc:meta])* $name:ident, $reduce:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        pub struct $name {
+            #[serde(flatten)]
+            core: LayerCore,
+            /// The window's length (Keras' default 2).
+            pub pool_size: usize,
+            /// The stride; `None` (Keras' default) means `pool_size`.
+            #[serde(default)]
+            pub strides: Option<usize>,
+            /// `valid` (default) or `same`.
+            #[serde(default)]
+            pub padding: Padding,
+            #[serde(skip)]
+            state: PoolState,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new(2)
+            }
+        }
+
+        impl $name {
+            /// A window of `pool_size` steps moving by `pool_size`, `valid` padding.
+            pub fn new(pool_size: usize) -> Self {
+                Self { core: LayerCore::default(), pool_size, strides: None, padding: Padding::Valid, state: PoolState::default() }
+            }
+
+            /// Sets the layer name.
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.name = name.into();
+                self
+            }
+
+            /// Sets the stride.
+            pub fn strides(mut self, strides: usize) -> Self {
+                self.strides = Some(strides);
+                self
+            }
+
+            /// Sets the padding.
+            pub fn padding(mut self, padding: Padding) -> Self {
+                self.padding = padding;
+                self
+            }
+
+            fn window(&self, input: &Shape) -> Result<Window2d, ShapeError> {
+                let [steps, c] = as_1d(input, stringify!($name))?;
+                Window2d::pool_1d(steps, c, self.pool_size, self.strides.unwrap_or(self.pool_size), self.padding)
+            }
+
+            fn out_shape(&self, g: &Window2d) -> Shape {
+                Shape::new([g.output()[1], g.input()[2]]).expect("sizes checked by the window")
+            }
+        }
+
+        #[typetag::serde]
+        impl Layer for $name {
+            pooling_layer!($reduce);
+        }
+    };
+}
+
+/// Defines a global pooling layer (one value per channel; `keepdims` keeps 1-sized axes).
+macro_rules! global_pooling {
+    ($(#[$doc:meta])* $name:ident, $reduce:expr, $dims:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        pub struct $name {
+            #[serde(flatten)]
+            core: LayerCore,
+            /// Keep the pooled axes as size 1 (`[1, 1, c]` / `[1, c]`) instead of `[c]`.
+            #[serde(default)]
+            pub keepdims: bool,
+            #[serde(skip)]
+            state: PoolState,
+        }
+
+        impl $name {
+            /// A global pooling layer, `keepdims` off (Keras' default).
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            /// Sets the layer name.
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.name = name.into();
+                self
+            }
+
+            /// Keeps the pooled axes as size 1.
+            pub fn keepdims(mut self, keepdims: bool) -> Self {
+                self.keepdims = keepdims;
+                self
+            }
+
+            fn window(&self, input: &Shape) -> Result<Window2d, ShapeError> {
+                let dims: fn(&Shape, &str) -> Result<[usize; 3], ShapeError> = $dims;
+                Window2d::global(dims(input, stringify!($name))?)
+            }
+
+            fn out_shape(&self, g: &Window2d) -> Shape {
+                let c = g.input()[2];
+                let rank_1d = stringify!($name).ends_with("1D");
+                let dims = match (self.keepdims, rank_1d) {
+                    (false, _) => vec![c],
+                    (true, true) => vec![1, c],
+                    (true, false) => vec![1, 1, c],
+                };
+                Shape::new(dims).expect("c ≥ 1")
+            }
+        }
+
+        #[typetag::serde]
+        impl Layer for $name {
+            pooling_layer!($reduce);
+        }
+    };
+}
+
+fn dims_1d(input: &Shape, class: &str) -> Result<[usize; 3], ShapeError> {
+    as_1d(input, class).map(|[steps, c]| [1, steps, c])
+}
+
+pooling_2d!(
+    /// Max over each `pool_size` window of `[h, w, c]` samples (Keras `layers.MaxPooling2D`).
+    /// Output `floor((n − p)/s) + 1` (`valid`) or `ceil(n/s)` (`same`) per axis; the
+    /// gradient goes to the first maximum of each window.
+    MaxPooling2D,
+    Reduce::Max
+);
+pooling_2d!(
+    /// Mean over each `pool_size` window of `[h, w, c]` samples (Keras
+    /// `layers.AveragePooling2D`); with `same`, over the window's real cells only.
+    AveragePooling2D,
+    Reduce::Average
+);
+pooling_1d!(
+    /// Max over each window of `[steps, c]` samples (Keras `layers.MaxPooling1D`).
+    MaxPooling1D,
+    Reduce::Max
+);
+pooling_1d!(
+    /// Mean over each window of `[steps, c]` samples (Keras `layers.AveragePooling1D`).
+    AveragePooling1D,
+    Reduce::Average
+);
+global_pooling!(
+    /// Mean over `h, w` per channel: `[h, w, c] → [c]` (Keras `layers.GlobalAveragePooling2D`).
+    GlobalAveragePooling2D,
+    Reduce::Average,
+    as_2d
+);
+global_pooling!(
+    /// Max over `h, w` per channel: `[h, w, c] → [c]` (Keras `layers.GlobalMaxPooling2D`).
+    GlobalMaxPooling2D,
+    Reduce::Max,
+    as_2d
+);
+global_pooling!(
+    /// Mean over the steps per channel: `[steps, c] → [c]` (Keras
+    /// `layers.GlobalAveragePooling1D`, without masks).
+    GlobalAveragePooling1D,
+    Reduce::Average,
+    dims_1d
+);
+global_pooling!(
+    /// Max over the steps per channel: `[steps, c] → [c]` (Keras `layers.GlobalMaxPooling1D`).
+    GlobalMaxPooling1D,
+    Reduce::Max,
+    dims_1d
+);
