@@ -139,3 +139,44 @@ fn a_format_version_1_save_loads_and_resaves_as_version_2() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(again.as_slice(), got.as_slice());
 }
+
+/// The real Keras MNIST convnet (fixtures/keras/generate/make_keras_files.py; the
+/// architecture of docs/progression.md) exported to ONNX predicts in onnxruntime what
+/// Keras predicted. Without a Python that has onnxruntime (`KILN_ONNX_PYTHON`), only the
+/// export is checked, unless `KILN_REQUIRE_ONNXRUNTIME` demands the runtime.
+#[test]
+fn the_keras_mnist_convnet_predicts_as_keras_did_through_onnx() {
+    let path = models_dir().join("mnist_convnet.keras");
+    let model = kiln_keras::import_keras_file(&path).unwrap();
+    assert_eq!(model.model_input_shape().map(|s| s.dims().to_vec()), Some(vec![28, 28, 1]));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.with_extension("predictions.json")).unwrap()).unwrap();
+    let (x, want) = (matrix(&record["x"]), matrix(&record["predictions"]));
+    let dir = std::env::temp_dir().join(format!("kiln-convnet-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx = dir.join("convnet.onnx");
+    kiln::onnx::export_onnx(&model, &onnx).unwrap();
+    let python = std::env::var("KILN_ONNX_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_runtime = std::process::Command::new(&python)
+        .args(["-c", "import onnxruntime, onnx"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_runtime {
+        assert!(std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(), "KILN_REQUIRE_ONNXRUNTIME: no onnxruntime");
+        eprintln!("note: no Python with onnxruntime; checked the export only");
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    }
+    let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
+    std::fs::write(dir.join("x.json"), serde_json::to_string(&rows).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/onnx/tests/run_onnxruntime.py");
+    let out = std::process::Command::new(&python).arg(script).arg(&onnx).arg(dir.join("x.json")).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.status.success(), "onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = matrix(&report["output"]);
+    assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()));
+    for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
+        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "value {k}: onnxruntime {g}, Keras {w}");
+    }
+}

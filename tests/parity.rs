@@ -88,3 +88,29 @@ fn extra_traces_from_real_keras() {
         assert_parity(&name, 1e-5);
     }
 }
+
+/// The shaped-input traces (fixtures/keras/generate/make_shaped_traces.py, real Keras
+/// 3.15.1 on one thread; fixtures/keras/shaped/README.md says what each exercises), at the
+/// default tolerance. BatchNormalization (s12) and LayerNormalization (s13) join once
+/// kiln has those layers; until then their files must be the only ones skipped.
+#[test]
+fn shaped_traces_from_real_keras() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/shaped");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 14);
+    let mut replayed = 0;
+    for f in files {
+        let file = f.file_name().unwrap().to_string_lossy().to_string();
+        if file.contains("_s12_batchnorm") || file.contains("_s13_layernorm") {
+            continue;
+        }
+        assert_parity(&format!("shaped/{file}"), 1e-5);
+        replayed += 1;
+    }
+    assert_eq!(replayed, 12);
+}

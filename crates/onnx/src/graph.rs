@@ -2,8 +2,8 @@
 //! tensor flowing through it.
 
 use crate::proto::{
-    ATTRIBUTE_FLOAT, ATTRIBUTE_INT, ATTRIBUTE_INTS, AttributeProto, Dimension, FLOAT, GraphProto, INT64, NodeProto,
-    TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
+    ATTRIBUTE_INT, ATTRIBUTE_INTS, AttributeProto, Dimension, FLOAT, GraphProto, INT64, NodeProto, TensorProto,
+    TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 
 /// The tensor the next layer reads: its name, its sample dimensions in kiln's
@@ -103,11 +103,6 @@ pub(crate) fn ints(name: &str, values: &[i64]) -> AttributeProto {
         r#type: Some(ATTRIBUTE_INTS),
         ..Default::default()
     }
-}
-
-/// A float attribute.
-pub(crate) fn float(name: &str, value: f32) -> AttributeProto {
-    AttributeProto { name: Some(name.to_string()), f: Some(value), r#type: Some(ATTRIBUTE_FLOAT), ..Default::default() }
 }
 
 /// A `float32 [N, d1, …]` value with a free batch dimension `N`.

@@ -13,8 +13,15 @@
 //! | Dropout | nothing (the identity at inference) |
 //! | Flatten | `Flatten(axis=1)` |
 //! | Reshape | `Reshape` to `[-1, target…]` |
+//! | Conv1D, Conv2D | `Conv` (kernel as `[cout, cin, k…]`, explicit `pads`), then the activation |
+//! | MaxPooling1D/2D | `MaxPool` |
+//! | AveragePooling1D/2D | `AveragePool` (`count_include_pad = 0`) |
+//! | Global{Average,Max}Pooling1D/2D | `Global{Average,Max}Pool`, then `Flatten` |
 //!
-//! Weights are initializers. Any other layer is an error naming it.
+//! ONNX's convolution and pooling operators are channels-first: the graph transposes into
+//! that layout before the first of them and back only where a layer needs channels-last
+//! (Dense, Flatten, Reshape, a softmax, the output), so consecutive convolutions and pools
+//! share one region. Weights are initializers. Any other layer is an error naming it.
 //!
 //! ```
 //! use kiln_layers::{Activation, Dense, Dropout};
@@ -30,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod conv;
 mod dense;
 mod graph;
 mod proto;
@@ -128,9 +136,57 @@ fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usiz
         "Dense" => dense::export(graph, layer, cur, out_dims),
         "Flatten" => Ok(reshape::flatten(graph, layer, cur, out_dims)),
         "Reshape" => Ok(reshape::reshape(graph, layer, cur, out_dims)),
+        "Conv1D" | "Conv2D" => {
+            let cfg = config(layer)?;
+            let geometry = (pair(&cfg, "kernel_size", 1)?, pair(&cfg, "strides", 1)?, pair(&cfg, "dilation_rate", 1)?);
+            conv::conv(graph, layer, cur, out_dims, (geometry.0, geometry.1, geometry.2, padding(&cfg)?))
+        }
+        "MaxPooling1D" | "MaxPooling2D" | "AveragePooling1D" | "AveragePooling2D" => {
+            let cfg = config(layer)?;
+            let pool = pair(&cfg, "pool_size", 2)?;
+            let strides = if cfg["strides"].is_null() { pool } else { pair(&cfg, "strides", 1)? };
+            let max = layer.class_name().starts_with("Max");
+            conv::pool(graph, layer, cur, out_dims, (pool, strides, padding(&cfg)?), max)
+        }
+        "GlobalAveragePooling1D" | "GlobalAveragePooling2D" => Ok(conv::global(graph, layer, cur, out_dims, false)),
+        "GlobalMaxPooling1D" | "GlobalMaxPooling2D" => Ok(conv::global(graph, layer, cur, out_dims, true)),
         other => Err(OnnxError::unsupported(
             layer,
-            format!("`{other}` layers are not exported (Dense, Dropout, Flatten and Reshape are)"),
+            format!(
+                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution and pooling are)"
+            ),
         )),
     }
+}
+
+/// The layer's own configuration (its serialized form): the one source of its arguments.
+fn config(layer: &dyn Layer) -> Result<serde_json::Value, OnnxError> {
+    serde_json::to_value(layer).map_err(|e| OnnxError::unsupported(layer, format!("unreadable configuration: {e}")))
+}
+
+/// A window argument as `[h, w]`: a 2-D layer's pair, or a 1-D layer's number as `[1, n]`
+/// (`default` when absent).
+fn pair(cfg: &serde_json::Value, key: &str, default: usize) -> Result<[usize; 2], OnnxError> {
+    let size = |v: &serde_json::Value| v.as_u64().map(|n| n as usize);
+    let bad = || OnnxError::Unsupported {
+        layer: cfg["name"].as_str().unwrap_or_default().to_string(),
+        class: cfg["type"].as_str().unwrap_or_default().to_string(),
+        message: format!("argument `{key}` = {} is not a size", cfg[key]),
+    };
+    match &cfg[key] {
+        serde_json::Value::Null => Ok([1, default]),
+        serde_json::Value::Array(v) => match v[..] {
+            [ref a, ref b] => Ok([size(a).ok_or_else(bad)?, size(b).ok_or_else(bad)?]),
+            _ => Err(bad()),
+        },
+        v => Ok([1, size(v).ok_or_else(bad)?]),
+    }
+}
+
+fn padding(cfg: &serde_json::Value) -> Result<kiln_tensor::Padding, OnnxError> {
+    serde_json::from_value(cfg["padding"].clone()).map_err(|e| OnnxError::Unsupported {
+        layer: cfg["name"].as_str().unwrap_or_default().to_string(),
+        class: cfg["type"].as_str().unwrap_or_default().to_string(),
+        message: format!("argument `padding`: {e}"),
+    })
 }

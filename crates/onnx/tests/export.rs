@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln_layers::{Activation, Dense, Dropout};
+use kiln_layers::{
+    Activation, AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D, Reshape,
+};
 use kiln_optimizers::{Optimizer, RMSprop};
-use kiln_tensor::{Matrix, Rng};
+use kiln_tensor::{Matrix, Padding, Rng};
 use kiln_trainer::{FitOptions, Loss, NO_METRICS, Sequential, Verbosity};
 
 /// A Python that can import onnxruntime and onnx: `KILN_ONNX_PYTHON`, else `python3`.
@@ -65,14 +68,83 @@ fn models() -> Vec<(&'static str, Sequential)> {
         ),
     ];
     for (_, m) in &mut out {
-        m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::mean_squared_error(), NO_METRICS).unwrap();
-        let x = uniform(64, 5, 3);
         m.build(5).unwrap();
+    }
+    out.extend(shaped_models());
+    for (_, m) in &mut out {
+        m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::mean_squared_error(), NO_METRICS).unwrap();
+        let x = uniform(64, m.input_width().unwrap(), 3);
         let width = *m.layer_widths().unwrap().last().unwrap();
         let y = uniform(64, width, 4);
         m.fit(&x, &y, FitOptions::default().epochs(2).batch_size(16).verbose(Verbosity::Silent)).unwrap();
     }
     out
+}
+
+/// Images and sequences through every convolution, pooling and reshaping layer, with the
+/// asymmetric `same` pads, strides, dilation, a softmax over channels and keepdims.
+fn shaped_models() -> Vec<(&'static str, Sequential)> {
+    let model = |seed: u64, shape: &[usize], layers: Vec<Box<dyn kiln_layers::Layer>>| {
+        let mut m = Sequential::new().seed(seed).input_shape(shape.to_vec());
+        layers.into_iter().for_each(|l| m.push(l));
+        m.build(shape.iter().product()).unwrap();
+        m
+    };
+    vec![
+        (
+            "convnet",
+            model(
+                5,
+                &[8, 7, 2],
+                vec![
+                    Box::new(
+                        Conv2D::new(4, [3, 3]).strides([2, 2]).padding(Padding::Same).activation(Activation::Relu),
+                    ),
+                    Box::new(Conv2D::new(3, [2, 2]).padding(Padding::Same).use_bias(false)),
+                    Box::new(MaxPooling2D::new([2, 2]).padding(Padding::Same)),
+                    Box::new(
+                        Conv2D::new(5, [2, 2])
+                            .dilation_rate([2, 1])
+                            .padding(Padding::Same)
+                            .activation(Activation::Softmax),
+                    ),
+                    Box::new(AveragePooling2D::new([3, 3]).strides([1, 1]).padding(Padding::Same)),
+                    Box::new(Flatten::new()),
+                    Box::new(Dense::new(3)),
+                ],
+            ),
+        ),
+        (
+            "global_heads",
+            model(
+                6,
+                &[5, 5, 3],
+                vec![
+                    Box::new(Conv2D::new(4, [2, 2]).activation(Activation::Tanh)),
+                    Box::new(GlobalMaxPooling2D::new().keepdims(true)),
+                    Box::new(Reshape::new([2, -1])),
+                    Box::new(Dense::new(3).activation(Activation::Sigmoid)),
+                ],
+            ),
+        ),
+        (
+            "sequences",
+            model(
+                7,
+                &[9, 3],
+                vec![
+                    Box::new(Conv1D::new(4, 3).padding(Padding::Causal).dilation_rate(2).activation(Activation::Relu)),
+                    Box::new(MaxPooling1D::new(2).padding(Padding::Same)),
+                    Box::new(Conv1D::new(3, 2).strides(2)),
+                    Box::new(AveragePooling1D::new(2).strides(1).padding(Padding::Same)),
+                    Box::new(Dense::new(2)),
+                    Box::new(GlobalAveragePooling1D::new()),
+                ],
+            ),
+        ),
+        ("pooled_flat", model(8, &[6, 4], vec![Box::new(GlobalMaxPooling1D::new()), Box::new(Dense::new(2))])),
+        ("gap2d", model(9, &[4, 4, 3], vec![Box::new(GlobalAveragePooling2D::new())])),
+    ]
 }
 
 #[test]
@@ -86,15 +158,16 @@ fn exported_models_predict_in_onnxruntime_as_in_kiln() {
         );
         eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
     }
-    let x = uniform(33, 5, 11);
-    let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
-    std::fs::write(dir.join("x.json"), serde_json::to_string(&rows).unwrap()).unwrap();
     for (name, mut model) in models() {
+        let x = uniform(33, model.input_width().unwrap(), 11);
+        let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
+        let x_path = dir.join(format!("{name}.x.json"));
+        std::fs::write(&x_path, serde_json::to_string(&rows).unwrap()).unwrap();
         let path = dir.join(format!("{name}.onnx"));
         kiln_onnx::export_onnx(&model, &path).unwrap();
         let Some(python) = &python else { continue };
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_onnxruntime.py");
-        let out = Command::new(python).arg(script).arg(&path).arg(dir.join("x.json")).output().unwrap();
+        let out = Command::new(python).arg(script).arg(&path).arg(&x_path).output().unwrap();
         assert!(out.status.success(), "{name}: onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let got: Vec<Vec<f64>> = serde_json::from_value(report["output"].clone()).unwrap();
