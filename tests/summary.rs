@@ -58,3 +58,61 @@ fn notebook_models_match_keras_summaries() {
         ),
     );
 }
+
+/// Shaped models: Keras' tuple shapes, wrapped long names
+/// (fixtures/keras/generate/make_summaries.py).
+#[test]
+fn shaped_models_match_keras_summaries() {
+    use Activation::*;
+    let shaped = |input: &[usize], layers: Vec<Box<dyn Layer>>| {
+        let mut m = Sequential::new().input_shape(input.to_vec());
+        layers.into_iter().for_each(|l| m.push(l));
+        m.build(input.iter().product()).unwrap();
+        m
+    };
+    check(
+        "summary_mnist_convnet.txt",
+        &shaped(
+            &[28, 28, 1],
+            vec![
+                Box::new(Conv2D::new(32, [3, 3]).activation(Relu)),
+                Box::new(MaxPooling2D::new([2, 2])),
+                Box::new(Conv2D::new(64, [3, 3]).activation(Relu)),
+                Box::new(MaxPooling2D::new([2, 2])),
+                Box::new(Conv2D::new(128, [3, 3]).activation(Relu)),
+                Box::new(Flatten::new()),
+                Box::new(dense(10, Softmax)),
+            ],
+        ),
+    );
+    check(
+        "summary_weather_conv1d.txt",
+        &shaped(
+            &[120, 10],
+            vec![
+                Box::new(Conv1D::new(8, 24).activation(Relu)),
+                Box::new(MaxPooling1D::new(2)),
+                Box::new(Conv1D::new(8, 12).activation(Relu)),
+                Box::new(MaxPooling1D::new(2)),
+                Box::new(Conv1D::new(8, 6).activation(Relu)),
+                Box::new(GlobalAveragePooling1D::new()),
+                Box::new(Dense::new(1)),
+            ],
+        ),
+    );
+    check(
+        "summary_shapes.txt",
+        &shaped(
+            &[8, 8, 3],
+            vec![
+                Box::new(Conv2D::new(4, [3, 3]).strides([2, 2]).padding(Padding::Same)),
+                Box::new(AveragePooling2D::new([3, 3]).strides([1, 1]).padding(Padding::Same)),
+                Box::new(Reshape::new([-1, 4])),
+                Box::new(Dense::new(5)),
+                Box::new(Dropout::new(0.5)),
+                Box::new(GlobalMaxPooling1D::new().keepdims(true)),
+                Box::new(Flatten::new()),
+            ],
+        ),
+    );
+}

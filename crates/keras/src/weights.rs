@@ -37,7 +37,7 @@ fn keras_group_names(doc: &Value) -> Vec<String> {
         if is_input && class == "Sequential" {
             continue;
         }
-        let name = unique_name(snake_case(layer_class), &mut used);
+        let name = unique_name(kiln_trainer::keras_snake_case(layer_class), &mut used);
         if !is_input {
             names.push(name);
         }
@@ -57,24 +57,6 @@ fn unique_name(name: String, used: &mut HashMap<String, usize>) -> String {
             name
         }
     }
-}
-
-/// Keras' `naming.to_snake_case` (`Dense` → `dense`, `InputLayer` → `input_layer`).
-fn snake_case(class: &str) -> String {
-    let chars: Vec<char> = class.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            // `(.)([A-Z][a-z]+)` then `([a-z])([A-Z])`, as Keras' two regexes.
-            if prev.is_lowercase() || next_lower {
-                out.push('_');
-            }
-        }
-        out.extend(c.to_lowercase());
-    }
-    out
 }
 
 /// `model.weights.h5` of the `.keras` archive at `path`, as storage the HDF5 reader reads
@@ -233,7 +215,7 @@ mod tests {
             ("AbCDe", "ab_c_de"),
             ("Layer2Dense", "layer2_dense"),
         ] {
-            assert_eq!(snake_case(class), want, "{class}");
+            assert_eq!(kiln_trainer::keras_snake_case(class), want, "{class}");
         }
     }
 

@@ -37,11 +37,13 @@ pub use kiln_trainer as trainer;
 pub mod prelude {
     pub use kiln_datasets::{Source, Split};
     pub use kiln_layers::{
-        Activation, BuildContext, Dense, Dropout, GradOf, Initializer, Layer, LayerCore, LayerInput, Param,
+        Activation, AveragePooling1D, AveragePooling2D, BuildContext, Conv1D, Conv2D, Dense, Dropout, Flatten,
+        GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GradOf, Initializer,
+        Layer, LayerCore, LayerInput, MaxPooling1D, MaxPooling2D, Param, Reshape,
     };
     pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
-    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng, Shape};
+    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Padding, Parallelism, Rng, Shape};
     #[cfg(feature = "tensorboard")]
     pub use kiln_trainer::callbacks::TensorBoard;
     pub use kiln_trainer::callbacks::{

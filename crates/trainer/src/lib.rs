@@ -64,7 +64,7 @@ pub use logs::Logs;
 pub use loss::Loss;
 pub use metrics::{AucCurve, AucSummation, Direction, F1Average, Metric, NO_METRICS};
 pub use named_metric::NamedMetric;
-pub use names::MAX_LAYER_NAME_BYTES;
+pub use names::{MAX_LAYER_NAME_BYTES, keras_snake_case};
 pub use progress::Verbosity;
 pub use reduction::Reduction;
 pub use save::FORMAT_VERSION;

@@ -38,3 +38,22 @@ pub(crate) fn check_layer_names(layers: &[Box<dyn Layer>]) -> Result<(), TrainEr
     }
     Ok(())
 }
+
+/// Keras' `naming.to_snake_case`, which names layers after their class (`Dense` →
+/// `dense`, `MaxPooling2D` → `max_pooling2d`, `InputLayer` → `input_layer`): the regexes
+/// `(.)([A-Z][a-z]+) → \1_\2`, then `([a-z])([A-Z]) → \1_\2`, then lower case.
+pub fn keras_snake_case(class: &str) -> String {
+    let chars: Vec<char> = class.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev.is_lowercase() || next_lower {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}

@@ -123,7 +123,7 @@ impl Sequential {
     pub fn push(&mut self, mut layer: Box<dyn Layer>) {
         let same = self.class_counts.entry(layer.class_name()).or_insert(0);
         if layer.name().is_empty() {
-            let base = snake_case(layer.class_name());
+            let base = crate::names::keras_snake_case(layer.class_name());
             layer.core_mut().name = if *same == 0 { base } else { format!("{base}_{same}") };
         }
         *same += 1;
@@ -555,16 +555,4 @@ pub(crate) fn set_layer_weights(layers: &mut [Box<dyn Layer>], weights: &Weights
         layer.params_mut()[pi].set_value(&name, values)?;
     }
     Ok(())
-}
-
-/// `Dense` → `dense`, `ActivityRegularization` → `activity_regularization`.
-fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.extend(c.to_lowercase());
-    }
-    out
 }

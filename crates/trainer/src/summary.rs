@@ -43,21 +43,55 @@ fn rule(left: char, fill: char, mid: char, right: char) -> String {
     format!("{left}{}{right}\n", parts.join(&mid.to_string()))
 }
 
+/// One table row; a cell wider than its column wraps at spaces onto further lines, as
+/// Keras' (rich) table does (`average_pooling2d` / `(AveragePooling2D)`).
 fn row(cells: &[&str; 3], sep: char) -> String {
+    let wrapped: Vec<Vec<String>> = cells.iter().zip(WIDTHS).map(|(cell, w)| wrap(cell, w - 2)).collect();
+    let lines = wrapped.iter().map(Vec::len).max().unwrap_or(1);
     let mut out = String::new();
-    out.push(sep);
-    for (i, (cell, w)) in cells.iter().zip(WIDTHS).enumerate() {
-        let inner = w - 2;
-        // The parameter column is right-aligned, the others left-aligned (Keras).
-        if i == 2 {
-            write!(out, " {cell:>inner$} ").unwrap();
-        } else {
-            write!(out, " {cell:<inner$} ").unwrap();
-        }
+    for line in 0..lines {
         out.push(sep);
+        for (i, (cell, w)) in wrapped.iter().zip(WIDTHS).enumerate() {
+            let inner = w - 2;
+            let text = cell.get(line).map_or("", String::as_str);
+            // The parameter column is right-aligned, the others left-aligned (Keras).
+            if i == 2 {
+                write!(out, " {text:>inner$} ").unwrap();
+            } else {
+                write!(out, " {text:<inner$} ").unwrap();
+            }
+            out.push(sep);
+        }
+        out.push('\n');
     }
-    out.push('\n');
     out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a word longer than a
+/// line is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        while word.chars().count() > width {
+            let rest = word.split_off(word.char_indices().nth(width).map_or(word.len(), |(i, _)| i));
+            if !current.is_empty() {
+                lines.push(std::mem::take(&mut current));
+            }
+            lines.push(word);
+            word = rest;
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&word);
+    }
+    lines.push(current);
+    lines
 }
 
 /// `160305` → `160,305`.
@@ -88,6 +122,13 @@ fn readable_size(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_cells_wrap_at_spaces() {
+        assert_eq!(wrap("average_pooling2d (AveragePooling2D)", 31), ["average_pooling2d", "(AveragePooling2D)"]);
+        assert_eq!(wrap("dense (Dense)", 31), ["dense (Dense)"]);
+        assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
+    }
 
     #[test]
     fn numbers_format_like_keras() {
