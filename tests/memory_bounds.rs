@@ -671,3 +671,31 @@ fn pickled_containers_are_charged_their_real_bytes() {
     let read = kiln_datasets::pickle::read_sequences(&pickled_object_array(1, &ops));
     assert_eq!(read.map(|s| s.len()), Ok(5_000));
 }
+
+/// Issue 25: a hostile shaped configuration — a Conv2D on `[4096, 4096, 3]` images at
+/// batch 512 — is refused from its planned shapes, naming the layer, before any
+/// activation buffer exists; `fit` makes the same check before its first batch.
+#[test]
+fn a_huge_activation_plan_is_refused_naming_the_layer_before_allocating() {
+    let _turn = serial();
+    let mut huge = Sequential::new().input_shape([4096, 4096, 3]).add(Conv2D::new(32, [3, 3])).add(Flatten::new());
+    // Building creates the 896 weights only: every output buffer still has zero rows.
+    huge.build(4096 * 4096 * 3).unwrap();
+    assert!(huge.layers().iter().all(|l| l.output().rows() == 0));
+    let err = huge.check_activations(512).unwrap_err().to_string();
+    assert!(err.contains("conv2d") && err.contains("(None, 4094, 4094, 32)") && err.contains("batch of 512"), "{err}");
+    // Through fit, with a budget scaled down so the data stays small: 64×64×3 images.
+    let mut model = Sequential::new()
+        .input_shape([64, 64, 3])
+        .max_activations(1 << 20)
+        .add(Conv2D::new(32, [3, 3]))
+        .add(Flatten::new())
+        .add(Dense::new(2));
+    model.compile(RMSprop::default(), Loss::sparse_categorical_crossentropy(), NO_METRICS).unwrap();
+    let x = Matrix::zeros(64, 64 * 64 * 3);
+    let y = Matrix::zeros(64, 1);
+    let err = model.fit(&x, &y, FitOptions::default().batch_size(64).verbose(Verbosity::Silent)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("conv2d") && text.contains("max_activations"), "{text}");
+    assert!(model.layers().iter().all(|l| l.output().rows() == 0), "nothing sized before the refusal");
+}

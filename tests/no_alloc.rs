@@ -52,6 +52,9 @@ impl Callback for Marks {
     }
 }
 
+/// The counter is global: tests that watch it take turns, whole (their setup allocates).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn assert_no_allocation_after_first_batch(mut model: Sequential, x: Features, y: Matrix, batch: usize) {
     let mut marks = Marks { at: Vec::with_capacity(1000) };
     let opts = FitOptions::default().epochs(1).batch_size(batch).verbose(Verbosity::Silent);
@@ -75,6 +78,7 @@ fn classifier(hidden: usize, out: usize, act: Activation) -> Sequential {
 
 #[test]
 fn dense_bytes_and_sparse_batches_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rng = Rng::seed_from_u64(0);
     let n = 100;
     let pixels: Vec<u8> = (0..n * 20).map(|_| rng.below(256) as u8).collect();
@@ -105,4 +109,43 @@ fn dense_bytes_and_sparse_batches_do_not_allocate() {
     let probs = Features::Bytes { values: ByteMatrix::from_vec(n, 20, pixels).unwrap(), divisor: 255.0 };
     let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();
     assert_no_allocation_after_first_batch(classifier(32, 10, Activation::Relu), probs, labels, 8);
+}
+
+#[test]
+fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
+    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut rng = Rng::seed_from_u64(1);
+    let n = 60;
+    let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();
+    // 9×9×2 images: same-padded strided conv, max and average pooling, Flatten, Dense.
+    let images = Matrix::from_vec(n, 162, (0..n * 162).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
+    let mut convnet = Sequential::new()
+        .input_shape([9, 9, 2])
+        .add(
+            Conv2D::new(6, [3, 3])
+                .padding(Padding::Same)
+                .activation(Activation::Relu)
+                .kernel_regularizer(L2::new(0.01)),
+        )
+        .add(MaxPooling2D::new([2, 2]))
+        .add(Conv2D::new(4, [2, 2]).strides([2, 2]).activation(Activation::Tanh))
+        .add(AveragePooling2D::new([2, 2]).strides([1, 1]).padding(Padding::Same))
+        .add(Dropout::new(0.3))
+        .add(Flatten::new())
+        .add(Dense::new(10).activation(Activation::Softmax));
+    let loss = Loss::sparse_categorical_crossentropy();
+    convnet.compile(Optimizer::new(RMSprop::default(), 0.01), loss, [Metric::Accuracy]).unwrap();
+    assert_no_allocation_after_first_batch(convnet, images.into(), labels.clone(), 8);
+    // Sequences: causal Conv1D, 1-D pooling, Reshape, Dense on the last axis, global pooling.
+    let steps = Matrix::from_vec(n, 30, (0..n * 30).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
+    let mut seq = Sequential::new()
+        .input_shape([10, 3])
+        .add(Conv1D::new(4, 3).padding(Padding::Causal).dilation_rate(2).activation(Activation::Relu))
+        .add(MaxPooling1D::new(2))
+        .add(Reshape::new([-1, 2]))
+        .add(Dense::new(5).activation(Activation::Sigmoid))
+        .add(GlobalMaxPooling1D::new())
+        .add(Dense::new(10).activation(Activation::Softmax));
+    seq.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), NO_METRICS).unwrap();
+    assert_no_allocation_after_first_batch(seq, steps.into(), labels, 8);
 }

@@ -314,8 +314,9 @@ impl Sequential {
 
     /// Refuses, naming the layer, a batch of `batch` samples whose layer outputs would
     /// hold more than [`max_activations`](Sequential::max_activations) values in all —
-    /// before a buffer is sized. Called by `fit`, `evaluate` and `predict` once built.
-    pub(crate) fn check_activations(&self, batch: usize) -> Result<(), TrainError> {
+    /// before a buffer is sized. `fit`, `evaluate` and `predict` call it once built; it
+    /// is public so a configuration can be vetted before any data is loaded.
+    pub fn check_activations(&self, batch: usize) -> Result<(), TrainError> {
         let Some(built) = &self.built else { return Ok(()) };
         let mut total = built.input_width.saturating_mul(batch);
         for ((layer, width), shape) in self.layers.iter().zip(&built.widths).zip(&built.shapes) {
