@@ -91,8 +91,7 @@ fn extra_traces_from_real_keras() {
 
 /// The shaped-input traces (fixtures/keras/generate/make_shaped_traces.py, real Keras
 /// 3.15.1 on one thread; fixtures/keras/shaped/README.md says what each exercises), at the
-/// default tolerance. BatchNormalization (s12) and LayerNormalization (s13) join once
-/// kiln has those layers; until then their files must be the only ones skipped.
+/// default tolerance, BatchNormalization's moving statistics compared after every batch.
 #[test]
 fn shaped_traces_from_real_keras() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/shaped");
@@ -103,14 +102,7 @@ fn shaped_traces_from_real_keras() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 14);
-    let mut replayed = 0;
     for f in files {
-        let file = f.file_name().unwrap().to_string_lossy().to_string();
-        if file.contains("_s12_batchnorm") || file.contains("_s13_layernorm") {
-            continue;
-        }
-        assert_parity(&format!("shaped/{file}"), 1e-5);
-        replayed += 1;
+        assert_parity(&format!("shaped/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
     }
-    assert_eq!(replayed, 12);
 }

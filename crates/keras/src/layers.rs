@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::conv_layers::{self, channels_last, name_of};
+use crate::norm_layers;
 use crate::json::{At, check_dtype, refuse_unknown};
 use crate::{KerasError, parts};
 
@@ -96,6 +97,8 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
             layer.validate_target().map_err(|e| KerasError::config(&path, e))?;
             Ok(Entry::Layer(Box::new(layer.name(name_of(cfg)))))
         }
+        "BatchNormalization" => norm_layers::batch_normalization(cfg).map(Entry::Layer),
+        "LayerNormalization" => norm_layers::layer_normalization(cfg).map(Entry::Layer),
         "Conv1D" => conv_layers::conv(cfg, 1).map(Entry::Layer),
         "Conv2D" => conv_layers::conv(cfg, 2).map(Entry::Layer),
         "MaxPooling1D"
@@ -111,7 +114,8 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
         }
         other => Err(at.error(format!(
             "layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape, Conv1D, Conv2D, \
-             {{Max,Average}}Pooling{{1,2}}D, Global{{Average,Max}}Pooling{{1,2}}D)"
+             {{Max,Average}}Pooling{{1,2}}D, Global{{Average,Max}}Pooling{{1,2}}D, BatchNormalization, \
+             LayerNormalization)"
         ))),
     }
 }

@@ -33,6 +33,7 @@ mod json;
 mod layers;
 mod metric;
 mod model;
+mod norm_layers;
 mod optimizer;
 mod parts;
 mod scan;

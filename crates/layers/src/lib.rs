@@ -34,6 +34,7 @@ mod error;
 mod initializer;
 mod input;
 mod layer;
+mod normalization;
 mod param;
 pub mod penalties;
 mod pooling;
@@ -50,6 +51,7 @@ pub use error::LayerError;
 pub use initializer::Initializer;
 pub use input::LayerInput;
 pub use layer::{GradOf, Layer};
+pub use normalization::{BatchNormalization, LayerNormalization};
 pub use param::Param;
 pub use pooling::{
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,

@@ -6,10 +6,14 @@ use kiln_regularizers::Regularizer;
 
 use crate::LayerError;
 
-/// One trainable tensor of a layer (Keras' `add_weight`): name, shape, values, the
-/// gradient buffer `backward` writes, and the regularizer that penalizes it (Keras puts
-/// the regularizer on the weight too). The trainer walks a model's parameters — one list
-/// — for the optimizer, the penalties and their gradients, names, counts and saving.
+/// One tensor of a layer (Keras' `add_weight`): name, shape, values, the gradient buffer
+/// `backward` writes, the regularizer that penalizes it (Keras puts the regularizer on the
+/// weight too), and whether it is trainable. The trainer walks a model's parameters — one
+/// list — for the optimizer, the penalties and their gradients, names, counts and saving.
+///
+/// A non-trainable parameter (BatchNormalization's moving statistics) is state the layer
+/// updates itself: the optimizer, clipping and weight decay never see it, it has no
+/// gradient, and saving, loading and checkpoints keep it like any other.
 #[derive(Debug, Clone)]
 pub struct Param {
     name: Cow<'static, str>,
@@ -17,6 +21,7 @@ pub struct Param {
     value: Vec<f32>,
     grad: Vec<f32>,
     regularizer: Option<Box<dyn Regularizer>>,
+    trainable: bool,
 }
 
 impl Param {
@@ -25,7 +30,7 @@ impl Param {
     /// model that only predicts — loaded, imported, exported — holds its weights once.
     pub fn zeros(name: impl Into<Cow<'static, str>>, shape: Vec<usize>) -> Self {
         let len = shape.iter().product();
-        Self { name: name.into(), shape, value: vec![0.0; len], grad: Vec::new(), regularizer: None }
+        Self { name: name.into(), shape, value: vec![0.0; len], grad: Vec::new(), regularizer: None, trainable: true }
     }
 
     /// Allocates the (zero) gradient buffer if it is not there yet; training calls it
@@ -34,6 +39,19 @@ impl Param {
         if self.grad.len() != self.value.len() {
             self.grad = vec![0.0; self.value.len()];
         }
+    }
+
+    /// Marks the parameter non-trainable: state the layer updates itself (see the type's
+    /// docs).
+    pub fn non_trainable(mut self) -> Self {
+        self.trainable = false;
+        self
+    }
+
+    /// Whether the optimizer trains it (true unless made with
+    /// [`non_trainable`](Param::non_trainable)).
+    pub fn is_trainable(&self) -> bool {
+        self.trainable
     }
 
     /// Attaches a regularizer (or none).

@@ -93,7 +93,9 @@ pub struct GradReport {
 /// pool — shows as differences at `h` and `h/2` that disagree; it is skipped and counted,
 /// and the check fails when more than a fifth of the points are skipped. A layer with a
 /// random generator (dropout) is rewound before every forward, so each one draws the same
-/// mask. Errors name the parameter (or `input`) and the index or direction.
+/// mask. Non-trainable parameters (moving statistics) are neither moved nor checked; a
+/// training forward may update them, which must not change its output. Errors name the
+/// parameter (or `input`) and the index or direction.
 pub fn check_gradients(layer: &mut dyn Layer, input: &Shape, opts: &GradCheck) -> Result<GradReport, String> {
     let mut rng = Rng::seed_from_u64(opts.seed);
     let out_shape =
@@ -168,7 +170,9 @@ impl Probe<'_> {
         add_activity_grad(&*self.layer, &mut grad, of, &mut Matrix::default()).map_err(|e| e.to_string())?;
         self.layer.backward(LayerInput::Dense(x.view()), &mut grad, of, Some(&mut grad_x), SEQ);
         add_weight_grads(self.layer.params_mut()).map_err(|e| e.to_string())?;
-        let params = self.layer.params().iter().map(|p| p.grad().to_vec()).collect();
+        // Non-trainable parameters (moving statistics) have no gradient and are not moved.
+        let params = self.layer.params().iter().map(|p| if p.is_trainable() { p.grad().to_vec() } else { Vec::new() });
+        let params = params.collect();
         Ok((params, grad_x.as_slice().to_vec()))
     }
 
@@ -177,6 +181,9 @@ impl Probe<'_> {
         let base: Vec<Vec<f32>> = self.layer.params().iter().map(|p| p.value().to_vec()).collect();
         let name = self.layer.name().to_string();
         for (p, (b, d)) in self.layer.params_mut().iter_mut().zip(base.iter().zip(&v.0)) {
+            if d.is_empty() {
+                continue;
+            }
             let w: Vec<f32> = b.iter().zip(d).map(|(b, d)| b + t * d).collect();
             p.set_value(&name, &w).map_err(|e| e.to_string())?;
         }

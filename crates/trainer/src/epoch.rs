@@ -100,10 +100,11 @@ impl Sequential {
         let loss = total_loss(layers, data_loss, None)?;
         backward(layers, batch.input(), grads, grad_of, par)?;
         let (opt, threads) = (&mut compiled.optimizer, par.thread_count());
-        opt.begin_step(layers.iter().flat_map(|l| l.params().iter().map(|p| p.grad())));
+        // The optimizer, clipping and weight decay see the trainable parameters only.
+        opt.begin_step(layers.iter().flat_map(|l| l.params().iter().filter(|p| p.is_trainable()).map(|p| p.grad())));
         let mut k = 0;
         for layer in layers.iter_mut() {
-            for p in layer.params_mut() {
+            for p in layer.params_mut().iter_mut().filter(|p| p.is_trainable()) {
                 let (value, grad) = p.value_and_grad();
                 opt.update_parallel(k, value, grad, threads);
                 k += 1;

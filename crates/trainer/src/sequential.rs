@@ -473,12 +473,15 @@ impl Sequential {
         compiled.requested.iter().rev().find(|m| m.name == name).map(|m| m.metric.direction())
     }
 
-    /// `(layer/param, length)` of every parameter, in update order: the one list the
-    /// optimizer, the weights and the saved files all follow.
+    /// `(layer/param, length)` of every trainable parameter, in update order: the list the
+    /// optimizer's slots and the saved optimizer state follow.
     pub(crate) fn param_list(&self) -> Vec<(String, usize)> {
         self.layers
             .iter()
-            .flat_map(|l| l.params().iter().map(move |p| (format!("{}/{}", l.name(), p.name()), p.len())))
+            .flat_map(|l| {
+                let trainable = l.params().iter().filter(|p| p.is_trainable());
+                trainable.map(move |p| (format!("{}/{}", l.name(), p.name()), p.len()))
+            })
             .collect()
     }
 
@@ -516,6 +519,12 @@ impl Sequential {
     /// Number of parameter values.
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(|l| l.param_count()).sum()
+    }
+
+    /// Number of trainable parameter values (the rest, such as BatchNormalization's moving
+    /// statistics, the layers update themselves).
+    pub fn trainable_param_count(&self) -> usize {
+        self.layers.iter().flat_map(|l| l.params()).filter(|p| p.is_trainable()).map(|p| p.len()).sum()
     }
 }
 

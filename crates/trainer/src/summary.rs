@@ -29,11 +29,12 @@ impl Sequential {
             }
         }
         s.push_str(&rule('└', '─', '┴', '┘'));
-        let total = self.param_count();
-        let bytes = total * std::mem::size_of::<f32>();
-        writeln!(s, " Total params: {} ({})", group_thousands(total), readable_size(bytes)).unwrap();
-        writeln!(s, " Trainable params: {} ({})", group_thousands(total), readable_size(bytes)).unwrap();
-        writeln!(s, " Non-trainable params: 0 ({})", readable_size(0)).unwrap();
+        let (total, trainable) = (self.param_count(), self.trainable_param_count());
+        let size = |n: usize| readable_size(n * std::mem::size_of::<f32>());
+        writeln!(s, " Total params: {} ({})", group_thousands(total), size(total)).unwrap();
+        writeln!(s, " Trainable params: {} ({})", group_thousands(trainable), size(trainable)).unwrap();
+        let frozen = total - trainable;
+        writeln!(s, " Non-trainable params: {} ({})", group_thousands(frozen), size(frozen)).unwrap();
         s
     }
 }

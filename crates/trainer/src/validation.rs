@@ -106,7 +106,11 @@ impl Sequential {
         self.ensure_optimizer()?;
         // Gradient buffers exist before the first step (the optimizer reads them all);
         // a model that only predicts never allocates them.
-        self.layers.iter_mut().flat_map(|l| l.params_mut().iter_mut()).for_each(kiln_layers::Param::ensure_grad);
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut().iter_mut())
+            .filter(|p| p.is_trainable())
+            .for_each(kiln_layers::Param::ensure_grad);
         self.check_output_rank()?;
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
