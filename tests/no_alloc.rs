@@ -2,7 +2,6 @@
 //! heap between training batches of real-shaped models (dense, bytes and sparse inputs).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln::prelude::*;
 use kiln_trainer::TrainError;
@@ -10,12 +9,22 @@ use kiln_trainer::callbacks::Control;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// This thread's allocations: tests run in parallel threads (and the harness allocates
+    /// as it starts them), so each test watches its own thread only. `fit` runs on the
+    /// calling thread (one thread without `KILN_THREADS`).
+    static THREAD_ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: a thread being torn down has no counter left, and is not one we watch.
+    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
 
 // SAFETY: forwards to the system allocator; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: the caller upholds `GlobalAlloc`'s contract, which we forward unchanged.
         unsafe { System.alloc(layout) }
     }
@@ -24,7 +33,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: the caller upholds `GlobalAlloc`'s contract, which we forward unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -40,20 +49,17 @@ struct Marks {
 }
 impl Callback for Marks {
     fn on_train_batch_begin(&mut self, _: usize, _: &mut Control<'_>) -> Result<(), TrainError> {
-        self.at.push(ALLOCATIONS.load(Ordering::Relaxed));
+        self.at.push(THREAD_ALLOCATIONS.with(std::cell::Cell::get));
         Ok(())
     }
     fn on_train_batch_end(&mut self, _: usize, _: &Logs, _: &mut Control<'_>) -> Result<(), TrainError> {
-        self.at.push(ALLOCATIONS.load(Ordering::Relaxed));
+        self.at.push(THREAD_ALLOCATIONS.with(std::cell::Cell::get));
         Ok(())
     }
     fn wants_batches(&self) -> bool {
         true
     }
 }
-
-/// The counter is global: tests that watch it take turns, whole (their setup allocates).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn assert_no_allocation_after_first_batch(mut model: Sequential, x: Features, y: Matrix, batch: usize) {
     let mut marks = Marks { at: Vec::with_capacity(1000) };
@@ -78,7 +84,6 @@ fn classifier(hidden: usize, out: usize, act: Activation) -> Sequential {
 
 #[test]
 fn dense_bytes_and_sparse_batches_do_not_allocate() {
-    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rng = Rng::seed_from_u64(0);
     let n = 100;
     let pixels: Vec<u8> = (0..n * 20).map(|_| rng.below(256) as u8).collect();
@@ -113,7 +118,6 @@ fn dense_bytes_and_sparse_batches_do_not_allocate() {
 
 #[test]
 fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
-    let _turn = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut rng = Rng::seed_from_u64(1);
     let n = 60;
     let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();
@@ -130,8 +134,10 @@ fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
         .add(MaxPooling2D::new([2, 2]))
         .add(Conv2D::new(4, [2, 2]).strides([2, 2]).activation(Activation::Tanh))
         .add(AveragePooling2D::new([2, 2]).strides([1, 1]).padding(Padding::Same))
+        .add(BatchNormalization::new())
         .add(Dropout::new(0.3))
         .add(Flatten::new())
+        .add(LayerNormalization::new())
         .add(Dense::new(10).activation(Activation::Softmax));
     let loss = Loss::sparse_categorical_crossentropy();
     convnet.compile(Optimizer::new(RMSprop::default(), 0.01), loss, [Metric::Accuracy]).unwrap();

@@ -115,4 +115,19 @@ fn shaped_models_match_keras_summaries() {
             ],
         ),
     );
+    check(
+        "summary_normalized.txt",
+        &shaped(
+            &[6, 6, 2],
+            vec![
+                Box::new(Conv2D::new(4, [3, 3]).activation(Relu)),
+                Box::new(BatchNormalization::new()),
+                Box::new(Flatten::new()),
+                Box::new(dense(10, Relu)),
+                Box::new(BatchNormalization::new().center(false)),
+                Box::new(LayerNormalization::new()),
+                Box::new(dense(3, Softmax)),
+            ],
+        ),
+    );
 }

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::conv_layers::{self, channels_last, name_of};
-use crate::norm_layers;
 use crate::json::{At, check_dtype, refuse_unknown};
+use crate::norm_layers;
 use crate::{KerasError, parts};
 
 /// One entry of a model's `layers` list, as kiln sees it.

@@ -17,10 +17,8 @@ fn axis(cfg: At<'_>) -> Result<i64, KerasError> {
         None => Ok(-1),
         Some(Value::Array(items)) if items.len() == 1 && items[0].is_i64() => Ok(items[0].as_i64().unwrap_or(-1)),
         Some(v) if v.is_i64() => Ok(v.as_i64().unwrap_or(-1)),
-        Some(v) => Err(cfg.error_at(
-            "axis",
-            format!("{} is not supported: kiln normalizes one axis, the last", kiln_fs::excerpt(v)),
-        )),
+        Some(v) => Err(cfg
+            .error_at("axis", format!("{} is not supported: kiln normalizes one axis, the last", kiln_fs::excerpt(v)))),
     }
 }
 
@@ -78,8 +76,16 @@ pub(crate) fn batch_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
 
 /// `LayerNormalization` over the last axis (`rms_scaling` and constraints refused).
 pub(crate) fn layer_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasError> {
-    const KNOWN: &[&str] =
-        &["axis", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer", "beta_regularizer", "gamma_regularizer"];
+    const KNOWN: &[&str] = &[
+        "axis",
+        "epsilon",
+        "center",
+        "scale",
+        "beta_initializer",
+        "gamma_initializer",
+        "beta_regularizer",
+        "gamma_regularizer",
+    ];
     refuse_unknown(cfg, "LayerNormalization", KNOWN, IGNORED)?;
     let mut ln = LayerNormalization::new().name(name_of(cfg));
     ln.axis = axis(cfg)?;

@@ -37,9 +37,10 @@ pub use kiln_trainer as trainer;
 pub mod prelude {
     pub use kiln_datasets::{Source, Split};
     pub use kiln_layers::{
-        Activation, AveragePooling1D, AveragePooling2D, BuildContext, Conv1D, Conv2D, Dense, Dropout, Flatten,
-        GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GradOf, Initializer,
-        Layer, LayerCore, LayerInput, MaxPooling1D, MaxPooling2D, Param, Reshape,
+        Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, BuildContext, Conv1D, Conv2D, Dense,
+        Dropout, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+        GradOf, Initializer, Layer, LayerCore, LayerInput, LayerNormalization, MaxPooling1D, MaxPooling2D, Param,
+        Reshape,
     };
     pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};

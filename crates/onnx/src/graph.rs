@@ -2,8 +2,8 @@
 //! tensor flowing through it.
 
 use crate::proto::{
-    ATTRIBUTE_INT, ATTRIBUTE_INTS, AttributeProto, Dimension, FLOAT, GraphProto, INT64, NodeProto, TensorProto,
-    TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
+    ATTRIBUTE_FLOAT, ATTRIBUTE_INT, ATTRIBUTE_INTS, AttributeProto, Dimension, FLOAT, GraphProto, INT64, NodeProto,
+    TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 
 /// The tensor the next layer reads: its name, its sample dimensions in kiln's
@@ -78,7 +78,8 @@ impl Graph {
 
     /// `cur` in channels-first layout, transposing it if needed.
     pub fn channels_first(&mut self, cur: Cursor, layer: &str) -> Cursor {
-        if cur.channels_first {
+        // A flat sample `[c]` is both layouts at once.
+        if cur.channels_first || cur.dims.len() == 1 {
             return cur;
         }
         let rank = cur.dims.len() as i64;
@@ -103,6 +104,11 @@ pub(crate) fn ints(name: &str, values: &[i64]) -> AttributeProto {
         r#type: Some(ATTRIBUTE_INTS),
         ..Default::default()
     }
+}
+
+/// A float attribute.
+pub(crate) fn float(name: &str, value: f32) -> AttributeProto {
+    AttributeProto { name: Some(name.to_string()), f: Some(value), r#type: Some(ATTRIBUTE_FLOAT), ..Default::default() }
 }
 
 /// A `float32 [N, d1, …]` value with a free batch dimension `N`.

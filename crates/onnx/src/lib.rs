@@ -17,6 +17,8 @@
 //! | MaxPooling1D/2D | `MaxPool` |
 //! | AveragePooling1D/2D | `AveragePool` (`count_include_pad = 0`) |
 //! | Global{Average,Max}Pooling1D/2D | `Global{Average,Max}Pool`, then `Flatten` |
+//! | BatchNormalization | `BatchNormalization` (moving statistics, Keras' `epsilon`) |
+//! | LayerNormalization | `LayerNormalization(axis=-1)` (Keras' `epsilon`, float32 statistics) |
 //!
 //! ONNX's convolution and pooling operators are channels-first: the graph transposes into
 //! that layout before the first of them and back only where a layer needs channels-last
@@ -40,6 +42,7 @@
 mod conv;
 mod dense;
 mod graph;
+mod norm;
 mod proto;
 mod reshape;
 
@@ -150,10 +153,12 @@ fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usiz
         }
         "GlobalAveragePooling1D" | "GlobalAveragePooling2D" => Ok(conv::global(graph, layer, cur, out_dims, false)),
         "GlobalMaxPooling1D" | "GlobalMaxPooling2D" => Ok(conv::global(graph, layer, cur, out_dims, true)),
+        "BatchNormalization" => norm::batch_normalization(graph, layer, cur),
+        "LayerNormalization" => norm::layer_normalization(graph, layer, cur),
         other => Err(OnnxError::unsupported(
             layer,
             format!(
-                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution and pooling are)"
+                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution, pooling and normalization are)"
             ),
         )),
     }

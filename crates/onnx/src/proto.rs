@@ -8,6 +8,8 @@
 pub const FLOAT: i32 = 1;
 /// `TensorProto.DataType.INT64`.
 pub const INT64: i32 = 7;
+/// `AttributeProto.AttributeType.FLOAT`.
+pub const ATTRIBUTE_FLOAT: i32 = 1;
 /// `AttributeProto.AttributeType.INT`.
 pub const ATTRIBUTE_INT: i32 = 2;
 /// `AttributeProto.AttributeType.INTS`.

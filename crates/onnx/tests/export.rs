@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_layers::{
-    Activation, AveragePooling1D, AveragePooling2D, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling1D,
-    GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D, Reshape,
+    Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, LayerNormalization,
+    MaxPooling1D, MaxPooling2D, Reshape,
 };
 use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_tensor::{Matrix, Padding, Rng};
@@ -144,6 +145,23 @@ fn shaped_models() -> Vec<(&'static str, Sequential)> {
         ),
         ("pooled_flat", model(8, &[6, 4], vec![Box::new(GlobalMaxPooling1D::new()), Box::new(Dense::new(2))])),
         ("gap2d", model(9, &[4, 4, 3], vec![Box::new(GlobalAveragePooling2D::new())])),
+        (
+            "normalized",
+            model(
+                10,
+                &[5, 5, 2],
+                vec![
+                    Box::new(Conv2D::new(3, [2, 2]).activation(Activation::Relu)),
+                    Box::new(BatchNormalization::new().momentum(0.5)),
+                    Box::new(Flatten::new()),
+                    Box::new(BatchNormalization::new().center(false).epsilon(0.01).momentum(0.3)),
+                    Box::new(Reshape::new([4, -1])),
+                    Box::new(LayerNormalization::new()),
+                    Box::new(Dense::new(3)),
+                    Box::new(LayerNormalization::new().scale(false).epsilon(0.1)),
+                ],
+            ),
+        ),
     ]
 }
 

@@ -112,3 +112,45 @@ fn training_resumes_exactly_from_a_saved_model() {
     assert_eq!(resumed.get_weights(), straight.get_weights());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A shaped model with BatchNormalization: the input shape, the layers' arguments and the
+/// moving statistics (non-trainable, absent from the optimizer's state) survive a save,
+/// and training resumed from the load takes the same steps as uninterrupted training.
+#[test]
+fn a_convnet_with_batch_normalization_round_trips_and_resumes_exactly() {
+    use kiln_layers::{BatchNormalization, Conv2D, Flatten, LayerNormalization, MaxPooling2D};
+    use kiln_tensor::{Matrix, Padding, Rng};
+    let mut rng = Rng::seed_from_u64(4);
+    let x = Matrix::from_vec(24, 6 * 6 * 2, (0..24 * 72).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
+    let y = Matrix::from_vec(24, 1, (0..24).map(|i| (i % 3) as f32).collect()).unwrap();
+    let make = || {
+        let mut m = Sequential::new()
+            .seed(3)
+            .input_shape([6, 6, 2])
+            .add(Conv2D::new(4, [3, 3]).padding(Padding::Same).activation(Activation::Relu))
+            .add(BatchNormalization::new().momentum(0.8))
+            .add(MaxPooling2D::new([2, 2]))
+            .add(Flatten::new())
+            .add(LayerNormalization::new().center(false))
+            .add(Dense::new(3).activation(Activation::Softmax));
+        m.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+            .unwrap();
+        m
+    };
+    let opts = || FitOptions::default().epochs(1).batch_size(8).shuffle(false).verbose(Verbosity::Silent);
+    let mut m = make();
+    m.fit(&x, &y, opts()).unwrap();
+    let moving = m.layer("batch_normalization").unwrap().params()[2].value().to_vec();
+    assert!(moving.iter().any(|&v| v != 0.0), "training moved the statistics");
+    let dir = temp("bn-roundtrip");
+    m.save(&dir).unwrap();
+    let mut back = Sequential::load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(back.model_input_shape().unwrap().dims(), &[6, 6, 2]);
+    assert_eq!(back.layer("batch_normalization").unwrap().params()[2].value(), &moving[..]);
+    assert_eq!(back.predict(&x, 8).unwrap(), m.predict(&x, 8).unwrap());
+    assert_eq!(back.trainable_param_count() + 8, back.param_count(), "4 moving means + 4 moving variances");
+    m.fit(&x, &y, opts()).unwrap();
+    back.fit(&x, &y, opts()).unwrap();
+    assert_eq!(back.get_weights(), m.get_weights(), "resumed training takes the same steps");
+}
