@@ -7,6 +7,9 @@ Same shapes, optimizer and data sizes as xtask/src/bench/workloads.rs:
   W1c  784-96-96-10, same data
   W2   10,000-16-16-1 (ReLU, sigmoid), 25,000 multi-hot rows with exactly 128 ones
   W2L  10,000-512-512-1, same data
+  W3   the Keras MNIST convnet (docs/progression.md): Conv2d(32,3)-ReLU-MaxPool(2)-
+       Conv2d(64,3)-ReLU-MaxPool(2)-Conv2d(128,3)-ReLU-Flatten-Linear(10) on W1's data as
+       1×28×28 images; RMSprop(lr=1e-3, alpha=0.9, eps=1e-7), batch 64, 20 % held out
 
 MNIST-like: RMSprop(lr=1e-2, alpha=0.9, eps=1e-7), batch 128, the last 20 % held out.
 IMDB-like:  RMSprop(lr=1e-3, alpha=0.9, eps=1e-7), batch 512, the last 40 % held out.
@@ -38,6 +41,7 @@ from torch import nn
 
 MNIST = {"W1": [512], "W1b": [], "W1c": [96, 96]}
 IMDB = {"W2": [16, 16], "W2L": [512, 512]}
+CONV = {"W3"}
 
 
 def mnist_workload(hidden, gen):
@@ -54,6 +58,22 @@ def mnist_workload(hidden, gen):
     loss_fn = nn.CrossEntropyLoss()
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-2, alpha=0.9, eps=1e-7)
     return model, (x,), y, loss_fn, opt, 128, 0.2
+
+
+def mnist_convnet(gen):
+    n = 60_000
+    # The same values as W1's rows, read as NCHW images (PyTorch's layout).
+    x = torch.rand(n, 784, generator=gen).reshape(n, 1, 28, 28)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3), nn.ReLU(),
+        nn.Flatten(), nn.Linear(1152, 10),
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+    return model, (x,), y, loss_fn, opt, 64, 0.2
 
 
 class MultiHotMlp(nn.Module):
@@ -112,7 +132,7 @@ def epoch(model, xs, y, loss_fn, opt, batch, split):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=sorted({**MNIST, **IMDB}))
+    ap.add_argument("workload", choices=sorted({**MNIST, **IMDB}.keys() | CONV))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--multi-hot", choices=["dense", "embedding-bag"], default="dense")
@@ -120,7 +140,9 @@ def main():
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     gen = torch.Generator().manual_seed(1)
-    if args.workload in MNIST:
+    if args.workload in CONV:
+        work = mnist_convnet(gen)
+    elif args.workload in MNIST:
         work = mnist_workload(MNIST[args.workload], gen)
     else:
         work = imdb_workload(IMDB[args.workload], gen, args.multi_hot)

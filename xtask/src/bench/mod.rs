@@ -8,6 +8,7 @@
 //! With `--vs torch` the same workloads run in PyTorch (`peer.rs`), each right after
 //! kiln's, so both see the same machine state; every figure is a same-run ratio.
 
+mod layers;
 mod peer;
 mod scaling;
 mod workloads;
@@ -37,8 +38,8 @@ pub struct BenchArgs {
     /// notebook's model as written) or `embedding-bag` (an expert's sparse rewrite).
     #[arg(long, default_value = "dense", value_parser = ["dense", "embedding-bag"])]
     torch_multi_hot: String,
-    /// Comma-separated workloads (W1, W1b, W1c, W2, W2L, and W1u for u8 pixels);
-    /// W1…W2L by default.
+    /// Comma-separated workloads (W1, W1b, W1c, W2, W2L, W3 — the MNIST convnet — and W1u
+    /// for u8 pixels); W1…W2L by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Timed epochs per workload, after one warm-up epoch; the median is reported.
@@ -51,6 +52,10 @@ pub struct BenchArgs {
     /// the cost of an epoch against each into this PNG.
     #[arg(long, value_name = "PNG")]
     scaling: Option<std::path::PathBuf>,
+    /// Instead of the workloads, time each layer of the W3 convnet alone (forward and
+    /// backward on a batch of 64) against the GEMM rate.
+    #[arg(long)]
+    layers: bool,
     /// Internal: run one workload in this process and print its result as JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -94,6 +99,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     }
     if let Some(png) = &args.scaling {
         scaling::run(png)?;
+        return Ok(true);
+    }
+    if args.layers {
+        let gflops = gemm_gflops();
+        println!("cpu: {}; faer GEMM 128×784·784×512 on 1 thread: {gflops:.1} GFLOP/s", peer::cpu_model());
+        layers::run(threads, gflops)?;
         return Ok(true);
     }
     let selected = select(&args.only)?;

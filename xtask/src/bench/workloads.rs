@@ -1,15 +1,16 @@
 //! The benchmark workloads: synthetic data of the notebook's shapes, trained through the
 //! ordinary `fit` path, with the floating-point work each epoch does.
 
-use kiln_layers::{Activation, Dense};
+use kiln_layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
 use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_tensor::{ByteMatrix, Matrix, Parallelism, Rng};
 use kiln_trainer::{Features, Loss, Metric, Sequential};
 
 /// Every workload's name, in the order they run by default.
-pub const NAMES: [&str; 6] = ["W1", "W1b", "W1c", "W2", "W2L", "W1u"];
+pub const NAMES: [&str; 7] = ["W1", "W1b", "W1c", "W2", "W2L", "W3", "W1u"];
 
-/// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in).
+/// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in; `W3`,
+/// ten times W1's arithmetic, too).
 pub const DEFAULT: [&str; 5] = ["W1", "W1b", "W1c", "W2", "W2L"];
 
 /// A workload ready to train.
@@ -37,6 +38,7 @@ pub fn build(name: &str, par: Parallelism) -> anyhow::Result<Workload> {
         "W1u" => mnist_like(&[512], true, 128)?,
         "W2" => imdb_like(&[16, 16], 10_000)?,
         "W2L" => imdb_like(&[512, 512], 10_000)?,
+        "W3" => mnist_convnet()?,
         other => anyhow::bail!("unknown workload `{other}` (known: {})", NAMES.join(", ")),
     };
     w.model.set_parallelism(par);
@@ -97,4 +99,30 @@ pub fn imdb_like(hidden: &[usize], vocab: usize) -> anyhow::Result<Workload> {
     let widths: Vec<usize> = hidden.iter().copied().chain([1]).collect();
     let flops_per_epoch = 2.0 * stack_macs(words as f64, &widths, 15_000.0, 10_000.0);
     Ok(Workload { model, x: Features::Sparse(x), y, batch: 512, split: 0.4, flops_per_epoch })
+}
+
+/// The Keras MNIST convnet of `docs/progression.md` on W1's data as `[28, 28, 1]` images:
+/// Conv2D(32, 3, relu) → MaxPooling2D(2) → Conv2D(64, 3, relu) → MaxPooling2D(2) →
+/// Conv2D(128, 3, relu) → Flatten → Dense(10, softmax); RMSprop (Keras' defaults), batch
+/// 64, 20 % validation.
+pub fn mnist_convnet() -> anyhow::Result<Workload> {
+    let n = 60_000;
+    let mut rng = Rng::seed_from_u64(1);
+    let x = Matrix::from_vec(n, 784, (0..n * 784).map(|_| rng.uniform()).collect())?;
+    let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.below(10) as f32).collect())?;
+    let mut model = Sequential::new()
+        .input_shape([28, 28, 1])
+        .add(Conv2D::new(32, [3, 3]).activation(Activation::Relu))
+        .add(MaxPooling2D::new([2, 2]))
+        .add(Conv2D::new(64, [3, 3]).activation(Activation::Relu))
+        .add(MaxPooling2D::new([2, 2]))
+        .add(Conv2D::new(128, [3, 3]).activation(Activation::Relu))
+        .add(Flatten::new())
+        .add(Dense::new(10).activation(Activation::Softmax));
+    model.compile(RMSprop::default(), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])?;
+    // Multiply-adds per sample: output pixels × kernel taps × channels in × out.
+    let conv1 = (26 * 26 * 9 * 32) as f64;
+    let rest = (11 * 11 * 288 * 64 + 3 * 3 * 576 * 128 + 1152 * 10) as f64;
+    let flops_per_epoch = 2.0 * super::epoch_macs(conv1, rest, 48_000.0, 12_000.0);
+    Ok(Workload { model, x: Features::Dense(x), y, batch: 64, split: 0.2, flops_per_epoch })
 }
