@@ -5,8 +5,12 @@
 //! both with the optimizer, names them `scale/gamma` and `scale/beta`, counts them in
 //! the summary, and saves and loads them: the layer only does its math.
 //!
+//! `kiln::layers::testing::check_gradients` checks its backward pass against finite
+//! differences first, as kiln's own layers are checked.
+//!
 //! `cargo run --release -p kiln-examples --example custom_layer`
 
+use kiln::layers::testing::{GradCheck, check_gradients};
 use kiln::prelude::*;
 use kiln::tensor::kernels;
 use serde::{Deserialize, Serialize};
@@ -83,6 +87,15 @@ impl Layer for Scale {
 }
 
 fn main() -> Result<(), kiln::Error> {
+    // First, the backward pass against finite differences of the forward one — on flat
+    // rows and on shaped samples (γ, β per last-axis feature) — as every built-in layer is.
+    for shape in [vec![3], vec![4, 3]] {
+        let mut layer = Scale { core: LayerCore::default(), l2: 1e-2 };
+        let report = check_gradients(&mut layer, &Shape::new(shape).expect("a shape"), &GradCheck::default())
+            .unwrap_or_else(|e| panic!("Scale's backward is wrong: {e}"));
+        println!("gradient check: {} values agree (worst difference {:.1e})", report.checked, report.worst);
+    }
+
     // y = 3·x₀ − 2·x₁ + 1, learned by Scale → Dense(1).
     let mut rng = Rng::seed_from_u64(0);
     let rows: Vec<[f32; 2]> = (0..256).map(|_| [rng.uniform_in(-1.0, 1.0), rng.uniform_in(-1.0, 1.0)]).collect();

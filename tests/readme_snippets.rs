@@ -30,7 +30,7 @@ fn body(path: &Path) -> String {
 fn the_readme_shows_the_readme_and_quickstart_examples_verbatim() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let blocks = rust_blocks(&std::fs::read_to_string(root.join("README.md")).unwrap());
-    for example in ["examples/readme.rs", "examples/quickstart/src/main.rs"] {
+    for example in ["examples/readme.rs", "examples/convnet.rs", "examples/quickstart/src/main.rs"] {
         let want = body(&root.join(example));
         assert!(blocks.contains(&want), "README.md has no ```rust block equal to {example}:\n{want}");
     }
