@@ -476,7 +476,7 @@ fn keras_import_and_predict_input_hold_about_what_they_return() {
     // row 0 without reserving rows × width.
     let rows = dir.join("empty-rows.json");
     std::fs::write(&rows, format!("[{}]", vec!["[]"; 100_000].join(","))).unwrap();
-    let (peak, read) = peak_of_this_thread(|| xtask::models::read_rows(&rows, 1_000_000));
+    let (peak, read) = peak_of_this_thread(|| xtask::models::read_rows(&rows, &[1_000_000]));
     let text = read.unwrap_err().to_string();
     assert!(text.contains("empty-rows.json") && text.contains("row 0 has 0 values"), "{text}");
     assert!(peak < MIB, "empty rows peaked at {peak} bytes");
@@ -487,7 +487,7 @@ fn keras_import_and_predict_input_hold_about_what_they_return() {
     let row = format!("[{}]", vec!["0.1234567"; 100].join(","));
     let text = format!("[{}]", vec![row.as_str(); 8_000].join(","));
     std::fs::write(&rows, &text).unwrap();
-    let (peak, read) = peak_of_this_thread(|| xtask::models::read_rows(&rows, 100));
+    let (peak, read) = peak_of_this_thread(|| xtask::models::read_rows(&rows, &[100]));
     let values = read.unwrap().rows() * 100 * 4;
     eprintln!("predict input of {} MiB: peak {} MiB", text.len() / MIB, peak / MIB);
     assert!(peak < 2 * values + MIB, "{} bytes of rows peaked at {peak} bytes ({values} of values)", text.len());

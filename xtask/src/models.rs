@@ -39,7 +39,7 @@ pub struct PredictArgs {
 pub struct ExportOnnxArgs {
     /// A kiln model directory (`Sequential::save`, `keras import --out`).
     pub dir: PathBuf,
-    /// The ONNX file to write (opset 13).
+    /// The ONNX file to write (opset 17).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -53,7 +53,12 @@ pub fn export_onnx(args: &ExportOnnxArgs) -> anyhow::Result<bool> {
         "wrote {} (ONNX opset {}, input `input` [N, {}], output `output`)",
         args.out.display(),
         kiln_onnx::OPSET,
-        model.input_width().unwrap_or(0)
+        model.model_input_shape().map_or_else(String::new, |s| s
+            .dims()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "))
     );
     Ok(true)
 }
@@ -81,8 +86,9 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<bool> {
         check_output("--json", out, &[&args.input, &args.dir], &[&args.dir])?;
     }
     let mut model = Sequential::load(&args.dir)?;
-    let width = model.input_width().with_context(|| format!("{}: the model has no input width", args.dir.display()))?;
-    let x = read_rows(&args.input, width)?;
+    let shape =
+        model.model_input_shape().with_context(|| format!("{}: the model has no input shape", args.dir.display()))?;
+    let x = read_rows(&args.input, shape.dims())?;
     let y = model.predict(&x, 256)?;
     // JSON has no NaN or infinity (serde would write `null`): refuse, and write nothing.
     if let Some((i, j, v)) =

@@ -256,3 +256,21 @@ fn the_check_catches_a_wrong_backward_elementwise_and_along_directions() {
     let err = check_gradients(&mut large, &Shape::new([30, 30]).unwrap(), &GradCheck::default()).unwrap_err();
     assert!(err.contains("random direction"), "{err}");
 }
+
+#[test]
+fn flatten_and_reshape_pass_the_check_and_keep_the_values() {
+    use kiln_layers::{Flatten, Reshape};
+    let opts = GradCheck::default();
+    let mut flatten = Flatten::new();
+    check_gradients(&mut flatten, &Shape::new([2, 3, 2]).unwrap(), &opts).unwrap();
+    let mut reshape = Reshape::new([-1, 3]);
+    check_gradients(&mut reshape, &Shape::new([2, 3, 2]).unwrap(), &opts).unwrap();
+    let out = |layer: &dyn Layer, dims: &[usize]| layer.planned(&Shape::new(dims.to_vec()).unwrap()).map(|p| p.1);
+    assert_eq!(out(&Reshape::new([-1, 3]), &[2, 3, 2]).unwrap().dims(), &[4, 3]);
+    assert_eq!(out(&Flatten::new(), &[2, 3, 2]).unwrap().dims(), &[12]);
+    assert!(out(&Reshape::new([5, -1]), &[2, 3, 2]).is_none(), "12 values are not rows of 5");
+    assert!(Reshape::new([-1, -1]).validate_target().unwrap_err().contains("more than one -1"));
+    assert!(Reshape::new([0, 4]).validate_target().unwrap_err().contains("not a size"));
+    let err = Reshape::new([5, 3]).resolve(&Shape::new([2, 3, 2]).unwrap()).unwrap_err();
+    assert!(err.contains("12 values") && err.contains("15 values"), "{err}");
+}
