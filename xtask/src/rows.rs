@@ -105,10 +105,15 @@ impl<'de> Visitor<'de> for Row<'_> {
             values: &mut *self.values,
         })? {
             n += 1;
-            let limit = if nested == Some(true) { dims[0] } else { width };
-            if n > limit {
+            if nested == Some(true) && n > dims[0] {
                 return Err(de::Error::custom(format!(
-                    "row {i} has more than {limit} entries, the model takes {dims:?}"
+                    "row {i} has more than {} entries on its first axis, the model takes {dims:?}",
+                    dims[0]
+                )));
+            }
+            if nested != Some(true) && n > width {
+                return Err(de::Error::custom(format!(
+                    "row {i} has more than {width} values, the model takes {width}"
                 )));
             }
         }
@@ -119,7 +124,7 @@ impl<'de> Visitor<'de> for Row<'_> {
             )));
         }
         if got != width {
-            return Err(de::Error::custom(format!("row {i} has {got} values, the model takes {width} ({dims:?})")));
+            return Err(de::Error::custom(format!("row {i} has {got} values, the model takes {width}")));
         }
         Ok(())
     }
@@ -172,7 +177,10 @@ impl<'de> DeserializeSeed<'de> for Elem<'_> {
 impl<'de> Visitor<'de> for Elem<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a number or a list at row {}, entry {:?}", self.row, self.at)
+        match self.at[..] {
+            [column] => write!(f, "a number or a list at row {}, column {column}", self.row),
+            _ => write!(f, "a number at row {}, entry {:?}", self.row, self.at),
+        }
     }
     fn visit_f64<E: de::Error>(self, x: f64) -> Result<(), E> {
         self.number(x)

@@ -1,0 +1,358 @@
+//! `GRU` (Keras `keras/src/layers/rnn/gru.py`, implementation 2): gates z, r, h;
+//! `reset_after=True` (default: bias `[2, 3u]`, the reset gate applied after the recurrent
+//! product) or `False` (bias `[3u]`, applied before).
+
+use kiln_regularizers::Regularizer;
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use serde::{Deserialize, Serialize};
+
+use super::{RecurrentOptions, Steps, cells};
+use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
+
+fn sigmoid() -> Activation {
+    Activation::Sigmoid
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Gated recurrent unit (Keras `layers.GRU`): kernel `[features, 3u]`, recurrent kernel
+/// `[u, 3u]`, columns in gate order z, r, h. Per step, as Keras' cell, with
+/// `x̂ = x_t·K + b_in`:
+/// - `reset_after` (default): `ĥ = h·R + b_rec`; `z = σ(x̂_z + ĥ_z)`, `r = σ(x̂_r + ĥ_r)`,
+///   `hh = act(x̂_h + r·ĥ_h)`; bias `[2, 3u]` (input row, recurrent row);
+/// - otherwise: `z = σ(x̂_z + h·R_z)`, `r = σ(x̂_r + h·R_r)`, `hh = act(x̂_h + (r·h)·R_h)`;
+///   bias `[3u]`;
+///
+/// then `h = z·h₋ + (1 − z)·hh`, from a zero state. Defaults as Keras: `tanh`,
+/// `sigmoid`, `reset_after`, bias, `glorot_uniform` / `orthogonal` / zeros.
+///
+/// # Shapes
+/// - input: `[time, features]` per sample
+/// - output: `[units]`, or `[time, units]` with `return_sequences`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GRU {
+    #[serde(flatten)]
+    core: LayerCore,
+    /// Units, activation, bias, `return_sequences`, initializers and regularizers.
+    #[serde(flatten)]
+    pub options: RecurrentOptions,
+    /// Activation of the gates z, r (default `sigmoid`).
+    #[serde(default = "sigmoid")]
+    pub recurrent_activation: Activation,
+    /// Apply the reset gate after the recurrent product (default true, Keras 3's).
+    #[serde(default = "yes")]
+    pub reset_after: bool,
+    #[serde(skip)]
+    state: GruState,
+}
+
+/// Per-step caches, time-major.
+#[derive(Debug, Clone, Default)]
+struct GruState {
+    steps: Steps,
+    /// The activated z, r and hh of each step: `[T·b, 3u]` (x̂ before activation).
+    gates: Matrix,
+    /// The recurrent products: `ĥ = h·R + b_rec` (`[T·b, 3u]`, reset_after), or `h·R_zr`
+    /// (`[T·b, 2u]`) then `(r·h)·R_h` (`[T·b, u]`) in `inner_h`.
+    inner: Matrix,
+    inner_h: Matrix,
+    /// `r·h₋` of each step (reset before): `[T·b, u]`.
+    rh: Matrix,
+    /// The recurrent kernel split in contiguous `R_zr [u, 2u]` and `R_h [u, u]` (reset
+    /// before), copied each forward.
+    r_zr: Matrix,
+    r_h: Matrix,
+    /// Gradients w.r.t. the recurrent products' outputs.
+    d_inner: Matrix,
+    d_inner_h: Matrix,
+    /// Scratch `[b, u]` and the `[u, 2u]`/`[u, u]` halves of `dR` (reset before).
+    d_rh: Matrix,
+    dr_zr: Matrix,
+    dr_h: Matrix,
+}
+
+impl GRU {
+    /// A layer of `units` with Keras' defaults.
+    pub fn new(units: usize) -> Self {
+        Self {
+            core: LayerCore::default(),
+            options: RecurrentOptions::new(units),
+            recurrent_activation: Activation::Sigmoid,
+            reset_after: true,
+            state: GruState::default(),
+        }
+    }
+
+    /// Sets the layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.core.name = name.into();
+        self
+    }
+
+    /// Outputs every step's state.
+    pub fn return_sequences(mut self, on: bool) -> Self {
+        self.options.return_sequences = on;
+        self
+    }
+
+    /// Sets `reset_after`.
+    pub fn reset_after(mut self, on: bool) -> Self {
+        self.reset_after = on;
+        self
+    }
+
+    /// Turns the bias on or off.
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.options.use_bias = on;
+        self
+    }
+
+    fn activations(&self) -> [(&'static str, Activation); 2] {
+        [("activation", self.options.activation), ("recurrent_activation", self.recurrent_activation)]
+    }
+
+    /// `(input bias, recurrent bias)` of the `[3u]` or `[2, 3u]` bias.
+    fn biases(&self) -> (Option<&[f32]>, Option<&[f32]>) {
+        let w = 3 * self.options.units;
+        match self.core.params.get(2).map(|p| p.value()) {
+            None => (None, None),
+            Some(b) if self.reset_after => (Some(&b[..w]), Some(&b[w..])),
+            Some(b) => (Some(b), None),
+        }
+    }
+}
+
+#[typetag::serde]
+impl Layer for GRU {
+    fn core(&self) -> &LayerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut LayerCore {
+        &mut self.core
+    }
+
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        let (_, features, out) = self.options.check(&self.core, input, &self.activations()).ok()?;
+        let u = self.options.units;
+        let biases = if !self.options.use_bias { 0 } else if self.reset_after { 2 } else { 1 };
+        Some(((features + u + biases).checked_mul(3 * u)?, out))
+    }
+
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+        let (_, features, out) = self.options.check(&self.core, input, &self.activations())?;
+        let u = self.options.units;
+        let shape = if self.reset_after { vec![2, 3 * u] } else { vec![3 * u] };
+        let init = self.options.bias_initializer;
+        let rows = if self.reset_after { 2 } else { 1 };
+        self.core.params =
+            self.options.params(ctx, features, 3, shape, |b, ctx| init.fill(b, rows, 3 * u, ctx.rng()))?;
+        self.core.output = Matrix::zeros(0, out.numel());
+        Ok(out)
+    }
+
+    fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Parallelism) {
+        let LayerInput::Dense(x) = input else { panic!("layer `{}` takes dense input", self.core.name) };
+        let (features, u) = (self.core.params[0].shape()[0], self.options.units);
+        let (w, time, b) = (3 * u, x.cols / features, x.rows);
+        let (act, rec, after) = (self.options.activation, self.recurrent_activation, self.reset_after);
+        let (b_in, b_rec) = self.biases();
+        let (params, st) = (&self.core.params, &mut self.state);
+        st.steps.load(x, time, features, u);
+        let s = &mut st.steps;
+        // x̂ = x·K + b_in for every step at once.
+        st.gates.resize(time * b, w);
+        let k = View { rows: features, cols: w, data: params[0].value() };
+        matmul::ab(st.gates.view_mut(), s.x.view(), k, Accumulate::Replace, par);
+        if let Some(b_in) = b_in {
+            kernels::add_row_vector(st.gates.as_mut_slice(), b_in);
+        }
+        let r_full = params[1].value();
+        if after {
+            st.inner.resize(time * b, w);
+        } else {
+            st.inner.resize(time * b, 2 * u);
+            st.inner_h.resize(time * b, u);
+            st.rh.resize(time * b, u);
+            split_recurrent(r_full, u, &mut st.r_zr, &mut st.r_h);
+        }
+        for t in 0..time {
+            let h_prev = View { rows: b, cols: u, data: &s.h.as_slice()[t * b * u..(t + 1) * b * u] };
+            let cols = st.inner.cols();
+            let inner = &mut st.inner.as_mut_slice()[t * b * cols..(t + 1) * b * cols];
+            if after {
+                let r = View { rows: u, cols: w, data: r_full };
+                matmul::ab(ViewMut { rows: b, cols: w, data: inner }, h_prev, r, Accumulate::Replace, par);
+                if let Some(b_rec) = b_rec {
+                    kernels::add_row_vector(inner, b_rec);
+                }
+            } else {
+                matmul::ab(ViewMut { rows: b, cols: 2 * u, data: inner }, h_prev, st.r_zr.view(), Accumulate::Replace, par);
+            }
+            let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
+            // z and r.
+            for i in 0..b {
+                for j in 0..2 * u {
+                    let g = &mut gates[i * w + j];
+                    *g = cells::apply(rec, *g + inner[i * cols + j]);
+                }
+            }
+            if !after {
+                // (r·h₋)·R_h.
+                let rh = &mut st.rh.as_mut_slice()[t * b * u..(t + 1) * b * u];
+                for i in 0..b {
+                    for j in 0..u {
+                        rh[i * u + j] = gates[i * w + u + j] * h_prev.data[i * u + j];
+                    }
+                }
+                let rh = View { rows: b, cols: u, data: &st.rh.as_slice()[t * b * u..(t + 1) * b * u] };
+                let ih = ViewMut { rows: b, cols: u, data: &mut st.inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u] };
+                matmul::ab(ih, rh, st.r_h.view(), Accumulate::Replace, par);
+            }
+            let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
+            let (h_prev, h_next) = (&done[t * b * u..], &mut rest[..b * u]);
+            for i in 0..b {
+                for j in 0..u {
+                    let recurrent_h = if after {
+                        gates[i * w + u + j] * inner[i * cols + 2 * u + j]
+                    } else {
+                        st.inner_h.as_slice()[(t * b + i) * u + j]
+                    };
+                    let hh = cells::apply(act, gates[i * w + 2 * u + j] + recurrent_h);
+                    gates[i * w + 2 * u + j] = hh;
+                    let z = gates[i * w + j];
+                    h_next[i * u + j] = z * h_prev[i * u + j] + (1.0 - z) * hh;
+                }
+            }
+        }
+        s.output(&mut self.core.output, self.options.return_sequences);
+    }
+
+    fn backward(
+        &mut self,
+        _input: LayerInput<'_>,
+        grad: &mut Matrix,
+        _grad_of: GradOf,
+        grad_input: Option<&mut Matrix>,
+        par: Parallelism,
+    ) {
+        let u = self.options.units;
+        let w = 3 * u;
+        let (act, rec, after) = (self.options.activation, self.recurrent_activation, self.reset_after);
+        let (params, st) = (&mut self.core.params, &mut self.state);
+        let s = &mut st.steps;
+        let (b, time) = (s.batch, s.time);
+        s.dh.resize(b, u);
+        s.dh.fill(0.0);
+        s.dz.resize(time * b, w);
+        let inner_cols = st.inner.cols();
+        st.d_inner.resize(time * b, inner_cols);
+        if !after {
+            st.d_inner_h.resize(time * b, u);
+            st.d_rh.resize(b, u);
+        }
+        s.tmp.resize(b, u);
+        for t in (0..time).rev() {
+            s.add_output_grad(grad, t, self.options.return_sequences);
+            let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
+            let inner = &st.inner.as_slice()[t * b * inner_cols..(t + 1) * b * inner_cols];
+            let h_prev = &s.h.as_slice()[t * b * u..(t + 1) * b * u];
+            let dz = &mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w];
+            let d_inner = &mut st.d_inner.as_mut_slice()[t * b * inner_cols..(t + 1) * b * inner_cols];
+            // Per unit: through h = z·h₋ + (1 − z)·hh.
+            for i in 0..b {
+                for j in 0..u {
+                    let (z, r, hh) = (gates[i * w + j], gates[i * w + u + j], gates[i * w + 2 * u + j]);
+                    let dh = s.dh.as_slice()[i * u + j];
+                    let dz_pre = dh * (h_prev[i * u + j] - hh) * cells::slope(rec, z);
+                    let dhh_pre = dh * (1.0 - z) * cells::slope(act, hh);
+                    dz[i * w + j] = dz_pre;
+                    dz[i * w + 2 * u + j] = dhh_pre;
+                    d_inner[i * inner_cols + j] = dz_pre;
+                    if after {
+                        // hh = act(x̂_h + r·ĥ_h): ∂r = dhh·ĥ_h, ∂ĥ_h = dhh·r.
+                        let dr_pre = dhh_pre * inner[i * inner_cols + 2 * u + j] * cells::slope(rec, r);
+                        dz[i * w + u + j] = dr_pre;
+                        d_inner[i * inner_cols + u + j] = dr_pre;
+                        d_inner[i * inner_cols + 2 * u + j] = dhh_pre * r;
+                    }
+                }
+            }
+            // The direct path h₋ → h: z·dh; the recurrent products add theirs below.
+            for i in 0..b {
+                for j in 0..u {
+                    s.tmp.as_mut_slice()[i * u + j] = gates[i * w + j] * s.dh.as_slice()[i * u + j];
+                }
+            }
+            if !after {
+                // (r·h₋)·R_h: d(r·h₋) = dhh·R_hᵀ; then ∂r = d(rh)·h₋, ∂h₋ += d(rh)·r.
+                let dhh = &mut st.d_inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u];
+                for i in 0..b {
+                    for j in 0..u {
+                        dhh[i * u + j] = dz[i * w + 2 * u + j];
+                    }
+                }
+                let dhh = View { rows: b, cols: u, data: &st.d_inner_h.as_slice()[t * b * u..(t + 1) * b * u] };
+                matmul::abt(st.d_rh.view_mut(), dhh, st.r_h.view(), Accumulate::Replace, par);
+                for i in 0..b {
+                    for j in 0..u {
+                        let (r, drh) = (gates[i * w + u + j], st.d_rh.as_slice()[i * u + j]);
+                        let dr_pre = drh * h_prev[i * u + j] * cells::slope(rec, r);
+                        dz[i * w + u + j] = dr_pre;
+                        d_inner[i * inner_cols + u + j] = dr_pre;
+                        s.tmp.as_mut_slice()[i * u + j] += drh * r;
+                    }
+                }
+            }
+            // dh₋ = direct + d_inner·R_innerᵀ.
+            let d_inner = View { rows: b, cols: inner_cols, data: &st.d_inner.as_slice()[t * b * inner_cols..(t + 1) * b * inner_cols] };
+            let r_inner = if after {
+                View { rows: u, cols: w, data: params[1].value() }
+            } else {
+                st.r_zr.view()
+            };
+            s.dh.as_mut_slice().copy_from_slice(s.tmp.as_slice());
+            matmul::abt(s.dh.view_mut(), d_inner, r_inner, Accumulate::Add, par);
+        }
+        let (kernel, rest) = params.split_first_mut().expect("built");
+        let (recurrent, bias) = rest.split_first_mut().expect("built");
+        if let Some(bias) = bias.first_mut() {
+            let g = bias.grad_mut();
+            kernels::column_sums_blocked(s.dz.as_slice(), &mut g[..w]);
+            if after {
+                kernels::column_sums_blocked(st.d_inner.as_slice(), &mut g[w..]);
+            }
+        }
+        if after {
+            s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, &st.d_inner, par);
+        } else {
+            // dR_zr = H₋ᵀ·d_inner, dR_h = (r·h₋)ᵀ·dhh, put back side by side as [u, 3u].
+            st.dr_zr.resize(u, 2 * u);
+            s.recurrent_grad(st.dr_zr.view_mut(), &st.d_inner, par);
+            st.dr_h.resize(u, u);
+            matmul::atb(st.dr_h.view_mut(), st.rh.view(), st.d_inner_h.view(), Accumulate::Replace, par);
+            let g = recurrent.grad_mut();
+            for row in 0..u {
+                g[row * w..row * w + 2 * u].copy_from_slice(st.dr_zr.row(row));
+                g[row * w + 2 * u..(row + 1) * w].copy_from_slice(st.dr_h.row(row));
+            }
+        }
+        s.input_grads(kernel, grad_input, par);
+    }
+
+    fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
+        self.options.activity_regularizer.as_deref()
+    }
+}
+
+/// `R [u, 3u]` split into contiguous `R_zr [u, 2u]` and `R_h [u, u]`.
+fn split_recurrent(r: &[f32], u: usize, zr: &mut Matrix, h: &mut Matrix) {
+    zr.resize(u, 2 * u);
+    h.resize(u, u);
+    for row in 0..u {
+        zr.row_mut(row).copy_from_slice(&r[row * 3 * u..row * 3 * u + 2 * u]);
+        h.row_mut(row).copy_from_slice(&r[row * 3 * u + 2 * u..(row + 1) * 3 * u]);
+    }
+}

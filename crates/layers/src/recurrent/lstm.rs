@@ -1,0 +1,233 @@
+//! `LSTM` (Keras `keras/src/layers/rnn/lstm.py`, implementation 2): gates in the order
+//! i, f, c, o; `z = (x·K + h·R) + b`; `c = f·c₋ + i·act(z_c)`; `h = o·act(c)`.
+
+use kiln_regularizers::Regularizer;
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use serde::{Deserialize, Serialize};
+
+use super::{RecurrentOptions, Steps, cells};
+use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput};
+
+fn sigmoid() -> Activation {
+    Activation::Sigmoid
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Long short-term memory (Keras `layers.LSTM`): kernel `[features, 4u]`, recurrent kernel
+/// `[u, 4u]`, bias `[4u]`, columns in gate order i, f, c, o. Per step, as Keras' cell:
+/// `z = (x_t·K + h·R) + b`; `i, f, o = rec_act(z_i, z_f, z_o)`, `g = act(z_c)`;
+/// `c = f·c₋ + i·g`; `h = o·act(c)`; from zero states. Defaults as Keras: `tanh`,
+/// `sigmoid`, bias with `unit_forget_bias` (the forget gate's bias starts at 1),
+/// `glorot_uniform` / `orthogonal` / zeros, the last state only.
+///
+/// # Shapes
+/// - input: `[time, features]` per sample
+/// - output: `[units]`, or `[time, units]` with `return_sequences`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LSTM {
+    #[serde(flatten)]
+    core: LayerCore,
+    /// Units, activation, bias, `return_sequences`, initializers and regularizers.
+    #[serde(flatten)]
+    pub options: RecurrentOptions,
+    /// Activation of the gates i, f, o (default `sigmoid`).
+    #[serde(default = "sigmoid")]
+    pub recurrent_activation: Activation,
+    /// Start the forget gate's bias at 1 (default true).
+    #[serde(default = "yes")]
+    pub unit_forget_bias: bool,
+    #[serde(skip)]
+    state: LstmState,
+}
+
+/// The cell's per-step caches, time-major `[T·b, …]`.
+#[derive(Debug, Clone, Default)]
+struct LstmState {
+    steps: Steps,
+    /// Cell states `c_0 = 0 … c_T`: `[(T + 1)·b, u]`.
+    c: Matrix,
+    /// `act(c_t)`: `[T·b, u]`.
+    act_c: Matrix,
+    /// The activated gates i, f, g, o of each step: `[T·b, 4u]`.
+    gates: Matrix,
+    /// `∂/∂c` flowing to the previous step: `[b, u]`.
+    dc: Matrix,
+}
+
+impl LSTM {
+    /// A layer of `units` with Keras' defaults.
+    pub fn new(units: usize) -> Self {
+        Self {
+            core: LayerCore::default(),
+            options: RecurrentOptions::new(units),
+            recurrent_activation: Activation::Sigmoid,
+            unit_forget_bias: true,
+            state: LstmState::default(),
+        }
+    }
+
+    /// Sets the layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.core.name = name.into();
+        self
+    }
+
+    /// Outputs every step's state.
+    pub fn return_sequences(mut self, on: bool) -> Self {
+        self.options.return_sequences = on;
+        self
+    }
+
+    /// Turns the bias on or off.
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.options.use_bias = on;
+        self
+    }
+
+    fn activations(&self) -> [(&'static str, Activation); 2] {
+        [("activation", self.options.activation), ("recurrent_activation", self.recurrent_activation)]
+    }
+}
+
+#[typetag::serde]
+impl Layer for LSTM {
+    fn core(&self) -> &LayerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut LayerCore {
+        &mut self.core
+    }
+
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        let (_, features, out) = self.options.check(&self.core, input, &self.activations()).ok()?;
+        let u = self.options.units;
+        Some(((features + u + usize::from(self.options.use_bias)).checked_mul(4 * u)?, out))
+    }
+
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+        let (_, features, out) = self.options.check(&self.core, input, &self.activations())?;
+        let u = self.options.units;
+        let (init, forget_one) = (self.options.bias_initializer, self.unit_forget_bias);
+        // Keras: [init(u), ones(u), init(2u)] with unit_forget_bias, else init(4u).
+        let fill = |b: &mut [f32], ctx: &mut BuildContext<'_>| {
+            if forget_one {
+                init.fill(&mut b[..u], u, u, ctx.rng());
+                Initializer::Ones.fill(&mut b[u..2 * u], u, u, ctx.rng());
+                init.fill(&mut b[2 * u..], 2 * u, 2 * u, ctx.rng());
+            } else {
+                init.fill(b, 4 * u, 4 * u, ctx.rng());
+            }
+        };
+        self.core.params = self.options.params(ctx, features, 4, vec![4 * u], fill)?;
+        self.core.output = Matrix::zeros(0, out.numel());
+        Ok(out)
+    }
+
+    fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Parallelism) {
+        let LayerInput::Dense(x) = input else { panic!("layer `{}` takes dense input", self.core.name) };
+        let params = &self.core.params;
+        let (features, u) = (params[0].shape()[0], self.options.units);
+        let (w, time, b) = (4 * u, x.cols / features, x.rows);
+        let (act, rec) = (self.options.activation, self.recurrent_activation);
+        let st = &mut self.state;
+        st.steps.load(x, time, features, u);
+        let s = &mut st.steps;
+        st.c.resize((time + 1) * b, u);
+        st.c.as_mut_slice()[..b * u].fill(0.0);
+        st.act_c.resize(time * b, u);
+        st.gates.resize(time * b, w);
+        // The input projection of every step at once: gates ← x·K.
+        let k = View { rows: features, cols: w, data: params[0].value() };
+        matmul::ab(st.gates.view_mut(), s.x.view(), k, Accumulate::Replace, par);
+        let r = View { rows: u, cols: w, data: params[1].value() };
+        let bias = params.get(2).map(|p| p.value());
+        for t in 0..time {
+            let z = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
+            // z = (x·K + h·R) + b, Keras' order.
+            let h_prev = View { rows: b, cols: u, data: &s.h.as_slice()[t * b * u..(t + 1) * b * u] };
+            matmul::ab(ViewMut { rows: b, cols: w, data: z }, h_prev, r, Accumulate::Add, par);
+            if let Some(bias) = bias {
+                kernels::add_row_vector(z, bias);
+            }
+            let (c_done, c_rest) = st.c.as_mut_slice().split_at_mut((t + 1) * b * u);
+            let c_prev = &c_done[t * b * u..];
+            let h_next = &mut s.h.as_mut_slice()[(t + 1) * b * u..(t + 2) * b * u];
+            let a_c = &mut st.act_c.as_mut_slice()[t * b * u..(t + 1) * b * u];
+            for i in 0..b {
+                let zr = &mut z[i * w..(i + 1) * w];
+                for j in 0..u {
+                    let (ig, fg) = (cells::apply(rec, zr[j]), cells::apply(rec, zr[u + j]));
+                    let (g, og) = (cells::apply(act, zr[2 * u + j]), cells::apply(rec, zr[3 * u + j]));
+                    let c = fg * c_prev[i * u + j] + ig * g;
+                    let ac = cells::apply(act, c);
+                    (zr[j], zr[u + j], zr[2 * u + j], zr[3 * u + j]) = (ig, fg, g, og);
+                    c_rest[i * u + j] = c;
+                    a_c[i * u + j] = ac;
+                    h_next[i * u + j] = og * ac;
+                }
+            }
+        }
+        s.output(&mut self.core.output, self.options.return_sequences);
+    }
+
+    fn backward(
+        &mut self,
+        _input: LayerInput<'_>,
+        grad: &mut Matrix,
+        _grad_of: GradOf,
+        grad_input: Option<&mut Matrix>,
+        par: Parallelism,
+    ) {
+        let u = self.options.units;
+        let w = 4 * u;
+        let (act, rec) = (self.options.activation, self.recurrent_activation);
+        let (params, st) = (&mut self.core.params, &mut self.state);
+        let (b, time) = (st.steps.batch, st.steps.time);
+        let s = &mut st.steps;
+        s.dh.resize(b, u);
+        s.dh.fill(0.0);
+        st.dc.resize(b, u);
+        st.dc.fill(0.0);
+        s.dz.resize(time * b, w);
+        let r = View { rows: u, cols: w, data: params[1].value() };
+        for t in (0..time).rev() {
+            s.add_output_grad(grad, t, self.options.return_sequences);
+            let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
+            let a_c = &st.act_c.as_slice()[t * b * u..(t + 1) * b * u];
+            let c_prev = &st.c.as_slice()[t * b * u..(t + 1) * b * u];
+            let dz = &mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w];
+            for i in 0..b {
+                let (gr, dzr) = (&gates[i * w..(i + 1) * w], &mut dz[i * w..(i + 1) * w]);
+                for j in 0..u {
+                    let (ig, fg, g, og) = (gr[j], gr[u + j], gr[2 * u + j], gr[3 * u + j]);
+                    let (dh, ac) = (s.dh.as_slice()[i * u + j], a_c[i * u + j]);
+                    let dc = st.dc.as_slice()[i * u + j] + dh * og * cells::slope(act, ac);
+                    dzr[j] = dc * g * cells::slope(rec, ig);
+                    dzr[u + j] = dc * c_prev[i * u + j] * cells::slope(rec, fg);
+                    dzr[2 * u + j] = dc * ig * cells::slope(act, g);
+                    dzr[3 * u + j] = dh * ac * cells::slope(rec, og);
+                    st.dc.as_mut_slice()[i * u + j] = dc * fg;
+                }
+            }
+            // dh_{t−1} = dz_t·Rᵀ.
+            let dz = View { rows: b, cols: w, data: &s.dz.as_slice()[t * b * w..(t + 1) * b * w] };
+            matmul::abt(s.dh.view_mut(), dz, r, Accumulate::Replace, par);
+        }
+        let (kernel, rest) = params.split_first_mut().expect("built");
+        let (recurrent, bias) = rest.split_first_mut().expect("built");
+        if let Some(bias) = bias.first_mut() {
+            kernels::column_sums_blocked(s.dz.as_slice(), bias.grad_mut());
+        }
+        let (u, w) = (recurrent.shape()[0], recurrent.shape()[1]);
+        s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, &s.dz, par);
+        s.input_grads(kernel, grad_input, par);
+    }
+
+    fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
+        self.options.activity_regularizer.as_deref()
+    }
+}

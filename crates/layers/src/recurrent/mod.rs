@@ -1,0 +1,256 @@
+//! Recurrent layers — `SimpleRNN`, `LSTM`, `GRU` — over `[time, features]` samples.
+//!
+//! Keras: `keras/src/layers/rnn/{simple_rnn,lstm,gru}.py` (the cells' `call`, which
+//! TensorFlow runs step by step on CPU) and `rnn.py` (zero initial state,
+//! `return_sequences`). The kernels follow `docs/architecture-priors` §4.2: the batch is
+//! copied once to time-major order, the input projection of every step is one product,
+//! each step adds one recurrent product, and after backpropagation through time the
+//! weight and input gradients are single products again. Buffers are sized for the
+//! largest batch and reused.
+
+mod cells;
+mod gru;
+mod lstm;
+mod simple_rnn;
+
+use kiln_regularizers::Regularizer;
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, matmul};
+use serde::{Deserialize, Serialize};
+
+pub use gru::GRU;
+pub use lstm::LSTM;
+pub use simple_rnn::SimpleRNN;
+
+use crate::{Activation, BuildContext, Initializer, LayerCore, LayerError, Param};
+
+fn yes() -> bool {
+    true
+}
+
+fn zeros() -> Initializer {
+    Initializer::Zeros
+}
+
+fn orthogonal() -> Initializer {
+    Initializer::Orthogonal { gain: 1.0 }
+}
+
+fn tanh() -> Activation {
+    Activation::Tanh
+}
+
+/// What the three recurrent layers share: Keras' arguments besides the cell's own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecurrentOptions {
+    /// Size of the state (≥ 1).
+    pub units: usize,
+    /// Activation of the state (Keras' default `tanh`).
+    #[serde(default = "tanh")]
+    pub activation: Activation,
+    /// Whether the cell has biases (default true).
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    /// Output every step's state (`[time, units]`) instead of the last one (`[units]`).
+    #[serde(default)]
+    pub return_sequences: bool,
+    /// Initializer of the input kernel (default `glorot_uniform`).
+    #[serde(default)]
+    pub kernel_initializer: Initializer,
+    /// Initializer of the recurrent kernel (default `orthogonal`).
+    #[serde(default = "orthogonal")]
+    pub recurrent_initializer: Initializer,
+    /// Initializer of the bias (default zeros).
+    #[serde(default = "zeros")]
+    pub bias_initializer: Initializer,
+    /// Penalty on the input kernel.
+    #[serde(default)]
+    pub kernel_regularizer: Option<Box<dyn Regularizer>>,
+    /// Penalty on the recurrent kernel.
+    #[serde(default)]
+    pub recurrent_regularizer: Option<Box<dyn Regularizer>>,
+    /// Penalty on the bias.
+    #[serde(default)]
+    pub bias_regularizer: Option<Box<dyn Regularizer>>,
+    /// Penalty on the output, divided by the batch size.
+    #[serde(default)]
+    pub activity_regularizer: Option<Box<dyn Regularizer>>,
+}
+
+impl RecurrentOptions {
+    fn new(units: usize) -> Self {
+        Self {
+            units,
+            activation: Activation::Tanh,
+            use_bias: true,
+            return_sequences: false,
+            kernel_initializer: Initializer::GlorotUniform,
+            recurrent_initializer: orthogonal(),
+            bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            recurrent_regularizer: None,
+            bias_regularizer: None,
+            activity_regularizer: None,
+        }
+    }
+
+    /// Checks the arguments and the input shape `[time, features]`; returns
+    /// `(time, features, output shape)`.
+    fn check(&self, core: &LayerCore, input: &Shape, acts: &[(&str, Activation)]) -> Result<(usize, usize, Shape), LayerError> {
+        let error = |message: String| LayerError::Config { layer: core.name.clone(), message };
+        let &[time, features] = input.dims() else {
+            return Err(error(format!("takes samples of shape [time, features], got {:?}", input.dims())));
+        };
+        if self.units == 0 {
+            return Err(error("argument `units` must be at least 1, received units=0".into()));
+        }
+        for &(name, act) in acts {
+            if act == Activation::Softmax {
+                return Err(error(format!("argument `{name}` = softmax is not supported in a recurrent cell")));
+            }
+        }
+        for (name, init) in [
+            ("kernel_initializer", &self.kernel_initializer),
+            ("recurrent_initializer", &self.recurrent_initializer),
+            ("bias_initializer", &self.bias_initializer),
+        ] {
+            init.validate().map_err(|e| error(format!("{name}: {e}")))?;
+        }
+        for (name, reg) in [
+            ("kernel_regularizer", &self.kernel_regularizer),
+            ("recurrent_regularizer", &self.recurrent_regularizer),
+            ("bias_regularizer", &self.bias_regularizer),
+            ("activity_regularizer", &self.activity_regularizer),
+        ] {
+            if let Some(reg) = reg {
+                reg.validate().map_err(|e| error(format!("{name}: {e}")))?;
+            }
+        }
+        let dims = if self.return_sequences { vec![time, self.units] } else { vec![self.units] };
+        Ok((time, features, Shape::new(dims).map_err(error)?))
+    }
+
+    /// Creates `kernel [features, gates·units]` and `recurrent_kernel [units, gates·units]`
+    /// (Keras' fans: the whole matrix), and the bias of `bias_shape` filled by `bias_fill`.
+    fn params(
+        &self,
+        ctx: &mut BuildContext<'_>,
+        features: usize,
+        gates: usize,
+        bias_shape: Vec<usize>,
+        bias_fill: impl FnOnce(&mut [f32], &mut BuildContext<'_>),
+    ) -> Result<Vec<Param>, LayerError> {
+        let width = gates * self.units;
+        let mut kernel = ctx.param("kernel", vec![features, width])?.with_regularizer(self.kernel_regularizer.clone());
+        self.kernel_initializer.fill(kernel.value_mut(), features, width, ctx.rng());
+        let mut recurrent =
+            ctx.param("recurrent_kernel", vec![self.units, width])?.with_regularizer(self.recurrent_regularizer.clone());
+        self.recurrent_initializer.fill(recurrent.value_mut(), self.units, width, ctx.rng());
+        let mut params = vec![kernel, recurrent];
+        if self.use_bias {
+            let mut bias = ctx.param("bias", bias_shape)?.with_regularizer(self.bias_regularizer.clone());
+            bias_fill(bias.value_mut(), ctx);
+            params.push(bias);
+        }
+        Ok(params)
+    }
+}
+
+/// Buffers shared by the cells, time-major (`row t·b + i` is sample `i` at step `t`).
+#[derive(Debug, Clone, Default)]
+struct Steps {
+    time: usize,
+    features: usize,
+    batch: usize,
+    /// The input, time-major `[T·b, features]`.
+    x: Matrix,
+    /// States `h_0 = 0, h_1, …, h_T`: `[(T + 1)·b, units]`.
+    h: Matrix,
+    /// Gradient w.r.t. the pre-activations the input projection feeds: `[T·b, width]`.
+    dz: Matrix,
+    /// The gradient flowing into `h_{t}` from later steps and the output: `[b, units]`.
+    dh: Matrix,
+    /// Scratch `[b, units]`.
+    tmp: Matrix,
+    /// The input gradient, time-major, before it is put back in sample order.
+    dx: Matrix,
+}
+
+impl Steps {
+    /// Copies the batch `x` (`[b, T·features]`) to time-major order.
+    fn load(&mut self, x: View<'_>, time: usize, features: usize, units: usize) {
+        let b = x.rows;
+        (self.time, self.features, self.batch) = (time, features, b);
+        self.x.resize(time * b, features);
+        for i in 0..b {
+            for t in 0..time {
+                let src = &x.data[(i * time + t) * features..(i * time + t + 1) * features];
+                self.x.row_mut(t * b + i).copy_from_slice(src);
+            }
+        }
+        self.h.resize((time + 1) * b, units);
+        self.h.as_mut_slice()[..b * units].fill(0.0);
+    }
+
+    /// `h_t` (`t` in `0..=T`) as a view.
+    fn h(&self, t: usize) -> View<'_> {
+        let (b, u) = (self.batch, self.h.cols());
+        View { rows: b, cols: u, data: &self.h.as_slice()[t * b * u..(t + 1) * b * u] }
+    }
+
+    /// Writes the layer's output: every `h_t` (`[b, T·units]`) or the last one.
+    fn output(&self, out: &mut Matrix, return_sequences: bool) {
+        let (b, u, time) = (self.batch, self.h.cols(), self.time);
+        if return_sequences {
+            out.resize(b, time * u);
+            for i in 0..b {
+                for t in 0..time {
+                    out.row_mut(i)[t * u..(t + 1) * u].copy_from_slice(self.h.row((t + 1) * b + i));
+                }
+            }
+        } else {
+            out.resize(b, u);
+            out.as_mut_slice().copy_from_slice(self.h(time).data);
+        }
+    }
+
+    /// The output gradient for step `t`'s state (`[b, units]`), added into `dh`.
+    fn add_output_grad(&mut self, grad: &Matrix, t: usize, return_sequences: bool) {
+        let (b, u) = (self.batch, self.h.cols());
+        if return_sequences {
+            for i in 0..b {
+                let g = &grad.row(i)[t * u..(t + 1) * u];
+                self.dh.row_mut(i).iter_mut().zip(g).for_each(|(d, &g)| *d += g);
+            }
+        } else if t + 1 == self.time {
+            self.dh.as_mut_slice().iter_mut().zip(grad.as_slice()).for_each(|(d, &g)| *d += g);
+        }
+    }
+
+    /// After the backward loop: `dK = Xᵀ·dZ` and the input gradient `dZ·Kᵀ`, back in
+    /// sample order.
+    fn input_grads(&mut self, kernel: &mut Param, grad_input: Option<&mut Matrix>, par: Parallelism) {
+        let (b, time, features) = (self.batch, self.time, self.features);
+        let width = self.dz.cols();
+        let dk = ViewMut { rows: features, cols: width, data: kernel.grad_mut() };
+        matmul::atb(dk, self.x.view(), self.dz.view(), Accumulate::Replace, par);
+        if let Some(gi) = grad_input {
+            gi.resize(b, time * features);
+            let k = View { rows: features, cols: width, data: kernel.value() };
+            // dX time-major, then back to the sample rows.
+            self.dx.resize(time * b, features);
+            matmul::abt(self.dx.view_mut(), self.dz.view(), k, Accumulate::Replace, par);
+            for i in 0..b {
+                for t in 0..time {
+                    gi.row_mut(i)[t * features..(t + 1) * features].copy_from_slice(self.dx.row(t * b + i));
+                }
+            }
+        }
+    }
+
+    /// `dst = H₋ᵀ·d` for the gradients `d` (`[T·b, n]`) of a product `h_{t−1}·R`.
+    fn recurrent_grad(&self, dst: ViewMut<'_>, d: &Matrix, par: Parallelism) {
+        let (b, time, u) = (self.batch, self.time, self.h.cols());
+        let h_prev = View { rows: time * b, cols: u, data: &self.h.as_slice()[..time * b * u] };
+        matmul::atb(dst, h_prev, d.view(), Accumulate::Replace, par);
+    }
+}

@@ -1,0 +1,151 @@
+//! `SimpleRNN` (Keras `keras/src/layers/rnn/simple_rnn.py`): `h_t = act((x_t·K + b) + h_{t−1}·R)`.
+
+use kiln_regularizers::Regularizer;
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use serde::{Deserialize, Serialize};
+
+use super::{RecurrentOptions, Steps, cells};
+use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
+
+/// A fully connected recurrent layer (Keras `layers.SimpleRNN`): kernel `[features, units]`,
+/// recurrent kernel `[units, units]`, bias `[units]`; `h_t = act((x_t·K + b) + h_{t−1}·R)`
+/// in Keras' order of additions, from `h_0 = 0`. Defaults as Keras: `tanh`, bias,
+/// `glorot_uniform` / `orthogonal` / zeros, the last state only.
+///
+/// # Shapes
+/// - input: `[time, features]` per sample
+/// - output: `[units]`, or `[time, units]` with `return_sequences`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimpleRNN {
+    #[serde(flatten)]
+    core: LayerCore,
+    /// Units, activation, bias, `return_sequences`, initializers and regularizers.
+    #[serde(flatten)]
+    pub options: RecurrentOptions,
+    #[serde(skip)]
+    steps: Steps,
+}
+
+impl SimpleRNN {
+    /// A layer of `units` with Keras' defaults.
+    pub fn new(units: usize) -> Self {
+        Self { core: LayerCore::default(), options: RecurrentOptions::new(units), steps: Steps::default() }
+    }
+
+    /// Sets the layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.core.name = name.into();
+        self
+    }
+
+    /// Sets the activation.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.options.activation = activation;
+        self
+    }
+
+    /// Outputs every step's state.
+    pub fn return_sequences(mut self, on: bool) -> Self {
+        self.options.return_sequences = on;
+        self
+    }
+
+    /// Turns the bias on or off.
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.options.use_bias = on;
+        self
+    }
+}
+
+#[typetag::serde]
+impl Layer for SimpleRNN {
+    fn core(&self) -> &LayerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut LayerCore {
+        &mut self.core
+    }
+
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        let (_, features, out) = self.options.check(&self.core, input, &[("activation", self.options.activation)]).ok()?;
+        let u = self.options.units;
+        Some(((features + u + usize::from(self.options.use_bias)).checked_mul(u)?, out))
+    }
+
+    fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+        let (_, features, out) = self.options.check(&self.core, input, &[("activation", self.options.activation)])?;
+        let u = self.options.units;
+        let init = self.options.bias_initializer;
+        self.core.params = self.options.params(ctx, features, 1, vec![u], |b, ctx| init.fill(b, u, u, ctx.rng()))?;
+        self.core.output = Matrix::zeros(0, out.numel());
+        Ok(out)
+    }
+
+    fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Parallelism) {
+        let LayerInput::Dense(x) = input else { panic!("layer `{}` takes dense input", self.core.name) };
+        let (k, r) = (&self.core.params[0], &self.core.params[1]);
+        let (features, u) = (k.shape()[0], self.options.units);
+        let time = x.cols / features;
+        let s = &mut self.steps;
+        s.load(x, time, features, u);
+        let b = x.rows;
+        // z = x·K (+ b) for every step at once; then per step z_t += h_{t−1}·R.
+        s.dz.resize(time * b, u);
+        let kv = View { rows: features, cols: u, data: k.value() };
+        matmul::ab(s.dz.view_mut(), s.x.view(), kv, Accumulate::Replace, par);
+        if let Some(bias) = self.core.params.get(2) {
+            kernels::add_row_vector(s.dz.as_mut_slice(), bias.value());
+        }
+        let rv = View { rows: u, cols: u, data: r.value() };
+        let act = self.options.activation;
+        for t in 0..time {
+            let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
+            let h_prev = View { rows: b, cols: u, data: &done[t * b * u..] };
+            let z = &mut s.dz.as_mut_slice()[t * b * u..(t + 1) * b * u];
+            matmul::ab(kiln_tensor::ViewMut { rows: b, cols: u, data: z }, h_prev, rv, Accumulate::Add, par);
+            rest[..b * u].iter_mut().zip(z.iter()).for_each(|(h, &z)| *h = cells::apply(act, z));
+        }
+        s.output(&mut self.core.output, self.options.return_sequences);
+    }
+
+    fn backward(
+        &mut self,
+        _input: LayerInput<'_>,
+        grad: &mut Matrix,
+        _grad_of: GradOf,
+        grad_input: Option<&mut Matrix>,
+        par: Parallelism,
+    ) {
+        let u = self.options.units;
+        let (params, s) = (&mut self.core.params, &mut self.steps);
+        let (b, time) = (s.batch, s.time);
+        let act = self.options.activation;
+        s.dh.resize(b, u);
+        s.dh.fill(0.0);
+        let rv = View { rows: u, cols: u, data: params[1].value() };
+        for t in (0..time).rev() {
+            s.add_output_grad(grad, t, self.options.return_sequences);
+            // dz_t = dh_t ⊙ act'(h_t); dh_{t−1} = dz_t·Rᵀ.
+            let h_t = &s.h.as_slice()[(t + 1) * b * u..(t + 2) * b * u];
+            let dz = &mut s.dz.as_mut_slice()[t * b * u..(t + 1) * b * u];
+            for ((d, &g), &h) in dz.iter_mut().zip(s.dh.as_slice()).zip(h_t) {
+                *d = g * cells::slope(act, h);
+            }
+            let dz = View { rows: b, cols: u, data: &s.dz.as_slice()[t * b * u..(t + 1) * b * u] };
+            matmul::abt(s.dh.view_mut(), dz, rv, Accumulate::Replace, par);
+        }
+        let (kernel, rest) = params.split_first_mut().expect("built");
+        let (recurrent, bias) = rest.split_first_mut().expect("built");
+        if let Some(bias) = bias.first_mut() {
+            kernels::column_sums_blocked(s.dz.as_slice(), bias.grad_mut());
+        }
+        let (u, w) = (recurrent.shape()[0], recurrent.shape()[1]);
+        s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, &s.dz, par);
+        s.input_grads(kernel, grad_input, par);
+    }
+
+    fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
+        self.options.activity_regularizer.as_deref()
+    }
+}
