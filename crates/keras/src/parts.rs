@@ -106,6 +106,12 @@ pub(crate) fn initializer(at: At<'_>) -> Result<Initializer, KerasError> {
             let n: Normal = cfg.typed()?;
             Initializer::TruncatedNormal { mean: n.mean, stddev: n.stddev }
         }
+        "Orthogonal" | "orthogonal" => {
+            refuse_unknown(cfg, "Orthogonal", &["gain"], INIT_IGNORED)?;
+            let gain = cfg.get("gain").map_or(Some(1.0), serde_json::Value::as_f64);
+            let gain = gain.ok_or_else(|| cfg.error_at("gain", "must be a number"))?;
+            Initializer::Orthogonal { gain: gain as f32 }
+        }
         "VarianceScaling" | "variance_scaling" => {
             refuse_unknown(cfg, "VarianceScaling", &["scale", "mode", "distribution"], INIT_IGNORED)?;
             let v: VarianceScaling = cfg.typed()?;

@@ -266,6 +266,7 @@ impl Layer for Dense {
                 s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace, par);
             }
             LayerInput::Sparse(x) => x.matmul(s.logits.view_mut(), kernel, Accumulate::Replace),
+            LayerInput::Ids(_) => panic!("Dense takes values, not token ids (an Embedding reads ids)"),
         }
         output.resize(n, t * units);
         let bias = params.get(1).map(Param::value);
@@ -323,6 +324,7 @@ impl Layer for Dense {
                 // A kernel regularizer's gradient (added by the model) touches every row.
                 s.grad_kernel_sparse = !regularized;
             }
+            LayerInput::Ids(_) => panic!("Dense takes values, not token ids (an Embedding reads ids)"),
         }
         if let Some(bias) = rest.first_mut() {
             kernels::column_sums_par(grad.as_slice(), bias.grad_mut(), par);

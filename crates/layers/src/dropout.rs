@@ -108,6 +108,7 @@ impl Layer for Dropout {
                     ind.iter().zip(val).for_each(|(&j, &v)| row[j as usize] = v);
                 }
             }
+            LayerInput::Ids(_) => panic!("Dropout takes values, not token ids"),
         }
         s.masked = training && self.rate > 0.0;
         if !s.masked {

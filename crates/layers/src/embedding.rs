@@ -106,9 +106,10 @@ impl Layer for Embedding {
             return Err(error(format!("argument `input_dim` = {} is more ids than kiln stores", self.input_dim)));
         }
         self.embeddings_initializer.validate().map_err(|e| error(format!("embeddings_initializer: {e}")))?;
-        for (what, reg) in
-            [("embeddings_regularizer", &self.embeddings_regularizer), ("activity_regularizer", &self.activity_regularizer)]
-        {
+        for (what, reg) in [
+            ("embeddings_regularizer", &self.embeddings_regularizer),
+            ("activity_regularizer", &self.activity_regularizer),
+        ] {
             if let Some(reg) = reg {
                 reg.validate().map_err(|e| error(format!("{what}: {e}")))?;
             }

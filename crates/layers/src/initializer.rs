@@ -51,6 +51,14 @@ pub enum Initializer {
         /// Upper bound.
         maxval: f32,
     },
+    /// `gain · Q` of a reduced QR of a standard normal `max(r, c) × min(r, c)` matrix, with
+    /// `Q`'s columns signed by `diag(R)` and transposed when `r < c` (Keras' `Orthogonal`,
+    /// `r = fan_in` rows and `c = fan_out` columns): orthonormal rows or columns. Keras'
+    /// default for recurrent kernels.
+    Orthogonal {
+        /// The scale (Keras' default 1).
+        gain: f32,
+    },
 }
 
 /// The deviation of a standard normal truncated at ±2 (Keras divides by it so that the
@@ -67,6 +75,7 @@ impl Initializer {
             Self::RandomUniform { minval, maxval } if !(minval.is_finite() && maxval.is_finite()) => {
                 Err(format!("arguments `minval` and `maxval` must be finite, received {minval} and {maxval}"))
             }
+            Self::Orthogonal { gain } if !gain.is_finite() => Err(format!("`gain` must be finite, got {gain}")),
             Self::RandomUniform { minval, maxval } if minval > maxval => {
                 Err(format!("argument `minval` ({minval}) must not exceed `maxval` ({maxval})"))
             }
@@ -109,6 +118,31 @@ impl Initializer {
             Self::RandomUniform { minval, maxval } => {
                 values.iter_mut().for_each(|v| *v = rng.uniform_in(minval, maxval))
             }
+            Self::Orthogonal { gain } => orthogonal(values, fan_in, fan_out, gain, rng),
+        }
+    }
+}
+
+/// Keras' `Orthogonal` for a `rows × cols` parameter. The QR factorization is modified
+/// Gram–Schmidt in f64, whose `R` has a positive diagonal: exactly `Q · sign(diag(R))`.
+fn orthogonal(values: &mut [f32], rows: usize, cols: usize, gain: f32, rng: &mut Rng) {
+    let (tall, short) = (rows.max(cols), rows.min(cols));
+    // Column j of the `tall × short` draw, stored contiguously.
+    let mut q: Vec<Vec<f64>> = (0..short).map(|_| (0..tall).map(|_| rng.normal() as f64).collect()).collect();
+    for j in 0..short {
+        for k in 0..j {
+            let dot: f64 = q[j].iter().zip(&q[k]).map(|(a, b)| a * b).sum();
+            let (done, rest) = q.split_at_mut(j);
+            rest[0].iter_mut().zip(&done[k]).for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = q[j].iter().map(|a| a * a).sum::<f64>().sqrt();
+        q[j].iter_mut().for_each(|a| *a /= norm);
+    }
+    for r in 0..rows {
+        for c in 0..cols {
+            // `tall × short` is the parameter itself when rows ≥ cols, its transpose else.
+            let v = if rows >= cols { q[c][r] } else { q[r][c] };
+            values[r * cols + c] = gain * v as f32;
         }
     }
 }

@@ -1,6 +1,6 @@
-//! What a layer reads: a dense batch or a sparse (CSR) one.
+//! What a layer reads: a dense batch, a sparse (CSR) one, or token ids.
 
-use kiln_tensor::{CsrMatrix, View};
+use kiln_tensor::{CsrMatrix, IdView, View};
 
 /// A batch fed to a layer: dense rows, or CSR rows for sparse data such as multi-hot text.
 #[derive(Debug, Clone, Copy)]
@@ -9,6 +9,8 @@ pub enum LayerInput<'a> {
     Dense(View<'a>),
     /// A sparse batch.
     Sparse(&'a CsrMatrix),
+    /// Integer token ids, one sequence per row (for `Embedding`).
+    Ids(IdView<'a>),
 }
 
 impl LayerInput<'_> {
@@ -17,6 +19,7 @@ impl LayerInput<'_> {
         match self {
             LayerInput::Dense(v) => v.rows,
             LayerInput::Sparse(s) => s.rows(),
+            LayerInput::Ids(v) => v.rows,
         }
     }
 
@@ -25,6 +28,7 @@ impl LayerInput<'_> {
         match self {
             LayerInput::Dense(v) => v.cols,
             LayerInput::Sparse(s) => s.cols(),
+            LayerInput::Ids(v) => v.cols,
         }
     }
 }

@@ -93,6 +93,13 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         None
     }
 
+    /// `Some(n)` for a layer that reads token ids in `0..n` (Embedding): the model then
+    /// feeds it integer inputs, checked against `n` before training. `None` (the default):
+    /// the layer reads values.
+    fn input_ids_limit(&self) -> Option<usize> {
+        None
+    }
+
     /// A penalty on the layer's output (Keras' `activity_regularizer`), divided by the
     /// batch size; the model applies it.
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {

@@ -30,6 +30,7 @@ mod conv;
 mod core;
 mod dense;
 mod dropout;
+mod embedding;
 mod error;
 mod initializer;
 mod input;
@@ -38,6 +39,7 @@ mod normalization;
 mod param;
 pub mod penalties;
 mod pooling;
+mod recurrent;
 mod reshape;
 pub mod testing;
 
@@ -47,6 +49,7 @@ pub use conv::{Conv1D, Conv2D, ConvOptions};
 pub use core::LayerCore;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use error::LayerError;
 pub use initializer::Initializer;
 pub use input::LayerInput;
@@ -57,4 +60,5 @@ pub use pooling::{
     AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
     GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D,
 };
+pub use recurrent::{GRU, LSTM, RecurrentOptions, SimpleRNN};
 pub use reshape::{Flatten, Reshape};

@@ -123,6 +123,7 @@ fn copy_forward(core: &mut LayerCore, input: LayerInput<'_>) {
                 ind.iter().zip(val).for_each(|(&j, &v)| row[j as usize] = v);
             }
         }
+        LayerInput::Ids(_) => panic!("layer `{}` takes values, not token ids", core.name),
     }
 }
 

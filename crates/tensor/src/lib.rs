@@ -19,6 +19,7 @@
 mod bytes;
 pub mod conv;
 mod error;
+mod ids;
 pub mod kernels;
 pub mod matmul;
 mod matrix;
@@ -33,6 +34,7 @@ mod upper_state;
 pub use bytes::ByteMatrix;
 pub use conv::{Padding, Window2d};
 pub use error::ShapeError;
+pub use ids::{IdMatrix, IdView};
 pub use matrix::{Matrix, View, ViewMut};
 pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_threads};
 pub use rng::{Rng, RngState};

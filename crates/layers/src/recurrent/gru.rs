@@ -112,15 +112,14 @@ impl GRU {
     fn activations(&self) -> [(&'static str, Activation); 2] {
         [("activation", self.options.activation), ("recurrent_activation", self.recurrent_activation)]
     }
+}
 
-    /// `(input bias, recurrent bias)` of the `[3u]` or `[2, 3u]` bias.
-    fn biases(&self) -> (Option<&[f32]>, Option<&[f32]>) {
-        let w = 3 * self.options.units;
-        match self.core.params.get(2).map(|p| p.value()) {
-            None => (None, None),
-            Some(b) if self.reset_after => (Some(&b[..w]), Some(&b[w..])),
-            Some(b) => (Some(b), None),
-        }
+/// `(input bias, recurrent bias)` of a `[3u]` or (`reset_after`) `[2, 3u]` bias.
+fn biases(params: &[crate::Param], reset_after: bool, u: usize) -> (Option<&[f32]>, Option<&[f32]>) {
+    match params.get(2).map(|p| p.value()) {
+        None => (None, None),
+        Some(b) if reset_after => (Some(&b[..3 * u]), Some(&b[3 * u..])),
+        Some(b) => (Some(b), None),
     }
 }
 
@@ -137,7 +136,13 @@ impl Layer for GRU {
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         let (_, features, out) = self.options.check(&self.core, input, &self.activations()).ok()?;
         let u = self.options.units;
-        let biases = if !self.options.use_bias { 0 } else if self.reset_after { 2 } else { 1 };
+        let biases = if !self.options.use_bias {
+            0
+        } else if self.reset_after {
+            2
+        } else {
+            1
+        };
         Some(((features + u + biases).checked_mul(3 * u)?, out))
     }
 
@@ -158,8 +163,8 @@ impl Layer for GRU {
         let (features, u) = (self.core.params[0].shape()[0], self.options.units);
         let (w, time, b) = (3 * u, x.cols / features, x.rows);
         let (act, rec, after) = (self.options.activation, self.recurrent_activation, self.reset_after);
-        let (b_in, b_rec) = self.biases();
         let (params, st) = (&self.core.params, &mut self.state);
+        let (b_in, b_rec) = biases(params, after, u);
         st.steps.load(x, time, features, u);
         let s = &mut st.steps;
         // x̂ = x·K + b_in for every step at once.
@@ -189,7 +194,13 @@ impl Layer for GRU {
                     kernels::add_row_vector(inner, b_rec);
                 }
             } else {
-                matmul::ab(ViewMut { rows: b, cols: 2 * u, data: inner }, h_prev, st.r_zr.view(), Accumulate::Replace, par);
+                matmul::ab(
+                    ViewMut { rows: b, cols: 2 * u, data: inner },
+                    h_prev,
+                    st.r_zr.view(),
+                    Accumulate::Replace,
+                    par,
+                );
             }
             let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
             // z and r.
@@ -307,12 +318,12 @@ impl Layer for GRU {
                 }
             }
             // dh₋ = direct + d_inner·R_innerᵀ.
-            let d_inner = View { rows: b, cols: inner_cols, data: &st.d_inner.as_slice()[t * b * inner_cols..(t + 1) * b * inner_cols] };
-            let r_inner = if after {
-                View { rows: u, cols: w, data: params[1].value() }
-            } else {
-                st.r_zr.view()
+            let d_inner = View {
+                rows: b,
+                cols: inner_cols,
+                data: &st.d_inner.as_slice()[t * b * inner_cols..(t + 1) * b * inner_cols],
             };
+            let r_inner = if after { View { rows: u, cols: w, data: params[1].value() } } else { st.r_zr.view() };
             s.dh.as_mut_slice().copy_from_slice(s.tmp.as_slice());
             matmul::abt(s.dh.view_mut(), d_inner, r_inner, Accumulate::Add, par);
         }

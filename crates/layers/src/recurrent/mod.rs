@@ -95,7 +95,12 @@ impl RecurrentOptions {
 
     /// Checks the arguments and the input shape `[time, features]`; returns
     /// `(time, features, output shape)`.
-    fn check(&self, core: &LayerCore, input: &Shape, acts: &[(&str, Activation)]) -> Result<(usize, usize, Shape), LayerError> {
+    fn check(
+        &self,
+        core: &LayerCore,
+        input: &Shape,
+        acts: &[(&str, Activation)],
+    ) -> Result<(usize, usize, Shape), LayerError> {
         let error = |message: String| LayerError::Config { layer: core.name.clone(), message };
         let &[time, features] = input.dims() else {
             return Err(error(format!("takes samples of shape [time, features], got {:?}", input.dims())));
@@ -142,8 +147,9 @@ impl RecurrentOptions {
         let width = gates * self.units;
         let mut kernel = ctx.param("kernel", vec![features, width])?.with_regularizer(self.kernel_regularizer.clone());
         self.kernel_initializer.fill(kernel.value_mut(), features, width, ctx.rng());
-        let mut recurrent =
-            ctx.param("recurrent_kernel", vec![self.units, width])?.with_regularizer(self.recurrent_regularizer.clone());
+        let mut recurrent = ctx
+            .param("recurrent_kernel", vec![self.units, width])?
+            .with_regularizer(self.recurrent_regularizer.clone());
         self.recurrent_initializer.fill(recurrent.value_mut(), self.units, width, ctx.rng());
         let mut params = vec![kernel, recurrent];
         if self.use_bias {

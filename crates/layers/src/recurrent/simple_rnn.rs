@@ -68,7 +68,8 @@ impl Layer for SimpleRNN {
     }
 
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
-        let (_, features, out) = self.options.check(&self.core, input, &[("activation", self.options.activation)]).ok()?;
+        let (_, features, out) =
+            self.options.check(&self.core, input, &[("activation", self.options.activation)]).ok()?;
         let u = self.options.units;
         Some(((features + u + usize::from(self.options.use_bias)).checked_mul(u)?, out))
     }

@@ -1,0 +1,102 @@
+//! SimpleRNN, LSTM and GRU through the public gradient check; Embedding's lookup and its
+//! gradient.
+
+use kiln_layers::testing::{GradCheck, check_gradients};
+use kiln_layers::{
+    Activation, BuildContext, DEFAULT_MAX_WEIGHTS, Embedding, GRU, GradOf, Initializer, LSTM, Layer, LayerInput,
+    SimpleRNN,
+};
+use kiln_regularizers::L2;
+use kiln_tensor::{IdMatrix, Matrix, Parallelism, Rng, Shape};
+
+fn shape(dims: &[usize]) -> Shape {
+    Shape::new(dims.to_vec()).unwrap()
+}
+
+fn passes(layer: &mut dyn Layer, input: &[usize]) {
+    let opts = GradCheck { batch: 2, ..GradCheck::default() };
+    let report = check_gradients(layer, &shape(input), &opts).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+    assert!(report.checked > 0);
+}
+
+#[test]
+fn simple_rnn_gradients() {
+    passes(&mut SimpleRNN::new(3), &[4, 2]);
+    passes(&mut SimpleRNN::new(3).return_sequences(true).use_bias(false), &[3, 2]);
+    let mut relu = SimpleRNN::new(2).activation(Activation::Relu);
+    relu.options.kernel_regularizer = Some(Box::new(L2::new(0.1)));
+    passes(&mut relu, &[3, 3]);
+}
+
+#[test]
+fn lstm_gradients() {
+    passes(&mut LSTM::new(3), &[4, 2]);
+    passes(&mut LSTM::new(2).return_sequences(true), &[3, 3]);
+    let mut plain = LSTM::new(2).use_bias(false);
+    plain.options.recurrent_regularizer = Some(Box::new(L2::new(0.05)));
+    passes(&mut plain, &[3, 2]);
+}
+
+#[test]
+fn gru_gradients_both_reset_variants() {
+    passes(&mut GRU::new(3), &[4, 2]);
+    passes(&mut GRU::new(2).return_sequences(true), &[3, 3]);
+    passes(&mut GRU::new(3).reset_after(false), &[4, 2]);
+    passes(&mut GRU::new(2).reset_after(false).return_sequences(true).use_bias(false), &[3, 2]);
+}
+
+#[test]
+fn recurrent_shapes_and_keras_weight_shapes() {
+    let built = |layer: &mut dyn Layer, input: &[usize]| {
+        let out = layer.build(&shape(input), &mut BuildContext::new(&mut Rng::seed_from_u64(0), DEFAULT_MAX_WEIGHTS));
+        let shapes: Vec<Vec<usize>> = layer.params().iter().map(|p| p.shape().to_vec()).collect();
+        (out.unwrap().dims().to_vec(), shapes)
+    };
+    assert_eq!(built(&mut LSTM::new(4), &[7, 3]), (vec![4], vec![vec![3, 16], vec![4, 16], vec![16]]));
+    assert_eq!(built(&mut GRU::new(4), &[7, 3]).1, vec![vec![3, 12], vec![4, 12], vec![2, 12]]);
+    assert_eq!(built(&mut GRU::new(4).reset_after(false), &[7, 3]).1[2], vec![12]);
+    assert_eq!(built(&mut SimpleRNN::new(5).return_sequences(true), &[7, 3]).0, vec![7, 5]);
+    // unit_forget_bias: the forget gate's quarter starts at 1.
+    let mut lstm = LSTM::new(2);
+    built(&mut lstm, &[3, 1]);
+    assert_eq!(lstm.params()[2].value(), &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn orthogonal_initializer_has_orthonormal_rows_or_columns() {
+    for (rows, cols) in [(4, 16), (16, 4), (5, 5)] {
+        let mut v = vec![0.0f32; rows * cols];
+        Initializer::Orthogonal { gain: 1.0 }.fill(&mut v, rows, cols, &mut Rng::seed_from_u64(2));
+        // The shorter side's vectors are orthonormal.
+        let (n, len, at): (usize, usize, Box<dyn Fn(usize, usize) -> f32>) = if rows <= cols {
+            (rows, cols, Box::new(|i, k| v[i * cols + k]))
+        } else {
+            (cols, rows, Box::new(|i, k| v[k * cols + i]))
+        };
+        for i in 0..n {
+            for j in 0..n {
+                let dot: f32 = (0..len).map(|k| at(i, k) * at(j, k)).sum();
+                assert!((dot - f32::from(i == j)).abs() < 1e-5, "{rows}×{cols}: ⟨{i}, {j}⟩ = {dot}");
+            }
+        }
+    }
+}
+
+#[test]
+fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
+    let mut emb = Embedding::new(5, 2);
+    let mut rng = Rng::seed_from_u64(1);
+    let out = emb.build(&shape(&[3]), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS)).unwrap();
+    assert_eq!(out.dims(), &[3, 2]);
+    emb.set_param("embeddings", &[0., 1., 10., 11., 20., 21., 30., 31., 40., 41.]).unwrap();
+    let ids = IdMatrix::from_vec(2, 3, vec![1, 1, 4, 0, 3, 1]).unwrap();
+    emb.forward(LayerInput::Ids(ids.view()), true, Parallelism::Sequential);
+    assert_eq!(emb.output().row(0), &[10., 11., 10., 11., 40., 41.]);
+    let mut grad = Matrix::from_vec(2, 6, (1..=12).map(|v| v as f32).collect()).unwrap();
+    emb.backward(LayerInput::Ids(ids.view()), &mut grad, GradOf::Output, None, Parallelism::Sequential);
+    // Row 1 gets positions (0,0), (0,1) and (1,2): [1+3+11, 2+4+12].
+    let g = emb.params()[0].grad();
+    assert_eq!(&g[2..4], &[15.0, 18.0]);
+    assert_eq!(&g[4..6], &[0.0, 0.0], "an id absent from the batch has no gradient");
+    assert_eq!(emb.input_ids_limit(), Some(5));
+}
