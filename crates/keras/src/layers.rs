@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::conv_layers::{self, channels_last, name_of};
 use crate::json::{At, check_dtype, refuse_unknown};
-use crate::norm_layers;
 use crate::{KerasError, parts};
+use crate::{norm_layers, rnn_layers};
 
 /// One entry of a model's `layers` list, as kiln sees it.
 pub(crate) enum Entry {
@@ -53,7 +53,16 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
     if !value.is_object() {
         return Err(cfg.error("a layer config must be an object"));
     }
-    check_dtype(cfg)?;
+    // Token ids come in as integers: an InputLayer may say so (its ids feed an Embedding,
+    // which the model checks); every computing layer must be float32.
+    let integer_input = class == "InputLayer"
+        && matches!(
+            value.get("dtype").and_then(Value::as_str),
+            Some("int32" | "int64" | "uint8" | "uint16" | "uint32")
+        );
+    if !integer_input {
+        check_dtype(cfg)?;
+    }
     // The name rule of kiln's save and load, checked here so the error names the field.
     if let Some(name) = value.get("name").and_then(Value::as_str) {
         let max = kiln_trainer::MAX_LAYER_NAME_BYTES;
@@ -98,6 +107,8 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
             Ok(Entry::Layer(Box::new(layer.name(name_of(cfg)))))
         }
         "BatchNormalization" => norm_layers::batch_normalization(cfg).map(Entry::Layer),
+        "Embedding" => rnn_layers::embedding(cfg).map(Entry::Layer),
+        "SimpleRNN" | "LSTM" | "GRU" => rnn_layers::recurrent(cfg, class).map(Entry::Layer),
         "LayerNormalization" => norm_layers::layer_normalization(cfg).map(Entry::Layer),
         "Conv1D" => conv_layers::conv(cfg, 1).map(Entry::Layer),
         "Conv2D" => conv_layers::conv(cfg, 2).map(Entry::Layer),
@@ -115,7 +126,7 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
         other => Err(at.error(format!(
             "layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape, Conv1D, Conv2D, \
              {{Max,Average}}Pooling{{1,2}}D, Global{{Average,Max}}Pooling{{1,2}}D, BatchNormalization, \
-             LayerNormalization)"
+             LayerNormalization, Embedding, SimpleRNN, LSTM, GRU)"
         ))),
     }
 }

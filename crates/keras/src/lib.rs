@@ -36,6 +36,7 @@ mod model;
 mod norm_layers;
 mod optimizer;
 mod parts;
+mod rnn_layers;
 mod scan;
 mod trace;
 mod weights;

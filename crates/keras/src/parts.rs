@@ -137,6 +137,7 @@ pub(crate) fn initializer(at: At<'_>) -> Result<Initializer, KerasError> {
             | Initializer::RandomUniform { .. }
             | Initializer::RandomNormal { .. }
             | Initializer::TruncatedNormal { .. }
+            | Initializer::Orthogonal { .. }
     ) {
         refuse_unknown(cfg, class, &[], INIT_IGNORED)?;
     }

@@ -157,8 +157,15 @@ fn load_into(model: &mut Sequential, doc: &Value, storage: DynStorage) -> Result
         ));
     }
     for (layer, group) in model.layers_mut().iter_mut().zip(&names) {
-        let vars = format!("layers/{group}/vars");
-        let found = members(&h5, &vars)?;
+        let mut vars = format!("layers/{group}/vars");
+        let mut found = members(&h5, &vars)?;
+        // A recurrent layer keeps its variables with its cell (`layers/lstm/cell/vars`).
+        if found.is_empty() && !layer.params().is_empty() {
+            let cell = format!("layers/{group}/cell/vars");
+            if let Ok(in_cell) = members(&h5, &cell) {
+                (vars, found) = (cell, in_cell);
+            }
+        }
         let params = layer.params();
         if found.len() != params.len() {
             return Err(format!(

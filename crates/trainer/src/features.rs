@@ -1,9 +1,9 @@
-//! Model inputs: dense, raw bytes (scaled on the fly) or sparse rows, owned or borrowed,
+//! Model inputs: dense, raw bytes (scaled on the fly), sparse rows or token ids, owned or borrowed,
 //! gathered into reusable batches.
 
 use kiln_layers::LayerInput;
 use kiln_tensor::pool::{for_row_blocks, row_blocks};
-use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, View};
+use kiln_tensor::{ByteMatrix, CsrMatrix, IdMatrix, Matrix, Parallelism, View};
 
 /// Fewest values a thread gathers (below that, one thread is faster).
 const MIN_GATHER_PER_THREAD: usize = 32 * 1024;
@@ -22,6 +22,8 @@ pub enum Features {
     },
     /// Sparse rows (multi-hot text).
     Sparse(CsrMatrix),
+    /// Integer token ids, one sequence per row (the input of an `Embedding`).
+    Ids(IdMatrix),
 }
 
 /// Borrowed inputs: what `fit`, `evaluate` and `predict` read. Every owned form converts
@@ -39,6 +41,8 @@ pub enum FeaturesRef<'a> {
     },
     /// Sparse rows.
     Sparse(&'a CsrMatrix),
+    /// Token ids.
+    Ids(&'a IdMatrix),
 }
 
 impl Features {
@@ -48,6 +52,7 @@ impl Features {
             Self::Dense(m) => FeaturesRef::Dense(m),
             Self::Bytes { values, divisor } => FeaturesRef::Bytes { values, divisor: *divisor },
             Self::Sparse(s) => FeaturesRef::Sparse(s),
+            Self::Ids(m) => FeaturesRef::Ids(m),
         }
     }
 
@@ -74,6 +79,7 @@ impl<'a> FeaturesRef<'a> {
             Self::Dense(m) => m.rows(),
             Self::Bytes { values, .. } => values.rows(),
             Self::Sparse(s) => s.rows(),
+            Self::Ids(m) => m.rows(),
         }
     }
 
@@ -88,6 +94,7 @@ impl<'a> FeaturesRef<'a> {
             Self::Dense(m) => m.cols(),
             Self::Bytes { values, .. } => values.cols(),
             Self::Sparse(s) => s.cols(),
+            Self::Ids(m) => m.cols(),
         }
     }
 
@@ -100,6 +107,7 @@ impl<'a> FeaturesRef<'a> {
                 m.as_slice().iter().position(|v| !v.is_finite()).map(|i| at(i, m.cols(), m.as_slice()[i]))
             }
             Self::Bytes { divisor, .. } => (!(divisor.is_finite() && divisor != 0.0)).then_some((0, 0, divisor)),
+            Self::Ids(_) => None,
             Self::Sparse(s) => (0..s.rows()).find_map(|r| {
                 let (ind, val) = s.row(r);
                 ind.iter().zip(val).find(|(_, v)| !v.is_finite()).map(|(&c, &v)| (r, c as usize, v))
@@ -114,6 +122,7 @@ impl<'a> FeaturesRef<'a> {
             Self::Dense(m) => batch.dense.resize(rows, m.cols()),
             Self::Bytes { values, .. } => batch.dense.resize(rows, values.cols()),
             Self::Sparse(s) => batch.csr.reserve(rows, rows * s.max_row_nnz()),
+            Self::Ids(m) => batch.ids.resize(rows, m.cols()),
         }
     }
 
@@ -149,7 +158,7 @@ impl<'a> FeaturesRef<'a> {
         let blocks = row_blocks(par, idx.len(), MIN_GATHER_PER_THREAD / width.max(1));
         match self {
             Self::Dense(m) => {
-                batch.sparse = false;
+                batch.kind = BatchKind::Dense;
                 batch.dense.resize(idx.len(), width);
                 for_row_blocks(par, batch.dense.as_mut_slice(), width, &blocks, |k0, out| {
                     for (row, &i) in out.chunks_exact_mut(width).zip(&idx[k0..]) {
@@ -158,7 +167,7 @@ impl<'a> FeaturesRef<'a> {
                 });
             }
             Self::Bytes { values, divisor } => {
-                batch.sparse = false;
+                batch.kind = BatchKind::Dense;
                 batch.dense.resize(idx.len(), width);
                 // Division, not multiplication by a reciprocal: NumPy's `x / 255.0` bit for bit.
                 for_row_blocks(par, batch.dense.as_mut_slice(), width, &blocks, |k0, out| {
@@ -168,8 +177,15 @@ impl<'a> FeaturesRef<'a> {
                 });
             }
             Self::Sparse(s) => {
-                batch.sparse = true;
+                batch.kind = BatchKind::Sparse;
                 s.gather_rows_into(idx, &mut batch.csr);
+            }
+            Self::Ids(m) => {
+                batch.kind = BatchKind::Ids;
+                batch.ids.resize(idx.len(), width);
+                for (k, &i) in idx.iter().enumerate() {
+                    batch.ids.row_mut(k).copy_from_slice(m.row(i));
+                }
             }
         }
     }
@@ -205,6 +221,18 @@ impl From<CsrMatrix> for Features {
     }
 }
 
+impl From<IdMatrix> for Features {
+    fn from(m: IdMatrix) -> Self {
+        Self::Ids(m)
+    }
+}
+
+impl<'a> From<&'a IdMatrix> for FeaturesRef<'a> {
+    fn from(m: &'a IdMatrix) -> Self {
+        Self::Ids(m)
+    }
+}
+
 /// Rows `idx` of `targets` into `out`, reusing its buffer.
 pub(crate) fn gather_targets(targets: &Matrix, idx: &[usize], out: &mut Matrix) {
     out.resize(idx.len(), targets.cols());
@@ -220,17 +248,31 @@ pub(crate) fn gather_weights<'o>(weights: &[f32], idx: &[usize], out: &'o mut Ve
     out
 }
 
-/// A reusable batch buffer: dense or sparse, whichever the features are.
+/// Which buffer of a [`Batch`] holds the current batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BatchKind {
+    #[default]
+    Dense,
+    Sparse,
+    Ids,
+}
+
+/// A reusable batch buffer: dense, sparse or ids, whichever the features are.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub dense: Matrix,
     pub csr: CsrMatrix,
-    pub sparse: bool,
+    pub ids: IdMatrix,
+    pub kind: BatchKind,
 }
 
 impl Batch {
     /// The batch as a first-layer input.
     pub fn input(&self) -> LayerInput<'_> {
-        if self.sparse { LayerInput::Sparse(&self.csr) } else { LayerInput::Dense(self.dense.view()) }
+        match self.kind {
+            BatchKind::Dense => LayerInput::Dense(self.dense.view()),
+            BatchKind::Sparse => LayerInput::Sparse(&self.csr),
+            BatchKind::Ids => LayerInput::Ids(self.ids.view()),
+        }
     }
 }

@@ -34,6 +34,7 @@ mod fit;
 mod fit_options;
 mod fit_settings;
 mod history;
+mod ids;
 mod load;
 mod logs;
 mod loss;

@@ -372,6 +372,7 @@ impl Sequential {
                 built.input_shape.dims()
             )));
         }
+        crate::ids::check_ids(self.layers[0].as_ref(), x, data)?;
         self.check_activations(batch_size.min(x.len()))
     }
 

@@ -95,6 +95,7 @@ fn feed(h: &mut Sha256, name: &str, inputs: &Inputs) {
                 put_floats(h, val);
             }
         }
+        kiln_trainer::Features::Ids(m) => m.as_slice().iter().for_each(|id| h.update(id.to_le_bytes())),
     }
     put_floats(h, inputs.labels.as_slice());
 }

@@ -111,9 +111,24 @@ impl Comparer {
     }
 }
 
-/// `sequential/dense_1/kernel` → `dense_1/kernel`.
+/// `sequential/dense_1/kernel` → `dense_1/kernel`; a recurrent layer's variables, which
+/// Keras keeps on its cell (`sequential/lstm_1/lstm_cell/kernel`), → `lstm_1/kernel`.
 pub(crate) fn strip_model(name: &str, model: &str) -> String {
-    name.strip_prefix(&format!("{model}/")).unwrap_or(name).to_string()
+    drop_cells(name.strip_prefix(&format!("{model}/")).unwrap_or(name))
+}
+
+/// The cells recurrent layers keep their variables on, as Keras names them.
+const CELLS: [&str; 3] = ["simple_rnn_cell", "lstm_cell", "gru_cell"];
+
+/// A variable path or flattened optimizer-variable name without its recurrent cell's
+/// component (`lstm/lstm_cell/kernel` → `lstm/kernel`,
+/// `sequential_lstm_lstm_cell_kernel_velocity` → `sequential_lstm_kernel_velocity`).
+pub(crate) fn drop_cells(name: &str) -> String {
+    let mut out = name.to_string();
+    for cell in CELLS {
+        out = out.replace(&format!("/{cell}/"), "/").replace(&format!("_{cell}_"), "_");
+    }
+    out
 }
 
 /// Every number of a (nested) JSON array, flattened row-major.

@@ -34,6 +34,7 @@ const TOP_INFO: &[&str] = &[
     "history",
     "epoch_loss_averaging_check",
     "val_loss_regularization_check",
+    "ids_per_batch",
 ];
 const FIT_KEYS: &[&str] = &["batch_size", "epochs", "shuffle", "validation_split", "class_weight", "callbacks"];
 const FIT_INFO: &[&str] = &["steps_per_epoch", "validation"];
@@ -403,7 +404,7 @@ fn compare_optimizer(cmp: &mut Comparer, model: &Sequential, vars: &serde_json::
         match var {
             "iteration" | "iterations" => cmp.compare("optimizer variables", key, opt.iterations() as f64, first),
             "learning_rate" => cmp.compare("optimizer variables", key, opt.learning_rate() as f64, first),
-            slot => match slots.get(slot) {
+            slot => match slots.get(&compare::drop_cells(slot)) {
                 Some(ours) => cmp.compare_slices("optimizer variables", key, ours, &values),
                 None => cmp.report.problems.push(format!("optimizer variable `{key}` has no kiln counterpart")),
             },
