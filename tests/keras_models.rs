@@ -45,7 +45,9 @@ fn matrix(v: &serde_json::Value) -> Matrix {
 fn keras_archives_import_with_their_weights_and_predict_as_keras_did() {
     let fixtures = fixtures_with_predictions();
     let names: Vec<String> = fixtures.iter().map(|(p, _)| p.file_stem().unwrap().to_string_lossy().into()).collect();
-    for expected in ["seq", "chain", "nobias_named", "binary_head"] {
+    for expected in
+        ["seq", "chain", "nobias_named", "binary_head", "images", "mnist_convnet", "text_lstm", "weather_gru"]
+    {
         assert!(names.iter().any(|n| n == expected), "fixture {expected} missing: {names:?}");
     }
     for (path, record) in fixtures {

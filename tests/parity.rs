@@ -106,3 +106,20 @@ fn shaped_traces_from_real_keras() {
         assert_parity(&format!("shaped/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
     }
 }
+
+/// The sequence traces (fixtures/keras/generate/make_sequence_traces.py; README.md beside
+/// them): Embedding, SimpleRNN, stacked LSTM, both GRU variants, Dense on every step.
+#[test]
+fn sequence_traces_from_real_keras() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/sequences");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keras_trace_")))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 12);
+    for f in files {
+        assert_parity(&format!("sequences/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
+    }
+}

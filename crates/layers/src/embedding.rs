@@ -15,6 +15,13 @@ use crate::{BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, Lay
 /// row, column and value (TensorFlow's CPU gather refuses it too). The gradient adds each
 /// position's output gradient into its id's row (repeated ids add up); ids have none.
 ///
+/// Keras' TensorFlow backend hands optimizers this gradient as `IndexedSlices`, which
+/// RMSprop and Adam square **per occurrence**: a row seen twice adds `g₁² + g₂²` to its
+/// mean of squares, not `(g₁ + g₂)²` (rows absent from a batch decay as usual; Adam moves
+/// them). kiln records those squares (`Param::tracks_squares`) and its optimizers use
+/// them, so the traces replay. With an `embeddings_regularizer` the gradient is dense in
+/// Keras too, and so it is here.
+///
 /// Defaults as Keras: embeddings `U(−0.05, 0.05)`, no regularizer. `mask_zero` is not
 /// implemented (kiln has no masks yet).
 ///
@@ -121,6 +128,11 @@ impl Layer for Embedding {
             .param("embeddings", vec![self.input_dim, self.output_dim])?
             .with_regularizer(self.embeddings_regularizer.clone());
         self.embeddings_initializer.fill(table.value_mut(), self.input_dim, self.output_dim, ctx.rng());
+        // TensorFlow's gather gives Keras a sparse gradient, which its optimizers square
+        // per occurrence — unless a regularizer's dense gradient joins it.
+        if self.embeddings_regularizer.is_none() {
+            table = table.tracks_squares();
+        }
         self.core.params = vec![table];
         self.core.output = Matrix::zeros(0, out.numel());
         self.positions = input.numel();
@@ -152,11 +164,19 @@ impl Layer for Embedding {
         _par: Parallelism,
     ) {
         let d = self.output_dim;
-        let dt = self.core.params[0].grad_mut();
-        dt.fill(0.0);
+        let table = &mut self.core.params[0];
+        table.grad_mut().fill(0.0);
         for (k, g) in grad.as_slice().chunks_exact(d).enumerate() {
             let id = Self::id(&input, k);
-            dt[id * d..(id + 1) * d].iter_mut().zip(g).for_each(|(t, &g)| *t += g);
+            table.grad_mut()[id * d..(id + 1) * d].iter_mut().zip(g).for_each(|(t, &g)| *t += g);
+        }
+        if table.squares().is_some() {
+            let squares = table.squares_mut();
+            squares.fill(0.0);
+            for (k, g) in grad.as_slice().chunks_exact(d).enumerate() {
+                let id = Self::id(&input, k);
+                squares[id * d..(id + 1) * d].iter_mut().zip(g).for_each(|(s, &g)| *s += g * g);
+            }
         }
         // Ids are integers: nothing upstream can learn from them.
         if let Some(gi) = grad_input {

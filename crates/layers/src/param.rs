@@ -22,6 +22,10 @@ pub struct Param {
     grad: Vec<f32>,
     regularizer: Option<Box<dyn Regularizer>>,
     trainable: bool,
+    /// Per value, Σ over a batch's occurrences of the squared gradient, for a gradient that
+    /// is a sum of slices (an Embedding's: see `tracks_squares`). Empty when unused.
+    squares: Vec<f32>,
+    tracks_squares: bool,
 }
 
 impl Param {
@@ -30,7 +34,16 @@ impl Param {
     /// model that only predicts — loaded, imported, exported — holds its weights once.
     pub fn zeros(name: impl Into<Cow<'static, str>>, shape: Vec<usize>) -> Self {
         let len = shape.iter().product();
-        Self { name: name.into(), shape, value: vec![0.0; len], grad: Vec::new(), regularizer: None, trainable: true }
+        Self {
+            name: name.into(),
+            shape,
+            value: vec![0.0; len],
+            grad: Vec::new(),
+            regularizer: None,
+            trainable: true,
+            squares: Vec::new(),
+            tracks_squares: false,
+        }
     }
 
     /// Allocates the (zero) gradient buffer if it is not there yet; training calls it
@@ -52,6 +65,39 @@ impl Param {
     /// [`non_trainable`](Param::non_trainable)).
     pub fn is_trainable(&self) -> bool {
         self.trainable
+    }
+
+    /// Marks the gradient as a sum of per-occurrence slices whose squares the layer also
+    /// records ([`squares_mut`](Param::squares_mut)): Keras' TensorFlow optimizers put
+    /// `Σ g_k²` rather than `(Σ g_k)²` into their mean of squares for such a gradient (an
+    /// Embedding's `IndexedSlices`), and kiln's follow.
+    pub fn tracks_squares(mut self) -> Self {
+        self.tracks_squares = true;
+        self
+    }
+
+    /// The per-occurrence squares, when the parameter tracks them.
+    pub fn squares(&self) -> Option<&[f32]> {
+        self.tracks_squares.then_some(self.squares.as_slice())
+    }
+
+    /// The per-occurrence squares, mutably (allocated, zero, on first use).
+    pub fn squares_mut(&mut self) -> &mut [f32] {
+        if self.squares.len() != self.value.len() {
+            self.squares = vec![0.0; self.value.len()];
+        }
+        &mut self.squares
+    }
+
+    /// The values, the gradient and (when tracked) the per-occurrence squares, for an
+    /// optimizer step.
+    pub fn step_parts(&mut self) -> (&mut [f32], &mut [f32], Option<&[f32]>) {
+        self.ensure_grad();
+        if self.tracks_squares && self.squares.len() != self.value.len() {
+            self.squares = vec![0.0; self.value.len()];
+        }
+        let squares = self.tracks_squares.then_some(self.squares.as_slice());
+        (&mut self.value, &mut self.grad, squares)
     }
 
     /// Attaches a regularizer (or none).

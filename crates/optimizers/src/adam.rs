@@ -72,6 +72,37 @@ impl UpdateRule for Adam {
         adam(value, grad, m, v, rest.first_mut().map(|vh| &mut **vh), [c1, c2, alpha, eps]);
     }
 
+    fn update_with_squares(
+        &self,
+        step: Step,
+        value: &mut [f32],
+        grad: &[f32],
+        squares: &[f32],
+        slots: &mut [&mut [f32]],
+    ) {
+        let t = (step.iteration + 1) as f32;
+        let (b1, b2, eps) = (self.beta_1 as f32, self.beta_2 as f32, self.epsilon as f32);
+        let (c1, c2) = ((1.0 - self.beta_1) as f32, (1.0 - self.beta_2) as f32);
+        let alpha = step.learning_rate * (1.0 - b2.powf(t)).sqrt() / (1.0 - b1.powf(t));
+        let (m, rest) = slots.split_first_mut().expect("momentum slot");
+        let (v, rest) = rest.split_first_mut().expect("velocity slot");
+        let mut v_hat = rest.first_mut().map(|vh| &mut **vh);
+        for i in 0..value.len() {
+            let g = grad[i];
+            m[i] = flush(m[i] + (g - m[i]) * c1);
+            // Keras: `(square(g) − v)·(1 − β₂)` with g sparse: squared per occurrence.
+            v[i] = flush(v[i] + (squares[i] - v[i]) * c2);
+            let denom_v = match v_hat.as_deref_mut() {
+                Some(vh) => {
+                    vh[i] = vh[i].max(v[i]);
+                    vh[i]
+                }
+                None => v[i],
+            };
+            value[i] -= (m[i] * alpha) / (denom_v.sqrt() + eps);
+        }
+    }
+
     fn non_negative_slots(&self) -> &'static [&'static str] {
         &["velocity", "velocity_hat"]
     }
@@ -117,6 +148,17 @@ impl UpdateRule for AdamW {
 
     fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]) {
         self.0.update(step, value, grad, slots);
+    }
+
+    fn update_with_squares(
+        &self,
+        step: Step,
+        value: &mut [f32],
+        grad: &[f32],
+        squares: &[f32],
+        slots: &mut [&mut [f32]],
+    ) {
+        self.0.update_with_squares(step, value, grad, squares, slots);
     }
 
     fn non_negative_slots(&self) -> &'static [&'static str] {

@@ -274,14 +274,24 @@ impl Optimizer {
 
     /// Applies one update to parameter `index` given its gradient (clipped in place first).
     pub fn update(&mut self, index: usize, value: &mut [f32], grad: &mut [f32]) {
-        self.update_parallel(index, value, grad, 1);
+        self.update_parallel(index, value, grad, None, 1);
     }
 
     /// [`update`](Optimizer::update) split over `threads` threads of the current rayon
     /// pool (the rules are elementwise, so the result is the same bits). Small parameters
     /// are updated on this thread: below [`PARALLEL_MIN`] values, splitting costs more.
     /// Clipping and weight decay come first, on this thread, in Keras' order.
-    pub fn update_parallel(&mut self, index: usize, value: &mut [f32], grad: &mut [f32], threads: usize) {
+    ///
+    /// `squares`, when given, stands in for `grad²` in the rule's mean of squares (see
+    /// [`UpdateRule::update_with_squares`]): an Embedding's per-occurrence squares.
+    pub fn update_parallel(
+        &mut self,
+        index: usize,
+        value: &mut [f32],
+        grad: &mut [f32],
+        squares: Option<&[f32]>,
+        threads: usize,
+    ) {
         let learning_rate = self.learning_rate();
         self.clip_gradient(grad);
         if let Some(wd) = self.weight_decay
@@ -300,12 +310,16 @@ impl Optimizer {
             for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
                 *r = s;
             }
-            rule.update(step, value, grad, &mut refs[..n_slots]);
+            match squares {
+                Some(sq) => rule.update_with_squares(step, value, grad, sq, &mut refs[..n_slots]),
+                None => rule.update(step, value, grad, &mut refs[..n_slots]),
+            }
             return;
         }
         let chunk = value.len().div_ceil(parts).next_multiple_of(16);
         let mut values = value.chunks_mut(chunk);
         let mut grads = grad.chunks(chunk);
+        let mut square_chunks = squares.map(|sq| sq.chunks(chunk));
         let mut slot_chunks: Vec<std::slice::ChunksMut<'_, f32>> =
             slots.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
         rayon::scope(|scope| {
@@ -314,7 +328,11 @@ impl Optimizer {
                 for (r, s) in refs.iter_mut().zip(slot_chunks.iter_mut()) {
                     *r = s.next().expect("slots as long as the value");
                 }
-                scope.spawn(move |_| rule.update(step, v, g, &mut refs[..n_slots]));
+                let sq = square_chunks.as_mut().and_then(Iterator::next);
+                scope.spawn(move |_| match sq {
+                    Some(sq) => rule.update_with_squares(step, v, g, sq, &mut refs[..n_slots]),
+                    None => rule.update(step, v, g, &mut refs[..n_slots]),
+                });
             }
         });
     }

@@ -84,6 +84,23 @@ impl UpdateRule for RMSprop {
         general(value, grad, velocity, momentum, average, [lr, rho, one_minus_rho, eps, mu]);
     }
 
+    fn update_with_squares(
+        &self,
+        step: Step,
+        value: &mut [f32],
+        grad: &[f32],
+        squares: &[f32],
+        slots: &mut [&mut [f32]],
+    ) {
+        let (lr, rho, eps) = (step.learning_rate, self.rho as f32, self.epsilon as f32);
+        let k = [lr, rho, (1.0 - self.rho) as f32, eps, self.momentum as f32];
+        let (velocity, rest) = slots.split_first_mut().expect("velocity slot");
+        let mut rest = rest.iter_mut();
+        let momentum = if self.momentum > 0.0 { rest.next().map(|m| &mut **m) } else { None };
+        let average = if self.centered { rest.next().map(|a| &mut **a) } else { None };
+        with_squares(value, grad, squares, velocity, momentum, average, k);
+    }
+
     fn non_negative_slots(&self) -> &'static [&'static str] {
         &["velocity"]
     }
@@ -110,6 +127,41 @@ fn general(
     for i in 0..value.len() {
         let g = grad[i];
         let v = flush(rho * velocity[i] + one_minus_rho * (g * g));
+        velocity[i] = v;
+        let denominator = match average.as_deref_mut() {
+            Some(avg) => {
+                let a = flush(rho * avg[i] + one_minus_rho * g);
+                avg[i] = a;
+                v - a * a + eps
+            }
+            None => v + eps,
+        };
+        let increment = (lr * g) / denominator.sqrt();
+        match momentum.as_deref_mut() {
+            Some(m) => {
+                m[i] = flush(mu * m[i] + increment);
+                value[i] -= m[i];
+            }
+            None => value[i] -= increment,
+        }
+    }
+}
+
+/// [`general`] with `squares` in place of `g²` in the velocity (an Embedding's sparse
+/// gradient, see [`UpdateRule::update_with_squares`]).
+fn with_squares(
+    value: &mut [f32],
+    grad: &[f32],
+    squares: &[f32],
+    velocity: &mut [f32],
+    mut momentum: Option<&mut [f32]>,
+    mut average: Option<&mut [f32]>,
+    k: [f32; 5],
+) {
+    let [lr, rho, one_minus_rho, eps, mu] = k;
+    for i in 0..value.len() {
+        let g = grad[i];
+        let v = flush(rho * velocity[i] + one_minus_rho * squares[i]);
         velocity[i] = v;
         let denominator = match average.as_deref_mut() {
             Some(avg) => {

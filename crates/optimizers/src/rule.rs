@@ -31,6 +31,23 @@ pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
     /// sub-range of the buffers (Keras' RMSprop, SGD and Adam all are).
     fn update(&self, step: Step, value: &mut [f32], grad: &[f32], slots: &mut [&mut [f32]]);
 
+    /// [`update`](UpdateRule::update) with `squares[i]` in place of `grad[i]²` wherever the
+    /// rule keeps a mean of squared gradients. Keras' TensorFlow optimizers square an
+    /// Embedding's sparse (`IndexedSlices`) gradient per occurrence of each id, so a row
+    /// seen twice in a batch adds `g₁² + g₂²` there, not `(g₁ + g₂)²`; the sum itself
+    /// still drives the step. The default (rules without such a mean, as SGD) ignores it.
+    fn update_with_squares(
+        &self,
+        step: Step,
+        value: &mut [f32],
+        grad: &[f32],
+        squares: &[f32],
+        slots: &mut [&mut [f32]],
+    ) {
+        let _ = squares;
+        self.update(step, value, grad, slots);
+    }
+
     /// The slots that can never be negative (means of squares); loading refuses negative
     /// values in them.
     fn non_negative_slots(&self) -> &'static [&'static str] {

@@ -105,8 +105,8 @@ impl Sequential {
         let mut k = 0;
         for layer in layers.iter_mut() {
             for p in layer.params_mut().iter_mut().filter(|p| p.is_trainable()) {
-                let (value, grad) = p.value_and_grad();
-                opt.update_parallel(k, value, grad, threads);
+                let (value, grad, squares) = p.step_parts();
+                opt.update_parallel(k, value, grad, squares, threads);
                 k += 1;
             }
         }

@@ -400,6 +400,25 @@ impl Sequential {
         Ok(())
     }
 
+    /// Refuses gradient clipping together with an Embedding's per-occurrence gradient:
+    /// Keras clips those `IndexedSlices` occurrence by occurrence, which kiln's summed
+    /// gradient cannot reproduce (add an `embeddings_regularizer`, or drop the clipping).
+    pub(crate) fn check_sparse_clipping(&self) -> Result<(), TrainError> {
+        let Some(c) = &self.compiled else { return Ok(()) };
+        if matches!(c.optimizer.clip(), kiln_optimizers::Clip::None) {
+            return Ok(());
+        }
+        match self.layers.iter().find(|l| l.params().iter().any(|p| p.squares().is_some())) {
+            Some(l) => Err(TrainError::Config(format!(
+                "layer `{}`: gradient clipping on an Embedding's sparse gradient is not computed as Keras \
+                 does (it clips each occurrence); drop clipnorm/clipvalue/global_clipnorm or add an \
+                 embeddings_regularizer",
+                l.name()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Fixes the optimizer, the loss and the metrics; checks the optimizer's
     /// hyperparameters (learning rate finite and > 0, decay rates in [0, 1), …) and the
     /// metrics' arguments ([`Metric::validate`](crate::Metric::validate)).

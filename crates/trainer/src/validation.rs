@@ -112,6 +112,7 @@ impl Sequential {
             .filter(|p| p.is_trainable())
             .for_each(kiln_layers::Param::ensure_grad);
         self.check_output_rank()?;
+        self.check_sparse_clipping()?;
         let out_w = self.output_width().expect("built");
         let loss = self.compiled.as_ref().expect("compiled").loss;
         loss.check_targets(y, out_w)?;
