@@ -2,8 +2,8 @@
 //! tensor flowing through it.
 
 use crate::proto::{
-    ATTRIBUTE_FLOAT, ATTRIBUTE_INT, ATTRIBUTE_INTS, AttributeProto, Dimension, FLOAT, GraphProto, INT64, NodeProto,
-    TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
+    ATTRIBUTE_FLOAT, ATTRIBUTE_INT, ATTRIBUTE_INTS, ATTRIBUTE_STRINGS, AttributeProto, Dimension, FLOAT, GraphProto,
+    INT64, NodeProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 
 /// The tensor the next layer reads: its name, its sample dimensions in kiln's
@@ -35,6 +35,24 @@ impl Graph {
         self.proto.node.push(NodeProto {
             input,
             output: vec![output.to_string()],
+            name: Some(name.to_string()),
+            op_type: Some(op.to_string()),
+            attribute,
+        });
+    }
+
+    /// Appends a node with several outputs (the recurrent operators').
+    pub fn node_outputs(
+        &mut self,
+        op: &str,
+        name: &str,
+        input: Vec<String>,
+        output: Vec<String>,
+        attribute: Vec<AttributeProto>,
+    ) {
+        self.proto.node.push(NodeProto {
+            input,
+            output,
             name: Some(name.to_string()),
             op_type: Some(op.to_string()),
             attribute,
@@ -106,6 +124,16 @@ pub(crate) fn ints(name: &str, values: &[i64]) -> AttributeProto {
     }
 }
 
+/// A string-list attribute.
+pub(crate) fn strings(name: &str, values: &[&str]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.to_string()),
+        strings: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        r#type: Some(ATTRIBUTE_STRINGS),
+        ..Default::default()
+    }
+}
+
 /// A float attribute.
 pub(crate) fn float(name: &str, value: f32) -> AttributeProto {
     AttributeProto { name: Some(name.to_string()), f: Some(value), r#type: Some(ATTRIBUTE_FLOAT), ..Default::default() }
@@ -113,13 +141,18 @@ pub(crate) fn float(name: &str, value: f32) -> AttributeProto {
 
 /// A `float32 [N, d1, …]` value with a free batch dimension `N`.
 pub(crate) fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
+    typed_value_info(name, dims, FLOAT)
+}
+
+/// A `[N, d1, …]` value of element type `elem_type` (`FLOAT`, `INT64`).
+pub(crate) fn typed_value_info(name: &str, dims: &[usize], elem_type: i32) -> ValueInfoProto {
     let batch = Dimension { dim_value: None, dim_param: Some("N".into()) };
     let rest = dims.iter().map(|&d| Dimension { dim_value: Some(d as i64), dim_param: None });
     ValueInfoProto {
         name: Some(name.to_string()),
         r#type: Some(TypeProto {
             tensor_type: Some(TypeProtoTensor {
-                elem_type: Some(FLOAT),
+                elem_type: Some(elem_type),
                 shape: Some(TensorShapeProto { dim: std::iter::once(batch).chain(rest).collect() }),
             }),
         }),

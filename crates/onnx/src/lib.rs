@@ -19,6 +19,8 @@
 //! | Global{Average,Max}Pooling1D/2D | `Global{Average,Max}Pool`, then `Flatten` |
 //! | BatchNormalization | `BatchNormalization` (moving statistics, Keras' `epsilon`) |
 //! | LayerNormalization | `LayerNormalization(axis=-1)` (Keras' `epsilon`, float32 statistics) |
+//! | Embedding | `Gather(axis=0)`; the graph's input is then `int64` ids |
+//! | SimpleRNN, LSTM, GRU | `RNN`, `LSTM` (gates i, o, f, c), `GRU` (`linear_before_reset` for Keras' `reset_after`), time-major |
 //!
 //! ONNX's convolution and pooling operators are channels-first: the graph transposes into
 //! that layout before the first of them and back only where a layer needs channels-last
@@ -44,6 +46,7 @@ mod dense;
 mod graph;
 mod norm;
 mod proto;
+mod recurrent;
 mod reshape;
 
 use std::path::Path;
@@ -120,7 +123,10 @@ fn to_model_proto(model: &Sequential) -> Result<ModelProto, OnnxError> {
         Some(last) if last.output.first() == Some(&cur.name) => last.output = vec!["output".to_string()],
         _ => graph.node("Identity", "identity", vec![cur.name.clone()], "output", vec![]),
     }
-    graph.proto.input.push(value_info("input", input.dims()));
+    // A model that starts with an Embedding reads token ids.
+    let ids = model.layers().first().is_some_and(|l| l.input_ids_limit().is_some());
+    let elem = if ids { proto::INT64 } else { proto::FLOAT };
+    graph.proto.input.push(graph::typed_value_info("input", input.dims(), elem));
     graph.proto.output.push(value_info("output", &cur.dims));
     Ok(ModelProto {
         ir_version: Some(IR_VERSION),
@@ -155,10 +161,12 @@ fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usiz
         "GlobalMaxPooling1D" | "GlobalMaxPooling2D" => Ok(conv::global(graph, layer, cur, out_dims, true)),
         "BatchNormalization" => norm::batch_normalization(graph, layer, cur),
         "LayerNormalization" => norm::layer_normalization(graph, layer, cur),
+        "Embedding" => Ok(recurrent::embedding(graph, layer, cur, out_dims)),
+        "SimpleRNN" | "LSTM" | "GRU" => recurrent::recurrent(graph, layer, cur, out_dims),
         other => Err(OnnxError::unsupported(
             layer,
             format!(
-                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution, pooling and normalization are)"
+                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution, pooling, normalization, Embedding and recurrent layers are)"
             ),
         )),
     }

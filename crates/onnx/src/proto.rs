@@ -14,6 +14,8 @@ pub const ATTRIBUTE_FLOAT: i32 = 1;
 pub const ATTRIBUTE_INT: i32 = 2;
 /// `AttributeProto.AttributeType.INTS`.
 pub const ATTRIBUTE_INTS: i32 = 7;
+/// `AttributeProto.AttributeType.STRINGS`.
+pub const ATTRIBUTE_STRINGS: i32 = 8;
 
 /// `ModelProto`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -71,7 +73,7 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
 }
 
-/// `AttributeProto` (float, integer and integer-list attributes).
+/// `AttributeProto` (float, integer, integer-list and string-list attributes).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     #[prost(string, optional, tag = "1")]
@@ -82,6 +84,8 @@ pub struct AttributeProto {
     pub i: Option<i64>,
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub strings: Vec<Vec<u8>>,
     #[prost(int32, optional, tag = "20")]
     pub r#type: Option<i32>,
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_layers::{
-    Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Flatten,
-    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, LayerNormalization,
-    MaxPooling1D, MaxPooling2D, Reshape,
+    Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Embedding,
+    Flatten, GRU, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, LSTM,
+    LayerNormalization, MaxPooling1D, MaxPooling2D, Reshape, SimpleRNN,
 };
 use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_tensor::{Matrix, Padding, Rng};
@@ -74,12 +74,25 @@ fn models() -> Vec<(&'static str, Sequential)> {
     out.extend(shaped_models());
     for (_, m) in &mut out {
         m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::mean_squared_error(), NO_METRICS).unwrap();
-        let x = uniform(64, m.input_width().unwrap(), 3);
+        let x = inputs(m, 64, 3);
         let width = *m.layer_widths().unwrap().last().unwrap();
         let y = uniform(64, width, 4);
         m.fit(&x, &y, FitOptions::default().epochs(2).batch_size(16).verbose(Verbosity::Silent)).unwrap();
     }
     out
+}
+
+/// `rows` random inputs for `m`: values in ±2, or whole-number token ids below the
+/// Embedding's `input_dim` when the model starts with one.
+fn inputs(m: &Sequential, rows: usize, seed: u64) -> Matrix {
+    let width = m.input_width().unwrap();
+    match m.layers()[0].input_ids_limit() {
+        Some(n) => {
+            let mut rng = Rng::seed_from_u64(seed);
+            Matrix::from_vec(rows, width, (0..rows * width).map(|_| rng.below(n as u64) as f32).collect()).unwrap()
+        }
+        None => uniform(rows, width, seed),
+    }
 }
 
 /// Images and sequences through every convolution, pooling and reshaping layer, with the
@@ -146,6 +159,38 @@ fn shaped_models() -> Vec<(&'static str, Sequential)> {
         ("pooled_flat", model(8, &[6, 4], vec![Box::new(GlobalMaxPooling1D::new()), Box::new(Dense::new(2))])),
         ("gap2d", model(9, &[4, 4, 3], vec![Box::new(GlobalAveragePooling2D::new())])),
         (
+            "recurrent",
+            model(
+                11,
+                &[6, 3],
+                vec![Box::new(LSTM::new(4).return_sequences(true)), Box::new(GRU::new(3)), Box::new(Dense::new(2))],
+            ),
+        ),
+        (
+            "recurrent_variants",
+            model(
+                12,
+                &[5, 2],
+                vec![
+                    Box::new(GRU::new(3).reset_after(false).return_sequences(true)),
+                    Box::new(SimpleRNN::new(2).activation(Activation::Relu).return_sequences(true)),
+                    Box::new(SimpleRNN::new(3)),
+                ],
+            ),
+        ),
+        (
+            "text",
+            model(
+                13,
+                &[7],
+                vec![
+                    Box::new(Embedding::new(20, 4)),
+                    Box::new(LSTM::new(3).use_bias(false)),
+                    Box::new(Dense::new(1).activation(Activation::Sigmoid)),
+                ],
+            ),
+        ),
+        (
             "normalized",
             model(
                 10,
@@ -177,7 +222,7 @@ fn exported_models_predict_in_onnxruntime_as_in_kiln() {
         eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
     }
     for (name, mut model) in models() {
-        let x = uniform(33, model.input_width().unwrap(), 11);
+        let x = inputs(&model, 33, 11);
         let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
         let x_path = dir.join(format!("{name}.x.json"));
         std::fs::write(&x_path, serde_json::to_string(&rows).unwrap()).unwrap();

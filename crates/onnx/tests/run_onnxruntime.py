@@ -20,7 +20,9 @@ def main():
     model = onnx.load(model_path)
     onnx.checker.check_model(model, full_check=True)
     sample = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]]
-    x = np.asarray(json.load(open(input_path)), dtype=np.float32).reshape([-1] + sample)
+    # Token ids (an Embedding first) are int64; everything else float32.
+    ids = model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    x = np.asarray(json.load(open(input_path)), dtype=np.int64 if ids else np.float32).reshape([-1] + sample)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
