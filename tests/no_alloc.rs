@@ -155,3 +155,21 @@ fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
     seq.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), NO_METRICS).unwrap();
     assert_no_allocation_after_first_batch(seq, steps.into(), labels, 8);
 }
+
+#[test]
+fn token_ids_embedding_and_recurrent_batches_do_not_allocate() {
+    let mut rng = Rng::seed_from_u64(2);
+    let n = 60;
+    let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 2) as f32).collect()).unwrap();
+    let ids = IdMatrix::from_vec(n, 9, (0..n * 9).map(|_| rng.below(30) as u32).collect()).unwrap();
+    let mut text = Sequential::new()
+        .input_shape([9])
+        .add(Embedding::new(30, 4))
+        .add(LSTM::new(5).return_sequences(true))
+        .add(GRU::new(3).return_sequences(true))
+        .add(GRU::new(3).reset_after(false).return_sequences(true))
+        .add(SimpleRNN::new(2))
+        .add(Dense::new(1).activation(Activation::Sigmoid));
+    text.compile(Optimizer::new(Adam::default(), 0.01), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
+    assert_no_allocation_after_first_batch(text, Features::Ids(ids), labels, 8);
+}

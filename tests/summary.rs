@@ -130,4 +130,28 @@ fn shaped_models_match_keras_summaries() {
             ],
         ),
     );
+    check(
+        "summary_sequences.txt",
+        &shaped(
+            &[10],
+            vec![
+                Box::new(Embedding::new(50, 8)),
+                Box::new(LSTM::new(6).return_sequences(true)),
+                Box::new(GRU::new(5).return_sequences(true)),
+                Box::new(GRU::new(4).reset_after(false)),
+                Box::new(Dense::new(3)),
+            ],
+        ),
+    );
+    check(
+        "summary_simple_rnn.txt",
+        &shaped(
+            &[12, 3],
+            vec![
+                Box::new(SimpleRNN::new(7).return_sequences(true)),
+                Box::new(Dense::new(2)),
+                Box::new(SimpleRNN::new(4)),
+            ],
+        ),
+    );
 }

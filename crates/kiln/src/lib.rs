@@ -38,13 +38,13 @@ pub mod prelude {
     pub use kiln_datasets::{Source, Split};
     pub use kiln_layers::{
         Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, BuildContext, Conv1D, Conv2D, Dense,
-        Dropout, Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
-        GradOf, Initializer, Layer, LayerCore, LayerInput, LayerNormalization, MaxPooling1D, MaxPooling2D, Param,
-        Reshape,
+        Dropout, Embedding, Flatten, GRU, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
+        GlobalMaxPooling2D, GradOf, Initializer, LSTM, Layer, LayerCore, LayerInput, LayerNormalization, MaxPooling1D,
+        MaxPooling2D, Param, Reshape, SimpleRNN,
     };
     pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
-    pub use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Padding, Parallelism, Rng, Shape};
+    pub use kiln_tensor::{ByteMatrix, CsrMatrix, IdMatrix, Matrix, Padding, Parallelism, Rng, Shape};
     #[cfg(feature = "tensorboard")]
     pub use kiln_trainer::callbacks::TensorBoard;
     pub use kiln_trainer::callbacks::{
