@@ -10,6 +10,10 @@ Same shapes, optimizer and data sizes as xtask/src/bench/workloads.rs:
   W3   the Keras MNIST convnet (docs/progression.md): Conv2d(32,3)-ReLU-MaxPool(2)-
        Conv2d(64,3)-ReLU-MaxPool(2)-Conv2d(128,3)-ReLU-Flatten-Linear(10) on W1's data as
        1×28×28 images; RMSprop(lr=1e-3, alpha=0.9, eps=1e-7), batch 64, 20 % held out
+  W4   nn.LSTM(10, 32, batch_first) → last state → Linear(1) on 10,000 windows of 120×10,
+       MSE, RMSprop(lr=1e-3), batch 32, 20 % held out
+  W5   nn.Embedding(10000, 32) → nn.LSTM(32, 32) → Linear(1) on 25,000 sequences of 200 ids,
+       BCE with logits, RMSprop(lr=1e-3), batch 128, 40 % held out
 
 MNIST-like: RMSprop(lr=1e-2, alpha=0.9, eps=1e-7), batch 128, the last 20 % held out.
 IMDB-like:  RMSprop(lr=1e-3, alpha=0.9, eps=1e-7), batch 512, the last 40 % held out.
@@ -42,6 +46,7 @@ from torch import nn
 MNIST = {"W1": [512], "W1b": [], "W1c": [96, 96]}
 IMDB = {"W2": [16, 16], "W2L": [512, 512]}
 CONV = {"W3"}
+RNN = {"W4", "W5"}
 
 
 def mnist_workload(hidden, gen):
@@ -74,6 +79,37 @@ def mnist_convnet(gen):
     loss_fn = nn.CrossEntropyLoss()
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     return model, (x,), y, loss_fn, opt, 64, 0.2
+
+
+class LastStateLstm(nn.Module):
+    """An optional Embedding, an LSTM (PyTorch's fused CPU kernel), a Linear on the last state."""
+
+    def __init__(self, vocab, features, units):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, features) if vocab else None
+        self.lstm = nn.LSTM(features, units, batch_first=True)
+        self.head = nn.Linear(units, 1)
+
+    def forward(self, x):
+        if self.embed is not None:
+            x = self.embed(x)
+        _, (h, _) = self.lstm(x)
+        return self.head(h[-1]).squeeze(1)
+
+
+def rnn_workload(name, gen):
+    if name == "W4":
+        n = 10_000
+        x = torch.rand(n, 120, 10, generator=gen) * 2 - 1
+        y = torch.rand(n, generator=gen) * 2 - 1
+        model, loss_fn, batch, split = LastStateLstm(0, 10, 32), nn.MSELoss(), 32, 0.2
+    else:
+        n = 25_000
+        x = torch.randint(0, 10_000, (n, 200), generator=gen)
+        y = torch.randint(0, 2, (n,), generator=gen).float()
+        model, loss_fn, batch, split = LastStateLstm(10_000, 32, 32), nn.BCEWithLogitsLoss(), 128, 0.4
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+    return model, (x,), y, loss_fn, opt, batch, split
 
 
 class MultiHotMlp(nn.Module):
@@ -132,7 +168,7 @@ def epoch(model, xs, y, loss_fn, opt, batch, split):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=sorted({**MNIST, **IMDB}.keys() | CONV))
+    ap.add_argument("workload", choices=sorted({**MNIST, **IMDB}.keys() | CONV | RNN))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--multi-hot", choices=["dense", "embedding-bag"], default="dense")
@@ -142,6 +178,8 @@ def main():
     gen = torch.Generator().manual_seed(1)
     if args.workload in CONV:
         work = mnist_convnet(gen)
+    elif args.workload in RNN:
+        work = rnn_workload(args.workload, gen)
     elif args.workload in MNIST:
         work = mnist_workload(MNIST[args.workload], gen)
     else:

@@ -38,8 +38,9 @@ pub struct BenchArgs {
     /// notebook's model as written) or `embedding-bag` (an expert's sparse rewrite).
     #[arg(long, default_value = "dense", value_parser = ["dense", "embedding-bag"])]
     torch_multi_hot: String,
-    /// Comma-separated workloads (W1, W1b, W1c, W2, W2L, W3 — the MNIST convnet — and W1u
-    /// for u8 pixels); W1…W2L by default.
+    /// Comma-separated workloads (W1, W1b, W1c, W2, W2L, W3 — the MNIST convnet —, W4 —
+    /// an LSTM on weather-shaped windows —, W5 — Embedding + LSTM on IMDB-shaped ids —
+    /// and W1u for u8 pixels); W1…W2L by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Timed epochs per workload, after one warm-up epoch; the median is reported.

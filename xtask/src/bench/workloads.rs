@@ -1,16 +1,16 @@
 //! The benchmark workloads: synthetic data of the notebook's shapes, trained through the
 //! ordinary `fit` path, with the floating-point work each epoch does.
 
-use kiln_layers::{Activation, Conv2D, Dense, Flatten, MaxPooling2D};
+use kiln_layers::{Activation, Conv2D, Dense, Embedding, Flatten, LSTM, MaxPooling2D};
 use kiln_optimizers::{Optimizer, RMSprop};
-use kiln_tensor::{ByteMatrix, Matrix, Parallelism, Rng};
+use kiln_tensor::{ByteMatrix, IdMatrix, Matrix, Parallelism, Rng};
 use kiln_trainer::{Features, Loss, Metric, Sequential};
 
 /// Every workload's name, in the order they run by default.
-pub const NAMES: [&str; 7] = ["W1", "W1b", "W1c", "W2", "W2L", "W3", "W1u"];
+pub const NAMES: [&str; 9] = ["W1", "W1b", "W1c", "W2", "W2L", "W3", "W4", "W5", "W1u"];
 
-/// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in; `W3`,
-/// ten times W1's arithmetic, too).
+/// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in; so are
+/// `W3`–`W5`, each several times W1's work).
 pub const DEFAULT: [&str; 5] = ["W1", "W1b", "W1c", "W2", "W2L"];
 
 /// A workload ready to train.
@@ -39,6 +39,8 @@ pub fn build(name: &str, par: Parallelism) -> anyhow::Result<Workload> {
         "W2" => imdb_like(&[16, 16], 10_000)?,
         "W2L" => imdb_like(&[512, 512], 10_000)?,
         "W3" => mnist_convnet()?,
+        "W4" => weather_lstm()?,
+        "W5" => imdb_lstm()?,
         other => anyhow::bail!("unknown workload `{other}` (known: {})", NAMES.join(", ")),
     };
     w.model.set_parallelism(par);
@@ -125,4 +127,44 @@ pub fn mnist_convnet() -> anyhow::Result<Workload> {
     let rest = (11 * 11 * 288 * 64 + 3 * 3 * 576 * 128 + 1152 * 10) as f64;
     let flops_per_epoch = 2.0 * super::epoch_macs(conv1, rest, 48_000.0, 12_000.0);
     Ok(Workload { model, x: Features::Dense(x), y, batch: 64, split: 0.2, flops_per_epoch })
+}
+
+/// Multiply-adds of an LSTM over `steps` steps of `features` inputs, per sample: each step
+/// `(features + units)·4·units`.
+fn lstm_macs(steps: usize, features: usize, units: usize) -> f64 {
+    (steps * (features + units) * 4 * units) as f64
+}
+
+/// LSTM(32) → Dense(1) on 10,000 windows of 120 hourly steps of 10 features (the weather
+/// windows' shape, synthetic values), mse, RMSprop, batch 32, 20 % validation.
+pub fn weather_lstm() -> anyhow::Result<Workload> {
+    let (n, steps, features) = (10_000, 120, 10);
+    let mut rng = Rng::seed_from_u64(4);
+    let x =
+        Matrix::from_vec(n, steps * features, (0..n * steps * features).map(|_| rng.uniform_in(-1.0, 1.0)).collect())?;
+    let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.uniform_in(-1.0, 1.0)).collect())?;
+    let mut model = Sequential::new().input_shape([steps, features]).add(LSTM::new(32)).add(Dense::new(1));
+    model.compile(RMSprop::default(), Loss::mean_squared_error(), [Metric::MeanAbsoluteError])?;
+    let first = lstm_macs(steps, features, 32);
+    let flops_per_epoch = 2.0 * super::epoch_macs(first, 32.0, 8_000.0, 2_000.0);
+    Ok(Workload { model, x: Features::Dense(x), y, batch: 32, split: 0.2, flops_per_epoch })
+}
+
+/// Embedding(10000, 32) → LSTM(32) → Dense(1, sigmoid) on 25,000 sequences of 200 token
+/// ids (IMDB padded to 200; synthetic ids), binary crossentropy, RMSprop, batch 128, 40 %
+/// validation.
+pub fn imdb_lstm() -> anyhow::Result<Workload> {
+    let (n, steps, vocab) = (25_000, 200, 10_000);
+    let mut rng = Rng::seed_from_u64(5);
+    let ids = IdMatrix::from_vec(n, steps, (0..n * steps).map(|_| rng.below(vocab as u64) as u32).collect())?;
+    let y = Matrix::from_vec(n, 1, (0..n).map(|_| rng.below(2) as f32).collect())?;
+    let mut model = Sequential::new()
+        .input_shape([steps])
+        .add(Embedding::new(vocab, 32))
+        .add(LSTM::new(32))
+        .add(Dense::new(1).activation(Activation::Sigmoid));
+    model.compile(RMSprop::default(), Loss::binary_crossentropy(), [Metric::Accuracy])?;
+    // The LSTM's input product and the recurrent one; the lookup is no arithmetic.
+    let flops_per_epoch = 2.0 * super::epoch_macs(lstm_macs(steps, 32, 32), 32.0, 15_000.0, 10_000.0);
+    Ok(Workload { model, x: Features::Ids(ids), y, batch: 128, split: 0.4, flops_per_epoch })
 }
