@@ -229,11 +229,11 @@ impl Probe<'_> {
         let total = grads.0.iter().map(Vec::len).sum::<usize>() + grads.1.len();
         if total <= self.opts.elementwise_max {
             for (pi, g) in grads.0.iter().enumerate() {
-                for i in 0..g.len() {
+                for (i, &gi) in g.iter().enumerate() {
                     let mut v = zero.clone();
                     v.0[pi][i] = 1.0;
                     let what = || format!("parameter `{}`[{i}]", names[pi]);
-                    self.compare(x, &v, g[i] as f64, self.opts.step, &what, report)?;
+                    self.compare(x, &v, gi as f64, self.opts.step, &what, report)?;
                 }
             }
             for i in 0..grads.1.len() {
