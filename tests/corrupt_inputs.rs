@@ -270,8 +270,8 @@ fn cases(dir: &Path) -> Vec<Case> {
         std::fs::write(d.join("config.json"), &text[..text.len() / 2]).unwrap();
     });
     v.push(case("model: config.json cut in half", d.join("config.json"), &["EOF"], move |_| load_model(&d)));
-    let d = edit_config("unknown-layer", |c| c["layers"][0]["type"] = json!("Conv2D"));
-    v.push(case("model: unknown layer type", d.join("config.json"), &["Conv2D"], move |_| load_model(&d)));
+    let d = edit_config("unknown-layer", |c| c["layers"][0]["type"] = json!("LSTM"));
+    v.push(case("model: unknown layer type", d.join("config.json"), &["LSTM"], move |_| load_model(&d)));
     let d = edit_config("future-format", |c| c["format_version"] = json!(99));
     v.push(case("model: format version from the future", d.join("config.json"), &["format_version 99"], move |_| {
         load_model(&d)
@@ -392,12 +392,12 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(name, file, expect, |p| model_from_keras_file(p).map(|_| ()).map_err(|e| e.to_string()))
     };
     v.push(keras_case(
-        "keras: Conv2D layer",
+        "keras: LSTM layer",
         keras(
-            "conv.json",
-            json!({"class_name": "Sequential", "config": {"layers": [{"class_name": "Conv2D", "config": {}}]}}),
+            "lstm.json",
+            json!({"class_name": "Sequential", "config": {"layers": [{"class_name": "LSTM", "config": {}}]}}),
         ),
-        &["Conv2D"],
+        &["LSTM"],
     ));
     v.push(keras_case(
         "keras: no layers",
