@@ -13,7 +13,7 @@ fn main() -> Result<(), kiln::Error> {
         .seed(3)
         .add(Dense::new(16).activation(Activation::Relu))
         .add(Dense::new(1).activation(Activation::Sigmoid));
-    model.compile(RMSprop::default(), Loss::binary_crossentropy(), metrics)?;
+    model.compile(RMSprop::default(), Loss::binary_crossentropy(), &metrics)?;
     model.fit(&imdb.x, &imdb.y, FitOptions::default().epochs(2).batch_size(512).verbose(Verbosity::Silent))?;
 
     // The predictions could come from anywhere: here, from the model saved and loaded.
@@ -26,9 +26,9 @@ fn main() -> Result<(), kiln::Error> {
 
     println!("{:<10} {:>12} {:>12}", "", "standalone", "evaluate");
     for metric in metrics {
+        let name = metric.keras_name();
         let mut m = metric.standalone();
         m.update_state(&imdb.y, &y_pred, None)?;
-        let name = metric.keras_name();
         let from_evaluate = logs.get(name).expect("compiled metric");
         println!("{name:<10} {:>12.6} {:>12.6}", m.result(), from_evaluate);
         // Confusion counts are sums of ones: exact in any batching.

@@ -152,6 +152,18 @@ fn metric_case(case: &Value) -> Result<(), String> {
         }
         Err(e) => return Err(format!("metric {} not readable: {e}", case["metric"])),
     };
+    // Keras' `AUC.thresholds` (ends included) and `num_thresholds`.
+    if let Some(want) = case.get("auc_thresholds") {
+        let got = metric.auc_thresholds().ok_or("not an AUC")?;
+        let n = want["num_thresholds"].as_u64().unwrap() as usize;
+        if got.len() != n {
+            return Err(format!("num_thresholds {}, Keras {n}", got.len()));
+        }
+        for (i, (g, w)) in got.iter().zip(want["expected"].as_array().unwrap()).enumerate() {
+            within(f64::from(*g), w.as_f64().unwrap(), &want["tolerance"])
+                .map_err(|e| format!("threshold {i}: {e}"))?;
+        }
+    }
     let mut m = metric.standalone();
     for update in case["updates"].as_array().unwrap() {
         let (y_true, y_pred) = (matrix(&update["y_true"]), matrix(&update["y_pred"]));
@@ -167,15 +179,23 @@ fn metric_case(case: &Value) -> Result<(), String> {
     if let Some(kind) = expect_error {
         return Err(format!("Keras raises ({kind}), kiln computed {}", m.result()));
     }
-    // An array: Keras' result of an F-score with average=None, one score per class.
+    // An array: Keras' result of an F-score with average=None (one score per class), or of
+    // Precision/Recall with a list of thresholds (one value per threshold).
     if let Some(want) = case["expected"].as_array() {
-        let got = m.result_per_class().ok_or("kiln gives one number, Keras one per class")?;
+        let got = m
+            .result_per_class()
+            .or_else(|| m.result_per_threshold())
+            .ok_or("kiln gives one number, Keras one per class or threshold")?;
         if got.len() != want.len() {
-            return Err(format!("{} per-class scores, Keras {}", got.len(), want.len()));
+            return Err(format!("{} values, Keras {}", got.len(), want.len()));
         }
         for (c, (g, w)) in got.iter().zip(want).enumerate() {
-            within(f64::from(*g), w.as_f64().unwrap(), &case["tolerance"]).map_err(|e| format!("class {c}: {e}"))?;
+            within(f64::from(*g), w.as_f64().unwrap(), &case["tolerance"]).map_err(|e| format!("[{c}]: {e}"))?;
         }
+        return Ok(());
+    }
+    // The Keras test asserts no result (only the numbers checked above).
+    if case["expected"].is_null() {
         return Ok(());
     }
     within(f64::from(m.result()), case["expected"].as_f64().unwrap(), &case["tolerance"])
@@ -190,7 +210,7 @@ fn keras_losses_test_golden_values() {
 #[test]
 fn keras_metrics_tests_golden_values() {
     let passed = run_cases("metrics.json", metric_case);
-    assert!(passed >= 160, "only {passed} metric cases ran");
+    assert!(passed >= 176, "only {passed} metric cases ran");
 }
 
 /// The arguments Keras refuses when a metric is made are refused by `compile` too, not
@@ -210,13 +230,14 @@ fn compile_refuses_the_metric_arguments_keras_refuses() {
                 curve: AucCurve::Roc,
                 summation_method: AucSummation::Interpolation,
                 from_logits: false,
+                thresholds: None,
             },
             "num_thresholds",
         ),
     ];
     for (metric, argument) in bad {
         let mut model = Sequential::new().add(Dense::new(2));
-        let err = model.compile(Sgd::default(), Loss::binary_crossentropy(), [metric]).unwrap_err().to_string();
+        let err = model.compile(Sgd::default(), Loss::binary_crossentropy(), [&metric]).unwrap_err().to_string();
         assert!(err.contains(argument) && err.contains(metric.keras_name()), "{err}");
     }
 }
@@ -230,7 +251,7 @@ fn per_class_fbeta_is_standalone_only() {
     use kiln_trainer::{F1Average, Sequential};
     let metric = Metric::FBetaScore { beta: 2.0, average: F1Average::PerClass, threshold: None };
     let mut model = Sequential::new().add(Dense::new(2));
-    let err = model.compile(Sgd::default(), Loss::categorical_crossentropy(), [metric]).unwrap_err().to_string();
+    let err = model.compile(Sgd::default(), Loss::categorical_crossentropy(), [&metric]).unwrap_err().to_string();
     assert!(err.contains("fbeta_score") && err.contains("average=None"), "{err}");
     let mut m = metric.standalone();
     assert_eq!(m.result_per_class(), Some(vec![]));
@@ -267,4 +288,117 @@ fn keras_names_of_the_new_metrics() {
         assert_eq!(Metric::from_keras(name).unwrap().metric.direction(), Direction::Down, "{name}");
     }
     assert_eq!(Metric::from_keras("MeanSquaredError").unwrap().name, "mean_squared_error");
+}
+
+/// Precision and Recall with a list of thresholds: one value per threshold, standalone only
+/// (`compile` refuses it by name, as each log key holds one number); one threshold in a
+/// list is one number, as Keras' `result()` gives `result[0]`.
+#[test]
+fn per_threshold_precision_and_recall_are_standalone_only() {
+    use kiln_layers::Dense;
+    use kiln_optimizers::Sgd;
+    use kiln_trainer::Sequential;
+    let y_true = Matrix::from_rows(&[[0.0], [1.0], [1.0], [0.0]]).unwrap();
+    let y_pred = Matrix::from_rows(&[[1.0], [0.0], [0.6], [0.0]]).unwrap();
+    for (metric, name) in [
+        (Metric::Precision { thresholds: Some(vec![0.5, 0.7].into()), top_k: None, class_id: None }, "precision"),
+        (Metric::Recall { thresholds: Some(vec![0.5, 0.7].into()), top_k: None, class_id: None }, "recall"),
+    ] {
+        assert!(metric.is_per_threshold());
+        let mut model = Sequential::new().add(Dense::new(1));
+        let err = model.compile(Sgd::default(), Loss::binary_crossentropy(), [&metric]).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains("2 thresholds") && err.contains("result_per_threshold"), "{err}");
+        let mut m = metric.standalone();
+        assert_eq!(m.result_per_threshold(), Some(vec![0.0, 0.0]));
+        m.update_state(&y_true, &y_pred, None).unwrap();
+        assert_eq!(m.result_per_threshold(), Some(vec![0.5, 0.0]));
+        assert!(m.result().is_nan());
+        assert_eq!(m.result_per_class(), None);
+        m.reset_state();
+        assert_eq!(m.result_per_threshold(), Some(vec![0.0, 0.0]));
+    }
+    let one = Metric::Precision { thresholds: Some(vec![0.5].into()), top_k: None, class_id: None };
+    assert!(!one.is_per_threshold());
+    let mut m = one.standalone();
+    m.update_state(&y_true, &y_pred, None).unwrap();
+    assert_eq!((m.result(), m.result_per_threshold()), (0.5, None));
+    // Keras' `assert_thresholds_range`, and an empty list.
+    for (bad, why) in [(vec![0.5, 1.5], "[0, 1]"), (vec![], "at least one")] {
+        let metric = Metric::Recall { thresholds: Some(bad.into()), top_k: None, class_id: None };
+        let err = metric.clone().standalone().update_state(&y_true, &y_pred, None).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+        let mut model = Sequential::new().add(Dense::new(1));
+        let err = model.compile(Sgd::default(), Loss::binary_crossentropy(), [metric]).unwrap_err().to_string();
+        assert!(err.contains("recall") && err.contains(why), "{err}");
+    }
+}
+
+/// AUC with explicit thresholds is one number: it trains in `fit`, and `evaluate` logs what
+/// the standalone metric computes on the same predictions (sums of ones: exact).
+#[test]
+fn auc_with_explicit_thresholds_in_fit_and_evaluate() {
+    use kiln_layers::{Activation, Dense};
+    use kiln_optimizers::Sgd;
+    use kiln_trainer::{AucCurve, AucSummation, FitOptions, Sequential, Verbosity};
+    let auc = Metric::Auc {
+        num_thresholds: 200,
+        curve: AucCurve::Roc,
+        summation_method: AucSummation::Interpolation,
+        from_logits: false,
+        thresholds: Some(vec![0.7, 0.3, 0.45].into()),
+    };
+    let x = Matrix::from_rows(&[[0.1, 0.9], [0.8, 0.2], [0.4, 0.5], [0.9, 0.7], [0.3, 0.1], [0.6, 0.6]]).unwrap();
+    let y = Matrix::from_rows(&[[0.0], [1.0], [0.0], [1.0], [0.0], [1.0]]).unwrap();
+    let mut model = Sequential::new().seed(3).add(Dense::new(1).activation(Activation::Sigmoid));
+    model.compile(Sgd::default(), Loss::binary_crossentropy(), [auc.clone().named("auc_t")]).unwrap();
+    let history = model.fit(&x, &y, FitOptions::default().epochs(2).batch_size(4).verbose(Verbosity::Silent)).unwrap();
+    assert_eq!(history.get("auc_t").map(<[f64]>::len), Some(2));
+    let logs = model.evaluate(&x, &y, 4).unwrap();
+    let y_pred = model.predict(&x, 4).unwrap();
+    let mut m = auc.standalone();
+    m.update_state(&y, &y_pred, None).unwrap();
+    assert_eq!(logs.get("auc_t"), Some(f64::from(m.result())));
+    assert!((0.0..=1.0).contains(&m.result()));
+}
+
+/// `AUCTest.test_config_manual_thresholds` (keras/src/metrics/confusion_metrics_test.py,
+/// Keras 3.15.1): the config Keras' `get_config` writes for `AUC(num_thresholds=None,
+/// curve="PR", summation_method="majoring", name="auc_1", thresholds=[0.3, 0.5])` imports
+/// with its name, curve, summation and thresholds (`num_thresholds` 4, thresholds
+/// `[0, 0.3, 0.5, 1]` ± ε), and kiln's own serialized form reads back equal.
+#[test]
+fn auc_manual_thresholds_config_round_trip() {
+    use kiln_layers::Dense;
+    use kiln_trainer::{AucCurve, AucSummation, NamedMetric, Sequential};
+    let config = serde_json::json!({"optimizer": {"name": "sgd"}, "loss": "binary_crossentropy", "metrics": [
+        {"module": "keras.metrics", "class_name": "AUC", "config": {
+            "name": "auc_1", "dtype": "float32", "num_thresholds": 4, "curve": "PR",
+            "summation_method": "majoring", "multi_label": false, "num_labels": null, "label_weights": null,
+            "from_logits": false, "thresholds": [0.3, 0.5]}}]});
+    let mut model = Sequential::new().add(Dense::new(1));
+    kiln_keras::compile_from_keras(&mut model, &config).unwrap();
+    let named = model.metrics()[0].clone();
+    assert_eq!(named.name, "auc_1");
+    let Metric::Auc { curve, summation_method, thresholds, .. } = &named.metric else { panic!("{named:?}") };
+    assert_eq!((*curve, *summation_method), (AucCurve::Pr, AucSummation::Majoring));
+    assert_eq!(thresholds.as_ref().map(|t| t.as_slice().to_vec()), Some(vec![0.3, 0.5]));
+    let all = named.metric.auc_thresholds().unwrap();
+    assert_eq!(all.len(), 4);
+    for (got, want) in all.iter().zip([0.0, 0.3, 0.5, 1.0]) {
+        assert!((f64::from(*got) - want).abs() <= 1e-6 + 1e-6 * want, "{all:?}");
+    }
+    let text = serde_json::to_string(&named).unwrap();
+    assert!(text.contains("\"thresholds\":[0.3,0.5]"), "{text}");
+    assert_eq!(serde_json::from_str::<NamedMetric>(&text).unwrap(), named);
+    // An AUC saved before `thresholds` existed reads back with none.
+    let old: Metric = serde_json::from_str(
+        r#"{"auc": {"num_thresholds": 3, "curve": "ROC", "summation_method": "interpolation", "from_logits": false}}"#,
+    )
+    .unwrap();
+    assert_eq!(old.auc_thresholds().map(|t| t.len()), Some(3));
+    // Several Precision thresholds in a Keras config are refused by name (scalar logs).
+    let config = serde_json::json!({"optimizer": {"name": "sgd"}, "loss": "binary_crossentropy", "metrics": [
+        {"class_name": "Precision", "config": {"name": "p", "thresholds": [0.5, 0.7]}}]});
+    let err = kiln_keras::compile_from_keras(&mut Sequential::new().add(Dense::new(1)), &config).unwrap_err();
+    assert!(err.to_string().contains("thresholds"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! A Keras metric (an identifier or a serialized `keras.metrics` object) as a kiln metric.
 
-use kiln_trainer::{AucCurve, AucSummation, F1Average, Metric, NamedMetric};
+use kiln_trainer::{AucCurve, AucSummation, F1Average, Metric, NamedMetric, Thresholds};
 use serde_json::Value;
 
 use crate::KerasError;
@@ -22,7 +22,7 @@ pub(crate) fn metric(at: At<'_>) -> Result<NamedMetric, KerasError> {
     let inner = at.inner();
     let cfg = At { value: &inner, path: &at.child_path("config") };
     check_dtype(cfg)?;
-    let kind = configured(default.metric, cfg, class)?;
+    let kind = configured(default.metric.clone(), cfg, class)?;
     kind.validate().map_err(|e| cfg.error(e))?;
     Ok(match inner.get("name").and_then(Value::as_str) {
         Some(key) => kind.named(key),
@@ -60,9 +60,14 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
             }
         }
         Metric::Auc { num_thresholds, .. } => {
-            // `multi_label`, `num_labels`, `label_weights` and explicit `thresholds` are
-            // refused by `refuse_unknown` when set (they are off at their defaults).
-            refuse_unknown(cfg, class, &["num_thresholds", "curve", "summation_method", "from_logits"], BASE)?;
+            // `multi_label`, `num_labels` and `label_weights` are refused by
+            // `refuse_unknown` when set (they are off at their defaults).
+            refuse_unknown(
+                cfg,
+                class,
+                &["num_thresholds", "curve", "summation_method", "from_logits", "thresholds"],
+                BASE,
+            )?;
             let curve = match cfg.get("curve").map(|v| v.as_str()) {
                 None | Some(Some("ROC")) => AucCurve::Roc,
                 Some(Some("PR")) => AucCurve::Pr,
@@ -78,7 +83,14 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
             };
             let from_logits = flag(cfg, "from_logits")?;
             let num_thresholds = cfg.count("num_thresholds")?.unwrap_or(num_thresholds);
-            Metric::Auc { num_thresholds, curve, summation_method, from_logits }
+            // Keras' config holds the thresholds without their ε ends (`thresholds[1:-1]`)
+            // and `num_thresholds = len + 2`; null when they were not given.
+            let thresholds = match cfg.get("thresholds") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(list)) => Some(numbers(cfg, list)?),
+                Some(_) => return Err(cfg.error_at("thresholds", "must be a list of numbers or null")),
+            };
+            Metric::Auc { num_thresholds, curve, summation_method, from_logits, thresholds }
         }
         Metric::F1Score { .. } | Metric::FBetaScore { .. } => {
             let beta_key: &[&str] = if matches!(default, Metric::FBetaScore { .. }) { &["beta"] } else { &[] };
@@ -152,17 +164,28 @@ fn float(cfg: At<'_>, key: &str) -> Result<Option<f32>, KerasError> {
     Ok(cfg.number(key)?.map(|f| f as f32))
 }
 
-/// Precision's and Recall's `thresholds`: a number or a one-element list (several
-/// thresholds make a vector-valued metric, which kiln's scalar logs cannot hold).
-fn one_threshold(cfg: At<'_>) -> Result<Option<f32>, KerasError> {
+/// A list of numbers, as float32.
+fn numbers(cfg: At<'_>, list: &[Value]) -> Result<Thresholds, KerasError> {
+    list.iter()
+        .map(|v| v.as_f64().map(|f| f as f32).ok_or_else(|| cfg.error_at("thresholds", "must hold numbers")))
+        .collect::<Result<Vec<f32>, _>>()
+        .map(Thresholds::from)
+}
+
+/// Precision's and Recall's `thresholds` in a compiled model: a number or a one-element
+/// list (several thresholds make a vector-valued metric, which kiln's scalar logs cannot
+/// hold; `Metric::standalone()` computes it).
+fn one_threshold(cfg: At<'_>) -> Result<Option<Thresholds>, KerasError> {
     match cfg.get("thresholds") {
-        Some(Value::Array(list)) if list.len() == 1 => {
-            list[0].as_f64().map(|f| Some(f as f32)).ok_or_else(|| cfg.error_at("thresholds", "must hold numbers"))
-        }
+        Some(Value::Array(list)) if list.len() == 1 => numbers(cfg, list).map(Some),
         Some(Value::Array(list)) => Err(cfg.error_at(
             "thresholds",
-            format!("{} thresholds give one value per threshold; kiln logs scalars (give one)", list.len()),
+            format!(
+                "{} thresholds give one value per threshold; kiln logs scalars (give one, or score them with \
+                 Metric::standalone())",
+                list.len()
+            ),
         )),
-        _ => float(cfg, "thresholds"),
+        _ => Ok(float(cfg, "thresholds")?.map(Thresholds::one)),
     }
 }

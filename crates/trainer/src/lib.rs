@@ -54,6 +54,7 @@ mod standalone;
 mod step;
 mod summary;
 mod tensor_file;
+mod thresholds;
 mod validation;
 mod weights;
 
@@ -71,4 +72,5 @@ pub use reduction::Reduction;
 pub use save::FORMAT_VERSION;
 pub use sequential::{DEFAULT_MAX_ACTIVATIONS, Sequential};
 pub use standalone::{SampleWeight, StandaloneMetric};
+pub use thresholds::Thresholds;
 pub use weights::{NamedTensor, Weights};

@@ -7,6 +7,7 @@ use crate::auc::{auc, divide_no_nan};
 use crate::mean::Mean;
 use crate::metrics::{F1Average, Metric};
 use crate::per_sample::{per_sample, per_value};
+use crate::thresholds::Grid;
 
 /// Keras' `backend.epsilon()`.
 const EPSILON: f32 = 1e-7;
@@ -19,10 +20,10 @@ const NEG_INF: f32 = -1e10;
 enum Accum {
     /// A weighted mean of per-sample values.
     Mean(Mean),
-    /// True/false positives and false negatives at one threshold.
-    Counts { tp: f32, fp: f32, fn_: f32 },
+    /// Precision's and Recall's true/false positives and false negatives at each threshold.
+    Counts { grid: Grid, tp: Vec<f32>, fp: Vec<f32>, fn_: Vec<f32> },
     /// AUC's counts at each of its thresholds.
-    Thresholds { tp: Vec<f32>, fp: Vec<f32>, tn: Vec<f32>, fn_: Vec<f32> },
+    Thresholds { grid: Grid, tp: Vec<f32>, fp: Vec<f32>, tn: Vec<f32>, fn_: Vec<f32> },
     /// F1's per-class counts (one entry for `micro`).
     PerClass { tp: Vec<f32>, fp: Vec<f32>, fn_: Vec<f32>, support: Vec<f32> },
 }
@@ -65,13 +66,19 @@ pub(crate) struct MetricState {
 impl MetricState {
     /// A fresh state for `metric` (already resolved) on outputs of `out_w` columns.
     pub fn new(name: String, metric: Metric, weighted: bool, out_w: usize) -> Self {
-        let accum = match metric {
-            Metric::Precision { .. } | Metric::Recall { .. } => Accum::Counts { tp: 0.0, fp: 0.0, fn_: 0.0 },
-            Metric::Auc { num_thresholds: t, .. } => {
-                Accum::Thresholds { tp: vec![0.0; t], fp: vec![0.0; t], tn: vec![0.0; t], fn_: vec![0.0; t] }
+        let accum = match &metric {
+            Metric::Precision { thresholds, top_k, .. } | Metric::Recall { thresholds, top_k, .. } => {
+                let grid = Grid::confusion(thresholds.as_ref(), if top_k.is_some() { NEG_INF } else { 0.5 });
+                let t = grid.len();
+                Accum::Counts { grid, tp: vec![0.0; t], fp: vec![0.0; t], fn_: vec![0.0; t] }
+            }
+            Metric::Auc { num_thresholds, thresholds, .. } => {
+                let grid = Grid::auc(*num_thresholds, thresholds.as_ref());
+                let t = grid.len();
+                Accum::Thresholds { grid, tp: vec![0.0; t], fp: vec![0.0; t], tn: vec![0.0; t], fn_: vec![0.0; t] }
             }
             Metric::F1Score { average, .. } | Metric::FBetaScore { average, .. } => {
-                let k = if average == F1Average::Micro { 1 } else { out_w };
+                let k = if *average == F1Average::Micro { 1 } else { out_w };
                 Accum::PerClass { tp: vec![0.0; k], fp: vec![0.0; k], fn_: vec![0.0; k], support: vec![0.0; k] }
             }
             _ => Accum::Mean(Mean::default()),
@@ -94,7 +101,7 @@ impl MetricState {
         let w2 = |i: usize, j: usize| weights.map_or(1.0, |w| w.at(i, j, cols));
         let w = |i: usize| w2(i, 0);
         let (scratch, order) = (&mut self.scratch, &mut self.order);
-        match (&mut self.accum, self.metric) {
+        match (&mut self.accum, &self.metric) {
             (Accum::Mean(mean), metric) => {
                 let (n, k) = pred.shape();
                 // Unweighted, `v·1` is `v` and the count sums exact ones: the plain mean.
@@ -121,53 +128,63 @@ impl MetricState {
                 }
                 mean.add_sum(sum, count);
             }
-            (Accum::Counts { tp, fp, fn_ }, Metric::Precision { thresholds, top_k, class_id })
-            | (Accum::Counts { tp, fp, fn_ }, Metric::Recall { thresholds, top_k, class_id }) => {
-                let threshold = thresholds.unwrap_or(if top_k.is_some() { NEG_INF } else { 0.5 });
-                let (mut btp, mut bfp, mut bfn) = (0.0f32, 0.0f32, 0.0f32);
-                let row = scratch;
+            (Accum::Counts { grid, tp, fp, fn_ }, Metric::Precision { top_k, class_id, .. })
+            | (Accum::Counts { grid, tp, fp, fn_ }, Metric::Recall { top_k, class_id, .. }) => {
+                // Each threshold's counts summed over the batch, then added (one threshold:
+                // the sums kiln always made). Row copy, then the batch's tp, fp, fn.
+                let (n_t, width) = (tp.len(), pred.cols());
+                scratch.clear();
+                scratch.resize(width + 3 * n_t, 0.0);
+                let (row, rest) = scratch.split_at_mut(width);
+                let (btp, rest) = rest.split_at_mut(n_t);
+                let (bfp, bfn) = rest.split_at_mut(n_t);
                 for i in 0..pred.rows() {
-                    row.clear();
-                    row.extend_from_slice(pred.row(i));
-                    if let Some(k) = top_k {
+                    row.copy_from_slice(pred.row(i));
+                    if let Some(k) = *top_k {
                         keep_top_k(row, k, order);
                     }
                     let t = targets.row(i);
-                    let cols: &mut dyn Iterator<Item = usize> = match class_id {
+                    let cols: &mut dyn Iterator<Item = usize> = match *class_id {
                         Some(c) => &mut std::iter::once(c),
                         None => &mut (0..row.len()),
                     };
                     for j in cols {
-                        let (label, positive) = (t.get(j).copied().unwrap_or(0.0) != 0.0, row[j] > threshold);
-                        match (label, positive) {
-                            (true, true) => btp += w2(i, j),
-                            (false, true) => bfp += w2(i, j),
-                            (true, false) => bfn += w2(i, j),
-                            (false, false) => {}
+                        let label = t.get(j).copied().unwrap_or(0.0) != 0.0;
+                        for th in 0..n_t {
+                            match (label, grid.positive(row[j], th)) {
+                                (true, true) => btp[th] += w2(i, j),
+                                (false, true) => bfp[th] += w2(i, j),
+                                (true, false) => bfn[th] += w2(i, j),
+                                (false, false) => {}
+                            }
                         }
                     }
                 }
-                *tp += btp;
-                *fp += bfp;
-                *fn_ += bfn;
+                for th in 0..n_t {
+                    tp[th] += btp[th];
+                    fp[th] += bfp[th];
+                    fn_[th] += bfn[th];
+                }
             }
-            (Accum::Thresholds { tp, fp, tn, fn_ }, Metric::Auc { num_thresholds, from_logits, .. }) => {
-                // Keras' evenly-spaced path: bucket = ceil(p·(T−1)) − 1 (≥ 0), counts at
-                // threshold i = the labels in buckets ≥ i.
-                let t = num_thresholds;
+            (Accum::Thresholds { grid, tp, fp, tn, fn_ }, Metric::Auc { from_logits, .. }) => {
+                // Each value's weight goes to the bucket of the highest threshold it is
+                // positive at (Keras' evenly-spaced path: ceil(p·(T−1)) − 1, ≥ 0; explicit
+                // thresholds: the last t < p); counts at threshold i = the labels in buckets
+                // ≥ i, as Keras' per-threshold sums in exact arithmetic.
+                let t = tp.len();
                 scratch.clear();
                 scratch.resize(2 * t, 0.0);
                 let (tb, fb) = scratch.split_at_mut(t);
                 let (mut total_true, mut total_false) = (0.0f32, 0.0f32);
                 let k = pred.cols();
                 for (j, (&p, &y)) in pred.as_slice().iter().zip(targets.as_slice()).enumerate() {
-                    let p = if from_logits { 1.0 / (1.0 + (-p).exp()) } else { p };
-                    let p = p.clamp(0.0, 1.0);
-                    let bucket = ((p * (t as f32 - 1.0)).ceil() - 1.0).max(0.0) as usize;
+                    let p = if *from_logits { 1.0 / (1.0 + (-p).exp()) } else { p };
                     let wi = w2(j / k, j % k);
                     let (truth, falsehood) = if y != 0.0 { (wi, 0.0) } else { (0.0, wi) };
-                    tb[bucket.min(t - 1)] += truth;
-                    fb[bucket.min(t - 1)] += falsehood;
+                    if let Some(bucket) = grid.top(p) {
+                        tb[bucket] += truth;
+                        fb[bucket] += falsehood;
+                    }
                     total_true += truth;
                     total_false += falsehood;
                 }
@@ -220,12 +237,16 @@ impl MetricState {
 
     /// The metric's value over everything added so far.
     pub fn result(&self) -> f32 {
-        match (&self.accum, self.metric) {
+        match (&self.accum, &self.metric) {
             (Accum::Mean(m), _) => m.result(),
-            (Accum::Counts { tp, fp, .. }, Metric::Precision { .. }) => divide_no_nan(*tp, tp + fp),
-            (Accum::Counts { tp, fn_, .. }, _) => divide_no_nan(*tp, tp + fn_),
-            (Accum::Thresholds { tp, fp, tn, fn_ }, Metric::Auc { curve, summation_method, .. }) => {
-                auc(tp, fp, tn, fn_, curve, summation_method)
+            (Accum::Counts { tp, fp, fn_, .. }, metric) => match (&tp[..], &fp[..], &fn_[..], metric) {
+                ([tp], [fp], _, Metric::Precision { .. }) => divide_no_nan(*tp, tp + fp),
+                ([tp], _, [fn_], _) => divide_no_nan(*tp, tp + fn_),
+                // One number cannot hold several thresholds' values (`compile` refuses it).
+                _ => f32::NAN,
+            },
+            (Accum::Thresholds { tp, fp, tn, fn_, .. }, Metric::Auc { curve, summation_method, .. }) => {
+                auc(tp, fp, tn, fn_, *curve, *summation_method)
             }
             (Accum::PerClass { support, .. }, metric) => {
                 let average = metric.fbeta().map_or(F1Average::PerClass, |(_, average, _)| average);
@@ -241,6 +262,20 @@ impl MetricState {
                 }
             }
             (accum, metric) => unreachable!("metric {metric:?} with state {accum:?}"),
+        }
+    }
+
+    /// Precision's (`tp / (tp + fp)`) or Recall's (`tp / (tp + fn)`) value at each of its
+    /// thresholds, in the order given (Keras' `result()` vector); empty for other metrics.
+    pub fn per_threshold(&self) -> Vec<f32> {
+        match (&self.accum, &self.metric) {
+            (Accum::Counts { tp, fp, .. }, Metric::Precision { .. }) => {
+                tp.iter().zip(fp).map(|(&tp, &fp)| divide_no_nan(tp, tp + fp)).collect()
+            }
+            (Accum::Counts { tp, fn_, .. }, _) => {
+                tp.iter().zip(fn_).map(|(&tp, &fn_)| divide_no_nan(tp, tp + fn_)).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -310,6 +345,49 @@ mod tests {
         let mut b = MetricState::new("auc".into(), Metric::AUC, false, 1);
         b.update(&m(&[&[0.5], &[0.5]]), &m(&[&[1.0], &[0.0]]), None);
         assert!((b.result() - 0.5).abs() < 1e-6, "{}", b.result());
+    }
+
+    #[test]
+    fn auc_with_explicit_thresholds_follows_keras_two_paths() {
+        use crate::metrics::{AucCurve, AucSummation};
+        let auc = |thresholds: Option<Vec<f32>>, num_thresholds, curve, summation_method| Metric::Auc {
+            num_thresholds,
+            curve,
+            summation_method,
+            from_logits: false,
+            thresholds: thresholds.map(Into::into),
+        };
+        let (y, p) = (m(&[&[0.0], &[0.0], &[1.0], &[1.0]]), m(&[&[0.0], &[0.5], &[0.3], &[0.9]]));
+        let run = |metric: Metric| {
+            let mut s = MetricState::new("auc".into(), metric, false, 1);
+            s.update(&p, &y, None);
+            s.result()
+        };
+        let (roc, pr, interp, major) =
+            (AucCurve::Roc, AucCurve::Pr, AucSummation::Interpolation, AucSummation::Majoring);
+        // [0.5] is evenly distributed with its ends: Keras buckets it as num_thresholds = 3.
+        assert_eq!(run(auc(Some(vec![0.5]), 2, roc, interp)), run(auc(None, 3, roc, interp)));
+        // [0.3, 0.5] is compared one by one at [−ε, 0.3, 0.5, 1+ε] (p > t):
+        // tp [2, 1, 1, 0], fp [2, 1, 0, 0], fn [0, 1, 1, 2], tn [0, 1, 2, 2];
+        // ROC: recall [1, .5, .5, 0], fpr [1, .5, 0, 0] → .5·.75 + .5·.5 = 0.625.
+        assert_eq!(run(auc(Some(vec![0.5, 0.3]), 200, roc, interp)), 0.625);
+        // PR majoring: precision [.5, .5, 1, 0] over recall [1, .5, .5, 0] → .5·.5 + .5·1 = 0.75.
+        assert_eq!(run(auc(Some(vec![0.3, 0.5]), 4, pr, major)), 0.75);
+    }
+
+    #[test]
+    fn evenly_spaced_precision_thresholds_take_keras_bucketed_path() {
+        // Keras' `is_evenly_distributed_thresholds([0, 0.5, 1])`: predictions are clipped to
+        // [0, 1] and bucketed, so 1.5 is not positive at threshold 1 (1.5 > 1 would be).
+        let metric = Metric::Recall { thresholds: Some(vec![0.0, 0.5, 1.0].into()), top_k: None, class_id: None };
+        let mut s = MetricState::new("recall".into(), metric, false, 1);
+        s.update(&m(&[&[0.0], &[0.5], &[1.5], &[0.7]]), &m(&[&[1.0], &[1.0], &[1.0], &[1.0]]), None);
+        assert_eq!(s.per_threshold(), vec![0.75, 0.5, 0.0]);
+        assert!(s.result().is_nan());
+        let metric = Metric::Recall { thresholds: Some(vec![0.0, 1.0].into()), top_k: None, class_id: None };
+        let mut s = MetricState::new("recall".into(), metric, false, 1);
+        s.update(&m(&[&[0.0], &[1.5]]), &m(&[&[1.0], &[1.0]]), None);
+        assert_eq!(s.per_threshold(), vec![0.5, 0.5]);
     }
 
     #[test]

@@ -4,16 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{NamedMetric, TrainError};
+use crate::{NamedMetric, Thresholds, TrainError};
 
 /// What a metric computes (typed, as [`Loss`](crate::Loss) is), with Keras' semantics.
 /// Serialized in snake case (`"accuracy"`, `{"precision": {"thresholds": 0.5, …}}`).
+/// `Clone`, not `Copy`: a list of [`Thresholds`] is shared behind an `Arc`.
 ///
 /// The confusion-matrix metrics (`Precision`, `Recall`, `Auc`, `F1Score`) are stateful
 /// over the epoch, as Keras' are: they sum true/false positive counts over every batch and
 /// compute the ratio at the end, never averaging per-batch ratios. With sample weights,
 /// counts and means are weighted as Keras weighs them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// `"accuracy"`: resolved to one of the three below from the widths of outputs and
@@ -74,29 +75,31 @@ pub enum Metric {
     },
     /// `tp / (tp + fp)` over the epoch, positives being `prediction > threshold` (0.5, or
     /// −∞ with `top_k`); `top_k` keeps only each row's k highest predictions, `class_id`
-    /// one column.
+    /// one column. Several thresholds give one value per threshold (standalone only).
     Precision {
-        /// The decision threshold (`None`: Keras' default).
-        thresholds: Option<f32>,
+        /// The decision threshold(s) in `[0, 1]` (`None`: Keras' default).
+        thresholds: Option<Thresholds>,
         /// Only each row's `top_k` highest predictions can be positive.
         top_k: Option<usize>,
         /// Only this output column counts.
         class_id: Option<usize>,
     },
     /// `tp / (tp + fn)` over the epoch, with [`Precision`](Metric::Precision)'s options.
+    /// Several thresholds give one value per threshold (standalone only).
     Recall {
-        /// The decision threshold (`None`: Keras' default).
-        thresholds: Option<f32>,
+        /// The decision threshold(s) in `[0, 1]` (`None`: Keras' default).
+        thresholds: Option<Thresholds>,
         /// Only each row's `top_k` highest predictions can be positive.
         top_k: Option<usize>,
         /// Only this output column counts.
         class_id: Option<usize>,
     },
     /// Area under the ROC or precision-recall curve from `num_thresholds` evenly spaced
-    /// thresholds (Keras' `AUC`: counts bucketed as Keras buckets them, Riemann sums, and
-    /// Davis & Goadrich's interpolation for PR).
+    /// thresholds, or from explicit `thresholds` (Keras' `AUC`: counts bucketed as Keras
+    /// buckets them, Riemann sums, and Davis & Goadrich's interpolation for PR).
     Auc {
-        /// Thresholds, the two end ones included (Keras' default 200).
+        /// Thresholds, the two end ones included (Keras' default 200); ignored when
+        /// `thresholds` is given (Keras then sets it to `len + 2`).
         num_thresholds: usize,
         /// `ROC` or `PR`.
         curve: AucCurve,
@@ -104,6 +107,11 @@ pub enum Metric {
         summation_method: AucSummation,
         /// Apply a sigmoid to the predictions first.
         from_logits: bool,
+        /// Explicit thresholds (Keras' `thresholds`; default `None`): sorted, with `−ε` and
+        /// `1 + ε` (ε = 1e-7) added at the ends; evenly spaced ones are bucketed as
+        /// `num_thresholds = len + 2` would be, others compared one by one (`p > t`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thresholds: Option<Thresholds>,
     },
     /// The F1 score (Keras' `F1Score`): per class `2·p·r / (p + r + ε)` with
     /// `p = tp / (tp + fp + ε)`, `r = tp / (tp + fn + ε)`, then averaged.
@@ -195,10 +203,11 @@ impl Metric {
         curve: AucCurve::Roc,
         summation_method: AucSummation::Interpolation,
         from_logits: false,
+        thresholds: None,
     };
 
     /// The log key Keras uses for this metric's class (`accuracy`, `binary_accuracy`, …).
-    pub fn keras_name(self) -> &'static str {
+    pub fn keras_name(&self) -> &'static str {
         match self {
             Self::Accuracy | Self::ExactAccuracy => "accuracy",
             Self::BinaryAccuracy | Self::ThresholdedBinaryAccuracy { .. } => "binary_accuracy",
@@ -222,7 +231,7 @@ impl Metric {
     /// Which way this metric improves, as its Keras class declares (`_direction`): every
     /// accuracy, `Precision`, `Recall`, `AUC`, `F1Score` and `FBetaScore` go up; the errors
     /// and crossentropies (Keras' loss-wrapping metrics) go down.
-    pub fn direction(self) -> Direction {
+    pub fn direction(&self) -> Direction {
         match self {
             Self::MeanAbsoluteError
             | Self::MeanSquaredError
@@ -295,15 +304,33 @@ impl Metric {
     }
 
     /// Checks the arguments (Keras-like messages naming the argument).
-    pub fn validate(self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         match self {
-            Self::TopKCategoricalAccuracy { k } | Self::SparseTopKCategoricalAccuracy { k } if k == 0 => {
+            Self::TopKCategoricalAccuracy { k } | Self::SparseTopKCategoricalAccuracy { k } if *k == 0 => {
                 Err("argument `k` must be ≥ 1, received k=0".into())
             }
             Self::Precision { top_k: Some(0), .. } | Self::Recall { top_k: Some(0), .. } => {
                 Err("argument `top_k` must be ≥ 1, received top_k=0".into())
             }
-            Self::Auc { num_thresholds, .. } if num_thresholds <= 1 => Err(format!(
+            // Keras' `metrics_utils.assert_thresholds_range` (NaN is refused too); an empty
+            // list, which Keras turns into an empty result, is refused.
+            Self::Precision { thresholds: Some(ts), .. } | Self::Recall { thresholds: Some(ts), .. } => {
+                if ts.is_empty() {
+                    return Err("argument `thresholds` must hold at least one threshold, received []".into());
+                }
+                let bad: Vec<f32> = ts.as_slice().iter().copied().filter(|t| !(0.0..=1.0).contains(t)).collect();
+                if bad.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("threshold values must be in [0, 1], received {bad:?}"))
+                }
+            }
+            // Keras checks `num_thresholds` only when no thresholds are given, and takes any
+            // explicit threshold (kiln refuses NaN, which sorts nowhere).
+            Self::Auc { thresholds: Some(ts), .. } if ts.as_slice().iter().any(|t| t.is_nan()) => {
+                Err(format!("argument `thresholds` must hold numbers, received {:?}", ts.as_slice()))
+            }
+            Self::Auc { num_thresholds, thresholds: None, .. } if *num_thresholds <= 1 => Err(format!(
                 "argument `num_thresholds` must be an integer > 1, received num_thresholds={num_thresholds}"
             )),
             Self::ThresholdedBinaryAccuracy { threshold } if !threshold.is_finite() => {
@@ -312,19 +339,19 @@ impl Metric {
             // Keras' FBetaScore.__init__ (keras/src/metrics/f_score_metrics.py), which
             // F1Score runs: "It should verify 0 < threshold <= 1" (NaN fails it too).
             Self::F1Score { threshold: Some(t), .. } | Self::FBetaScore { threshold: Some(t), .. }
-                if !(t > 0.0 && t <= 1.0) =>
+                if !(*t > 0.0 && *t <= 1.0) =>
             {
                 Err(format!("argument `threshold` must verify 0 < threshold <= 1, received threshold={t}"))
             }
             // Keras: "Invalid `beta` argument value. It should be > 0" (a non-finite β, which
             // Keras lets through to a NaN or 0 score, is refused too).
-            Self::FBetaScore { beta, .. } if !(beta > 0.0 && beta.is_finite()) => {
+            Self::FBetaScore { beta, .. } if !(*beta > 0.0 && beta.is_finite()) => {
                 Err(format!("argument `beta` must be a finite float > 0, received beta={beta}"))
             }
             // Keras documents label_smoothing as a float in [0, 1].
             Self::BinaryCrossentropy { label_smoothing: s, .. }
             | Self::CategoricalCrossentropy { label_smoothing: s, .. }
-                if !(0.0..=1.0).contains(&s) =>
+                if !(0.0..=1.0).contains(s) =>
             {
                 Err(format!("argument `label_smoothing` must be in [0, 1], received label_smoothing={s}"))
             }
@@ -337,7 +364,7 @@ impl Metric {
     /// metric compares labels and outputs element-wise, so their widths must agree (Keras
     /// raises on such shapes, or broadcasts a one-column label, which kiln does not
     /// compute); `class_id` must name an output column.
-    pub(crate) fn check_widths(self, out_w: usize, label_w: usize) -> Result<(), String> {
+    pub(crate) fn check_widths(&self, out_w: usize, label_w: usize) -> Result<(), String> {
         let name = self.keras_name();
         match self {
             Self::SparseCategoricalAccuracy
@@ -355,7 +382,7 @@ impl Metric {
                 "{name} compares labels with outputs element-wise, but the labels have {label_w} column(s) and \
                  the model outputs {out_w} (one-hot labels, or a sparse metric, fit class-id labels)"
             )),
-            Self::Precision { class_id: Some(c), .. } | Self::Recall { class_id: Some(c), .. } if c >= out_w => {
+            Self::Precision { class_id: Some(c), .. } | Self::Recall { class_id: Some(c), .. } if *c >= out_w => {
                 Err(format!("{name}: class_id={c} is not an output column (the model outputs {out_w})"))
             }
             _ => Ok(()),
@@ -365,9 +392,9 @@ impl Metric {
     /// Resolves `accuracy` from the output and label widths alone, as Keras'
     /// `compile_utils.get_metric` does (the loss plays no part: a multi-label sigmoid
     /// output with binary cross-entropy gets *categorical* accuracy, as in Keras).
-    pub(crate) fn resolve(self, output_width: usize, label_width: usize) -> Metric {
-        if self != Self::Accuracy {
-            return self;
+    pub(crate) fn resolve(&self, output_width: usize, label_width: usize) -> Metric {
+        if *self != Self::Accuracy {
+            return self.clone();
         }
         if output_width == 1 {
             Self::BinaryAccuracy
@@ -379,24 +406,55 @@ impl Metric {
     }
 
     /// `(β, average, threshold)` of the F-scores (`F1Score` is β = 1), `None` for others.
-    pub(crate) fn fbeta(self) -> Option<(f32, F1Average, Option<f32>)> {
+    pub(crate) fn fbeta(&self) -> Option<(f32, F1Average, Option<f32>)> {
         match self {
-            Self::F1Score { average, threshold } => Some((1.0, average, threshold)),
-            Self::FBetaScore { beta, average, threshold } => Some((beta, average, threshold)),
+            Self::F1Score { average, threshold } => Some((1.0, *average, *threshold)),
+            Self::FBetaScore { beta, average, threshold } => Some((*beta, *average, *threshold)),
             _ => None,
         }
     }
 
     /// Whether the metric has one value per class rather than one number.
-    pub fn is_per_class(self) -> bool {
+    pub fn is_per_class(&self) -> bool {
         self.fbeta().is_some_and(|(_, average, _)| average == F1Average::PerClass)
+    }
+
+    /// The thresholds an [`Auc`](Metric::Auc) evaluates, ends included (Keras'
+    /// `AUC.thresholds`): `−ε`, then `i/(num_thresholds − 1)` for `i` in
+    /// `1..num_thresholds − 1` or the explicit thresholds sorted, then `1 + ε` (ε = 1e-7,
+    /// rounded to float32); its length is Keras' `num_thresholds`. `None` for other metrics.
+    pub fn auc_thresholds(&self) -> Option<Vec<f32>> {
+        let Self::Auc { num_thresholds, thresholds, .. } = self else { return None };
+        let mut all = vec![(0.0f64 - 1e-7) as f32];
+        match thresholds {
+            Some(ts) => {
+                let start = all.len();
+                all.extend_from_slice(ts.as_slice());
+                all[start..].sort_by(f32::total_cmp);
+            }
+            None => {
+                let n = *num_thresholds;
+                all.extend((0..n.saturating_sub(2)).map(|i| ((i + 1) as f64 / (n - 1) as f64) as f32));
+            }
+        }
+        all.push((1.0f64 + 1e-7) as f32);
+        Some(all)
+    }
+
+    /// Whether the metric has one value per threshold rather than one number: `Precision`
+    /// or `Recall` with two or more thresholds (Keras' `result()` is then a vector).
+    pub fn is_per_threshold(&self) -> bool {
+        match self {
+            Self::Precision { thresholds: Some(ts), .. } | Self::Recall { thresholds: Some(ts), .. } => ts.len() > 1,
+            _ => false,
+        }
     }
 
     /// Whether Keras computes this metric value by value, before any mean over a row, so
     /// that a weight per value applies (`Accuracy`, `BinaryAccuracy`, the confusion-matrix
     /// metrics); the row-reducing ones (errors, crossentropies, categorical accuracies) take
     /// one weight per row, as Keras' `reduce_to_samplewise_values` can only broadcast those.
-    pub(crate) fn takes_value_weights(self) -> bool {
+    pub(crate) fn takes_value_weights(&self) -> bool {
         matches!(
             self,
             Self::ExactAccuracy
@@ -412,7 +470,7 @@ impl Metric {
 
     /// The loss whose label domain the crossentropy metrics share (checked as the loss
     /// checks its labels), `None` for the other metrics.
-    pub(crate) fn label_loss(self) -> Option<crate::Loss> {
+    pub(crate) fn label_loss(&self) -> Option<crate::Loss> {
         match self {
             Self::BinaryCrossentropy { .. } => Some(crate::Loss::binary_crossentropy()),
             Self::CategoricalCrossentropy { .. } => Some(crate::Loss::categorical_crossentropy()),

@@ -76,13 +76,14 @@ pub(crate) fn keras_log_names(metrics: Vec<NamedMetric>) -> Vec<NamedMetric> {
 
 impl From<Metric> for NamedMetric {
     fn from(metric: Metric) -> Self {
-        metric.named(metric.keras_name())
+        let name = metric.keras_name();
+        metric.named(name)
     }
 }
 
 impl From<&Metric> for NamedMetric {
     fn from(metric: &Metric) -> Self {
-        (*metric).into()
+        metric.clone().into()
     }
 }
 

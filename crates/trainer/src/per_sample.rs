@@ -10,7 +10,7 @@ use crate::metrics::Metric;
 const EPSILON: f32 = 1e-7;
 
 /// One sample's value of a mean metric.
-pub(crate) fn per_sample(metric: Metric, p: &[f32], t: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
+pub(crate) fn per_sample(metric: &Metric, p: &[f32], t: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
     let binary = |threshold: f32| {
         // A NaN prediction counts as wrong, whatever the label.
         p.iter().zip(t).filter(|(p, t)| !p.is_nan() && f32::from(u8::from(**p > threshold)) == **t).count() as f32
@@ -21,7 +21,7 @@ pub(crate) fn per_sample(metric: Metric, p: &[f32], t: &[f32], k: usize, scratch
         let pt = p[target];
         !pt.is_nan() && p.iter().filter(|&&q| q > pt).count() < k
     };
-    match metric {
+    match *metric {
         Metric::BinaryAccuracy => binary(0.5),
         Metric::ThresholdedBinaryAccuracy { threshold } => binary(threshold),
         Metric::SparseCategoricalAccuracy | Metric::Accuracy => {
@@ -41,15 +41,15 @@ pub(crate) fn per_sample(metric: Metric, p: &[f32], t: &[f32], k: usize, scratch
         Metric::BinaryCrossentropy { .. }
         | Metric::CategoricalCrossentropy { .. }
         | Metric::SparseCategoricalCrossentropy { .. } => crossentropy(metric, p, t, scratch),
-        other => unreachable!("{other:?} is not a mean metric"),
+        _ => unreachable!("{metric:?} is not a mean metric"),
     }
 }
 
 /// One value's contribution to an element-wise metric (`1` when it counts as right), for
 /// weights given per value: Keras weighs each before taking a row's mean.
-pub(crate) fn per_value(metric: Metric, p: f32, t: f32) -> f32 {
+pub(crate) fn per_value(metric: &Metric, p: f32, t: f32) -> f32 {
     let binary = |threshold: f32| f32::from(u8::from(!p.is_nan() && f32::from(u8::from(p > threshold)) == t));
-    match metric {
+    match *metric {
         Metric::ExactAccuracy => f32::from(u8::from(p == t)),
         Metric::BinaryAccuracy => binary(0.5),
         Metric::ThresholdedBinaryAccuracy { threshold } => binary(threshold),
@@ -62,13 +62,13 @@ pub(crate) fn per_value(metric: Metric, p: f32, t: f32) -> f32 {
 /// and co.), through the loss's own row kernels: labels smoothed first, then the binary
 /// one averaged over the row's outputs. A class id outside the row gives NaN (labels are
 /// checked before, as the loss's are).
-fn crossentropy(metric: Metric, p: &[f32], t: &[f32], scratch: &mut Vec<f32>) -> f32 {
+fn crossentropy(metric: &Metric, p: &[f32], t: &[f32], scratch: &mut Vec<f32>) -> f32 {
     let k = p.len();
     // `g`: the row kernels' gradient output, unused here; `y`: the smoothed labels.
     scratch.clear();
     scratch.resize(2 * k, 0.0);
     let (g, y) = scratch.split_at_mut(k);
-    match metric {
+    match *metric {
         Metric::BinaryCrossentropy { from_logits, label_smoothing: s } => {
             for (yj, &tj) in y.iter_mut().zip(t) {
                 *yj = if s == 0.0 { tj } else { tj * (1.0 - s) + 0.5 * s };

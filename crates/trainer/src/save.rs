@@ -159,6 +159,7 @@ impl Sequential {
             let loss = if c.label_smoothing == 0.0 { loss } else { loss.with_label_smoothing(c.label_smoothing)? };
             crate::sequential::check_trainable(loss)?;
             c.optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
+            c.metrics.iter().try_for_each(crate::sequential::check_scalar)?;
             model.compiled = Some(Compiled::new(c.optimizer, loss, c.metrics));
         }
         Ok((model, input_shape))

@@ -70,6 +70,32 @@ impl Compiled {
     }
 }
 
+/// Refuses a metric whose value is not one number (per class or per threshold): each log
+/// key holds one number. `compile` and `load` run it.
+pub(crate) fn check_scalar(m: &NamedMetric) -> Result<(), TrainError> {
+    if m.metric.is_per_class() {
+        return Err(TrainError::Config(format!(
+            "metric `{}`: average=None (PerClass) gives one score per class, but each log key holds one \
+             number; compile it with micro, macro or weighted, or score per class with Metric::standalone()",
+            m.name
+        )));
+    }
+    if m.metric.is_per_threshold() {
+        return Err(TrainError::Config(format!(
+            "metric `{}`: {} thresholds give one value per threshold (Keras' result is a list), but each \
+             log key holds one number; compile one metric per threshold, or score them all with \
+             Metric::standalone() and result_per_threshold()",
+            m.name,
+            match &m.metric {
+                crate::Metric::Precision { thresholds: Some(ts), .. }
+                | crate::Metric::Recall { thresholds: Some(ts), .. } => ts.len(),
+                _ => 0,
+            }
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a loss's options for `fit` and `evaluate`: valid, and reduced to one number
 /// (Keras' `reduction=None` leaves a vector, whose gradient is that of its sum but whose
 /// logged value and sum with penalties are not defined the same way; use `"sum"`, or
@@ -439,13 +465,7 @@ impl Sequential {
         // plain values, so compile checks them (an AUC with no threshold would panic in fit).
         for m in &metrics {
             m.metric.validate().map_err(|e| TrainError::Config(format!("metric `{}`: {e}", m.name)))?;
-            if m.metric.is_per_class() {
-                return Err(TrainError::Config(format!(
-                    "metric `{}`: average=None (PerClass) gives one score per class, but each log key holds one \
-                     number; compile it with micro, macro or weighted, or score per class with Metric::standalone()",
-                    m.name
-                )));
-            }
+            check_scalar(m)?;
         }
         check_trainable(loss)?;
         self.compiled = Some(Compiled::new(optimizer, loss, metrics));

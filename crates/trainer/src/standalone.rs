@@ -49,8 +49,8 @@ impl Metric {
 
 impl StandaloneMetric {
     /// The metric computed.
-    pub fn metric(&self) -> Metric {
-        self.metric
+    pub fn metric(&self) -> &Metric {
+        &self.metric
     }
 
     /// Adds a batch: `y_true` and `y_pred` with one row per sample; `sample_weight` (finite,
@@ -124,14 +124,49 @@ impl StandaloneMetric {
 
     /// The metric over every batch added since the last reset (0 before any, as Keras'
     /// `divide_no_nan` gives). A metric with one value per class
-    /// ([`F1Average::PerClass`](crate::F1Average::PerClass)) has no single number: NaN
-    /// here, its values in [`result_per_class`](Self::result_per_class).
+    /// ([`F1Average::PerClass`](crate::F1Average::PerClass)) or per threshold
+    /// ([`Metric::is_per_threshold`]) has no single number: NaN here, its values in
+    /// [`result_per_class`](Self::result_per_class) or
+    /// [`result_per_threshold`](Self::result_per_threshold).
     pub fn result(&self) -> f32 {
         match &self.state {
             Some((s, _, _)) => s.result(),
-            None if self.metric.is_per_class() => f32::NAN,
+            None if self.metric.is_per_class() || self.metric.is_per_threshold() => f32::NAN,
             None => 0.0,
         }
+    }
+
+    /// One value per threshold, in the order given, for `Precision` or `Recall` with two or
+    /// more thresholds (Keras' `result()` vector, e.g. `Precision(thresholds=[0.5, 0.7])`);
+    /// zeros before the first batch (Keras' `divide_no_nan` of zero counts); `None` for
+    /// every other metric (read [`result`](Self::result)).
+    ///
+    /// ```
+    /// use kiln_tensor::Matrix;
+    /// use kiln_trainer::Metric;
+    ///
+    /// // keras.metrics.Precision(thresholds=[0.5, 0.8])
+    /// let mut p = Metric::Precision { thresholds: Some(vec![0.5, 0.8].into()), top_k: None, class_id: None }
+    ///     .standalone();
+    /// let y_true = Matrix::from_vec(1, 4, vec![0.0, 1.0, 1.0, 0.0])?;
+    /// let y_pred = Matrix::from_vec(1, 4, vec![1.0, 0.0, 1.0, 0.0])?;
+    /// p.update_state(&y_true, &y_pred, None)?;
+    /// assert_eq!(p.result_per_threshold(), Some(vec![0.5, 0.5]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn result_per_threshold(&self) -> Option<Vec<f32>> {
+        if !self.metric.is_per_threshold() {
+            return None;
+        }
+        Some(match &self.state {
+            Some((s, _, _)) => s.per_threshold(),
+            None => match &self.metric {
+                Metric::Precision { thresholds: Some(ts), .. } | Metric::Recall { thresholds: Some(ts), .. } => {
+                    vec![0.0; ts.len()]
+                }
+                _ => Vec::new(),
+            },
+        })
     }
 
     /// One score per class for an F-score with

@@ -238,7 +238,7 @@ fn metrics_refuse_labels_of_the_wrong_width() {
     ];
     for (metric, loss, labels, says) in cases {
         let mut m = Sequential::new().add(kiln_layers::Dense::new(3).activation(kiln_layers::Activation::Softmax));
-        m.compile(RMSprop::default(), loss, [metric]).unwrap();
+        m.compile(RMSprop::default(), loss, [&metric]).unwrap();
         let err = m.fit(&x, labels, quiet().epochs(1)).unwrap_err().to_string();
         assert!(err.contains(says) && err.contains("metric"), "{metric:?}: {err}");
         assert!(m.history().is_none_or(|h| h.epochs() == 0), "{metric:?}: nothing trained");
