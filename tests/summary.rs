@@ -154,4 +154,19 @@ fn shaped_models_match_keras_summaries() {
             ],
         ),
     );
+    check(
+        "summary_pools.txt",
+        &shaped(
+            &[8, 8, 2],
+            vec![
+                Box::new(AveragePooling2D::new([2, 2])),
+                Box::new(Conv2D::new(3, [1, 1])),
+                Box::new(GlobalAveragePooling2D::new().keepdims(true)),
+                Box::new(GlobalMaxPooling2D::new()),
+                Box::new(Reshape::new([3, 1])),
+                Box::new(AveragePooling1D::new(2).padding(Padding::Same)),
+                Box::new(GlobalMaxPooling1D::new()),
+            ],
+        ),
+    );
 }
