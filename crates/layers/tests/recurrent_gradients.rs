@@ -67,12 +67,9 @@ fn orthogonal_initializer_has_orthonormal_rows_or_columns() {
     for (rows, cols) in [(4, 16), (16, 4), (5, 5)] {
         let mut v = vec![0.0f32; rows * cols];
         Initializer::Orthogonal { gain: 1.0 }.fill(&mut v, rows, cols, &mut Rng::seed_from_u64(2));
-        // The shorter side's vectors are orthonormal.
-        let (n, len, at): (usize, usize, Box<dyn Fn(usize, usize) -> f32>) = if rows <= cols {
-            (rows, cols, Box::new(|i, k| v[i * cols + k]))
-        } else {
-            (cols, rows, Box::new(|i, k| v[k * cols + i]))
-        };
+        // The shorter side's vectors are orthonormal: rows when rows ≤ cols, else columns.
+        let (n, len) = (rows.min(cols), rows.max(cols));
+        let at = |i: usize, k: usize| if rows <= cols { v[i * cols + k] } else { v[k * cols + i] };
         for i in 0..n {
             for j in 0..n {
                 let dot: f32 = (0..len).map(|k| at(i, k) * at(j, k)).sum();
