@@ -37,6 +37,7 @@ mod imdb;
 pub mod inspect;
 mod keras_datasets;
 pub mod npz;
+mod pad;
 pub mod pickle;
 pub mod random_state;
 mod source;
@@ -53,6 +54,7 @@ pub use imdb::{
     IMDB_ORDER_STREAM, MAX_REVIEW_BYTES, MAX_TOTAL_REVIEW_BYTES, NEGATIVE, POSITIVE, Reviews, read_aclimdb,
 };
 pub use keras_datasets::{ImdbArgs, Sequences, imdb_load_data, mnist_load_data, vectorize_sequences};
+pub use pad::{PadOptions, Side, pad_sequences};
 pub use source::{
     DEBIAN_FASHION_MNIST, KerasImdb, Loaded, Loader, Origin, Provenance, Source, bundled_dir, data_dir, fashion_mnist,
     imdb, keras_datasets_dir, mnist,
