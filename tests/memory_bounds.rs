@@ -699,3 +699,34 @@ fn a_huge_activation_plan_is_refused_naming_the_layer_before_allocating() {
     assert!(text.contains("conv2d") && text.contains("max_activations"), "{text}");
     assert!(model.layers().iter().all(|l| l.output().rows() == 0), "nothing sized before the refusal");
 }
+
+/// Issue 26: windows over the weather series' shape (43,824 hours × 10 features, windows of
+/// 120 steps) train from start positions. Materialized, the windows would take 210 MB;
+/// training one epoch on them holds the series, the targets and one batch.
+#[test]
+fn timeseries_windows_cost_the_series_plus_one_batch() {
+    let _turn = serial();
+    let (rows, features, steps) = (43_824, 10, 120);
+    let mut rng = Rng::seed_from_u64(9);
+    let series =
+        Matrix::from_vec(rows, features, (0..rows * features).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
+    let targets = Matrix::from_vec(rows, 1, (0..rows).map(|r| series.get(r, 1)).collect()).unwrap();
+    let series = std::sync::Arc::new(series);
+    let opts = WindowOptions::new(steps);
+    let (peak, _) = peak_of_this_thread(|| {
+        let (windows, y) = Windows::new(series.clone(), Some(&targets), &opts).unwrap();
+        assert_eq!((windows.len(), windows.sample_dims()), (rows - steps + 1, [steps, features]));
+        let mut model = Sequential::new().add(Flatten::new()).add(Dense::new(1));
+        model.compile(RMSprop::default(), Loss::mean_squared_error(), NO_METRICS).unwrap();
+        let opts = FitOptions::default().epochs(1).batch_size(256).verbose(Verbosity::Silent);
+        model.fit(&Features::Windows(windows), &y.unwrap(), opts).unwrap();
+        assert_eq!(model.model_input_shape().unwrap().dims(), &[steps, features], "the windows' shape");
+    });
+    let materialized = (rows - steps + 1) * steps * features * 4;
+    assert!(peak < 12 << 20, "peak {peak} bytes (materialized windows: {materialized})");
+    eprintln!(
+        "windows: peak {:.1} MB during fit, against {:.0} MB materialized",
+        peak as f64 / 1e6,
+        materialized as f64 / 1e6
+    );
+}

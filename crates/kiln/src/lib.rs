@@ -53,6 +53,6 @@ pub mod prelude {
     };
     pub use kiln_trainer::{
         Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Reduction, SampleWeight,
-        Sequential, StandaloneMetric, Validation, Verbosity,
+        Sequential, StandaloneMetric, Validation, Verbosity, WindowOptions, Windows,
     };
 }

@@ -24,6 +24,9 @@ pub enum Features {
     Sparse(CsrMatrix),
     /// Integer token ids, one sequence per row (the input of an `Embedding`).
     Ids(IdMatrix),
+    /// Windows over one timeseries (Keras' `timeseries_dataset_from_array`), gathered
+    /// batch by batch from the series.
+    Windows(crate::Windows),
 }
 
 /// Borrowed inputs: what `fit`, `evaluate` and `predict` read. Every owned form converts
@@ -43,6 +46,8 @@ pub enum FeaturesRef<'a> {
     Sparse(&'a CsrMatrix),
     /// Token ids.
     Ids(&'a IdMatrix),
+    /// Windows over a timeseries.
+    Windows(&'a crate::Windows),
 }
 
 impl Features {
@@ -53,6 +58,7 @@ impl Features {
             Self::Bytes { values, divisor } => FeaturesRef::Bytes { values, divisor: *divisor },
             Self::Sparse(s) => FeaturesRef::Sparse(s),
             Self::Ids(m) => FeaturesRef::Ids(m),
+            Self::Windows(w) => FeaturesRef::Windows(w),
         }
     }
 
@@ -80,6 +86,7 @@ impl<'a> FeaturesRef<'a> {
             Self::Bytes { values, .. } => values.rows(),
             Self::Sparse(s) => s.rows(),
             Self::Ids(m) => m.rows(),
+            Self::Windows(w) => w.len(),
         }
     }
 
@@ -95,6 +102,7 @@ impl<'a> FeaturesRef<'a> {
             Self::Bytes { values, .. } => values.cols(),
             Self::Sparse(s) => s.cols(),
             Self::Ids(m) => m.cols(),
+            Self::Windows(w) => w.width(),
         }
     }
 
@@ -108,10 +116,25 @@ impl<'a> FeaturesRef<'a> {
             }
             Self::Bytes { divisor, .. } => (!(divisor.is_finite() && divisor != 0.0)).then_some((0, 0, divisor)),
             Self::Ids(_) => None,
+            // A value of the series, reported at the window that starts on its row or
+            // the first one reading it (row 0 of the first window at worst).
+            Self::Windows(w) => {
+                let s = w.series();
+                s.as_slice().iter().position(|v| !v.is_finite()).map(|i| (0, i % s.cols().max(1), s.as_slice()[i]))
+            }
             Self::Sparse(s) => (0..s.rows()).find_map(|r| {
                 let (ind, val) = s.row(r);
                 ind.iter().zip(val).find(|(_, v)| !v.is_finite()).map(|(&c, &v)| (r, c as usize, v))
             }),
+        }
+    }
+
+    /// The sample shape the data itself states (`[sequence_length, features]` for
+    /// windows); `None` for rows, whose shape the model declares.
+    pub fn sample_dims(self) -> Option<Vec<usize>> {
+        match self {
+            Self::Windows(w) => Some(w.sample_dims().to_vec()),
+            _ => None,
         }
     }
 
@@ -123,6 +146,7 @@ impl<'a> FeaturesRef<'a> {
             Self::Bytes { values, .. } => batch.dense.resize(rows, values.cols()),
             Self::Sparse(s) => batch.csr.reserve(rows, rows * s.max_row_nnz()),
             Self::Ids(m) => batch.ids.resize(rows, m.cols()),
+            Self::Windows(w) => batch.dense.resize(rows, w.width()),
         }
     }
 
@@ -179,6 +203,13 @@ impl<'a> FeaturesRef<'a> {
             Self::Sparse(s) => {
                 batch.kind = BatchKind::Sparse;
                 s.gather_rows_into(idx, &mut batch.csr);
+            }
+            Self::Windows(w) => {
+                batch.kind = BatchKind::Dense;
+                batch.dense.resize(idx.len(), width);
+                for (row, &i) in batch.dense.as_mut_slice().chunks_exact_mut(width).zip(idx) {
+                    w.copy_window(i, row);
+                }
             }
             Self::Ids(m) => {
                 batch.kind = BatchKind::Ids;
@@ -274,5 +305,17 @@ impl Batch {
             BatchKind::Sparse => LayerInput::Sparse(&self.csr),
             BatchKind::Ids => LayerInput::Ids(self.ids.view()),
         }
+    }
+}
+
+impl From<crate::Windows> for Features {
+    fn from(w: crate::Windows) -> Self {
+        Self::Windows(w)
+    }
+}
+
+impl<'a> From<&'a crate::Windows> for FeaturesRef<'a> {
+    fn from(w: &'a crate::Windows) -> Self {
+        Self::Windows(w)
     }
 }

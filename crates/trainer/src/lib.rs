@@ -57,6 +57,7 @@ mod tensor_file;
 mod thresholds;
 mod validation;
 mod weights;
+mod windows;
 
 pub use error::TrainError;
 pub use features::{Features, FeaturesRef};
@@ -74,3 +75,4 @@ pub use sequential::{DEFAULT_MAX_ACTIVATIONS, Sequential};
 pub use standalone::{SampleWeight, StandaloneMetric};
 pub use thresholds::Thresholds;
 pub use weights::{NamedTensor, Weights};
+pub use windows::{WindowOptions, Windows};

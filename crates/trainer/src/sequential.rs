@@ -390,6 +390,10 @@ impl Sequential {
         batch_size: usize,
         data: &'static str,
     ) -> Result<(), TrainError> {
+        // Windows state their sample shape; a model that declared none takes it.
+        if self.built.is_none() && self.declared_input.is_none() {
+            self.declared_input = x.sample_dims();
+        }
         self.ensure_built(x.width(), data)?;
         let built = self.built.as_ref().expect("built");
         if matches!(x, crate::FeaturesRef::Sparse(_)) && built.input_shape.rank() > 1 {

@@ -96,6 +96,7 @@ fn feed(h: &mut Sha256, name: &str, inputs: &Inputs) {
             }
         }
         kiln_trainer::Features::Ids(m) => m.as_slice().iter().for_each(|id| h.update(id.to_le_bytes())),
+        kiln_trainer::Features::Windows(w) => put_floats(h, w.series().as_slice()),
     }
     put_floats(h, inputs.labels.as_slice());
 }
