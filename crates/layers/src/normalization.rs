@@ -22,6 +22,37 @@ fn minus_one() -> i64 {
     -1
 }
 
+/// The builder methods both normalization layers have.
+macro_rules! norm_builders {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the layer name.
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.name = name.into();
+                self
+            }
+
+            /// Sets ε (Keras' default 1e-3).
+            pub fn epsilon(mut self, epsilon: f32) -> Self {
+                self.epsilon = epsilon;
+                self
+            }
+
+            /// Turns the offset β on or off.
+            pub fn center(mut self, center: bool) -> Self {
+                self.center = center;
+                self
+            }
+
+            /// Turns the scale γ on or off.
+            pub fn scale(mut self, scale: bool) -> Self {
+                self.scale = scale;
+                self
+            }
+        }
+    };
+}
+
 /// Checks `axis` (Keras counts the batch as axis 0) names the last axis of `input`.
 fn check_last_axis(core: &LayerCore, axis: i64, input: &Shape) -> Result<(), LayerError> {
     if axis == -1 || axis == input.rank() as i64 {
@@ -161,33 +192,9 @@ impl BatchNormalization {
         }
     }
 
-    /// Sets the layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.core.name = name.into();
-        self
-    }
-
     /// Sets the momentum of the moving averages.
     pub fn momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
-        self
-    }
-
-    /// Sets ε.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-
-    /// Turns the offset β on or off.
-    pub fn center(mut self, center: bool) -> Self {
-        self.center = center;
-        self
-    }
-
-    /// Turns the scale γ on or off.
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.scale = scale;
         self
     }
 
@@ -199,6 +206,8 @@ impl BatchNormalization {
         (gamma, beta, moving, moving + 1)
     }
 }
+
+norm_builders!(BatchNormalization);
 
 #[typetag::serde]
 impl Layer for BatchNormalization {
@@ -418,31 +427,9 @@ impl LayerNormalization {
             state: NormState::default(),
         }
     }
-
-    /// Sets the layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.core.name = name.into();
-        self
-    }
-
-    /// Sets ε.
-    pub fn epsilon(mut self, epsilon: f32) -> Self {
-        self.epsilon = epsilon;
-        self
-    }
-
-    /// Turns the offset β on or off.
-    pub fn center(mut self, center: bool) -> Self {
-        self.center = center;
-        self
-    }
-
-    /// Turns the scale γ on or off.
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.scale = scale;
-        self
-    }
 }
+
+norm_builders!(LayerNormalization);
 
 #[typetag::serde]
 impl Layer for LayerNormalization {

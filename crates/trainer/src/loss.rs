@@ -156,6 +156,12 @@ impl Loss {
         }
     }
 
+    /// Whether the loss averages every output value alike (MSE, MAE), so an output of any
+    /// shape is the same as its flat row; the crossentropies read one distribution per row.
+    pub fn is_elementwise(self) -> bool {
+        matches!(self.kind(), Kind::Mse | Kind::Mae)
+    }
+
     /// Keras' identifier (`binary_crossentropy`, …), as saved configs write it.
     pub fn name(self) -> &'static str {
         match self.kind() {

@@ -413,15 +413,16 @@ impl Sequential {
     pub(crate) fn check_output_rank(&self) -> Result<(), TrainError> {
         let (Some(built), Some(c)) = (&self.built, &self.compiled) else { return Ok(()) };
         let Some(shape) = built.shapes.last().filter(|s| s.rank() > 1) else { return Ok(()) };
-        let elementwise = |name: &str| matches!(name, "mean_squared_error" | "mean_absolute_error");
-        if !elementwise(c.loss.name()) {
+        if !c.loss.is_elementwise() {
             return Err(TrainError::Config(format!(
                 "loss `{}` on outputs of shape {shape}: kiln computes losses on flat outputs (add a Flatten or \
-                 a global pooling layer before the last one), or mean_squared_error on any shape",
+                 a global pooling layer before the last one), or mean squared/absolute error on any shape",
                 c.loss.name()
             )));
         }
-        if let Some(m) = c.metrics.iter().find(|m| !matches!(m.metric, crate::Metric::MeanAbsoluteError)) {
+        let elementwise =
+            |m: &crate::Metric| matches!(m, crate::Metric::MeanAbsoluteError | crate::Metric::MeanSquaredError);
+        if let Some(m) = c.metrics.iter().find(|m| !elementwise(&m.metric)) {
             return Err(TrainError::Config(format!(
                 "metric `{}` on outputs of shape {shape}: kiln computes it on flat outputs only",
                 m.name

@@ -6,16 +6,8 @@ use kiln_regularizers::Regularizer;
 use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentOptions, Steps, cells};
+use super::{RecurrentOptions, Steps, cells, sigmoid, yes};
 use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
-
-fn sigmoid() -> Activation {
-    Activation::Sigmoid
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Gated recurrent unit (Keras `layers.GRU`): kernel `[features, 3u]`, recurrent kernel
 /// `[u, 3u]`, columns in gate order z, r, h. Per step, as Keras' cell, with
@@ -85,27 +77,9 @@ impl GRU {
         }
     }
 
-    /// Sets the layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.core.name = name.into();
-        self
-    }
-
-    /// Outputs every step's state.
-    pub fn return_sequences(mut self, on: bool) -> Self {
-        self.options.return_sequences = on;
-        self
-    }
-
     /// Sets `reset_after`.
     pub fn reset_after(mut self, on: bool) -> Self {
         self.reset_after = on;
-        self
-    }
-
-    /// Turns the bias on or off.
-    pub fn use_bias(mut self, on: bool) -> Self {
-        self.options.use_bias = on;
         self
     }
 
@@ -113,6 +87,8 @@ impl GRU {
         [("activation", self.options.activation), ("recurrent_activation", self.recurrent_activation)]
     }
 }
+
+super::recurrent_builders!(GRU);
 
 /// `(input bias, recurrent bias)` of a `[3u]` or (`reset_after`) `[2, 3u]` bias.
 fn biases(params: &[crate::Param], reset_after: bool, u: usize) -> (Option<&[f32]>, Option<&[f32]>) {

@@ -5,16 +5,8 @@ use kiln_regularizers::Regularizer;
 use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentOptions, Steps, cells};
+use super::{RecurrentOptions, Steps, cells, sigmoid, yes};
 use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput};
-
-fn sigmoid() -> Activation {
-    Activation::Sigmoid
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Long short-term memory (Keras `layers.LSTM`): kernel `[features, 4u]`, recurrent kernel
 /// `[u, 4u]`, bias `[4u]`, columns in gate order i, f, c, o. Per step, as Keras' cell:
@@ -69,28 +61,12 @@ impl LSTM {
         }
     }
 
-    /// Sets the layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.core.name = name.into();
-        self
-    }
-
-    /// Outputs every step's state.
-    pub fn return_sequences(mut self, on: bool) -> Self {
-        self.options.return_sequences = on;
-        self
-    }
-
-    /// Turns the bias on or off.
-    pub fn use_bias(mut self, on: bool) -> Self {
-        self.options.use_bias = on;
-        self
-    }
-
     fn activations(&self) -> [(&'static str, Activation); 2] {
         [("activation", self.options.activation), ("recurrent_activation", self.recurrent_activation)]
     }
 }
+
+super::recurrent_builders!(LSTM);
 
 #[typetag::serde]
 impl Layer for LSTM {

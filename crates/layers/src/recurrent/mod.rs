@@ -27,6 +27,10 @@ fn yes() -> bool {
     true
 }
 
+fn sigmoid() -> Activation {
+    Activation::Sigmoid
+}
+
 fn zeros() -> Initializer {
     Initializer::Zeros
 }
@@ -38,6 +42,38 @@ fn orthogonal() -> Initializer {
 fn tanh() -> Activation {
     Activation::Tanh
 }
+
+/// The builder methods every recurrent layer has (its `core` and `options` fields).
+macro_rules! recurrent_builders {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the layer name.
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.core.name = name.into();
+                self
+            }
+
+            /// Sets the activation (Keras' default `tanh`).
+            pub fn activation(mut self, activation: crate::Activation) -> Self {
+                self.options.activation = activation;
+                self
+            }
+
+            /// Outputs every step's state (`[time, units]`) instead of the last one.
+            pub fn return_sequences(mut self, on: bool) -> Self {
+                self.options.return_sequences = on;
+                self
+            }
+
+            /// Turns the bias on or off.
+            pub fn use_bias(mut self, on: bool) -> Self {
+                self.options.use_bias = on;
+                self
+            }
+        }
+    };
+}
+use recurrent_builders;
 
 /// What the three recurrent layers share: Keras' arguments besides the cell's own.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels
 use serde::{Deserialize, Serialize};
 
 use super::{RecurrentOptions, Steps, cells};
-use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
+use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 
 /// A fully connected recurrent layer (Keras `layers.SimpleRNN`): kernel `[features, units]`,
 /// recurrent kernel `[units, units]`, bias `[units]`; `h_t = act((x_t·K + b) + h_{t−1}·R)`
@@ -31,31 +31,9 @@ impl SimpleRNN {
     pub fn new(units: usize) -> Self {
         Self { core: LayerCore::default(), options: RecurrentOptions::new(units), steps: Steps::default() }
     }
-
-    /// Sets the layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.core.name = name.into();
-        self
-    }
-
-    /// Sets the activation.
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.options.activation = activation;
-        self
-    }
-
-    /// Outputs every step's state.
-    pub fn return_sequences(mut self, on: bool) -> Self {
-        self.options.return_sequences = on;
-        self
-    }
-
-    /// Turns the bias on or off.
-    pub fn use_bias(mut self, on: bool) -> Self {
-        self.options.use_bias = on;
-        self
-    }
 }
+
+super::recurrent_builders!(SimpleRNN);
 
 #[typetag::serde]
 impl Layer for SimpleRNN {
