@@ -4,7 +4,7 @@
 //! products through faer into preallocated outputs ([`matmul`]), elementwise [`kernels`], a
 //! CSR sparse batch type ([`CsrMatrix`]) with sparse × dense products, raw `u8` images
 //! ([`ByteMatrix`]) scaled to `f32` only when a batch is gathered, and a version-stable
-//! seeded generator ([`Rng`], ChaCha8), and NHWC convolution/pooling kernels ([`conv`]).
+//! seeded generator ([`Rng`], ChaCha8), NHWC convolution/pooling kernels ([`conv`]), and vectorized logistic/`tanh` ([`vmath`]).
 //!
 //! ```
 //! use kiln_tensor::{matmul, Accumulate, Matrix, Parallelism};
@@ -30,6 +30,7 @@ mod shape;
 mod sparse;
 mod sparse_columns;
 mod upper_state;
+pub mod vmath;
 
 pub use bytes::ByteMatrix;
 pub use conv::{Padding, Window2d};

@@ -169,6 +169,38 @@ pub fn for_row_blocks2(
     });
 }
 
+/// [`for_row_blocks`] over `N` buffers cut at the same rows (buffer `k` holding `bufs[k].1`
+/// values per row): `f(rows, blocks)`, once over everything when sequential or when
+/// `rows` is one block.
+pub fn for_row_blocks_n<const N: usize>(
+    par: Parallelism,
+    bufs: [(&mut [f32], usize); N],
+    rows: &[Range<usize>],
+    f: impl Fn(Range<usize>, [&mut [f32]; N]) + Sync,
+) {
+    if par == Parallelism::Sequential || rows.len() <= 1 {
+        let all = rows.first().map_or(0, |r| r.start)..rows.last().map_or(0, |r| r.end);
+        return f(all, bufs.map(|(b, _)| b));
+    }
+    rayon::scope(|s| {
+        let mut rest = bufs;
+        for r in rows {
+            let n = r.end - r.start;
+            let block: [&mut [f32]; N] = std::array::from_fn(|k| {
+                let (buf, width) = &mut rest[k];
+                let (head, tail) = std::mem::take(buf).split_at_mut(n * *width);
+                *buf = tail;
+                head
+            });
+            let (f, r) = (&f, r.clone());
+            s.spawn(move |_| {
+                clear_upper_state();
+                f(r, block)
+            });
+        }
+    });
+}
+
 /// Row blocks of `rows` rows for `par`: one per thread, none smaller than `min_rows`.
 pub fn row_blocks(par: Parallelism, rows: usize, min_rows: usize) -> Blocks {
     let parts = par.thread_count().min(rows / min_rows.max(1)).max(1);
@@ -189,6 +221,20 @@ mod tests {
             assert!(r.len() <= parts.max(1));
         }
         assert_eq!(split_ranges(10, 4, 64).len(), 1, "too small to split");
+    }
+
+    #[test]
+    fn blocks_of_several_buffers_are_cut_at_the_same_rows() {
+        for par in [Parallelism::Sequential, Parallelism::threads(2)] {
+            let (mut a, mut b) = (vec![0.0f32; 10 * 3], vec![0.0f32; 10]);
+            let rows = row_blocks(par, 10, 2);
+            for_row_blocks_n(par, [(&mut a, 3), (&mut b, 1)], &rows, |r, [a, b]| {
+                assert_eq!((a.len(), b.len()), (3 * r.len(), r.len()));
+                a.iter_mut().enumerate().for_each(|(i, v)| *v = (r.start + i / 3) as f32);
+                b.iter_mut().enumerate().for_each(|(i, v)| *v = (r.start + i) as f32);
+            });
+            assert!((0..10).all(|i| b[i] == i as f32 && a[3 * i..3 * i + 3].iter().all(|&v| v == i as f32)));
+        }
     }
 
     #[test]

@@ -1,22 +1,24 @@
-//! Scalar activations of the recurrent cells and their derivatives from the output, with
-//! the same scalar functions Dense uses (so the bits match TensorFlow's as Dense's do).
+//! Activations of the recurrent cells and their derivatives from the output. The gates'
+//! logistic and `tanh` are the vectorized [`kiln_tensor::vmath`] ones (within a few ulp,
+//! as TensorFlow's own CPU kernels are); relu and linear are exact.
 
-use kiln_tensor::kernels;
+use kiln_tensor::{kernels, vmath};
 
 use crate::Activation;
 
-/// `act(x)` for one value.
-pub(super) fn apply(act: Activation, x: f32) -> f32 {
+/// `act(x)` in place over a slice.
+pub(super) fn apply_slice(act: Activation, x: &mut [f32]) {
     match act {
-        Activation::Linear => x,
-        Activation::Relu => kernels::relu_scalar(x),
-        Activation::Sigmoid => kernels::sigmoid_scalar(x),
-        Activation::Tanh => x.tanh(),
+        Activation::Linear => {}
+        Activation::Relu => kernels::relu(x),
+        Activation::Sigmoid => vmath::sigmoid(x),
+        Activation::Tanh => vmath::tanh(x),
         Activation::Softmax => unreachable!("refused at build"),
     }
 }
 
 /// `act'(x)` from `y = act(x)`, as TensorFlow's gradient kernels compute it.
+#[inline(always)]
 pub(super) fn slope(act: Activation, y: f32) -> f32 {
     match act {
         Activation::Linear => 1.0,
@@ -30,5 +32,51 @@ pub(super) fn slope(act: Activation, y: f32) -> f32 {
         Activation::Sigmoid => y * (1.0 - y),
         Activation::Tanh => 1.0 - y * y,
         Activation::Softmax => unreachable!("refused at build"),
+    }
+}
+
+/// `out = act'(x)` from `y = act(x)`, elementwise ([`slope`] with the match hoisted out of
+/// the loop, so the loop vectorizes).
+pub(super) fn slope_slice(act: Activation, y: &[f32], out: &mut [f32]) {
+    let out = &mut out[..y.len()];
+    match act {
+        Activation::Linear => out.fill(1.0),
+        Activation::Relu => out.iter_mut().zip(y).for_each(|(o, &y)| *o = slope(Activation::Relu, y)),
+        Activation::Sigmoid => out.iter_mut().zip(y).for_each(|(o, &y)| *o = y * (1.0 - y)),
+        Activation::Tanh => out.iter_mut().zip(y).for_each(|(o, &y)| *o = 1.0 - y * y),
+        Activation::Softmax => unreachable!("refused at build"),
+    }
+}
+
+/// One sample's LSTM step backward, given the activated gates `i, f, g, o`, their slopes
+/// `s_*` and the slope `s_c` of `act(c)`: `dc += dh·o·s_c`; `dz_i = dc·g·s_i`,
+/// `dz_f = dc·c₋·s_f`, `dz_g = dc·i·s_g`, `dz_o = dh·act(c)·s_o`; then `dc ← dc·f` for the
+/// previous step. Every slice is a separate argument: only then does the compiler know
+/// they do not overlap, and vectorize.
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+pub(super) fn lstm_backward_row(
+    (ig, fg, g, og): (&[f32], &[f32], &[f32], &[f32]),
+    (s_i, s_f, s_g, s_o, s_c): (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    (c_prev, act_c, dh): (&[f32], &[f32], &[f32]),
+    dc: &mut [f32],
+    dzi: &mut [f32],
+    dzf: &mut [f32],
+    dzg: &mut [f32],
+    dzo: &mut [f32],
+) {
+    let n = dc.len();
+    // Slices of one known length, so the loop has no bounds checks.
+    let (ig, fg, g, og) = (&ig[..n], &fg[..n], &g[..n], &og[..n]);
+    let (s_i, s_f, s_g, s_o, s_c) = (&s_i[..n], &s_f[..n], &s_g[..n], &s_o[..n], &s_c[..n]);
+    let (c_prev, act_c, dh) = (&c_prev[..n], &act_c[..n], &dh[..n]);
+    let (dzi, dzf, dzg, dzo) = (&mut dzi[..n], &mut dzf[..n], &mut dzg[..n], &mut dzo[..n]);
+    for j in 0..n {
+        let d = dc[j] + dh[j] * og[j] * s_c[j];
+        dzi[j] = d * g[j] * s_i[j];
+        dzf[j] = d * c_prev[j] * s_f[j];
+        dzg[j] = d * ig[j] * s_g[j];
+        dzo[j] = dh[j] * act_c[j] * s_o[j];
+        dc[j] = d * fg[j];
     }
 }

@@ -181,10 +181,9 @@ impl Layer for GRU {
             let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
             // z and r.
             for i in 0..b {
-                for j in 0..2 * u {
-                    let g = &mut gates[i * w + j];
-                    *g = cells::apply(rec, *g + inner[i * cols + j]);
-                }
+                let zr = &mut gates[i * w..i * w + 2 * u];
+                zr.iter_mut().zip(&inner[i * cols..i * cols + 2 * u]).for_each(|(g, &r)| *g += r);
+                cells::apply_slice(rec, zr);
             }
             if !after {
                 // (r·h₋)·R_h.
@@ -201,16 +200,19 @@ impl Layer for GRU {
             let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
             let (h_prev, h_next) = (&done[t * b * u..], &mut rest[..b * u]);
             for i in 0..b {
+                let (zr, hh) = gates[i * w..(i + 1) * w].split_at_mut(2 * u);
+                let hh = &mut hh[..u];
                 for j in 0..u {
-                    let recurrent_h = if after {
-                        gates[i * w + u + j] * inner[i * cols + 2 * u + j]
+                    hh[j] += if after {
+                        zr[u + j] * inner[i * cols + 2 * u + j]
                     } else {
                         st.inner_h.as_slice()[(t * b + i) * u + j]
                     };
-                    let hh = cells::apply(act, gates[i * w + 2 * u + j] + recurrent_h);
-                    gates[i * w + 2 * u + j] = hh;
-                    let z = gates[i * w + j];
-                    h_next[i * u + j] = z * h_prev[i * u + j] + (1.0 - z) * hh;
+                }
+                cells::apply_slice(act, hh);
+                let (hp, hn) = (&h_prev[i * u..(i + 1) * u], &mut h_next[i * u..(i + 1) * u]);
+                for j in 0..u {
+                    hn[j] = zr[j] * hp[j] + (1.0 - zr[j]) * hh[j];
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! i, f, c, o; `z = (x·K + h·R) + b`; `c = f·c₋ + i·act(z_c)`; `h = o·act(c)`.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul, pool};
 use serde::{Deserialize, Serialize};
 
 use super::{RecurrentOptions, Steps, cells, sigmoid, yes};
@@ -47,6 +47,8 @@ struct LstmState {
     gates: Matrix,
     /// `∂/∂c` flowing to the previous step: `[b, u]`.
     dc: Matrix,
+    /// Scratch for the slopes of the gates and of `act(c)`: `[b, 5u]`.
+    slopes: Matrix,
 }
 
 impl LSTM {
@@ -108,7 +110,7 @@ impl Layer for LSTM {
         let params = &self.core.params;
         let (features, u) = (params[0].shape()[0], self.options.units);
         let (w, time, b) = (4 * u, x.cols / features, x.rows);
-        let (act, rec) = (self.options.activation, self.recurrent_activation);
+        let cell = Cell { u, act: self.options.activation, rec: self.recurrent_activation };
         let st = &mut self.state;
         st.steps.load(x, time, features, u);
         let s = &mut st.steps;
@@ -121,31 +123,22 @@ impl Layer for LSTM {
         matmul::ab(st.gates.view_mut(), s.x.view(), k, Accumulate::Replace, par);
         let r = View { rows: u, cols: w, data: params[1].value() };
         let bias = params.get(2).map(|p| p.value());
+        let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
         for t in 0..time {
-            let z = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
-            // z = (x·K + h·R) + b, Keras' order.
-            let h_prev = View { rows: b, cols: u, data: &s.h.as_slice()[t * b * u..(t + 1) * b * u] };
-            matmul::ab(ViewMut { rows: b, cols: w, data: z }, h_prev, r, Accumulate::Add, par);
-            if let Some(bias) = bias {
-                kernels::add_row_vector(z, bias);
-            }
+            let (h_done, h_rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
             let (c_done, c_rest) = st.c.as_mut_slice().split_at_mut((t + 1) * b * u);
-            let c_prev = &c_done[t * b * u..];
-            let h_next = &mut s.h.as_mut_slice()[(t + 1) * b * u..(t + 2) * b * u];
-            let a_c = &mut st.act_c.as_mut_slice()[t * b * u..(t + 1) * b * u];
-            for i in 0..b {
-                let zr = &mut z[i * w..(i + 1) * w];
-                for j in 0..u {
-                    let (ig, fg) = (cells::apply(rec, zr[j]), cells::apply(rec, zr[u + j]));
-                    let (g, og) = (cells::apply(act, zr[2 * u + j]), cells::apply(rec, zr[3 * u + j]));
-                    let c = fg * c_prev[i * u + j] + ig * g;
-                    let ac = cells::apply(act, c);
-                    (zr[j], zr[u + j], zr[2 * u + j], zr[3 * u + j]) = (ig, fg, g, og);
-                    c_rest[i * u + j] = c;
-                    a_c[i * u + j] = ac;
-                    h_next[i * u + j] = og * ac;
-                }
-            }
+            let (h_prev, c_prev) = (&h_done[t * b * u..], &c_done[t * b * u..]);
+            let bufs = [
+                (&mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w], w),
+                (&mut c_rest[..b * u], u),
+                (&mut st.act_c.as_mut_slice()[t * b * u..(t + 1) * b * u], u),
+                (&mut h_rest[..b * u], u),
+            ];
+            // Samples are independent: with threads, each takes a block of rows.
+            pool::for_row_blocks_n(par, bufs, &blocks, |rows, [z, c_next, a_c, h_next]| {
+                let (h_prev, c_prev) = (&h_prev[rows.start * u..rows.end * u], &c_prev[rows.start * u..rows.end * u]);
+                cell.forward(z, (h_prev, r, bias), c_prev, c_next, a_c, h_next);
+            });
         }
         s.output(&mut self.core.output, self.options.return_sequences);
     }
@@ -160,7 +153,7 @@ impl Layer for LSTM {
     ) {
         let u = self.options.units;
         let w = 4 * u;
-        let (act, rec) = (self.options.activation, self.recurrent_activation);
+        let cell = Cell { u, act: self.options.activation, rec: self.recurrent_activation };
         let (params, st) = (&mut self.core.params, &mut self.state);
         let (b, time) = (st.steps.batch, st.steps.time);
         let s = &mut st.steps;
@@ -168,30 +161,35 @@ impl Layer for LSTM {
         s.dh.fill(0.0);
         st.dc.resize(b, u);
         st.dc.fill(0.0);
+        st.slopes.resize(b, 5 * u);
         s.dz.resize(time * b, w);
         let r = View { rows: u, cols: w, data: params[1].value() };
+        let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
         for t in (0..time).rev() {
             s.add_output_grad(grad, t, self.options.return_sequences);
             let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
             let a_c = &st.act_c.as_slice()[t * b * u..(t + 1) * b * u];
             let c_prev = &st.c.as_slice()[t * b * u..(t + 1) * b * u];
-            let dz = &mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w];
-            for i in 0..b {
-                let (gr, dzr) = (&gates[i * w..(i + 1) * w], &mut dz[i * w..(i + 1) * w]);
-                for j in 0..u {
-                    let (ig, fg, g, og) = (gr[j], gr[u + j], gr[2 * u + j], gr[3 * u + j]);
-                    let (dh, ac) = (s.dh.as_slice()[i * u + j], a_c[i * u + j]);
-                    let dc = st.dc.as_slice()[i * u + j] + dh * og * cells::slope(act, ac);
-                    dzr[j] = dc * g * cells::slope(rec, ig);
-                    dzr[u + j] = dc * c_prev[i * u + j] * cells::slope(rec, fg);
-                    dzr[2 * u + j] = dc * ig * cells::slope(act, g);
-                    dzr[3 * u + j] = dh * ac * cells::slope(rec, og);
-                    st.dc.as_mut_slice()[i * u + j] = dc * fg;
-                }
-            }
-            // dh_{t−1} = dz_t·Rᵀ.
-            let dz = View { rows: b, cols: w, data: &s.dz.as_slice()[t * b * w..(t + 1) * b * w] };
-            matmul::abt(s.dh.view_mut(), dz, r, Accumulate::Replace, par);
+            let bufs = [
+                (&mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w], w),
+                (s.dh.as_mut_slice(), u),
+                (st.dc.as_mut_slice(), u),
+                (st.slopes.as_mut_slice(), 5 * u),
+            ];
+            pool::for_row_blocks_n(par, bufs, &blocks, |rows, [dz, dh, dc, slopes]| {
+                let (ru, rw) = (rows.start * u..rows.end * u, rows.start * w..rows.end * w);
+                cell.backward((&gates[rw], &a_c[ru.clone()], &c_prev[ru]), dz, dc, slopes, dh);
+                // dh_{t−1} = dz_t·Rᵀ.
+                let n = rows.len();
+                let dz = View { rows: n, cols: w, data: dz };
+                matmul::abt(
+                    ViewMut { rows: n, cols: u, data: dh },
+                    dz,
+                    r,
+                    Accumulate::Replace,
+                    Parallelism::Sequential,
+                );
+            });
         }
         let (kernel, rest) = params.split_first_mut().expect("built");
         let (recurrent, bias) = rest.split_first_mut().expect("built");
@@ -205,5 +203,94 @@ impl Layer for LSTM {
 
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
         self.options.activity_regularizer.as_deref()
+    }
+}
+
+/// One LSTM step over a block of samples' rows (the block's own threads run it).
+#[derive(Clone, Copy)]
+struct Cell {
+    u: usize,
+    act: Activation,
+    rec: Activation,
+}
+
+impl Cell {
+    /// `z` holds `x·K` for these rows; adds `h₋·R` (and `b`, Keras' order), activates the
+    /// gates in place and writes `c`, `act(c)` and `h`.
+    fn forward(
+        self,
+        z: &mut [f32],
+        (h_prev, r, bias): (&[f32], View<'_>, Option<&[f32]>),
+        c_prev: &[f32],
+        c_next: &mut [f32],
+        a_c: &mut [f32],
+        h_next: &mut [f32],
+    ) {
+        let (u, w) = (self.u, 4 * self.u);
+        let n = h_prev.len() / u;
+        let h_prev = View { rows: n, cols: u, data: h_prev };
+        matmul::ab(ViewMut { rows: n, cols: w, data: z }, h_prev, r, Accumulate::Add, Parallelism::Sequential);
+        if let Some(bias) = bias {
+            kernels::add_row_vector(z, bias);
+        }
+        // The gates row by row (each gate's columns are contiguous), then c.
+        for i in 0..n {
+            let (ifg, go) = z[i * w..(i + 1) * w].split_at_mut(2 * u);
+            let (g, og) = go.split_at_mut(u);
+            cells::apply_slice(self.rec, ifg);
+            cells::apply_slice(self.act, g);
+            cells::apply_slice(self.rec, og);
+            let (ig, fg) = ifg.split_at(u);
+            let (cp, cn) = (&c_prev[i * u..(i + 1) * u], &mut c_next[i * u..(i + 1) * u]);
+            for j in 0..u {
+                cn[j] = fg[j] * cp[j] + ig[j] * g[j];
+            }
+        }
+        a_c.copy_from_slice(c_next);
+        cells::apply_slice(self.act, a_c);
+        for i in 0..n {
+            let og = &z[i * w + 3 * u..(i + 1) * w];
+            let (ac, h) = (&a_c[i * u..(i + 1) * u], &mut h_next[i * u..(i + 1) * u]);
+            for j in 0..u {
+                h[j] = og[j] * ac[j];
+            }
+        }
+    }
+
+    /// From `dh` (into these rows' `h_t`) and `dc` (from the next step), the gradients `dz`
+    /// of the pre-activations; leaves `dc` for the previous step.
+    fn backward(
+        self,
+        (gates, a_c, c_prev): (&[f32], &[f32], &[f32]),
+        dz: &mut [f32],
+        dc: &mut [f32],
+        slopes: &mut [f32],
+        dh: &[f32],
+    ) {
+        let (u, w) = (self.u, 4 * self.u);
+        for i in 0..dh.len() / u {
+            let (gr, dzr) = (&gates[i * w..(i + 1) * w], &mut dz[i * w..(i + 1) * w]);
+            let ac = &a_c[i * u..(i + 1) * u];
+            // The slopes of the gates i, f, g, o and of act(c), then plain arithmetic
+            // the compiler vectorizes.
+            let sl = &mut slopes[i * 5 * u..(i + 1) * 5 * u];
+            cells::slope_slice(self.rec, &gr[..2 * u], &mut sl[..2 * u]);
+            cells::slope_slice(self.act, &gr[2 * u..3 * u], &mut sl[2 * u..3 * u]);
+            cells::slope_slice(self.rec, &gr[3 * u..], &mut sl[3 * u..4 * u]);
+            cells::slope_slice(self.act, ac, &mut sl[4 * u..]);
+            let (dzi, rest) = dzr.split_at_mut(u);
+            let (dzf, rest) = rest.split_at_mut(u);
+            let (dzg, dzo) = rest.split_at_mut(u);
+            cells::lstm_backward_row(
+                (&gr[..u], &gr[u..2 * u], &gr[2 * u..3 * u], &gr[3 * u..]),
+                (&sl[..u], &sl[u..2 * u], &sl[2 * u..3 * u], &sl[3 * u..4 * u], &sl[4 * u..]),
+                (&c_prev[i * u..(i + 1) * u], ac, &dh[i * u..(i + 1) * u]),
+                &mut dc[i * u..(i + 1) * u],
+                dzi,
+                dzf,
+                dzg,
+                dzo,
+            );
+        }
     }
 }

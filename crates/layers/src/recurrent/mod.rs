@@ -23,6 +23,10 @@ pub use simple_rnn::SimpleRNN;
 
 use crate::{Activation, BuildContext, Initializer, LayerCore, LayerError, Param};
 
+/// The fewest samples a thread takes in a recurrent step: below this the step's products
+/// are too small to pay for the hand-off.
+const MIN_BLOCK_ROWS: usize = 16;
+
 fn yes() -> bool {
     true
 }

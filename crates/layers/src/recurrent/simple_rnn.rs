@@ -83,7 +83,9 @@ impl Layer for SimpleRNN {
             let h_prev = View { rows: b, cols: u, data: &done[t * b * u..] };
             let z = &mut s.dz.as_mut_slice()[t * b * u..(t + 1) * b * u];
             matmul::ab(kiln_tensor::ViewMut { rows: b, cols: u, data: z }, h_prev, rv, Accumulate::Add, par);
-            rest[..b * u].iter_mut().zip(z.iter()).for_each(|(h, &z)| *h = cells::apply(act, z));
+            let h_next = &mut rest[..b * u];
+            h_next.copy_from_slice(z);
+            cells::apply_slice(act, h_next);
         }
         s.output(&mut self.core.output, self.options.return_sequences);
     }
