@@ -43,3 +43,23 @@ fn pad_sequences_refuses_what_is_not_a_token_id() {
     let opts = PadOptions { maxlen: Some(1), ..PadOptions::default() };
     assert_eq!(pad_sequences(&[vec![-1i64, 5]], &opts).unwrap().as_slice(), &[5]);
 }
+
+/// The bundled data as the text and timeseries examples take it: IMDB as padded ids, the
+/// weather series as ten features in `docs/progression`'s order.
+#[test]
+fn bundled_imdb_sequences_and_weather_series_load_as_the_examples_take_them() {
+    let imdb = kiln::data::imdb_sequences(&kiln_datasets::Source::Bundled, 10_000, 200).unwrap();
+    let kiln_trainer::Features::Ids(ids) = &imdb.x else { panic!("ids expected") };
+    assert_eq!((ids.rows(), ids.cols(), imdb.y.rows()), (5000, 200, 5000));
+    assert!(ids.as_slice().iter().all(|&id| id < 10_000));
+    // Keras pads at the front: a short review's first id is 0 and its last is not.
+    assert!(ids.row(0)[199] != 0 && (0..5000).any(|i| ids.row(i)[0] == 0));
+    assert!(imdb.y.as_slice().iter().all(|&l| l == 0.0 || l == 1.0));
+
+    let weather = kiln::data::beijing_weather().unwrap();
+    assert_eq!((weather.features.rows(), weather.features.cols()), (43_824, 10));
+    // 2010-01-01 00:00: DEWP -21, TEMP -11, PRES 1021, Iws 1.79, Is 0, Ir 0, wind NW.
+    assert_eq!(weather.features.row(0), &[-21.0, -11.0, 1021.0, 1.79, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    assert!((0..43_824).all(|i| weather.features.row(i)[6..].iter().sum::<f32>() == 1.0));
+    assert!((0..43_824).all(|i| weather.features.get(i, 1) == weather.temperature[i]));
+}

@@ -35,3 +35,13 @@ fn the_readme_shows_the_readme_and_quickstart_examples_verbatim() {
         assert!(blocks.contains(&want), "README.md has no ```rust block equal to {example}:\n{want}");
     }
 }
+
+#[test]
+fn the_layers_doc_shows_the_text_and_timeseries_examples_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let blocks = rust_blocks(&std::fs::read_to_string(root.join("docs/layers.md")).unwrap());
+    for example in ["examples/text_lstm.rs", "examples/timeseries.rs"] {
+        let want = body(&root.join(example));
+        assert!(blocks.contains(&want), "docs/layers.md has no ```rust block equal to {example}:\n{want}");
+    }
+}

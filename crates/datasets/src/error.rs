@@ -105,9 +105,33 @@ pub enum Error {
         /// One line per place tried and why it failed.
         attempts: Vec<String>,
     },
+    /// A CSV file that cannot be read as the options ask: a ragged row, a field that is not
+    /// a number, a NaN or infinity where none is allowed, a column the options name but the
+    /// header lacks.
+    #[error("{}{}: {problem}", path.display(), csv_place(*line, column.as_deref()))]
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// The 1-based line of the offending record, when one is.
+        line: Option<u64>,
+        /// The offending column's header name, when one is.
+        column: Option<String>,
+        /// What is wrong.
+        problem: String,
+    },
     /// An argument outside its valid range (e.g. `max_tokens` smaller than the reserved tokens).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+}
+
+/// `", line L, column `C`"` for a CSV error's place (either part only when known).
+fn csv_place(line: Option<u64>, column: Option<&str>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(": line {l}, column `{c}`"),
+        (Some(l), None) => format!(": line {l}"),
+        (None, Some(c)) => format!(": column `{c}`"),
+        (None, None) => String::new(),
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -30,6 +30,7 @@
 
 mod bundled;
 pub mod catalog;
+mod csv_table;
 mod download;
 mod error;
 mod idx;
@@ -44,6 +45,7 @@ mod source;
 mod textvec;
 
 pub use catalog::{Dataset, remote_files};
+pub use csv_table::{Column, CsvOptions, Encode, Table, read_csv, read_csv_from};
 pub use download::{FetchOptions, RemoteFile, cached, fetch, sha256_file};
 pub use error::{Error, Result};
 pub use idx::{
@@ -56,8 +58,8 @@ pub use imdb::{
 pub use keras_datasets::{ImdbArgs, Sequences, imdb_load_data, mnist_load_data, vectorize_sequences};
 pub use pad::{PadOptions, Side, pad_sequences};
 pub use source::{
-    DEBIAN_FASHION_MNIST, KerasImdb, Loaded, Loader, Origin, Provenance, Source, bundled_dir, data_dir, fashion_mnist,
-    imdb, keras_datasets_dir, mnist,
+    DEBIAN_FASHION_MNIST, KerasImdb, Loaded, Loader, Origin, Provenance, Source, beijing_weather_csv, bundled_dir,
+    data_dir, fashion_mnist, imdb, keras_datasets_dir, mnist,
 };
 pub use textvec::{OOV_TOKEN, OutputMode, PUNCTUATION, TextVectorization, standardize, tokenize};
 

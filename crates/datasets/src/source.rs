@@ -135,6 +135,13 @@ pub fn bundled_dir() -> PathBuf {
     dir
 }
 
+/// The bundled hourly Beijing weather series (`beijing-pm25/hourly_beijing_pm.csv.gz`:
+/// 43,824 hours of 2010–2014, UCI's "Beijing PM2.5 Data", CC BY 4.0), in [`bundled_dir`];
+/// read it with [`read_csv`](crate::read_csv).
+pub fn beijing_weather_csv() -> PathBuf {
+    bundled_dir().join("beijing-pm25/hourly_beijing_pm.csv.gz")
+}
+
 /// The cache folder when it is this user's (`$KILN_DATA_DIR`, or the platform cache), not
 /// the shared temp directory [`data_dir`] falls back to.
 fn user_cache_dir() -> Option<PathBuf> {

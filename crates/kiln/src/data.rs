@@ -1,7 +1,10 @@
 //! The glue every user writes between `kiln-datasets` and `fit`: labelled inputs ready to
 //! train on, the notebook's way.
 
-use kiln_datasets::{Loader, OutputMode, Provenance, Source, Split, TextVectorization};
+use kiln_datasets::{
+    CsvOptions, Encode, ImdbArgs, Loader, OutputMode, PadOptions, Provenance, Source, Split, TextVectorization,
+    pad_sequences, read_csv,
+};
 use kiln_tensor::Matrix;
 use kiln_trainer::Features;
 
@@ -40,4 +43,39 @@ pub fn imdb_multi_hot(source: &Source, max_tokens: usize) -> Result<Labelled, Er
     let x = tv.multi_hot(&reviews.texts);
     let y = Matrix::from_vec(reviews.labels.len(), 1, reviews.labels.iter().map(|&l| f32::from(l)).collect())?;
     Ok(Labelled { x: Features::Sparse(x), y, provenance: loaded.provenance })
+}
+
+/// IMDB training reviews as Keras' `imdb.load_data(num_words=…)` gives them, padded (and
+/// cut) to `maxlen` ids at the front as `pad_sequences` does by default: token ids for an
+/// `Embedding(num_words, …)`, labels 0/1.
+pub fn imdb_sequences(source: &Source, num_words: usize, maxlen: usize) -> Result<Labelled, Error> {
+    let args = ImdbArgs { num_words: Some(num_words as i64), ..ImdbArgs::default() };
+    let loaded = Loader::from_env().keras_imdb(source, &args)?;
+    let train = loaded.data.train;
+    let x = pad_sequences(&train.x, &PadOptions { maxlen: Some(maxlen), ..PadOptions::default() })?;
+    let y = Matrix::from_vec(train.y.len(), 1, train.y.iter().map(|&l| l as f32).collect())?;
+    Ok(Labelled { x: Features::Ids(x), y, provenance: loaded.provenance })
+}
+
+/// The features of the hourly weather series, in the order of `docs/progression`.
+pub const WEATHER_FEATURES: [&str; 10] = ["DEWP", "TEMP", "PRES", "Iws", "Is", "Ir", "NE", "NW", "SE", "cv"];
+
+/// The bundled hourly Beijing weather series: `features` `[43824, 10]` — dew point, temperature
+/// (°C), pressure, cumulated wind speed, snow and rain hours, then the wind direction one-hot
+/// ([`WEATHER_FEATURES`]) — not normalized, and the temperature alone.
+pub fn beijing_weather() -> Result<Weather, Error> {
+    let options = CsvOptions::default().categorical(&["cbwd"]).skip(&["No", "year", "month", "day", "hour", "pm2.5"]);
+    let table = read_csv(&kiln_datasets::beijing_weather_csv(), &options)?;
+    let mut columns: Vec<(&str, Encode<'_>)> = WEATHER_FEATURES[..6].iter().map(|&n| (n, Encode::Value)).collect();
+    columns.push(("cbwd", Encode::OneHot(&WEATHER_FEATURES[6..])));
+    Ok(Weather { features: table.matrix(&columns)?, temperature: table.numeric("TEMP")?.to_vec() })
+}
+
+/// The weather series of [`beijing_weather`].
+#[derive(Debug, Clone)]
+pub struct Weather {
+    /// One row per hour, [`WEATHER_FEATURES`] columns.
+    pub features: Matrix,
+    /// The temperature of each hour, °C.
+    pub temperature: Vec<f32>,
 }

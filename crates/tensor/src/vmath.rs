@@ -27,7 +27,7 @@ fn exp_clamped(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let e = p * (r * r) + r + 1.0;
     let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     e * f32::from_bits(((n + 127) << 23) as u32)
@@ -46,7 +46,7 @@ pub fn sigmoid_one(x: f32) -> f32 {
 pub fn tanh_one(a: f32) -> f32 {
     let x = a.clamp(-TANH_CLAMP, TANH_CLAMP);
     let x2 = x * x;
-    let p = (((((-2.760_768_5e-16 * x2 + 2.000_188e-13) * x2 - 8.604_671_5e-11) * x2 + 5.122_297e-8) * x2
+    let p = (((((-2.760_768_5e-16 * x2 + 2.000_188e-13) * x2 - 8.604_672e-11) * x2 + 5.122_297e-8) * x2
         + 1.485_722_4e-5)
         * x2
         + 6.372_619_3e-4)

@@ -51,13 +51,13 @@ pub(super) fn slope_slice(act: Activation, y: &[f32], out: &mut [f32]) {
 /// One sample's LSTM step backward, given the activated gates `i, f, g, o`, their slopes
 /// `s_*` and the slope `s_c` of `act(c)`: `dc += dh·o·s_c`; `dz_i = dc·g·s_i`,
 /// `dz_f = dc·c₋·s_f`, `dz_g = dc·i·s_g`, `dz_o = dh·act(c)·s_o`; then `dc ← dc·f` for the
-/// previous step. Every slice is a separate argument: only then does the compiler know
-/// they do not overlap, and vectorize.
+/// previous step. Every slice written is a separate argument: only then does the compiler
+/// know it overlaps nothing else, and vectorize.
 #[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 pub(super) fn lstm_backward_row(
-    (ig, fg, g, og): (&[f32], &[f32], &[f32], &[f32]),
-    (s_i, s_f, s_g, s_o, s_c): (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    [ig, fg, g, og]: [&[f32]; 4],
+    [s_i, s_f, s_g, s_o, s_c]: [&[f32]; 5],
     (c_prev, act_c, dh): (&[f32], &[f32], &[f32]),
     dc: &mut [f32],
     dzi: &mut [f32],

@@ -282,8 +282,8 @@ impl Cell {
             let (dzf, rest) = rest.split_at_mut(u);
             let (dzg, dzo) = rest.split_at_mut(u);
             cells::lstm_backward_row(
-                (&gr[..u], &gr[u..2 * u], &gr[2 * u..3 * u], &gr[3 * u..]),
-                (&sl[..u], &sl[u..2 * u], &sl[2 * u..3 * u], &sl[3 * u..4 * u], &sl[4 * u..]),
+                [&gr[..u], &gr[u..2 * u], &gr[2 * u..3 * u], &gr[3 * u..]],
+                [&sl[..u], &sl[u..2 * u], &sl[2 * u..3 * u], &sl[3 * u..4 * u], &sl[4 * u..]],
                 (&c_prev[i * u..(i + 1) * u], ac, &dh[i * u..(i + 1) * u]),
                 &mut dc[i * u..(i + 1) * u],
                 dzi,
