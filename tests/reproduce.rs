@@ -485,3 +485,43 @@ fn merges_and_runs_refuse_foreign_history_folders_symlinked_outputs_model_folder
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// The timeseries runs of `docs/progression.md` on the bundled weather series: the
+/// baseline's history, a model's MAE curves with the test MAE of every epoch, the figure,
+/// the MAE table and the verdict against the baseline.
+#[test]
+fn weather_runs_write_mae_histories_the_baseline_figure_and_verdict() {
+    let out = scratch("weather");
+    let dir = out.to_str().unwrap();
+    let args = [
+        "--data",
+        "bundled",
+        "--epochs",
+        "2",
+        "--seeds",
+        "1",
+        "--only",
+        "weather_baseline,weather_dense",
+        "--out",
+        dir,
+    ];
+    assert!(reproduce(&args).expect("reproduce runs"));
+    let history = |exp: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(format!("history/{exp}_seed0.json"))).unwrap()).unwrap()
+    };
+    let (baseline, dense) = (history("weather_baseline"), history("weather_dense"));
+    // The last hour's temperature against the temperature 24 hours later (docs/progression.md: 2.49 / 2.69 °C).
+    let val = baseline["val_mae"][0].as_f64().unwrap();
+    let test = baseline["test_mae"][1].as_f64().unwrap();
+    assert!((val - 2.49).abs() < 0.005 && (test - 2.69).abs() < 0.005, "baseline {val} / {test}");
+    for key in ["loss", "mae", "val_loss", "val_mae", "test_mae"] {
+        let values = dense[key].as_array().unwrap_or_else(|| panic!("weather_dense has no {key}"));
+        assert!(values.len() == 2 && values.iter().all(|v| v.as_f64().is_some_and(f64::is_finite)), "{key}");
+    }
+    assert!(out.join("weather_dense_mae.png").metadata().is_ok_and(|m| m.len() > 0));
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(report.contains("### Weather: validation and test MAE"), "{report}");
+    assert!(report.contains("the densely connected model does not beat it"), "{report}");
+    assert!(report.contains("CC BY 4.0"), "the data section names the weather data's license");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -312,6 +312,33 @@ fn excerpt(field: &str) -> String {
     kiln_fs::excerpt_to(field, 40)
 }
 
+/// The features of the hourly weather series, in the order of `docs/progression.md`.
+pub const WEATHER_FEATURES: [&str; 10] = ["DEWP", "TEMP", "PRES", "Iws", "Is", "Ir", "NE", "NW", "SE", "cv"];
+
+/// The hourly weather series of [`beijing_weather`].
+#[derive(Debug, Clone)]
+pub struct Weather {
+    /// One row per hour, [`WEATHER_FEATURES`] columns, not normalized.
+    pub features: Matrix,
+    /// The temperature of each hour, °C.
+    pub temperature: Vec<f32>,
+    /// The file read.
+    pub path: PathBuf,
+}
+
+/// The bundled hourly Beijing weather series ([`beijing_weather_csv`](crate::beijing_weather_csv))
+/// as `docs/progression.md` takes it: `features` `[43824, 10]` — dew point, temperature
+/// (°C), pressure, cumulated wind speed, snow and rain hours, then the wind direction one-hot
+/// in the order `NE, NW, SE, cv` — and the temperature alone.
+pub fn beijing_weather() -> Result<Weather> {
+    let path = crate::beijing_weather_csv();
+    let options = CsvOptions::default().categorical(&["cbwd"]).skip(&["No", "year", "month", "day", "hour", "pm2.5"]);
+    let table = read_csv(&path, &options)?;
+    let mut columns: Vec<(&str, Encode<'_>)> = WEATHER_FEATURES[..6].iter().map(|&n| (n, Encode::Value)).collect();
+    columns.push(("cbwd", Encode::OneHot(&WEATHER_FEATURES[6..])));
+    Ok(Weather { features: table.matrix(&columns)?, temperature: table.numeric("TEMP")?.to_vec(), path })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,9 @@ mod source;
 mod textvec;
 
 pub use catalog::{Dataset, remote_files};
-pub use csv_table::{Column, CsvOptions, Encode, Table, read_csv, read_csv_from};
+pub use csv_table::{
+    Column, CsvOptions, Encode, Table, WEATHER_FEATURES, Weather, beijing_weather, read_csv, read_csv_from,
+};
 pub use download::{FetchOptions, RemoteFile, cached, fetch, sha256_file};
 pub use error::{Error, Result};
 pub use idx::{

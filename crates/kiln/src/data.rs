@@ -2,8 +2,7 @@
 //! train on, the notebook's way.
 
 use kiln_datasets::{
-    CsvOptions, Encode, ImdbArgs, Loader, OutputMode, PadOptions, Provenance, Source, Split, TextVectorization,
-    pad_sequences, read_csv,
+    ImdbArgs, Loader, OutputMode, PadOptions, Provenance, Source, Split, TextVectorization, pad_sequences,
 };
 use kiln_tensor::Matrix;
 use kiln_trainer::Features;
@@ -57,25 +56,4 @@ pub fn imdb_sequences(source: &Source, num_words: usize, maxlen: usize) -> Resul
     Ok(Labelled { x: Features::Ids(x), y, provenance: loaded.provenance })
 }
 
-/// The features of the hourly weather series, in the order of `docs/progression`.
-pub const WEATHER_FEATURES: [&str; 10] = ["DEWP", "TEMP", "PRES", "Iws", "Is", "Ir", "NE", "NW", "SE", "cv"];
-
-/// The bundled hourly Beijing weather series: `features` `[43824, 10]` — dew point, temperature
-/// (°C), pressure, cumulated wind speed, snow and rain hours, then the wind direction one-hot
-/// ([`WEATHER_FEATURES`]) — not normalized, and the temperature alone.
-pub fn beijing_weather() -> Result<Weather, Error> {
-    let options = CsvOptions::default().categorical(&["cbwd"]).skip(&["No", "year", "month", "day", "hour", "pm2.5"]);
-    let table = read_csv(&kiln_datasets::beijing_weather_csv(), &options)?;
-    let mut columns: Vec<(&str, Encode<'_>)> = WEATHER_FEATURES[..6].iter().map(|&n| (n, Encode::Value)).collect();
-    columns.push(("cbwd", Encode::OneHot(&WEATHER_FEATURES[6..])));
-    Ok(Weather { features: table.matrix(&columns)?, temperature: table.numeric("TEMP")?.to_vec() })
-}
-
-/// The weather series of [`beijing_weather`].
-#[derive(Debug, Clone)]
-pub struct Weather {
-    /// One row per hour, [`WEATHER_FEATURES`] columns.
-    pub features: Matrix,
-    /// The temperature of each hour, °C.
-    pub temperature: Vec<f32>,
-}
+pub use kiln_datasets::{WEATHER_FEATURES, Weather, beijing_weather};

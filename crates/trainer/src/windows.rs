@@ -106,6 +106,11 @@ impl Windows {
         Ok((Self { series, starts, sequence_length: opts.sequence_length, sampling_rate: opts.sampling_rate }, aligned))
     }
 
+    /// The series row window `k` starts at (panics when `k ≥ len()`).
+    pub fn start(&self, k: usize) -> usize {
+        self.starts[k]
+    }
+
     /// Number of windows.
     pub fn len(&self) -> usize {
         self.starts.len()

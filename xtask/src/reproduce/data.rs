@@ -1,13 +1,15 @@
-//! The two data sets, loaded and vectorized once, then shared read-only by every run.
+//! The data sets, loaded and vectorized once, then shared read-only by every run; each
+//! with its common-sense baseline.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use kiln_datasets::{ImdbArgs, Loader, OutputMode, Provenance, Source, Split, TextVectorization, vectorize_sequences};
 use kiln_tensor::Matrix;
-use kiln_trainer::Features;
+use kiln_trainer::{Features, WindowOptions, Windows};
 
-use super::experiments::{DataSet, Experiment, Input};
+use super::experiments::{DataSet, Experiment, Input, WEATHER_STEPS};
 
 /// Keras' `imdb.load_data` shuffles with seed 113; we use it for the review order too, so
 /// the validation tail is the same whatever the model seed.
@@ -23,12 +25,66 @@ pub struct Inputs {
     pub features: Features,
     /// Class ids (MNIST) or 0/1 (IMDB), one column.
     pub labels: Matrix,
-    /// Where the data came from.
-    pub provenance: Provenance,
+    /// Where the data came from (`None`: the bundled weather series, which has no other
+    /// form; `representation` says where it is).
+    pub provenance: Option<Provenance>,
     /// Average non-zeros per row (784 for images), for scheduling.
     pub nnz_per_row: usize,
     /// How the inputs were made from the data, for the report.
     pub representation: String,
+    /// Validation inputs and targets given apart (the weather's windows); `None`: `fit`
+    /// splits the validation tail off `features`.
+    pub validation: Option<(Features, Matrix)>,
+    /// Test inputs and targets, evaluated after every epoch (the weather's).
+    pub test: Option<(Features, Matrix)>,
+    /// The common-sense baseline.
+    pub baseline: Baseline,
+}
+
+impl Inputs {
+    /// Samples trained on and samples only evaluated per epoch (validation, and test when
+    /// there is one), for a `fit` with this validation `split` when none is given apart.
+    pub fn sample_counts(&self, split: f64) -> (usize, usize) {
+        let n = self.labels.rows();
+        match &self.validation {
+            Some((v, _)) => (n, v.as_ref().len() + self.test.as_ref().map_or(0, |(t, _)| t.as_ref().len())),
+            None => {
+                let train = (n as f64 * (1.0 - split)).floor() as usize;
+                (train, n - train)
+            }
+        }
+    }
+}
+
+/// A common-sense baseline: what it predicts and its score on the validation part (and on
+/// the test part, where there is one), in the data set's metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// What it predicts, in words.
+    pub what: String,
+    /// Validation accuracy (classification) or MAE (weather).
+    pub validation: f64,
+    /// Test MAE (weather).
+    pub test: Option<f64>,
+}
+
+/// The majority class of the training rows (the first `⌊n·(1 − split)⌋`), scored on the
+/// validation tail: the accuracy of always predicting it.
+pub fn majority_baseline(labels: &[f32], split: f64) -> Baseline {
+    let train = (labels.len() as f64 * (1.0 - split)).floor() as usize;
+    let mut counts = std::collections::BTreeMap::<i64, usize>::new();
+    for &l in &labels[..train] {
+        *counts.entry(l as i64).or_default() += 1;
+    }
+    // The most frequent class; ties to the smallest (numpy's argmax of bincount).
+    let class = counts.iter().max_by_key(|&(c, n)| (*n, std::cmp::Reverse(*c))).map_or(0, |(c, _)| *c);
+    let tail = &labels[train..];
+    let hits = tail.iter().filter(|&&l| l as i64 == class).count();
+    Baseline {
+        what: format!("always class {class}, the training part's majority"),
+        validation: hits as f64 / tail.len().max(1) as f64,
+        test: None,
+    }
 }
 
 /// `--imdb`: which form of IMDB the experiments train on.
@@ -56,6 +112,8 @@ pub struct Data {
     pub imdb: Option<Inputs>,
     /// MNIST variants (noise or zeros channels, shuffled labels), if needed.
     pub variants: std::collections::BTreeMap<Input, Inputs>,
+    /// The weather windows, if needed.
+    pub weather: Option<Inputs>,
 }
 
 impl Data {
@@ -64,6 +122,7 @@ impl Data {
         match set {
             DataSet::Mnist => self.mnist.as_ref(),
             DataSet::Imdb => self.imdb.as_ref(),
+            DataSet::Weather => self.weather.as_ref(),
         }
         .expect("data set loaded for every selected experiment")
     }
@@ -129,7 +188,17 @@ fn variant(base: &Inputs, variant: Input) -> anyhow::Result<Inputs> {
         Features::Sparse(m) => m.nnz() / m.rows().max(1),
         f => f.width(),
     };
-    Ok(Inputs { features, labels, provenance: base.provenance.clone(), nnz_per_row, representation })
+    let baseline = majority_baseline(labels.as_slice(), DataSet::Mnist.validation_split());
+    Ok(Inputs {
+        features,
+        labels,
+        provenance: base.provenance.clone(),
+        nnz_per_row,
+        representation,
+        validation: None,
+        test: None,
+        baseline,
+    })
 }
 
 /// The named random stream of a variant.
@@ -178,21 +247,98 @@ pub fn load(source: &Source, selected: &[&Experiment], form: ImdbForm) -> anyhow
             (ImdbForm::Auto, Source::Auto) => {
                 match imdb_keras(&Loader { verbose: false, ..loader.clone() }, &Source::Full) {
                     Ok(inputs) => {
-                        eprintln!("kiln-datasets: {}", inputs.provenance.message);
+                        if let Some(p) = &inputs.provenance {
+                            eprintln!("kiln-datasets: {}", p.message);
+                        }
                         inputs
                     }
                     Err(e) => {
                         let mut inputs = imdb_text(&Loader { verbose: false, ..loader.clone() }, &Source::Bundled)?;
-                        inputs.provenance.message =
-                            format!("{} because imdb.npz is not at hand: {e:#}", inputs.provenance.message);
-                        eprintln!("kiln-datasets: {}", inputs.provenance.message);
+                        if let Some(p) = inputs.provenance.as_mut() {
+                            p.message = format!("{} because imdb.npz is not at hand: {e:#}", p.message);
+                            eprintln!("kiln-datasets: {}", p.message);
+                        }
                         inputs
                     }
                 }
             }
         });
     }
+    if needed.contains(&DataSet::Weather) {
+        data.weather = Some(weather()?);
+    }
     Ok(data)
+}
+
+/// The weather windows of `docs/progression.md`: the bundled series' ten features
+/// normalized with the training part's mean and standard deviation (`ddof = 0`), windows
+/// of 120 hours over `raw[:-delay]` with targets `temperature[delay:]` (`delay = 143`:
+/// the temperature 24 hours after a window's last hour), split by time into half training,
+/// a quarter validation and the rest test. The windows are start positions over one shared
+/// series, never copies. The baseline predicts the window's last temperature.
+fn weather() -> anyhow::Result<Inputs> {
+    let w = kiln_datasets::beijing_weather().context("loading the weather series")?;
+    let (n, cols) = (w.features.rows(), w.features.cols());
+    let (num_train, num_val) = (n / 2, n / 4);
+    let mut raw = w.features;
+    let mut moments = Vec::with_capacity(cols);
+    for j in 0..cols {
+        let mean = (0..num_train).map(|i| f64::from(raw.get(i, j))).sum::<f64>() / num_train as f64;
+        let var = (0..num_train).map(|i| (f64::from(raw.get(i, j)) - mean).powi(2)).sum::<f64>() / num_train as f64;
+        moments.push((mean, var.sqrt()));
+    }
+    for i in 0..n {
+        for (v, &(mean, std)) in raw.row_mut(i).iter_mut().zip(&moments) {
+            *v = ((f64::from(*v) - mean) / std) as f32;
+        }
+    }
+    let delay = WEATHER_STEPS + 24 - 1;
+    let series = Arc::new(raw.slice_rows(0, n - delay));
+    let targets = Matrix::from_vec(n - delay, 1, w.temperature[delay..].to_vec())?;
+    let cut = |start: usize, end: Option<usize>| -> anyhow::Result<(Windows, Matrix)> {
+        let options = WindowOptions { start_index: Some(start), end_index: end, ..WindowOptions::new(WEATHER_STEPS) };
+        let (windows, y) = Windows::new(series.clone(), Some(&targets), &options)?;
+        Ok((windows, y.expect("targets given")))
+    };
+    let (train, train_y) = cut(0, Some(num_train))?;
+    let (val, val_y) = cut(num_train, Some(num_train + num_val))?;
+    let (test, test_y) = cut(num_train + num_val, None)?;
+    // The last hour's temperature (feature 1), de-normalized, against each target.
+    let (mean, std) = moments[1];
+    let baseline_mae = |windows: &Windows, y: &Matrix| {
+        let total: f64 = (0..windows.len())
+            .map(|k| {
+                let last = windows.start(k) + WEATHER_STEPS - 1;
+                (f64::from(series.get(last, 1)) * std + mean - f64::from(y.get(k, 0))).abs()
+            })
+            .sum();
+        total / windows.len() as f64
+    };
+    let baseline = Baseline {
+        what: "the window's last temperature".into(),
+        validation: baseline_mae(&val, &val_y),
+        test: Some(baseline_mae(&test, &test_y)),
+    };
+    let representation = format!(
+        "{n} hours × 10 features ({}), normalized with the first {num_train} hours' mean and std; windows of \
+         {WEATHER_STEPS} hours, target the temperature 24 hours after the last: {} training, {} validation, {} test \
+         windows (views of one series); {}",
+        kiln_datasets::WEATHER_FEATURES.join(", "),
+        train.len(),
+        val.len(),
+        test.len(),
+        w.path.display()
+    );
+    Ok(Inputs {
+        nnz_per_row: WEATHER_STEPS * cols,
+        features: Features::Windows(train),
+        labels: train_y,
+        provenance: None,
+        representation,
+        validation: Some((Features::Windows(val), val_y)),
+        test: Some((Features::Windows(test), test_y)),
+        baseline,
+    })
 }
 
 /// An `.npz` file, or a folder holding `imdb.npz`.
@@ -225,12 +371,16 @@ fn mnist(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
     let set = loaded.data;
     let labels = Matrix::from_vec(set.labels.len(), 1, set.labels.iter().map(|&l| f32::from(l)).collect())?;
     let nnz_per_row = set.images.cols();
+    let baseline = majority_baseline(labels.as_slice(), DataSet::Mnist.validation_split());
     Ok(Inputs {
         features: Features::Bytes { values: set.images, divisor: 255.0 },
         labels,
-        provenance: loaded.provenance,
+        provenance: Some(loaded.provenance),
         nnz_per_row,
         representation: "28×28 uint8 pixels / 255, flattened to 784".into(),
+        validation: None,
+        test: None,
+        baseline,
     })
 }
 
@@ -243,11 +393,15 @@ fn imdb_keras(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
     let x = vectorize_sequences(&train.x, MAX_TOKENS)?;
     let labels = Matrix::from_vec(train.y.len(), 1, train.y.iter().map(|&l| l as f32).collect())?;
     let nnz_per_row = x.nnz() / x.rows().max(1);
+    let baseline = majority_baseline(labels.as_slice(), DataSet::Imdb.validation_split());
     Ok(Inputs {
         features: Features::Sparse(x),
         labels,
-        provenance: loaded.provenance,
+        provenance: Some(loaded.provenance),
         nnz_per_row,
+        validation: None,
+        test: None,
+        baseline,
         representation: format!(
             "Keras' integer form: imdb.load_data(num_words={MAX_TOKENS}) (RandomState(113) order), \
              vectorize_sequences(dimension={MAX_TOKENS})"
@@ -265,11 +419,15 @@ fn imdb_text(loader: &Loader, source: &Source) -> anyhow::Result<Inputs> {
     let x = tv.multi_hot(&reviews.texts);
     let labels = Matrix::from_vec(reviews.labels.len(), 1, reviews.labels.iter().map(|&l| f32::from(l)).collect())?;
     let nnz_per_row = x.nnz() / x.rows().max(1);
+    let baseline = majority_baseline(labels.as_slice(), DataSet::Imdb.validation_split());
     Ok(Inputs {
         features: Features::Sparse(x),
         labels,
-        provenance: loaded.provenance,
+        provenance: Some(loaded.provenance),
         nnz_per_row,
+        validation: None,
+        test: None,
+        baseline,
         representation: format!(
             "aclImdb text: TextVectorization(max_tokens={MAX_TOKENS}, output_mode=\"multi_hot\") adapted on the \
              training reviews (seeded ChaCha8 order, seed {IMDB_ORDER_SEED})"

@@ -22,6 +22,17 @@ pub enum Kind {
     LearningRate,
     /// A dropout mask applied to a small matrix.
     DropoutMask,
+    /// Validation accuracy of the convnet against the dense model, parameter counts in the
+    /// legend.
+    DenseVsConvnet,
+    /// Training and validation MAE of one weather model per epoch, the common-sense
+    /// baseline's validation MAE as a horizontal line.
+    WeatherMae(&'static str),
+}
+
+/// One weather model's MAE figure.
+const fn weather_mae(name: &'static str, title: &'static str, experiment: &'static str) -> Figure {
+    Figure { name, title, y_label: "MAE (°C)", kind: Kind::WeatherMae(experiment) }
 }
 
 /// One figure: file name, the notebook's title and y axis, and its content.
@@ -117,6 +128,16 @@ pub const FIGURES: &[Figure] = &[
         y_label: "",
         kind: Kind::DropoutMask,
     },
+    Figure {
+        name: "mnist_dense_vs_convnet",
+        title: "A convnet against a densely connected model on MNIST",
+        y_label: "Validation accuracy",
+        kind: Kind::DenseVsConvnet,
+    },
+    weather_mae("weather_dense_mae", "Densely connected model on the weather windows", "weather_dense"),
+    weather_mae("weather_conv1d_mae", "1D convnet on the weather windows", "weather_conv1d"),
+    weather_mae("weather_lstm_mae", "LSTM on the weather windows", "weather_lstm"),
+    weather_mae("weather_gru_mae", "GRU on the weather windows", "weather_gru"),
     val_loss(
         "original_vs_custom",
         "Effect of the plugin regularizer on validation loss",
@@ -133,13 +154,15 @@ impl Figure {
             Kind::Metrics(series) => series.iter().map(|s| s.0).collect(),
             Kind::LearningRate => vec!["mnist_lr1", "mnist_lr001"],
             Kind::DropoutMask => Vec::new(),
+            Kind::DenseVsConvnet => vec!["mnist_dense_5ep", "mnist_convnet"],
+            Kind::WeatherMae(exp) => vec![exp, "weather_baseline"],
         }
     }
 
     /// Pixel size.
     fn size(&self) -> (u32, u32) {
         match self.kind {
-            Kind::ValLoss(_) | Kind::Metrics(_) => (800, 520),
+            Kind::ValLoss(_) | Kind::Metrics(_) | Kind::DenseVsConvnet | Kind::WeatherMae(_) => (800, 520),
             Kind::LearningRate => (1300, 520),
             Kind::DropoutMask => (1200, 760),
         }
@@ -235,8 +258,60 @@ impl Figure {
                 Ok(())
             }
             Kind::DropoutMask => mask::draw(root, demo),
+            Kind::DenseVsConvnet => {
+                let mut series = Vec::new();
+                for (i, (exp, what)) in
+                    [("mnist_dense_5ep", "Dense model"), ("mnist_convnet", "Convnet")].into_iter().enumerate()
+                {
+                    let params = super::experiments::find(exp).and_then(|e| e.param_count(784)).unwrap_or(0);
+                    let label = format!("{what} ({} parameters)", thousands(params));
+                    let marker = if i == 0 { Marker::Cross } else { Marker::Circle };
+                    series.push(Series { label, band: band(exp, "val_accuracy")?, color: PALETTE[i], marker });
+                }
+                let mut chart = Chart::new(self.title, self.y_label, series);
+                chart.legend = SeriesLabelPosition::LowerRight;
+                plot::draw(root, &chart)
+            }
+            Kind::WeatherMae(exp) => {
+                let series = vec![
+                    Series {
+                        label: "Training MAE".into(),
+                        band: band(exp, "mae")?,
+                        color: PALETTE[0],
+                        marker: Marker::None,
+                    },
+                    Series {
+                        label: "Validation MAE".into(),
+                        band: band(exp, "val_mae")?,
+                        color: PALETTE[0],
+                        marker: Marker::Dashed,
+                    },
+                    Series {
+                        label: "Common-sense baseline (validation)".into(),
+                        band: band("weather_baseline", "val_mae")?,
+                        color: PALETTE[3],
+                        marker: Marker::None,
+                    },
+                ];
+                let mut chart = Chart::new(self.title, self.y_label, series);
+                chart.legend = SeriesLabelPosition::UpperRight;
+                plot::draw(root, &chart)
+            }
         }
     }
+}
+
+/// `104202` as `104,202`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -250,5 +325,13 @@ mod tests {
                 assert!(super::super::experiments::find(exp).is_some(), "figure {} needs unknown `{exp}`", fig.name);
             }
         }
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(
+            (thousands(104_202), thousands(407_050), thousands(17), thousands(1000)),
+            ("104,202".into(), "407,050".into(), "17".into(), "1,000".into())
+        );
     }
 }

@@ -190,6 +190,11 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<bool> {
         runs: records,
         failed: failed.clone(),
         merged: false,
+        baselines: selected
+            .iter()
+            .filter(|e| e.data != experiments::DataSet::Weather)
+            .map(|e| (e.name.to_string(), data.inputs(e).baseline.validation))
+            .collect(),
     };
     manifest.write(&args.out)?;
     let finished: usize = runs.iter().map(Vec::len).sum();
@@ -258,7 +263,7 @@ fn finish(
         drawn.push(fig.name);
     }
 
-    let verdicts = verdicts::judge(&curves);
+    let verdicts = verdicts::judge(&curves, &manifest.baselines);
     let report = report::Report {
         results: selected
             .iter()
@@ -305,7 +310,7 @@ fn curves_of(selected: &[&experiments::Experiment], runs: &[Vec<runner::Run>]) -
     let mut curves = Curves::new();
     for (exp, runs) in selected.iter().zip(runs) {
         let histories: Vec<_> = runs.iter().map(|r| &r.history).collect();
-        for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+        for key in ["loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae", "test_mae"] {
             if let Some(band) = crate::plot::Band::of(&histories, key) {
                 curves.insert((exp.name.to_string(), key.to_string()), band);
             }

@@ -63,8 +63,12 @@ fn total_seconds(runs: &[Run]) -> f64 {
     runs.iter().fold(0.0, |acc, r| acc + r.seconds)
 }
 
-/// The keys of a table row, in Keras' order.
+/// The keys of a classification table row, in Keras' order.
 const KEYS: [&str; 4] = ["loss", "accuracy", "val_loss", "val_accuracy"];
+
+/// The keys of a weather table row: Keras' order, then the test MAE evaluated after each
+/// epoch.
+const WEATHER_KEYS: [&str; 5] = ["loss", "mae", "val_loss", "val_mae", "test_mae"];
 
 impl Report<'_> {
     /// The Markdown text.
@@ -109,6 +113,7 @@ impl Report<'_> {
         for v in self.verdicts {
             let _ = writeln!(md, "| {} | {} | **{}** |", v.claim, v.evidence, v.word());
         }
+        md.push_str(&self.weather_table());
         md.push_str("\n## Figures\n\n");
         for f in &self.figures {
             let _ = writeln!(md, "![{f}]({f}.png)\n");
@@ -150,14 +155,40 @@ impl Report<'_> {
         self.curves.get(&(exp.to_string(), key.to_string()))
     }
 
+    /// The weather models' validation MAE and the test MAE of the epoch with the lowest
+    /// seed-mean validation MAE (`docs/progression.md`); empty without weather runs.
+    fn weather_table(&self) -> String {
+        let rows: Vec<String> = self
+            .results
+            .iter()
+            .filter(|(e, _, _)| e.data == DataSet::Weather)
+            .filter_map(|(e, _, _)| {
+                let (val, test) = (self.band(e.name, "val_mae")?, self.band(e.name, "test_mae"));
+                let k = val.argmin_epoch();
+                let test = test.and_then(|t| t.mean.get(k - 1)).map_or("–".into(), |t| format!("{t:.3}"));
+                Some(format!("| `{}` | {:.3} | {k} | {test} |", e.name, val.min_mean()))
+            })
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        format!(
+            "\n### Weather: validation and test MAE (°C)\n\nThe best epoch's seed-mean validation MAE, and the test MAE \
+             at that epoch (the baseline trains nothing: its numbers are the same at every epoch).\n\n| run | best val MAE | \
+             epoch | test MAE |\n|---|---|---|---|\n{}\n",
+            rows.join("\n")
+        )
+    }
+
     /// Per-epoch seed means of one experiment.
     fn table(&self, exp: &Experiment) -> String {
         let mut md = format!("\n### `{}`\n\n", exp.name);
-        let bands: Vec<_> = KEYS.iter().map(|k| self.band(exp.name, k)).collect();
+        let keys: &[&str] = if exp.data == DataSet::Weather { &WEATHER_KEYS } else { &KEYS };
+        let bands: Vec<_> = keys.iter().map(|k| self.band(exp.name, k)).collect();
         if let Some(v) = bands[2] {
             let _ = writeln!(md, "Minimum validation loss at epoch {} ({:.4}).\n", v.argmin_epoch(), v.min_mean());
         }
-        md.push_str("| epoch | loss | accuracy | val_loss | val_accuracy |\n|---|---|---|---|---|\n");
+        let _ = writeln!(md, "| epoch | {} |\n|---|{}", keys.join(" | "), "---|".repeat(keys.len()));
         let epochs = bands.iter().flatten().map(|b| b.mean.len()).max().unwrap_or(0);
         for e in 0..epochs {
             let cells: Vec<String> =
@@ -194,9 +225,20 @@ pub fn divergence(runs: &[Run]) -> Option<String> {
 pub fn data_lines(data: &Data) -> Vec<String> {
     let mut lines = Vec::new();
     for (set, inputs) in [(DataSet::Mnist, &data.mnist), (DataSet::Imdb, &data.imdb)] {
-        if let Some(inputs) = inputs {
-            lines.push(data_line(set, &inputs.provenance, &inputs.representation));
+        if let Some((inputs, provenance)) = inputs.as_ref().and_then(|i| Some((i, i.provenance.as_ref()?))) {
+            lines.push(data_line(set, provenance, &inputs.representation));
         }
+    }
+    if let Some(w) = &data.weather {
+        lines.push(format!(
+            "- **beijing-pm25 weather** (bundled; the whole data set, it has no other form): \"Beijing PM2.5 Data\", UCI \
+             Machine Learning Repository (Liang et al. 2015), CC BY 4.0, unchanged. {}. Baseline ({}): validation MAE \
+             {:.3} °C, test MAE {:.3} °C.\n",
+            w.representation,
+            w.baseline.what,
+            w.baseline.validation,
+            w.baseline.test.unwrap_or(f64::NAN)
+        ));
     }
     for (variant, inputs) in &data.variants {
         lines.push(variant_line(*variant, inputs));
@@ -222,17 +264,35 @@ fn data_line(set: DataSet, p: &Provenance, representation: &str) -> String {
     let kind = if p.subset { "bundled real subset" } else { "full training split" };
     let extra = representation;
     format!(
-        "- **{}** ({kind}): {} rows → {train} training, {} validation (validation_split {split}); {extra}. {}\n",
+        "- **{}** ({kind}): {} rows → {train} training, {} validation (validation_split {split}); {extra}. {} \
+         Source and license: {}.\n",
         p.dataset.name(),
         p.rows,
         p.rows - train,
-        p.message
+        p.message,
+        source_and_license(p.dataset)
     )
+}
+
+/// Where a data set comes from and under which license (`data/README.md` has the details).
+fn source_and_license(set: kiln_datasets::Dataset) -> &'static str {
+    use kiln_datasets::Dataset;
+    match set {
+        Dataset::Mnist | Dataset::KerasMnist => "MNIST, Yann LeCun and Corinna Cortes, CC BY-SA 3.0",
+        Dataset::FashionMnist => "Fashion-MNIST, Zalando Research, MIT",
+        Dataset::Imdb | Dataset::KerasImdb => {
+            "the Large Movie Review Dataset (Maas et al., ACL 2011), distributed for research; the bundled \
+             subset via the R package text2vec (GPL-2+ / MIT)"
+        }
+    }
 }
 
 /// `Dense(16, relu, l2(0.002)) → Dropout(0.5) → …; RMSprop(lr)`, read off the layers'
 /// own configs (the model the experiment really builds).
 pub fn describe(exp: &Experiment, plugin: PluginReg<'_>) -> String {
+    if exp.baseline {
+        return "no model: the window's last temperature, de-normalized".into();
+    }
     let Ok(model) = exp.model(0, plugin) else { return format!("(needs a plugin); RMSprop({})", exp.learning_rate) };
     let layers: Vec<String> =
         model.layers().iter().map(|l| describe_layer(&serde_json::to_value(l).unwrap_or_default())).collect();
@@ -256,7 +316,25 @@ fn describe_layer(cfg: &serde_json::Value) -> String {
             format!("Dense({units}, {act}{reg})")
         }
         "Dropout" => format!("Dropout({})", num(cfg, "rate") as f32),
-        other => other.to_string(),
+        other => {
+            // Convolutions, pooling and recurrent layers: their size and a non-linear activation.
+            let mut args: Vec<String> =
+                ["filters", "units"].iter().filter_map(|k| cfg[*k].as_u64()).map(|v| v.to_string()).collect();
+            for key in ["kernel_size", "pool_size"] {
+                if let Some(size) = cfg[key].as_array() {
+                    args.push(size.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("×"));
+                } else if let Some(size) = cfg[key].as_u64() {
+                    args.push(size.to_string());
+                }
+            }
+            if let Some(act) = cfg["activation"]
+                .as_str()
+                .filter(|a| *a != "linear" && !other.ends_with("RNN") && other != "LSTM" && other != "GRU")
+            {
+                args.push(act.to_string());
+            }
+            if args.is_empty() { other.to_string() } else { format!("{other}({})", args.join(", ")) }
+        }
     }
 }
 

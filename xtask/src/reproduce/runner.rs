@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use kiln_tensor::Parallelism;
 use kiln_trainer::callbacks::{Callback, Control, TensorBoard};
-use kiln_trainer::{FitOptions, History, TrainError, Verbosity};
+use kiln_trainer::{Features, FitOptions, History, Logs, TrainError, Verbosity};
 
 use super::data::Data;
 use super::experiments::Experiment;
@@ -91,7 +91,8 @@ pub fn jobs(plan: &Plan<'_>, data: &Data) -> Vec<(Job, u128)> {
             let exp = plan.experiments[e];
             let inputs = data.inputs(exp);
             let per_sample = exp.cost_per_sample(inputs.features.width(), inputs.nnz_per_row, plan.plugin) as u128;
-            ((e, s), per_sample * plan.epochs_of(exp) as u128 * inputs.labels.rows() as u128)
+            let (train, evaluated) = inputs.sample_counts(exp.data.validation_split());
+            ((e, s), per_sample * plan.epochs_of(exp) as u128 * (train + evaluated) as u128)
         })
         .collect();
     // Stable: equal costs keep plan order, so every shard computes the same list.
@@ -111,8 +112,9 @@ pub fn product_flops(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> f64 {
             }
             let exp = plan.experiments[e];
             let inputs = data.inputs(exp);
-            let (width, nnz, rows) = (inputs.features.width(), inputs.nnz_per_row, inputs.labels.rows());
-            seeds as f64 * exp.product_flops(width, nnz, rows, plan.epochs_of(exp), plan.plugin)
+            let (width, nnz) = (inputs.features.width(), inputs.nnz_per_row);
+            let counts = inputs.sample_counts(exp.data.validation_split());
+            seeds as f64 * exp.product_flops(width, nnz, counts, plan.epochs_of(exp), plan.plugin)
         })
         .sum()
 }
@@ -204,7 +206,7 @@ pub fn run_all(plan: &Plan<'_>, data: &Data, jobs: &[Job]) -> Outcome {
 /// epoch's logs, one `name=value` per field.
 pub fn metrics_line(exp: &Experiment, run: &Run) -> String {
     let mut line = format!("experiment={} seed={} epochs={}", exp.name, run.seed, run.history.epochs());
-    for key in ["loss", "accuracy", "val_loss", "val_accuracy"] {
+    for key in ["loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae", "test_mae"] {
         if let Some(v) = run.history.get(key).and_then(|v| v.last()) {
             line.push_str(&format!(" {key}={v:.6}"));
         }
@@ -212,10 +214,42 @@ pub fn metrics_line(exp: &Experiment, run: &Run) -> String {
     line
 }
 
+/// After every epoch, the test windows' MAE under the key `test_mae` (the protocol reports
+/// the test MAE of the epoch with the lowest `val_mae`).
+struct TestMae<'a>(&'a Features, &'a kiln_tensor::Matrix, usize);
+
+impl Callback for TestMae<'_> {
+    fn on_epoch_end(&mut self, _epoch: usize, _logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        let logs = ctl.model_mut().evaluate(self.0, self.1, self.2)?;
+        let mae = logs.get("mae").ok_or_else(|| TrainError::Config("the test evaluation logs no `mae`".into()))?;
+        ctl.add_log("test_mae", mae);
+        Ok(())
+    }
+}
+
+/// The baseline's "run": no model, its validation and test MAE at every epoch (a
+/// horizontal line beside the models' curves).
+fn baseline_run(exp: &Experiment, seed: u64, epochs: usize, data: &Data) -> Run {
+    let baseline = &data.inputs(exp).baseline;
+    let mut history = History::default();
+    let mut logs = Logs::default();
+    logs.set("val_mae", baseline.validation);
+    if let Some(test) = baseline.test {
+        logs.set("test_mae", test);
+    }
+    (0..epochs).for_each(|_| history.push(&logs));
+    Run { seed, history, seconds: 0.0 }
+}
+
 /// Trains experiment `exp` with `seed`.
 fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Cores) -> anyhow::Result<Run> {
     let inputs = data.inputs(exp);
     let epochs = plan.epochs_of(exp);
+    if exp.baseline {
+        let run = baseline_run(exp, seed, epochs, data);
+        println!("{}", metrics_line(exp, &run));
+        return Ok(run);
+    }
     let mut model = exp.model(seed, plan.plugin)?;
     model.set_parallelism(Parallelism::Sequential);
     let mut progress = EpochLine::new(exp.name, seed, epochs);
@@ -223,13 +257,20 @@ fn run_one(plan: &Plan<'_>, exp: &Experiment, seed: u64, data: &Data, cores: &Co
     let mut board = plan.tensorboard.map(|dir| TensorBoard::new(dir.join(exp.name).join(format!("seed{seed}"))));
     let mut opts = FitOptions::default()
         .epochs(epochs)
-        .batch_size(exp.data.batch_size())
-        .validation_split(exp.data.validation_split())
+        .batch_size(exp.batch_size())
         .seed(seed)
         .reshuffle_each_epoch(plan.shuffle == ShuffleMode::EachEpoch)
         .verbose(Verbosity::Silent)
         .callback(&mut widen)
         .callback(&mut progress);
+    opts = match &inputs.validation {
+        Some((x, y)) => opts.validation_data(x, y),
+        None => opts.validation_split(exp.data.validation_split()),
+    };
+    let mut test = inputs.test.as_ref().map(|(x, y)| TestMae(x, y, exp.batch_size()));
+    if let Some(test) = test.as_mut() {
+        opts = opts.callback(test);
+    }
     if let Some(board) = board.as_mut() {
         opts = opts.callback(board);
     }

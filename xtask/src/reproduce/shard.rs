@@ -187,6 +187,10 @@ pub struct Manifest {
     /// training run's folder it refuses).
     #[serde(default)]
     pub merged: bool,
+    /// The common-sense baseline's validation accuracy of each classification experiment
+    /// (from the data, which every shard shares).
+    #[serde(default)]
+    pub baselines: std::collections::BTreeMap<String, f64>,
 }
 
 /// The manifest fields that change a run's numbers, with what they are in words: shards
@@ -443,6 +447,7 @@ mod tests {
             shard: Shard { index, count },
             jobs: 1,
             train_wall: 1.0,
+            baselines: Default::default(),
             runs: all
                 .into_iter()
                 .enumerate()

@@ -7,6 +7,15 @@ use crate::plot::Band;
 /// Seed bands by (experiment, history key).
 pub type Curves = BTreeMap<(String, String), Band>;
 
+/// The common-sense baseline's validation accuracy of each classification experiment (the
+/// majority class of its training part), by experiment name.
+pub type Baselines = BTreeMap<String, f64>;
+
+/// How far above the majority-class baseline a model's best validation accuracy may be and
+/// still "not beat" it: 2 points, three binomial standard deviations of a 10 % accuracy on
+/// the 2,000 validation digits of the bundled MNIST (√(0.1·0.9/2000) ≈ 0.0067).
+pub const CHANCE_MARGIN: f64 = 0.02;
+
 /// One claim of the chapter and what the numbers say about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -29,9 +38,42 @@ impl Verdict {
     }
 }
 
-/// Every claim whose experiments are in `curves`.
-pub fn judge(curves: &Curves) -> Vec<Verdict> {
-    judge_with(&|exp, key| curves.get(&(exp.to_string(), key.to_string())))
+/// Every claim whose experiments are in `curves`, then the baseline of every
+/// classification experiment in `baselines`.
+pub fn judge(curves: &Curves, baselines: &Baselines) -> Vec<Verdict> {
+    let mut out = judge_with(&|exp, key| curves.get(&(exp.to_string(), key.to_string())));
+    for (exp, &baseline) in baselines {
+        if let Some(v) = curves.get(&(exp.clone(), "val_accuracy".to_string())) {
+            out.push(beats_baseline(exp, v, baseline));
+        }
+    }
+    out
+}
+
+/// Whether `exp`'s best seed-mean validation accuracy is above the majority-class
+/// baseline; for shuffled labels the claim is the reverse, within [`CHANCE_MARGIN`].
+fn beats_baseline(exp: &str, v: &Band, baseline: f64) -> Verdict {
+    let best = v.max_mean();
+    let evidence = format!("best val_accuracy {best:.3} (epoch {}) vs baseline {baseline:.3}", argmax_epoch(v));
+    if exp == "mnist_shuffled_labels" {
+        return Verdict {
+            claim: format!(
+                "`{exp}` does not beat the common-sense baseline (the training part's majority class) on validation"
+            ),
+            evidence: format!("{evidence} (margin {CHANCE_MARGIN})"),
+            holds: Some(best <= baseline + CHANCE_MARGIN),
+        };
+    }
+    Verdict {
+        claim: format!("`{exp}` beats the common-sense baseline (the training part's majority class)"),
+        evidence,
+        holds: Some(best > baseline),
+    }
+}
+
+/// The 1-based epoch of the highest seed mean.
+fn argmax_epoch(v: &Band) -> usize {
+    v.mean.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 + 1
 }
 
 /// [`judge`] over any lookup of seed bands by (experiment, key).
@@ -132,7 +174,62 @@ fn judge_with<'c>(band: &dyn Fn(&'static str, &'static str) -> Option<&'c Band>)
             });
         }
     }
+    architecture_priors(band, &mut out);
     out
+}
+
+/// `docs/progression.md`'s verdicts: the convnet against the dense model on MNIST, and the
+/// weather models against the common-sense baseline and each other.
+fn architecture_priors<'c>(band: &dyn Fn(&'static str, &'static str) -> Option<&'c Band>, out: &mut Vec<Verdict>) {
+    let params = |exp: &str| super::experiments::find(exp).and_then(|e| e.param_count(784)).unwrap_or(0);
+    if let (Some(dense), Some(conv)) = (band("mnist_dense_5ep", "val_accuracy"), band("mnist_convnet", "val_accuracy"))
+    {
+        let losses = (band("mnist_dense_5ep", "val_loss"), band("mnist_convnet", "val_loss"));
+        let (dl, cl) = (losses.0.map_or(f64::NAN, Band::min_mean), losses.1.map_or(f64::NAN, Band::min_mean));
+        let (pd, pc) = (params("mnist_dense_5ep"), params("mnist_convnet"));
+        out.push(Verdict {
+            claim: "a convnet generalizes better than a densely connected model on images, with a quarter of the \
+                    parameters"
+                .into(),
+            evidence: format!(
+                "best val_accuracy {:.4} (convnet, {pc} parameters) vs {:.4} (dense, {pd}); min val_loss {cl:.4} vs {dl:.4}",
+                conv.max_mean(),
+                dense.max_mean()
+            ),
+            holds: Some(conv.max_mean() > dense.max_mean() && cl < dl && 4 * pc <= pd + pd / 10),
+        });
+    }
+    let Some(baseline) = band("weather_baseline", "val_mae").map(Band::last) else { return };
+    let best = |exp| band(exp, "val_mae").map(|b| (b.min_mean(), b.argmin_epoch()));
+    if let Some((dense, k)) = best("weather_dense") {
+        out.push(Verdict {
+            claim: "the common-sense baseline is hard to beat: the densely connected model does not beat it".into(),
+            evidence: format!("best val MAE {dense:.3} °C (epoch {k}) vs the baseline's {baseline:.3} °C"),
+            holds: Some(dense >= baseline),
+        });
+    }
+    let recurrent: Vec<(&str, (f64, usize))> = [("LSTM", "weather_lstm"), ("GRU", "weather_gru")]
+        .into_iter()
+        .filter_map(|(n, e)| Some((n, best(e)?)))
+        .collect();
+    if !recurrent.is_empty() {
+        let evidence: Vec<String> =
+            recurrent.iter().map(|(n, (v, k))| format!("{n} best val MAE {v:.3} °C (epoch {k})")).collect();
+        out.push(Verdict {
+            claim: "a recurrent model beats the common-sense baseline".into(),
+            evidence: format!("{} vs the baseline's {baseline:.3} °C", evidence.join(", ")),
+            holds: Some(recurrent.iter().all(|(_, (v, _))| *v < baseline)),
+        });
+    }
+    if let (Some((conv, kc)), Some((dense, kd))) = (best("weather_conv1d"), best("weather_dense")) {
+        out.push(Verdict {
+            claim: "a convnet's translation invariance does not suit this timeseries: the Conv1D model does worse \
+                    than the dense one"
+                .into(),
+            evidence: format!("best val MAE {conv:.3} °C (Conv1D, epoch {kc}) vs {dense:.3} °C (dense, epoch {kd})"),
+            holds: Some(conv > dense),
+        });
+    }
 }
 
 /// "Validation metrics stall instead of peaking and reversing": late improvement is tiny
@@ -198,7 +295,7 @@ mod tests {
             ("imdb_original", "val_loss", &[0.5, 0.3, 0.4, 0.6]),
             ("imdb_smaller", "val_loss", &[0.6, 0.5, 0.4, 0.45]),
         ]);
-        let v = judge(&c);
+        let v = judge(&c, &Baselines::new());
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].holds, Some(true));
         assert_eq!(v[0].evidence, "min val_loss at epoch 3 vs 2");
@@ -206,7 +303,7 @@ mod tests {
             ("imdb_original", "val_loss", &[0.5, 0.3, 0.4, 0.6]),
             ("imdb_smaller", "val_loss", &[0.4, 0.5, 0.6, 0.7]),
         ]);
-        assert_eq!(judge(&c)[0].word(), "does not hold");
+        assert_eq!(judge(&c, &Baselines::new())[0].word(), "does not hold");
     }
 
     #[test]
@@ -217,10 +314,10 @@ mod tests {
             ("mnist_lr001", "val_accuracy", &[0.9, 0.97]),
             ("mnist_logreg", "val_loss", &flat),
         ]);
-        let v = judge(&c);
+        let v = judge(&c, &Baselines::new());
         assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(true), Some(true)]);
         let short = curves(&[("mnist_logreg", "val_loss", &[0.5, 0.4])]);
-        assert_eq!(judge(&short)[0].holds, None);
+        assert_eq!(judge(&short, &Baselines::new())[0].holds, None);
     }
 
     #[test]
@@ -231,13 +328,77 @@ mod tests {
             ("mnist_shuffled_labels", "accuracy", &[0.10, 0.35, 0.62]),
             ("mnist_shuffled_labels", "val_accuracy", &[0.11, 0.10, 0.09]),
         ]);
-        let v = judge(&c);
+        let v = judge(&c, &Baselines::new());
         assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(true), Some(true)]);
         assert_eq!(v[1].evidence, "final training accuracy 0.620, validation accuracy 0.090 (chance 0.100)");
         let c = curves(&[
             ("mnist_shuffled_labels", "accuracy", &[0.10, 0.15, 0.2]),
             ("mnist_shuffled_labels", "val_accuracy", &[0.11, 0.10, 0.09]),
         ]);
-        assert_eq!(judge(&c)[0].holds, Some(false), "20 % is not far above chance");
+        assert_eq!(judge(&c, &Baselines::new())[0].holds, Some(false), "20 % is not far above chance");
+    }
+
+    #[test]
+    fn baselines_are_beaten_or_not_and_shuffled_labels_must_not_beat_theirs() {
+        let c = curves(&[
+            ("imdb_original", "val_accuracy", &[0.80, 0.88, 0.86]),
+            ("mnist_shuffled_labels", "val_accuracy", &[0.10, 0.12, 0.11]),
+        ]);
+        let baselines: Baselines =
+            [("imdb_original".to_string(), 0.51), ("mnist_shuffled_labels".to_string(), 0.11)].into();
+        let v = judge(&c, &baselines);
+        assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(true), Some(true)]);
+        assert_eq!(v[0].evidence, "best val_accuracy 0.880 (epoch 2) vs baseline 0.510");
+        let c = curves(&[
+            ("imdb_original", "val_accuracy", &[0.50, 0.49]),
+            ("mnist_shuffled_labels", "val_accuracy", &[0.10, 0.14]),
+        ]);
+        let v = judge(&c, &baselines);
+        assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(false), Some(false)]);
+    }
+
+    #[test]
+    fn convnet_against_dense_on_images() {
+        let c = curves(&[
+            ("mnist_dense_5ep", "val_accuracy", &[0.90, 0.93, 0.94]),
+            ("mnist_dense_5ep", "val_loss", &[0.30, 0.22, 0.20]),
+            ("mnist_convnet", "val_accuracy", &[0.92, 0.96, 0.97]),
+            ("mnist_convnet", "val_loss", &[0.25, 0.14, 0.12]),
+        ]);
+        let v = judge(&c, &Baselines::new());
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].holds, Some(true), "{}", v[0].evidence);
+        assert!(v[0].evidence.contains("104202 parameters") && v[0].evidence.contains("407050"), "{}", v[0].evidence);
+        let c = curves(&[
+            ("mnist_dense_5ep", "val_accuracy", &[0.90, 0.97]),
+            ("mnist_dense_5ep", "val_loss", &[0.30, 0.10]),
+            ("mnist_convnet", "val_accuracy", &[0.92, 0.96]),
+            ("mnist_convnet", "val_loss", &[0.25, 0.12]),
+        ]);
+        assert_eq!(judge(&c, &Baselines::new())[0].holds, Some(false));
+    }
+
+    #[test]
+    fn weather_models_against_the_baseline_and_each_other() {
+        let c = curves(&[
+            ("weather_baseline", "val_mae", &[2.49, 2.49, 2.49]),
+            ("weather_dense", "val_mae", &[3.1, 2.7, 2.62]),
+            ("weather_conv1d", "val_mae", &[3.4, 3.0, 2.9]),
+            ("weather_lstm", "val_mae", &[2.9, 2.4, 2.35]),
+            ("weather_gru", "val_mae", &[2.8, 2.36, 2.33]),
+        ]);
+        let v = judge(&c, &Baselines::new());
+        assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(true), Some(true), Some(true)]);
+        assert_eq!(v[0].evidence, "best val MAE 2.620 °C (epoch 3) vs the baseline's 2.490 °C");
+        let c = curves(&[
+            ("weather_baseline", "val_mae", &[2.49, 2.49]),
+            ("weather_dense", "val_mae", &[2.6, 2.4]),
+            ("weather_conv1d", "val_mae", &[2.5, 2.3]),
+            ("weather_lstm", "val_mae", &[2.9, 2.4]),
+            ("weather_gru", "val_mae", &[2.8, 2.6]),
+        ]);
+        let v = judge(&c, &Baselines::new());
+        assert_eq!(v.iter().map(|v| v.holds).collect::<Vec<_>>(), [Some(false), Some(false), Some(false)]);
+        assert!(v[1].evidence.starts_with("LSTM best val MAE 2.400 °C (epoch 2), GRU best val MAE 2.600 °C"));
     }
 }

@@ -80,3 +80,45 @@ pub(super) fn lstm_backward_row(
         dc[j] = d * fg[j];
     }
 }
+
+/// One sample's GRU step backward through `h = z·h₋ + (1 − z)·hh`, given the activated
+/// gates, their slopes `s_z, s_r, s_h` and `dh`: `dz_z = dh·(h₋ − hh)·s_z` (also the
+/// gradient of the recurrent product's z part, `di_z`), `dz_h = dh·(1 − z)·s_h`, the direct
+/// path `tmp = z·dh`; with `reset_after` (`hh = act(x̂_h + r·ĥ_h)`, `inner_h = ĥ_h`) also
+/// `dz_r = di_r = dz_h·ĥ_h·s_r` and `di_h = dz_h·r`. Written slices are separate arguments
+/// so the loop vectorizes.
+#[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+pub(super) fn gru_backward_row(
+    [z, r, hh, h_prev, dh]: [&[f32]; 5],
+    [s_z, s_r, s_h]: [&[f32]; 3],
+    reset_after: Option<&[f32]>,
+    dz_z: &mut [f32],
+    dz_r: &mut [f32],
+    dz_h: &mut [f32],
+    di_z: &mut [f32],
+    di_r: &mut [f32],
+    di_h: &mut [f32],
+    tmp: &mut [f32],
+) {
+    let n = tmp.len();
+    let (z, r, hh, h_prev, dh) = (&z[..n], &r[..n], &hh[..n], &h_prev[..n], &dh[..n]);
+    let (s_z, s_r, s_h) = (&s_z[..n], &s_r[..n], &s_h[..n]);
+    let (dz_z, dz_h, di_z) = (&mut dz_z[..n], &mut dz_h[..n], &mut di_z[..n]);
+    for j in 0..n {
+        let dz_pre = dh[j] * (h_prev[j] - hh[j]) * s_z[j];
+        dz_z[j] = dz_pre;
+        dz_h[j] = dh[j] * (1.0 - z[j]) * s_h[j];
+        di_z[j] = dz_pre;
+        tmp[j] = z[j] * dh[j];
+    }
+    if let Some(inner_h) = reset_after {
+        let (inner_h, dz_r, di_r, di_h) = (&inner_h[..n], &mut dz_r[..n], &mut di_r[..n], &mut di_h[..n]);
+        for j in 0..n {
+            let dr_pre = dz_h[j] * inner_h[j] * s_r[j];
+            dz_r[j] = dr_pre;
+            di_r[j] = dr_pre;
+            di_h[j] = dz_h[j] * r[j];
+        }
+    }
+}

@@ -58,6 +58,8 @@ struct GruState {
     r_h: Matrix,
     /// Gradients w.r.t. the recurrent products' outputs.
     d_inner: Matrix,
+    /// Scratch for one sample's gate slopes: `[3u]`.
+    slopes: Matrix,
     d_inner_h: Matrix,
     /// Scratch `[b, u]` and the `[u, 2u]`/`[u, u]` halves of `dR` (reset before).
     d_rh: Matrix,
@@ -165,7 +167,7 @@ impl Layer for GRU {
             let inner = &mut st.inner.as_mut_slice()[t * b * cols..(t + 1) * b * cols];
             if after {
                 let r = View { rows: u, cols: w, data: r_full };
-                matmul::ab(ViewMut { rows: b, cols: w, data: inner }, h_prev, r, Accumulate::Replace, par);
+                matmul::ab(ViewMut { rows: b, cols: w, data: inner }, h_prev, r, Accumulate::Replace, super::STEP);
                 if let Some(b_rec) = b_rec {
                     kernels::add_row_vector(inner, b_rec);
                 }
@@ -175,7 +177,7 @@ impl Layer for GRU {
                     h_prev,
                     st.r_zr.view(),
                     Accumulate::Replace,
-                    par,
+                    super::STEP,
                 );
             }
             let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
@@ -195,7 +197,7 @@ impl Layer for GRU {
                 }
                 let rh = View { rows: b, cols: u, data: &st.rh.as_slice()[t * b * u..(t + 1) * b * u] };
                 let ih = ViewMut { rows: b, cols: u, data: &mut st.inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u] };
-                matmul::ab(ih, rh, st.r_h.view(), Accumulate::Replace, par);
+                matmul::ab(ih, rh, st.r_h.view(), Accumulate::Replace, super::STEP);
             }
             let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
             let (h_prev, h_next) = (&done[t * b * u..], &mut rest[..b * u]);
@@ -243,6 +245,7 @@ impl Layer for GRU {
             st.d_rh.resize(b, u);
         }
         s.tmp.resize(b, u);
+        st.slopes.resize(1, w);
         for t in (0..time).rev() {
             s.add_output_grad(grad, t, self.options.return_sequences);
             let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
@@ -250,30 +253,32 @@ impl Layer for GRU {
             let h_prev = &s.h.as_slice()[t * b * u..(t + 1) * b * u];
             let dz = &mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w];
             let d_inner = &mut st.d_inner.as_mut_slice()[t * b * inner_cols..(t + 1) * b * inner_cols];
-            // Per unit: through h = z·h₋ + (1 − z)·hh.
+            // Per unit: through h = z·h₋ + (1 − z)·hh (and the reset gate, reset_after), the
+            // gates' slopes first so the arithmetic vectorizes.
+            let sl = &mut st.slopes.as_mut_slice()[..w];
             for i in 0..b {
-                for j in 0..u {
-                    let (z, r, hh) = (gates[i * w + j], gates[i * w + u + j], gates[i * w + 2 * u + j]);
-                    let dh = s.dh.as_slice()[i * u + j];
-                    let dz_pre = dh * (h_prev[i * u + j] - hh) * cells::slope(rec, z);
-                    let dhh_pre = dh * (1.0 - z) * cells::slope(act, hh);
-                    dz[i * w + j] = dz_pre;
-                    dz[i * w + 2 * u + j] = dhh_pre;
-                    d_inner[i * inner_cols + j] = dz_pre;
-                    if after {
-                        // hh = act(x̂_h + r·ĥ_h): ∂r = dhh·ĥ_h, ∂ĥ_h = dhh·r.
-                        let dr_pre = dhh_pre * inner[i * inner_cols + 2 * u + j] * cells::slope(rec, r);
-                        dz[i * w + u + j] = dr_pre;
-                        d_inner[i * inner_cols + u + j] = dr_pre;
-                        d_inner[i * inner_cols + 2 * u + j] = dhh_pre * r;
-                    }
-                }
-            }
-            // The direct path h₋ → h: z·dh; the recurrent products add theirs below.
-            for i in 0..b {
-                for j in 0..u {
-                    s.tmp.as_mut_slice()[i * u + j] = gates[i * w + j] * s.dh.as_slice()[i * u + j];
-                }
+                let g = &gates[i * w..(i + 1) * w];
+                cells::slope_slice(rec, &g[..2 * u], &mut sl[..2 * u]);
+                cells::slope_slice(act, &g[2 * u..], &mut sl[2 * u..]);
+                let (dzr, dir) = (&mut dz[i * w..(i + 1) * w], &mut d_inner[i * inner_cols..(i + 1) * inner_cols]);
+                let (dz_z, rest) = dzr.split_at_mut(u);
+                let (dz_r, dz_h) = rest.split_at_mut(u);
+                let (di_z, rest) = dir.split_at_mut(u);
+                let (di_r, di_h) = rest.split_at_mut(u);
+                let inner_h = after.then(|| &inner[i * inner_cols + 2 * u..(i + 1) * inner_cols]);
+                let rows = (i * u)..(i + 1) * u;
+                cells::gru_backward_row(
+                    [&g[..u], &g[u..2 * u], &g[2 * u..], &h_prev[rows.clone()], &s.dh.as_slice()[rows.clone()]],
+                    [&sl[..u], &sl[u..2 * u], &sl[2 * u..]],
+                    inner_h,
+                    dz_z,
+                    dz_r,
+                    dz_h,
+                    di_z,
+                    di_r,
+                    di_h,
+                    &mut s.tmp.as_mut_slice()[rows],
+                );
             }
             if !after {
                 // (r·h₋)·R_h: d(r·h₋) = dhh·R_hᵀ; then ∂r = d(rh)·h₋, ∂h₋ += d(rh)·r.
@@ -284,7 +289,7 @@ impl Layer for GRU {
                     }
                 }
                 let dhh = View { rows: b, cols: u, data: &st.d_inner_h.as_slice()[t * b * u..(t + 1) * b * u] };
-                matmul::abt(st.d_rh.view_mut(), dhh, st.r_h.view(), Accumulate::Replace, par);
+                matmul::abt(st.d_rh.view_mut(), dhh, st.r_h.view(), Accumulate::Replace, super::STEP);
                 for i in 0..b {
                     for j in 0..u {
                         let (r, drh) = (gates[i * w + u + j], st.d_rh.as_slice()[i * u + j]);
@@ -303,7 +308,7 @@ impl Layer for GRU {
             };
             let r_inner = if after { View { rows: u, cols: w, data: params[1].value() } } else { st.r_zr.view() };
             s.dh.as_mut_slice().copy_from_slice(s.tmp.as_slice());
-            matmul::abt(s.dh.view_mut(), d_inner, r_inner, Accumulate::Add, par);
+            matmul::abt(s.dh.view_mut(), d_inner, r_inner, Accumulate::Add, super::STEP);
         }
         let (kernel, rest) = params.split_first_mut().expect("built");
         let (recurrent, bias) = rest.split_first_mut().expect("built");

@@ -27,6 +27,11 @@ use crate::{Activation, BuildContext, Initializer, LayerCore, LayerError, Param}
 /// are too small to pay for the hand-off.
 const MIN_BLOCK_ROWS: usize = 16;
 
+/// GRU's and SimpleRNN's per-step products run on one thread: a step's product is too
+/// small to split (two threads made W4 a third slower); the whole-sequence products use
+/// the layer's threads.
+const STEP: Parallelism = Parallelism::Sequential;
+
 fn yes() -> bool {
     true
 }

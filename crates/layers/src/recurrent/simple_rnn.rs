@@ -82,7 +82,7 @@ impl Layer for SimpleRNN {
             let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
             let h_prev = View { rows: b, cols: u, data: &done[t * b * u..] };
             let z = &mut s.dz.as_mut_slice()[t * b * u..(t + 1) * b * u];
-            matmul::ab(kiln_tensor::ViewMut { rows: b, cols: u, data: z }, h_prev, rv, Accumulate::Add, par);
+            matmul::ab(kiln_tensor::ViewMut { rows: b, cols: u, data: z }, h_prev, rv, Accumulate::Add, super::STEP);
             let h_next = &mut rest[..b * u];
             h_next.copy_from_slice(z);
             cells::apply_slice(act, h_next);
@@ -114,7 +114,7 @@ impl Layer for SimpleRNN {
                 *d = g * cells::slope(act, h);
             }
             let dz = View { rows: b, cols: u, data: &s.dz.as_slice()[t * b * u..(t + 1) * b * u] };
-            matmul::abt(s.dh.view_mut(), dz, rv, Accumulate::Replace, par);
+            matmul::abt(s.dh.view_mut(), dz, rv, Accumulate::Replace, super::STEP);
         }
         let (kernel, rest) = params.split_first_mut().expect("built");
         let (recurrent, bias) = rest.split_first_mut().expect("built");
