@@ -525,3 +525,29 @@ fn weather_runs_write_mae_histories_the_baseline_figure_and_verdict() {
     assert!(report.contains("CC BY 4.0"), "the data section names the weather data's license");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Shards of the weather runs merge like the others: the baseline's history has its own
+/// keys (no `loss`), and the merged histories are the unsharded run's, byte for byte.
+#[test]
+fn weather_shards_merge_into_the_unsharded_histories() {
+    let (whole, s0, s1, merged) = (scratch("w-whole"), scratch("w-s0"), scratch("w-s1"), scratch("w-merged"));
+    let base = ["--data", "bundled", "--epochs", "1", "--seeds", "1", "--only", "weather_baseline,weather_dense"];
+    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let run_args = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(reproduce(&args).expect("reproduce runs"));
+    };
+    run_args(with(&["--out", whole.to_str().unwrap()]));
+    run_args(with(&["--shard", "0/2", "--out", s0.to_str().unwrap()]));
+    run_args(with(&["--shard", "1/2", "--out", s1.to_str().unwrap()]));
+    let merge = ["--merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--out", merged.to_str().unwrap()];
+    assert!(reproduce(&merge).expect("the weather shards merge"));
+    for exp in ["weather_baseline", "weather_dense"] {
+        let file = format!("history/{exp}_seed0.json");
+        assert_eq!(std::fs::read(whole.join(&file)).unwrap(), std::fs::read(merged.join(&file)).unwrap(), "{file}");
+    }
+    assert!(merged.join("weather_dense_mae.svg").exists());
+    for dir in [whole, s0, s1, merged] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -314,6 +314,17 @@ impl Experiment {
         Ok(model)
     }
 
+    /// The keys every run's history has: Keras' with `accuracy` for the classifiers; with
+    /// `mae` and the test windows' `test_mae` for the weather models; the baseline's
+    /// validation and test MAE for the baseline.
+    pub fn history_keys(&self) -> &'static [&'static str] {
+        match (self.data, self.baseline) {
+            (DataSet::Weather, true) => &["val_mae", "test_mae"],
+            (DataSet::Weather, false) => &["loss", "mae", "val_loss", "val_mae", "test_mae"],
+            _ => &["loss", "accuracy", "val_loss", "val_accuracy"],
+        }
+    }
+
     /// The batch size of its `fit`.
     pub fn batch_size(&self) -> usize {
         self.batch_size.unwrap_or(self.data.batch_size())

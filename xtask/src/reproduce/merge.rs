@@ -16,9 +16,6 @@ use crate::out_path::resolve_deep;
 /// Largest history file read (a 10,000-epoch history is about 1 MB).
 const MAX_HISTORY_BYTES: u64 = 16 << 20;
 
-/// The keys every run's history has (each experiment compiles `accuracy` and validates).
-const KEYS: [&str; 4] = ["loss", "accuracy", "val_loss", "val_accuracy"];
-
 /// A checked history: the run, the file's exact bytes (copied byte for byte), its
 /// experiment (index in the selection) and where it was read.
 struct Checked {
@@ -129,7 +126,7 @@ fn histories(
                 kiln_trainer::History::from_json(text).with_context(|| format!("{}: not a history", path.display()))?;
             let group = selected.iter().position(|x| x.name == r.experiment).context("checked by shard::check")?;
             let expected = epochs.map_or(selected[group].epochs, |e| e as usize);
-            check_history(&path, &history, expected)?;
+            check_history(&path, &history, expected, selected[group].history_keys())?;
             let run = runner::Run { seed: r.seed, history, seconds: r.seconds };
             out[group].push(Checked { run, bytes, group, path });
         }
@@ -179,8 +176,8 @@ fn refuse_unlisted(history_dir: &Path, m: &Manifest) -> anyhow::Result<()> {
 
 /// Errors unless every list of `history` has exactly `epochs` values and the keys every
 /// run logs are there: an empty, ragged or truncated history is refused by its file.
-fn check_history(path: &Path, history: &kiln_trainer::History, epochs: usize) -> anyhow::Result<()> {
-    for key in KEYS {
+fn check_history(path: &Path, history: &kiln_trainer::History, epochs: usize, keys: &[&str]) -> anyhow::Result<()> {
+    for &key in keys {
         ensure!(history.get(key).is_some(), "{}: has no `{key}` list", path.display());
     }
     for key in history.keys() {

@@ -63,13 +63,6 @@ fn total_seconds(runs: &[Run]) -> f64 {
     runs.iter().fold(0.0, |acc, r| acc + r.seconds)
 }
 
-/// The keys of a classification table row, in Keras' order.
-const KEYS: [&str; 4] = ["loss", "accuracy", "val_loss", "val_accuracy"];
-
-/// The keys of a weather table row: Keras' order, then the test MAE evaluated after each
-/// epoch.
-const WEATHER_KEYS: [&str; 5] = ["loss", "mae", "val_loss", "val_mae", "test_mae"];
-
 impl Report<'_> {
     /// The Markdown text.
     pub fn render(&self) -> String {
@@ -183,9 +176,9 @@ impl Report<'_> {
     /// Per-epoch seed means of one experiment.
     fn table(&self, exp: &Experiment) -> String {
         let mut md = format!("\n### `{}`\n\n", exp.name);
-        let keys: &[&str] = if exp.data == DataSet::Weather { &WEATHER_KEYS } else { &KEYS };
+        let keys = exp.history_keys();
         let bands: Vec<_> = keys.iter().map(|k| self.band(exp.name, k)).collect();
-        if let Some(v) = bands[2] {
+        if let Some(v) = self.band(exp.name, "val_loss") {
             let _ = writeln!(md, "Minimum validation loss at epoch {} ({:.4}).\n", v.argmin_epoch(), v.min_mean());
         }
         let _ = writeln!(md, "| epoch | {} |\n|---|{}", keys.join(" | "), "---|".repeat(keys.len()));
