@@ -1,8 +1,10 @@
 //! One error type for code that uses several kiln crates.
 
 /// Any kiln error: `?` converts each crate's error into it, and its `Display` is the
-/// crate's message (which names the file, layer or argument at fault).
-#[derive(Debug, thiserror::Error)]
+/// crate's message (which names the file, layer or argument at fault). `Debug` prints the
+/// same message, so `fn main() -> Result<(), kiln::Error>` shows it, not the variant's
+/// fields.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// Building, training, evaluating, saving or loading a model.
     #[error(transparent)]
@@ -25,4 +27,22 @@ pub enum Error {
     /// A file write or read.
     #[error(transparent)]
     File(#[from] kiln_fs::FileError),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_the_message_main_shows() {
+        let err: Error = kiln_datasets::Error::InvalidArgument("`maxlen` must be at least 1".into()).into();
+        assert_eq!(format!("{err:?}"), "invalid argument: `maxlen` must be at least 1");
+        assert_eq!(format!("{err:?}"), err.to_string());
+    }
 }
