@@ -171,7 +171,9 @@ pub fn for_row_blocks2(
 
 /// [`for_row_blocks`] over `N` buffers cut at the same rows (buffer `k` holding `bufs[k].1`
 /// values per row): `f(rows, blocks)`, once over everything when sequential or when
-/// `rows` is one block.
+/// `rows` is one block. The blocks are handed out by halving with `rayon::join`, which
+/// keeps its jobs on the stack: a recurrent layer calls this once per time step, and a
+/// spawned job would be a heap allocation each time.
 pub fn for_row_blocks_n<const N: usize>(
     par: Parallelism,
     bufs: [(&mut [f32], usize); N],
@@ -182,23 +184,31 @@ pub fn for_row_blocks_n<const N: usize>(
         let all = rows.first().map_or(0, |r| r.start)..rows.last().map_or(0, |r| r.end);
         return f(all, bufs.map(|(b, _)| b));
     }
-    rayon::scope(|s| {
-        let mut rest = bufs;
-        for r in rows {
-            let n = r.end - r.start;
-            let block: [&mut [f32]; N] = std::array::from_fn(|k| {
-                let (buf, width) = &mut rest[k];
-                let (head, tail) = std::mem::take(buf).split_at_mut(n * *width);
-                *buf = tail;
-                head
-            });
-            let (f, r) = (&f, r.clone());
-            s.spawn(move |_| {
-                clear_upper_state();
-                f(r, block)
-            });
-        }
+    split_blocks(bufs, rows, &f);
+}
+
+/// Runs `f` on each of `rows` (contiguous, in order) with its part of `bufs`, halving the
+/// blocks across `rayon::join` until one is left.
+fn split_blocks<const N: usize>(
+    bufs: [(&mut [f32], usize); N],
+    rows: &[Range<usize>],
+    f: &(impl Fn(Range<usize>, [&mut [f32]; N]) + Sync),
+) {
+    if let [only] = rows {
+        clear_upper_state();
+        return f(only.clone(), bufs.map(|(b, _)| b));
+    }
+    let (left, right) = rows.split_at(rows.len() / 2);
+    let cut = right[0].start - left[0].start;
+    let mut tails: [(&mut [f32], usize); N] = std::array::from_fn(|_| (Default::default(), 0));
+    let mut k = 0;
+    let heads = bufs.map(|(buf, width)| {
+        let (head, tail) = buf.split_at_mut(cut * width);
+        tails[k] = (tail, width);
+        k += 1;
+        (head, width)
     });
+    rayon::join(|| split_blocks(heads, left, f), || split_blocks(tails, right, f));
 }
 
 /// Row blocks of `rows` rows for `par`: one per thread, none smaller than `min_rows`.
