@@ -209,3 +209,37 @@ fn threaded_recurrent_steps_do_not_allocate() {
     assert!(floor <= 2, "the threaded path itself allocates {dense:?} per batch");
     assert!(lstm.iter().all(|&a| a <= floor), "the LSTM's steps allocate: {lstm:?} per batch against {dense:?}");
 }
+
+/// A residual graph (a Dense read by two consumers, an Add summing a projection, a
+/// Concatenate) and a model of two inputs train without allocating after the first batch:
+/// fan-in gradients go through scratch sized once.
+#[test]
+fn functional_graph_batches_do_not_allocate() {
+    let mut rng = Rng::seed_from_u64(5);
+    let n = 64;
+    let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 2) as f32).collect()).unwrap();
+    let xa = Matrix::from_vec(n, 6, (0..n * 6).map(|_| rng.uniform() - 0.5).collect()).unwrap();
+    let xb = Matrix::from_vec(n, 3, (0..n * 3).map(|_| rng.uniform() - 0.5).collect()).unwrap();
+
+    let mut g = Functional::new();
+    let a = g.input([6]);
+    let b = g.input([3]);
+    let h = g.apply(Dense::new(8).activation(Activation::Relu), a);
+    let r = g.apply(Dense::new(8).activation(Activation::Tanh), h);
+    let shortcut = g.apply(Dense::new(8).use_bias(false), a);
+    let sum = g.merge(Add::new(), &[h, r, shortcut]);
+    let side = g.apply(Dense::new(2), b);
+    let joined = g.merge(Concatenate::new(), &[sum, side]);
+    let out = g.apply(Dense::new(1).activation(Activation::Sigmoid), joined);
+    let mut model = g.model(out).unwrap();
+    model.compile(Optimizer::new(Adam::default(), 0.01), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
+
+    let parts = [FeaturesRef::from(&xa), FeaturesRef::from(&xb)];
+    let mut marks = Marks { at: Vec::with_capacity(1000) };
+    let opts = FitOptions::default().epochs(1).batch_size(8).verbose(Verbosity::Silent);
+    model.fit(FeaturesRef::list(&parts), &labels, opts.callback(&mut marks)).unwrap();
+    assert!(marks.at.len() >= 8, "need several batches");
+    for (k, pair) in marks.at.chunks(2).enumerate().skip(1) {
+        assert_eq!(pair[0], pair[1], "batch {k} allocated {} times", pair[1] - pair[0]);
+    }
+}

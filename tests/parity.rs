@@ -123,3 +123,22 @@ fn sequence_traces_from_real_keras() {
         assert_parity(&format!("sequences/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
     }
 }
+
+/// The Functional traces (fixtures/keras/generate/make_functional_traces.py; README.md
+/// beside them): a residual Add with a projection, a Concatenate of a fan-out, a model of
+/// two inputs (Subtract, Multiply), a residual convnet with BatchNormalization,
+/// Average/Maximum/Minimum with a Concatenate on the time axis, and Activation layers.
+#[test]
+fn functional_traces_from_real_keras() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/functional");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keras_trace_")))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6);
+    for f in files {
+        assert_parity(&format!("functional/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
+    }
+}

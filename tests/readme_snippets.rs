@@ -45,3 +45,13 @@ fn the_layers_doc_shows_the_text_and_timeseries_examples_verbatim() {
         assert!(blocks.contains(&want), "docs/layers.md has no ```rust block equal to {example}:\n{want}");
     }
 }
+
+#[test]
+fn the_functional_doc_shows_the_residual_and_two_input_examples_verbatim() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let blocks = rust_blocks(&std::fs::read_to_string(root.join("docs/functional.md")).unwrap());
+    for example in ["examples/residual.rs", "examples/two_inputs.rs"] {
+        let want = body(&root.join(example));
+        assert!(blocks.contains(&want), "docs/functional.md has no ```rust block equal to {example}:\n{want}");
+    }
+}

@@ -170,3 +170,30 @@ fn shaped_models_match_keras_summaries() {
         ),
     );
 }
+
+/// Functional models: their inputs as `InputLayer` rows and Keras' "Connected to" column
+/// (fixtures from make_summaries.py, the models of the f1 and f3 traces), built in Rust
+/// in an order other than Keras' to show that the rows follow Keras' depth order.
+#[test]
+fn functional_models_match_keras_summaries() {
+    use Activation::*;
+    let mut g = Functional::new();
+    let x = g.input([10]);
+    let projection = g.apply(Dense::new(16).use_bias(false).name("projection"), x);
+    let hidden = g.apply(dense(16, Relu).name("hidden"), x);
+    let h = g.apply(dense(16, Relu), hidden);
+    let sum = g.merge(Add::new(), &[h, projection]);
+    let out = g.apply(dense(3, Softmax).name("head"), sum);
+    check("summary_functional_residual.txt", &g.model(out).unwrap());
+
+    let mut g = Functional::new();
+    let a = g.named_input("input_a", [8]);
+    let b = g.named_input("input_b", [5]);
+    let db = g.apply(dense(6, Linear), b);
+    let da = g.apply(dense(6, Linear).name("proj_a"), a);
+    let diff = g.merge(Subtract::new(), &[da, db]);
+    let prod = g.merge(Multiply::new(), &[da, db]);
+    let joined = g.merge(Concatenate::new(), &[diff, prod]);
+    let out = g.apply(dense(1, Linear).name("regression"), joined);
+    check("summary_functional_two_inputs.txt", &g.model(out).unwrap());
+}

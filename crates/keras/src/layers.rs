@@ -1,6 +1,9 @@
 //! Keras' `Dense`, `Dropout` and `InputLayer` configs as kiln layers.
 
-use kiln_layers::{Dense, Dropout, Flatten, Layer, Reshape};
+use kiln_layers::{
+    ActivationLayer, Add, Average, Concatenate, Dense, Dropout, Flatten, Layer, Maximum, Minimum, Multiply, Reshape,
+    Subtract,
+};
 use kiln_tensor::Shape;
 use serde::Deserialize;
 use serde_json::Value;
@@ -123,12 +126,48 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
             let layer = conv_layers::pooling(cfg, class)?.expect("a pooling class");
             Ok(Entry::Layer(layer))
         }
+        "Activation" => {
+            refuse_unknown(cfg, "Activation", &["activation"], IGNORED)?;
+            let path = cfg.child_path("activation");
+            let activation = parts::activation(At { value: cfg.get("activation").unwrap_or(&Value::Null), path: &path })?;
+            Ok(Entry::Layer(Box::new(ActivationLayer::new(activation).name(name_of(cfg)))))
+        }
+        "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" | "Concatenate" => {
+            merge(cfg, class).map(Entry::Layer)
+        }
+        "Functional" | "Sequential" | "Model" => Err(at.error(format!(
+            "a nested model (`{}`, a {class} used as a layer) is not imported yet: kiln imports one level of layers",
+            name_of(cfg)
+        ))),
         other => Err(at.error(format!(
             "layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape, Conv1D, Conv2D, \
              {{Max,Average}}Pooling{{1,2}}D, Global{{Average,Max}}Pooling{{1,2}}D, BatchNormalization, \
-             LayerNormalization, Embedding, SimpleRNN, LSTM, GRU)"
+             LayerNormalization, Embedding, SimpleRNN, LSTM, GRU, Activation, Add, Subtract, Multiply, Average, Maximum, \
+             Minimum, Concatenate)"
         ))),
     }
+}
+
+/// A merging layer (`keras/src/layers/merging/`): no arguments but Concatenate's `axis`.
+fn merge(cfg: At<'_>, class: &str) -> Result<Box<dyn Layer>, KerasError> {
+    let known: &[&str] = if class == "Concatenate" { &["axis"] } else { &[] };
+    refuse_unknown(cfg, class, known, IGNORED)?;
+    let name = name_of(cfg);
+    Ok(match class {
+        "Add" => Box::new(Add::new().name(name)),
+        "Subtract" => Box::new(Subtract::new().name(name)),
+        "Multiply" => Box::new(Multiply::new().name(name)),
+        "Average" => Box::new(Average::new().name(name)),
+        "Maximum" => Box::new(Maximum::new().name(name)),
+        "Minimum" => Box::new(Minimum::new().name(name)),
+        _ => {
+            let axis = match cfg.get("axis") {
+                None => -1,
+                Some(v) => v.as_i64().ok_or_else(|| cfg.error_at("axis", "must be an integer"))?,
+            };
+            Box::new(Concatenate::new().axis(axis).name(name))
+        }
+    })
 }
 
 fn dense(cfg: At<'_>) -> Result<Dense, KerasError> {

@@ -1,11 +1,12 @@
 //! kiln-keras: Keras models and training runs, in kiln.
 //!
 //! * **Import** ([`model_from_keras`], [`compile_from_keras`], [`optimizer_from_keras`],
-//!   [`model_from_keras_file`]): a Keras `Sequential` config (or a single-chain
-//!   `Functional` one, or a `.keras` archive's `config.json`) becomes a kiln
-//!   [`Sequential`](kiln_trainer::Sequential). Configs are read through serde into types
-//!   with Keras' names; anything kiln cannot compute exactly — other layers, dtypes,
-//!   graphs, constraints, optimizer options — is refused with the JSON path of the field.
+//!   [`model_from_keras_file`]): a Keras `Sequential` or `Functional` config (or a
+//!   `.keras` archive's `config.json`) becomes a kiln [`Sequential`](kiln_trainer::Sequential)
+//!   (a stack, or a graph of layers with merge layers and several inputs). Configs are read
+//!   through serde into types with Keras' names; anything kiln cannot compute exactly —
+//!   other layers, dtypes, shared layers, nested models, several outputs, constraints,
+//!   optimizer options — is refused with the JSON path of the field.
 //! * **Parity** ([`replay`]): a Keras training trace (the schema of
 //!   `tests/fixtures/keras/keras_trace_*.json`) is replayed and every number compared.
 //!
@@ -29,6 +30,7 @@ mod callbacks;
 mod compile;
 mod conv_layers;
 mod error;
+mod functional;
 mod json;
 mod layers;
 mod metric;

@@ -10,19 +10,21 @@ use crate::layers::{Entry, entry, shape_of};
 use crate::scan::MAX_LAYERS;
 
 /// A Keras model config — `model.get_config()`, or the whole serialized object
-/// (`{"class_name": "Sequential", "config": …}`) — as a kiln model: `InputLayer`, `Dense`
-/// and `Dropout` layers with their activations, initializers and regularizers, built when
-/// the config states the input width. A `Functional` model is accepted only when it is
-/// one chain from its input to its output; any other graph is refused, as is anything
-/// kiln cannot compute exactly (other layers, non-float32 dtypes, non-2-D inputs, frozen
-/// layers, constraints…). Every error names the field.
+/// (`{"class_name": "Sequential", "config": …}`) — as a kiln model, built when the config
+/// states the input shape. A `Functional` model that is one chain becomes a stack; any
+/// other graph (merge layers, several inputs, fan-out) becomes a graph model. Anything
+/// kiln cannot compute exactly is refused (other layers, non-float32 dtypes, frozen
+/// layers, constraints, shared layers, nested models, several outputs…). Every error
+/// names the field.
 pub fn model_from_keras(config: &Value) -> Result<Sequential, KerasError> {
     model_at(At::root(config))
 }
 
 pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
     let (mut model, input_shape) = unbuilt_model_at(at)?;
-    if let Some(shape) = input_shape {
+    if model.graph().is_some() {
+        model.build_declared()?;
+    } else if let Some(shape) = input_shape {
         model.build_shape(&shape)?;
     }
     Ok(model)
@@ -70,7 +72,10 @@ pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<Shape>)
             &["layers", "input_layers", "output_layers"],
             &["name", "trainable", "dtype"],
         )?;
-        check_chain(cfg, layers)?;
+        if check_chain(cfg, layers).is_err() {
+            let name = cfg.value.get("name").and_then(Value::as_str).unwrap_or("functional");
+            return Ok((crate::functional::graph_model(cfg, layers, &layers_path, name)?, None));
+        }
     } else {
         refuse_unknown(cfg, "Sequential", &["layers", "build_input_shape"], &["name", "trainable", "dtype"])?;
     }

@@ -37,10 +37,11 @@ pub use kiln_trainer as trainer;
 pub mod prelude {
     pub use kiln_datasets::{Source, Split};
     pub use kiln_layers::{
-        Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, BuildContext, Conv1D, Conv2D, Dense,
-        Dropout, Embedding, Flatten, GRU, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D,
-        GlobalMaxPooling2D, GradOf, Initializer, LSTM, Layer, LayerCore, LayerInput, LayerNormalization, MaxPooling1D,
-        MaxPooling2D, Param, Reshape, SimpleRNN,
+        Activation, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, BuildContext, Concatenate,
+        Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten, GRU, GlobalAveragePooling1D, GlobalAveragePooling2D,
+        GlobalMaxPooling1D, GlobalMaxPooling2D, GradOf, Initializer, LSTM, Layer, LayerCore, LayerInput,
+        LayerNormalization, MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum, Multiply, Param, Reshape, SimpleRNN,
+        Subtract,
     };
     pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};
@@ -52,7 +53,7 @@ pub mod prelude {
         ReduceLrOnPlateau, TerminateOnNaN,
     };
     pub use kiln_trainer::{
-        Features, FeaturesRef, FitOptions, History, Logs, Loss, Metric, NO_METRICS, Reduction, SampleWeight,
-        Sequential, StandaloneMetric, Validation, Verbosity, WindowOptions, Windows,
+        Features, FeaturesRef, FitOptions, Functional, History, Logs, Loss, Metric, Model, NO_METRICS, Node, Reduction,
+        SampleWeight, Sequential, StandaloneMetric, Validation, Verbosity, WindowOptions, Windows,
     };
 }

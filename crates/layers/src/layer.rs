@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use kiln_regularizers::Regularizer;
 use kiln_tensor::{Matrix, Parallelism, RngState, Shape};
 
-use crate::{Activation, BuildContext, LayerCore, LayerError, LayerInput, Param};
+use crate::{Activation, BuildContext, LayerCore, LayerError, LayerInput, Merge, Param};
 
 /// What the gradient handed to [`Layer::backward`] is taken with respect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub enum GradOf {
     Logits,
 }
 
-/// A layer of a sequential model.
+/// A layer of a model: one input, or several for a merge layer (see [`Merge`]).
 ///
 /// A layer writes five methods: [`core`](Layer::core) / [`core_mut`](Layer::core_mut)
 /// (its name, parameters and output buffer), [`build`](Layer::build),
@@ -103,6 +103,18 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
     /// A penalty on the layer's output (Keras' `activity_regularizer`), divided by the
     /// batch size; the model applies it.
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
+        None
+    }
+
+    /// The [`Merge`] methods of a layer that combines several inputs (`Add`,
+    /// `Concatenate`, …); `None` (the default) for a single-input layer.
+    fn as_merge(&self) -> Option<&dyn Merge> {
+        None
+    }
+
+    /// [`as_merge`](Layer::as_merge), mutably: what the model calls to build and run a
+    /// merge layer.
+    fn as_merge_mut(&mut self) -> Option<&mut dyn Merge> {
         None
     }
 

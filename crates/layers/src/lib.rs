@@ -25,6 +25,7 @@
 //! ```
 
 mod activation;
+mod activation_layer;
 mod build;
 mod conv;
 mod core;
@@ -35,6 +36,7 @@ mod error;
 mod initializer;
 mod input;
 mod layer;
+mod merge;
 mod normalization;
 mod param;
 pub mod penalties;
@@ -44,6 +46,7 @@ mod reshape;
 pub mod testing;
 
 pub use activation::Activation;
+pub use activation_layer::ActivationLayer;
 pub use build::{BuildContext, DEFAULT_MAX_WEIGHTS};
 pub use conv::{Conv1D, Conv2D, ConvOptions};
 pub use core::LayerCore;
@@ -54,6 +57,7 @@ pub use error::LayerError;
 pub use initializer::Initializer;
 pub use input::LayerInput;
 pub use layer::{GradOf, Layer};
+pub use merge::{Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply, Subtract};
 pub use normalization::{BatchNormalization, LayerNormalization};
 pub use param::Param;
 pub use pooling::{

@@ -273,3 +273,74 @@ impl Probe<'_> {
         Ok(())
     }
 }
+
+/// [`check_gradients`] for a merge layer ([`Merge`](crate::Merge)): builds it for inputs of
+/// the given sample shapes, and compares the gradient [`merge_backward`](crate::Merge::merge_backward)
+/// gives for every value of every input with central differences of `L = Σ r ⊙ output`
+/// (a non-differentiable point — a near-tie in `Maximum` — is skipped and counted, as there).
+///
+/// ```
+/// use kiln_layers::testing::{GradCheck, check_merge_gradients};
+/// use kiln_layers::Multiply;
+/// use kiln_tensor::Shape;
+///
+/// let shape = Shape::new([2, 3]).unwrap();
+/// let report = check_merge_gradients(&mut Multiply::new(), &[shape.clone(), shape.clone(), shape], &GradCheck::default()).unwrap();
+/// assert_eq!(report.checked, 3 * 3 * 6);
+/// ```
+pub fn check_merge_gradients(layer: &mut dyn Layer, inputs: &[Shape], opts: &GradCheck) -> Result<GradReport, String> {
+    let name = layer.name().to_string();
+    let not_merge = || format!("layer `{name}` is not a merge layer");
+    let out_shape =
+        layer.as_merge_mut().ok_or_else(not_merge)?.merge_build(inputs).map_err(|e| format!("build: {e}"))?;
+    let mut rng = Rng::seed_from_u64(opts.seed);
+    let n = opts.batch.max(1);
+    let mut xs: Vec<Matrix> = inputs.iter().map(|s| away_from_zero(n, s.numel(), &mut rng)).collect();
+    let r: Vec<f64> = (0..n * out_shape.numel()).map(|_| rng.uniform_in(-1.0, 1.0) as f64).collect();
+    let r32 = Matrix::from_vec(n, out_shape.numel(), r.iter().map(|&v| v as f32).collect()).expect("sized");
+    // L at `xs`: the forward, then Σ r ⊙ output in f64.
+    let objective = |layer: &mut dyn Layer, xs: &[Matrix]| -> f64 {
+        layer.as_merge_mut().expect("checked above").merge_forward(xs.len(), &|j| xs[j].view());
+        layer.output().as_slice().iter().zip(&r).map(|(o, r)| *o as f64 * r).sum()
+    };
+    let mut report = GradReport { checked: 0, skipped: 0, worst: 0.0 };
+    let tol = |fd: f64| opts.atol + opts.rtol * fd.abs();
+    for k in 0..xs.len() {
+        objective(layer, &xs);
+        let mut grad = Matrix::default();
+        layer.as_merge().ok_or_else(not_merge)?.merge_backward(k, xs.len(), &|j| xs[j].view(), &r32, &mut grad);
+        for i in 0..xs[k].as_slice().len() {
+            let base = xs[k].as_slice()[i];
+            let mut fd = |h: f32| {
+                xs[k].as_mut_slice()[i] = base + h;
+                let up = objective(layer, &xs);
+                xs[k].as_mut_slice()[i] = base - h;
+                let down = objective(layer, &xs);
+                xs[k].as_mut_slice()[i] = base;
+                (up - down) / (2.0 * h as f64)
+            };
+            let (full, half) = (fd(opts.step), fd(opts.step / 2.0));
+            if (full - half).abs() > tol(full) {
+                report.skipped += 1;
+                continue;
+            }
+            let analytic = grad.as_slice()[i] as f64;
+            let err = (full - analytic).abs();
+            report.worst = report.worst.max(err);
+            report.checked += 1;
+            if err > tol(full) {
+                return Err(format!(
+                    "layer `{name}`, input {k}[{i}]: finite difference {full} but backward gives {analytic}"
+                ));
+            }
+        }
+    }
+    if report.skipped * 5 > report.checked + report.skipped {
+        return Err(format!(
+            "{} of {} points were ties: the check says nothing; use another seed",
+            report.skipped,
+            report.checked + report.skipped
+        ));
+    }
+    Ok(report)
+}

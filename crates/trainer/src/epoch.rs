@@ -93,12 +93,13 @@ impl Sequential {
         let par = self.par;
         let compiled = self.compiled.as_mut().expect("compiled");
         let layers = &mut self.layers;
-        forward(layers, batch.input(), true, par);
+        let wiring = &self.built.as_ref().expect("built").wiring;
+        forward(layers, wiring, batch.inputs(), true, par);
         let last = layers.last().expect("layers");
         let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), targets, weights, grads.last());
         metrics.iter_mut().for_each(|m| m.update(last.output(), targets, weights));
         let loss = total_loss(layers, data_loss, None)?;
-        backward(layers, batch.input(), grads, grad_of, par)?;
+        backward(layers, wiring, batch.inputs(), grads, grad_of, par)?;
         let (opt, threads) = (&mut compiled.optimizer, par.thread_count());
         // The optimizer, clipping and weight decay see the trainable parameters only.
         opt.begin_step(layers.iter().flat_map(|l| l.params().iter().filter(|p| p.is_trainable()).map(|p| p.grad())));

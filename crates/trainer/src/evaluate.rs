@@ -90,7 +90,7 @@ impl Sequential {
             let input = x.batch_input(chunk, &mut bufs.batch, self.par);
             gather_targets(y, chunk, &mut bufs.targets);
             let w = weights.map(|w| gather_weights(w, chunk, &mut bufs.weights));
-            forward(&mut self.layers, input, false, self.par);
+            forward(&mut self.layers, &self.built.as_ref().expect("built").wiring, input, false, self.par);
             let last = self.layers.last().expect("layers");
             let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, w, &mut bufs.unused_grad);
             tally.metrics.iter_mut().for_each(|m| m.update(last.output(), &bufs.targets, w));
@@ -164,7 +164,7 @@ impl Sequential {
         let rows: Vec<usize> = (0..x.len()).collect();
         for (c, chunk) in rows.chunks(batch_size).enumerate() {
             let input = x.batch_input(chunk, &mut batch, self.par);
-            forward(&mut self.layers, input, false, self.par);
+            forward(&mut self.layers, &self.built.as_ref().expect("built").wiring, input, false, self.par);
             let y = self.layers.last().expect("layers").output();
             let start = c * batch_size * out_w;
             out.as_mut_slice()[start..start + y.as_slice().len()].copy_from_slice(y.as_slice());
@@ -195,12 +195,13 @@ mod tests {
 
         let mut batch = Batch::default();
         features.gather(&rows, &mut batch, Parallelism::Sequential);
-        forward(&mut model.layers, batch.input(), false, Parallelism::Sequential);
+        let wiring = model.built.as_ref().unwrap().wiring.clone();
+        forward(&mut model.layers, &wiring, batch.inputs(), false, Parallelism::Sequential);
         let gathered = model.layers.last().unwrap().output().clone();
 
         let mut unused = Batch::default();
         let input = features.batch_input(&rows, &mut unused, Parallelism::Sequential);
-        forward(&mut model.layers, input, false, Parallelism::Sequential);
+        forward(&mut model.layers, &wiring, input, false, Parallelism::Sequential);
         assert_eq!(unused.dense.rows(), 0, "consecutive rows must not be copied");
         let in_place = model.layers.last().unwrap().output();
         assert_eq!(in_place.shape(), (200, 5));

@@ -48,6 +48,9 @@ pub enum FeaturesRef<'a> {
     Ids(&'a IdMatrix),
     /// Windows over a timeseries.
     Windows(&'a crate::Windows),
+    /// One input per model input, in the model's input order (Keras' `fit([xa, xb], y)`),
+    /// each with the same number of samples. See [`FeaturesRef::list`].
+    Multi(&'a [FeaturesRef<'a>]),
 }
 
 impl Features {
@@ -79,9 +82,29 @@ impl Features {
 }
 
 impl<'a> FeaturesRef<'a> {
+    /// The inputs of a model with several (Keras' `[xa, xb]`), in the model's input order:
+    /// `model.fit(FeaturesRef::list(&[(&xa).into(), (&xb).into()]), &y, opts)`.
+    pub fn list(inputs: &'a [FeaturesRef<'a>]) -> Self {
+        Self::Multi(inputs)
+    }
+
+    /// Each model input's features: the parts of a list, or this one alone.
+    pub fn parts(&self) -> &[FeaturesRef<'a>] {
+        match self {
+            Self::Multi(parts) => parts,
+            other => std::slice::from_ref(other),
+        }
+    }
+
+    /// True for values (dense, bytes, windows), false for sparse rows, ids and lists.
+    pub(crate) fn is_values(self) -> bool {
+        matches!(self, Self::Dense(_) | Self::Bytes { .. } | Self::Windows(_))
+    }
+
     /// Number of samples.
     pub fn len(self) -> usize {
         match self {
+            Self::Multi(parts) => parts.first().map_or(0, |p| p.len()),
             Self::Dense(m) => m.rows(),
             Self::Bytes { values, .. } => values.rows(),
             Self::Sparse(s) => s.rows(),
@@ -95,9 +118,10 @@ impl<'a> FeaturesRef<'a> {
         self.len() == 0
     }
 
-    /// Number of features per sample.
+    /// Number of features per sample (over all inputs of a list).
     pub fn width(self) -> usize {
         match self {
+            Self::Multi(parts) => parts.iter().map(|p| p.width()).sum(),
             Self::Dense(m) => m.cols(),
             Self::Bytes { values, .. } => values.cols(),
             Self::Sparse(s) => s.cols(),
@@ -111,6 +135,15 @@ impl<'a> FeaturesRef<'a> {
     pub fn first_non_finite(self) -> Option<(usize, usize, f32)> {
         let at = |i: usize, width: usize, v: f32| (i / width.max(1), i % width.max(1), v);
         match self {
+            // A list reports columns counted across its inputs, in order.
+            Self::Multi(parts) => {
+                let mut offset = 0;
+                parts.iter().find_map(|p| {
+                    let found = p.first_non_finite().map(|(r, c, v)| (r, c + offset, v));
+                    offset += p.width();
+                    found
+                })
+            }
             Self::Dense(m) => {
                 m.as_slice().iter().position(|v| !v.is_finite()).map(|i| at(i, m.cols(), m.as_slice()[i]))
             }
@@ -134,6 +167,7 @@ impl<'a> FeaturesRef<'a> {
     pub fn sample_dims(self) -> Option<Vec<usize>> {
         match self {
             Self::Windows(w) => Some(w.sample_dims().to_vec()),
+            Self::Multi(parts) if parts.len() == 1 => parts[0].sample_dims(),
             _ => None,
         }
     }
@@ -147,21 +181,25 @@ impl<'a> FeaturesRef<'a> {
             Self::Sparse(s) => batch.csr.reserve(rows, rows * s.max_row_nnz()),
             Self::Ids(m) => batch.ids.resize(rows, m.cols()),
             Self::Windows(w) => batch.dense.resize(rows, w.width()),
+            Self::Multi(parts) => {
+                batch.parts.resize_with(parts.len(), Batch::default);
+                parts.iter().zip(&mut batch.parts).for_each(|(p, b)| p.reserve(batch_size, b));
+            }
         }
     }
 
     /// Samples `idx` as a first-layer input. Consecutive dense rows (every evaluation and
     /// prediction chunk) are read in place, a view of the data itself; other rows are
     /// gathered into `batch`. Both hand the layers the same values in the same layout.
-    pub(crate) fn batch_input<'b>(self, idx: &[usize], batch: &'b mut Batch, par: Parallelism) -> LayerInput<'b>
+    pub(crate) fn batch_input<'b>(self, idx: &[usize], batch: &'b mut Batch, par: Parallelism) -> BatchInputs<'b>
     where
         'a: 'b,
     {
         if let Some(view) = self.consecutive_view(idx) {
-            return LayerInput::Dense(view);
+            return BatchInputs::One(LayerInput::Dense(view));
         }
         self.gather(idx, batch, par);
-        batch.input()
+        batch.inputs()
     }
 
     /// Dense rows `idx` as a view of the data, when they are consecutive and ascending.
@@ -181,6 +219,11 @@ impl<'a> FeaturesRef<'a> {
         let width = self.width();
         let blocks = row_blocks(par, idx.len(), MIN_GATHER_PER_THREAD / width.max(1));
         match self {
+            Self::Multi(parts) => {
+                batch.kind = BatchKind::Multi;
+                batch.parts.resize_with(parts.len(), Batch::default);
+                parts.iter().zip(&mut batch.parts).for_each(|(p, b)| p.gather(idx, b, par));
+            }
             Self::Dense(m) => {
                 batch.kind = BatchKind::Dense;
                 batch.dense.resize(idx.len(), width);
@@ -286,6 +329,8 @@ pub(crate) enum BatchKind {
     Dense,
     Sparse,
     Ids,
+    /// One batch per model input, in `parts`.
+    Multi,
 }
 
 /// A reusable batch buffer: dense, sparse or ids, whichever the features are.
@@ -294,16 +339,46 @@ pub(crate) struct Batch {
     pub dense: Matrix,
     pub csr: CsrMatrix,
     pub ids: IdMatrix,
+    /// A batch per input of a multi-input model.
+    pub parts: Vec<Batch>,
     pub kind: BatchKind,
 }
 
 impl Batch {
-    /// The batch as a first-layer input.
+    /// The batch as the input of a single-input model (or of one input, for a part).
     pub fn input(&self) -> LayerInput<'_> {
         match self.kind {
             BatchKind::Dense => LayerInput::Dense(self.dense.view()),
             BatchKind::Sparse => LayerInput::Sparse(&self.csr),
             BatchKind::Ids => LayerInput::Ids(self.ids.view()),
+            BatchKind::Multi => self.parts[0].input(),
+        }
+    }
+
+    /// The batch as the model's inputs.
+    pub fn inputs(&self) -> BatchInputs<'_> {
+        match self.kind {
+            BatchKind::Multi => BatchInputs::Parts(&self.parts),
+            _ => BatchInputs::One(self.input()),
+        }
+    }
+}
+
+/// A batch of every model input, as the layers read them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BatchInputs<'a> {
+    /// The one input of a single-input model.
+    One(LayerInput<'a>),
+    /// One batch per input.
+    Parts(&'a [Batch]),
+}
+
+impl<'a> BatchInputs<'a> {
+    /// Input `k`'s batch.
+    pub fn get(self, k: usize) -> LayerInput<'a> {
+        match self {
+            Self::One(x) => x,
+            Self::Parts(parts) => parts[k].input(),
         }
     }
 }
@@ -317,5 +392,17 @@ impl From<crate::Windows> for Features {
 impl<'a> From<&'a crate::Windows> for FeaturesRef<'a> {
     fn from(w: &'a crate::Windows) -> Self {
         Self::Windows(w)
+    }
+}
+
+impl<'a> From<&'a [FeaturesRef<'a>]> for FeaturesRef<'a> {
+    fn from(parts: &'a [FeaturesRef<'a>]) -> Self {
+        Self::Multi(parts)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [FeaturesRef<'a>; N]> for FeaturesRef<'a> {
+    fn from(parts: &'a [FeaturesRef<'a>; N]) -> Self {
+        Self::Multi(parts)
     }
 }

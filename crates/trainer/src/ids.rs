@@ -37,12 +37,13 @@ pub(crate) fn check_ids(first: &dyn Layer, x: FeaturesRef<'_>, data: &str) -> Re
                 None => Ok(()),
             }
         }
-        (FeaturesRef::Bytes { .. } | FeaturesRef::Sparse(_) | FeaturesRef::Windows(_), Some(_)) => {
-            Err(TrainError::Input(format!(
-                "{data}: `{}` reads token ids; pass them as ids (Features::Ids) or whole numbers",
-                first.name()
-            )))
-        }
+        (
+            FeaturesRef::Bytes { .. } | FeaturesRef::Sparse(_) | FeaturesRef::Windows(_) | FeaturesRef::Multi(_),
+            Some(_),
+        ) => Err(TrainError::Input(format!(
+            "{data}: `{}` reads token ids; pass them as ids (Features::Ids) or whole numbers",
+            first.name()
+        ))),
         _ => Ok(()),
     }
 }

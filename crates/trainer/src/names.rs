@@ -39,6 +39,25 @@ pub(crate) fn check_layer_names(layers: &[Box<dyn Layer>]) -> Result<(), TrainEr
     Ok(())
 }
 
+/// Errors on a Functional input name that is empty, too long, repeated, or also a
+/// layer's name (Keras refuses two layers of one name, inputs included).
+pub(crate) fn check_input_names(graph: &crate::Graph, layers: &[Box<dyn Layer>]) -> Result<(), TrainError> {
+    let mut seen: HashMap<&str, &str> = layers.iter().map(|l| (l.name(), "a layer")).collect();
+    for input in &graph.inputs {
+        let name = input.name.as_str();
+        if name.is_empty() || name.len() > MAX_LAYER_NAME_BYTES {
+            return Err(TrainError::Config(format!(
+                "a Functional input needs a name of 1 to {MAX_LAYER_NAME_BYTES} bytes, not {} bytes",
+                name.len()
+            )));
+        }
+        if let Some(what) = seen.insert(name, "another input") {
+            return Err(TrainError::Config(format!("input name `{name}` is also the name of {what}")));
+        }
+    }
+    Ok(())
+}
+
 /// Keras' `naming.to_snake_case`, which names layers after their class (`Dense` →
 /// `dense`, `MaxPooling2D` → `max_pooling2d`, `InputLayer` → `input_layer`): the regexes
 /// `(.)([A-Z][a-z]+) → \1_\2`, then `([a-z])([A-Z]) → \1_\2`, then lower case.

@@ -13,12 +13,17 @@ use serde::{Deserialize, Serialize};
 use crate::load::MAX_JSON_BYTES;
 use crate::sequential::Compiled;
 use crate::tensor_file::{TensorRef, write_tensors};
-use crate::{Loss, NamedMetric, NamedTensor, Reduction, Sequential, TrainError};
+use crate::{Graph, Loss, NamedMetric, NamedTensor, Reduction, Sequential, TrainError};
 
-/// Version of the on-disk format; bumped on incompatible changes. Version 2 records the
-/// input's sample shape (`input_shape`); version 1 files (`input_width`, flat rows) are
-/// still read, as `input_shape: [input_width]`.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the on-disk format; bumped on incompatible changes. Version 3 records a
+/// Functional model's graph (`graph`: inputs and what each layer reads), and is written
+/// for graph models only; a stack is written as version 2, which records the input's
+/// sample shape (`input_shape`), so older kilns still read it. Version 1 files
+/// (`input_width`, flat rows) are still read, as `input_shape: [input_width]`.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The version a stack (a model without a graph) is written as.
+pub(crate) const STACK_FORMAT_VERSION: u32 = 2;
 
 /// The oldest format this kiln reads.
 pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -30,6 +35,9 @@ struct ConfigOut<'a> {
     name: &'a str,
     seed: u64,
     input_shape: Option<&'a [usize]>,
+    /// A Functional model's inputs and wiring (absent for a stack, so stacks read as before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph: Option<&'a Graph>,
     layers: &'a [Box<dyn Layer>],
     compile: Option<CompileOut<'a>>,
 }
@@ -67,6 +75,8 @@ struct ConfigIn {
     /// Version 1: the width of flat input rows.
     #[serde(default)]
     input_width: Option<usize>,
+    #[serde(default)]
+    graph: Option<Graph>,
     layers: Vec<Box<dyn Layer>>,
     compile: Option<CompileIn>,
 }
@@ -87,6 +97,11 @@ struct CompileIn {
 }
 
 impl Sequential {
+    /// The saved-format version this model is written as: 3 for a graph, 2 for a stack.
+    fn format_version(&self) -> u32 {
+        if self.graph.is_some() { FORMAT_VERSION } else { STACK_FORMAT_VERSION }
+    }
+
     /// The model's configuration as JSON (layers, seed, compile settings; no weights).
     pub fn to_config_json(&self) -> String {
         let compile = self.compiled.as_ref().map(|c| CompileOut {
@@ -99,10 +114,14 @@ impl Sequential {
             metrics: &c.requested,
         });
         let cfg = ConfigOut {
-            format_version: FORMAT_VERSION,
+            format_version: self.format_version(),
             name: &self.name,
             seed: self.seed,
-            input_shape: self.model_input_shape().map(Shape::dims).or(self.declared_input.as_deref()),
+            input_shape: match &self.graph {
+                Some(_) => None,
+                None => self.model_input_shape().map(Shape::dims).or(self.declared_input.as_deref()),
+            },
+            graph: self.graph.as_ref(),
             layers: &self.layers,
             compile,
         };
@@ -114,9 +133,7 @@ impl Sequential {
     /// format versions 1 (flat `input_width`) and 2 (`input_shape`).
     pub fn from_config_json(json: &str) -> Result<Self, TrainError> {
         let (mut model, input_shape) = Self::parse_config_json(json)?;
-        if let Some(shape) = input_shape {
-            model.build_shape(&shape)?;
-        }
+        model.build_parsed(input_shape.as_ref())?;
         Ok(model)
     }
 
@@ -124,10 +141,24 @@ impl Sequential {
     /// every check of [`from_config_json`](Sequential::from_config_json) but the allocation.
     pub(crate) fn parse_config_json(json: &str) -> Result<(Self, Option<Shape>), TrainError> {
         let cfg: ConfigIn = serde_json::from_str(json).map_err(|e| TrainError::Config(e.to_string()))?;
+        match (cfg.format_version, &cfg.graph) {
+            (3, None) => {
+                return Err(TrainError::Config(
+                    "format_version 3 records a Functional model's `graph`; it has none".into(),
+                ));
+            }
+            (1 | 2, Some(_)) => {
+                return Err(TrainError::Config(format!(
+                    "format_version {} does not record a `graph` (version 3 does)",
+                    cfg.format_version
+                )));
+            }
+            _ => {}
+        }
         let input_shape = match (cfg.format_version, cfg.input_width, cfg.input_shape) {
             (1, width, None) => width.map(|w| vec![w]),
-            (2, None, shape) => shape,
-            (1 | 2, _, _) => {
+            (2 | 3, None, shape) => shape,
+            (1 | 2 | 3, _, _) => {
                 return Err(TrainError::Config(format!(
                     "format_version {} records the input as `{}`, not `{}`",
                     cfg.format_version,
@@ -147,6 +178,16 @@ impl Sequential {
         let mut model = Sequential::new().name(cfg.name).seed(cfg.seed);
         model.declared_input = input_shape.as_ref().map(|s| s.dims().to_vec());
         cfg.layers.into_iter().for_each(|l| model.push(l));
+        if let Some(graph) = cfg.graph {
+            if input_shape.is_some() {
+                return Err(TrainError::Config(
+                    "a Functional config states its inputs in `graph`, not `input_shape`".into(),
+                ));
+            }
+            model.check_graph_config(&graph)?;
+            model.graph = Some(graph);
+            model.declared_input = None;
+        }
         if let Some(c) = cfg.compile {
             let loss = Loss::from_keras(&c.loss)
                 .ok_or_else(|| TrainError::Config(format!("unknown loss `{}`", c.loss)))?
@@ -179,9 +220,10 @@ impl Sequential {
             )));
         }
         self.check_names().map_err(|e| refuse(e.to_string()))?;
-        let Some(shape) = self.model_input_shape() else {
+        let Some(shapes) = self.model_input_shapes() else {
             return Err(refuse("it was never built, so it has no weights to load".into()));
         };
+        let shape = &shapes[0];
         // The config as `load` will read it, parsed by the same code (nothing allocated).
         let (twin, twin_shape) = Self::parse_config_json(config).map_err(|e| refuse(e.to_string()))?;
         if let Some((i, (a, b))) =
@@ -189,10 +231,17 @@ impl Sequential {
         {
             return Err(refuse(format!("layer {i} `{}` would be read back as `{}`", a.name(), b.name())));
         }
-        if twin.layers.len() != self.layers.len() || twin_shape.as_ref() != Some(shape) {
-            return Err(refuse("its config does not read back as the same layers and input shape".into()));
+        let same_inputs = match &self.graph {
+            Some(_) => twin.graph == self.graph && twin_shape.is_none(),
+            None => twin_shape.as_ref() == Some(shape),
+        };
+        if twin.layers.len() != self.layers.len() || !same_inputs {
+            return Err(refuse("its config does not read back as the same layers and inputs".into()));
         }
         twin.check_names().map_err(|e| refuse(e.to_string()))?;
+        if self.graph.is_some() {
+            return Ok(());
+        }
         twin.check_planned_weights(shape).map_err(|e| refuse(e.to_string()))
     }
 
@@ -222,7 +271,7 @@ impl Sequential {
             self.save_weights(staging.join("model.safetensors"))?;
             self.save_optimizer_state(staging.join("optimizer.safetensors"))?;
             let meta = serde_json::json!({
-                "format_version": FORMAT_VERSION,
+                "format_version": self.format_version(),
                 "kiln_version": env!("CARGO_PKG_VERSION"),
                 "seed": self.seed,
                 "params": self.param_count(),

@@ -12,9 +12,18 @@ pub const DEFAULT_MAX_ACTIVATIONS: usize = 1 << 28;
 use kiln_optimizers::Optimizer;
 use kiln_tensor::{Parallelism, Rng, Shape};
 
+use crate::graph::{Graph, Source};
 use crate::{History, Loss, NamedMetric, NamedTensor, TrainError, Weights};
 
-/// A linear stack of layers (Keras `keras.Sequential`).
+/// A model of any graph of layers (Keras' `keras.Model`): the same type as
+/// [`Sequential`], whose stack is the chain case. Build one with
+/// [`Functional`](crate::Functional).
+pub type Model = Sequential;
+
+/// A linear stack of layers (Keras `keras.Sequential`), or, built with
+/// [`Functional`](crate::Functional), any graph of layers with one or more inputs and one
+/// output (Keras' Functional `keras.Model`; [`Model`] names the same type). Both run on
+/// one engine: a stack is the graph where each layer reads the one before.
 ///
 /// Build it with [`add`](Sequential::add), [`compile`](Sequential::compile) it with an
 /// optimizer, a loss and metrics, then [`fit`](Sequential::fit). Layers are built lazily
@@ -33,18 +42,26 @@ pub struct Sequential {
     /// The sample shape declared with `input_shape` (Keras' `Input(shape=…)`), checked
     /// when the model builds.
     pub(crate) declared_input: Option<Vec<usize>>,
+    /// A Functional model's graph (`None`: a stack).
+    pub(crate) graph: Option<Graph>,
     pub(crate) history: Option<History>,
     /// How many layers of each class `push` has added, so naming the next unnamed one
     /// (`dense_3`) takes constant time, not a scan of every layer.
     class_counts: HashMap<&'static str, usize>,
 }
 
-/// What `build` fixed: the input's sample shape and each layer's output shape (with its
-/// width, `numel`, which the row-per-sample buffers use).
+/// What `build` fixed: the inputs' sample shapes, what each layer reads, and each layer's
+/// output shape (with its width, `numel`, which the row-per-sample buffers use).
 #[derive(Debug, Clone)]
 pub(crate) struct Built {
+    /// The first input's sample shape.
     pub input_shape: Shape,
+    /// Values per sample over all inputs.
     pub input_width: usize,
+    /// Every input's sample shape.
+    pub inputs: Vec<Shape>,
+    /// For each layer, what it reads (the chain for a stack).
+    pub wiring: Vec<Vec<Source>>,
     pub shapes: Vec<Shape>,
     pub widths: Vec<usize>,
 }
@@ -132,6 +149,7 @@ impl Sequential {
             max_weights: DEFAULT_MAX_WEIGHTS,
             max_activations: DEFAULT_MAX_ACTIVATIONS,
             declared_input: None,
+            graph: None,
             history: None,
             class_counts: HashMap::new(),
         }
@@ -266,8 +284,42 @@ impl Sequential {
     /// [`input_shape`](Sequential::input_shape) (whose values must number `input_width`),
     /// or flat rows `[input_width]` without one. See [`build_shape`](Sequential::build_shape).
     pub fn build(&mut self, input_width: usize) -> Result<(), TrainError> {
+        if let Some(shapes) = self.graph_input_shapes()? {
+            let expected: usize = shapes.iter().map(Shape::numel).sum();
+            if expected != input_width {
+                return Err(TrainError::WidthMismatch { data: "build", expected, found: input_width });
+            }
+            return self.build_inputs(&shapes);
+        }
         let shape = self.shape_for(input_width, "build")?;
         self.build_shape(&shape)
+    }
+
+    /// Builds a model read from a config: from its graph's inputs, or for `input` (a stack
+    /// whose config states no shape stays unbuilt).
+    pub(crate) fn build_parsed(&mut self, input: Option<&Shape>) -> Result<(), TrainError> {
+        match (self.graph_input_shapes()?, input) {
+            (Some(shapes), _) => self.build_inputs(&shapes),
+            (None, Some(shape)) => self.build_shape(shape),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Checks a graph read from a file against this model's layers, as [`Functional`]
+    /// checks one it builds.
+    ///
+    /// [`Functional`]: crate::Functional
+    pub(crate) fn check_graph_config(&self, graph: &Graph) -> Result<(), TrainError> {
+        if graph.inbound.len() != self.layers.len() {
+            return Err(TrainError::Config(format!(
+                "the Functional graph wires {} layers, the config lists {}",
+                graph.inbound.len(),
+                self.layers.len()
+            )));
+        }
+        crate::graph::check_wiring(graph, &self.layers)?;
+        crate::graph::check_reach(graph, &self.layers, self.layers.len().saturating_sub(1))?;
+        crate::names::check_input_names(graph, &self.layers)
     }
 
     /// Builds every layer for samples of `input` shape, drawing initial weights from the
@@ -275,26 +327,119 @@ impl Sequential {
     /// optimizer's state). Refuses duplicate layer names, shapes a layer cannot take, and
     /// models larger than [`max_weights`](Sequential::max_weights).
     pub fn build_shape(&mut self, input: &Shape) -> Result<(), TrainError> {
+        self.build_inputs(std::slice::from_ref(input))
+    }
+
+    /// Builds every layer for inputs of these sample shapes (one per model input), each
+    /// layer from the shapes of what it reads; see [`build_shape`](Sequential::build_shape).
+    pub(crate) fn build_inputs(&mut self, inputs: &[Shape]) -> Result<(), TrainError> {
         if self.layers.is_empty() {
             return Err(TrainError::NoLayers);
         }
         self.check_names()?;
-        self.check_planned_weights(input)?;
+        let wiring = self.wiring()?;
+        if let Some(g) = &self.graph {
+            let declared: Vec<&[usize]> = g.inputs.iter().map(|i| i.shape.as_slice()).collect();
+            let given: Vec<&[usize]> = inputs.iter().map(Shape::dims).collect();
+            if declared != given {
+                return Err(TrainError::Input(format!(
+                    "the Functional model's inputs take samples of shapes {declared:?}, not {given:?}"
+                )));
+            }
+        } else {
+            self.check_planned_weights(&inputs[0])?;
+        }
         let mut rng = Rng::stream(self.seed, "init");
         let mut ctx = BuildContext::new(&mut rng, self.max_weights);
-        let mut shape = input.clone();
-        let mut shapes = Vec::with_capacity(self.layers.len());
-        for layer in &mut self.layers {
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.layers.len());
+        // In a stack a merge layer gets one tensor, which it refuses (Keras: "A merge layer
+        // should be called on a list of inputs") through its single-input `build`.
+        let graph = self.graph.is_some();
+        for (layer, sources) in self.layers.iter_mut().zip(&wiring) {
             ctx.set_layer(layer.name());
-            shape = layer.build(&shape, &mut ctx)?;
-            shapes.push(shape.clone());
+            let shape_of = |s: &Source| match *s {
+                Source::Input(k) => inputs[k].clone(),
+                Source::Layer(j) => shapes[j].clone(),
+            };
+            let out = match layer.as_merge_mut().filter(|_| graph) {
+                Some(merge) => merge.merge_build(&sources.iter().map(shape_of).collect::<Vec<_>>())?,
+                None => {
+                    let input = shape_of(&sources[0]);
+                    layer.build(&input, &mut ctx)?
+                }
+            };
+            shapes.push(out);
         }
         let widths = shapes.iter().map(Shape::numel).collect();
-        self.built = Some(Built { input_shape: input.clone(), input_width: input.numel(), shapes, widths });
+        self.built = Some(Built {
+            input_shape: inputs[0].clone(),
+            input_width: inputs.iter().map(Shape::numel).sum(),
+            inputs: inputs.to_vec(),
+            wiring,
+            shapes,
+            widths,
+        });
         if let Some(c) = &mut self.compiled {
             c.optimizer.reset();
         }
         Ok(())
+    }
+
+    /// What each layer reads: the graph's wiring, or the chain for a stack. A layer added
+    /// to a Functional model with `add`/`push` (which extend a stack) has no wiring.
+    fn wiring(&self) -> Result<Vec<Vec<Source>>, TrainError> {
+        let Some(g) = &self.graph else { return Ok(crate::graph::chain(self.layers.len())) };
+        if let Some(extra) = self.layers.get(g.inbound.len()) {
+            return Err(TrainError::Config(format!(
+                "layer `{}` was added to a Functional model with add/push, which extend a Sequential stack;                  apply it in the graph with Functional::apply",
+                extra.name()
+            )));
+        }
+        if g.inbound.len() != self.layers.len() {
+            return Err(TrainError::Config(format!(
+                "the Functional graph wires {} layers, the model has {}",
+                g.inbound.len(),
+                self.layers.len()
+            )));
+        }
+        Ok(g.inbound.clone())
+    }
+
+    /// Makes this model the graph `graph` over its layers (in order), not built yet.
+    pub(crate) fn set_graph(&mut self, graph: Graph) -> Result<(), TrainError> {
+        crate::names::check_input_names(&graph, &self.layers)?;
+        self.graph = Some(graph);
+        self.declared_input = None;
+        self.built = None;
+        Ok(())
+    }
+
+    /// Builds for the inputs the model declares: a Functional model's, or a stack's
+    /// [`input_shape`](Sequential::input_shape) (an error names what is missing).
+    pub fn build_declared(&mut self) -> Result<(), TrainError> {
+        if let Some(shapes) = self.graph_input_shapes()? {
+            return self.build_inputs(&shapes);
+        }
+        let dims = self.declared_input.clone().ok_or_else(|| {
+            TrainError::Config("no declared input shape to build for (set input_shape, or build(width))".into())
+        })?;
+        let shape = Shape::new(dims).map_err(|e| TrainError::Config(format!("input_shape: {e}")))?;
+        self.build_shape(&shape)
+    }
+
+    /// A Functional model's graph (`None` for a stack).
+    pub fn graph(&self) -> Option<&Graph> {
+        self.graph.as_ref()
+    }
+
+    /// The sample shape of every input (after `build`): one for a stack.
+    pub fn model_input_shapes(&self) -> Option<&[Shape]> {
+        self.built.as_ref().map(|b| b.inputs.as_slice())
+    }
+
+    /// What each layer reads (after `build`).
+    pub fn layer_sources(&self) -> Option<&[Vec<Source>]> {
+        self.built.as_ref().map(|b| b.wiring.as_slice())
     }
 
     /// The sample shape rows of `width` values stand for: the declared input shape (its
@@ -374,11 +519,30 @@ impl Sequential {
         match self.input_width() {
             Some(w) if w == width => Ok(()),
             Some(w) => Err(TrainError::WidthMismatch { data, expected: w, found: width }),
-            None => {
-                let shape = self.shape_for(width, data)?;
-                self.build_shape(&shape)
-            }
+            None => match self.graph_input_shapes()? {
+                Some(shapes) => {
+                    let expected: usize = shapes.iter().map(Shape::numel).sum();
+                    if expected != width {
+                        return Err(TrainError::WidthMismatch { data, expected, found: width });
+                    }
+                    self.build_inputs(&shapes)
+                }
+                None => {
+                    let shape = self.shape_for(width, data)?;
+                    self.build_shape(&shape)
+                }
+            },
         }
+    }
+
+    /// The sample shapes a Functional model's inputs declare (`None` for a stack).
+    fn graph_input_shapes(&self) -> Result<Option<Vec<Shape>>, TrainError> {
+        let Some(g) = &self.graph else { return Ok(None) };
+        let shapes = g
+            .inputs
+            .iter()
+            .map(|i| Shape::new(i.shape.clone()).map_err(|e| TrainError::Config(format!("input `{}`: {e}", i.name))));
+        shapes.collect::<Result<Vec<_>, _>>().map(Some)
     }
 
     /// Makes the model ready for `x` in batches of `batch_size`: built for its width (see
@@ -394,15 +558,51 @@ impl Sequential {
         if self.built.is_none() && self.declared_input.is_none() {
             self.declared_input = x.sample_dims();
         }
-        self.ensure_built(x.width(), data)?;
-        let built = self.built.as_ref().expect("built");
-        if matches!(x, crate::FeaturesRef::Sparse(_)) && built.input_shape.rank() > 1 {
+        let parts = x.parts();
+        let inputs = self.graph.as_ref().map_or(1, |g| g.inputs.len());
+        if parts.len() != inputs {
             return Err(TrainError::Input(format!(
-                "{data}: sparse (CSR) rows feed only a flat input, not the model's input shape {:?}",
-                built.input_shape.dims()
+                "{data}: {} input array(s) for a model of {inputs} input(s){}",
+                parts.len(),
+                self.graph.as_ref().map_or(String::new(), |g| format!(
+                    " ({})",
+                    g.inputs.iter().map(|i| format!("`{}` {:?}", i.name, i.shape)).collect::<Vec<_>>().join(", ")
+                ))
             )));
         }
-        crate::ids::check_ids(self.layers[0].as_ref(), x, data)?;
+        self.ensure_built(x.width(), data)?;
+        let built = self.built.as_ref().expect("built");
+        for (k, (part, shape)) in parts.iter().zip(&built.inputs).enumerate() {
+            let input = |what: &str| match &self.graph {
+                Some(g) => format!("input `{}` ({what})", g.inputs[k].name),
+                None => format!("the model's input ({what})"),
+            };
+            if part.width() != shape.numel() {
+                return Err(TrainError::Input(format!(
+                    "{data}: rows of {} values for {}",
+                    part.width(),
+                    input(&format!("samples of shape {shape}, {} values", shape.numel()))
+                )));
+            }
+            if matches!(part, crate::FeaturesRef::Sparse(_)) && shape.rank() > 1 {
+                return Err(TrainError::Input(format!(
+                    "{data}: sparse (CSR) rows feed only a flat input, not {}",
+                    input(&format!("shape {:?}", shape.dims()))
+                )));
+            }
+            let readers = built.wiring.iter().enumerate().filter(|(_, s)| s.contains(&Source::Input(k)));
+            for (i, _) in readers {
+                let layer = self.layers[i].as_ref();
+                if layer.as_merge().is_some() && !part.is_values() {
+                    return Err(TrainError::Input(format!(
+                        "{data}: merge layer `{}` reads {} directly; it merges dense values only",
+                        layer.name(),
+                        input("sparse rows or token ids")
+                    )));
+                }
+                crate::ids::check_ids(layer, *part, data)?;
+            }
+        }
         self.check_activations(batch_size.min(x.len()))
     }
 

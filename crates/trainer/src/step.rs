@@ -1,22 +1,34 @@
-//! One forward/backward pass over the layer stack, with every penalty of every layer.
+//! One forward/backward pass over the model's layers (a stack or a graph), with every
+//! penalty of every layer.
 
 use kiln_layers::{GradOf, Layer, LayerInput, penalties};
 use kiln_regularizers::RegularizerError;
-use kiln_tensor::{Matrix, Parallelism};
+use kiln_tensor::{Matrix, Parallelism, View};
 
 use crate::TrainError;
+use crate::features::BatchInputs;
+use crate::graph::Source;
 
-/// Gradient buffers for one pass: one per layer output, plus scratch for activity terms.
+/// Gradient buffers for one pass: one per layer output, plus scratch for activity terms
+/// and for the second and later gradients sent to a layer read more than once.
 #[derive(Debug, Default)]
 pub(crate) struct Grads {
     pub per_layer: Vec<Matrix>,
     scratch: Matrix,
+    fan_in: Matrix,
+    /// Whether a layer's gradient has had its first contribution in this pass.
+    filled: Vec<bool>,
 }
 
 impl Grads {
     /// Buffers for `layers` layers (sized by the first batch, then reused).
     pub fn new(layers: usize) -> Self {
-        Self { per_layer: vec![Matrix::default(); layers], scratch: Matrix::default() }
+        Self {
+            per_layer: vec![Matrix::default(); layers],
+            scratch: Matrix::default(),
+            fan_in: Matrix::default(),
+            filled: vec![false; layers],
+        }
     }
 
     /// The gradient w.r.t. the last layer's output, which the loss writes.
@@ -31,38 +43,93 @@ fn penalty_error<'a>(layer: &'a dyn Layer, target: &'a str) -> impl FnOnce(Regul
     move |source| TrainError::Regularizer { layer: layer.name().to_string(), target: target.to_string(), source }
 }
 
-/// Runs every layer's `forward`, each fed by the previous layer's output.
-pub(crate) fn forward(layers: &mut [Box<dyn Layer>], input: LayerInput<'_>, training: bool, par: Parallelism) {
-    for i in 0..layers.len() {
-        let (prev, rest) = layers.split_at_mut(i);
-        let x = if i == 0 { input } else { LayerInput::Dense(prev[i - 1].output().view()) };
-        rest[0].forward(x, training, par);
+/// What `source` holds for the current batch: a model input, or an earlier layer's output.
+fn read<'a>(earlier: &'a [Box<dyn Layer>], inputs: BatchInputs<'a>, source: Source) -> LayerInput<'a> {
+    match source {
+        Source::Input(k) => inputs.get(k),
+        Source::Layer(j) => LayerInput::Dense(earlier[j].output().view()),
+    }
+}
+
+/// [`read`] for a merge layer, which reads values only (`ready_for` refused the rest).
+fn read_values<'a>(earlier: &'a [Box<dyn Layer>], inputs: BatchInputs<'a>, source: Source) -> View<'a> {
+    match read(earlier, inputs, source) {
+        LayerInput::Dense(v) => v,
+        _ => unreachable!("ready_for refuses sparse rows and ids into a merge layer"),
+    }
+}
+
+/// Runs every layer's `forward` in order, each fed what `wiring` says it reads.
+pub(crate) fn forward(
+    layers: &mut [Box<dyn Layer>],
+    wiring: &[Vec<Source>],
+    inputs: BatchInputs<'_>,
+    training: bool,
+    par: Parallelism,
+) {
+    for (i, sources) in wiring.iter().enumerate() {
+        let (earlier, rest) = layers.split_at_mut(i);
+        let earlier: &[Box<dyn Layer>] = earlier;
+        let layer = &mut rest[0];
+        match layer.as_merge_mut() {
+            Some(merge) => merge.merge_forward(sources.len(), &|k| read_values(earlier, inputs, sources[k])),
+            None => layer.forward(read(earlier, inputs, sources[0]), training, par),
+        }
     }
 }
 
 /// Runs every layer's `backward` from the last, adding each layer's activity gradient
 /// first and every parameter's penalty gradient after; `grads.per_layer[i]` is the
 /// gradient w.r.t. layer `i`'s output (or logits for the last layer when `last_grad_of`
-/// says so).
+/// says so). A layer read by several others gets the sum of their gradients: the first
+/// is written in place, later ones through scratch and added. A layer reading a model
+/// input computes no input gradient.
 pub(crate) fn backward(
     layers: &mut [Box<dyn Layer>],
-    input: LayerInput<'_>,
+    wiring: &[Vec<Source>],
+    inputs: BatchInputs<'_>,
     grads: &mut Grads,
     last_grad_of: GradOf,
     par: Parallelism,
 ) -> Result<(), TrainError> {
     let last = layers.len() - 1;
+    grads.filled.iter_mut().for_each(|f| *f = false);
     for i in (0..layers.len()).rev() {
-        let (prev, rest) = layers.split_at_mut(i);
-        let x = if i == 0 { input } else { LayerInput::Dense(prev[i - 1].output().view()) };
+        let (earlier, rest) = layers.split_at_mut(i);
+        let earlier: &[Box<dyn Layer>] = earlier;
         let (gprev, grest) = grads.per_layer.split_at_mut(i);
         let of = if i == last { last_grad_of } else { GradOf::Output };
         let layer = &mut rest[0];
         penalties::add_activity_grad(layer.as_ref(), &mut grest[0], of, &mut grads.scratch)
             .map_err(penalty_error(layer.as_ref(), "activity_regularizer"))?;
-        // The first layer's input gradient is never needed: skip its product.
-        let grad_input = if i == 0 { None } else { Some(&mut gprev[i - 1]) };
-        layer.backward(x, &mut grest[0], of, grad_input, par);
+        let sources = &wiring[i];
+        if let Some(merge) = layer.as_merge() {
+            for (k, &source) in sources.iter().enumerate() {
+                let Source::Layer(j) = source else { continue };
+                let read = |k: usize| read_values(earlier, inputs, sources[k]);
+                if grads.filled[j] {
+                    merge.merge_backward(k, sources.len(), &read, &grest[0], &mut grads.fan_in);
+                    add_into(&mut gprev[j], &grads.fan_in);
+                } else {
+                    merge.merge_backward(k, sources.len(), &read, &grest[0], &mut gprev[j]);
+                    grads.filled[j] = true;
+                }
+            }
+            continue;
+        }
+        let x = read(earlier, inputs, sources[0]);
+        match sources[0] {
+            // A model input's gradient is never needed: skip its product.
+            Source::Input(_) => layer.backward(x, &mut grest[0], of, None, par),
+            Source::Layer(j) if grads.filled[j] => {
+                layer.backward(x, &mut grest[0], of, Some(&mut grads.fan_in), par);
+                add_into(&mut gprev[j], &grads.fan_in);
+            }
+            Source::Layer(j) => {
+                layer.backward(x, &mut grest[0], of, Some(&mut gprev[j]), par);
+                grads.filled[j] = true;
+            }
+        }
     }
     for layer in layers.iter_mut() {
         if let Err(source) = penalties::add_weight_grads(layer.params_mut()) {
@@ -70,6 +137,11 @@ pub(crate) fn backward(
         }
     }
     Ok(())
+}
+
+/// `total += more`, elementwise (a second consumer's gradient).
+fn add_into(total: &mut Matrix, more: &Matrix) {
+    total.as_mut_slice().iter_mut().zip(more.as_slice()).for_each(|(t, m)| *t += m);
 }
 
 /// Calls `f` with every weight penalty of the model, in parameter order.

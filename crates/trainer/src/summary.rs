@@ -2,13 +2,17 @@
 
 use std::fmt::Write;
 
-use crate::Sequential;
+use crate::{Sequential, Source};
 
-/// Column widths of Keras' default summary (between the box-drawing separators).
+/// Column widths of Keras' default summary (between the box-drawing separators), for a
+/// stack and for a graph (with its "Connected to" column), at Keras' 76-column default.
 const WIDTHS: [usize; 3] = [33, 24, 15];
+const GRAPH_WIDTHS: [usize; 4] = [21, 19, 12, 19];
 
 impl Sequential {
-    /// The Keras-style summary table (layer, output shape, parameters, totals).
+    /// The Keras-style summary table (layer, output shape, parameters, totals); a
+    /// Functional model's lists its inputs (`InputLayer`) too, in Keras' order, and, unless
+    /// it is one chain, what each layer is connected to.
     ///
     /// Output shapes (`(None, 26, 26, 32)`) and counts need the input shape: an unbuilt
     /// model shows `?`.
@@ -16,19 +20,31 @@ impl Sequential {
         let mut s = String::new();
         let shapes = self.layer_shapes();
         writeln!(s, "Model: \"{}\"", self.name).unwrap();
-        s.push_str(&rule('┏', '━', '┳', '┓'));
-        s.push_str(&row(&["Layer (type)", "Output Shape", "Param #"], '┃'));
-        s.push_str(&rule('┡', '━', '╇', '┩'));
-        for (i, l) in self.layers.iter().enumerate() {
-            let name = format!("{} ({})", l.name(), l.class_name());
-            let shape = shapes.map_or_else(|| "?".into(), |w| w[i].to_string());
-            let params = if shapes.is_some() { group_thousands(l.param_count()) } else { "0 (unbuilt)".into() };
-            s.push_str(&row(&[&name, &shape, &params], '│'));
-            if i + 1 < self.layers.len() {
-                s.push_str(&rule('├', '─', '┼', '┤'));
+        let rows = self.summary_rows();
+        let chain = self.graph.as_ref().is_none_or(|g| g.inputs.len() == 1 && self.is_chain());
+        let widths: &[usize] = if chain { &WIDTHS } else { &GRAPH_WIDTHS };
+        let header: &[&str] = &["Layer (type)", "Output Shape", "Param #", "Connected to"][..widths.len()];
+        s.push_str(&rule(widths, '┏', '━', '┳', '┓'));
+        s.push_str(&row(header, widths, '┃'));
+        s.push_str(&rule(widths, '┡', '━', '╇', '┩'));
+        for (i, r) in rows.iter().enumerate() {
+            let shape = match (&r.shape, shapes) {
+                (Some(shape), _) => shape.clone(),
+                (None, Some(w)) => w[r.layer.expect("a layer row")].to_string(),
+                (None, None) => "?".into(),
+            };
+            let params = match (r.layer, shapes) {
+                (None, _) => "0".into(),
+                (Some(l), Some(_)) => group_thousands(self.layers[l].param_count()),
+                (Some(_), None) => "0 (unbuilt)".into(),
+            };
+            let cells = [r.name.as_str(), &shape, &params, &r.connected];
+            s.push_str(&row(&cells[..widths.len()], widths, '│'));
+            if i + 1 < rows.len() {
+                s.push_str(&rule(widths, '├', '─', '┼', '┤'));
             }
         }
-        s.push_str(&rule('└', '─', '┴', '┘'));
+        s.push_str(&rule(widths, '└', '─', '┴', '┘'));
         let (total, trainable) = (self.param_count(), self.trainable_param_count());
         let size = |n: usize| readable_size(n * std::mem::size_of::<f32>());
         writeln!(s, " Total params: {} ({})", group_thousands(total), size(total)).unwrap();
@@ -37,25 +53,81 @@ impl Sequential {
         writeln!(s, " Non-trainable params: {} ({})", group_thousands(frozen), size(frozen)).unwrap();
         s
     }
+
+    /// True when every layer reads the one before (the first, the input).
+    fn is_chain(&self) -> bool {
+        self.graph.as_ref().is_none_or(|g| g.inbound == crate::graph::chain(self.layers.len()))
+    }
+
+    /// The summary's rows: the layers in order for a stack; for a graph, its inputs and
+    /// layers in Keras' order.
+    fn summary_rows(&self) -> Vec<SummaryRow> {
+        let layer_row = |i: usize, connected: String| SummaryRow {
+            name: format!("{} ({})", self.layers[i].name(), self.layers[i].class_name()),
+            layer: Some(i),
+            shape: None,
+            connected,
+        };
+        let Some(g) = &self.graph else {
+            return (0..self.layers.len()).map(|i| layer_row(i, String::new())).collect();
+        };
+        let source_name = |s: &Source| match *s {
+            Source::Input(k) => g.inputs[k].name.as_str(),
+            Source::Layer(j) => self.layers[j].name(),
+        };
+        let order = if self.layers.is_empty() || g.inbound.len() != self.layers.len() {
+            Vec::new()
+        } else {
+            crate::graph::keras_order(&g.inbound, self.layers.len() - 1)
+        };
+        order
+            .iter()
+            .map(|s| match *s {
+                Source::Input(k) => SummaryRow {
+                    name: format!("{} (InputLayer)", g.inputs[k].name),
+                    layer: None,
+                    shape: Some(
+                        kiln_tensor::Shape::new(g.inputs[k].shape.clone())
+                            .map_or_else(|_| "?".into(), |s| s.to_string()),
+                    ),
+                    connected: "-".into(),
+                },
+                Source::Layer(i) => {
+                    let from: Vec<String> = g.inbound[i].iter().map(|s| format!("{}[0][0]", source_name(s))).collect();
+                    layer_row(i, from.join(", "))
+                }
+            })
+            .collect()
+    }
 }
 
-fn rule(left: char, fill: char, mid: char, right: char) -> String {
-    let parts: Vec<String> = WIDTHS.iter().map(|w| fill.to_string().repeat(*w)).collect();
+/// One line of the table before formatting.
+struct SummaryRow {
+    name: String,
+    /// The layer's index (`None` for an input).
+    layer: Option<usize>,
+    /// An input's shape (layers' come from the build).
+    shape: Option<String>,
+    connected: String,
+}
+
+fn rule(widths: &[usize], left: char, fill: char, mid: char, right: char) -> String {
+    let parts: Vec<String> = widths.iter().map(|w| fill.to_string().repeat(*w)).collect();
     format!("{left}{}{right}\n", parts.join(&mid.to_string()))
 }
 
 /// One table row; a cell wider than its column wraps at spaces onto further lines, as
-/// Keras' (rich) table does (`average_pooling2d` / `(AveragePooling2D)`).
-fn row(cells: &[&str; 3], sep: char) -> String {
-    let wrapped: Vec<Vec<String>> = cells.iter().zip(WIDTHS).map(|(cell, w)| wrap(cell, w - 2)).collect();
+/// Keras' (rich) table does (`average_pooling2d` / `(AveragePooling2D)`). The parameter
+/// column (the third) is right-aligned, the others left-aligned.
+fn row(cells: &[&str], widths: &[usize], sep: char) -> String {
+    let wrapped: Vec<Vec<String>> = cells.iter().zip(widths).map(|(cell, w)| wrap(cell, w - 2)).collect();
     let lines = wrapped.iter().map(Vec::len).max().unwrap_or(1);
     let mut out = String::new();
     for line in 0..lines {
         out.push(sep);
-        for (i, (cell, w)) in wrapped.iter().zip(WIDTHS).enumerate() {
+        for (i, (cell, &w)) in wrapped.iter().zip(widths).enumerate() {
             let inner = w - 2;
             let text = cell.get(line).map_or("", String::as_str);
-            // The parameter column is right-aligned, the others left-aligned (Keras).
             if i == 2 {
                 write!(out, " {text:>inner$} ").unwrap();
             } else {

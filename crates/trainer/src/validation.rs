@@ -61,6 +61,25 @@ pub(crate) fn check_data(x: FeaturesRef<'_>, y: &Matrix, what: &'static str) -> 
 
 /// Refuses empty inputs and NaN or infinite values, naming the row and column.
 pub(crate) fn check_inputs(x: FeaturesRef<'_>, what: &'static str) -> Result<(), TrainError> {
+    if let FeaturesRef::Multi(parts) = x {
+        let Some(first) = parts.first() else {
+            return Err(TrainError::Input(format!("{what} data is an empty list of inputs")));
+        };
+        for (k, part) in parts.iter().enumerate() {
+            if matches!(part, FeaturesRef::Multi(_)) {
+                return Err(TrainError::Input(format!("{what} data: input {k} is itself a list")));
+            }
+            if part.len() != first.len() {
+                return Err(TrainError::Input(format!(
+                    "{what} data: input {k} has {} samples, input 0 has {}",
+                    part.len(),
+                    first.len()
+                )));
+            }
+            check_inputs(*part, what).map_err(|e| TrainError::Input(format!("input {k}: {e}")))?;
+        }
+        return Ok(());
+    }
     if x.is_empty() {
         return Err(TrainError::Input(format!("{what} data is empty")));
     }

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 use kiln_tensor::{Matrix, Shape};
 use kiln_trainer::callbacks::{BatchStats, Callback, Control};
-use kiln_trainer::{FitOptions, Logs, NamedTensor, Sequential, TrainError, Validation, Verbosity, Weights};
+use kiln_trainer::{
+    FeaturesRef, FitOptions, Logs, NamedTensor, Sequential, Source, TrainError, Validation, Verbosity, Weights,
+};
 use serde_json::Value;
 
 pub use self::compare::{Check, TraceReport};
@@ -69,6 +71,29 @@ fn matrix(v: &Value, what: &str) -> Result<Matrix, KerasError> {
         return Err(KerasError::config(what, "is empty or ragged"));
     }
     Matrix::from_vec(n, values.len() / n, values).map_err(|e| KerasError::config(what, e.to_string()))
+}
+
+/// One input's features, or the list of several.
+fn one_or_list<'a>(parts: &'a [FeaturesRef<'a>]) -> FeaturesRef<'a> {
+    if parts.len() == 1 { parts[0] } else { FeaturesRef::list(parts) }
+}
+
+/// The input arrays of `v`: itself for a model of one input, else a list of `inputs`
+/// arrays of equal length.
+fn input_arrays(v: &Value, what: &str, inputs: usize) -> Result<Vec<Matrix>, KerasError> {
+    if inputs == 1 {
+        return Ok(vec![matrix(v, what)?]);
+    }
+    let list = v
+        .as_array()
+        .filter(|l| l.len() == inputs)
+        .ok_or_else(|| KerasError::config(what, format!("must be a list of {inputs} arrays, one per model input")))?;
+    let arrays =
+        list.iter().enumerate().map(|(k, a)| matrix(a, &format!("{what}[{k}]"))).collect::<Result<Vec<_>, _>>()?;
+    if arrays.iter().any(|a| a.rows() != arrays[0].rows()) {
+        return Err(KerasError::config(what, "the input arrays hold different numbers of samples"));
+    }
+    Ok(arrays)
 }
 
 /// A JSON list of numbers as weights.
@@ -149,7 +174,9 @@ fn replay_masks(i: usize, masks: &Value, rows: Option<usize>, model: &mut Sequen
     let at = format!("batches[{i}].dropout_masks");
     let map = masks.as_object().ok_or_else(|| KerasError::config(&at, "must be an object"))?;
     let widths = model.layer_widths().map(<[usize]>::to_vec).unwrap_or_default();
-    let input_width = model.input_width().unwrap_or(0);
+    let inputs: Vec<usize> =
+        model.model_input_shapes().map(|s| s.iter().map(|s| s.numel()).collect()).unwrap_or_default();
+    let sources = model.layer_sources().map(<[Vec<Source>]>::to_vec).unwrap_or_default();
     for (name, mask) in map {
         let path = format!("{at}.{name}");
         let index = model
@@ -158,8 +185,13 @@ fn replay_masks(i: usize, masks: &Value, rows: Option<usize>, model: &mut Sequen
             .position(|l| l.name() == name)
             .ok_or_else(|| KerasError::config(&path, "names no layer of the model"))?;
         let keep: Vec<f32> = flat_values(mask).into_iter().map(|v| v as f32).collect();
-        // The mask covers the layer's input: the previous layer's output (or the model's).
-        let width = if index == 0 { input_width } else { widths[index - 1] };
+        // The mask covers the layer's input: what it reads (an earlier layer's output, or a
+        // model input).
+        let width = match sources.get(index).and_then(|s| s.first()) {
+            Some(Source::Layer(j)) => widths[*j],
+            Some(Source::Input(k)) => inputs.get(*k).copied().unwrap_or(0),
+            None => 0,
+        };
         let whole = width > 0 && !keep.is_empty() && keep.len() % width == 0;
         if !whole || rows.is_some_and(|r| r * width != keep.len()) {
             return Err(KerasError::config(
@@ -231,6 +263,12 @@ fn initial_weights(v: &Value, model_name: &str) -> Result<Vec<NamedTensor>, Kera
 /// known to be the `carried` values of the trace's `initial_weights`: a 12 KB trace must
 /// not build a 1 GB model only to find its weights do not fit.
 fn build_for_carried(mut model: Sequential, input: &Shape, carried: usize) -> Result<Sequential, KerasError> {
+    if model.graph().is_some() {
+        // A graph states its inputs; its layers are held to the trace's size as they build.
+        model = model.max_weights(carried.max(1));
+        model.build_declared()?;
+        return Ok(model);
+    }
     let mut declared = Some(0usize);
     let mut shape = input.clone();
     for layer in model.layers() {
@@ -287,12 +325,15 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     let (model, input_shape) = unbuilt_model_at(At { value: config, path: "model.config" })?;
     let data = get("data")?;
     strict(data, "data", DATA_KEYS, &[])?;
-    let x = matrix(data.get("x").ok_or_else(|| KerasError::config("data.x", "missing"))?, "data.x")?;
+    // A model of several inputs takes one array per input, in `input_layers` order.
+    let inputs = model.graph().map_or(1, |g| g.inputs.len());
+    let xs = input_arrays(data.get("x").ok_or_else(|| KerasError::config("data.x", "missing"))?, "data.x", inputs)?;
+    let x = &xs[0];
     let y = matrix(data.get("y").ok_or_else(|| KerasError::config("data.y", "missing"))?, "data.y")?;
     let fit = get("fit")?;
     strict(fit, "fit", FIT_KEYS, FIT_INFO)?;
     let (xv, yv) = match (data.get("x_val"), data.get("y_val")) {
-        (Some(xv), Some(yv)) => (Some(matrix(xv, "data.x_val")?), Some(matrix(yv, "data.y_val")?)),
+        (Some(xv), Some(yv)) => (Some(input_arrays(xv, "data.x_val", inputs)?), Some(matrix(yv, "data.y_val")?)),
         _ => (None, None),
     };
     let split = if xv.is_some() { None } else { validation_split(fit) };
@@ -347,12 +388,14 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
     }
     opts.sample_weight = sample_weight.as_deref();
     opts.class_weight = class_weight;
-    if let (Some(xv), Some(yv)) = (&xv, &yv) {
-        opts.validation = Validation::Data(xv.into(), yv);
+    let x_parts: Vec<FeaturesRef<'_>> = xs.iter().map(FeaturesRef::from).collect();
+    let xv_parts: Vec<FeaturesRef<'_>> = xv.iter().flatten().map(FeaturesRef::from).collect();
+    if let (Some(_), Some(yv)) = (&xv, &yv) {
+        opts.validation = Validation::Data(one_or_list(&xv_parts), yv);
     } else if let Some(f) = split {
         opts.validation = Validation::Split(f);
     }
-    let history = model.fit(&x, &y, opts)?;
+    let history = model.fit(one_or_list(&x_parts), &y, opts)?;
     if let Some(e) = recorder.error {
         return Err(e);
     }
@@ -392,10 +435,15 @@ fn prefixed(e: KerasError, prefix: &str) -> KerasError {
 /// `<opt>/<model>_<layer>_<param>_<slot>`) with kiln's.
 fn compare_optimizer(cmp: &mut Comparer, model: &Sequential, vars: &serde_json::Map<String, Value>, name: &str) {
     let opt = model.optimizer().expect("compiled");
+    // A Sequential's variables live under the model (`sequential/dense/kernel`), a
+    // Functional model's do not (`dense/kernel`): the slot is named after either path.
     let slots: HashMap<String, &[f32]> = opt
         .slots()
         .into_iter()
-        .map(|s| (format!("{name}_{}_{}", s.param.replace('/', "_"), s.slot), s.values))
+        .flat_map(|s| {
+            let var = format!("{}_{}", s.param.replace('/', "_"), s.slot);
+            [(format!("{name}_{var}"), s.values), (var, s.values)]
+        })
         .collect();
     for (key, v) in vars {
         let var = key.split_once('/').map_or(key.as_str(), |(_, v)| v);

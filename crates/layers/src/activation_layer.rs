@@ -1,0 +1,133 @@
+//! `Activation`: an activation function as a layer of its own (Keras `layers.Activation`,
+//! `keras/src/layers/activations/activation.py`), as residual blocks use after an `Add`.
+//!
+//! The Rust type is `ActivationLayer` (`Activation` names the function); it saves, loads
+//! and prints in `summary()` as Keras' `Activation`. Softmax runs over a sample's last axis.
+
+use kiln_tensor::{Matrix, Parallelism, Shape};
+use serde::{Deserialize, Serialize};
+
+use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
+
+/// `y = activation(x)`, elementwise (softmax: over the last axis), any sample shape.
+///
+/// # Shapes
+/// - input: any sample shape `[…, d]`
+/// - output: the same
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivationLayer {
+    #[serde(flatten)]
+    core: LayerCore,
+    /// The function applied.
+    pub activation: Activation,
+    /// The input of the last forward (the loss reads it as logits when it may), and the
+    /// size of a sample's last axis.
+    #[serde(skip)]
+    logits: Matrix,
+    #[serde(skip)]
+    last_axis: usize,
+}
+
+impl ActivationLayer {
+    /// A layer applying `activation`.
+    pub fn new(activation: Activation) -> Self {
+        Self { core: LayerCore::default(), activation, logits: Matrix::default(), last_axis: 1 }
+    }
+
+    /// Sets the layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.core.name = name.into();
+        self
+    }
+}
+
+#[typetag::serde(name = "Activation")]
+impl Layer for ActivationLayer {
+    fn core(&self) -> &LayerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut LayerCore {
+        &mut self.core
+    }
+
+    fn class_name(&self) -> &'static str {
+        "Activation"
+    }
+
+    fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        Some((0, input.clone()))
+    }
+
+    fn build(&mut self, input: &Shape, _ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+        self.last_axis = input.last();
+        self.core.output = Matrix::zeros(0, input.numel());
+        Ok(input.clone())
+    }
+
+    fn forward(&mut self, input: LayerInput<'_>, _training: bool, par: Parallelism) {
+        let LayerInput::Dense(x) = input else {
+            panic!("layer `{}` takes dense values (a Dense or Embedding reads sparse rows and ids)", self.core.name)
+        };
+        self.logits.resize(x.rows, x.cols);
+        self.logits.as_mut_slice().copy_from_slice(x.data);
+        self.core.output.resize(x.rows, x.cols);
+        let cols = self.last_axis;
+        self.activation.forward(self.logits.as_mut_slice(), None, self.core.output.as_mut_slice(), cols, par);
+    }
+
+    fn backward(
+        &mut self,
+        _input: LayerInput<'_>,
+        grad: &mut Matrix,
+        grad_of: GradOf,
+        grad_input: Option<&mut Matrix>,
+        par: Parallelism,
+    ) {
+        if grad_of == GradOf::Output {
+            self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.last_axis, par);
+        }
+        if let Some(gi) = grad_input {
+            gi.resize(grad.rows(), grad.cols());
+            gi.as_mut_slice().copy_from_slice(grad.as_slice());
+        }
+    }
+
+    fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn logits(&self) -> Option<&Matrix> {
+        Some(&self.logits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{GradCheck, check_gradients};
+
+    #[test]
+    fn every_activation_passes_the_gradient_check() {
+        for act in [Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Softmax, Activation::Linear] {
+            let mut layer = ActivationLayer::new(act).name("act");
+            let opts = GradCheck {
+                from_logits: matches!(act, Activation::Softmax | Activation::Sigmoid),
+                ..GradCheck::default()
+            };
+            check_gradients(&mut layer, &Shape::new([2, 3]).unwrap(), &opts).unwrap_or_else(|e| panic!("{act:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn softmax_runs_over_the_last_axis() {
+        let mut layer = ActivationLayer::new(Activation::Softmax);
+        let mut rng = kiln_tensor::Rng::seed_from_u64(0);
+        layer
+            .build(&Shape::new([2, 2]).unwrap(), &mut BuildContext::new(&mut rng, crate::DEFAULT_MAX_WEIGHTS))
+            .unwrap();
+        let x = Matrix::from_rows(&[[0.0f32, 0.0, 1.0, 1.0]]).unwrap();
+        layer.forward(LayerInput::Dense(x.view()), false, Parallelism::Sequential);
+        assert_eq!(layer.output().as_slice(), &[0.5, 0.5, 0.5, 0.5]);
+    }
+}
