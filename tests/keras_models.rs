@@ -115,7 +115,50 @@ fn xtask_keras_import_then_predict_writes_keras_predictions() {
         keras_import(&ImportArgs { file: models_dir().join("binary_head.keras"), out: model_dir.clone() }).unwrap()
     );
     let out = dir.join("p.json");
-    assert!(predict(&PredictArgs { dir: model_dir, input: dir.join("x.json"), json: Some(out.clone()) }).unwrap());
+    assert!(
+        predict(&PredictArgs {
+            dir: model_dir,
+            input: dir.join("x.json"),
+            more_inputs: Vec::new(),
+            json: Some(out.clone())
+        })
+        .unwrap()
+    );
+    let got = matrix(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap());
+    let want = matrix(&record["predictions"]);
+    assert_eq!(got.rows(), want.rows());
+    for (&g, &w) in got.as_slice().iter().zip(want.as_slice()) {
+        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "kiln {g}, Keras {w}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The two-input archive through the command line: `keras import`, then `predict` with one
+/// file per input (`--input`, `--and-input`), as Keras predicted; one file is refused.
+#[test]
+fn xtask_imports_and_predicts_a_model_of_two_inputs() {
+    use xtask::models::{ImportArgs, PredictArgs, keras_import, predict};
+    let dir = std::env::temp_dir().join(format!("kiln-keras-cli2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models_dir().join("two_inputs.predictions.json")).unwrap())
+            .unwrap();
+    let xs = record["x"].as_array().unwrap();
+    std::fs::write(dir.join("a.json"), xs[0].to_string()).unwrap();
+    std::fs::write(dir.join("b.json"), xs[1].to_string()).unwrap();
+    let model_dir = dir.join("model");
+    assert!(keras_import(&ImportArgs { file: models_dir().join("two_inputs.keras"), out: model_dir.clone() }).unwrap());
+    let out = dir.join("p.json");
+    let args = |more: Vec<std::path::PathBuf>| PredictArgs {
+        dir: model_dir.clone(),
+        input: dir.join("a.json"),
+        more_inputs: more,
+        json: Some(out.clone()),
+    };
+    let err = predict(&args(Vec::new())).unwrap_err().to_string();
+    assert!(err.contains("takes 2 input(s)"), "{err}");
+    assert!(predict(&args(vec![dir.join("b.json")])).unwrap());
     let got = matrix(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap());
     let want = matrix(&record["predictions"]);
     assert_eq!(got.rows(), want.rows());
@@ -157,22 +200,13 @@ fn a_format_version_1_save_loads_and_resaves_as_version_2() {
     assert_eq!(again.as_slice(), got.as_slice());
 }
 
-/// The real Keras MNIST convnet (fixtures/keras/generate/make_keras_files.py; the
-/// architecture of docs/progression.md) exported to ONNX predicts in onnxruntime what
-/// Keras predicted. Without a Python that has onnxruntime (`KILN_ONNX_PYTHON`), only the
-/// export is checked, unless `KILN_REQUIRE_ONNXRUNTIME` demands the runtime.
+/// Real Keras archives exported to ONNX predict in onnxruntime what Keras predicted: the
+/// MNIST convnet (the architecture of docs/progression.md) and the Functional graphs (a
+/// residual Add with a projection, two inputs fed by name, a residual convnet block).
+/// Without a Python that has onnxruntime (`KILN_ONNX_PYTHON`), only the export is checked,
+/// unless `KILN_REQUIRE_ONNXRUNTIME` demands the runtime.
 #[test]
-fn the_keras_mnist_convnet_predicts_as_keras_did_through_onnx() {
-    let path = models_dir().join("mnist_convnet.keras");
-    let model = kiln_keras::import_keras_file(&path).unwrap();
-    assert_eq!(model.model_input_shape().map(|s| s.dims().to_vec()), Some(vec![28, 28, 1]));
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path.with_extension("predictions.json")).unwrap()).unwrap();
-    let (x, want) = (matrix(&record["x"]), matrix(&record["predictions"]));
-    let dir = std::env::temp_dir().join(format!("kiln-convnet-onnx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let onnx = dir.join("convnet.onnx");
-    kiln::onnx::export_onnx(&model, &onnx).unwrap();
+fn keras_archives_predict_as_keras_did_through_onnx() {
     let python = std::env::var("KILN_ONNX_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_runtime = std::process::Command::new(&python)
         .args(["-c", "import onnxruntime, onnx"])
@@ -180,20 +214,44 @@ fn the_keras_mnist_convnet_predicts_as_keras_did_through_onnx() {
         .is_ok_and(|o| o.status.success());
     if !has_runtime {
         assert!(std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(), "KILN_REQUIRE_ONNXRUNTIME: no onnxruntime");
-        eprintln!("note: no Python with onnxruntime; checked the export only");
-        std::fs::remove_dir_all(&dir).unwrap();
-        return;
+        eprintln!("note: no Python with onnxruntime; checking the exports only");
     }
-    let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
-    std::fs::write(dir.join("x.json"), serde_json::to_string(&rows).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/onnx/tests/run_onnxruntime.py");
-    let out = std::process::Command::new(&python).arg(script).arg(&onnx).arg(dir.join("x.json")).output().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(out.status.success(), "onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let got = matrix(&report["output"]);
-    assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()));
-    for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "value {k}: onnxruntime {g}, Keras {w}");
+    for name in ["mnist_convnet", "residual", "two_inputs", "resnet_block"] {
+        let path = models_dir().join(format!("{name}.keras"));
+        let model = kiln_keras::import_keras_file(&path).unwrap();
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.with_extension("predictions.json")).unwrap()).unwrap();
+        let want = matrix(&record["predictions"]);
+        let dir = std::env::temp_dir().join(format!("kiln-{name}-onnx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let onnx = dir.join("model.onnx");
+        kiln::onnx::export_onnx(&model, &onnx).unwrap();
+        if !has_runtime {
+            std::fs::remove_dir_all(&dir).unwrap();
+            continue;
+        }
+        // One input: a list of rows; several: an object of rows by input name.
+        let rows = |x: &serde_json::Value| {
+            serde_json::Value::from(
+                matrix(x).as_slice().chunks(matrix(x).cols()).map(|r| r.to_vec()).collect::<Vec<_>>(),
+            )
+        };
+        let feed = match model.graph().filter(|g| g.inputs.len() > 1) {
+            None => rows(&record["x"]),
+            Some(g) => {
+                g.inputs.iter().zip(record["x"].as_array().unwrap()).map(|(i, x)| (i.name.clone(), rows(x))).collect()
+            }
+        };
+        std::fs::write(dir.join("x.json"), feed.to_string()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/onnx/tests/run_onnxruntime.py");
+        let out = std::process::Command::new(&python).arg(script).arg(&onnx).arg(dir.join("x.json")).output().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success(), "{name}: onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got = matrix(&report["output"]);
+        assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()), "{name}");
+        for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
+            assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "{name}: value {k}: onnxruntime {g}, Keras {w}");
+        }
     }
 }

@@ -655,7 +655,12 @@ fn predict_setup(name: &str, rows: &str) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn predict_err(dir: &Path, input: &Path, json_out: Option<PathBuf>) -> String {
-    let args = xtask::models::PredictArgs { dir: dir.to_path_buf(), input: input.to_path_buf(), json: json_out };
+    let args = xtask::models::PredictArgs {
+        dir: dir.to_path_buf(),
+        input: input.to_path_buf(),
+        more_inputs: Vec::new(),
+        json: json_out,
+    };
     let text = format!("{:#}", xtask::models::predict(&args).unwrap_err());
     if std::env::var_os("KILN_PRINT_ERRORS").is_some() {
         eprintln!("error: {text}");
@@ -685,7 +690,7 @@ fn predict_checks_each_row_as_it_reads_it() {
     }
     std::fs::write(&input, "[[1, 2, 3, 4], [0.5, -1, 2e-3, 4]]").unwrap();
     let out = input.with_file_name("y.json");
-    let args = xtask::models::PredictArgs { dir: m, input, json: Some(out.clone()) };
+    let args = xtask::models::PredictArgs { dir: m, input, more_inputs: Vec::new(), json: Some(out.clone()) };
     assert!(xtask::models::predict(&args).unwrap());
     let y: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap();
     assert_eq!((y.len(), y[0].len()), (2, 3));

@@ -29,6 +29,10 @@ pub struct PredictArgs {
     /// JSON file holding a list of rows, each a list of numbers as wide as the model's input.
     #[arg(long)]
     pub input: PathBuf,
+    /// A model of several inputs (Functional): the files of its second, third, … inputs,
+    /// in the model's input order (`--input` holds the first).
+    #[arg(long = "and-input")]
+    pub more_inputs: Vec<PathBuf>,
     /// Write the predictions (a list of rows) to this JSON file instead of stdout.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -86,10 +90,29 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<bool> {
         check_output("--json", out, &[&args.input, &args.dir], &[&args.dir])?;
     }
     let mut model = Sequential::load(&args.dir)?;
-    let shape =
-        model.model_input_shape().with_context(|| format!("{}: the model has no input shape", args.dir.display()))?;
-    let x = read_rows(&args.input, shape.dims())?;
-    let y = model.predict(&x, 256)?;
+    let shapes = model
+        .model_input_shapes()
+        .with_context(|| format!("{}: the model has no input shape", args.dir.display()))?
+        .to_vec();
+    let files: Vec<&PathBuf> = std::iter::once(&args.input).chain(&args.more_inputs).collect();
+    if files.len() != shapes.len() {
+        bail!(
+            "{}: the model takes {} input(s); give one file each (--input, then --and-input for each further one),              not {}",
+            args.dir.display(),
+            shapes.len(),
+            files.len()
+        );
+    }
+    let xs = files.iter().zip(&shapes).map(|(f, s)| read_rows(f, s.dims())).collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some((f, x)) = files.iter().zip(&xs).find(|(_, x)| x.rows() != xs[0].rows()) {
+        bail!("{}: {} rows, but {} has {}", f.display(), x.rows(), args.input.display(), xs[0].rows());
+    }
+    let parts: Vec<kiln_trainer::FeaturesRef<'_>> = xs.iter().map(kiln_trainer::FeaturesRef::from).collect();
+    let y = if parts.len() == 1 {
+        model.predict(parts[0], 256)?
+    } else {
+        model.predict(kiln_trainer::FeaturesRef::list(&parts), 256)?
+    };
     // JSON has no NaN or infinity (serde would write `null`): refuse, and write nothing.
     if let Some((i, j, v)) =
         (0..y.rows()).find_map(|i| y.row(i).iter().position(|v| !v.is_finite()).map(|j| (i, j, y.row(i)[j])))

@@ -1,6 +1,8 @@
 //! Building the ONNX graph: nodes, initializers, value infos, and the layout of the
 //! tensor flowing through it.
 
+use std::collections::HashMap;
+
 use crate::proto::{
     ATTRIBUTE_FLOAT, ATTRIBUTE_INT, ATTRIBUTE_INTS, ATTRIBUTE_STRINGS, AttributeProto, Dimension, FLOAT, GraphProto,
     INT64, NodeProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
@@ -27,6 +29,9 @@ pub(crate) struct Cursor {
 #[derive(Debug, Default)]
 pub(crate) struct Graph {
     pub proto: GraphProto,
+    /// Values already transposed, by (value, to channels-first): in a Functional model one
+    /// output may feed several layers that need the other layout, and it is converted once.
+    converted: HashMap<(String, bool), String>,
 }
 
 impl Graph {
@@ -81,7 +86,8 @@ impl Graph {
         });
     }
 
-    /// `cur` in channels-last layout, transposing it back if needed.
+    /// `cur` in channels-last layout, transposing it back if needed (the transpose is
+    /// named after `layer`, the first to need it).
     pub fn channels_last(&mut self, cur: Cursor, layer: &str) -> Cursor {
         if !cur.channels_first {
             return cur;
@@ -89,12 +95,12 @@ impl Graph {
         let rank = cur.dims.len() as i64;
         // [N, c, d1, …] → [N, d1, …, c]
         let perm: Vec<i64> = std::iter::once(0).chain(2..=rank).chain(std::iter::once(1)).collect();
-        let out = format!("{layer}/to_channels_last");
-        self.node("Transpose", &out, vec![cur.name], &out, vec![ints("perm", &perm)]);
-        Cursor { name: out, dims: cur.dims, channels_first: false }
+        let name = self.transpose(cur.name, false, &format!("{layer}/to_channels_last"), &perm);
+        Cursor { name, dims: cur.dims, channels_first: false }
     }
 
-    /// `cur` in channels-first layout, transposing it if needed.
+    /// `cur` in channels-first layout, transposing it if needed (the transpose is named
+    /// after `layer`, the first to need it).
     pub fn channels_first(&mut self, cur: Cursor, layer: &str) -> Cursor {
         // A flat sample `[c]` is both layouts at once.
         if cur.channels_first || cur.dims.len() == 1 {
@@ -103,9 +109,20 @@ impl Graph {
         let rank = cur.dims.len() as i64;
         // [N, d1, …, c] → [N, c, d1, …]
         let perm: Vec<i64> = [0, rank].into_iter().chain(1..rank).collect();
-        let out = format!("{layer}/to_channels_first");
-        self.node("Transpose", &out, vec![cur.name], &out, vec![ints("perm", &perm)]);
-        Cursor { name: out, dims: cur.dims, channels_first: true }
+        let name = self.transpose(cur.name, true, &format!("{layer}/to_channels_first"), &perm);
+        Cursor { name, dims: cur.dims, channels_first: true }
+    }
+
+    /// The value `input` transposed by `perm` into the layout `to_first` names: a
+    /// `Transpose` writing `out`, or the one an earlier consumer already added.
+    fn transpose(&mut self, input: String, to_first: bool, out: &str, perm: &[i64]) -> String {
+        let key = (input, to_first);
+        if let Some(done) = self.converted.get(&key) {
+            return done.clone();
+        }
+        self.node("Transpose", out, vec![key.0.clone()], out, vec![ints("perm", perm)]);
+        self.converted.insert(key, out.to_string());
+        out.to_string()
     }
 }
 

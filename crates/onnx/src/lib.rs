@@ -21,6 +21,15 @@
 //! | LayerNormalization | `LayerNormalization(axis=-1)` (Keras' `epsilon`, float32 statistics) |
 //! | Embedding | `Gather(axis=0)`; the graph's input is then `int64` ids |
 //! | SimpleRNN, LSTM, GRU | `RNN`, `LSTM` (gates i, o, f, c), `GRU` (`linear_before_reset` for Keras' `reset_after`), time-major |
+//! | Add, Subtract, Multiply, Maximum, Minimum | chains of binary `Add`, `Sub`, `Mul`, `Max`, `Min`, left to right as Keras folds |
+//! | Average | the `Add` chain, then `Div` by the input count |
+//! | Concatenate | `Concat` (channels-last, on the axis counting the batch) |
+//!
+//! A Functional model (a graph of layers, [`Sequential::graph`]) becomes the same graph:
+//! one graph input per model input, named as the model names it (`input_layer`,
+//! `input_layer_1`, …; int64 when Embedding layers read it), each layer exported once and
+//! read by every layer that reads it, merge layers reading channels-last values; its
+//! output is `output`.
 //!
 //! ONNX's convolution and pooling operators are channels-first: the graph transposes into
 //! that layout before the first of them and back only where a layer needs channels-last
@@ -44,6 +53,8 @@
 mod conv;
 mod dense;
 mod graph;
+mod graph_model;
+mod merge;
 mod norm;
 mod proto;
 mod recurrent;
@@ -56,7 +67,7 @@ use kiln_trainer::Sequential;
 use prost::Message;
 
 use graph::{Cursor, Graph, value_info};
-use proto::{ModelProto, OperatorSetIdProto};
+use proto::{ModelProto, OperatorSetIdProto, ValueInfoProto};
 
 /// The ONNX operator set the graph is written for (17: the first with
 /// `LayerNormalization`; `Softmax` keeps its opset-13 meaning, over one axis).
@@ -106,27 +117,21 @@ pub fn export_onnx(model: &Sequential, path: &Path) -> Result<(), OnnxError> {
 }
 
 fn to_model_proto(model: &Sequential) -> Result<ModelProto, OnnxError> {
-    let (input, shapes) = match (model.model_input_shape(), model.layer_shapes()) {
-        (Some(input), Some(shapes)) => (input, shapes),
-        _ => return Err(OnnxError::NotBuilt),
-    };
     let mut graph = Graph::default();
     graph.proto.name = Some(model.model_name().to_string());
-    let mut cur = Cursor { name: "input".to_string(), dims: input.dims().to_vec(), channels_first: false };
-    for (layer, shape) in model.layers().iter().zip(shapes) {
-        cur = add_layer(&mut graph, layer.as_ref(), cur, shape.dims())?;
-    }
+    let (inputs, cur) = match model.graph() {
+        Some(wiring) => graph_model::add_layers(&mut graph, model, wiring)?,
+        None => add_stack(&mut graph, model)?,
+    };
     let cur = graph.channels_last(cur, "output");
     // The graph's output must be written by a node: rename the last node's output when it
-    // is the final value, else (an input passed through unchanged) add an Identity.
+    // is the final value (no node reads it: nodes come in order), else (an input passed
+    // through unchanged) add an Identity.
     match graph.proto.node.last_mut() {
         Some(last) if last.output.first() == Some(&cur.name) => last.output = vec!["output".to_string()],
         _ => graph.node("Identity", "identity", vec![cur.name.clone()], "output", vec![]),
     }
-    // A model that starts with an Embedding reads token ids.
-    let ids = model.layers().first().is_some_and(|l| l.input_ids_limit().is_some());
-    let elem = if ids { proto::INT64 } else { proto::FLOAT };
-    graph.proto.input.push(graph::typed_value_info("input", input.dims(), elem));
+    graph.proto.input = inputs;
     graph.proto.output.push(value_info("output", &cur.dims));
     Ok(ModelProto {
         ir_version: Some(IR_VERSION),
@@ -138,11 +143,34 @@ fn to_model_proto(model: &Sequential) -> Result<ModelProto, OnnxError> {
     })
 }
 
+/// Appends a stack's layers, each reading the one before; returns the graph's input
+/// (`input`) and the last layer's value.
+fn add_stack(graph: &mut Graph, model: &Sequential) -> Result<(Vec<ValueInfoProto>, Cursor), OnnxError> {
+    let (input, shapes) = match (model.model_input_shape(), model.layer_shapes()) {
+        (Some(input), Some(shapes)) => (input, shapes),
+        _ => return Err(OnnxError::NotBuilt),
+    };
+    let mut cur = Cursor { name: "input".to_string(), dims: input.dims().to_vec(), channels_first: false };
+    for (layer, shape) in model.layers().iter().zip(shapes) {
+        cur = add_layer(graph, layer.as_ref(), cur, shape.dims())?;
+    }
+    // A model that starts with an Embedding reads token ids.
+    let ids = model.layers().first().is_some_and(|l| l.input_ids_limit().is_some());
+    let elem = if ids { proto::INT64 } else { proto::FLOAT };
+    Ok((vec![graph::typed_value_info("input", input.dims(), elem)], cur))
+}
+
 /// Appends `layer`'s nodes reading `cur`; returns the value the next layer reads.
 fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usize]) -> Result<Cursor, OnnxError> {
     match layer.class_name() {
         "Dropout" => Ok(cur),
         "Dense" => dense::export(graph, layer, cur, out_dims),
+        // Softmax runs over the last axis of Keras' layout: back to channels-last first.
+        "Activation" => {
+            let cur = graph.channels_last(cur, layer.name());
+            let out = dense::activation(graph, layer.name(), layer.activation(), cur.name);
+            Ok(Cursor { name: out, dims: out_dims.to_vec(), channels_first: false })
+        }
         "Flatten" => Ok(reshape::flatten(graph, layer, cur, out_dims)),
         "Reshape" => Ok(reshape::reshape(graph, layer, cur, out_dims)),
         "Conv1D" | "Conv2D" => {
@@ -166,7 +194,7 @@ fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usiz
         other => Err(OnnxError::unsupported(
             layer,
             format!(
-                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution, pooling, normalization, Embedding and recurrent layers are)"
+                "`{other}` layers are not exported (Dense, Dropout, Flatten, Reshape, convolution, pooling, normalization, Embedding and recurrent layers are, and merge layers in Functional models)"
             ),
         )),
     }

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_layers::{
-    Activation, AveragePooling1D, AveragePooling2D, BatchNormalization, Conv1D, Conv2D, Dense, Dropout, Embedding,
-    Flatten, GRU, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, LSTM,
-    LayerNormalization, MaxPooling1D, MaxPooling2D, Reshape, SimpleRNN,
+    Activation, ActivationLayer, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization, Concatenate,
+    Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten, GRU, GlobalAveragePooling1D, GlobalAveragePooling2D,
+    GlobalMaxPooling1D, GlobalMaxPooling2D, LSTM, LayerNormalization, MaxPooling1D, MaxPooling2D, Maximum, Minimum,
+    Multiply, Reshape, SimpleRNN, Subtract,
 };
 use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_tensor::{Matrix, Padding, Rng};
-use kiln_trainer::{FitOptions, Loss, NO_METRICS, Sequential, Verbosity};
+use kiln_trainer::{FeaturesRef, FitOptions, Functional, Loss, NO_METRICS, Sequential, Source, Verbosity};
 
 /// A Python that can import onnxruntime and onnx: `KILN_ONNX_PYTHON`, else `python3`.
 fn onnx_python() -> Option<String> {
@@ -256,4 +257,198 @@ fn unsupported_and_unbuilt_models_are_refused_by_name() {
     let m = Sequential::new().add(Dense::new(2));
     let err = kiln_onnx::to_onnx_bytes(&m).unwrap_err().to_string();
     assert!(err.contains("not built"), "{err}");
+}
+
+/// Functional models: a residual Dense block with a projection, two inputs through every
+/// elementwise merge and Concatenate, a residual convnet whose channels-first convolution
+/// outputs feed merges (one of them feeding three layers), token ids beside values, and
+/// Concatenate along the first axis of rank-3 samples. Each trained a little, so biases
+/// and batch statistics are not their initial values.
+fn functional_models() -> Vec<(&'static str, Sequential)> {
+    let mut out = vec![
+        ("residual_dense", residual_dense()),
+        ("two_inputs", two_inputs()),
+        ("residual_convnet", residual_convnet()),
+        ("ids_and_values", ids_and_values()),
+        ("concat_first_axis", concat_first_axis()),
+    ];
+    for (_, m) in &mut out {
+        m.compile(Optimizer::new(RMSprop::default(), 0.01), Loss::mean_squared_error(), NO_METRICS).unwrap();
+        let xs = graph_inputs(m, 64, 3);
+        let parts: Vec<FeaturesRef<'_>> = xs.iter().map(FeaturesRef::from).collect();
+        let y = uniform(64, m.output_width().unwrap(), 4);
+        let opts = FitOptions::default().epochs(2).batch_size(16).verbose(Verbosity::Silent);
+        m.fit(FeaturesRef::list(&parts), &y, opts).unwrap();
+    }
+    out
+}
+
+fn residual_dense() -> Sequential {
+    let mut g = Functional::new().seed(21);
+    let x = g.input([10]);
+    let h = g.apply(Dense::new(16).activation(Activation::Relu), x);
+    let h = g.apply(Dropout::new(0.3), h);
+    let h = g.apply(Dense::new(16), h);
+    let projection = g.apply(Dense::new(16).use_bias(false), x);
+    let sum = g.merge(Add::new(), &[h, projection]);
+    let out = g.apply(Dense::new(3).activation(Activation::Softmax), sum);
+    g.model(out).unwrap()
+}
+
+fn two_inputs() -> Sequential {
+    let mut g = Functional::new().seed(22);
+    let (a, b) = (g.input([6]), g.input([6]));
+    let da = g.apply(Dense::new(6).activation(Activation::Tanh), a);
+    let db = g.apply(Dense::new(6).activation(Activation::Relu), b);
+    let diff = g.merge(Subtract::new(), &[da, db]);
+    let product = g.merge(Multiply::new(), &[da, db, diff]);
+    let max = g.merge(Maximum::new(), &[da, b, product]);
+    let min = g.merge(Minimum::new(), &[diff, product, a]);
+    let mean = g.merge(Average::new(), &[max, min, da]);
+    let joined = g.merge(Concatenate::new(), &[mean, diff, b]);
+    let out = g.apply(Dense::new(2), joined);
+    g.model(out).unwrap()
+}
+
+fn residual_convnet() -> Sequential {
+    let mut g = Functional::new().seed(23);
+    let x = g.input([6, 5, 3]);
+    let stem = g.apply(Conv2D::new(4, [3, 3]).padding(Padding::Same).activation(Activation::Relu), x);
+    // `stem` (channels-first) feeds a convolution and two merges: one transpose serves both.
+    let conv = g.apply(Conv2D::new(4, [3, 3]).padding(Padding::Same), stem);
+    let normalized = g.apply(BatchNormalization::new().momentum(0.5), conv);
+    let normalized = g.apply(ActivationLayer::new(Activation::Tanh), normalized);
+    let residual = g.merge(Add::new(), &[normalized, stem]);
+    let gated = g.merge(Maximum::new(), &[residual, stem]);
+    // A softmax over the channels of an image: the Activation layer's last axis.
+    let gated = g.apply(ActivationLayer::new(Activation::Softmax), gated);
+    let pooled = g.apply(MaxPooling2D::new([2, 2]), gated);
+    let flat = g.apply(Flatten::new(), pooled);
+    let out = g.apply(Dense::new(3), flat);
+    g.model(out).unwrap()
+}
+
+fn ids_and_values() -> Sequential {
+    let mut g = Functional::new().seed(24);
+    let (ids, values) = (g.input([4]), g.input([5]));
+    let embedded = g.apply(Embedding::new(10, 3), ids);
+    let embedded = g.apply(Flatten::new(), embedded);
+    let projected = g.apply(Dense::new(12), values);
+    let sum = g.merge(Add::new(), &[embedded, projected]);
+    let out = g.apply(Dense::new(2).activation(Activation::Sigmoid), sum);
+    g.model(out).unwrap()
+}
+
+fn concat_first_axis() -> Sequential {
+    let mut g = Functional::new().seed(25);
+    let x = g.input([4, 3, 2]);
+    let conv = g.apply(Conv2D::new(3, [2, 2]).padding(Padding::Same), x);
+    let pooled = g.apply(MaxPooling2D::new([2, 1]), conv);
+    let dense = g.apply(Dense::new(3), x);
+    // [4,3,3] + [2,3,3] + [4,3,3] + [4,3,3] on axis 1 (the first sample axis): [14,3,3].
+    let joined = g.merge(Concatenate::new().axis(1), &[conv, pooled, dense, conv]);
+    let rows = g.merge(Concatenate::new().axis(-2), &[joined, joined]);
+    let flat = g.apply(Flatten::new(), rows);
+    let out = g.apply(Dense::new(2), flat);
+    g.model(out).unwrap()
+}
+
+/// `rows` random samples for each input of `m`: token ids below the Embedding's
+/// `input_dim` for an input an Embedding reads, else values in ±2.
+fn graph_inputs(m: &Sequential, rows: usize, seed: u64) -> Vec<Matrix> {
+    let shapes = m.model_input_shapes().unwrap();
+    let sources = m.layer_sources().unwrap();
+    (0..shapes.len())
+        .map(|k| {
+            let width = shapes[k].numel();
+            let seed = seed + 100 * k as u64;
+            let reader = m.layers().iter().zip(sources).find(|(_, r)| r.contains(&Source::Input(k))).unwrap().0;
+            match reader.input_ids_limit() {
+                Some(n) => {
+                    let mut rng = Rng::seed_from_u64(seed);
+                    let ids = (0..rows * width).map(|_| rng.below(n as u64) as f32).collect();
+                    Matrix::from_vec(rows, width, ids).unwrap()
+                }
+                None => uniform(rows, width, seed),
+            }
+        })
+        .collect()
+}
+
+/// onnxruntime's predictions for the model at `model` on the inputs in `x` (JSON).
+fn onnxruntime_predictions(python: &str, model: &Path, x: &Path) -> Vec<Vec<f64>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_onnxruntime.py");
+    let out = Command::new(python).arg(script).arg(model).arg(x).output().unwrap();
+    assert!(out.status.success(), "{}: onnxruntime failed: {}", model.display(), String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(report["output"].clone()).unwrap()
+}
+
+#[test]
+fn exported_functional_models_predict_in_onnxruntime_as_in_kiln() {
+    let dir = temp_dir("functional");
+    let python = onnx_python();
+    if python.is_none() {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(),
+            "KILN_REQUIRE_ONNXRUNTIME is set but no Python can import onnxruntime and onnx"
+        );
+        eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
+    }
+    for (name, mut model) in functional_models() {
+        let xs = graph_inputs(&model, 33, 11);
+        // Fed by name: {input name: rows}.
+        let named: serde_json::Map<String, serde_json::Value> = model
+            .graph()
+            .unwrap()
+            .inputs
+            .iter()
+            .zip(&xs)
+            .map(|(input, x)| {
+                let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
+                (input.name.clone(), serde_json::to_value(rows).unwrap())
+            })
+            .collect();
+        let x_path = dir.join(format!("{name}.x.json"));
+        std::fs::write(&x_path, serde_json::to_string(&named).unwrap()).unwrap();
+        let path = dir.join(format!("{name}.onnx"));
+        kiln_onnx::export_onnx(&model, &path).unwrap();
+        let Some(python) = &python else { continue };
+        let got = onnxruntime_predictions(python, &path, &x_path);
+        let parts: Vec<FeaturesRef<'_>> = xs.iter().map(FeaturesRef::from).collect();
+        let want = model.predict(FeaturesRef::list(&parts), 8).unwrap();
+        assert_eq!((got.len(), got[0].len()), (want.rows(), want.cols()), "{name}");
+        let mut worst = 0f64;
+        for (i, row) in got.iter().enumerate() {
+            for (j, &g) in row.iter().enumerate() {
+                let w = want.row(i)[j] as f64;
+                // Float rounding: the runtimes sum the products in different orders.
+                let tol = 1e-6 + 4e-6 * w.abs();
+                assert!((g - w).abs() <= tol, "{name}: row {i} col {j}: onnxruntime {g}, kiln {w}");
+                worst = worst.max((g - w).abs() / w.abs().max(1e-30));
+            }
+        }
+        eprintln!("{name}: largest relative difference onnxruntime vs kiln {worst:.3e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn functional_inputs_onnx_cannot_declare_are_refused_by_name() {
+    // One input read as token ids by an Embedding and as values by a Dense.
+    let mut g = Functional::new();
+    let x = g.input([4]);
+    let embedded = g.apply(Embedding::new(10, 2), x);
+    let embedded = g.apply(Flatten::new(), embedded);
+    let values = g.apply(Dense::new(8).name("reads_values"), x);
+    let out = g.merge(Add::new(), &[embedded, values]);
+    let err = kiln_onnx::to_onnx_bytes(&g.model(out).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("reads_values") && err.contains("token ids"), "{err}");
+
+    // An input named like the graph's output.
+    let mut g = Functional::new();
+    let x = g.named_input("output", [3]);
+    let out = g.apply(Dense::new(2), x);
+    let err = kiln_onnx::to_onnx_bytes(&g.model(out).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("`output` (InputLayer)"), "{err}");
 }

@@ -152,9 +152,13 @@ impl Functional {
             }
         };
         check_wiring(&graph, &layers)?;
+        // Unnamed layers are named in the order they were applied (Keras names a layer when
+        // it is made), before any reordering; the names serve the messages below too.
+        let mut namer = crate::Sequential::new();
+        layers.into_iter().for_each(|l| namer.push(l));
+        let layers = std::mem::take(&mut namer.layers);
         let (graph, layers, out) = if keras_order { in_keras_order(graph, layers, out) } else { (graph, layers, out) };
         let mut model = crate::Sequential::new().seed(seed).name(name.unwrap_or_else(|| "functional".into()));
-        // Pushed first so that unnamed layers get their Keras names for the messages below.
         layers.into_iter().for_each(|l| model.push(l));
         check_reach(&graph, model.layers(), out)?;
         model.set_graph(graph)?;

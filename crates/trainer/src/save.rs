@@ -158,7 +158,7 @@ impl Sequential {
         let input_shape = match (cfg.format_version, cfg.input_width, cfg.input_shape) {
             (1, width, None) => width.map(|w| vec![w]),
             (2 | 3, None, shape) => shape,
-            (1 | 2 | 3, _, _) => {
+            (1..=3, _, _) => {
                 return Err(TrainError::Config(format!(
                     "format_version {} records the input as `{}`, not `{}`",
                     cfg.format_version,

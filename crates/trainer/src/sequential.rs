@@ -162,15 +162,17 @@ impl Sequential {
         self
     }
 
-    /// Appends a boxed layer, naming it Keras-style (`dense`, `dense_1`, …) when unnamed.
-    /// Names must be unique: [`build`](Sequential::build) refuses duplicates.
+    /// Appends a boxed layer, naming it Keras-style (`dense`, `dense_1`, …) when unnamed:
+    /// as Keras' `auto_name`, only unnamed layers take a number, so `Dense(name="a")` then
+    /// `Dense()` gives `a`, `dense`. Names must be unique: [`build`](Sequential::build)
+    /// refuses duplicates.
     pub fn push(&mut self, mut layer: Box<dyn Layer>) {
-        let same = self.class_counts.entry(layer.class_name()).or_insert(0);
         if layer.name().is_empty() {
+            let same = self.class_counts.entry(layer.class_name()).or_insert(0);
             let base = crate::names::keras_snake_case(layer.class_name());
             layer.core_mut().name = if *same == 0 { base } else { format!("{base}_{same}") };
+            *same += 1;
         }
-        *same += 1;
         self.built = None;
         self.layers.push(layer);
     }

@@ -25,6 +25,8 @@ const KILL_AT: (usize, usize) = (4, 3);
 enum Config {
     AdamReshuffled,
     RmspropScheduleFixedOrder,
+    /// A Functional graph: a Dropout branch added to a projection of the input.
+    GraphAdam,
 }
 
 impl Config {
@@ -32,23 +34,40 @@ impl Config {
         match self {
             Self::AdamReshuffled => "adam",
             Self::RmspropScheduleFixedOrder => "rmsprop",
+            Self::GraphAdam => "graph",
         }
     }
 
     fn parse(name: &str) -> Self {
-        if name == "adam" { Self::AdamReshuffled } else { Self::RmspropScheduleFixedOrder }
+        match name {
+            "adam" => Self::AdamReshuffled,
+            "graph" => Self::GraphAdam,
+            _ => Self::RmspropScheduleFixedOrder,
+        }
     }
 
     fn model(self) -> Sequential {
-        let mut m = Sequential::new()
-            .seed(3)
-            .add(Dense::new(24).activation(Activation::Relu))
-            .add(Dropout::new(0.4))
-            .add(Dense::new(12).activation(Activation::Relu))
-            .add(Dropout::new(0.25))
-            .add(Dense::new(3).activation(Activation::Softmax));
+        let mut m = match self {
+            Self::GraphAdam => {
+                let mut g = kiln_trainer::Functional::new().seed(3);
+                let x = g.input([9]);
+                let h = g.apply(Dense::new(24).activation(Activation::Relu), x);
+                let h = g.apply(Dropout::new(0.4), h);
+                let shortcut = g.apply(Dense::new(24), x);
+                let sum = g.merge(kiln_layers::Add::new(), &[h, shortcut]);
+                let out = g.apply(Dense::new(3).activation(Activation::Softmax), sum);
+                g.model(out).unwrap()
+            }
+            _ => Sequential::new()
+                .seed(3)
+                .add(Dense::new(24).activation(Activation::Relu))
+                .add(Dropout::new(0.4))
+                .add(Dense::new(12).activation(Activation::Relu))
+                .add(Dropout::new(0.25))
+                .add(Dense::new(3).activation(Activation::Softmax)),
+        };
         let optimizer = match self {
-            Self::AdamReshuffled => Optimizer::new(Adam::default(), 0.01),
+            Self::AdamReshuffled | Self::GraphAdam => Optimizer::new(Adam::default(), 0.01),
             Self::RmspropScheduleFixedOrder => Optimizer::new(
                 RMSprop::default(),
                 LearningRateSchedule::ExponentialDecay {
@@ -76,7 +95,7 @@ impl Config {
             .epochs(EPOCHS)
             .batch_size(16)
             .validation_split(0.2)
-            .reshuffle_each_epoch(matches!(self, Self::AdamReshuffled))
+            .reshuffle_each_epoch(!matches!(self, Self::RmspropScheduleFixedOrder))
             .verbose(Verbosity::Silent);
         if let Self::AdamReshuffled = self {
             opts = opts.callback(&mut halve_at_2);
@@ -179,6 +198,11 @@ fn killed_run_resumes_bit_for_bit(config: Config) {
 #[test]
 fn a_killed_adam_run_with_a_changed_rate_and_reshuffling_resumes_bit_for_bit() {
     killed_run_resumes_bit_for_bit(Config::AdamReshuffled);
+}
+
+#[test]
+fn a_killed_run_of_a_functional_graph_with_dropout_resumes_bit_for_bit() {
+    killed_run_resumes_bit_for_bit(Config::GraphAdam);
 }
 
 #[test]
