@@ -94,34 +94,14 @@ fn extra_traces_from_real_keras() {
 /// default tolerance, BatchNormalization's moving statistics compared after every batch.
 #[test]
 fn shaped_traces_from_real_keras() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/shaped");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 14);
-    for f in files {
-        assert_parity(&format!("shaped/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
-    }
+    replay_folder("shaped", 14);
 }
 
 /// The sequence traces (fixtures/keras/generate/make_sequence_traces.py; README.md beside
 /// them): Embedding, SimpleRNN, stacked LSTM, both GRU variants, Dense on every step.
 #[test]
 fn sequence_traces_from_real_keras() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/sequences");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keras_trace_")))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 12);
-    for f in files {
-        assert_parity(&format!("sequences/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
-    }
+    replay_folder("sequences", 12);
 }
 
 /// The Functional traces (fixtures/keras/generate/make_functional_traces.py; README.md
@@ -130,15 +110,21 @@ fn sequence_traces_from_real_keras() {
 /// Average/Maximum/Minimum with a Concatenate on the time axis, and Activation layers.
 #[test]
 fn functional_traces_from_real_keras() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras/functional");
+    replay_folder("functional", 6);
+}
+
+/// Replays every `keras_trace_*.json` of `fixtures/keras/<folder>` (there must be `count`)
+/// at the default tolerance.
+fn replay_folder(folder: &str, count: usize) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras").join(folder);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keras_trace_")))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), count, "{folder}");
     for f in files {
-        assert_parity(&format!("functional/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
+        assert_parity(&format!("{folder}/{}", f.file_name().unwrap().to_string_lossy()), 1e-5);
     }
 }

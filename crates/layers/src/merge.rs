@@ -168,6 +168,53 @@ fn pass_through(core: &mut LayerCore, input: LayerInput<'_>) {
     }
 }
 
+/// The `Layer` side of a merge layer: its core, a single-input `build` that refuses (so a
+/// stack never runs it), and `as_merge` handing the model its [`Merge`] methods.
+macro_rules! merge_layer {
+    ($name:ident) => {
+        #[typetag::serde]
+        impl Layer for $name {
+            fn core(&self) -> &LayerCore {
+                &self.core
+            }
+
+            fn core_mut(&mut self) -> &mut LayerCore {
+                &mut self.core
+            }
+
+            fn build(&mut self, _input: &Shape, _ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
+                Err(single_input_error(&self.core, stringify!($name)))
+            }
+
+            fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
+                pass_through(&mut self.core, input);
+            }
+
+            fn backward(
+                &mut self,
+                _input: LayerInput<'_>,
+                grad: &mut Matrix,
+                _grad_of: GradOf,
+                grad_input: Option<&mut Matrix>,
+                _par: Parallelism,
+            ) {
+                if let Some(gi) = grad_input {
+                    gi.resize(grad.rows(), grad.cols());
+                    gi.as_mut_slice().copy_from_slice(grad.as_slice());
+                }
+            }
+
+            fn as_merge(&self) -> Option<&dyn Merge> {
+                Some(self)
+            }
+
+            fn as_merge_mut(&mut self) -> Option<&mut dyn Merge> {
+                Some(self)
+            }
+        }
+    };
+}
+
 macro_rules! elementwise_merge {
     ($(#[$doc:meta])* $name:ident, $op:expr) => {
         $(#[$doc])*
@@ -213,46 +260,7 @@ macro_rules! elementwise_merge {
             }
         }
 
-        #[typetag::serde]
-        impl Layer for $name {
-            fn core(&self) -> &LayerCore {
-                &self.core
-            }
-
-            fn core_mut(&mut self) -> &mut LayerCore {
-                &mut self.core
-            }
-
-            fn build(&mut self, _input: &Shape, _ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
-                Err(single_input_error(&self.core, stringify!($name)))
-            }
-
-            fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
-                pass_through(&mut self.core, input);
-            }
-
-            fn backward(
-                &mut self,
-                _input: LayerInput<'_>,
-                grad: &mut Matrix,
-                _grad_of: GradOf,
-                grad_input: Option<&mut Matrix>,
-                _par: Parallelism,
-            ) {
-                if let Some(gi) = grad_input {
-                    gi.resize(grad.rows(), grad.cols());
-                    gi.as_mut_slice().copy_from_slice(grad.as_slice());
-                }
-            }
-
-            fn as_merge(&self) -> Option<&dyn Merge> {
-                Some(self)
-            }
-
-            fn as_merge_mut(&mut self) -> Option<&mut dyn Merge> {
-                Some(self)
-            }
-        }
+        merge_layer!($name);
     };
 }
 
@@ -410,46 +418,7 @@ impl Merge for Concatenate {
     }
 }
 
-#[typetag::serde]
-impl Layer for Concatenate {
-    fn core(&self) -> &LayerCore {
-        &self.core
-    }
-
-    fn core_mut(&mut self) -> &mut LayerCore {
-        &mut self.core
-    }
-
-    fn build(&mut self, _input: &Shape, _ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
-        Err(single_input_error(&self.core, "Concatenate"))
-    }
-
-    fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
-        pass_through(&mut self.core, input);
-    }
-
-    fn backward(
-        &mut self,
-        _input: LayerInput<'_>,
-        grad: &mut Matrix,
-        _grad_of: GradOf,
-        grad_input: Option<&mut Matrix>,
-        _par: Parallelism,
-    ) {
-        if let Some(gi) = grad_input {
-            gi.resize(grad.rows(), grad.cols());
-            gi.as_mut_slice().copy_from_slice(grad.as_slice());
-        }
-    }
-
-    fn as_merge(&self) -> Option<&dyn Merge> {
-        Some(self)
-    }
-
-    fn as_merge_mut(&mut self) -> Option<&mut dyn Merge> {
-        Some(self)
-    }
-}
+merge_layer!(Concatenate);
 
 #[cfg(test)]
 mod tests {

@@ -236,20 +236,25 @@ fn exported_models_predict_in_onnxruntime_as_in_kiln() {
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let got: Vec<Vec<f64>> = serde_json::from_value(report["output"].clone()).unwrap();
         let want = model.predict(&x, 8).unwrap();
-        assert_eq!((got.len(), got[0].len()), (want.rows(), want.cols()), "{name}");
-        let mut worst = 0f64;
-        for (i, row) in got.iter().enumerate() {
-            for (j, &g) in row.iter().enumerate() {
-                let w = want.row(i)[j] as f64;
-                // Float rounding: the runtimes sum the products in different orders.
-                let tol = 1e-6 + 4e-6 * w.abs();
-                assert!((g - w).abs() <= tol, "{name}: row {i} col {j}: onnxruntime {g}, kiln {w}");
-                worst = worst.max((g - w).abs() / w.abs().max(1e-30));
-            }
-        }
-        eprintln!("{name}: largest relative difference onnxruntime vs kiln {worst:.3e}");
+        assert_close(name, &got, &want);
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// onnxruntime's rows `got` against kiln's predictions `want`, within `1e-6 + 4e-6·|w|`
+/// (the runtimes sum products in different orders); prints the largest relative difference.
+fn assert_close(name: &str, got: &[Vec<f64>], want: &Matrix) {
+    assert_eq!((got.len(), got[0].len()), (want.rows(), want.cols()), "{name}");
+    let mut worst = 0f64;
+    for (i, row) in got.iter().enumerate() {
+        for (j, &g) in row.iter().enumerate() {
+            let w = want.row(i)[j] as f64;
+            let tol = 1e-6 + 4e-6 * w.abs();
+            assert!((g - w).abs() <= tol, "{name}: row {i} col {j}: onnxruntime {g}, kiln {w}");
+            worst = worst.max((g - w).abs() / w.abs().max(1e-30));
+        }
+    }
+    eprintln!("{name}: largest relative difference onnxruntime vs kiln {worst:.3e}");
 }
 
 #[test]
@@ -417,18 +422,7 @@ fn exported_functional_models_predict_in_onnxruntime_as_in_kiln() {
         let got = onnxruntime_predictions(python, &path, &x_path);
         let parts: Vec<FeaturesRef<'_>> = xs.iter().map(FeaturesRef::from).collect();
         let want = model.predict(FeaturesRef::list(&parts), 8).unwrap();
-        assert_eq!((got.len(), got[0].len()), (want.rows(), want.cols()), "{name}");
-        let mut worst = 0f64;
-        for (i, row) in got.iter().enumerate() {
-            for (j, &g) in row.iter().enumerate() {
-                let w = want.row(i)[j] as f64;
-                // Float rounding: the runtimes sum the products in different orders.
-                let tol = 1e-6 + 4e-6 * w.abs();
-                assert!((g - w).abs() <= tol, "{name}: row {i} col {j}: onnxruntime {g}, kiln {w}");
-                worst = worst.max((g - w).abs() / w.abs().max(1e-30));
-            }
-        }
-        eprintln!("{name}: largest relative difference onnxruntime vs kiln {worst:.3e}");
+        assert_close(name, &got, &want);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -50,7 +50,7 @@ impl Config {
         let mut m = match self {
             Self::GraphAdam => {
                 let mut g = kiln_trainer::Functional::new().seed(3);
-                let x = g.input([9]);
+                let x = g.input([4]);
                 let h = g.apply(Dense::new(24).activation(Activation::Relu), x);
                 let h = g.apply(Dropout::new(0.4), h);
                 let shortcut = g.apply(Dense::new(24), x);
