@@ -278,8 +278,8 @@ fn cases(dir: &Path) -> Vec<Case> {
     }));
     let d = edit_config("zero-units", |c| c["layers"][0]["units"] = json!(0));
     v.push(case("model: a layer of zero units", d.join("config.json"), &["units (0)"], move |_| load_model(&d)));
-    let d = edit_config("unknown-activation", |c| c["layers"][0]["activation"] = json!("swish"));
-    v.push(case("model: unknown activation", d.join("config.json"), &["swish"], move |_| load_model(&d)));
+    let d = edit_config("unknown-activation", |c| c["layers"][0]["activation"] = json!("hard_silu"));
+    v.push(case("model: unknown activation", d.join("config.json"), &["hard_silu"], move |_| load_model(&d)));
     let d = edit_config("wider-config", |c| c["layers"][0]["units"] = json!(5));
     v.push(case(
         "model: config and weights disagree on a shape",

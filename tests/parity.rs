@@ -113,6 +113,14 @@ fn functional_traces_from_real_keras() {
     replay_folder("functional", 6);
 }
 
+/// The activation traces (fixtures/keras/generate/make_activation_traces.py; README.md
+/// beside them): relu6, elu, selu, leaky_relu, softplus, silu, gelu, hard_sigmoid,
+/// softsign, mish and exponential, in Dense layers and as Activation layers.
+#[test]
+fn activation_traces_from_real_keras() {
+    replay_folder("activations", 5);
+}
+
 /// Replays every `keras_trace_*.json` of `fixtures/keras/<folder>` (there must be `count`)
 /// at the default tolerance.
 fn replay_folder(folder: &str, count: usize) {

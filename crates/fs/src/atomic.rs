@@ -75,7 +75,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 /// is untouched.
 ///
 /// The whole operation holds `dir`'s [`SaveLock`]: a second process saving the same
-/// directory at the same time gets an error naming it. A symlinked `dir` is written
+/// directory at the same time gets an error naming it. The lock file is removed after, so
+/// nothing is left beside `dir`. A symlinked `dir` is written
 /// through; a `dir` that exists but is not a directory is refused.
 pub fn replace_dir_atomic<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
     let dir = &resolve(dir)?;
@@ -84,7 +85,15 @@ pub fn replace_dir_atomic<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Pat
             return Err(FileError::new(dir, "exists and is not a directory; refusing to replace it").into());
         }
     }
-    let _lock = SaveLock::acquire(dir)?;
+    let lock = SaveLock::acquire(dir)?;
+    let result = fill_and_swap(dir, fill);
+    // The lock file goes with the lock, so a save leaves nothing beside `dir`.
+    lock.release_and_remove();
+    result
+}
+
+/// [`replace_dir_atomic`]'s work under the lock.
+fn fill_and_swap<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
     recover_dir(dir)?;
     // Under the lock no other writer is alive: whatever staging is left was a killed save's.
     let staging = sibling(dir, "saving")?;

@@ -19,7 +19,7 @@ pub(crate) fn activation(at: At<'_>) -> Result<Activation, KerasError> {
         }
     };
     Activation::from_keras(&name)
-        .ok_or_else(|| at.error(format!("activation `{name}` is not supported (linear, relu, sigmoid, softmax, tanh)")))
+        .ok_or_else(|| at.error(format!("activation `{name}` is not supported ({})", Activation::KERAS_NAMES)))
 }
 
 /// Seed-only config keys every random initializer has; kiln seeds from the model's seed.

@@ -7,8 +7,13 @@ use kiln_tensor::{Parallelism, kernels};
 const MIN_VALUES_PER_THREAD: usize = 16 * 1024;
 use serde::{Deserialize, Serialize};
 
-/// An activation applied elementwise (or row-wise for softmax) after a layer's product.
-/// Serialized as Keras' identifiers: `"relu"`, `"sigmoid"`, `"softmax"`, `"tanh"`, `"linear"`.
+/// An activation applied elementwise (or row-wise for softmax) after a layer's product,
+/// as Keras 3's `keras/src/activations/activations.py` computes it on TensorFlow (float32
+/// constants and TF's formulas, gradients as TF's kernels or Keras' own gradient code).
+/// Serialized as Keras' identifiers: `"relu"`, `"sigmoid"`, `"softmax"`, `"tanh"`,
+/// `"linear"`, `"relu6"`, `"elu"`, `"selu"`, `"leaky_relu"`, `"softplus"`, `"silu"`
+/// (also read as `"swish"`), `"gelu"`, `"hard_sigmoid"`, `"softsign"`, `"mish"`,
+/// `"exponential"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
@@ -23,7 +28,45 @@ pub enum Activation {
     Softmax,
     /// `tanh(x)`.
     Tanh,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `x < 0 ? eˣ − 1 : x` (alpha 1; TF computes `exp(x) − 1`, not `expm1`).
+    Elu,
+    /// `x < 0 ? s·α·(eˣ − 1) : s·x`, α = 1.6732632, s = 1.0507010 (float32 `s·α`).
+    Selu,
+    /// `x > 0 ? x : 0.2·x` (Keras 3's default `negative_slope` 0.2).
+    #[serde(rename = "leaky_relu")]
+    LeakyRelu,
+    /// `log(1 + eˣ)`, TensorFlow's: `x` above 13.942385, `eˣ` below −13.942385.
+    Softplus,
+    /// `x·σ(x)` (Keras' `silu`, also `swish`).
+    #[serde(alias = "swish")]
+    Silu,
+    /// `0.5·x·erfc(−x/√2)`, the exact GELU (Keras' default `approximate=False`).
+    Gelu,
+    /// `relu6(x + 3) · (1/6)` (Keras 3's; TensorFlow's graph multiplies by `1/6`).
+    #[serde(rename = "hard_sigmoid")]
+    HardSigmoid,
+    /// `x / (|x| + 1)`.
+    Softsign,
+    /// `x·tanh(softplus(x))`.
+    Mish,
+    /// `eˣ`.
+    Exponential,
 }
+
+/// TF's `selu` scale, as float32.
+const SELU_SCALE: f32 = 1.050_701;
+/// TF's `selu` scale·alpha, as float32 (the one constant its negative branch uses).
+const SELU_SCALE_ALPHA: f32 = 1.758_099_3;
+/// Keras 3's `leaky_relu` default `negative_slope`.
+const LEAKY_SLOPE: f32 = 0.2;
+/// TF's `softplus` threshold: `log(float32 epsilon) + 2`.
+const SOFTPLUS_THRESHOLD: f32 = -13.942_385;
+/// `1/√2` as TF's `gelu` casts it.
+const GELU_C: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `2/√π`, the factor of erfc's derivative.
+const TWO_OVER_SQRT_PI: f32 = std::f32::consts::FRAC_2_SQRT_PI;
 
 impl Activation {
     /// Parses a Keras identifier (`"relu"`, …; `None`/`"linear"` is the identity).
@@ -34,9 +77,24 @@ impl Activation {
             "sigmoid" => Self::Sigmoid,
             "softmax" => Self::Softmax,
             "tanh" => Self::Tanh,
+            "relu6" => Self::Relu6,
+            "elu" => Self::Elu,
+            "selu" => Self::Selu,
+            "leaky_relu" => Self::LeakyRelu,
+            "softplus" => Self::Softplus,
+            "silu" | "swish" => Self::Silu,
+            "gelu" => Self::Gelu,
+            "hard_sigmoid" => Self::HardSigmoid,
+            "softsign" => Self::Softsign,
+            "mish" => Self::Mish,
+            "exponential" => Self::Exponential,
             _ => return None,
         })
     }
+
+    /// Every Keras identifier [`from_keras`](Activation::from_keras) reads, for messages.
+    pub const KERAS_NAMES: &'static str = "linear, relu, sigmoid, softmax, tanh, relu6, elu, selu, leaky_relu, \
+                                           softplus, silu (swish), gelu, hard_sigmoid, softsign, mish, exponential";
 
     /// The Keras identifier.
     pub fn keras_name(self) -> &'static str {
@@ -46,7 +104,25 @@ impl Activation {
             Self::Sigmoid => "sigmoid",
             Self::Softmax => "softmax",
             Self::Tanh => "tanh",
+            Self::Relu6 => "relu6",
+            Self::Elu => "elu",
+            Self::Selu => "selu",
+            Self::LeakyRelu => "leaky_relu",
+            Self::Softplus => "softplus",
+            Self::Silu => "silu",
+            Self::Gelu => "gelu",
+            Self::HardSigmoid => "hard_sigmoid",
+            Self::Softsign => "softsign",
+            Self::Mish => "mish",
+            Self::Exponential => "exponential",
         }
+    }
+
+    /// Whether the gradient needs the activation's input (TensorFlow computes it from
+    /// `x`, and `x` cannot be recovered from the output): softplus, silu, gelu, softsign,
+    /// mish. A layer with one of these keeps its pre-activation values for `backward`.
+    pub fn needs_input(self) -> bool {
+        matches!(self, Self::Softplus | Self::Silu | Self::Gelu | Self::Softsign | Self::Mish)
     }
 
     /// Applies the activation in place to a row-major buffer with `cols` columns.
@@ -57,6 +133,102 @@ impl Activation {
             Self::Sigmoid => kernels::sigmoid(values),
             Self::Softmax => kernels::softmax_rows(values, cols),
             Self::Tanh => kernels::tanh(values),
+            other => values.iter_mut().for_each(|v| *v = other.scalar(*v)),
+        }
+    }
+
+    /// `act(x)` for the elementwise activations beyond the first five (as TF computes it).
+    fn scalar(self, x: f32) -> f32 {
+        match self {
+            Self::Relu6 => kernels::relu_scalar(x).min(6.0),
+            Self::Elu => {
+                if x < 0.0 {
+                    x.exp() - 1.0
+                } else {
+                    x
+                }
+            }
+            Self::Selu => {
+                if x < 0.0 {
+                    SELU_SCALE_ALPHA * (x.exp() - 1.0)
+                } else {
+                    SELU_SCALE * x
+                }
+            }
+            Self::LeakyRelu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    LEAKY_SLOPE * x
+                }
+            }
+            Self::Softplus => softplus(x),
+            Self::Silu => x * kernels::sigmoid_scalar(x),
+            Self::Gelu => (0.5 * x) * libm::erfcf((-x) * GELU_C),
+            Self::HardSigmoid => kernels::relu_scalar(x + 3.0).min(6.0) * (1.0 / 6.0),
+            Self::Softsign => x / (x.abs() + 1.0),
+            Self::Mish => x * softplus(x).tanh(),
+            Self::Exponential => x.exp(),
+            Self::Linear => x,
+            Self::Relu => kernels::relu_scalar(x),
+            Self::Sigmoid => kernels::sigmoid_scalar(x),
+            Self::Tanh => x.tanh(),
+            Self::Softmax => unreachable!("softmax is row-wise"),
+        }
+    }
+
+    /// `act'` at input `x` with output `y`, as TF's gradient computes it (from `y` where
+    /// TF's kernel does, from `x` where it needs the input).
+    fn slope(self, x: f32, y: f32) -> f32 {
+        match self {
+            Self::Relu6 => f32::from(u8::from(y > 0.0 && y < 6.0)),
+            Self::Elu => {
+                if y < 0.0 {
+                    y + 1.0
+                } else {
+                    1.0
+                }
+            }
+            Self::Selu => {
+                if y < 0.0 {
+                    y + SELU_SCALE_ALPHA
+                } else {
+                    SELU_SCALE
+                }
+            }
+            Self::LeakyRelu => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    LEAKY_SLOPE
+                }
+            }
+            Self::Softplus => kernels::sigmoid_scalar(x),
+            Self::Silu => {
+                let s = kernels::sigmoid_scalar(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            // d/dx (0.5x)·erfc(−cx) = 0.5·erfc(−cx) + 0.5x·(2/√π)·c·e^{−(cx)²}
+            Self::Gelu => {
+                let u = (-x) * GELU_C;
+                0.5 * libm::erfcf(u) + (0.5 * x) * (TWO_OVER_SQRT_PI * GELU_C * (-(u * u)).exp())
+            }
+            Self::HardSigmoid => f32::from(u8::from(y > 0.0 && y < 1.0)) * (1.0 / 6.0),
+            Self::Softsign => {
+                let d = x.abs() + 1.0;
+                1.0 / (d * d)
+            }
+            // tanh(sp) + x·(1 − tanh²(sp))·σ(x), sp = softplus(x)
+            Self::Mish => {
+                let t = softplus(x).tanh();
+                t + x * (1.0 - t * t) * kernels::sigmoid_scalar(x)
+            }
+            Self::Exponential => y,
+            Self::Linear => 1.0,
+            Self::Relu => f32::from(u8::from(y > 0.0)),
+            Self::Sigmoid => y * (1.0 - y),
+            Self::Tanh => 1.0 - y * y,
+            Self::Softmax => unreachable!("softmax is row-wise"),
         }
     }
 
@@ -83,24 +255,36 @@ impl Activation {
                     y.copy_from_slice(z);
                     kernels::softmax_rows(y, cols);
                 }
+                other => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = other.scalar(z)),
             }
         }
     }
 
     /// Turns `grad` (w.r.t. the activation's output `out`) into the gradient w.r.t. its
-    /// input, in place. Uses the output only, as TensorFlow's gradient kernels do. Blocks
-    /// of rows go to `par`'s threads.
-    pub fn backward(self, out: &[f32], grad: &mut [f32], cols: usize, par: Parallelism) {
+    /// input, in place, as TensorFlow's gradients compute it: from the output, or, for the
+    /// activations that [`need the input`](Activation::needs_input), from `input` (the
+    /// pre-activation values, same layout). Blocks of rows go to `par`'s threads.
+    ///
+    /// # Panics
+    /// When `input` is `None` for an activation that needs it: a layer using one keeps its
+    /// pre-activation values.
+    pub fn backward(self, input: Option<&[f32]>, out: &[f32], grad: &mut [f32], cols: usize, par: Parallelism) {
         if self == Self::Linear {
             return;
         }
+        assert!(
+            input.is_some() || !self.needs_input(),
+            "activation `{}` needs its input for the gradient",
+            self.keras_name()
+        );
         let blocks = row_blocks(par, grad.len() / cols.max(1), MIN_VALUES_PER_THREAD / cols.max(1));
         for_row_blocks(par, grad, cols, &blocks, |r0, g| {
-            self.backward_rows(&out[r0 * cols..r0 * cols + g.len()], g, cols)
+            let range = r0 * cols..r0 * cols + g.len();
+            self.backward_rows(input.map(|x| &x[range.clone()]), &out[range], g, cols)
         });
     }
 
-    fn backward_rows(self, out: &[f32], grad: &mut [f32], cols: usize) {
+    fn backward_rows(self, input: Option<&[f32]>, out: &[f32], grad: &mut [f32], cols: usize) {
         match self {
             Self::Linear => {}
             Self::Relu => kernels::relu_backward(out, grad),
@@ -112,7 +296,24 @@ impl Activation {
                     g.iter_mut().zip(y).for_each(|(g, &y)| *g = (*g - dot) * y);
                 }
             }
+            other => match input {
+                Some(x) => {
+                    grad.iter_mut().zip(x).zip(out).for_each(|((g, &x), &y)| *g *= other.slope(x, y));
+                }
+                None => grad.iter_mut().zip(out).for_each(|(g, &y)| *g *= other.slope(f32::NAN, y)),
+            },
         }
+    }
+}
+
+/// TensorFlow's `softplus`: `x` above −T, `eˣ` below T, `log1p(eˣ)` between, T = −13.942385.
+fn softplus(x: f32) -> f32 {
+    if x > -SOFTPLUS_THRESHOLD {
+        x
+    } else if x < SOFTPLUS_THRESHOLD {
+        x.exp()
+    } else {
+        x.exp().ln_1p()
     }
 }
 

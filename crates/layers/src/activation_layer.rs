@@ -85,7 +85,8 @@ impl Layer for ActivationLayer {
         par: Parallelism,
     ) {
         if grad_of == GradOf::Output {
-            self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.last_axis, par);
+            let (x, y) = (Some(self.logits.as_slice()), self.core.output.as_slice());
+            self.activation.backward(x, y, grad.as_mut_slice(), self.last_axis, par);
         }
         if let Some(gi) = grad_input {
             gi.resize(grad.rows(), grad.cols());
@@ -107,9 +108,29 @@ mod tests {
     use super::*;
     use crate::testing::{GradCheck, check_gradients};
 
+    /// Every activation kiln computes.
+    const ALL: [Activation; 16] = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Softmax,
+        Activation::Tanh,
+        Activation::Relu6,
+        Activation::Elu,
+        Activation::Selu,
+        Activation::LeakyRelu,
+        Activation::Softplus,
+        Activation::Silu,
+        Activation::Gelu,
+        Activation::HardSigmoid,
+        Activation::Softsign,
+        Activation::Mish,
+        Activation::Exponential,
+    ];
+
     #[test]
     fn every_activation_passes_the_gradient_check() {
-        for act in [Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Softmax, Activation::Linear] {
+        for act in ALL {
             let mut layer = ActivationLayer::new(act).name("act");
             let opts = GradCheck {
                 from_logits: matches!(act, Activation::Softmax | Activation::Sigmoid),
@@ -117,6 +138,34 @@ mod tests {
             };
             check_gradients(&mut layer, &Shape::new([2, 3]).unwrap(), &opts).unwrap_or_else(|e| panic!("{act:?}: {e}"));
         }
+    }
+
+    /// Dense (which keeps its logits) and Conv2D (which keeps them only for the
+    /// activations that need them) pass the check with every activation.
+    #[test]
+    fn dense_and_conv_pass_the_gradient_check_with_every_activation() {
+        for act in ALL {
+            let mut dense = crate::Dense::new(4).activation(act).name("d");
+            check_gradients(&mut dense, &Shape::new([5]).unwrap(), &GradCheck::default())
+                .unwrap_or_else(|e| panic!("Dense {act:?}: {e}"));
+            if act == Activation::Softmax {
+                continue;
+            }
+            let mut conv = crate::Conv2D::new(2, [2, 2]).activation(act).name("c");
+            check_gradients(&mut conv, &Shape::new([3, 3, 2]).unwrap(), &GradCheck::default())
+                .unwrap_or_else(|e| panic!("Conv2D {act:?}: {e}"));
+        }
+    }
+
+    /// The Keras identifiers read back, `swish` included, and serde writes Keras' names.
+    #[test]
+    fn keras_names_round_trip() {
+        for act in ALL {
+            assert_eq!(Activation::from_keras(act.keras_name()), Some(act));
+            assert_eq!(serde_json::to_value(act).unwrap(), act.keras_name());
+        }
+        assert_eq!(Activation::from_keras("swish"), Some(Activation::Silu));
+        assert_eq!(serde_json::from_str::<Activation>("\"swish\"").unwrap(), Activation::Silu);
     }
 
     #[test]

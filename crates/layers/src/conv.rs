@@ -72,6 +72,9 @@ struct ConvState {
     window: Option<Window2d>,
     /// im2col blocks, sized for the largest batch seen (at most ~1 MiB).
     scratch: Vec<f32>,
+    /// The pre-activation output, kept only for an activation whose gradient needs it
+    /// (gelu, silu, …).
+    pre: Vec<f32>,
 }
 
 /// The math both layers run once their window is known.
@@ -130,7 +133,7 @@ impl Conv<'_> {
         }
         self.core.params = params;
         self.core.output = Matrix::zeros(0, out.numel());
-        *self.state = ConvState { window: Some(window), scratch: Vec::new() };
+        *self.state = ConvState { window: Some(window), scratch: Vec::new(), pre: Vec::new() };
         Ok(out)
     }
 
@@ -155,6 +158,10 @@ impl Conv<'_> {
         if let Some(bias) = params.get(1) {
             kernels::add_row_vector(out.as_mut_slice(), bias.value());
         }
+        if self.options.activation.needs_input() {
+            s.pre.clear();
+            s.pre.extend_from_slice(out.as_slice());
+        }
         self.options.activation.apply(out.as_mut_slice(), cout);
     }
 
@@ -170,7 +177,8 @@ impl Conv<'_> {
         let LayerInput::Dense(x) = input else { panic!("layer `{}` takes dense input", self.core.name) };
         let cout = self.options.filters;
         if grad_of == GradOf::Output {
-            self.options.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), cout, par);
+            let pre = self.options.activation.needs_input().then_some(self.state.pre.as_slice());
+            self.options.activation.backward(pre, self.core.output.as_slice(), grad.as_mut_slice(), cout, par);
         }
         let need = g.col_scratch_len(x.rows);
         let scratch = &mut self.state.scratch[..need];

@@ -282,7 +282,8 @@ impl Layer for Dense {
         par: Parallelism,
     ) {
         if grad_of == GradOf::Output {
-            self.activation.backward(self.core.output.as_slice(), grad.as_mut_slice(), self.units, par);
+            let logits = Some(self.state.logits.as_slice());
+            self.activation.backward(logits, self.core.output.as_slice(), grad.as_mut_slice(), self.units, par);
         }
         let (in_w, t, units) = (self.state.input_width, self.state.leading, self.units);
         let column_wise = self.column_wise();

@@ -36,6 +36,7 @@ pub fn add_activity_grad(
     scratch.fill(0.0);
     reg.add_grad(out.as_slice(), scratch.as_mut_slice(), scale)?;
     layer.activation().backward(
+        layer.logits().map(Matrix::as_slice),
         out.as_slice(),
         scratch.as_mut_slice(),
         out.cols(),

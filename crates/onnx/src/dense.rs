@@ -4,7 +4,7 @@
 use kiln_layers::{Activation, Layer};
 
 use crate::OnnxError;
-use crate::graph::{Cursor, Graph, int};
+use crate::graph::{Cursor, Graph, float, int};
 
 /// Appends `layer` (a Dense) reading `cur`.
 pub(crate) fn export(
@@ -50,16 +50,65 @@ pub(crate) fn export(
     Ok(Cursor { name: out, dims: out_dims.to_vec(), channels_first: false })
 }
 
-/// Appends the activation node (none for linear); returns the value it writes.
+/// Appends the activation's nodes (none for linear); returns the value they write. The
+/// activations ONNX has as one operator (opset 17) map to it; silu, gelu and mish are
+/// composed from `Sigmoid`, `Erf`, `Softplus`, `Tanh` and `Mul`, relu6 is `Clip`.
 pub(crate) fn activation(graph: &mut Graph, layer: &str, act: Activation, input: String) -> String {
-    let (op, attrs) = match act {
-        Activation::Linear => return input,
-        Activation::Relu => ("Relu", vec![]),
-        Activation::Sigmoid => ("Sigmoid", vec![]),
-        Activation::Tanh => ("Tanh", vec![]),
-        Activation::Softmax => ("Softmax", vec![int("axis", -1)]),
+    let single = |graph: &mut Graph, op: &str, x: String, attrs| {
+        let out = format!("{layer}/{}", op.to_lowercase());
+        graph.node(op, &out, vec![x], &out, attrs);
+        out
     };
-    let out = format!("{layer}/{}", op.to_lowercase());
-    graph.node(op, &out, vec![input], &out, attrs);
-    out
+    let binary = |graph: &mut Graph, op: &str, suffix: &str, a: String, b: String| {
+        let out = format!("{layer}/{suffix}");
+        graph.node(op, &out, vec![a, b], &out, vec![]);
+        out
+    };
+    let constant = |graph: &mut Graph, suffix: &str, v: f32| {
+        let name = format!("{layer}/{suffix}");
+        graph.init_f32(&name, &[], vec![v]);
+        name
+    };
+    match act {
+        Activation::Linear => input,
+        Activation::Relu => single(graph, "Relu", input, vec![]),
+        Activation::Sigmoid => single(graph, "Sigmoid", input, vec![]),
+        Activation::Tanh => single(graph, "Tanh", input, vec![]),
+        Activation::Softmax => single(graph, "Softmax", input, vec![int("axis", -1)]),
+        Activation::Elu => single(graph, "Elu", input, vec![float("alpha", 1.0)]),
+        Activation::Selu => single(graph, "Selu", input, vec![float("alpha", 1.673_263_2), float("gamma", 1.050_701)]),
+        Activation::LeakyRelu => single(graph, "LeakyRelu", input, vec![float("alpha", 0.2)]),
+        Activation::Softplus => single(graph, "Softplus", input, vec![]),
+        Activation::Softsign => single(graph, "Softsign", input, vec![]),
+        Activation::Exponential => single(graph, "Exp", input, vec![]),
+        Activation::HardSigmoid => {
+            single(graph, "HardSigmoid", input, vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)])
+        }
+        Activation::Relu6 => {
+            let (lo, hi) = (constant(graph, "zero", 0.0), constant(graph, "six", 6.0));
+            let out = format!("{layer}/clip");
+            graph.node("Clip", &out, vec![input, lo, hi], &out, vec![]);
+            out
+        }
+        Activation::Silu => {
+            let s = single(graph, "Sigmoid", input.clone(), vec![]);
+            binary(graph, "Mul", "silu", input, s)
+        }
+        Activation::Mish => {
+            let sp = single(graph, "Softplus", input.clone(), vec![]);
+            let t = single(graph, "Tanh", sp, vec![]);
+            binary(graph, "Mul", "mish", input, t)
+        }
+        // 0.5·x·(1 + erf(x/√2))
+        Activation::Gelu => {
+            let c = constant(graph, "inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+            let scaled = binary(graph, "Mul", "scaled", input.clone(), c);
+            let erf = single(graph, "Erf", scaled, vec![]);
+            let one = constant(graph, "one", 1.0);
+            let plus = binary(graph, "Add", "plus_one", erf, one);
+            let half = constant(graph, "half", 0.5);
+            let half_x = binary(graph, "Mul", "half_x", input, half);
+            binary(graph, "Mul", "gelu", half_x, plus)
+        }
+    }
 }

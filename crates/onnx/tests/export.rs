@@ -45,6 +45,26 @@ fn models() -> Vec<(&'static str, Sequential)> {
     };
     let mut out = vec![
         (
+            "keras_3_activations",
+            stack(
+                7,
+                vec![
+                    Box::new(Dense::new(9).activation(Activation::Relu6)),
+                    Box::new(Dense::new(9).activation(Activation::Elu)),
+                    Box::new(Dense::new(9).activation(Activation::Selu)),
+                    Box::new(Dense::new(9).activation(Activation::LeakyRelu)),
+                    Box::new(Dense::new(9).activation(Activation::Softplus)),
+                    Box::new(ActivationLayer::new(Activation::Silu)),
+                    Box::new(Dense::new(9).activation(Activation::Gelu)),
+                    Box::new(Dense::new(9).activation(Activation::HardSigmoid)),
+                    Box::new(Dense::new(9).activation(Activation::Softsign)),
+                    Box::new(Dense::new(9).activation(Activation::Mish)),
+                    Box::new(ActivationLayer::new(Activation::Exponential)),
+                    Box::new(Dense::new(3)),
+                ],
+            ),
+        ),
+        (
             "every_activation",
             stack(
                 1,

@@ -59,6 +59,23 @@ pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
         0.001
     }
 
+    /// This rule at learning rate `learning_rate` (a number or a schedule), as Keras'
+    /// `Adam(learning_rate=1e-3)`: `Adam::default().learning_rate(1e-3)` is
+    /// `Optimizer::new(Adam::default(), 1e-3)`.
+    ///
+    /// ```
+    /// use kiln_optimizers::{Adam, UpdateRule};
+    ///
+    /// let opt = Adam::default().learning_rate(1e-2);
+    /// assert_eq!(opt.learning_rate(), 1e-2);
+    /// ```
+    fn learning_rate(self, learning_rate: impl Into<crate::LearningRate>) -> crate::Optimizer
+    where
+        Self: Sized + 'static,
+    {
+        crate::Optimizer::new(self, learning_rate)
+    }
+
     /// The weight decay Keras uses when none is given (none; AdamW's is 0.004).
     fn default_weight_decay(&self) -> Option<f64> {
         None

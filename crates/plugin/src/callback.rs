@@ -106,10 +106,17 @@ impl Callback for PluginCallback {
     }
 
     fn on_train_batch_begin(&mut self, batch: usize, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        // A plugin that said it wants no batches is not called across the ABI per batch.
+        if !self.wants_batches {
+            return Ok(());
+        }
         self.hook(ctl, |i, c| i.on_train_batch_begin(batch, c))
     }
 
     fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        if !self.wants_batches {
+            return Ok(());
+        }
         let json = logs_json(logs);
         self.hook(ctl, |i, c| i.on_train_batch_end(batch, &json, c))
     }

@@ -53,15 +53,14 @@ impl Sequential {
     ) -> Result<(Tally, bool), TrainError> {
         let out_w = self.output_width().expect("built");
         let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, plan.y.cols())? };
-        let wants_batches = callbacks.iter().any(|c| c.wants_batches());
         let steps = plan.train_rows.div_ceil(batch_size);
         progress.epoch_begin(epoch, steps);
         let mut stop = false;
         for b in 0..steps {
             let idx = &bufs.order[b * batch_size..((b + 1) * batch_size).min(plan.train_rows)];
-            if wants_batches {
-                stop |= self.run_callbacks(callbacks, None, |cb, ctl| cb.on_train_batch_begin(b, ctl))?;
-            }
+            // Every callback's batch hooks run, as Keras calls them: one that does nothing
+            // there costs a call.
+            stop |= self.run_callbacks(callbacks, None, |cb, ctl| cb.on_train_batch_begin(b, ctl))?;
             plan.x.gather(idx, &mut bufs.batch, self.par);
             gather_targets(plan.y, idx, &mut bufs.targets);
             let w = plan.weights.as_deref().map(|w| gather_weights(w, idx, &mut bufs.weights));
@@ -69,10 +68,8 @@ impl Sequential {
             tally.loss.add(stats.loss, stats.size as f32);
             tally.fill_logs(&mut bufs.batch_logs, "");
             progress.batch_end(&bufs.batch_logs);
-            if wants_batches {
-                let logs = &bufs.batch_logs;
-                stop |= self.run_callbacks(callbacks, Some(stats), |cb, ctl| cb.on_train_batch_end(b, logs, ctl))?;
-            }
+            let logs = &bufs.batch_logs;
+            stop |= self.run_callbacks(callbacks, Some(stats), |cb, ctl| cb.on_train_batch_end(b, logs, ctl))?;
             if stop {
                 break;
             }

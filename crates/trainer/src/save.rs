@@ -59,6 +59,22 @@ struct CompileOut<'a> {
     metrics: &'a [NamedMetric],
 }
 
+/// Refuses a save path whose extension names a Keras format (`.keras`, `.h5`, `.hdf5`):
+/// kiln writes `what` there, which Keras could not read and a user would not expect under
+/// that name. kiln has no HDF5 writer: a Keras archive is not written.
+fn refuse_keras_name(path: &Path, call: &str, what: &str) -> Result<(), TrainError> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some(ext @ ("keras" | "h5" | "hdf5")) => Err(TrainError::Config(format!(
+            "{}: `{call}` writes {what}, not a Keras `.{ext}` file; choose a name without `.{ext}`. kiln reads Keras \
+             archives (kiln_keras::import_keras_file) but does not write them; for other runtimes, export ONNX \
+             (kiln_onnx::export_onnx)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn is_zero(v: &f32) -> bool {
     *v == 0.0
 }
@@ -258,8 +274,11 @@ impl Sequential {
     /// optimizer state (a diverged run) are refused before anything is written. To never
     /// delete anything else, `dir` must be new, empty, or a previous save (a symlink to one
     /// is written through); a second process saving the same `dir` at once is refused.
+    /// A path named like a Keras file (`model.keras`, `.h5`) is refused with the call that
+    /// does what it suggests: kiln writes its own directory, not Keras' archive.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<(), TrainError> {
         let dir = dir.as_ref();
+        refuse_keras_name(dir, "save", "a kiln model directory (config.json, model.safetensors…)")?;
         // What `load` would refuse is never written: the config is checked by load's own
         // parser, names and caps before the previous save is touched.
         let config = self.to_config_json();
@@ -283,6 +302,7 @@ impl Sequential {
     /// Writes every parameter to one safetensors file (`dense_1/kernel`, …), atomically;
     /// refuses non-finite weights (the file would not load back).
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), TrainError> {
+        refuse_keras_name(path.as_ref(), "save_weights", "a safetensors file (name it `….safetensors`)")?;
         // An empty or repeated layer name would give tensors `load_weights` cannot place.
         self.check_names()?;
         // Borrowed, not copied: a save holds the weights once more (the file), not thrice.

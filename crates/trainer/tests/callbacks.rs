@@ -250,3 +250,40 @@ fn one_hot(y: &kiln_tensor::Matrix) -> kiln_tensor::Matrix {
     let rows = y.as_slice().iter().flat_map(|&c| (0..3).map(move |j| f32::from(u8::from(j as f32 == c))));
     kiln_tensor::Matrix::from_vec(y.rows(), 3, rows.collect()).unwrap()
 }
+
+/// A callback that only overrides the batch hooks is called for every batch, as in Keras:
+/// there is no second method to remember (`wants_batches` stays `false` here).
+#[test]
+fn overridden_batch_hooks_are_called_without_wants_batches() {
+    #[derive(Debug, Default)]
+    struct Count {
+        begins: usize,
+        ends: Vec<f64>,
+    }
+    impl kiln_trainer::callbacks::Callback for Count {
+        fn on_train_batch_begin(
+            &mut self,
+            _b: usize,
+            _c: &mut kiln_trainer::callbacks::Control<'_>,
+        ) -> Result<(), kiln_trainer::TrainError> {
+            self.begins += 1;
+            Ok(())
+        }
+        fn on_train_batch_end(
+            &mut self,
+            _b: usize,
+            logs: &kiln_trainer::Logs,
+            _c: &mut kiln_trainer::callbacks::Control<'_>,
+        ) -> Result<(), kiln_trainer::TrainError> {
+            self.ends.push(logs.get("loss").unwrap());
+            Ok(())
+        }
+    }
+    let (x, y) = blobs(100, 3);
+    let mut m = classifier(3);
+    let mut count = Count::default();
+    m.fit(&x, &y, quiet().epochs(2).batch_size(32).callback(&mut count)).unwrap();
+    assert_eq!(count.begins, 2 * 4, "4 batches of 100 rows per epoch, 2 epochs");
+    assert_eq!(count.ends.len(), 8);
+    assert!(count.ends.iter().all(|l| l.is_finite()));
+}

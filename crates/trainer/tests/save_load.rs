@@ -154,3 +154,38 @@ fn a_convnet_with_batch_normalization_round_trips_and_resumes_exactly() {
     back.fit(&x, &y, opts()).unwrap();
     assert_eq!(back.get_weights(), m.get_weights(), "resumed training takes the same steps");
 }
+
+/// `save("model.keras")` and `save_weights("x.weights.h5")` are refused, naming the calls
+/// that do what the names suggest, and write nothing.
+#[test]
+fn keras_file_names_are_refused_with_the_right_call() {
+    let mut m = kiln_trainer::Sequential::new().add(kiln_layers::Dense::new(2));
+    m.build(3).unwrap();
+    let dir = std::env::temp_dir().join(format!("kiln-keras-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["model.keras", "model.h5", "MODEL.HDF5"] {
+        let err = m.save(dir.join(name)).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains("import_keras_file") && err.contains("export_onnx"), "{err}");
+    }
+    let err = m.save_weights(dir.join("x.weights.h5")).unwrap_err().to_string();
+    assert!(err.contains("safetensors"), "{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written");
+    m.save_weights(dir.join("x.safetensors")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A save leaves nothing beside its directory: no `.NAME.lock`, no staging folder, also
+/// after saving over a previous save.
+#[test]
+fn saving_leaves_no_lock_file_behind() {
+    let mut m = kiln_trainer::Sequential::new().add(kiln_layers::Dense::new(2));
+    m.build(3).unwrap();
+    let parent = std::env::temp_dir().join(format!("kiln-no-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).unwrap();
+    m.save(parent.join("model")).unwrap();
+    m.save(parent.join("model")).unwrap();
+    let names: Vec<String> =
+        std::fs::read_dir(&parent).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["model"], "only the model directory remains");
+    std::fs::remove_dir_all(&parent).unwrap();
+}

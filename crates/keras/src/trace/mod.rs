@@ -37,6 +37,7 @@ const TOP_INFO: &[&str] = &[
     "epoch_loss_averaging_check",
     "val_loss_regularization_check",
     "ids_per_batch",
+    "activation_regimes",
 ];
 const FIT_KEYS: &[&str] = &["batch_size", "epochs", "shuffle", "validation_split", "class_weight", "callbacks"];
 const FIT_INFO: &[&str] = &["steps_per_epoch", "validation"];

@@ -154,8 +154,11 @@ impl RecurrentOptions {
             return Err(error("argument `units` must be at least 1, received units=0".into()));
         }
         for &(name, act) in acts {
-            if act == Activation::Softmax {
-                return Err(error(format!("argument `{name}` = softmax is not supported in a recurrent cell")));
+            if !matches!(act, Activation::Linear | Activation::Relu | Activation::Sigmoid | Activation::Tanh) {
+                return Err(error(format!(
+                    "argument `{name}` = {} is not supported in a recurrent cell (linear, relu, sigmoid and tanh are)",
+                    act.keras_name()
+                )));
             }
         }
         for (name, init) in [

@@ -167,7 +167,7 @@ pub trait Callback: Send {
         Ok(())
     }
 
-    /// Before each training batch (only called when [`wants_batches`](Callback::wants_batches)).
+    /// Before each training batch.
     fn on_train_batch_begin(&mut self, _batch: usize, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
         Ok(())
     }
@@ -187,7 +187,9 @@ pub trait Callback: Send {
         Ok(())
     }
 
-    /// Whether the batch hooks do anything (lets `fit` skip them and the batch logs).
+    /// Whether the batch hooks do anything. `fit` calls them either way (overriding a hook
+    /// is enough, as in Keras); a plugin's envelope uses the answer to skip crossing the
+    /// plugin ABI, and serializing the logs, for hooks that do nothing.
     fn wants_batches(&self) -> bool {
         false
     }
