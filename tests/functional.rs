@@ -78,6 +78,13 @@ fn a_model_of_two_inputs_takes_a_list_and_refuses_the_wrong_count() {
     let swapped = [FeaturesRef::from(&xb), FeaturesRef::from(&xa)];
     let err = model.predict(FeaturesRef::list(&swapped), 8).unwrap_err().to_string();
     assert!(err.contains("input `a`"), "{err}");
+
+    // Validation data is held to the same rules: one array per input, in order.
+    let quiet = || FitOptions::default().epochs(1).batch_size(8).verbose(Verbosity::Silent);
+    let err = model.fit(FeaturesRef::list(&parts), &y, quiet().validation_data(&xa, &y)).unwrap_err().to_string();
+    assert!(err.contains("validation") && err.contains("for a model of 2 input(s)"), "{err}");
+    let history = model.fit(FeaturesRef::list(&parts), &y, quiet().validation_data(FeaturesRef::list(&parts), &y));
+    assert!(history.unwrap().get("val_loss").is_some());
 }
 
 #[test]

@@ -560,21 +560,35 @@ impl Sequential {
         if self.built.is_none() && self.declared_input.is_none() {
             self.declared_input = x.sample_dims();
         }
-        let parts = x.parts();
-        let inputs = self.graph.as_ref().map_or(1, |g| g.inputs.len());
-        if parts.len() != inputs {
-            return Err(TrainError::Input(format!(
-                "{data}: {} input array(s) for a model of {inputs} input(s){}",
-                parts.len(),
-                self.graph.as_ref().map_or(String::new(), |g| format!(
-                    " ({})",
-                    g.inputs.iter().map(|i| format!("`{}` {:?}", i.name, i.shape)).collect::<Vec<_>>().join(", ")
-                ))
-            )));
-        }
+        self.check_input_count(x, data)?;
         self.ensure_built(x.width(), data)?;
-        let built = self.built.as_ref().expect("built");
-        for (k, (part, shape)) in parts.iter().zip(&built.inputs).enumerate() {
+        self.check_features(x, data)?;
+        self.check_activations(batch_size.min(x.len()))
+    }
+
+    /// Refuses features that do not hold one part per model input.
+    pub(crate) fn check_input_count(&self, x: crate::FeaturesRef<'_>, data: &'static str) -> Result<(), TrainError> {
+        let (parts, inputs) = (x.parts().len(), self.graph.as_ref().map_or(1, |g| g.inputs.len()));
+        if parts == inputs {
+            return Ok(());
+        }
+        Err(TrainError::Input(format!(
+            "{data}: {parts} input array(s) for a model of {inputs} input(s){}",
+            self.graph.as_ref().map_or(String::new(), |g| format!(
+                " ({})",
+                g.inputs.iter().map(|i| format!("`{}` {:?}", i.name, i.shape)).collect::<Vec<_>>().join(", ")
+            ))
+        )))
+    }
+
+    /// Checks each input's features against the built model, as `ready_for` does for the
+    /// training data (and `fit` for its validation data): one part per input, each as wide
+    /// as its samples, sparse rows only into a flat input, values (not ids or sparse rows)
+    /// into a merge layer, token ids only into an Embedding and within its `input_dim`.
+    pub(crate) fn check_features(&self, x: crate::FeaturesRef<'_>, data: &'static str) -> Result<(), TrainError> {
+        self.check_input_count(x, data)?;
+        let built = self.built.as_ref().ok_or(TrainError::NotBuilt("checking the inputs"))?;
+        for (k, (part, shape)) in x.parts().iter().zip(&built.inputs).enumerate() {
             let input = |what: &str| match &self.graph {
                 Some(g) => format!("input `{}` ({what})", g.inputs[k].name),
                 None => format!("the model's input ({what})"),
@@ -605,7 +619,7 @@ impl Sequential {
                 crate::ids::check_ids(layer, *part, data)?;
             }
         }
-        self.check_activations(batch_size.min(x.len()))
+        Ok(())
     }
 
     /// Refuses a loss or metric that would read a shaped output (`[t, k]` per sample) as

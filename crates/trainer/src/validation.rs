@@ -175,6 +175,7 @@ impl Sequential {
                     }
                     _ => None,
                 };
+                self.check_input_count(xv, "validation")?;
                 if xv.width() != x.width() {
                     return Err(TrainError::WidthMismatch {
                         data: "validation",
@@ -182,6 +183,7 @@ impl Sequential {
                         found: xv.width(),
                     });
                 }
+                self.check_features(xv, "validation")?;
                 loss.check_targets(yv, out_w)?;
                 self.check_metric_labels(yv, out_w)?;
                 (n, Some(Held { x: xv, y: yv, rows: (0..nv).collect(), weights }))
