@@ -214,3 +214,28 @@ fn keras_graphs_kiln_does_not_compute_are_refused_by_name() {
     .to_string();
     assert!(err.contains("nested model (`inner`"), "{err}");
 }
+
+/// Built in the order its Keras code applies them, the f2 trace's graph lists its layers as
+/// Keras' `model.layers` does (depth first, ties by the walk from the output): `dense`
+/// before `branch_tanh`, although `branch_tanh` was applied first.
+#[test]
+fn layers_come_in_keras_order_whatever_the_order_they_were_applied_in() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/keras/functional/keras_trace_f2_concat_branches_fanout.json");
+    let trace: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let config = &trace["model"]["config"];
+    let layers = config.get("config").unwrap_or(config)["layers"].as_array().unwrap();
+    let keras: Vec<&str> =
+        layers.iter().filter(|l| l["class_name"] != "InputLayer").map(|l| l["name"].as_str().unwrap()).collect();
+
+    let mut g = Functional::new();
+    let x = g.named_input("features", [12]);
+    let t = g.apply(Dense::new(8).activation(Activation::Tanh).name("branch_tanh"), x);
+    let r = g.apply(Dense::new(6).activation(Activation::Relu), x);
+    let s = g.apply(Dense::new(5).activation(Activation::Sigmoid), r);
+    let c = g.merge(Concatenate::new().name("concat"), &[t, s]);
+    let out = g.apply(Dense::new(1).activation(Activation::Sigmoid).name("out"), c);
+    let model = g.model(out).unwrap();
+    let ours: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
+    assert_eq!(ours, keras);
+}
