@@ -40,6 +40,14 @@ fn matrix(v: &serde_json::Value) -> Matrix {
     Matrix::from_vec(rows.len(), values.len() / rows.len(), values).unwrap()
 }
 
+/// `got` is Keras' `want` within `1e-6 + 1e-5·|want|`, value by value, same shape.
+fn assert_as_keras(what: &str, got: &Matrix, want: &Matrix) {
+    assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()), "{what}");
+    for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
+        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "{what}: value {k}: got {g}, Keras {w}");
+    }
+}
+
 #[test]
 fn keras_archives_import_with_their_weights_and_predict_as_keras_did() {
     let fixtures = fixtures_with_predictions();
@@ -73,11 +81,7 @@ fn keras_archives_import_with_their_weights_and_predict_as_keras_did() {
         let parts: Vec<FeaturesRef<'_>> = xs.iter().map(FeaturesRef::from).collect();
         let got = if inputs == 1 { model.predict(&xs[0], 32) } else { model.predict(FeaturesRef::list(&parts), 32) };
         let got = got.unwrap();
-        assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()), "{}", path.display());
-        for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-            let tol = 1e-6 + 1e-5 * w.abs();
-            assert!((g - w).abs() <= tol, "{}: value {k}: kiln {g}, Keras {w}", path.display());
-        }
+        assert_as_keras(&path.display().to_string(), &got, &want);
     }
 }
 
@@ -126,10 +130,7 @@ fn xtask_keras_import_then_predict_writes_keras_predictions() {
     );
     let got = matrix(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap());
     let want = matrix(&record["predictions"]);
-    assert_eq!(got.rows(), want.rows());
-    for (&g, &w) in got.as_slice().iter().zip(want.as_slice()) {
-        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "kiln {g}, Keras {w}");
-    }
+    assert_as_keras("predict", &got, &want);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -161,10 +162,7 @@ fn xtask_imports_and_predicts_a_model_of_two_inputs() {
     assert!(predict(&args(vec![dir.join("b.json")])).unwrap());
     let got = matrix(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap());
     let want = matrix(&record["predictions"]);
-    assert_eq!(got.rows(), want.rows());
-    for (&g, &w) in got.as_slice().iter().zip(want.as_slice()) {
-        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "kiln {g}, Keras {w}");
-    }
+    assert_as_keras("predict", &got, &want);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -184,9 +182,7 @@ fn a_format_version_1_save_loads_and_resaves_as_version_2() {
             .unwrap();
     let (x, want) = (matrix(&record["x"]), matrix(&record["predictions"]));
     let got = model.predict(&x, 32).unwrap();
-    for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-        assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "value {k}: kiln {g}, Keras {w}");
-    }
+    assert_as_keras("v1_binary_head", &got, &want);
     let dir = std::env::temp_dir().join(format!("kiln-v1-resave-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     model.save(&dir).unwrap();
@@ -249,9 +245,6 @@ fn keras_archives_predict_as_keras_did_through_onnx() {
         assert!(out.status.success(), "{name}: onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let got = matrix(&report["output"]);
-        assert_eq!((got.rows(), got.cols()), (want.rows(), want.cols()), "{name}");
-        for (k, (&g, &w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-            assert!((g - w).abs() <= 1e-6 + 1e-5 * w.abs(), "{name}: value {k}: onnxruntime {g}, Keras {w}");
-        }
+        assert_as_keras(&format!("{name} through onnxruntime"), &got, &want);
     }
 }

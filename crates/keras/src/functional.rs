@@ -18,19 +18,21 @@ use crate::json::At;
 use crate::layers::{Entry, entry};
 
 /// `[layer, node_index, tensor_index]` of a `keras_history` or an `input_layers` entry.
-type History<'v> = (&'v str, u64, u64);
+pub(crate) type History<'v> = (&'v str, u64, u64);
 
-/// Every `keras_history` a node's `args` hold, in order (a merge layer's list is
-/// flattened as Keras flattens it).
-fn histories(v: &Value) -> Vec<History<'_>> {
+/// Every `keras_history` in `v` (a node, or its `args`), in order: a merge layer's list is
+/// flattened as Keras flattens it; a missing index reads as `u64::MAX`, which no check
+/// accepts.
+pub(crate) fn histories(v: &Value) -> Vec<History<'_>> {
     fn walk<'v>(v: &'v Value, out: &mut Vec<History<'v>>) {
         if let Some(h) = v.get("config").and_then(|c| c.get("keras_history")).and_then(Value::as_array) {
-            let num = |i: usize| h.get(i).and_then(Value::as_u64).unwrap_or(u64::MAX);
-            out.push((h.first().and_then(Value::as_str).unwrap_or(""), num(1), num(2)));
+            out.push(history(h));
             return;
         }
-        if let Value::Array(items) = v {
-            items.iter().for_each(|i| walk(i, out));
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
         }
     }
     let mut out = Vec::new();
@@ -38,22 +40,17 @@ fn histories(v: &Value) -> Vec<History<'_>> {
     out
 }
 
+/// `[layer, node_index, tensor_index]` as a [`History`].
+fn history(h: &[Value]) -> History<'_> {
+    let num = |i: usize| h.get(i).and_then(Value::as_u64).unwrap_or(u64::MAX);
+    (h.first().and_then(Value::as_str).unwrap_or(""), num(1), num(2))
+}
+
 /// `input_layers` / `output_layers`: `["x", 0, 0]` for one tensor or `[["x", 0, 0], …]`.
-fn endpoint_list(v: Option<&Value>) -> Vec<History<'_>> {
-    let entry = |e: &'_ [Value]| -> Option<(usize, u64, u64)> { Some((0, e.get(1)?.as_u64()?, e.get(2)?.as_u64()?)) };
+pub(crate) fn endpoint_list(v: Option<&Value>) -> Vec<History<'_>> {
     match v.and_then(Value::as_array).map(Vec::as_slice) {
-        Some(one @ [Value::String(name), ..]) => {
-            let (_, n, t) = entry(one).unwrap_or((0, u64::MAX, u64::MAX));
-            vec![(name.as_str(), n, t)]
-        }
-        Some(items) => items
-            .iter()
-            .filter_map(|i| {
-                let e = i.as_array()?;
-                let (_, n, t) = entry(e).unwrap_or((0, u64::MAX, u64::MAX));
-                Some((e.first()?.as_str()?, n, t))
-            })
-            .collect(),
+        Some(one @ [Value::String(_), ..]) => vec![history(one)],
+        Some(items) => items.iter().filter_map(|i| i.as_array().map(|e| history(e))).collect(),
         None => Vec::new(),
     }
 }

@@ -5,6 +5,7 @@ use kiln_trainer::Sequential;
 use serde_json::Value;
 
 use crate::KerasError;
+use crate::functional::{endpoint_list, histories};
 use crate::json::{At, check_dtype, refuse_unknown};
 use crate::layers::{Entry, entry, shape_of};
 use crate::scan::MAX_LAYERS;
@@ -129,42 +130,12 @@ pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<Shape>)
     Ok((model, input_shape))
 }
 
-/// The `keras_history` layer name of every tensor a node consumes.
-fn node_inputs(node: &Value) -> Vec<&str> {
-    fn walk<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
-        if let Some(h) = v.get("config").and_then(|c| c.get("keras_history")).and_then(Value::as_array) {
-            if let Some(name) = h.first().and_then(Value::as_str) {
-                out.push(name);
-            }
-            return;
-        }
-        match v {
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(node, &mut out);
-    out
-}
-
-/// The first layer name of a Functional `input_layers` / `output_layers` entry, which is
-/// `["x", 0, 0]` for one tensor or `[["x", 0, 0], …]` for several.
-fn endpoints(v: Option<&Value>) -> Vec<&str> {
-    match v.and_then(Value::as_array).map(Vec::as_slice) {
-        Some([Value::String(name), ..]) => vec![name.as_str()],
-        Some(items) => items.iter().filter_map(|i| i.get(0).and_then(Value::as_str)).collect(),
-        None => Vec::new(),
-    }
-}
-
 /// Refuses a Functional graph that is not one chain: one input, one output, every layer
 /// called once on the previous layer's output only.
 fn check_chain(cfg: At<'_>, layers: &[Value]) -> Result<(), KerasError> {
     let names: Vec<&str> = layers.iter().map(|l| l.get("name").and_then(Value::as_str).unwrap_or("?")).collect();
-    let inputs = endpoints(cfg.value.get("input_layers"));
-    let outputs = endpoints(cfg.value.get("output_layers"));
+    let inputs: Vec<&str> = endpoint_list(cfg.value.get("input_layers")).into_iter().map(|h| h.0).collect();
+    let outputs: Vec<&str> = endpoint_list(cfg.value.get("output_layers")).into_iter().map(|h| h.0).collect();
     let not_chain = |why: String| {
         cfg.error(format!(
             "this Functional model is not a single chain from its input ({why}); kiln imports Sequential stacks only"
@@ -181,7 +152,7 @@ fn check_chain(cfg: At<'_>, layers: &[Value]) -> Result<(), KerasError> {
     }
     for (i, layer) in layers.iter().enumerate().skip(1) {
         let nodes = layer.get("inbound_nodes").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-        let fed: Vec<&str> = nodes.iter().flat_map(node_inputs).collect();
+        let fed: Vec<&str> = nodes.iter().flat_map(histories).map(|h| h.0).collect();
         if nodes.len() != 1 || fed != [names[i - 1]] {
             return Err(not_chain(format!("layer `{}` is fed by {fed:?}, not by `{}` alone", names[i], names[i - 1])));
         }

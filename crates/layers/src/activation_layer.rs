@@ -88,10 +88,7 @@ impl Layer for ActivationLayer {
             let (x, y) = (Some(self.logits.as_slice()), self.core.output.as_slice());
             self.activation.backward(x, y, grad.as_mut_slice(), self.last_axis, par);
         }
-        if let Some(gi) = grad_input {
-            gi.resize(grad.rows(), grad.cols());
-            gi.as_mut_slice().copy_from_slice(grad.as_slice());
-        }
+        crate::reshape::copy_backward(grad, grad_input);
     }
 
     fn activation(&self) -> Activation {

@@ -16,6 +16,7 @@
 use kiln_tensor::{Matrix, Parallelism, Shape, View};
 use serde::{Deserialize, Serialize};
 
+use crate::reshape::{copy_backward, copy_forward};
 use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 
 /// What a layer that combines several inputs does besides [`Layer`]'s single-input
@@ -110,9 +111,9 @@ fn elementwise_forward<'a>(op: Op, n: usize, input: &dyn Fn(usize) -> View<'a>, 
 /// `∂loss/∂input(k)` of the fold, as TensorFlow differentiates the chain of binary ops.
 fn elementwise_backward<'a>(
     op: Op,
-    k: usize,
-    n: usize,
+    (k, n): (usize, usize),
     input: &dyn Fn(usize) -> View<'a>,
+    y: &[f32],
     grad: &Matrix,
     out: &mut Matrix,
 ) {
@@ -133,18 +134,34 @@ fn elementwise_backward<'a>(
             for j in (k + 1..n).rev() {
                 o.iter_mut().zip(input(j).data).for_each(|(o, &x)| *o *= x);
             }
-            if k > 0 {
-                // pₖ₋₁ = x₀·…·xₖ₋₁ left to right, element by element.
-                for (e, o) in o.iter_mut().enumerate() {
-                    let p = (1..k).fold(input(0).data[e], |p, j| p * input(j).data[e]);
-                    *o *= p;
+            match k {
+                0 => {}
+                // p₀ = x₀: one pass, as for two inputs.
+                1 => o.iter_mut().zip(input(0).data).for_each(|(o, &x)| *o *= x),
+                // pₖ₋₁ = x₀·…·xₖ₋₁ left to right, element by element (three or more inputs).
+                _ => {
+                    let xs: [View<'a>; 2] = [input(0), input(1)];
+                    for (e, o) in o.iter_mut().enumerate() {
+                        let p = (2..k).fold(xs[0].data[e] * xs[1].data[e], |p, j| p * input(j).data[e]);
+                        *o *= p;
+                    }
                 }
             }
         }
         // The gradient goes where the running maximum came from: TensorFlow gives a tie
-        // (`acc >= x`) to the accumulated operand, so to the earliest maximal input.
+        // (`acc >= x`) to the accumulated operand, so to the earliest input equal to the
+        // output `y`. Whole passes over the inputs; a NaN output replays the fold.
         Op::Maximum | Op::Minimum => {
-            for (e, o) in o.iter_mut().enumerate() {
+            let x = input(k).data;
+            o.iter_mut().zip(g).zip(x.iter().zip(y)).for_each(|((o, &g), (&x, &y))| *o = if x == y { g } else { 0.0 });
+            for j in 0..k {
+                o.iter_mut().zip(input(j).data.iter().zip(y)).for_each(|(o, (&x, &y))| {
+                    if x == y {
+                        *o = 0.0;
+                    }
+                });
+            }
+            for e in (0..y.len()).filter(|&e| y[e].is_nan()) {
                 let (mut acc, mut from) = (input(0).data[e], 0);
                 for j in 1..n {
                     let x = input(j).data[e];
@@ -153,18 +170,9 @@ fn elementwise_backward<'a>(
                         (acc, from) = (x, j);
                     }
                 }
-                *o = if from == k { g[e] } else { 0.0 };
+                o[e] = if from == k { g[e] } else { 0.0 };
             }
         }
-    }
-}
-
-/// Copies a single input through: what a merge layer does if it is ever run as a
-/// single-input layer (its `build` refuses that, so a model never does).
-fn pass_through(core: &mut LayerCore, input: LayerInput<'_>) {
-    if let LayerInput::Dense(v) = input {
-        core.output.resize(v.rows, v.cols);
-        core.output.as_mut_slice().copy_from_slice(v.data);
     }
 }
 
@@ -186,8 +194,9 @@ macro_rules! merge_layer {
                 Err(single_input_error(&self.core, stringify!($name)))
             }
 
+            // A stack never runs these (`build` refuses): a merge of one tensor is that tensor.
             fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
-                pass_through(&mut self.core, input);
+                copy_forward(&mut self.core, input);
             }
 
             fn backward(
@@ -198,10 +207,7 @@ macro_rules! merge_layer {
                 grad_input: Option<&mut Matrix>,
                 _par: Parallelism,
             ) {
-                if let Some(gi) = grad_input {
-                    gi.resize(grad.rows(), grad.cols());
-                    gi.as_mut_slice().copy_from_slice(grad.as_slice());
-                }
+                copy_backward(grad, grad_input);
             }
 
             fn as_merge(&self) -> Option<&dyn Merge> {
@@ -256,7 +262,7 @@ macro_rules! elementwise_merge {
                 grad: &Matrix,
                 grad_input: &mut Matrix,
             ) {
-                elementwise_backward($op, k, n, input, grad, grad_input);
+                elementwise_backward($op, (k, n), input, self.core.output.as_slice(), grad, grad_input);
             }
         }
 

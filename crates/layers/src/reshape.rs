@@ -110,7 +110,7 @@ impl Reshape {
 
 /// The identity on values: the output row is the input row, the input gradient the
 /// output gradient.
-fn copy_forward(core: &mut LayerCore, input: LayerInput<'_>) {
+pub(crate) fn copy_forward(core: &mut LayerCore, input: LayerInput<'_>) {
     core.output.resize(input.rows(), input.cols());
     match input {
         LayerInput::Dense(x) => core.output.as_mut_slice().copy_from_slice(x.data),
@@ -127,7 +127,8 @@ fn copy_forward(core: &mut LayerCore, input: LayerInput<'_>) {
     }
 }
 
-fn copy_backward(grad: &Matrix, grad_input: Option<&mut Matrix>) {
+/// The input gradient of the identity: `grad`, copied into `grad_input` when asked for.
+pub(crate) fn copy_backward(grad: &Matrix, grad_input: Option<&mut Matrix>) {
     if let Some(gi) = grad_input {
         gi.resize(grad.rows(), grad.cols());
         gi.as_mut_slice().copy_from_slice(grad.as_slice());

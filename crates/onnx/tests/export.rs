@@ -234,14 +234,7 @@ fn shaped_models() -> Vec<(&'static str, Sequential)> {
 #[test]
 fn exported_models_predict_in_onnxruntime_as_in_kiln() {
     let dir = temp_dir("rt");
-    let python = onnx_python();
-    if python.is_none() {
-        assert!(
-            std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(),
-            "KILN_REQUIRE_ONNXRUNTIME is set but no Python can import onnxruntime and onnx"
-        );
-        eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
-    }
+    let python = runtime_or_note();
     for (name, mut model) in models() {
         let x = inputs(&model, 33, 11);
         let rows: Vec<&[f32]> = (0..x.rows()).map(|i| x.row(i)).collect();
@@ -250,11 +243,7 @@ fn exported_models_predict_in_onnxruntime_as_in_kiln() {
         let path = dir.join(format!("{name}.onnx"));
         kiln_onnx::export_onnx(&model, &path).unwrap();
         let Some(python) = &python else { continue };
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_onnxruntime.py");
-        let out = Command::new(python).arg(script).arg(&path).arg(&x_path).output().unwrap();
-        assert!(out.status.success(), "{name}: onnxruntime failed: {}", String::from_utf8_lossy(&out.stderr));
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let got: Vec<Vec<f64>> = serde_json::from_value(report["output"].clone()).unwrap();
+        let got = onnxruntime_predictions(python, &path, &x_path);
         let want = model.predict(&x, 8).unwrap();
         assert_close(name, &got, &want);
     }
@@ -400,6 +389,20 @@ fn graph_inputs(m: &Sequential, rows: usize, seed: u64) -> Vec<Matrix> {
         .collect()
 }
 
+/// The Python to run onnxruntime with; without one, a note (or a failure when
+/// `KILN_REQUIRE_ONNXRUNTIME` demands the runtime), and only the exports are checked.
+fn runtime_or_note() -> Option<String> {
+    let python = onnx_python();
+    if python.is_none() {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(),
+            "KILN_REQUIRE_ONNXRUNTIME is set but no Python can import onnxruntime and onnx"
+        );
+        eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
+    }
+    python
+}
+
 /// onnxruntime's predictions for the model at `model` on the inputs in `x` (JSON).
 fn onnxruntime_predictions(python: &str, model: &Path, x: &Path) -> Vec<Vec<f64>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/run_onnxruntime.py");
@@ -412,14 +415,7 @@ fn onnxruntime_predictions(python: &str, model: &Path, x: &Path) -> Vec<Vec<f64>
 #[test]
 fn exported_functional_models_predict_in_onnxruntime_as_in_kiln() {
     let dir = temp_dir("functional");
-    let python = onnx_python();
-    if python.is_none() {
-        assert!(
-            std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(),
-            "KILN_REQUIRE_ONNXRUNTIME is set but no Python can import onnxruntime and onnx"
-        );
-        eprintln!("note: no Python with onnxruntime and onnx (set KILN_ONNX_PYTHON); checked the export runs only");
-    }
+    let python = runtime_or_note();
     for (name, mut model) in functional_models() {
         let xs = graph_inputs(&model, 33, 11);
         // Fed by name: {input name: rows}.
