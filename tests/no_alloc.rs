@@ -210,8 +210,8 @@ fn threaded_recurrent_steps_do_not_allocate() {
     assert!(lstm.iter().all(|&a| a <= floor), "the LSTM's steps allocate: {lstm:?} per batch against {dense:?}");
 }
 
-/// A residual graph (a Dense read by two consumers, an Add summing a projection, a
-/// Concatenate) and a model of two inputs train without allocating after the first batch:
+/// A residual graph (a Dense read by several consumers, every merge layer, the Activation
+/// layer) of two inputs train without allocating after the first batch:
 /// fan-in gradients go through scratch sized once.
 #[test]
 fn functional_graph_batches_do_not_allocate() {
@@ -228,8 +228,16 @@ fn functional_graph_batches_do_not_allocate() {
     let r = g.apply(Dense::new(8).activation(Activation::Tanh), h);
     let shortcut = g.apply(Dense::new(8).use_bias(false), a);
     let sum = g.merge(Add::new(), &[h, r, shortcut]);
-    let side = g.apply(Dense::new(2), b);
-    let joined = g.merge(Concatenate::new(), &[sum, side]);
+    // Every other merge layer and the Activation layer (with an activation that keeps its
+    // input) on the way.
+    let prod = g.merge(Multiply::new(), &[sum, r, h]);
+    let diff = g.merge(Subtract::new(), &[prod, h]);
+    let mean = g.merge(Average::new(), &[diff, sum]);
+    let top = g.merge(Maximum::new(), &[mean, r]);
+    let low = g.merge(Minimum::new(), &[top, shortcut]);
+    let act = g.apply(ActivationLayer::new(Activation::Gelu), low);
+    let side = g.apply(Dense::new(2).activation(Activation::Silu), b);
+    let joined = g.merge(Concatenate::new(), &[act, side]);
     let out = g.apply(Dense::new(1).activation(Activation::Sigmoid), joined);
     let mut model = g.model(out).unwrap();
     model.compile(Optimizer::new(Adam::default(), 0.01), Loss::binary_crossentropy(), [Metric::Accuracy]).unwrap();
