@@ -8,7 +8,7 @@ use kiln::prelude::*;
 
 fn main() -> Result<(), kiln::Error> {
     let imdb = kiln::data::imdb_multi_hot(&Source::Bundled, 10_000)?;
-    let metrics = [Metric::PRECISION, Metric::RECALL, Metric::AUC];
+    let metrics = [Metric::precision(), Metric::recall(), Metric::auc()];
     let mut model = Sequential::new()
         .seed(3)
         .add(Dense::new(16).activation(Activation::Relu))

@@ -28,7 +28,7 @@ fn main() -> Result<(), kiln::Error> {
     model.compile(
         optimizer,
         Loss::binary_crossentropy(),
-        [Metric::Accuracy, Metric::PRECISION, Metric::RECALL, Metric::AUC],
+        [Metric::Accuracy, Metric::precision(), Metric::recall(), Metric::auc()],
     )?;
 
     let mut csv = CsvLogger::new(out.join("log.csv"));

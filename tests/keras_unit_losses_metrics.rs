@@ -271,23 +271,29 @@ fn element_wise_weights_are_checked() {
     assert!(err.contains("one weight per row"), "{err}");
     let err = mse.update_state(&y, &y, Some(&[1.0, 1.0, 1.0])).unwrap_err().to_string();
     assert!(err.contains("3 values") && err.contains("2x2"), "{err}");
-    let mut p = Metric::PRECISION.standalone();
+    let mut p = Metric::precision().standalone();
     p.update_state(&y, &y, Some(&[1.0, 0.0, 0.0, 1.0])).unwrap();
     assert_eq!(p.result(), 1.0);
 }
 
-/// The string `accuracy` resolves by shape; Keras' class `Accuracy` is exact match; `mse`
-/// and the crossentropies are metrics that go down.
+/// As `compile_utils.get_metric`: the string `accuracy` resolves by shape in any case, and
+/// a string is its own log key; a serialized `Accuracy` class is exact match, logged as
+/// `accuracy`; `mse` and the crossentropies are metrics that go down.
 #[test]
 fn keras_names_of_the_new_metrics() {
     use kiln_trainer::Direction;
     assert_eq!(Metric::from_keras("accuracy").unwrap().metric, Metric::Accuracy);
-    let exact = Metric::from_keras("Accuracy").unwrap();
+    let shaped = Metric::from_keras("Accuracy").unwrap();
+    assert_eq!((shaped.metric, shaped.name.as_str()), (Metric::Accuracy, "Accuracy"));
+    let exact = Metric::from_keras_class("Accuracy").unwrap();
     assert_eq!((exact.metric, exact.name.as_str()), (Metric::ExactAccuracy, "accuracy"));
-    for name in ["mse", "binary_crossentropy", "CategoricalCrossentropy", "sparse_categorical_crossentropy"] {
+    for name in
+        ["mse", "MSE", "bce", "binary_crossentropy", "CategoricalCrossentropy", "sparse_categorical_crossentropy"]
+    {
         assert_eq!(Metric::from_keras(name).unwrap().metric.direction(), Direction::Down, "{name}");
     }
-    assert_eq!(Metric::from_keras("MeanSquaredError").unwrap().name, "mean_squared_error");
+    assert_eq!(Metric::from_keras("MeanSquaredError").unwrap().name, "MeanSquaredError");
+    assert_eq!(Metric::from_keras_class("MeanSquaredError").unwrap().name, "mean_squared_error");
 }
 
 /// Precision and Recall with a list of thresholds: one value per threshold, standalone only

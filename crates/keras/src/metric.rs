@@ -17,7 +17,7 @@ pub(crate) fn metric(at: At<'_>) -> Result<NamedMetric, KerasError> {
     let default = match class {
         "F1Score" => Metric::F1Score { average: F1Average::Micro, threshold: None }.into(),
         "FBetaScore" => Metric::FBetaScore { beta: 1.0, average: F1Average::Micro, threshold: None }.into(),
-        _ => Metric::from_keras(class)?,
+        _ => Metric::from_keras_class(class)?,
     };
     let inner = at.inner();
     let cfg = At { value: &inner, path: &at.child_path("config") };

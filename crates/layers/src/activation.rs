@@ -68,6 +68,17 @@ const GELU_C: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `2/√π`, the factor of erfc's derivative.
 const TWO_OVER_SQRT_PI: f32 = std::f32::consts::FRAC_2_SQRT_PI;
 
+impl std::str::FromStr for Activation {
+    type Err = crate::LayerError;
+
+    /// A Keras identifier (`"relu"`), as [`from_keras`](Activation::from_keras) reads it;
+    /// anything else is refused with the list of known ones.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::from_keras(name)
+            .ok_or_else(|| crate::LayerError::UnknownActivation { name: name.to_string(), known: Self::KERAS_NAMES })
+    }
+}
+
 impl Activation {
     /// Parses a Keras identifier (`"relu"`, …; `None`/`"linear"` is the identity).
     pub fn from_keras(name: &str) -> Option<Self> {

@@ -162,6 +162,9 @@ mod tests {
             assert_eq!(serde_json::to_value(act).unwrap(), act.keras_name());
         }
         assert_eq!(Activation::from_keras("swish"), Some(Activation::Silu));
+        assert_eq!("gelu".parse::<Activation>(), Ok(Activation::Gelu));
+        let err = "Relu".parse::<Activation>().unwrap_err().to_string();
+        assert!(err.starts_with("unknown activation `Relu` (kiln knows: linear, relu,"), "{err}");
         assert_eq!(serde_json::from_str::<Activation>("\"swish\"").unwrap(), Activation::Silu);
     }
 

@@ -21,6 +21,14 @@ pub enum LayerError {
         /// The parameters it does have.
         available: String,
     },
+    /// An activation identifier kiln does not compute.
+    #[error("unknown activation `{name}` (kiln knows: {known})")]
+    UnknownActivation {
+        /// The identifier as given.
+        name: String,
+        /// The ones kiln knows.
+        known: &'static str,
+    },
     /// Parameter values of the wrong length or shape.
     #[error("layer `{layer}`, parameter `{param}`: expected shape {expected:?}, got {got} values")]
     ParamShape {

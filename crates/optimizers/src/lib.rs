@@ -23,6 +23,7 @@
 //! ```
 
 mod adam;
+mod identifier;
 mod optimizer;
 mod rmsprop;
 mod rule;
@@ -31,6 +32,7 @@ mod sgd;
 mod state;
 
 pub use adam::{Adam, AdamW};
+pub use identifier::{IntoOptimizer, KNOWN_OPTIMIZERS, UnknownOptimizer};
 pub use optimizer::{Clip, Optimizer, PARALLEL_MIN, Slot};
 pub use rmsprop::RMSprop;
 pub use rule::{Step, UpdateRule};

@@ -99,14 +99,15 @@ impl Sequential {
         Ok(tally)
     }
 
-    /// Loss and metrics on `x`, `y` (Keras `evaluate`), in batches of `batch_size`.
+    /// Loss and metrics on `x`, `y` (Keras `evaluate`), in batches of `batch_size`
+    /// (`None`: Keras' default, [`DEFAULT_BATCH_SIZE`](crate::DEFAULT_BATCH_SIZE) = 32).
     pub fn evaluate<'x>(
         &mut self,
         x: impl Into<FeaturesRef<'x>>,
         y: &Matrix,
-        batch_size: usize,
+        batch_size: impl Into<Option<usize>>,
     ) -> Result<Logs, TrainError> {
-        let (x, par) = (x.into(), self.par);
+        let (x, par, batch_size) = (x.into(), self.par, or_default(batch_size));
         par.install(|| self.evaluate_here(x, y, None, batch_size))
     }
 
@@ -118,9 +119,9 @@ impl Sequential {
         x: impl Into<FeaturesRef<'x>>,
         y: &Matrix,
         sample_weight: &[f32],
-        batch_size: usize,
+        batch_size: impl Into<Option<usize>>,
     ) -> Result<Logs, TrainError> {
-        let (x, par) = (x.into(), self.par);
+        let (x, par, batch_size) = (x.into(), self.par, or_default(batch_size));
         par.install(|| self.evaluate_here(x, y, Some(sample_weight), batch_size))
     }
 
@@ -148,9 +149,14 @@ impl Sequential {
         Ok(logs)
     }
 
-    /// The model's outputs for `x` (inference mode: no dropout), in batches.
-    pub fn predict<'x>(&mut self, x: impl Into<FeaturesRef<'x>>, batch_size: usize) -> Result<Matrix, TrainError> {
-        let (x, par) = (x.into(), self.par);
+    /// The model's outputs for `x` (inference mode: no dropout), in batches of `batch_size`
+    /// (`None`: Keras' default, 32).
+    pub fn predict<'x>(
+        &mut self,
+        x: impl Into<FeaturesRef<'x>>,
+        batch_size: impl Into<Option<usize>>,
+    ) -> Result<Matrix, TrainError> {
+        let (x, par, batch_size) = (x.into(), self.par, or_default(batch_size));
         par.install(|| self.predict_here(x, batch_size))
     }
 
@@ -171,6 +177,14 @@ impl Sequential {
         }
         Ok(out)
     }
+}
+
+/// Keras' batch size for `evaluate` and `predict` when none is given.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// The batch size asked for, or Keras' default.
+fn or_default(batch_size: impl Into<Option<usize>>) -> usize {
+    batch_size.into().unwrap_or(DEFAULT_BATCH_SIZE)
 }
 
 #[cfg(test)]

@@ -173,17 +173,17 @@ impl Loss {
         }
     }
 
-    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, `"mae"`, class
-    /// names…), with Keras' default options.
+    /// Parses a Keras loss identifier (`"binary_crossentropy"`, `"mse"`, `"MAE"`, `"bce"`,
+    /// class names…; Keras' `losses.get`, exact case), with Keras' default options.
     pub fn from_keras(name: &str) -> Option<Self> {
         Some(match name {
             "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
                 Self::sparse_categorical_crossentropy()
             }
             "categorical_crossentropy" | "CategoricalCrossentropy" => Self::categorical_crossentropy(),
-            "binary_crossentropy" | "BinaryCrossentropy" => Self::binary_crossentropy(),
-            "mse" | "mean_squared_error" | "MeanSquaredError" => Self::mean_squared_error(),
-            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Self::mean_absolute_error(),
+            "bce" | "BCE" | "binary_crossentropy" | "BinaryCrossentropy" => Self::binary_crossentropy(),
+            "mse" | "MSE" | "mean_squared_error" | "MeanSquaredError" => Self::mean_squared_error(),
+            "mae" | "MAE" | "mean_absolute_error" | "MeanAbsoluteError" => Self::mean_absolute_error(),
             _ => return None,
         })
     }

@@ -324,25 +324,25 @@ mod tests {
 
     #[test]
     fn precision_and_recall_count_over_batches() {
-        let mut p = MetricState::new("precision".into(), Metric::PRECISION, false, 1);
-        let mut r = MetricState::new("recall".into(), Metric::RECALL, false, 1);
+        let mut p = MetricState::new("precision".into(), Metric::precision(), false, 1);
+        let mut r = MetricState::new("recall".into(), Metric::recall(), false, 1);
         for s in [&mut p, &mut r] {
             s.update(&m(&[&[0.9], &[0.8], &[0.2]]), &m(&[&[1.0], &[0.0], &[1.0]]), None);
             s.update(&m(&[&[0.7]]), &m(&[&[1.0]]), None);
         }
         // tp 2, fp 1, fn 1.
         assert_eq!((p.result(), r.result()), (2.0 / 3.0, 2.0 / 3.0));
-        let mut weighted = MetricState::new("precision".into(), Metric::PRECISION, true, 1);
+        let mut weighted = MetricState::new("precision".into(), Metric::precision(), true, 1);
         weighted.update(&m(&[&[0.9], &[0.8]]), &m(&[&[1.0], &[0.0]]), Some(&[3.0, 1.0]));
         assert_eq!(weighted.result(), 0.75);
     }
 
     #[test]
     fn auc_of_a_perfect_and_a_random_ranking() {
-        let mut a = MetricState::new("auc".into(), Metric::AUC, false, 1);
+        let mut a = MetricState::new("auc".into(), Metric::auc(), false, 1);
         a.update(&m(&[&[0.9], &[0.8], &[0.3], &[0.1]]), &m(&[&[1.0], &[1.0], &[0.0], &[0.0]]), None);
         assert!((a.result() - 1.0).abs() < 1e-6, "{}", a.result());
-        let mut b = MetricState::new("auc".into(), Metric::AUC, false, 1);
+        let mut b = MetricState::new("auc".into(), Metric::auc(), false, 1);
         b.update(&m(&[&[0.5], &[0.5]]), &m(&[&[1.0], &[0.0]]), None);
         assert!((b.result() - 0.5).abs() < 1e-6, "{}", b.result());
     }

@@ -188,23 +188,60 @@ pub const NO_METRICS: [Metric; 0] = [];
 
 /// Every identifier [`Metric::from_keras`] knows, for error messages.
 const KNOWN: &str = "accuracy, acc, binary_accuracy, sparse_categorical_accuracy, categorical_accuracy, mae, \
-                     mean_absolute_error, mse, mean_squared_error, binary_crossentropy, categorical_crossentropy, \
-                     sparse_categorical_crossentropy, top_k_categorical_accuracy, sparse_top_k_categorical_accuracy, \
-                     precision, recall, auc (and their class names; Accuracy is exact match)";
+                     mean_absolute_error, mse, mean_squared_error, bce, binary_crossentropy, \
+                     categorical_crossentropy, sparse_categorical_crossentropy, top_k_categorical_accuracy, \
+                     sparse_top_k_categorical_accuracy, precision, recall, auc (and their class names)";
 
 impl Metric {
-    /// Keras' `Precision()` with its defaults.
-    pub const PRECISION: Metric = Metric::Precision { thresholds: None, top_k: None, class_id: None };
-    /// Keras' `Recall()` with its defaults.
-    pub const RECALL: Metric = Metric::Recall { thresholds: None, top_k: None, class_id: None };
+    // One naming rule with `Loss`: a metric without options is a unit variant
+    // (`Metric::Accuracy`); one with options gets a snake-case constructor holding Keras'
+    // defaults (`Metric::precision()`, as `Loss::binary_crossentropy()`).
+
+    /// Keras' `Precision()` with its defaults (threshold 0.5, no `top_k`, no `class_id`).
+    pub const fn precision() -> Metric {
+        Metric::Precision { thresholds: None, top_k: None, class_id: None }
+    }
+
+    /// Keras' `Recall()` with its defaults (threshold 0.5, no `top_k`, no `class_id`).
+    pub const fn recall() -> Metric {
+        Metric::Recall { thresholds: None, top_k: None, class_id: None }
+    }
+
+    /// Keras' `TopKCategoricalAccuracy()` with its default `k = 5`.
+    pub const fn top_k_categorical_accuracy() -> Metric {
+        Metric::TopKCategoricalAccuracy { k: 5 }
+    }
+
+    /// Keras' `SparseTopKCategoricalAccuracy()` with its default `k = 5`.
+    pub const fn sparse_top_k_categorical_accuracy() -> Metric {
+        Metric::SparseTopKCategoricalAccuracy { k: 5 }
+    }
+
+    /// Keras' `BinaryCrossentropy()` metric with its defaults (probabilities, no smoothing).
+    pub const fn binary_crossentropy() -> Metric {
+        Metric::BinaryCrossentropy { from_logits: false, label_smoothing: 0.0 }
+    }
+
+    /// Keras' `CategoricalCrossentropy()` metric with its defaults (probabilities, no smoothing).
+    pub const fn categorical_crossentropy() -> Metric {
+        Metric::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 }
+    }
+
+    /// Keras' `SparseCategoricalCrossentropy()` metric with its default (probabilities).
+    pub const fn sparse_categorical_crossentropy() -> Metric {
+        Metric::SparseCategoricalCrossentropy { from_logits: false }
+    }
+
     /// Keras' `AUC()` with its defaults (200 thresholds, ROC, interpolation).
-    pub const AUC: Metric = Metric::Auc {
-        num_thresholds: 200,
-        curve: AucCurve::Roc,
-        summation_method: AucSummation::Interpolation,
-        from_logits: false,
-        thresholds: None,
-    };
+    pub const fn auc() -> Metric {
+        Metric::Auc {
+            num_thresholds: 200,
+            curve: AucCurve::Roc,
+            summation_method: AucSummation::Interpolation,
+            from_logits: false,
+            thresholds: None,
+        }
+    }
 
     /// The log key Keras uses for this metric's class (`accuracy`, `binary_accuracy`, …).
     pub fn keras_name(&self) -> &'static str {
@@ -254,36 +291,45 @@ impl Metric {
         }
     }
 
-    /// Parses a Keras identifier or class name (`"accuracy"`, `"acc"`, `"mae"`,
-    /// `"BinaryAccuracy"`, `"AUC"`, …) with Keras' defaults; the identifier becomes the log
-    /// key, as in Keras (a class name logs under its snake-case name). The string
-    /// `"accuracy"` resolves by shape (Keras' `compile_utils.get_metric`); the class
-    /// `Accuracy` is Keras' exact-match metric.
+    /// Parses a metric identifier as Keras' `compile(metrics=[...])` does
+    /// (`compile_utils.get_metric`): `"accuracy"`/`"acc"` in any case resolve by the labels'
+    /// shape; any other string is a class name (`"BinaryAccuracy"`, `"AUC"`), its snake-case
+    /// form or an alias (`"mse"`, `"MAE"`, `"bce"`), with Keras' defaults. The string itself
+    /// is the log key, as in Keras.
     pub fn from_keras(name: &str) -> Result<NamedMetric, TrainError> {
+        let metric = if ["accuracy", "acc"].contains(&name.to_lowercase().as_str()) {
+            Self::Accuracy
+        } else {
+            Self::from_keras_class(name)?.metric
+        };
+        Ok(metric.named(name))
+    }
+
+    /// A serialized Keras metric's class (`"Accuracy"`, `"MeanSquaredError"`; snake-case
+    /// names and aliases too) with Keras' defaults, logged under its class's snake-case
+    /// name. Unlike the string `"accuracy"`, the class `Accuracy` is Keras' exact-match
+    /// metric.
+    pub fn from_keras_class(name: &str) -> Result<NamedMetric, TrainError> {
         let metric = match name {
             "accuracy" | "acc" => Self::Accuracy,
             "Accuracy" => Self::ExactAccuracy,
             "binary_accuracy" | "BinaryAccuracy" => Self::BinaryAccuracy,
             "sparse_categorical_accuracy" | "SparseCategoricalAccuracy" => Self::SparseCategoricalAccuracy,
             "categorical_accuracy" | "CategoricalAccuracy" => Self::CategoricalAccuracy,
-            "top_k_categorical_accuracy" | "TopKCategoricalAccuracy" => Self::TopKCategoricalAccuracy { k: 5 },
+            "top_k_categorical_accuracy" | "TopKCategoricalAccuracy" => Self::top_k_categorical_accuracy(),
             "sparse_top_k_categorical_accuracy" | "SparseTopKCategoricalAccuracy" => {
-                Self::SparseTopKCategoricalAccuracy { k: 5 }
+                Self::sparse_top_k_categorical_accuracy()
             }
-            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Self::MeanAbsoluteError,
-            "mse" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
-            "binary_crossentropy" | "BinaryCrossentropy" => {
-                Self::BinaryCrossentropy { from_logits: false, label_smoothing: 0.0 }
-            }
-            "categorical_crossentropy" | "CategoricalCrossentropy" => {
-                Self::CategoricalCrossentropy { from_logits: false, label_smoothing: 0.0 }
-            }
+            "mae" | "MAE" | "mean_absolute_error" | "MeanAbsoluteError" => Self::MeanAbsoluteError,
+            "mse" | "MSE" | "mean_squared_error" | "MeanSquaredError" => Self::MeanSquaredError,
+            "bce" | "BCE" | "binary_crossentropy" | "BinaryCrossentropy" => Self::binary_crossentropy(),
+            "categorical_crossentropy" | "CategoricalCrossentropy" => Self::categorical_crossentropy(),
             "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
-                Self::SparseCategoricalCrossentropy { from_logits: false }
+                Self::sparse_categorical_crossentropy()
             }
-            "precision" | "Precision" => Self::PRECISION,
-            "recall" | "Recall" => Self::RECALL,
-            "auc" | "AUC" => Self::AUC,
+            "precision" | "Precision" => Self::precision(),
+            "recall" | "Recall" => Self::recall(),
+            "auc" | "AUC" => Self::auc(),
             "f1_score" | "F1Score" | "fbeta_score" | "FBetaScore" => {
                 return Err(TrainError::Config(format!(
                     "metric `{name}`: Keras' default average=None gives one score per class; kiln logs one number \
@@ -293,8 +339,7 @@ impl Metric {
             }
             other => return Err(TrainError::UnknownMetric { name: other.to_string(), known: KNOWN.to_string() }),
         };
-        let is_class = name.chars().next().is_some_and(char::is_uppercase);
-        let key = if is_class { metric.keras_name() } else { name };
+        let key = metric.keras_name();
         Ok(metric.named(key))
     }
 

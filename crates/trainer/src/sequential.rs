@@ -9,11 +9,11 @@ use kiln_layers::{BuildContext, DEFAULT_MAX_WEIGHTS, Layer};
 /// a claim, so this is checked before any buffer is sized; `Sequential::max_activations`
 /// raises or lowers it.
 pub const DEFAULT_MAX_ACTIVATIONS: usize = 1 << 28;
-use kiln_optimizers::Optimizer;
+use kiln_optimizers::{IntoOptimizer, Optimizer};
 use kiln_tensor::{Parallelism, Rng, Shape};
 
 use crate::graph::{Graph, Source};
-use crate::{History, Loss, NamedMetric, NamedTensor, TrainError, Weights};
+use crate::{History, IntoLoss, IntoMetric, Loss, NamedMetric, NamedTensor, TrainError, Weights};
 
 /// A model of any graph of layers (Keras' `keras.Model`): the same type as
 /// [`Sequential`], whose stack is the chain case. Build one with
@@ -670,18 +670,30 @@ impl Sequential {
     /// hyperparameters (learning rate finite and > 0, decay rates in [0, 1), …) and the
     /// metrics' arguments ([`Metric::validate`](crate::Metric::validate)).
     ///
-    /// `optimizer` is an [`Optimizer`] or a bare rule (`RMSprop::default()`, with Keras'
-    /// default learning rate); `metrics` are [`Metric`](crate::Metric)s or
-    /// [`NamedMetric`]s.
-    pub fn compile<M: Into<NamedMetric>>(
+    /// `optimizer` is an [`Optimizer`], a bare rule (`RMSprop::default()`, with Keras'
+    /// default learning rate) or a Keras identifier (`"rmsprop"`); `loss` a [`Loss`] or
+    /// an identifier (`"mse"`); `metrics` [`Metric`](crate::Metric)s, [`NamedMetric`]s or
+    /// identifiers (`["accuracy"]`), or [`NO_METRICS`](crate::NO_METRICS) for none.
+    ///
+    /// ```
+    /// use kiln_layers::Dense;
+    /// use kiln_trainer::Sequential;
+    ///
+    /// let mut model = Sequential::new().input_shape([4]).add(Dense::new(1));
+    /// model.compile("rmsprop", "mse", ["mae"])?;
+    /// assert!(model.compile("adma", "mse", ["mae"]).unwrap_err().to_string().contains("`adma` is not an optimizer"));
+    /// # Ok::<(), kiln_trainer::TrainError>(())
+    /// ```
+    pub fn compile<M: IntoMetric>(
         &mut self,
-        optimizer: impl Into<Optimizer>,
-        loss: Loss,
+        optimizer: impl IntoOptimizer,
+        loss: impl IntoLoss,
         metrics: impl IntoIterator<Item = M>,
     ) -> Result<(), TrainError> {
-        let optimizer = optimizer.into();
+        let optimizer = optimizer.into_optimizer().map_err(|e| TrainError::Config(e.to_string()))?;
+        let loss = loss.into_loss()?;
         optimizer.validate().map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
-        let metrics: Vec<NamedMetric> = metrics.into_iter().map(Into::into).collect();
+        let metrics: Vec<NamedMetric> = metrics.into_iter().map(IntoMetric::into_metric).collect::<Result<_, _>>()?;
         // Keras refuses bad metric arguments when the metric is made; kiln's metrics are
         // plain values, so compile checks them (an AUC with no threshold would panic in fit).
         for m in &metrics {

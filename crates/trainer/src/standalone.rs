@@ -21,7 +21,7 @@ use crate::{Loss, Metric, TrainError};
 /// use kiln_trainer::Metric;
 ///
 /// // keras.metrics.Precision(): update_state([0, 1, 1, 1], [1, 0, 1, 1]) → 2/3.
-/// let mut precision = Metric::PRECISION.standalone();
+/// let mut precision = Metric::precision().standalone();
 /// let y_true = Matrix::from_vec(4, 1, vec![0.0, 1.0, 1.0, 1.0])?;
 /// let y_pred = Matrix::from_vec(4, 1, vec![1.0, 0.0, 1.0, 1.0])?;
 /// precision.update_state(&y_true, &y_pred, None)?;

@@ -98,10 +98,10 @@ fn compiled_with_directions() -> Sequential {
         Metric::Accuracy.named("acc"),
         Metric::Accuracy.into(),
         Metric::F1Score { average: F1Average::Macro, threshold: None }.into(),
-        Metric::PRECISION.into(),
+        Metric::precision().into(),
         Metric::MeanAbsoluteError.into(),
-        Metric::AUC.into(),
-        Metric::AUC.into(),
+        Metric::auc().into(),
+        Metric::auc().into(),
         Metric::Accuracy.named("accuracy").sample_weighted(),
     ];
     m.compile(RMSprop::default(), Loss::sparse_categorical_crossentropy(), metrics).unwrap();
@@ -231,7 +231,7 @@ fn metrics_refuse_labels_of_the_wrong_width() {
     let (sparse, cce) = (Loss::sparse_categorical_crossentropy(), Loss::categorical_crossentropy());
     let cases: [(Metric, Loss, &kiln_tensor::Matrix, &str); 5] = [
         (Metric::F1Score { average: F1Average::Macro, threshold: None }, sparse, &y, "f1_score"),
-        (Metric::PRECISION, sparse, &y, "precision"),
+        (Metric::precision(), sparse, &y, "precision"),
         (Metric::MeanAbsoluteError, sparse, &y, "mean_absolute_error"),
         (Metric::SparseCategoricalAccuracy, cce, &one_hot, "sparse_categorical_accuracy"),
         (Metric::Recall { thresholds: None, top_k: None, class_id: Some(3) }, cce, &one_hot, "class_id=3"),
