@@ -54,7 +54,10 @@ impl FromStr for Optimizer {
             "adam" => Adam::default().into(),
             "adamw" => AdamW::default().into(),
             _ => {
-                return Err(UnknownOptimizer { name: name.to_string(), in_keras: KERAS_ONLY.contains(&lower.as_str()) });
+                return Err(UnknownOptimizer {
+                    name: name.to_string(),
+                    in_keras: KERAS_ONLY.contains(&lower.as_str()),
+                });
             }
         })
     }

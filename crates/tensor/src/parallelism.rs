@@ -18,7 +18,8 @@ pub enum Parallelism {
     /// One thread: results are bitwise reproducible on a given machine.
     #[default]
     Sequential,
-    /// Up to this many threads (results equal the sequential ones within float rounding).
+    /// Up to this many threads (kiln's kernels keep each sum's order, so results equal the
+    /// sequential ones bit for bit).
     Threads(NonZeroUsize),
 }
 
@@ -39,21 +40,30 @@ impl Parallelism {
         }
     }
 
-    /// From `KILN_THREADS` (a positive integer up to [`MAX_THREADS`]), else sequential.
+    /// From `KILN_THREADS` (a positive integer up to [`MAX_THREADS`]), else every core
+    /// this process may use ([`Parallelism::all_cores`]), as Keras uses every core.
     ///
     /// A value that is not such a number is ignored with a warning on stderr rather than
-    /// failing, since the variable only tunes speed, never results.
+    /// failing, since the variable only tunes speed, never results: kiln's splits keep
+    /// each sum's order, so N threads give one thread's bits.
     pub fn from_env() -> Self {
         match std::env::var(THREADS_ENV) {
             Ok(v) => match parse_threads(&v) {
                 Ok(n) => Self::threads(n),
                 Err(why) => {
-                    eprintln!("warning: ignoring {THREADS_ENV}={v:?} ({why}); using 1 thread");
-                    Self::Sequential
+                    let all = Self::all_cores();
+                    eprintln!("warning: ignoring {THREADS_ENV}={v:?} ({why}); using all {} cores", all.thread_count());
+                    all
                 }
             },
-            Err(_) => Self::Sequential,
+            Err(_) => Self::all_cores(),
         }
+    }
+
+    /// The cores this process may use (`std::thread::available_parallelism`, which
+    /// honours CPU affinity and cgroup quotas), at most [`MAX_THREADS`]; one if unknown.
+    pub fn all_cores() -> Self {
+        Self::threads(std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS))
     }
 
     /// The faer equivalent.
@@ -103,6 +113,15 @@ mod tests {
         assert_eq!(Parallelism::threads(0), Parallelism::Sequential);
         assert_eq!(Parallelism::threads(3).thread_count(), 3);
         assert!(matches!(Parallelism::threads(3).to_faer(), faer::Par::Rayon(n) if n.get() == 3));
+    }
+
+    #[test]
+    fn all_cores_is_what_the_process_may_use() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(Parallelism::all_cores().thread_count(), cores.min(MAX_THREADS));
+        if std::env::var_os(THREADS_ENV).is_none() {
+            assert_eq!(Parallelism::from_env(), Parallelism::all_cores(), "the default is every core");
+        }
     }
 
     #[test]

@@ -136,8 +136,8 @@ impl Default for Sequential {
 }
 
 impl Sequential {
-    /// An empty model named `sequential`, seed 0, on `KILN_THREADS` threads (one, and
-    /// bit-reproducible, when it is unset).
+    /// An empty model named `sequential`, seed 0, on `KILN_THREADS` threads (every core
+    /// when it is unset; the results are the same bits on any number).
     pub fn new() -> Self {
         Self {
             name: "sequential".into(),
@@ -225,8 +225,8 @@ impl Sequential {
         self.seed
     }
 
-    /// Threads for products and elementwise work: `Parallelism::Sequential`
-    /// (bit-reproducible) or `Parallelism::threads(n)`; overrides `KILN_THREADS`.
+    /// Threads for products and elementwise work: `Parallelism::Sequential` or
+    /// `Parallelism::threads(n)` (the same bits either way); overrides `KILN_THREADS`.
     pub fn set_parallelism(&mut self, par: Parallelism) {
         self.par = par;
     }

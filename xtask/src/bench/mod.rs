@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 /// Options of `cargo xtask bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Threads per workload, kiln's and the peer's (default: `KILN_THREADS`, else 1).
+    /// Threads per workload, kiln's and the peer's (default: `KILN_THREADS`, else every core).
     #[arg(long, value_parser = threads_arg)]
     threads: Option<usize>,
     /// Also run each workload in this framework, in the same command, and report ratios.
