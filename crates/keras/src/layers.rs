@@ -77,11 +77,16 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
             ));
         }
     }
-    if value.get("trainable").and_then(Value::as_bool) == Some(false) && class != "InputLayer" {
-        return Err(
-            cfg.error_at("trainable", "frozen layers (trainable: false) are not supported: kiln trains every layer")
-        );
+    let frozen = value.get("trainable").and_then(Value::as_bool) == Some(false);
+    let mut entry = layer_entry(class, cfg, at)?;
+    if let Entry::Layer(layer) = &mut entry {
+        layer.set_trainable(!frozen);
     }
+    Ok(entry)
+}
+
+/// The layer of class `class` with config `cfg` (trainable); `at` is the whole entry.
+fn layer_entry(class: &str, cfg: At<'_>, at: At<'_>) -> Result<Entry, KerasError> {
     match class {
         "InputLayer" => input_shape(cfg).map(Entry::Input),
         "Dense" => dense(cfg).map(|d| Entry::Layer(Box::new(d))),

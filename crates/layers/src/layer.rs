@@ -123,6 +123,22 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         &self.core().name
     }
 
+    /// Keras' `layer.trainable` (default true).
+    fn is_trainable(&self) -> bool {
+        self.core().trainable
+    }
+
+    /// Freezes (`false`) or unfreezes the layer, as Keras' `layer.trainable = False`: its
+    /// weights leave the optimizer, clipping, weight decay and the weight penalties, and a
+    /// frozen `BatchNormalization` normalizes with its moving statistics even in training.
+    /// The gradient still flows through it to earlier layers. Takes effect at the next
+    /// `compile`, as in Keras.
+    fn set_trainable(&mut self, trainable: bool) {
+        let core = self.core_mut();
+        core.trainable = trainable;
+        core.params.iter_mut().for_each(|p| p.set_frozen(!trainable));
+    }
+
     /// The parameters, in update order.
     fn params(&self) -> &[Param] {
         &self.core().params
@@ -186,3 +202,15 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
 }
 
 dyn_clone::clone_trait_object!(Layer);
+
+/// Keras' `trainable=False` constructor argument, for any layer:
+/// `Dense::new(8).trainable(false)`.
+pub trait Trainable: Layer + Sized {
+    /// This layer frozen (`false`) or trainable; see [`Layer::set_trainable`].
+    fn trainable(mut self, trainable: bool) -> Self {
+        self.set_trainable(trainable);
+        self
+    }
+}
+
+impl<L: Layer + Sized> Trainable for L {}

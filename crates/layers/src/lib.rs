@@ -56,7 +56,7 @@ pub use embedding::Embedding;
 pub use error::LayerError;
 pub use initializer::Initializer;
 pub use input::LayerInput;
-pub use layer::{GradOf, Layer};
+pub use layer::{GradOf, Layer, Trainable};
 pub use merge::{Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply, Subtract};
 pub use normalization::{BatchNormalization, LayerNormalization};
 pub use param::Param;

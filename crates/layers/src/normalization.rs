@@ -267,8 +267,10 @@ impl Layer for BatchNormalization {
         let (gamma, beta, moving_mean, moving_var) = self.indices();
         let (c, eps) = (self.state.width, self.epsilon);
         let s = &mut self.state;
-        s.batch_stats = training;
-        if training {
+        // Keras: `if training and self.trainable` — a frozen BN runs in inference mode.
+        let batch = training && self.core.trainable;
+        s.batch_stats = batch;
+        if batch {
             batch_moments(x.data, c, &mut s.sum_a, &mut s.mean, &mut s.rstd);
             // Keras: `moving·momentum + batch·(1 − momentum)`, both factors float32
             // constants (Python floats), the batch variance the biased one.
@@ -311,7 +313,22 @@ impl Layer for BatchNormalization {
         let (gamma, beta, _, _) = self.indices();
         let c = self.state.width;
         let NormState { mean, rstd, batch_stats, sum_a: sum_dy, sum_b: sum_dy_xhat, .. } = &mut self.state;
-        assert!(*batch_stats, "layer `{}`: backward follows a training forward", self.core.name);
+        if !*batch_stats {
+            // A frozen layer in training: `y = x·inv + shift` with constant statistics, so
+            // dx = dy·inv with forward's float32 `inv` (TF's gradient of
+            // `tf.nn.batch_normalization`); γ and β are frozen and get no gradient.
+            if let Some(gi) = grad_input {
+                gi.resize(x.rows, x.cols);
+                let params = &self.core.params;
+                for (o, gr) in gi.as_mut_slice().chunks_exact_mut(c).zip(grad.as_slice().chunks_exact(c)) {
+                    for ch in 0..c {
+                        let inv = gamma.map_or(rstd[ch], |g| rstd[ch] * params[g].value()[ch]);
+                        o[ch] = gr[ch] * inv;
+                    }
+                }
+            }
+            return;
+        }
         let rows = (x.data.len() / c) as f64;
         // Σ dy and Σ dy·x̂ per channel, in f64 over batch × leading rows.
         sum_dy.fill(0.0);

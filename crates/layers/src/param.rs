@@ -22,6 +22,9 @@ pub struct Param {
     grad: Vec<f32>,
     regularizer: Option<Box<dyn Regularizer>>,
     trainable: bool,
+    /// Its layer is frozen (Keras `layer.trainable = False`): not trained whatever
+    /// `trainable` says.
+    frozen: bool,
     /// Per value, Σ over a batch's occurrences of the squared gradient, for a gradient that
     /// is a sum of slices (an Embedding's: see `tracks_squares`). Empty when unused.
     squares: Vec<f32>,
@@ -41,6 +44,7 @@ impl Param {
             grad: Vec::new(),
             regularizer: None,
             trainable: true,
+            frozen: false,
             squares: Vec::new(),
             tracks_squares: false,
         }
@@ -61,10 +65,18 @@ impl Param {
         self
     }
 
-    /// Whether the optimizer trains it (true unless made with
-    /// [`non_trainable`](Param::non_trainable)).
+    /// Whether the optimizer trains it: made trainable (not
+    /// [`non_trainable`](Param::non_trainable)) and its layer not frozen. Keras'
+    /// `variable.trainable`: the optimizer, clipping, weight decay and weight penalties see
+    /// only these.
     pub fn is_trainable(&self) -> bool {
-        self.trainable
+        self.trainable && !self.frozen
+    }
+
+    /// Freezes or unfreezes it with its layer ([`Layer::set_trainable`](crate::Layer::set_trainable)
+    /// calls it); a non-trainable parameter stays non-trainable.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
     }
 
     /// Marks the gradient as a sum of per-occurrence slices whose squares the layer also

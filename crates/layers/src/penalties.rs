@@ -46,9 +46,11 @@ pub fn add_activity_grad(
     Ok(())
 }
 
-/// Calls `f(penalty)` for each parameter that has a regularizer, in order.
+/// Calls `f(penalty)` for each trainable parameter that has a regularizer, in order (a
+/// frozen layer's weights add no penalty: Keras sums the regularizers of
+/// `trainable_weights`, `Layer._get_regularization_losses`).
 pub fn weight_penalties(params: &[Param], mut f: impl FnMut(f32)) -> Result<(), RegularizerError> {
-    for p in params {
+    for p in params.iter().filter(|p| p.is_trainable()) {
         if let Some(reg) = p.regularizer() {
             f(reg.penalty(p.value())?);
         }
@@ -56,9 +58,10 @@ pub fn weight_penalties(params: &[Param], mut f: impl FnMut(f32)) -> Result<(), 
     Ok(())
 }
 
-/// Adds each regularizer's gradient to its parameter's gradient (after `backward`).
+/// Adds each regularizer's gradient to its trainable parameter's gradient (after
+/// `backward`).
 pub fn add_weight_grads(params: &mut [Param]) -> Result<(), RegularizerError> {
-    for p in params {
+    for p in params.iter_mut().filter(|p| p.is_trainable()) {
         if let Some((reg, value, grad)) = p.regularized_parts() {
             reg.add_grad(value, grad, 1.0)?;
         }

@@ -100,6 +100,9 @@ pub fn check_gradients(layer: &mut dyn Layer, input: &Shape, opts: &GradCheck) -
     let mut rng = Rng::seed_from_u64(opts.seed);
     let out_shape =
         layer.build(input, &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS)).map_err(|e| format!("build: {e}"))?;
+    // As the model does after `build`: a frozen layer's fresh parameters are frozen.
+    let trainable = layer.is_trainable();
+    layer.set_trainable(trainable);
     let n = opts.batch.max(1);
     let x = away_from_zero(n, input.numel(), &mut rng);
     let r =

@@ -73,3 +73,27 @@ fn normalization_refuses_what_it_does_not_compute() {
     let err = build(&mut LayerNormalization::new().epsilon(0.0), &[3]).unwrap_err().to_string();
     assert!(err.contains("epsilon"), "{err}");
 }
+
+/// A frozen BatchNormalization (Keras `trainable = False`) normalizes with its moving
+/// statistics even in training, leaves them alone, and its input gradient is that of the
+/// inference formula; γ and β are frozen, so they get no gradient and are not checked.
+#[test]
+fn frozen_batch_normalization_runs_in_inference_mode_in_training() {
+    use kiln_layers::Trainable;
+    let opts = GradCheck { batch: 4, ..GradCheck::default() };
+    let mut bn = BatchNormalization::new().trainable(false);
+    let report = check_gradients(&mut bn, &shape(&[3, 2]), &opts).unwrap();
+    assert!(report.checked > 0);
+    assert!(bn.params().iter().all(|p| !p.is_trainable()), "every weight of a frozen layer is frozen");
+
+    let mut rng = Rng::seed_from_u64(0);
+    let mut bn = BatchNormalization::new().momentum(0.9).trainable(false);
+    bn.build(&shape(&[2]), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS)).unwrap();
+    let x = Matrix::from_rows(&[[1.0, 4.0], [3.0, 4.0]]).unwrap();
+    bn.forward(LayerInput::Dense(x.view()), false, Parallelism::Sequential);
+    let inference = bn.output().clone();
+    bn.forward(LayerInput::Dense(x.view()), true, Parallelism::Sequential);
+    assert_eq!(bn.output(), &inference, "a frozen layer's training forward is its inference forward");
+    assert_eq!(bn.params()[2].value(), &[0.0, 0.0], "moving mean unchanged");
+    assert_eq!(bn.params()[3].value(), &[1.0, 1.0], "moving variance unchanged");
+}

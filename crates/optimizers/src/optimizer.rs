@@ -231,6 +231,11 @@ impl Optimizer {
         self.iterations = 0;
     }
 
+    /// The `layer/param` names the state was built for, in update order.
+    pub fn param_names(&self) -> &[String] {
+        &self.state.names
+    }
+
     /// Whether [`build`](Optimizer::build) has run (state exists).
     pub fn is_built(&self) -> bool {
         self.state.built

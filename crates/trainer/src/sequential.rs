@@ -370,6 +370,9 @@ impl Sequential {
                     layer.build(&input, &mut ctx)?
                 }
             };
+            // `build` makes fresh parameters: a frozen layer's must be frozen too.
+            let trainable = layer.is_trainable();
+            layer.set_trainable(trainable);
             shapes.push(out);
         }
         let widths = shapes.iter().map(Shape::numel).collect();
@@ -758,13 +761,34 @@ impl Sequential {
             .collect()
     }
 
-    /// Builds the optimizer's state for the current parameters if it has none.
+    /// Builds the optimizer's state for the current parameters if it has none. A layer
+    /// frozen or unfrozen since the optimizer was built takes effect at the next `compile`,
+    /// as in Keras; until then training is refused, since the optimizer's slots no longer
+    /// match the trainable weights.
     pub(crate) fn ensure_optimizer(&mut self) -> Result<(), TrainError> {
         let params = self.param_list();
         let c = self.compiled.as_mut().ok_or(TrainError::NotCompiled("fit"))?;
         if !c.optimizer.is_built() {
             c.optimizer.build(&params);
+        } else if !c.optimizer.param_names().iter().eq(params.iter().map(|(name, _)| name)) {
+            return Err(TrainError::Config(
+                "the trainable weights changed since the optimizer was built (a layer was frozen or unfrozen): \
+                 call `compile` again, as Keras requires"
+                    .into(),
+            ));
         }
+        Ok(())
+    }
+
+    /// Freezes (`false`) or unfreezes the layer called `name` (Keras'
+    /// `model.get_layer(name).trainable = False`); see
+    /// [`Layer::set_trainable`](kiln_layers::Layer::set_trainable). Call `compile` after it.
+    pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<(), TrainError> {
+        let Some(k) = self.layers.iter().position(|l| l.name() == name) else {
+            let known: Vec<&str> = self.layers.iter().map(|l| l.name()).collect();
+            return Err(TrainError::Config(format!("no layer named `{name}` (layers: {})", known.join(", "))));
+        };
+        self.layers[k].set_trainable(trainable);
         Ok(())
     }
 
