@@ -14,12 +14,21 @@ use crate::{Error, OutputMode, Result, Split, TextVectorization, sha256_file};
 /// Validates a file, archive or directory and summarises it as JSON (kind, rows, shape,
 /// label counts).
 ///
-/// Recognised by content, not by name: an IDX file (gzipped or not), a tar(.gz) archive in the
-/// aclImdb layout, a directory of IDX files, or an aclImdb directory.
+/// Recognised by content, except CSV by its name (`.csv`, `.csv.gz`): an `.npz` archive
+/// (zip magic; its members' shapes and dtypes), a CSV table (rows, numeric and text
+/// columns), an IDX file (gzipped or not), a tar(.gz) archive in the aclImdb layout, a
+/// directory of IDX files, or an aclImdb directory.
 pub fn summarize(path: &Path) -> Result<Value> {
     let meta = kiln_fs::check_file_or_dir(path).map_err(Error::refused)?;
     if meta.is_dir() {
         return summarize_dir(path);
+    }
+    if is_zip(path)? {
+        return crate::inspect_tables::summarize_npz(path);
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        return crate::inspect_tables::summarize_csv(path);
     }
     if is_tar(path)? {
         let splits = scan_archive(path, &[Split::Train, Split::Test])?;
@@ -53,6 +62,14 @@ pub fn vocabulary(path: &Path, max_tokens: usize) -> Result<Vec<String>> {
     let reviews = read_aclimdb(path, Split::Train)?;
     tv.adapt(&reviews.texts);
     Ok(tv.vocabulary().to_vec())
+}
+
+/// True when the file starts with a zip member's magic (`PK\x03\x04`): an `.npz`.
+fn is_zip(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 4];
+    let mut file = kiln_fs::open_regular(path).map_err(Error::refused)?;
+    let n = file.read(&mut head).map_err(|e| Error::Format { path: path.into(), problem: e.to_string() })?;
+    Ok(n == 4 && head == *b"PK\x03\x04")
 }
 
 /// True when the (possibly gzipped) content carries the `ustar` magic of a tar header.

@@ -36,6 +36,7 @@ mod error;
 mod idx;
 mod imdb;
 pub mod inspect;
+mod inspect_tables;
 mod keras_datasets;
 pub mod npz;
 mod pad;

@@ -1,7 +1,8 @@
-//! `cargo xtask data …`: thin wrappers over `kiln_datasets::inspect`.
+//! `kiln data …` (also `cargo xtask data …`): thin wrappers over `kiln_datasets::inspect`.
 //!
 //! * `data inspect PATH` validates an IDX file, an IDX directory, an aclImdb archive or
-//!   directory, and prints a JSON summary (kind, rows, shape, label counts, sha256).
+//!   directory, a Keras `.npz` or a CSV table, and prints a JSON summary (kind, rows,
+//!   shape, label counts or columns, sha256).
 //! * `data vocab ARCHIVE --max-tokens N` prints the Keras `TextVectorization(max_tokens=N,
 //!   output_mode="multi_hot")` vocabulary of the archive's train split, one token a line,
 //!   index 0 (`[UNK]`) first.

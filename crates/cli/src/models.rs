@@ -1,4 +1,4 @@
-//! `cargo xtask keras import`, `predict` and `export-onnx`: a Keras archive into a kiln
+//! `kiln keras import`, `predict` and `export-onnx` (also `cargo xtask …`): a Keras archive into a kiln
 //! model directory, a model directory's predictions for rows given as JSON, and the model
 //! as ONNX.
 
@@ -11,7 +11,7 @@ use crate::out_path::{check_output, check_output_dir};
 
 pub use crate::rows::{MAX_INPUT_BYTES, read_rows};
 
-/// Options of `cargo xtask keras import`.
+/// Options of `kiln keras import`.
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     /// The Keras 3 archive (`model.save("x.keras")`): config.json and model.weights.h5.
@@ -21,7 +21,7 @@ pub struct ImportArgs {
     pub out: PathBuf,
 }
 
-/// Options of `cargo xtask predict`.
+/// Options of `kiln predict`.
 #[derive(clap::Args, Debug)]
 pub struct PredictArgs {
     /// A kiln model directory (`Sequential::save`, `keras import --out`).
@@ -38,7 +38,7 @@ pub struct PredictArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Options of `cargo xtask export-onnx`.
+/// Options of `kiln export-onnx`.
 #[derive(clap::Args, Debug)]
 pub struct ExportOnnxArgs {
     /// A kiln model directory (`Sequential::save`, `keras import --out`).
