@@ -126,8 +126,11 @@ fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
     let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();
     // 9×9×2 images: same-padded strided conv, max and average pooling, Flatten, Dense.
     let images = Matrix::from_vec(n, 162, (0..n * 162).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
+    let mut per_channel = Normalization::new();
+    per_channel.adapt_shaped(&images, &kiln_tensor::Shape::new([9, 9, 2]).unwrap()).unwrap();
     let mut convnet = Sequential::new()
         .input_shape([9, 9, 2])
+        .add(per_channel)
         .add(
             Conv2D::new(6, [3, 3])
                 .padding(Padding::Same)
@@ -145,7 +148,8 @@ fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
     let loss = Loss::sparse_categorical_crossentropy();
     convnet.compile(Optimizer::new(RMSprop::default(), 0.01), loss, [Metric::Accuracy]).unwrap();
     assert_no_allocation_after_first_batch(convnet, images.into(), labels.clone(), 8);
-    // Sequences: causal Conv1D, 1-D pooling, Reshape, Dense on the last axis, global pooling.
+    // Sequences: causal Conv1D, 1-D pooling, Reshape, Dense on the last axis, global
+    // pooling, a constant inverted Normalization.
     let steps = Matrix::from_vec(n, 30, (0..n * 30).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
     let mut seq = Sequential::new()
         .input_shape([10, 3])
@@ -153,6 +157,7 @@ fn convolution_pooling_and_reshaping_batches_do_not_allocate() {
         .add(MaxPooling1D::new(2))
         .add(Reshape::new([-1, 2]))
         .add(Dense::new(5).activation(Activation::Sigmoid))
+        .add(Normalization::new().with_stats(vec![0.5], vec![2.0]).invert(true))
         .add(GlobalMaxPooling1D::new())
         .add(Dense::new(10).activation(Activation::Softmax));
     seq.compile(Optimizer::new(Adam::default(), 0.01), Loss::sparse_categorical_crossentropy(), NO_METRICS).unwrap();

@@ -118,6 +118,7 @@ fn layer_entry(class: &str, cfg: At<'_>, at: At<'_>) -> Result<Entry, KerasError
         "Embedding" => rnn_layers::embedding(cfg).map(Entry::Layer),
         "SimpleRNN" | "LSTM" | "GRU" => rnn_layers::recurrent(cfg, class).map(Entry::Layer),
         "LayerNormalization" => norm_layers::layer_normalization(cfg).map(Entry::Layer),
+        "Normalization" => norm_layers::keras_normalization(cfg).map(Entry::Layer),
         "Conv1D" => conv_layers::conv(cfg, 1).map(Entry::Layer),
         "Conv2D" => conv_layers::conv(cfg, 2).map(Entry::Layer),
         "MaxPooling1D"

@@ -1,6 +1,6 @@
 //! Keras' `BatchNormalization` and `LayerNormalization` configs as kiln layers.
 
-use kiln_layers::{BatchNormalization, Initializer, Layer, LayerNormalization};
+use kiln_layers::{BatchNormalization, Initializer, Layer, LayerNormalization, Normalization};
 use serde_json::Value;
 
 use crate::conv_layers::name_of;
@@ -97,4 +97,49 @@ pub(crate) fn layer_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
     ln.gamma_regularizer = regularizer(cfg, "gamma_regularizer")?;
     ln.beta_regularizer = regularizer(cfg, "beta_regularizer")?;
     Ok(Box::new(ln))
+}
+
+/// `Normalization` (`keras/src/layers/preprocessing/normalization.py`): `axis` `[-1]` (or
+/// the last axis, or `-1`) or `[]`/`null` (every value at once); `mean` and `variance`
+/// given as constants (a number or a list of one per feature), or `null` when adapted (the
+/// weights then hold them).
+pub(crate) fn keras_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasError> {
+    refuse_unknown(cfg, "Normalization", &["axis", "mean", "variance", "invert"], IGNORED)?;
+    let mut layer = Normalization::new().name(name_of(cfg));
+    layer.axis = match cfg.get("axis") {
+        None => Some(-1),
+        Some(Value::Null) => None,
+        Some(Value::Array(items)) if items.is_empty() => None,
+        Some(Value::Array(items)) if items.len() == 1 && items[0].is_i64() => items[0].as_i64(),
+        Some(v) if v.is_i64() => v.as_i64(),
+        Some(v) => {
+            return Err(cfg.error_at(
+                "axis",
+                format!("{} is not supported: kiln standardizes the last axis or every value", kiln_fs::excerpt(v)),
+            ));
+        }
+    };
+    let stats = |key: &str| -> Result<Option<Vec<f32>>, KerasError> {
+        match cfg.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) if v.is_number() => Ok(Some(vec![v.as_f64().unwrap_or(f64::NAN) as f32])),
+            Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
+                Ok(Some(items.iter().map(|v| v.as_f64().unwrap_or(f64::NAN) as f32).collect()))
+            }
+            Some(v) => Err(cfg.error_at(
+                key,
+                format!("{} is not supported: give a number or one number per feature", kiln_fs::excerpt(v)),
+            )),
+        }
+    };
+    layer.stats = match (stats("mean")?, stats("variance")?) {
+        (Some(m), Some(v)) => Some((m, v)),
+        (None, None) => None,
+        _ => return Err(cfg.error("`mean` and `variance` must both be given, or neither (Keras refuses one alone)")),
+    };
+    layer.invert = match cfg.get("invert") {
+        None => false,
+        Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("invert", "must be true or false"))?,
+    };
+    Ok(Box::new(layer))
 }

@@ -117,6 +117,13 @@ fn read_into_param(h5: &Hdf5File, at: &str, param: &mut Param) -> Result<(), Str
     }
     match ds.dtype() {
         Datatype::FloatingPoint { size: 4, .. } => {}
+        // Normalization's `count`: an int64 scalar Keras 3 keeps only for old saves.
+        Datatype::FixedPoint { size: 8, signed: true, .. } if param.name() == "count" && found.is_empty() => {
+            let mut count = [0i64];
+            ds.read_into::<i64>(&mut count).map_err(|e| format!("`{at}`: {e}"))?;
+            param.value_mut()[0] = count[0] as f32;
+            return Ok(());
+        }
         other => return Err(format!("`{at}` is {other:?}, not float32")),
     }
     let values = param.value_mut();

@@ -40,8 +40,8 @@ pub mod prelude {
         Activation, ActivationLayer, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization,
         BuildContext, Concatenate, Conv1D, Conv2D, Dense, Dropout, Embedding, Flatten, GRU, GlobalAveragePooling1D,
         GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, GradOf, Initializer, LSTM, Layer, LayerCore,
-        LayerInput, LayerNormalization, MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum, Multiply, Param, Reshape,
-        SimpleRNN, Subtract,
+        LayerInput, LayerNormalization, MaxPooling1D, MaxPooling2D, Maximum, Merge, Minimum, Multiply, Normalization,
+        Param, Reshape, SimpleRNN, Subtract, Trainable,
     };
     pub use kiln_optimizers::{Adam, AdamW, LearningRateSchedule, Optimizer, RMSprop, Sgd, UpdateRule};
     pub use kiln_regularizers::{L1, L1L2, L2, Regularizer};

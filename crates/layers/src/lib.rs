@@ -43,6 +43,7 @@ pub mod penalties;
 mod pooling;
 mod recurrent;
 mod reshape;
+mod standardize;
 pub mod testing;
 
 pub use activation::Activation;
@@ -66,3 +67,4 @@ pub use pooling::{
 };
 pub use recurrent::{GRU, LSTM, RecurrentOptions, SimpleRNN};
 pub use reshape::{Flatten, Reshape};
+pub use standardize::Normalization;

@@ -18,6 +18,7 @@
 //! | AveragePooling1D/2D | `AveragePool` (`count_include_pad = 0`) |
 //! | Global{Average,Max}Pooling1D/2D | `Global{Average,Max}Pool`, then `Flatten` |
 //! | BatchNormalization | `BatchNormalization` (moving statistics, Keras' `epsilon`) |
+//! | Normalization | `Sub`, `Div` (`Mul`, `Add` with `invert`) by the layer's mean and `max(√variance, 1e-7)` |
 //! | LayerNormalization | `LayerNormalization(axis=-1)` (Keras' `epsilon`, float32 statistics) |
 //! | Embedding | `Gather(axis=0)`; the graph's input is then `int64` ids |
 //! | SimpleRNN, LSTM, GRU | `RNN`, `LSTM` (gates i, o, f, c), `GRU` (`linear_before_reset` for Keras' `reset_after`), time-major |
@@ -189,6 +190,7 @@ fn add_layer(graph: &mut Graph, layer: &dyn Layer, cur: Cursor, out_dims: &[usiz
         "GlobalMaxPooling1D" | "GlobalMaxPooling2D" => Ok(conv::global(graph, layer, cur, out_dims, true)),
         "BatchNormalization" => norm::batch_normalization(graph, layer, cur),
         "LayerNormalization" => norm::layer_normalization(graph, layer, cur),
+        "Normalization" => norm::standardize(graph, layer, cur),
         "Embedding" => Ok(recurrent::embedding(graph, layer, cur, out_dims)),
         "SimpleRNN" | "LSTM" | "GRU" => recurrent::recurrent(graph, layer, cur, out_dims),
         other => Err(OnnxError::unsupported(

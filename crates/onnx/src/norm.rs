@@ -50,3 +50,36 @@ pub(crate) fn layer_normalization(graph: &mut Graph, layer: &dyn Layer, cur: Cur
     graph.node("LayerNormalization", &out, inputs, &out, attrs);
     Ok(Cursor { name: out, ..cur })
 }
+
+/// Appends Keras' `Normalization` as `Sub` then `Div` by the guarded deviation (`Mul`
+/// then `Add` with `invert`), both over the last axis; the deviation `max(√variance,
+/// 1e-7)` is computed here in float32 as the layer computes it, so the exported model
+/// gives the layer's bits.
+pub(crate) fn standardize(graph: &mut Graph, layer: &dyn Layer, cur: Cursor) -> Result<Cursor, OnnxError> {
+    let name = layer.name();
+    let cfg = serde_json::to_value(layer).map_err(|e| OnnxError::unsupported(layer, e.to_string()))?;
+    let floats = |v: &serde_json::Value| -> Option<Vec<f32>> {
+        v.as_array()?.iter().map(|x| x.as_f64().map(|x| x as f32)).collect()
+    };
+    let (mean, variance) = match cfg["stats"].as_array() {
+        Some(pair) if pair.len() == 2 => (floats(&pair[0]), floats(&pair[1])),
+        _ => (Some(values_or(layer, "mean", 0, 0.0)), Some(values_or(layer, "variance", 0, 1.0))),
+    };
+    let (Some(mean), Some(variance)) = (mean, variance) else {
+        return Err(OnnxError::unsupported(layer, "unreadable `mean`/`variance`".into()));
+    };
+    let deviation: Vec<f32> = variance.iter().map(|v| v.sqrt().max(1e-7)).collect();
+    let cur = graph.channels_last(cur, name);
+    let (shift, scale) = (format!("{name}/mean"), format!("{name}/deviation"));
+    graph.init_f32(&shift, &[mean.len()], mean);
+    graph.init_f32(&scale, &[deviation.len()], deviation);
+    let (first, second) = (format!("{name}/first"), format!("{name}/standardized"));
+    if cfg["invert"].as_bool() == Some(true) {
+        graph.node("Mul", &first, vec![cur.name.clone(), scale], &first, vec![]);
+        graph.node("Add", &second, vec![first.clone(), shift], &second, vec![]);
+    } else {
+        graph.node("Sub", &first, vec![cur.name.clone(), shift], &first, vec![]);
+        graph.node("Div", &second, vec![first.clone(), scale], &second, vec![]);
+    }
+    Ok(Cursor { name: second, ..cur })
+}

@@ -78,6 +78,32 @@ fn models() -> Vec<(&'static str, Sequential)> {
                 ],
             ),
         ),
+        ("normalized", {
+            // Adapted per feature (wildly different scales), a constant inverted one, and
+            // one over all values with a zero-variance guard.
+            let data = Matrix::from_rows(&[
+                [1.0, -40.0, 0.01, 300.0, 7.0],
+                [2.0, -10.0, 0.03, 100.0, 7.0],
+                [4.0, -25.0, 0.02, 250.0, 7.0],
+            ])
+            .unwrap();
+            let mut adapted = kiln_layers::Normalization::new();
+            adapted.adapt(&data).unwrap();
+            let mut everything = kiln_layers::Normalization::new().over_all_values();
+            everything.adapt(&data).unwrap();
+            stack(
+                3,
+                vec![
+                    Box::new(adapted),
+                    Box::new(Dense::new(6).activation(Activation::Tanh)),
+                    Box::new(kiln_layers::Normalization::new().with_stats(vec![2.0], vec![4.0]).invert(true)),
+                    Box::new(
+                        kiln_layers::Normalization::new().with_stats(vec![0.5; 6], vec![1.0, 0.0, 2.0, 3.0, 4.0, 5.0]),
+                    ),
+                    Box::new(Dense::new(2)),
+                ],
+            )
+        }),
         (
             "binary",
             stack(
