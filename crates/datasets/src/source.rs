@@ -355,7 +355,7 @@ impl Loader {
                         let msg = format!(
                             "using the bundled subset {} ({about}) because the full data is not at hand: {}",
                             path.display(),
-                            attempts.join("; ")
+                            attempts.iter().map(|a| brief(a)).collect::<Vec<_>>().join("; ")
                         );
                         done(data, Origin::Bundled, path, true, msg)
                     }
@@ -531,4 +531,25 @@ pub fn fashion_mnist(source: &Source, split: Split) -> Result<Loaded<ImageSet>> 
 /// IMDB with [`Loader::from_env`]; see [`Loader::imdb`].
 pub fn imdb(source: &Source, split: Split, seed: u64) -> Result<Loaded<Reviews>> {
     Loader::from_env().imdb(source, split, seed)
+}
+
+/// One attempt, short enough for a report line: a failed download keeps only its last
+/// cause (`could not download (Name or service not known)`), not the whole chain of URL,
+/// client and resolver messages; other attempts are already one clause.
+fn brief(attempt: &str) -> String {
+    match attempt.strip_prefix("could not download: ") {
+        Some(chain) => format!("could not download ({})", chain.rsplit(": ").next().unwrap_or(chain)),
+        None => attempt.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod brief_tests {
+    #[test]
+    fn a_failed_download_keeps_its_last_cause() {
+        let chain = "could not download: mnist.npz is not available: https://example.invalid/mnist.npz: download \
+                     failed: io: failed to lookup address information: Name or service not known";
+        assert_eq!(super::brief(chain), "could not download (Name or service not known)");
+        assert_eq!(super::brief("no cached mnist.npz in /c"), "no cached mnist.npz in /c");
+    }
 }

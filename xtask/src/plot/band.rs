@@ -11,6 +11,8 @@ pub struct Band {
     pub min: Vec<f64>,
     /// Largest seed value per epoch.
     pub max: Vec<f64>,
+    /// How many runs (seeds) it summarizes.
+    pub seeds: usize,
 }
 
 impl Band {
@@ -25,6 +27,7 @@ impl Band {
             mean: (0..epochs).map(|e| at(e).sum::<f64>() / curves.len() as f64).collect(),
             min: (0..epochs).map(|e| at(e).fold(f64::INFINITY, f64::min)).collect(),
             max: (0..epochs).map(|e| at(e).fold(f64::NEG_INFINITY, f64::max)).collect(),
+            seeds: curves.len(),
         })
     }
 

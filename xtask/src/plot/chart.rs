@@ -88,7 +88,13 @@ pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart<'_>
         .fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
 
-    let mut builder = ChartBuilder::on(area);
+    // A footnote under every chart says what the lines and the shading are.
+    let (_, height) = area.dim_in_pixel();
+    let (area, foot) = area.split_vertically(height.saturating_sub(FOOTNOTE_HEIGHT));
+    let grey = ("sans-serif", 13).into_font().color(&RGBColor(90, 90, 90));
+    foot.draw(&Text::new(footnote(chart), (14, 2), grey)).map_err(drawing)?;
+
+    let mut builder = ChartBuilder::on(&area);
     builder.caption(&chart.title, ("sans-serif", 20)).margin(14).x_label_area_size(42).y_label_area_size(62);
     let x = 1u32..epochs as u32;
     if chart.log_y {
@@ -102,6 +108,21 @@ pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart<'_>
     }
 }
 
+/// Pixels under a chart for its footnote.
+const FOOTNOTE_HEIGHT: u32 = 20;
+
+/// What the lines and bands are: `mean of 3 seeds; shaded: min–max over the seeds`, and
+/// the log scale when there is one.
+pub fn footnote(chart: &Chart<'_>) -> String {
+    let seeds = chart.series.iter().map(|s| s.band.seeds).max().unwrap_or(1);
+    let what = if seeds == 1 {
+        "Lines: one seed".to_string()
+    } else {
+        format!("Lines: mean of {seeds} seeds; shaded band: min–max over the seeds")
+    };
+    if chart.log_y { format!("{what}. The y axis is logarithmic.") } else { format!("{what}.") }
+}
+
 /// Mesh, bands, mean lines, markers and legend on a built chart (linear or log y).
 fn curves<'b, DB, Y>(
     mut c: ChartContext<'b, DB, Cartesian2d<RangedCoordu32, Y>>,
@@ -112,9 +133,10 @@ where
     DB: DrawingBackend + 'b,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    let y_desc = if chart.log_y { format!("{} (log scale)", chart.y_label) } else { chart.y_label.clone() };
     c.configure_mesh()
         .x_desc("Epochs")
-        .y_desc(&chart.y_label)
+        .y_desc(&y_desc)
         .x_labels(epochs.min(20))
         .y_label_formatter(&|v| {
             if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }

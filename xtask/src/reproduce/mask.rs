@@ -90,7 +90,10 @@ pub fn printed(d: &MaskDemo) -> String {
 /// Draws the notebook's cell (top row) and kiln's layer (bottom row), each as input, mask
 /// and output grids side by side.
 pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &MaskDemo) -> anyhow::Result<()> {
-    let title = format!("Dropout (rate {RATE}) applied to an activation matrix at training time");
+    let title = format!(
+        "Dropout (rate {RATE}) applied to an activation matrix at training time \
+         (red: dropped by the mask; grey: already 0 before dropout)"
+    );
     let body = area.titled(&title, ("sans-serif", 20)).map_err(drawing)?;
     let panels = body.split_evenly((2, 3));
     let n = &d.notebook;
@@ -102,15 +105,34 @@ pub fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &MaskDemo) -> 
         format!("Mask (0 or 1/(1−{RATE}) = {:.2})", 1.0 / (1.0 - RATE)),
         "Output (scaled at training time)".into(),
     ];
-    let matrices = [&n.values, &n.mask, &n.product, &d.input, &d.mask, &d.output];
-    for ((panel, caption), m) in panels.iter().zip(captions).zip(matrices) {
-        grid(panel, &caption, m)?;
+    // Each grid with the mask that says which of its zeros were dropped (none for inputs).
+    let matrices = [
+        (&n.values, None),
+        (&n.mask, Some(&n.mask)),
+        (&n.product, Some(&n.mask)),
+        (&d.input, None),
+        (&d.mask, Some(&d.mask)),
+        (&d.output, Some(&d.mask)),
+    ];
+    for ((panel, caption), (m, dropped)) in panels.iter().zip(captions).zip(matrices) {
+        grid(panel, &caption, m, dropped)?;
     }
     Ok(())
 }
 
-/// One matrix as a grid of shaded, labelled cells (dropped values stand out in red).
-fn grid<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, caption: &str, m: &Matrix) -> anyhow::Result<()> {
+/// Cells the mask dropped.
+const DROPPED: RGBColor = RGBColor(250, 190, 190);
+/// Zeros that were zero before dropout (a ReLU's output), kept by the mask.
+const ALREADY_ZERO: RGBColor = RGBColor(215, 215, 215);
+
+/// One matrix as a grid of shaded, labelled cells: red where `mask` (0 = dropped) dropped
+/// the value, grey where a value is 0 without being dropped.
+fn grid<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    m: &Matrix,
+    mask: Option<&Matrix>,
+) -> anyhow::Result<()> {
     let (rows, cols) = (m.rows(), m.cols());
     let mut c = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 16))
@@ -122,7 +144,12 @@ fn grid<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, caption: &str, m: &Ma
     for i in 0..rows {
         for j in 0..cols {
             let v = m.get(i, j);
-            let shade = if v == 0.0 { RGBColor(250, 215, 215) } else { blend(v / top) };
+            let dropped = mask.is_some_and(|mask| mask.get(i, j) == 0.0);
+            let shade = match (dropped, v == 0.0) {
+                (true, _) => DROPPED,
+                (false, true) => ALREADY_ZERO,
+                (false, false) => blend(v / top),
+            };
             // Row 0 at the top, as the matrix is printed.
             let (x, y) = (j as f64, (rows - i - 1) as f64);
             let cell = [(x, y), (x + 1.0, y + 1.0)];

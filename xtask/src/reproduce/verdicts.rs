@@ -284,7 +284,7 @@ mod tests {
     fn curves(rows: &[(&str, &str, &[f64])]) -> Curves {
         rows.iter()
             .map(|(e, k, v)| {
-                ((e.to_string(), k.to_string()), Band { mean: v.to_vec(), min: v.to_vec(), max: v.to_vec() })
+                ((e.to_string(), k.to_string()), Band { mean: v.to_vec(), min: v.to_vec(), max: v.to_vec(), seeds: 1 })
             })
             .collect()
     }
