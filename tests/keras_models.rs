@@ -65,6 +65,7 @@ fn keras_archives_import_with_their_weights_and_predict_as_keras_did() {
         "residual",
         "two_inputs",
         "resnet_block",
+        "normalized_mlp",
     ] {
         assert!(names.iter().any(|n| n == expected), "fixture {expected} missing: {names:?}");
     }
@@ -212,7 +213,7 @@ fn keras_archives_predict_as_keras_did_through_onnx() {
         assert!(std::env::var_os("KILN_REQUIRE_ONNXRUNTIME").is_none(), "KILN_REQUIRE_ONNXRUNTIME: no onnxruntime");
         eprintln!("note: no Python with onnxruntime; checking the exports only");
     }
-    for name in ["mnist_convnet", "residual", "two_inputs", "resnet_block"] {
+    for name in ["mnist_convnet", "residual", "two_inputs", "resnet_block", "normalized_mlp"] {
         let path = models_dir().join(format!("{name}.keras"));
         let model = kiln_keras::import_keras_file(&path).unwrap();
         let record: serde_json::Value =
@@ -247,4 +248,62 @@ fn keras_archives_predict_as_keras_did_through_onnx() {
         let got = matrix(&report["output"]);
         assert_as_keras(&format!("{name} through onnxruntime"), &got, &want);
     }
+}
+
+/// Keras' `Normalization.adapt` on arrays (fixtures/keras/normalization/
+/// normalization_adapt.json, make_normalization_traces.py): kiln's `adapt_shaped` gives
+/// Keras' float32 statistics bit for bit (NumPy's float32 sums, in NumPy's order), and
+/// `adapt_shaped_f64` its statistics for the same values as float64; the adapted layer's
+/// outputs match. Cases kiln refuses (`axis=1`, adapting on a list of batches) are skipped
+/// by name, and the float64 run of values that are not float32 numbers (kiln holds f32).
+#[test]
+fn normalization_adapt_gives_keras_statistics_bit_for_bit() {
+    use kiln::prelude::{Layer, LayerInput, Normalization, Parallelism, Rng, Shape};
+    let path = models_dir().join("../normalization/normalization_adapt.json");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // A statistic: a list of numbers, or one number (`axis=None`).
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        match v.as_array() {
+            Some(items) => items.iter().map(|x| x.as_f64().unwrap() as f32).collect(),
+            None => vec![v.as_f64().unwrap() as f32],
+        }
+    };
+    let mut checked = 0;
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        if ["rank3_axis1", "batched_iterable_flat_wild_scales"].contains(&name) {
+            continue;
+        }
+        let dims: Vec<usize> =
+            case["input_shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let sample = Shape::new(dims[1..].to_vec()).unwrap();
+        for run in case["runs"].as_array().unwrap() {
+            let x = matrix(&run["x"]);
+            let f64_run = run["input_dtype"] == "float64";
+            // That case's float64 values are not float32 numbers: kiln cannot hold them.
+            if f64_run && name == "float64_native" {
+                continue;
+            }
+            let mut norm = if case["axis_argument"].is_null() {
+                Normalization::new().over_all_values()
+            } else {
+                Normalization::new()
+            };
+            if f64_run { norm.adapt_shaped_f64(&x, &sample) } else { norm.adapt_shaped(&x, &sample) }.unwrap();
+            let (mean, variance) = norm.adapted().unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let what = format!("{name} ({})", run["input_dtype"]);
+            assert_eq!(bits(mean), bits(&floats(&run["keras_adapt_mean"])), "{what}: mean");
+            assert_eq!(bits(variance), bits(&floats(&run["keras_adapt_variance"])), "{what}: variance");
+            // The layer's output on the first rows, as Keras called it.
+            let rows = matrix(&run["call"]["output"]);
+            let input =
+                Matrix::from_vec(rows.rows(), x.cols(), x.as_slice()[..rows.rows() * x.cols()].to_vec()).unwrap();
+            norm.build(&sample, &mut kiln::prelude::BuildContext::new(&mut Rng::seed_from_u64(0), 1 << 20)).unwrap();
+            norm.forward(LayerInput::Dense(input.view()), false, Parallelism::Sequential);
+            assert_as_keras(&what, norm.output(), &rows);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 11, "adapt runs checked");
 }

@@ -10,11 +10,20 @@ pub enum Error {
     #[error(transparent)]
     Train(#[from] kiln_trainer::TrainError),
     /// Importing a Keras model or replaying a trace.
+    #[cfg(feature = "keras")]
     #[error(transparent)]
     Keras(#[from] kiln_keras::KerasError),
     /// Loading a data set.
+    #[cfg(feature = "datasets")]
     #[error(transparent)]
     Data(#[from] kiln_datasets::Error),
+    /// Exporting ONNX.
+    #[cfg(feature = "onnx")]
+    #[error(transparent)]
+    Onnx(#[from] kiln_onnx::OnnxError),
+    /// An optimizer identifier kiln does not know (`"nadam"`).
+    #[error(transparent)]
+    Optimizer(#[from] kiln_optimizers::UnknownOptimizer),
     /// A layer's configuration or parameters.
     #[error(transparent)]
     Layer(#[from] kiln_layers::LayerError),
@@ -39,6 +48,14 @@ impl std::fmt::Debug for Error {
 mod tests {
     use super::*;
 
+    #[test]
+    fn debug_prints_the_message_of_any_feature_set() {
+        let err: Error = "nadam".parse::<kiln_optimizers::Optimizer>().unwrap_err().into();
+        assert!(format!("{err:?}").starts_with("optimizer `nadam` is a Keras optimizer kiln does not implement"));
+        assert_eq!(format!("{err:?}"), err.to_string());
+    }
+
+    #[cfg(feature = "datasets")]
     #[test]
     fn debug_prints_the_message_main_shows() {
         let err: Error = kiln_datasets::Error::InvalidArgument("`maxlen` must be at least 1".into()).into();

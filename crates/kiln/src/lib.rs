@@ -19,14 +19,18 @@
 //! # Ok::<(), kiln::Error>(())
 //! ```
 
+#[cfg(feature = "datasets")]
 pub mod data;
 mod error;
 
 pub use error::Error;
+#[cfg(feature = "datasets")]
 pub use kiln_datasets as datasets;
 pub use kiln_fs as fs;
+#[cfg(feature = "keras")]
 pub use kiln_keras as keras;
 pub use kiln_layers as layers;
+#[cfg(feature = "onnx")]
 pub use kiln_onnx as onnx;
 pub use kiln_optimizers as optimizers;
 pub use kiln_regularizers as regularizers;
@@ -35,6 +39,7 @@ pub use kiln_trainer as trainer;
 
 /// The names a training script needs.
 pub mod prelude {
+    #[cfg(feature = "datasets")]
     pub use kiln_datasets::{Source, Split};
     pub use kiln_layers::{
         Activation, ActivationLayer, Add, Average, AveragePooling1D, AveragePooling2D, BatchNormalization,

@@ -29,7 +29,7 @@ const EPSILON: f32 = 1e-7;
 ///
 /// let x = Matrix::from_rows(&[[1.0, 100.0], [3.0, 300.0]])?;
 /// let mut norm = Normalization::new();
-/// norm.adapt(&x)?;
+/// norm.adapt(&x)?; // NumPy's float32 mean and variance, as Keras' adapt on a float32 array
 /// assert_eq!(norm.adapted(), Some((&[2.0, 200.0][..], &[1.0, 10000.0][..])));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -111,13 +111,53 @@ impl Normalization {
         self.adapt_shaped(data, &shape)
     }
 
-    /// Learns the statistics of `data`, each row a sample of `sample` shape, as Keras'
-    /// `adapt` on an array: per position of the last axis over every other axis (or over
-    /// everything with `axis = None`), the variance biased (`np.var`). Sums run in f64 and
-    /// round once to f32: NumPy's results for float64 data; on float32 data NumPy sums in
-    /// float32 and may differ in the last bits. Refused for a layer with constant
-    /// statistics, for no rows, and for non-finite values.
+    /// Learns the statistics of `data`, each row a sample of `sample` shape, exactly as
+    /// Keras' `adapt` does on a float32 NumPy array: `np.mean` and `np.var` (biased) in
+    /// float32, per position of the last axis over every other axis (or over everything
+    /// with `axis = None`), summed in NumPy's order — row after row for each feature, or
+    /// NumPy's pairwise sum when one statistic covers contiguous values (`axis = None`, or
+    /// a single feature). Refused for a layer with constant statistics, for no rows, and
+    /// for non-finite values. [`adapt_shaped_f64`](Normalization::adapt_shaped_f64) is
+    /// Keras' answer for the same values held as float64.
     pub fn adapt_shaped(&mut self, data: &Matrix, sample: &Shape) -> Result<(), LayerError> {
+        let channels = self.check_adapt(data, sample)?;
+        let count = (data.as_slice().len() / channels) as f32;
+        let sums = numpy_sums(data.as_slice(), channels);
+        let mean: Vec<f32> = sums.iter().map(|s| s / count).collect();
+        // `np.var`: the deviations squared in float32, then summed as the mean was.
+        let squares: Vec<f32> = data
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| (v - mean[k % channels]) * (v - mean[k % channels]))
+            .collect();
+        let squares = numpy_sums(&squares, channels);
+        let variance = squares.iter().map(|q| q / count).collect();
+        self.set_adapted(mean, variance, channels)
+    }
+
+    /// [`adapt_shaped`](Normalization::adapt_shaped) as Keras computes it when the same
+    /// values come as a float64 array: sums in f64, each statistic rounded once to f32.
+    pub fn adapt_shaped_f64(&mut self, data: &Matrix, sample: &Shape) -> Result<(), LayerError> {
+        let channels = self.check_adapt(data, sample)?;
+        let count = (data.as_slice().len() / channels) as f64;
+        let mut sums = vec![0.0f64; channels];
+        for row in data.as_slice().chunks_exact(channels) {
+            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
+        }
+        let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
+        let mut squares = vec![0.0f64; channels];
+        for row in data.as_slice().chunks_exact(channels) {
+            for ((q, &v), m) in squares.iter_mut().zip(row).zip(&mean) {
+                *q += (v as f64 - m) * (v as f64 - m);
+            }
+        }
+        let variance = squares.iter().map(|q| (q / count) as f32).collect();
+        self.set_adapted(mean.iter().map(|&m| m as f32).collect(), variance, channels)
+    }
+
+    /// The features per statistic of `data` once checked (see `adapt_shaped`).
+    fn check_adapt(&self, data: &Matrix, sample: &Shape) -> Result<usize, LayerError> {
         if self.stats.is_some() {
             return Err(self.error("has constant `mean` and `variance`; `adapt` would not change them".into()));
         }
@@ -133,34 +173,24 @@ impl Normalization {
             let (row, col) = (k / data.cols(), k % data.cols());
             return Err(self.error(format!("`adapt` data holds {} at row {row}, column {col}", data.as_slice()[k])));
         }
-        let channels = self.channels(sample);
-        let (mut sum, mut count) = (vec![0.0f64; channels], 0usize);
-        for chunk in data.as_slice().chunks_exact(channels) {
-            sum.iter_mut().zip(chunk).for_each(|(s, &v)| *s += v as f64);
-            count += 1;
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
-        let mut squares = vec![0.0f64; channels];
-        for chunk in data.as_slice().chunks_exact(channels) {
-            for ((q, &v), m) in squares.iter_mut().zip(chunk).zip(&mean) {
-                let d = v as f64 - m;
-                *q += d * d;
-            }
-        }
-        let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-        let variance: Vec<f32> = squares.iter().map(|&q| (q / count as f64) as f32).collect();
+        Ok(self.channels(sample))
+    }
+
+    /// Keeps adapted statistics: in the weights once built, else until `build`. A second
+    /// `adapt` replaces them, as in Keras.
+    fn set_adapted(&mut self, mean: Vec<f32>, variance: Vec<f32>, channels: usize) -> Result<(), LayerError> {
         if self.core.params.is_empty() {
             self.pending = Some((mean, variance));
-        } else {
-            if self.core.params[0].len() != channels {
-                return Err(self.error(format!(
-                    "was built for {} features but `adapt` data has {channels}",
-                    self.core.params[0].len()
-                )));
-            }
-            self.core.params[0].value_mut().copy_from_slice(&mean);
-            self.core.params[1].value_mut().copy_from_slice(&variance);
+            return Ok(());
         }
+        if self.core.params[0].len() != channels {
+            return Err(self.error(format!(
+                "was built for {} features but `adapt` data has {channels}",
+                self.core.params[0].len()
+            )));
+        }
+        self.core.params[0].value_mut().copy_from_slice(&mean);
+        self.core.params[1].value_mut().copy_from_slice(&variance);
         Ok(())
     }
 
@@ -181,6 +211,45 @@ impl Normalization {
     fn error(&self, message: String) -> LayerError {
         LayerError::Config { layer: self.core.name.clone(), message }
     }
+}
+
+/// Per feature, the float32 sum over rows in NumPy's order for a reduction that keeps
+/// the last axis: row after row when there are several features; NumPy's pairwise sum
+/// when there is one (the reduced values are then contiguous).
+fn numpy_sums(data: &[f32], channels: usize) -> Vec<f32> {
+    if channels == 1 {
+        return vec![pairwise_sum(data)];
+    }
+    let mut sums = vec![0.0f32; channels];
+    for row in data.chunks_exact(channels) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+    sums
+}
+
+/// NumPy's pairwise summation of contiguous float32 values (`pairwise_sum` in
+/// `numpy/_core/src/umath/loops_utils.h.src`): below 8 values a plain sum, up to 128 eight
+/// running sums combined as `((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7))` then the rest, above
+/// that the two halves (the first a multiple of 8) summed alike.
+fn pairwise_sum(a: &[f32]) -> f32 {
+    const BLOCK: usize = 128;
+    let n = a.len();
+    if n < 8 {
+        return a.iter().fold(0.0f32, |s, &v| s + v);
+    }
+    if n <= BLOCK {
+        let mut r = [0.0f32; 8];
+        r.copy_from_slice(&a[..8]);
+        let whole = n - n % 8;
+        for chunk in a[8..whole].chunks_exact(8) {
+            r.iter_mut().zip(chunk).for_each(|(r, &v)| *r += v);
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        a[whole..].iter().for_each(|&v| res += v);
+        return res;
+    }
+    let half = n / 2 - (n / 2) % 8;
+    pairwise_sum(&a[..half]) + pairwise_sum(&a[half..])
 }
 
 #[typetag::serde]
