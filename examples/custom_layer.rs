@@ -8,15 +8,22 @@
 //! `kiln::layers::testing::check_gradients` checks its backward pass against finite
 //! differences first, as kiln's own layers are checked.
 //!
+//! The crate needs `kiln-nn` alone: kiln re-exports `serde` and `typetag` (the derive is
+//! told where serde is with `#[serde(crate = "kiln::serde")]`). The layer takes dense
+//! values only, which is `Layer::reads_sparse`'s default, so a model refuses sparse rows
+//! into it with an error naming it instead of calling it with a sparse batch.
+//!
 //! `cargo run --release -p kiln-examples --example custom_layer`
 
 use kiln::layers::testing::{GradCheck, check_gradients};
 use kiln::prelude::*;
+use kiln::serde::{Deserialize, Serialize};
 use kiln::tensor::kernels;
-use serde::{Deserialize, Serialize};
+use kiln::typetag;
 
 /// `y = x ⊙ γ + β`, one `γ` and one `β` per feature.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(crate = "kiln::serde")]
 struct Scale {
     #[serde(flatten)]
     core: LayerCore,
@@ -45,7 +52,8 @@ impl Layer for Scale {
     }
 
     fn forward(&mut self, input: LayerInput<'_>, _training: bool, _par: Parallelism) {
-        let LayerInput::Dense(x) = input else { panic!("Scale takes dense input") };
+        // Only dense values arrive: `reads_sparse` is false, so the model refuses sparse rows.
+        let LayerInput::Dense(x) = input else { unreachable!("the model feeds Scale dense values only") };
         let [gamma, beta] = &self.core.params[..] else { unreachable!("built") };
         let out = &mut self.core.output;
         out.resize(x.rows, x.cols);
@@ -66,7 +74,7 @@ impl Layer for Scale {
         grad_input: Option<&mut Matrix>,
         _par: Parallelism,
     ) {
-        let LayerInput::Dense(x) = input else { panic!("Scale takes dense input") };
+        let LayerInput::Dense(x) = input else { unreachable!("the model feeds Scale dense values only") };
         let [gamma, beta] = &mut self.core.params[..] else { unreachable!("built") };
         let x = x.regroup(gamma.len());
         let cols = x.cols;
@@ -117,5 +125,14 @@ fn main() -> Result<(), kiln::Error> {
     let names: Vec<String> = loaded.get_weights().0.into_iter().map(|t| t.name).collect();
     println!("saved and loaded {} ({names:?}) with identical predictions", dir.display());
     std::fs::remove_dir_all(&dir).ok();
+
+    // Sparse rows (a multi-hot bag of words) into a layer that takes dense values: refused
+    // by name before any batch, never a panic.
+    let mut sparse = CsrMatrix::with_cols(2);
+    sparse.push_row(&[0], &[1.0])?;
+    sparse.push_row(&[1], &[0.5])?;
+    let err = model.predict(&sparse, None).unwrap_err().to_string();
+    assert!(err.contains("layer `scale` (Scale) reads the model's input (sparse (CSR) rows)"), "{err}");
+    println!("sparse input refused: {err}");
     Ok(())
 }

@@ -36,6 +36,13 @@ pub use kiln_optimizers as optimizers;
 pub use kiln_regularizers as regularizers;
 pub use kiln_tensor as tensor;
 pub use kiln_trainer as trainer;
+/// What a layer written outside kiln needs, so its crate depends on `kiln-nn` alone:
+/// `use kiln::{serde, typetag};`, `#[derive(kiln::serde::Serialize, kiln::serde::Deserialize)]`
+/// with `#[serde(crate = "kiln::serde")]`, and `#[typetag::serde] impl Layer for …`
+/// (examples/custom_layer.rs).
+pub use serde;
+/// See [`serde`]: `#[typetag::serde]` registers a custom layer for saving and loading.
+pub use typetag;
 
 /// The names a training script needs.
 pub mod prelude {

@@ -212,6 +212,10 @@ impl Layer for Dense {
         &mut self.core
     }
 
+    fn reads_sparse(&self) -> bool {
+        true
+    }
+
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         let kernel = input.last().checked_mul(self.units)?;
         Some((kernel.checked_add(if self.use_bias { self.units } else { 0 })?, input.with_last(self.units)?))

@@ -75,6 +75,10 @@ impl Layer for Dropout {
         &mut self.core
     }
 
+    fn reads_sparse(&self) -> bool {
+        true
+    }
+
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         Some((0, input.clone()))
     }

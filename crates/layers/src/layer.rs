@@ -100,6 +100,14 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         None
     }
 
+    /// Whether `forward` and `backward` take a batch of sparse (CSR) rows
+    /// (`LayerInput::Sparse`), as Dense, Dropout, Flatten and Reshape do. False by
+    /// default: the model then refuses sparse data into this layer with an error naming
+    /// it, so a layer written for dense values never meets a sparse batch.
+    fn reads_sparse(&self) -> bool {
+        false
+    }
+
     /// A penalty on the layer's output (Keras' `activity_regularizer`), divided by the
     /// batch size; the model applies it.
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {

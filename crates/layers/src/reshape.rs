@@ -145,6 +145,10 @@ impl Layer for Flatten {
         &mut self.core
     }
 
+    fn reads_sparse(&self) -> bool {
+        true
+    }
+
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         Some((0, Shape::flat(input.numel())))
     }
@@ -178,6 +182,10 @@ impl Layer for Reshape {
 
     fn core_mut(&mut self) -> &mut LayerCore {
         &mut self.core
+    }
+
+    fn reads_sparse(&self) -> bool {
+        true
     }
 
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {

@@ -612,6 +612,16 @@ impl Sequential {
             let readers = built.wiring.iter().enumerate().filter(|(_, s)| s.contains(&Source::Input(k)));
             for (i, _) in readers {
                 let layer = self.layers[i].as_ref();
+                let takes_values = layer.as_merge().is_none() && layer.input_ids_limit().is_none();
+                if matches!(part, crate::FeaturesRef::Sparse(_)) && takes_values && !layer.reads_sparse() {
+                    return Err(TrainError::Input(format!(
+                        "{data}: layer `{}` ({}) reads {} but takes dense values only; densify the rows \
+                         (CsrMatrix::to_dense) or put a Dense first",
+                        layer.name(),
+                        layer.class_name(),
+                        input("sparse (CSR) rows")
+                    )));
+                }
                 if layer.as_merge().is_some() && !part.is_values() {
                     return Err(TrainError::Input(format!(
                         "{data}: merge layer `{}` reads {} directly; it merges dense values only",

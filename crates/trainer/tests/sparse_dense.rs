@@ -84,3 +84,24 @@ fn sparse_equals_dense_row_wise_kernel() {
 fn sparse_equals_dense_column_wise_kernel() {
     check(128); // 3000×128 kernel: 1.5 MB, column-wise sparse kernels.
 }
+
+/// Sparse rows reach only layers that read them (Dense, Dropout, Flatten, Reshape); any
+/// other first layer, built in or written outside kiln, is refused by name before a batch
+/// runs, in fit and predict alike, never called with a sparse batch.
+#[test]
+fn sparse_rows_into_a_layer_that_takes_dense_values_are_refused_by_name() {
+    let (x, y) = data();
+    for first in [
+        Box::new(kiln_layers::LayerNormalization::new()) as Box<dyn kiln_layers::Layer>,
+        Box::new(kiln_layers::Normalization::new().with_stats(vec![0.5], vec![0.25])),
+    ] {
+        let mut m = Sequential::new().input_shape([VOCAB]);
+        m.push(first);
+        m.push(Box::new(Dense::new(1).activation(Activation::Sigmoid)));
+        m.compile("rmsprop", "binary_crossentropy", ["accuracy"]).unwrap();
+        let err = m.fit(&x, &y, FitOptions::default().verbose(Verbosity::Silent)).unwrap_err().to_string();
+        assert!(err.contains("reads the model's input (sparse (CSR) rows) but takes dense values only"), "{err}");
+        let err = m.predict(&x, None).unwrap_err().to_string();
+        assert!(err.contains("takes dense values only"), "{err}");
+    }
+}
