@@ -202,6 +202,15 @@ fn auto_mode_on_an_unknown_monitor_is_an_error() {
     assert_eq!(m.get_weights(), before, "nothing trained");
     let mut es = EarlyStopping::new("val_los").mode(Mode::Min);
     assert!(m.fit(&x, &y, quiet().epochs(2).validation_split(0.2).callback(&mut es)).is_ok());
+    // The typo then gets Keras' warning (printed on stderr once per fit), never a silent
+    // run; the keys in Keras' order (`Trainer.get_metrics_result`: the loss, then the
+    // compiled metrics; then the validation ones).
+    assert_eq!(
+        es.warning(),
+        Some(
+            "Early stopping conditioned on metric `val_los` which is not available. Available metrics are: loss,accuracy,val_loss,val_accuracy"
+        )
+    );
 }
 
 /// Keras' ModelCheckpoint saves when the monitored value is missing (with a warning);
@@ -217,6 +226,7 @@ fn model_checkpoint_saves_when_the_monitor_is_missing() {
     let mut cb = ModelCheckpoint::new(path).save_best_only("val_acc").mode(Mode::Max).save_weights_only(true);
     m.fit(&x, &y, quiet().epochs(2).callback(&mut cb)).unwrap();
     assert!(dir.join("e1.safetensors").exists() && dir.join("e2.safetensors").exists());
+    assert_eq!(cb.warning(), Some("Can save best model only with val_acc available."));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

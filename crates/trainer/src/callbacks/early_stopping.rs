@@ -36,8 +36,8 @@ struct Run {
     stopped_epoch: Option<usize>,
     /// Larger is better (the mode, resolved when training starts).
     maximize: bool,
-    /// Whether the missing-monitor warning was printed.
-    warned: bool,
+    /// The missing-monitor warning printed in this run, if any.
+    warned: Option<String>,
 }
 
 impl Default for EarlyStopping {
@@ -95,6 +95,13 @@ impl EarlyStopping {
     pub fn restore_best_weights(mut self, restore: bool) -> Self {
         self.restore_best_weights = restore;
         self
+    }
+
+    /// The warning the last `fit` printed because the monitored value was missing from
+    /// the logs (Keras' "Early stopping conditioned on metric … which is not available"),
+    /// if it did.
+    pub fn warning(&self) -> Option<&str> {
+        self.run.warned.as_deref()
     }
 
     /// The epoch (from 0) at which training was stopped, if it was.

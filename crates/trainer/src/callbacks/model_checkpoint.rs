@@ -28,11 +28,17 @@ pub struct ModelCheckpoint {
     skipped: usize,
     /// Larger is better (the mode, resolved when training starts).
     maximize: bool,
-    /// Whether the missing-monitor warning was printed this run.
-    warned: bool,
+    /// The missing-monitor warning printed in this run, if any.
+    warned: Option<String>,
 }
 
 impl ModelCheckpoint {
+    /// The warning the last `fit` printed because the monitored value was missing from
+    /// the logs (Keras' words), if it did.
+    pub fn warning(&self) -> Option<&str> {
+        self.warned.as_deref()
+    }
+
     /// Saves to `filepath` after every epoch.
     pub fn new(filepath: impl Into<String>) -> Self {
         Self {
@@ -44,7 +50,7 @@ impl ModelCheckpoint {
             best: None,
             skipped: 0,
             maximize: false,
-            warned: false,
+            warned: None,
         }
     }
 
@@ -88,7 +94,7 @@ impl Callback for ModelCheckpoint {
         // Keras resolves the mode whether or not `save_best_only` is on.
         self.maximize = self.mode.maximizes(&self.monitor, ctl.model(), "ModelCheckpoint")?;
         self.best = None;
-        self.warned = false;
+        self.warned = None;
         Ok(())
     }
 

@@ -61,14 +61,15 @@ pub(crate) fn is_improvement(maximize: bool, value: f64, reference: Option<f64>,
     if maximize { value - delta > reference } else { value + delta < reference }
 }
 
-/// Prints Keras' warning for a monitored value missing from the logs, once per `fit`
-/// (Python shows a repeated warning once): `warned` is the caller's per-run flag.
-pub(crate) fn warn_missing_once(warned: &mut bool, message: impl FnOnce() -> String) {
-    if !*warned {
-        *warned = true;
+/// Prints Keras' warning for a monitored value missing from the logs on stderr, once per
+/// `fit` (Python shows a repeated warning once), and keeps it in `warned`, the caller's
+/// per-run record that its `warning()` method shows.
+pub(crate) fn warn_missing_once(warned: &mut Option<String>, message: impl FnOnce() -> String) {
+    if warned.is_none() {
         let message = message();
         eprintln!("warning: {message}");
         tracing::warn!("{message}");
+        *warned = Some(message);
     }
 }
 

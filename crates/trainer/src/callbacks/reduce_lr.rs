@@ -41,8 +41,8 @@ pub struct ReduceLrOnPlateau {
     reductions: Vec<(usize, f32)>,
     /// Larger is better (the mode, resolved when training starts).
     maximize: bool,
-    /// Whether the missing-monitor warning was printed this run.
-    warned: bool,
+    /// The missing-monitor warning printed in this run, if any.
+    warned: Option<String>,
 }
 
 impl Default for ReduceLrOnPlateau {
@@ -60,12 +60,18 @@ impl Default for ReduceLrOnPlateau {
             best: None,
             reductions: Vec::new(),
             maximize: false,
-            warned: false,
+            warned: None,
         }
     }
 }
 
 impl ReduceLrOnPlateau {
+    /// The warning the last `fit` printed because the monitored value was missing from
+    /// the logs (Keras' words), if it did.
+    pub fn warning(&self) -> Option<&str> {
+        self.warned.as_deref()
+    }
+
     /// Watches `monitor` with Keras' defaults.
     pub fn new(monitor: impl Into<String>) -> Self {
         Self { monitor: monitor.into(), ..Self::default() }
@@ -136,7 +142,7 @@ impl Callback for ReduceLrOnPlateau {
     fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         self.validate().map_err(TrainError::Config)?;
         self.maximize = self.mode.maximizes(&self.monitor, ctl.model(), "ReduceLROnPlateau")?;
-        self.warned = false;
+        self.warned = None;
         (self.wait, self.cooldown_counter, self.best) = (0, 0, None);
         self.reductions.clear();
         Ok(())
