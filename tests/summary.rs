@@ -174,6 +174,36 @@ fn shaped_models_match_keras_summaries() {
 /// Functional models: their inputs as `InputLayer` rows and Keras' "Connected to" column
 /// (fixtures from make_summaries.py, the models of the f1 and f3 traces), built in Rust
 /// in an order other than Keras' to show that the rows follow Keras' depth order.
+/// Keras' Normalization (adapted: mean, variance and an int64 count of 8 bytes; constant:
+/// no weights) and frozen layers (their weights, a frozen BatchNormalization's γ and β
+/// too, count as non-trainable).
+#[test]
+fn normalization_and_frozen_layers_match_keras_summaries() {
+    check(
+        "summary_normalization.txt",
+        &model(
+            6,
+            vec![
+                Box::new(Normalization::new()),
+                Box::new(Dense::new(4)),
+                Box::new(Normalization::new().with_stats(vec![0.5], vec![2.0])),
+            ],
+        ),
+    );
+    check(
+        "summary_frozen.txt",
+        &model(
+            8,
+            vec![
+                Box::new(dense(16, Activation::Relu).trainable(false)),
+                Box::new(BatchNormalization::new().trainable(false)),
+                Box::new(dense(4, Activation::Relu)),
+                Box::new(Dense::new(1)),
+            ],
+        ),
+    );
+}
+
 #[test]
 fn functional_models_match_keras_summaries() {
     use Activation::*;

@@ -25,6 +25,8 @@ pub struct Param {
     /// Its layer is frozen (Keras `layer.trainable = False`): not trained whatever
     /// `trainable` says.
     frozen: bool,
+    /// Keras keeps it as an int64 (Normalization's `count`): 8 bytes in `summary()`.
+    int64: bool,
     /// Per value, Σ over a batch's occurrences of the squared gradient, for a gradient that
     /// is a sum of slices (an Embedding's: see `tracks_squares`). Empty when unused.
     squares: Vec<f32>,
@@ -45,6 +47,7 @@ impl Param {
             regularizer: None,
             trainable: true,
             frozen: false,
+            int64: false,
             squares: Vec::new(),
             tracks_squares: false,
         }
@@ -71,6 +74,18 @@ impl Param {
     /// only these.
     pub fn is_trainable(&self) -> bool {
         self.trainable && !self.frozen
+    }
+
+    /// Marks a value Keras stores as int64 (Normalization's `count`); kiln holds it as
+    /// f32, and `summary()` counts 8 bytes for it as Keras does.
+    pub fn int64(mut self) -> Self {
+        self.int64 = true;
+        self
+    }
+
+    /// Bytes Keras' `summary()` counts per value: 8 for an int64, else 4 (float32).
+    pub fn keras_bytes_per_value(&self) -> usize {
+        if self.int64 { 8 } else { 4 }
     }
 
     /// Freezes or unfreezes it with its layer ([`Layer::set_trainable`](crate::Layer::set_trainable)

@@ -302,7 +302,7 @@ impl Layer for Normalization {
                 let mean = ctx.param("mean", stat_shape.clone())?.non_trainable();
                 let mut variance = ctx.param("variance", stat_shape)?.non_trainable();
                 variance.value_mut().fill(1.0);
-                let count = ctx.param("count", Vec::new())?.non_trainable();
+                let count = ctx.param("count", Vec::new())?.non_trainable().int64();
                 let mut params = vec![mean, variance, count];
                 if let Some((m, v)) = self.pending.take() {
                     if m.len() != channels {

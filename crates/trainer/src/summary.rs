@@ -46,11 +46,19 @@ impl Sequential {
         }
         s.push_str(&rule(widths, '└', '─', '┴', '┘'));
         let (total, trainable) = (self.param_count(), self.trainable_param_count());
-        let size = |n: usize| readable_size(n * std::mem::size_of::<f32>());
-        writeln!(s, " Total params: {} ({})", group_thousands(total), size(total)).unwrap();
-        writeln!(s, " Trainable params: {} ({})", group_thousands(trainable), size(trainable)).unwrap();
+        // Bytes as Keras counts them: 4 per float32, 8 per int64 (Normalization's count).
+        let bytes = |trainable: Option<bool>| -> usize {
+            let params = self.layers.iter().flat_map(|l| l.params());
+            params
+                .filter(|p| trainable.is_none_or(|t| p.is_trainable() == t))
+                .map(|p| p.len() * p.keras_bytes_per_value())
+                .sum()
+        };
+        let size = |trainable: Option<bool>| readable_size(bytes(trainable));
+        writeln!(s, " Total params: {} ({})", group_thousands(total), size(None)).unwrap();
+        writeln!(s, " Trainable params: {} ({})", group_thousands(trainable), size(Some(true))).unwrap();
         let frozen = total - trainable;
-        writeln!(s, " Non-trainable params: {} ({})", group_thousands(frozen), size(frozen)).unwrap();
+        writeln!(s, " Non-trainable params: {} ({})", group_thousands(frozen), size(Some(false))).unwrap();
         s
     }
 
