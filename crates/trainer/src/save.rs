@@ -156,7 +156,8 @@ impl Sequential {
     /// The model of a config, compiled but not built, and the input shape to build it for:
     /// every check of [`from_config_json`](Sequential::from_config_json) but the allocation.
     pub(crate) fn parse_config_json(json: &str) -> Result<(Self, Option<Shape>), TrainError> {
-        let cfg: ConfigIn = serde_json::from_str(json).map_err(|e| TrainError::Config(e.to_string()))?;
+        let cfg: ConfigIn =
+            serde_json::from_str(json).map_err(|e| TrainError::Config(unknown_layer_hint(e.to_string())))?;
         match (cfg.format_version, &cfg.graph) {
             (3, None) => {
                 return Err(TrainError::Config(
@@ -408,4 +409,17 @@ pub(crate) fn refuse_files_but(dir: &Path, allowed: &[&str], what: &str) -> Resu
         dir,
         format!("not {what} (it holds {}); it is replaced whole, so choose a new or empty one", foreign.join(", ")),
     ))
+}
+
+/// A layer type this program does not define (typetag's "unknown variant `Scale`") gets
+/// the way out: a custom layer loads only where it is compiled in.
+fn unknown_layer_hint(message: String) -> String {
+    match message.strip_prefix("unknown variant `").and_then(|rest| rest.split_once('`')) {
+        Some((name, _)) => format!(
+            "{message}. `{name}` is not a layer this program defines: a model with a custom layer loads, \
+             predicts and exports only in a program that compiles that layer in (your crate, calling \
+             Sequential::load and kiln::onnx::export_onnx), not in the `kiln` command"
+        ),
+        None => message,
+    }
 }

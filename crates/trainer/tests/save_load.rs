@@ -189,3 +189,14 @@ fn saving_leaves_no_lock_file_behind() {
     assert_eq!(names, ["model"], "only the model directory remains");
     std::fs::remove_dir_all(&parent).unwrap();
 }
+
+/// A saved model with a layer type this program does not define (a custom layer) is
+/// refused with the way out, not only serde's "unknown variant".
+#[test]
+fn a_custom_layer_unknown_here_is_refused_with_the_way_out() {
+    let json = classifier(1).to_config_json().replacen("\"type\": \"Dense\"", "\"type\": \"Scale\"", 1);
+    assert!(json.contains("\"Scale\""), "{json}");
+    let err = Sequential::from_config_json(&json).unwrap_err().to_string();
+    assert!(err.contains("unknown variant `Scale`"), "{err}");
+    assert!(err.contains("`Scale` is not a layer this program defines"), "{err}");
+}
