@@ -24,6 +24,23 @@ fn trace_v_config_becomes_the_same_model() {
     assert_eq!(m.metrics()[0].name, "accuracy");
 }
 
+/// Frozen layers import frozen: a layer's own `trainable: false`, and every layer of a
+/// model whose own `trainable` is false (Keras then trains nothing, whatever the layers
+/// say: `Layer.trainable_weights`).
+#[test]
+fn frozen_layers_and_frozen_models_import_frozen() {
+    let t = fixture("frozen/keras_trace_t3_frozen_middle_dense_sgd_momentum.json");
+    let frozen = |cfg: &serde_json::Value| -> Vec<bool> {
+        model_from_keras(cfg).unwrap().layers().iter().map(|l| l.is_trainable()).collect()
+    };
+    let cfg = t["model"]["config"].clone();
+    assert_eq!(frozen(&cfg), [true, false, true]);
+    let mut whole = cfg.clone();
+    let inner = if whole.get("config").is_some() { &mut whole["config"] } else { &mut whole };
+    inner["trainable"] = json!(false);
+    assert_eq!(frozen(&whole), [false, false, false]);
+}
+
 #[test]
 fn optimizer_class_comes_from_name_prefix_or_class_name() {
     let sgd = optimizer_from_keras(&json!({"name": "sgd_3", "learning_rate": 0.1, "momentum": 0.9, "nesterov": true}))

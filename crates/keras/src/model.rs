@@ -35,6 +35,18 @@ pub(crate) fn model_at(at: At<'_>) -> Result<Sequential, KerasError> {
 /// that knows a tighter weight budget (a trace carrying its weights) sets it before
 /// building.
 pub(crate) fn unbuilt_model_at(at: At<'_>) -> Result<(Sequential, Option<Shape>), KerasError> {
+    let (mut model, shape) = unbuilt_layers_at(at)?;
+    // Keras: a model whose own `trainable` is false has no trainable weights, whatever its
+    // layers say (`Layer.trainable_weights`, keras/src/layers/layer.py).
+    let cfg = at.value.get("config").unwrap_or(at.value);
+    if cfg.get("trainable").and_then(Value::as_bool) == Some(false) {
+        model.layers_mut().iter_mut().for_each(|l| l.set_trainable(false));
+    }
+    Ok((model, shape))
+}
+
+/// [`unbuilt_model_at`] before the model's own `trainable` is applied.
+fn unbuilt_layers_at(at: At<'_>) -> Result<(Sequential, Option<Shape>), KerasError> {
     let (class, cfg_value, cfg_path) = match at.value.get("class_name").and_then(Value::as_str) {
         Some(class) => {
             let cfg = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;

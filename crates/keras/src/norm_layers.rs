@@ -105,8 +105,7 @@ pub(crate) fn layer_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
 /// weights then hold them).
 pub(crate) fn keras_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasError> {
     refuse_unknown(cfg, "Normalization", &["axis", "mean", "variance", "invert"], IGNORED)?;
-    let mut layer = Normalization::new().name(name_of(cfg));
-    layer.axis = match cfg.get("axis") {
+    let axis = match cfg.get("axis") {
         None => Some(-1),
         Some(Value::Null) => None,
         Some(Value::Array(items)) if items.is_empty() => None,
@@ -132,14 +131,14 @@ pub(crate) fn keras_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
             )),
         }
     };
-    layer.stats = match (stats("mean")?, stats("variance")?) {
-        (Some(m), Some(v)) => Some((m, v)),
-        (None, None) => None,
-        _ => return Err(cfg.error("`mean` and `variance` must both be given, or neither (Keras refuses one alone)")),
-    };
-    layer.invert = match cfg.get("invert") {
+    let invert = match cfg.get("invert") {
         None => false,
         Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("invert", "must be true or false"))?,
     };
-    Ok(Box::new(layer))
+    let layer = Normalization::new().name(name_of(cfg)).axis(axis).invert(invert);
+    Ok(Box::new(match (stats("mean")?, stats("variance")?) {
+        (Some(m), Some(v)) => layer.with_stats(m, v),
+        (None, None) => layer,
+        _ => return Err(cfg.error("`mean` and `variance` must both be given, or neither (Keras refuses one alone)")),
+    }))
 }

@@ -117,10 +117,17 @@ fn read_into_param(h5: &Hdf5File, at: &str, param: &mut Param) -> Result<(), Str
     }
     match ds.dtype() {
         Datatype::FloatingPoint { size: 4, .. } => {}
-        // Normalization's `count`: an int64 scalar Keras 3 keeps only for old saves.
+        // Normalization's `count`: an integer scalar Keras 3 keeps only for old saves
+        // (`dtype="int"`: int64 on TensorFlow, int32 on JAX, PyTorch and NumPy).
         Datatype::FixedPoint { size: 8, signed: true, .. } if param.name() == "count" && found.is_empty() => {
             let mut count = [0i64];
             ds.read_into::<i64>(&mut count).map_err(|e| format!("`{at}`: {e}"))?;
+            param.value_mut()[0] = count[0] as f32;
+            return Ok(());
+        }
+        Datatype::FixedPoint { size: 4, signed: true, .. } if param.name() == "count" && found.is_empty() => {
+            let mut count = [0i32];
+            ds.read_into::<i32>(&mut count).map_err(|e| format!("`{at}`: {e}"))?;
             param.value_mut()[0] = count[0] as f32;
             return Ok(());
         }

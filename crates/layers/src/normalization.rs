@@ -313,6 +313,13 @@ impl Layer for BatchNormalization {
         let (gamma, beta, _, _) = self.indices();
         let c = self.state.width;
         let NormState { mean, rstd, batch_stats, sum_a: sum_dy, sum_b: sum_dy_xhat, .. } = &mut self.state;
+        // Only a frozen layer trains with its moving statistics; a trainable one's backward
+        // follows a training forward (γ and β need the batch's statistics).
+        assert!(
+            *batch_stats || !self.core.trainable,
+            "layer `{}`: backward follows a training forward",
+            self.core.name
+        );
         if !*batch_stats {
             // A frozen layer in training: `y = x·inv + shift` with constant statistics, so
             // dx = dy·inv with forward's float32 `inv` (TF's gradient of

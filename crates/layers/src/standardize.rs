@@ -41,14 +41,16 @@ const EPSILON: f32 = 1e-7;
 pub struct Normalization {
     #[serde(flatten)]
     core: LayerCore,
+    // Private, set through the builders before `build` checks them: changed after, they
+    // would no longer match the buffers `build` sized.
     /// Keras' `axis`: `Some(-1)` (default) standardizes each position of the last axis;
     /// `None` uses one mean and variance for every value. Other axes are refused.
-    pub axis: Option<i64>,
+    axis: Option<i64>,
     /// Keras' `mean` and `variance` given as constants (one value, or one per feature);
     /// `None` when the statistics are adapted weights.
-    pub stats: Option<(Vec<f32>, Vec<f32>)>,
+    stats: Option<(Vec<f32>, Vec<f32>)>,
     /// Keras' `invert`: map standardized values back (`mean + x·σ`).
-    pub invert: bool,
+    invert: bool,
     /// Statistics from `adapt` before the layer was built, set as its weights at build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending: Option<(Vec<f32>, Vec<f32>)>,
@@ -88,6 +90,13 @@ impl Normalization {
     /// Keras' `axis=None`: one mean and one variance over every value.
     pub fn over_all_values(mut self) -> Self {
         self.axis = None;
+        self
+    }
+
+    /// Keras' `axis`: `Some(-1)` (the default, the last axis), `None` (every value), or the
+    /// last axis's positive index; `build` refuses any other.
+    pub fn axis(mut self, axis: Option<i64>) -> Self {
+        self.axis = axis;
         self
     }
 
@@ -289,6 +298,12 @@ impl Layer for Normalization {
                         )));
                     }
                 }
+                if let Some(bad) = mean.iter().chain(variance).find(|v| !v.is_finite()) {
+                    return Err(self.error(format!("`mean` and `variance` must be finite, got {bad}")));
+                }
+                if let Some(bad) = variance.iter().find(|v| **v < 0.0) {
+                    return Err(self.error(format!("`variance` must not be negative, got {bad}")));
+                }
                 if mean.len() != variance.len() {
                     return Err(self.error(format!(
                         "`mean` and `variance` must have the same shape, got {} and {} values",
@@ -420,7 +435,7 @@ mod tests {
     fn refuses_other_axes_mismatched_stats_and_bad_adapt_data() {
         let mut ctx_rng = kiln_tensor::Rng::seed_from_u64(0);
         let mut ctx = BuildContext::new(&mut ctx_rng, 1 << 20);
-        let mut axis0 = Normalization { axis: Some(0), ..Normalization::new() };
+        let mut axis0 = Normalization::new().axis(Some(0));
         let err = axis0.build(&shape(&[3, 2]), &mut ctx).unwrap_err().to_string();
         assert!(err.contains("axis=0 is not supported"), "{err}");
         let mut bad = Normalization::new().with_stats(vec![1.0, 2.0], vec![1.0, 1.0]);
@@ -431,5 +446,8 @@ mod tests {
         assert!(err.contains("holds NaN at row 0, column 1"), "{err}");
         let err = Normalization::new().with_stats(vec![0.0], vec![1.0]).adapt(&nan).unwrap_err().to_string();
         assert!(err.contains("constant `mean` and `variance`"), "{err}");
+        let mut negative = Normalization::new().with_stats(vec![0.0], vec![-1.0]);
+        let err = negative.build(&shape(&[3]), &mut ctx).unwrap_err().to_string();
+        assert!(err.contains("`variance` must not be negative, got -1"), "{err}");
     }
 }

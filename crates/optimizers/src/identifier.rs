@@ -18,6 +18,7 @@ const KERAS_ONLY: &[&str] = &[
     "lion",
     "lossscaleoptimizer",
     "multioptimizer",
+    "optimizermap",
     "muon",
     "nadam",
     "schedulefreeadamw",

@@ -39,6 +39,14 @@ impl FromStr for Loss {
     /// [`Loss::from_keras`], with an error that lists what kiln knows.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         Loss::from_keras(name).ok_or_else(|| {
+            // Keras' `compile_utils.get_loss` picks binary, sparse or categorical
+            // crossentropy for these from the labels' and outputs' shapes.
+            if ["crossentropy", "ce"].contains(&name.to_lowercase().as_str()) {
+                return TrainError::Config(format!(
+                    "loss `{name}`: Keras chooses the crossentropy from the labels' shape; kiln asks you to name \
+                     it: binary_crossentropy, sparse_categorical_crossentropy or categorical_crossentropy"
+                ));
+            }
             let snake = crate::keras_snake_case(name);
             let why = if KERAS_ONLY_LOSSES.contains(&name.to_lowercase().as_str())
                 || KERAS_ONLY_LOSSES.contains(&snake.as_str())

@@ -59,6 +59,8 @@ fn unknown_identifiers_list_what_is_known() {
     assert!(opt.contains("`nadam` is a Keras optimizer kiln does not implement (kiln knows: sgd, rmsprop"), "{opt}");
     let loss = err(m.compile("adam", "huber", ["mae"]));
     assert!(loss.contains("`huber` is a Keras loss kiln does not implement (kiln knows: sparse_categorical"), "{loss}");
+    let shaped = err(m.compile("adam", "crossentropy", ["mae"]));
+    assert!(shaped.contains("Keras chooses the crossentropy from the labels' shape"), "{shaped}");
     let typo = err(m.compile("adam", "binary_crossentropi", ["mae"]));
     assert!(typo.contains("`binary_crossentropi` is not a loss"), "{typo}");
     let metric = err(m.compile("adam", "mse", ["accuracyy"]));
