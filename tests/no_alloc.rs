@@ -113,6 +113,16 @@ fn dense_bytes_and_sparse_batches_do_not_allocate() {
     );
     // A 500×600 kernel (1.2 MB) takes the column-wise sparse path, with its own buffers.
     assert_no_allocation_after_first_batch(classifier(600, 1, Activation::Sigmoid), csr.into(), binary, 8);
+    // Mostly-zero pixels reach the first layer as their non-zero values (CSR batches),
+    // row-wise below 64 units, through the column index and packed gradient from 64 on.
+    let sparse_pixels: Vec<u8> =
+        (0..n * 200).map(|_| if rng.below(10) == 0 { 1 + rng.below(255) as u8 } else { 0 }).collect();
+    for hidden in [32, 96] {
+        let values = ByteMatrix::from_vec(n, 200, sparse_pixels.clone()).unwrap();
+        let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();
+        let x = Features::Bytes { values, divisor: 255.0 };
+        assert_no_allocation_after_first_batch(classifier(hidden, 10, Activation::Softmax), x, labels, 8);
+    }
     // The probability path (no softmax on the last layer) must not allocate either.
     let probs = Features::Bytes { values: ByteMatrix::from_vec(n, 20, pixels).unwrap(), divisor: 255.0 };
     let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 10) as f32).collect()).unwrap();

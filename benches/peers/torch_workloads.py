@@ -5,6 +5,8 @@ Same shapes, optimizer and data sizes as xtask/src/bench/workloads.rs:
   W1   784-512-10 (ReLU, softmax), 60,000 rows of uniform pixels, 10 random classes
   W1b  784-10 logistic regression, same data
   W1c  784-96-96-10, same data
+  W1r  W1's model on real digits: the IDX folder given by --mnist-dir (kiln's bundled
+       10,000 MNIST training digits) repeated to 60,000 rows, with their labels
   W2   10,000-16-16-1 (ReLU, sigmoid), 25,000 multi-hot rows with exactly 128 ones
   W2L  10,000-512-512-1, same data
   W3   the Keras MNIST convnet (docs/progression.md): Conv2d(32,3)-ReLU-MaxPool(2)-
@@ -43,16 +45,38 @@ import time
 import torch
 from torch import nn
 
-MNIST = {"W1": [512], "W1b": [], "W1c": [96, 96]}
+MNIST = {"W1": [512], "W1b": [], "W1c": [96, 96], "W1r": [512]}
 IMDB = {"W2": [16, 16], "W2L": [512, 512]}
 CONV = {"W3"}
 RNN = {"W4", "W5"}
 
 
-def mnist_workload(hidden, gen):
+def real_digits(folder, n):
+    """The IDX digits and labels in `folder`, repeated to `n` rows, pixels / 255."""
+    import gzip
+    import os
+
+    import numpy as np
+
+    def idx(name, offset):
+        with gzip.open(os.path.join(folder, name)) as f:
+            return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+    images = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 784)
+    labels = idx("train-labels-idx1-ubyte.gz", 8)
+    reps = -(-n // len(labels))
+    x = np.tile(images, (reps, 1))[:n].astype(np.float32) / np.float32(255)
+    y = np.tile(labels, reps)[:n].astype(np.int64)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def mnist_workload(hidden, gen, digits=None):
     n = 60_000
-    x = torch.rand(n, 784, generator=gen)
-    y = torch.randint(0, 10, (n,), generator=gen)
+    if digits:
+        x, y = real_digits(digits, n)
+    else:
+        x = torch.rand(n, 784, generator=gen)
+        y = torch.randint(0, 10, (n,), generator=gen)
     layers, width = [], 784
     for units in hidden:
         layers += [nn.Linear(width, units), nn.ReLU()]
@@ -172,7 +196,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--multi-hot", choices=["dense", "embedding-bag"], default="dense")
+    ap.add_argument("--mnist-dir", help="W1r: the folder of the IDX digits kiln trains on")
     args = ap.parse_args()
+    if args.workload == "W1r" and not args.mnist_dir:
+        ap.error("W1r needs --mnist-dir (the bundled MNIST digits)")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     gen = torch.Generator().manual_seed(1)
@@ -181,7 +208,7 @@ def main():
     elif args.workload in RNN:
         work = rnn_workload(args.workload, gen)
     elif args.workload in MNIST:
-        work = mnist_workload(MNIST[args.workload], gen)
+        work = mnist_workload(MNIST[args.workload], gen, args.mnist_dir if args.workload == "W1r" else None)
     else:
         work = imdb_workload(IMDB[args.workload], gen, args.multi_hot)
     times = []

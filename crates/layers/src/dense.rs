@@ -1,7 +1,7 @@
 //! The densely connected layer.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accumulate, ColumnIndex, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use kiln_tensor::{Accumulate, ColumnIndex, Matrix, PackedColumns, Parallelism, Shape, View, ViewMut, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
 use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput, Param};
@@ -60,18 +60,29 @@ fn zeros() -> Initializer {
     Initializer::Zeros
 }
 
-/// Sparse input is multiplied column by column when the kernel is larger than this…
+/// Sparse input's forward product goes column by column when the kernel is larger than
+/// this…
 const COLUMN_WISE_KERNEL_BYTES: usize = 1 << 20;
-/// …and has at least this many units.
-///
-/// Row by row, every stored entry reads a kernel row: cheap while the kernel stays in
-/// a core's cache (about 1 MiB of L2 on the machines we measure), a trip to memory each
-/// once it does not. Column by column, each kernel row is read once per batch and the
-/// gradient touches only the batch's rows, at the price of building a [`ColumnIndex`]
-/// (a few ns per entry). Measured (`docs/performance.md`): 10,000×512 column-wise is
-/// 1.35× faster per epoch; at 64 units the two tie; at 16 units row-wise stays 2×
-/// faster even for a 50,000-word kernel.
-const COLUMN_WISE_MIN_UNITS: usize = 128;
+/// …and a strip of it 64 columns wide (the register block of the row-wise product) is
+/// larger than this, so that it would not stay in L2 while every row of the batch reads
+/// it. Column by column, each kernel row is read once per batch, at the price of building
+/// a [`ColumnIndex`] (a few ns per entry). Measured (`docs/performance.md`): a
+/// 10,000×512 kernel fed multi-hot reviews is 1.35× faster per epoch column-wise; a
+/// 784×512 one fed MNIST digits is faster row by row.
+const ROW_WISE_STRIP_BYTES: usize = 512 << 10;
+/// Sparse input's kernel gradient goes column by column from this many units: each
+/// kernel-gradient row is then summed in registers and written once, where row by row
+/// every stored entry loads and stores a whole row. Narrower layers stay row-wise: at 16
+/// units, building the index costs more than it saves (2× slower on a 50,000-word
+/// kernel).
+const COLUMN_WISE_MIN_UNITS: usize = 64;
+
+/// A dense input with at most this fraction of non-zero values is multiplied through
+/// its non-zero values alone (see [`Layer::prefers_nonzeros`]). Measured with `cargo xtask
+/// bench --crossover` (`docs/performance.md`): on a 784→512 layer and batches of 128, the
+/// sparse forward and kernel gradient tie with the dense products near 0.3 of values
+/// non-zero, and take a third of their time on MNIST digits (0.19).
+pub const NONZERO_INPUT_MAX_DENSITY: f64 = 0.25;
 
 /// Per-batch buffers (not part of the configuration; parameters live in the core).
 #[derive(Debug, Clone, Default)]
@@ -90,6 +101,8 @@ struct DenseState {
     grad_kernel_sparse: bool,
     /// The rows of the last batch this batch does not touch (cleared by the product).
     stale_rows: Vec<u32>,
+    /// The kernel, packed for the row-wise sparse product.
+    packed: PackedColumns,
 }
 
 /// The values of increasing `a` that are not in increasing `b`.
@@ -166,10 +179,19 @@ impl Dense {
         self
     }
 
-    /// Whether sparse input goes column by column (see [`COLUMN_WISE_MIN_UNITS`]).
+    /// Whether sparse input's kernel gradient goes column by column (see
+    /// [`COLUMN_WISE_MIN_UNITS`]).
     fn column_wise(&self) -> bool {
-        let kernel = self.state.input_width * self.units;
-        kernel * size_of::<f32>() > COLUMN_WISE_KERNEL_BYTES && self.units >= COLUMN_WISE_MIN_UNITS
+        self.units >= COLUMN_WISE_MIN_UNITS
+    }
+
+    /// Whether sparse input's forward product goes column by column (see
+    /// [`ROW_WISE_STRIP_BYTES`]).
+    fn column_wise_forward(&self) -> bool {
+        let (rows, strip_width) = (self.state.input_width, 64.min(self.units));
+        rows * self.units * size_of::<f32>() > COLUMN_WISE_KERNEL_BYTES
+            && rows * strip_width * size_of::<f32>() > ROW_WISE_STRIP_BYTES
+            && self.column_wise()
     }
 
     fn config_error(&self, message: String) -> LayerError {
@@ -216,6 +238,11 @@ impl Layer for Dense {
         true
     }
 
+    /// Below [`NONZERO_INPUT_MAX_DENSITY`], on flat input of at least 16 units.
+    fn prefers_nonzeros(&self, density: f64) -> bool {
+        self.state.leading == 1 && self.units >= 16 && density <= NONZERO_INPUT_MAX_DENSITY
+    }
+
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         let kernel = input.last().checked_mul(self.units)?;
         Some((kernel.checked_add(if self.use_bias { self.units } else { 0 })?, input.with_last(self.units)?))
@@ -256,7 +283,7 @@ impl Layer for Dense {
         let (t, units) = (self.state.leading, self.units);
         assert_eq!(input.cols(), t * self.state.input_width, "layer `{}` input width", self.core.name);
         let n = input.rows();
-        let column_wise = self.column_wise();
+        let column_wise = self.column_wise_forward();
         let (params, output, s) = (&self.core.params, &mut self.core.output, &mut self.state);
         let kernel = View { rows: s.input_width, cols: units, data: params[0].value() };
         // A sample of `t` vectors is `t` rows of the product (t = 1 for flat input).
@@ -269,7 +296,9 @@ impl Layer for Dense {
                 s.columns.build(x);
                 s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace, par);
             }
-            LayerInput::Sparse(x) => x.matmul(s.logits.view_mut(), kernel, Accumulate::Replace),
+            LayerInput::Sparse(x) => {
+                x.matmul_blocked(s.logits.view_mut(), kernel, Accumulate::Replace, &mut s.packed, par)
+            }
             LayerInput::Ids(_) => panic!("Dense takes values, not token ids (an Embedding reads ids)"),
         }
         output.resize(n, t * units);

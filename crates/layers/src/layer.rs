@@ -108,6 +108,16 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         false
     }
 
+    /// Whether, as a model's first layer, this layer computes faster when a dense input
+    /// is handed over as its non-zero values alone (CSR rows), given the fraction of the
+    /// input's values that are non-zero. Only layers that read sparse input and give the
+    /// same sums either way say yes (a zero input adds nothing to a product); `fit`,
+    /// `evaluate` and `predict` then gather such batches. False by default.
+    fn prefers_nonzeros(&self, density: f64) -> bool {
+        let _ = density;
+        false
+    }
+
     /// A penalty on the layer's output (Keras' `activity_regularizer`), divided by the
     /// batch size; the model applies it.
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {

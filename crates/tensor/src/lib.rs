@@ -28,6 +28,7 @@ pub mod pool;
 mod rng;
 mod shape;
 mod sparse;
+mod sparse_blocks;
 mod sparse_columns;
 mod upper_state;
 pub mod vmath;
@@ -41,5 +42,6 @@ pub use parallelism::{Accumulate, MAX_THREADS, Parallelism, THREADS_ENV, parse_t
 pub use rng::{Rng, RngState};
 pub use shape::{MAX_RANK, Shape};
 pub use sparse::CsrMatrix;
+pub use sparse_blocks::PackedColumns;
 pub use sparse_columns::ColumnIndex;
 pub use upper_state::{TransitionCheck, clear_upper_state, transition_check};

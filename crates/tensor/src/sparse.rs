@@ -1,6 +1,12 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
-use crate::{Accumulate, ShapeError, View, ViewMut};
+use crate::pool::split_ranges;
+use crate::sparse_blocks::{Dest, blocked_sums};
+use crate::upper_state::clear_upper_state;
+use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
+
+/// Batches with fewer rows are multiplied on one thread.
+const PARALLEL_MIN_ROWS: usize = 64;
 
 /// A compressed-sparse-row `f32` matrix: row `i` holds the entries
 /// `indices[indptr[i]..indptr[i+1]]` (strictly increasing columns) with their `values`.
@@ -108,6 +114,59 @@ impl CsrMatrix {
         self.values.reserve(nnz);
     }
 
+    /// Overwrites `self` with the non-zero entries of dense `rows` (each `cols` wide), each
+    /// stored as `value(x)`; reuses the buffers (reserve `rows × cols` entries once and no
+    /// batch reallocates). `-0.0` counts as zero; NaN does not.
+    pub fn assign_nonzeros<'r, T: Copy + PartialEq + Default + 'r>(
+        &mut self,
+        cols: usize,
+        rows: impl Iterator<Item = &'r [T]>,
+        value: impl Fn(T) -> f32,
+    ) {
+        self.rows = 0;
+        self.cols = cols;
+        self.indptr.clear();
+        self.indptr.push(0);
+        self.indices.clear();
+        self.values.clear();
+        let zero = T::default();
+        for row in rows {
+            debug_assert_eq!(row.len(), cols);
+            // Zeros come in runs (an image's background): a chunk of 16 that is all zero
+            // is skipped with one test.
+            // (A fold without early exit, so the test is a few vector instructions.)
+            let (chunks, tail) = row.as_chunks::<16>();
+            for (c, chunk) in chunks.iter().enumerate() {
+                if !chunk.iter().fold(false, |any, &x| any | (x != zero)) {
+                    continue;
+                }
+                // Every value scaled at once (vector instructions), then the non-zero ones
+                // kept without a branch per value.
+                let scaled = chunk.map(&value);
+                let (mut idx, mut val, mut kept) = ([0u32; 16], [0.0f32; 16], 0);
+                for j in 0..16 {
+                    (idx[kept], val[kept]) = ((c * 16 + j) as u32, scaled[j]);
+                    kept += usize::from(chunk[j] != zero);
+                }
+                self.indices.extend_from_slice(&idx[..kept]);
+                self.values.extend_from_slice(&val[..kept]);
+            }
+            self.push_nonzeros(chunks.len() * 16, tail, &value);
+            self.indptr.push(self.indices.len());
+            self.rows += 1;
+        }
+    }
+
+    /// Appends the non-zero values of `values` (columns from `first`) to the last row.
+    fn push_nonzeros<T: Copy + PartialEq + Default>(&mut self, first: usize, values: &[T], value: impl Fn(T) -> f32) {
+        for (j, &x) in values.iter().enumerate() {
+            if x != T::default() {
+                self.indices.push((first + j) as u32);
+                self.values.push(value(x));
+            }
+        }
+    }
+
     /// Overwrites `out` with the rows `idx` of `self`, in that order, reusing its buffers.
     pub fn gather_rows_into(&self, idx: &[usize], out: &mut CsrMatrix) {
         out.rows = 0;
@@ -145,6 +204,47 @@ impl CsrMatrix {
             dst.data.fill(0.0);
         }
         csr_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
+    }
+
+    /// `dst (m×n) ⟵ self (m×k) · b (k×n)` with the register-blocked kernel
+    /// (`sparse_blocks.rs`), `b` packed into `scratch` when its layout needs it; bitwise
+    /// equal to [`CsrMatrix::matmul`], on any number of threads (each takes a block of rows).
+    pub fn matmul_blocked(
+        &self,
+        dst: ViewMut<'_>,
+        b: View<'_>,
+        accum: Accumulate,
+        scratch: &mut PackedColumns,
+        par: Parallelism,
+    ) {
+        assert_eq!((self.cols, dst.rows, dst.cols), (b.rows, self.rows, b.cols), "csr matmul shapes");
+        if accum == Accumulate::Replace {
+            dst.data.fill(0.0);
+        }
+        if b.cols < 16 {
+            // Narrower than one padded block: the plain loop wastes less.
+            csr_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
+            return;
+        }
+        let (packed, n) = (scratch.of(b), b.cols);
+        let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
+        let rows_of = |r: &std::ops::Range<usize>| &self.indptr[r.start..=r.end];
+        if blocks.len() <= 1 {
+            blocked_sums(&self.indptr, &self.indices, &self.values, packed, Dest::Same, true, dst.data);
+            return;
+        }
+        rayon::scope(|s| {
+            let mut rest = dst.data;
+            for r in blocks.iter() {
+                let (out, tail) = rest.split_at_mut((r.end - r.start) * n);
+                rest = tail;
+                let ptr = rows_of(r);
+                s.spawn(move |_| {
+                    clear_upper_state();
+                    blocked_sums(ptr, &self.indices, &self.values, packed, Dest::Same, true, out);
+                });
+            }
+        });
     }
 
     /// `dst (k×n) ⟵ selfᵀ (k×m) · b (m×n)`: the weight gradient of a layer fed sparse input.
@@ -191,6 +291,21 @@ fn csr_t_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n:
 mod tests {
     use super::*;
     use crate::{Matrix, Parallelism, matmul};
+
+    #[test]
+    fn assign_nonzeros_keeps_only_non_zero_values() {
+        let rows: [&[f32]; 2] = [&[0.0, 1.5, -0.0, f32::NAN], &[0.0; 4]];
+        let mut m = CsrMatrix::with_cols(9);
+        m.push_row(&[8], &[1.0]).unwrap();
+        m.assign_nonzeros(4, rows.into_iter(), |x| x);
+        assert_eq!((m.rows(), m.cols(), m.nnz()), (2, 4, 2));
+        assert_eq!(m.row(0).0, &[1, 3]);
+        assert!(m.row(0).1[1].is_nan());
+        assert_eq!(m.row(1).0.len(), 0);
+        let bytes: [&[u8]; 1] = [&[0, 51, 255]];
+        m.assign_nonzeros(3, bytes.into_iter(), |b| b as f32 / 255.0);
+        assert_eq!(m.to_dense().as_slice(), &[0.0, 0.2, 1.0]);
+    }
 
     fn sample() -> CsrMatrix {
         let mut m = CsrMatrix::with_cols(5);

@@ -10,8 +10,9 @@
 //! bitwise equal.
 
 use crate::pool::split_ranges;
+use crate::sparse_blocks::{Dest, blocked_sums};
 use crate::upper_state::clear_upper_state;
-use crate::{Accumulate, CsrMatrix, Parallelism, View, ViewMut};
+use crate::{Accumulate, CsrMatrix, PackedColumns, Parallelism, View, ViewMut};
 
 /// The entries of a [`CsrMatrix`] grouped by column; buffers are reused across batches.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +27,8 @@ pub struct ColumnIndex {
     value_of: Vec<f32>,
     /// Per column: entry count, then the next free slot while filling.
     cursor: Vec<usize>,
+    /// The dense operand of [`ColumnIndex::t_matmul_touched`], packed for its kernel.
+    packed: PackedColumns,
 }
 
 impl ColumnIndex {
@@ -123,13 +126,18 @@ impl ColumnIndex {
     /// (each takes a block of the touched columns, i.e. of `dst`'s rows). The rows listed
     /// in `clear` (increasing, none of them touched: a previous batch's) are zeroed on the
     /// way, by the thread that owns them.
-    pub fn t_matmul_touched(&self, dst: ViewMut<'_>, b: View<'_>, par: Parallelism, clear: &[u32]) {
+    /// Each touched row's sums run in the register-blocked kernel (`sparse_blocks.rs`), `b`
+    /// packed into this index's scratch when its layout needs it.
+    pub fn t_matmul_touched(&mut self, dst: ViewMut<'_>, b: View<'_>, par: Parallelism, clear: &[u32]) {
         assert_eq!((self.rows, dst.rows, dst.cols), (b.rows, self.cols, b.cols), "column-index t_matmul shapes");
         let n = b.cols;
-        let blocks = split_ranges(self.touched.len(), par.thread_count(), PARALLEL_MIN_COLUMNS);
+        let Self { touched, ptr, row_of, value_of, packed, cols, .. } = self;
+        let (touched, ptr, row_of, value_of, cols) = (&touched[..], &ptr[..], &row_of[..], &value_of[..], *cols);
+        let packed = packed.of(b);
+        let blocks = split_ranges(touched.len(), par.thread_count(), PARALLEL_MIN_COLUMNS);
         if blocks.len() <= 1 {
             zero_rows(clear, 0, n, dst.data);
-            columns_t_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, 0, dst.data);
+            blocked_sums(ptr, row_of, value_of, packed, Dest::Listed(touched, 0), false, dst.data);
             return;
         }
         rayon::scope(|s| {
@@ -137,18 +145,19 @@ impl ColumnIndex {
             let mut first_row = 0;
             for t in blocks.iter().cloned() {
                 // Rows of `dst` from this block's first touched column up to the next block's.
-                let end_row = self.touched.get(t.end).map_or(self.cols, |&j| j as usize);
+                let end_row = touched.get(t.end).map_or(cols, |&j| j as usize);
                 let (out, tail) = rest.split_at_mut((end_row - first_row) * n);
                 let row0 = first_row;
                 (rest, first_row) = (tail, end_row);
-                let (touched, ptr) = (&self.touched[t.clone()], &self.ptr[t.start..=t.end]);
+                let (mine_touched, mine_ptr) = (&touched[t.clone()], &ptr[t.start..=t.end]);
                 let first = if t.start == 0 { 0 } else { row0 as u32 };
                 let mine =
                     &clear[clear.partition_point(|&r| r < first)..clear.partition_point(|&r| (r as usize) < end_row)];
                 s.spawn(move |_| {
                     clear_upper_state();
                     zero_rows(mine, row0, n, out);
-                    columns_t_matmul(touched, ptr, &self.row_of, &self.value_of, b.data, n, row0, out);
+                    let dest = Dest::Listed(mine_touched, row0);
+                    blocked_sums(mine_ptr, row_of, value_of, packed, dest, false, out);
                 });
             }
         });
@@ -201,36 +210,6 @@ fn columns_matmul(
     }
 }
 
-/// `out[j − row0,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i`
-/// increasing); `ptr` holds the touched columns' entry ranges (`ptr[t]..ptr[t + 1]`).
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-#[allow(clippy::too_many_arguments)]
-fn columns_t_matmul(
-    touched: &[u32],
-    ptr: &[usize],
-    row_of: &[u32],
-    value_of: &[f32],
-    b: &[f32],
-    n: usize,
-    row0: usize,
-    out: &mut [f32],
-) {
-    for (t, &j) in touched.iter().enumerate() {
-        let j = j as usize - row0;
-        let row = &mut out[j * n..(j + 1) * n];
-        let (first, rest) = (ptr[t], ptr[t] + 1..ptr[t + 1]);
-        // The first term overwrites the row as `0 + v·x` (not `v·x`, which keeps a −0
-        // the accumulating loop would turn into +0), saving a separate clearing pass.
-        let (i, v) = (row_of[first] as usize, value_of[first]);
-        row.iter_mut().zip(&b[i * n..(i + 1) * n]).for_each(|(o, &x)| *o = 0.0 + v * x);
-        for k in rest {
-            let (i, v) = (row_of[k] as usize, value_of[k]);
-            let brow = &b[i * n..(i + 1) * n];
-            row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +237,28 @@ mod tests {
     #[test]
     fn products_equal_the_row_wise_ones_bitwise() {
         let m = random_csr(37, 200, 15, 1);
+        // 9 columns: the plain loop; 16: used in place; 40: one padded block; 150: two
+        // full blocks and a padded one.
+        for n in [9, 16, 40, 150] {
+            let b = random_matrix(200, n, 2);
+            let (mut want, mut got) = (Matrix::zeros(37, n), Matrix::zeros(37, n));
+            m.matmul(want.view_mut(), b.view(), Accumulate::Replace);
+            m.matmul_blocked(
+                got.view_mut(),
+                b.view(),
+                Accumulate::Replace,
+                &mut PackedColumns::default(),
+                Parallelism::Sequential,
+            );
+            assert_eq!(want, got, "{n} columns");
+            let dy = random_matrix(37, n, 3);
+            let mut index = ColumnIndex::default();
+            index.build(&m);
+            let (mut want, mut got) = (Matrix::zeros(200, n), Matrix::zeros(200, n));
+            m.t_matmul(want.view_mut(), dy.view(), Accumulate::Replace);
+            index.t_matmul_touched(got.view_mut(), dy.view(), Parallelism::Sequential, &[]);
+            assert_eq!(want, got, "{n} columns");
+        }
         let mut index = ColumnIndex::default();
         index.build(&m);
         let b = random_matrix(200, 9, 2);
@@ -289,6 +290,13 @@ mod tests {
         index.t_matmul_touched(one.view_mut(), dy.view(), Parallelism::Sequential, &[]);
         Parallelism::threads(3)
             .install(|| index.t_matmul_touched(two.view_mut(), dy.view(), Parallelism::threads(3), &[]));
+        assert_eq!(one, two);
+        let mut scratch = PackedColumns::default();
+        let (mut one, mut two) = (Matrix::zeros(300, 33), Matrix::zeros(300, 33));
+        m.matmul_blocked(one.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::Sequential);
+        Parallelism::threads(2).install(|| {
+            m.matmul_blocked(two.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::threads(2))
+        });
         assert_eq!(one, two);
     }
 

@@ -24,9 +24,10 @@ pub(crate) struct TrainBuffers {
 }
 
 impl TrainBuffers {
-    /// Buffers for a model of `layers` layers trained on `x` in batches of `batch_size`.
-    pub fn new(layers: usize, x: FeaturesRef<'_>, batch_size: usize) -> Self {
-        let mut batch = Batch::default();
+    /// Buffers for a model of `layers` layers trained on `x` in batches of `batch_size`,
+    /// gathering dense rows as their non-zero values when `nonzeros_only`.
+    pub fn new(layers: usize, x: FeaturesRef<'_>, batch_size: usize, nonzeros_only: bool) -> Self {
+        let mut batch = Batch::new(nonzeros_only);
         x.reserve(batch_size, &mut batch);
         Self {
             batch,

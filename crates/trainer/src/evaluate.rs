@@ -19,6 +19,14 @@ pub(crate) struct EvalBuffers {
     weights: Vec<f32>,
 }
 
+impl EvalBuffers {
+    /// Buffers whose batches of dense rows hold their non-zero values alone when
+    /// `nonzeros_only`.
+    pub fn with_nonzeros_only(nonzeros_only: bool) -> Self {
+        Self { batch: Batch::new(nonzeros_only), ..Self::default() }
+    }
+}
+
 /// The running loss and metrics of a pass.
 pub(crate) struct Tally {
     pub loss: Mean,
@@ -143,7 +151,7 @@ impl Sequential {
         loss.check_targets(y, self.output_width().expect("built"))?;
         self.check_metric_labels(y, self.output_width().expect("built"))?;
         let rows: Vec<usize> = (0..n).collect();
-        let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut EvalBuffers::default())?;
+        let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut self.eval_buffers_for(x))?;
         let mut logs = Logs::default();
         tally.fill_logs(&mut logs, "");
         Ok(logs)
@@ -166,7 +174,7 @@ impl Sequential {
         self.ready_for(x, batch_size, "prediction")?;
         let out_w = self.output_width().expect("built");
         let mut out = Matrix::zeros(x.len(), out_w);
-        let mut batch = Batch::default();
+        let mut batch = Batch::new(self.nonzeros_only(x));
         let rows: Vec<usize> = (0..x.len()).collect();
         for (c, chunk) in rows.chunks(batch_size).enumerate() {
             let input = x.batch_input(chunk, &mut batch, self.par);

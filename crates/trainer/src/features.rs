@@ -176,6 +176,9 @@ impl<'a> FeaturesRef<'a> {
     pub(crate) fn reserve(self, batch_size: usize, batch: &mut Batch) {
         let rows = batch_size.min(self.len());
         match self {
+            Self::Dense(_) | Self::Bytes { .. } if batch.nonzeros_only => {
+                batch.csr.reserve(rows, rows * self.width());
+            }
             Self::Dense(m) => batch.dense.resize(rows, m.cols()),
             Self::Bytes { values, .. } => batch.dense.resize(rows, values.cols()),
             Self::Sparse(s) => batch.csr.reserve(rows, rows * s.max_row_nnz()),
@@ -195,7 +198,7 @@ impl<'a> FeaturesRef<'a> {
     where
         'a: 'b,
     {
-        if let Some(view) = self.consecutive_view(idx) {
+        if let Some(view) = self.consecutive_view(idx).filter(|_| !batch.nonzeros_only) {
             return BatchInputs::One(LayerInput::Dense(view));
         }
         self.gather(idx, batch, par);
@@ -223,6 +226,16 @@ impl<'a> FeaturesRef<'a> {
                 batch.kind = BatchKind::Multi;
                 batch.parts.resize_with(parts.len(), Batch::default);
                 parts.iter().zip(&mut batch.parts).for_each(|(p, b)| p.gather(idx, b, par));
+            }
+            // The non-zero values alone, as CSR rows (see `Layer::prefers_nonzeros`),
+            // scaled exactly as the dense rows would be.
+            Self::Dense(m) if batch.nonzeros_only => {
+                batch.kind = BatchKind::Sparse;
+                batch.csr.assign_nonzeros(width, idx.iter().map(|&i| m.row(i)), |v| v);
+            }
+            Self::Bytes { values, divisor } if batch.nonzeros_only => {
+                batch.kind = BatchKind::Sparse;
+                batch.csr.assign_nonzeros(width, idx.iter().map(|&i| values.row(i)), |b| b as f32 / divisor);
             }
             Self::Dense(m) => {
                 batch.kind = BatchKind::Dense;
@@ -342,6 +355,16 @@ pub(crate) struct Batch {
     /// A batch per input of a multi-input model.
     pub parts: Vec<Batch>,
     pub kind: BatchKind,
+    /// Dense and byte rows are gathered as their non-zero values (CSR), for a first
+    /// layer that prefers them.
+    pub nonzeros_only: bool,
+}
+
+impl Batch {
+    /// An empty batch; `nonzeros_only` gathers dense rows as CSR.
+    pub fn new(nonzeros_only: bool) -> Self {
+        Self { nonzeros_only, ..Self::default() }
+    }
 }
 
 impl Batch {

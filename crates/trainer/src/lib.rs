@@ -47,6 +47,7 @@ mod metric_state;
 mod metrics;
 mod named_metric;
 mod names;
+mod nonzeros;
 mod per_sample;
 mod progress;
 mod reduction;

@@ -8,6 +8,7 @@
 //! With `--vs torch` the same workloads run in PyTorch (`peer.rs`), each right after
 //! kiln's, so both see the same machine state; every figure is a same-run ratio.
 
+mod crossover;
 mod layers;
 mod peer;
 mod scaling;
@@ -57,6 +58,10 @@ pub struct BenchArgs {
     /// backward on a batch of 64) against the GEMM rate.
     #[arg(long)]
     layers: bool,
+    /// Instead of the workloads, time W1's first layer on dense rows and on the same
+    /// rows with their zeros skipped, over a sweep of densities (the crossover).
+    #[arg(long)]
+    crossover: bool,
     /// Internal: run one workload in this process and print its result as JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -100,6 +105,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     }
     if let Some(png) = &args.scaling {
         scaling::run(png)?;
+        return Ok(true);
+    }
+    if args.crossover {
+        crossover::run()?;
         return Ok(true);
     }
     if args.layers {

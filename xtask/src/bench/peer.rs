@@ -59,9 +59,21 @@ impl Peer {
     /// Runs workload `name` in PyTorch on `threads` threads for `epochs` timed epochs, its
     /// multi-hot layer as `multi_hot` (`dense` or `embedding-bag`).
     pub fn run(&self, name: &str, threads: usize, epochs: usize, multi_hot: &str) -> anyhow::Result<PeerResult> {
-        let out = Command::new(&self.python)
-            .arg(&self.script)
-            .args([name, "--threads", &threads.to_string(), "--epochs", &epochs.to_string(), "--multi-hot", multi_hot])
+        let mut command = Command::new(&self.python);
+        command.arg(&self.script).args([
+            name,
+            "--threads",
+            &threads.to_string(),
+            "--epochs",
+            &epochs.to_string(),
+            "--multi-hot",
+            multi_hot,
+        ]);
+        if name == "W1r" {
+            // The same digits kiln's W1r trains on.
+            command.arg("--mnist-dir").arg(super::workloads::real_digits_dir());
+        }
+        let out = command
             .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("starting the PyTorch {name} peer"))?;

@@ -7,7 +7,7 @@ use kiln_tensor::{ByteMatrix, IdMatrix, Matrix, Parallelism, Rng};
 use kiln_trainer::{Features, Loss, Metric, Sequential};
 
 /// Every workload's name, in the order they run by default.
-pub const NAMES: [&str; 9] = ["W1", "W1b", "W1c", "W2", "W2L", "W3", "W4", "W5", "W1u"];
+pub const NAMES: [&str; 11] = ["W1", "W1r", "W1b", "W1c", "W2", "W2L", "W3", "W4", "W5", "W1u", "W1rs"];
 
 /// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in; so are
 /// `W3`–`W5`, each several times W1's work).
@@ -36,6 +36,8 @@ pub fn build(name: &str, par: Parallelism) -> anyhow::Result<Workload> {
         "W1b" => mnist_like(&[], false, 128)?,
         "W1c" => mnist_like(&[96, 96], false, 128)?,
         "W1u" => mnist_like(&[512], true, 128)?,
+        "W1r" => real_mnist(false)?,
+        "W1rs" => real_mnist(true)?,
         "W2" => imdb_like(&[16, 16], 10_000)?,
         "W2L" => imdb_like(&[512, 512], 10_000)?,
         "W3" => mnist_convnet()?,
@@ -82,6 +84,40 @@ pub fn mnist_like(hidden: &[usize], bytes: bool, batch: usize) -> anyhow::Result
     let widths: Vec<usize> = hidden.iter().copied().chain([10]).collect();
     let flops_per_epoch = 2.0 * stack_macs(784.0, &widths, 48_000.0, 12_000.0);
     Ok(Workload { model, x, y, batch, split: 0.2, flops_per_epoch })
+}
+
+/// W1's model on real digits: the bundled 10,000 MNIST training images repeated to
+/// 60,000 rows (as `u8`, scaled by 1/255 per batch) with their real labels.
+pub fn real_mnist(csr: bool) -> anyhow::Result<Workload> {
+    let set = kiln_datasets::read_idx_dir(&real_digits_dir(), kiln_datasets::Split::Train)?;
+    let n = 60_000;
+    let pixels: Vec<u8> = set.images.as_slice().iter().copied().cycle().take(n * 784).collect();
+    let labels: Vec<f32> = set.labels.iter().map(|&l| f32::from(l)).cycle().take(n).collect();
+    let mut w = mnist_like(&[512], true, 128)?;
+    let values = ByteMatrix::from_vec(n, 784, pixels)?;
+    w.x = if csr {
+        let mut m = kiln_tensor::CsrMatrix::with_cols(784);
+        for i in 0..n {
+            let (ind, val): (Vec<u32>, Vec<f32>) = values
+                .row(i)
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b != 0)
+                .map(|(j, &b)| (j as u32, b as f32 / 255.0))
+                .unzip();
+            m.push_row(&ind, &val)?;
+        }
+        Features::Sparse(m)
+    } else {
+        Features::Bytes { values, divisor: 255.0 }
+    };
+    w.y = Matrix::from_vec(n, 1, labels)?;
+    Ok(w)
+}
+
+/// The folder of the bundled MNIST digits (IDX), written out on first use.
+pub fn real_digits_dir() -> std::path::PathBuf {
+    kiln_datasets::bundled_dir().join("mnist-10k")
 }
 
 /// 25,000 multi-hot rows over `vocab` words (10,000 in the workloads) with exactly 128

@@ -1,0 +1,109 @@
+//! A mostly-zero dense input (MNIST digits are 81 % zero pixels) reaches the first Dense
+//! layer as its non-zero values alone: `fit`, `evaluate` and `predict` give exactly what
+//! the same values given as CSR rows give, and the dense products' numbers up to the
+//! order of additions; denser data keeps the dense products.
+
+use kiln_layers::{Activation, Dense, NONZERO_INPUT_MAX_DENSITY};
+use kiln_optimizers::{Optimizer, RMSprop};
+use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng};
+use kiln_trainer::{Features, FitOptions, History, Loss, Metric, Sequential, Verbosity};
+
+const ROWS: usize = 240;
+const WIDTH: usize = 150;
+
+/// Pixels of which a fraction `density` is non-zero, and labels of 10 classes.
+fn pixels(density: f64, seed: u64) -> (ByteMatrix, Matrix) {
+    let mut rng = Rng::seed_from_u64(seed);
+    let values = (0..ROWS * WIDTH)
+        .map(|_| if (rng.uniform() as f64) < density { 1 + rng.below(255) as u8 } else { 0 })
+        .collect();
+    let labels = Matrix::from_vec(ROWS, 1, (0..ROWS).map(|_| rng.below(10) as f32).collect()).unwrap();
+    (ByteMatrix::from_vec(ROWS, WIDTH, values).unwrap(), labels)
+}
+
+/// The same values as CSR rows, each byte divided by 255 as a gathered batch divides it.
+fn as_csr(bytes: &ByteMatrix) -> CsrMatrix {
+    let mut m = CsrMatrix::with_cols(WIDTH);
+    for i in 0..ROWS {
+        let (idx, val): (Vec<u32>, Vec<f32>) = bytes
+            .row(i)
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b != 0)
+            .map(|(j, &b)| (j as u32, b as f32 / 255.0))
+            .unzip();
+        m.push_row(&idx, &val).unwrap();
+    }
+    m
+}
+
+/// A WIDTH-`hidden`-10 classifier (64 units and more take the column-wise gradient).
+fn model(hidden: usize, par: Parallelism, zero_skipping: bool) -> Sequential {
+    let mut m = Sequential::new()
+        .seed(4)
+        .add(Dense::new(hidden).activation(Activation::Relu))
+        .add(Dense::new(10).activation(Activation::Softmax));
+    m.set_parallelism(par);
+    m.set_zero_skipping(zero_skipping);
+    m.compile(Optimizer::new(RMSprop::default(), 1e-2), Loss::sparse_categorical_crossentropy(), [Metric::Accuracy])
+        .unwrap();
+    m
+}
+
+/// Trains 3 epochs with a validation split, then predicts every row.
+fn run(mut m: Sequential, x: &Features, y: &Matrix) -> (History, Vec<Vec<u32>>, Vec<u32>) {
+    let opts = FitOptions::default().epochs(3).batch_size(32).validation_split(0.25).seed(2).verbose(Verbosity::Silent);
+    let history = m.fit(x, y, opts).unwrap();
+    let weights = m.get_weights().0.iter().map(|t| t.values.iter().map(|v| v.to_bits()).collect()).collect();
+    let predictions = m.predict(x, None).unwrap().as_slice().iter().map(|v| v.to_bits()).collect();
+    (history, weights, predictions)
+}
+
+fn history_bits(h: &History) -> Vec<Vec<u64>> {
+    h.keys().map(|k| h.get(k).unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+}
+
+#[test]
+fn mostly_zero_pixels_train_exactly_as_their_csr_rows() {
+    let (bytes, y) = pixels(0.15, 1);
+    let csr = Features::Sparse(as_csr(&bytes));
+    let x = Features::Bytes { values: bytes, divisor: 255.0 };
+    for hidden in [32, 96] {
+        let auto = run(model(hidden, Parallelism::Sequential, true), &x, &y);
+        let sparse = run(model(hidden, Parallelism::Sequential, true), &csr, &y);
+        assert_eq!(history_bits(&auto.0), history_bits(&sparse.0), "{hidden} units: history");
+        assert_eq!(auto.1, sparse.1, "{hidden} units: weights");
+        assert_eq!(auto.2, sparse.2, "{hidden} units: predictions");
+
+        // The dense products add the same terms in another order: close, not equal.
+        let dense = run(model(hidden, Parallelism::Sequential, false), &x, &y);
+        assert_ne!(auto.1, dense.1, "{hidden} units: the dense products were used");
+        for (a, d) in auto.1.iter().zip(&dense.1) {
+            for (&a, &d) in a.iter().zip(d) {
+                let (a, d) = (f32::from_bits(a), f32::from_bits(d));
+                assert!((a - d).abs() <= 1e-5 + 1e-4 * d.abs(), "{hidden} units: {a} vs dense {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn denser_pixels_keep_the_dense_products() {
+    let (bytes, y) = pixels((NONZERO_INPUT_MAX_DENSITY + 0.2).min(1.0), 2);
+    let x = Features::Bytes { values: bytes, divisor: 255.0 };
+    let auto = run(model(96, Parallelism::Sequential, true), &x, &y);
+    let dense = run(model(96, Parallelism::Sequential, false), &x, &y);
+    assert_eq!(auto.1, dense.1);
+    assert_eq!(auto.2, dense.2);
+}
+
+#[test]
+fn skipping_zeros_on_two_threads_gives_the_one_thread_bits() {
+    let (bytes, y) = pixels(0.15, 3);
+    let x = Features::Dense(bytes.to_f32(255.0));
+    let one = run(model(96, Parallelism::Sequential, true), &x, &y);
+    let two = run(model(96, Parallelism::threads(2), true), &x, &y);
+    assert_eq!(history_bits(&one.0), history_bits(&two.0));
+    assert_eq!(one.1, two.1);
+    assert_eq!(one.2, two.2);
+}
