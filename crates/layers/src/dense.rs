@@ -83,6 +83,10 @@ const COLUMN_WISE_MIN_UNITS: usize = 64;
 /// sparse forward and kernel gradient tie with the dense products near 0.3 of values
 /// non-zero, and take a third of their time on MNIST digits (0.19).
 pub const NONZERO_INPUT_MAX_DENSITY: f64 = 0.25;
+/// Narrower layers keep the dense products: measured the same way, at 16 units the
+/// dense forward and gradient of a batch of digits take half the time of the sparse ones
+/// (the products are too small for the per-entry work to pay).
+pub const NONZERO_INPUT_MIN_UNITS: usize = 64;
 
 /// Per-batch buffers (not part of the configuration; parameters live in the core).
 #[derive(Debug, Clone, Default)]
@@ -103,6 +107,8 @@ struct DenseState {
     stale_rows: Vec<u32>,
     /// The kernel, packed for the row-wise sparse product.
     packed: PackedColumns,
+    /// Whether `columns` indexes the batch of the last forward pass (a column-wise one).
+    indexed_this_batch: bool,
 }
 
 /// The values of increasing `a` that are not in increasing `b`.
@@ -238,9 +244,10 @@ impl Layer for Dense {
         true
     }
 
-    /// Below [`NONZERO_INPUT_MAX_DENSITY`], on flat input of at least 16 units.
+    /// Below [`NONZERO_INPUT_MAX_DENSITY`], on flat input, from
+    /// [`NONZERO_INPUT_MIN_UNITS`] units.
     fn prefers_nonzeros(&self, density: f64) -> bool {
-        self.state.leading == 1 && self.units >= 16 && density <= NONZERO_INPUT_MAX_DENSITY
+        self.state.leading == 1 && self.units >= NONZERO_INPUT_MIN_UNITS && density <= NONZERO_INPUT_MAX_DENSITY
     }
 
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
@@ -288,12 +295,14 @@ impl Layer for Dense {
         let kernel = View { rows: s.input_width, cols: units, data: params[0].value() };
         // A sample of `t` vectors is `t` rows of the product (t = 1 for flat input).
         s.logits.resize(n * t, units);
+        s.indexed_this_batch = false;
         match input {
             LayerInput::Dense(x) => {
                 matmul::ab(s.logits.view_mut(), x.regroup(s.input_width), kernel, Accumulate::Replace, par)
             }
             LayerInput::Sparse(x) if column_wise => {
                 s.columns.build(x);
+                s.indexed_this_batch = true;
                 s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace, par);
             }
             LayerInput::Sparse(x) => {
@@ -338,11 +347,14 @@ impl Layer for Dense {
                 // Only the rows of the words in this batch get a gradient; the rest of the
                 // buffer is already zero except where the previous batch wrote. (The
                 // optimizer still updates every row, as Keras' dense update does.)
-                // The forward pass indexed this batch already (backward always follows the
-                // forward of the same input); rebuild only if that was not the case.
-                if !s.columns.matches(x) {
+                // A column-wise forward pass indexed this batch already (backward always
+                // follows the forward of the same input); a row-wise one did not, and the
+                // index may then hold an earlier batch of the very same shape and entry
+                // count, so it is rebuilt.
+                if !s.indexed_this_batch || !s.columns.matches(x) {
                     s.columns.build(x);
                 }
+                s.indexed_this_batch = false;
                 // Rows this batch writes are overwritten; the other ones of the last batch are
                 // cleared by the product itself (in parallel, by the threads owning them).
                 s.stale_rows.clear();

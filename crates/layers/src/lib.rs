@@ -51,7 +51,7 @@ pub use activation_layer::ActivationLayer;
 pub use build::{BuildContext, DEFAULT_MAX_WEIGHTS};
 pub use conv::{Conv1D, Conv2D, ConvOptions};
 pub use core::LayerCore;
-pub use dense::{Dense, NONZERO_INPUT_MAX_DENSITY};
+pub use dense::{Dense, NONZERO_INPUT_MAX_DENSITY, NONZERO_INPUT_MIN_UNITS};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use error::LayerError;

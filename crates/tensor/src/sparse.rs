@@ -1,7 +1,7 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
 use crate::pool::split_ranges;
-use crate::sparse_blocks::{Dest, blocked_sums};
+use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
 use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
@@ -207,8 +207,9 @@ impl CsrMatrix {
     }
 
     /// `dst (m×n) ⟵ self (m×k) · b (k×n)` with the register-blocked kernel
-    /// (`sparse_blocks.rs`), `b` packed into `scratch` when its layout needs it; bitwise
-    /// equal to [`CsrMatrix::matmul`], on any number of threads (each takes a block of rows).
+    /// (`sparse_blocks.rs`), `b` packed into `scratch` when its layout needs it (below 64
+    /// columns, the plain loop of [`CsrMatrix::matmul`]); bitwise equal to
+    /// [`CsrMatrix::matmul`], on any number of threads (each takes a block of rows).
     pub fn matmul_blocked(
         &self,
         dst: ViewMut<'_>,
@@ -221,8 +222,8 @@ impl CsrMatrix {
         if accum == Accumulate::Replace {
             dst.data.fill(0.0);
         }
-        if b.cols < 16 {
-            // Narrower than one padded block: the plain loop wastes less.
+        if b.cols < MIN_COLUMNS {
+            // Narrower than one block: the plain loop is faster.
             csr_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
             return;
         }

@@ -237,9 +237,9 @@ mod tests {
     #[test]
     fn products_equal_the_row_wise_ones_bitwise() {
         let m = random_csr(37, 200, 15, 1);
-        // 9 columns: the plain loop; 16: used in place; 40: one padded block; 150: two
-        // full blocks and a padded one.
-        for n in [9, 16, 40, 150] {
+        // 9 and 40 columns: the plain loop forward, one padded block for the gradient;
+        // 64: used in place; 150: two full blocks and a padded one.
+        for n in [9, 40, 64, 150] {
             let b = random_matrix(200, n, 2);
             let (mut want, mut got) = (Matrix::zeros(37, n), Matrix::zeros(37, n));
             m.matmul(want.view_mut(), b.view(), Accumulate::Replace);
@@ -291,8 +291,10 @@ mod tests {
         Parallelism::threads(3)
             .install(|| index.t_matmul_touched(two.view_mut(), dy.view(), Parallelism::threads(3), &[]));
         assert_eq!(one, two);
+        // The blocked forward (from 64 columns) splits the batch rows between threads.
+        let b = random_matrix(2000, 70, 10);
         let mut scratch = PackedColumns::default();
-        let (mut one, mut two) = (Matrix::zeros(300, 33), Matrix::zeros(300, 33));
+        let (mut one, mut two) = (Matrix::zeros(300, 70), Matrix::zeros(300, 70));
         m.matmul_blocked(one.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::Sequential);
         Parallelism::threads(2).install(|| {
             m.matmul_blocked(two.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::threads(2))

@@ -14,18 +14,25 @@ use kiln_trainer::Sequential;
 const BATCH: usize = 128;
 /// Timed repetitions per point (after one warm-up).
 const REPS: usize = 40;
-const UNITS: usize = 512;
 
 /// Prints, per density, the milliseconds per batch of the dense and the zero-skipping
 /// first layer (forward + kernel gradient) and their ratio.
 pub fn run() -> anyhow::Result<()> {
-    let mut model = Sequential::new().add(Dense::new(UNITS).activation(Activation::Relu));
+    for units in [512, 96, 16] {
+        sweep(units)?;
+    }
+    Ok(())
+}
+
+/// The sweep for a 784→`units` layer.
+fn sweep(units: usize) -> anyhow::Result<()> {
+    let mut model = Sequential::new().add(Dense::new(units).activation(Activation::Relu));
     model.build(784)?;
     let layer = &mut model.layers_mut()[0];
     let mut rng = Rng::seed_from_u64(9);
-    let grad_values: Vec<f32> = (0..BATCH * UNITS).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
-    let mut grad = Matrix::from_vec(BATCH, UNITS, grad_values)?;
-    println!("784→512 Dense, batch {BATCH}, forward + kernel gradient, 1 thread, median of {REPS}:");
+    let grad_values: Vec<f32> = (0..BATCH * units).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let mut grad = Matrix::from_vec(BATCH, units, grad_values)?;
+    println!("784→{units} Dense, batch {BATCH}, forward + kernel gradient, 1 thread, median of {REPS}:");
     println!("  {:>8}  {:>9}  {:>9}  {:>7}", "density", "dense ms", "sparse ms", "ratio");
     let mut points: Vec<(String, Matrix)> = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0]
         .iter()
@@ -43,8 +50,8 @@ pub fn run() -> anyhow::Result<()> {
         let fwd_sparse = time(|| layer.forward(LayerInput::Sparse(&csr), true, Parallelism::Sequential));
         {
             use kiln_tensor::{Accumulate, PackedColumns};
-            let kernel = Matrix::from_vec(784, UNITS, (0..784 * UNITS).map(|i| (i % 7) as f32 * 0.1).collect())?;
-            let mut out = Matrix::zeros(BATCH, UNITS);
+            let kernel = Matrix::from_vec(784, units, (0..784 * units).map(|i| (i % 7) as f32 * 0.1).collect())?;
+            let mut out = Matrix::zeros(BATCH, units);
             let mut scratch = PackedColumns::default();
             let r = time(|| csr.matmul(out.view_mut(), kernel.view(), Accumulate::Replace));
             let b = time(|| {
