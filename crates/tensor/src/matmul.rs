@@ -11,7 +11,16 @@
 use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, Parallelism, View, ViewMut};
 
-/// faer's product, then a clean vector state.
+/// Products of at most this many multiply-adds run on one thread, whatever `par` says:
+/// sharing them costs more than it saves. Measured on an AMD EPYC Zen 4 (2 cores,
+/// `docs/performance.md`): 128×64·64×64 (524,288) ties on 2 threads, 128×96·96×10 and
+/// 32×120·120×128 (an LSTM step) run 0.73× and 0.82× as fast on 2 threads as on 1, and
+/// from 128×512·512×10 (655,360) on 2 threads pay (1.2–1.9×).
+pub const MIN_SHARED_MACS: usize = 1 << 19;
+
+/// faer's product (on one thread when it is too small to share), then a clean vector
+/// state. faer splits a product by blocks of the output, so the bits do not depend on
+/// the threads.
 fn product(
     dst: faer::MatMut<'_, f32>,
     accum: Accumulate,
@@ -19,6 +28,8 @@ fn product(
     b: faer::MatRef<'_, f32>,
     par: Parallelism,
 ) {
+    let macs = dst.nrows() * dst.ncols() * a.ncols();
+    let par = if macs <= MIN_SHARED_MACS { Parallelism::Sequential } else { par };
     faer::linalg::matmul::matmul(dst, accum.to_faer(), a, b, 1.0f32, par.to_faer());
     clear_upper_state();
 }

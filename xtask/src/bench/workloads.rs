@@ -7,11 +7,11 @@ use kiln_tensor::{ByteMatrix, IdMatrix, Matrix, Parallelism, Rng};
 use kiln_trainer::{Features, Loss, Metric, Sequential};
 
 /// Every workload's name, in the order they run by default.
-pub const NAMES: [&str; 11] = ["W1", "W1r", "W1b", "W1c", "W2", "W2L", "W3", "W4", "W5", "W1u", "W1rs"];
+pub const NAMES: [&str; 10] = ["W1", "W1r", "W1b", "W1c", "W2", "W2L", "W3", "W4", "W5", "W1u"];
 
 /// The ones `cargo xtask bench` runs when `--only` is not given (`W1u` is opt-in; so are
 /// `W3`–`W5`, each several times W1's work).
-pub const DEFAULT: [&str; 5] = ["W1", "W1b", "W1c", "W2", "W2L"];
+pub const DEFAULT: [&str; 6] = ["W1", "W1r", "W1b", "W1c", "W2", "W2L"];
 
 /// A workload ready to train.
 pub struct Workload {
@@ -36,8 +36,7 @@ pub fn build(name: &str, par: Parallelism) -> anyhow::Result<Workload> {
         "W1b" => mnist_like(&[], false, 128)?,
         "W1c" => mnist_like(&[96, 96], false, 128)?,
         "W1u" => mnist_like(&[512], true, 128)?,
-        "W1r" => real_mnist(false)?,
-        "W1rs" => real_mnist(true)?,
+        "W1r" => real_mnist()?,
         "W2" => imdb_like(&[16, 16], 10_000)?,
         "W2L" => imdb_like(&[512, 512], 10_000)?,
         "W3" => mnist_convnet()?,
@@ -88,29 +87,13 @@ pub fn mnist_like(hidden: &[usize], bytes: bool, batch: usize) -> anyhow::Result
 
 /// W1's model on real digits: the bundled 10,000 MNIST training images repeated to
 /// 60,000 rows (as `u8`, scaled by 1/255 per batch) with their real labels.
-pub fn real_mnist(csr: bool) -> anyhow::Result<Workload> {
+pub fn real_mnist() -> anyhow::Result<Workload> {
     let set = kiln_datasets::read_idx_dir(&real_digits_dir(), kiln_datasets::Split::Train)?;
     let n = 60_000;
     let pixels: Vec<u8> = set.images.as_slice().iter().copied().cycle().take(n * 784).collect();
     let labels: Vec<f32> = set.labels.iter().map(|&l| f32::from(l)).cycle().take(n).collect();
     let mut w = mnist_like(&[512], true, 128)?;
-    let values = ByteMatrix::from_vec(n, 784, pixels)?;
-    w.x = if csr {
-        let mut m = kiln_tensor::CsrMatrix::with_cols(784);
-        for i in 0..n {
-            let (ind, val): (Vec<u32>, Vec<f32>) = values
-                .row(i)
-                .iter()
-                .enumerate()
-                .filter(|&(_, &b)| b != 0)
-                .map(|(j, &b)| (j as u32, b as f32 / 255.0))
-                .unzip();
-            m.push_row(&ind, &val)?;
-        }
-        Features::Sparse(m)
-    } else {
-        Features::Bytes { values, divisor: 255.0 }
-    };
+    w.x = Features::Bytes { values: ByteMatrix::from_vec(n, 784, pixels)?, divisor: 255.0 };
     w.y = Matrix::from_vec(n, 1, labels)?;
     Ok(w)
 }
