@@ -113,8 +113,9 @@ fn dense_bytes_and_sparse_batches_do_not_allocate() {
     );
     // A 500×600 kernel (1.2 MB) takes the column-wise sparse path, with its own buffers.
     assert_no_allocation_after_first_batch(classifier(600, 1, Activation::Sigmoid), csr.into(), binary, 8);
-    // Mostly-zero pixels reach the first layer as their non-zero values (CSR batches),
-    // row-wise below 64 units, through the column index and packed gradient from 64 on.
+    // Mostly-zero pixels: a 32-unit first layer keeps the dense products; a 96-unit one
+    // reads CSR batches of the non-zero values (packed kernel, column index, packed
+    // gradient).
     let sparse_pixels: Vec<u8> =
         (0..n * 200).map(|_| if rng.below(10) == 0 { 1 + rng.below(255) as u8 } else { 0 }).collect();
     for hidden in [32, 96] {

@@ -301,7 +301,7 @@ impl Layer for Dense {
                 matmul::ab(s.logits.view_mut(), x.regroup(s.input_width), kernel, Accumulate::Replace, par)
             }
             LayerInput::Sparse(x) if column_wise => {
-                s.columns.build(x);
+                s.columns.build_par(x, par);
                 s.indexed_this_batch = true;
                 s.columns.matmul(s.logits.view_mut(), kernel, Accumulate::Replace, par);
             }
@@ -352,7 +352,7 @@ impl Layer for Dense {
                 // index may then hold an earlier batch of the very same shape and entry
                 // count, so it is rebuilt.
                 if !s.indexed_this_batch || !s.columns.matches(x) {
-                    s.columns.build(x);
+                    s.columns.build_par(x, par);
                 }
                 s.indexed_this_batch = false;
                 // Rows this batch writes are overwritten; the other ones of the last batch are

@@ -73,6 +73,21 @@ impl Blocks {
         }
         Self { ranges, len: n }
     }
+
+    /// `0..len` cut before each of the increasing points `cuts` (the first
+    /// [`MAX_BLOCKS`] ranges kept, the last one running to `len`), empty ones dropped.
+    pub fn from_cuts(len: usize, cuts: impl IntoIterator<Item = usize>) -> Self {
+        let mut ranges: [Range<usize>; MAX_BLOCKS] = std::array::from_fn(|_| 0..0);
+        let (mut n, mut start) = (0, 0);
+        for cut in cuts.into_iter().map(|c| c.min(len)) {
+            if cut > start && n + 1 < MAX_BLOCKS {
+                ranges[n] = start..cut;
+                (n, start) = (n + 1, cut);
+            }
+        }
+        ranges[n] = start..len;
+        Self { ranges, len: if start < len || n == 0 { n + 1 } else { n } }
+    }
 }
 
 impl std::ops::Deref for Blocks {
@@ -220,6 +235,15 @@ pub fn row_blocks(par: Parallelism, rows: usize, min_rows: usize) -> Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_make_contiguous_ranges() {
+        let b = Blocks::from_cuts(10, [3, 3, 7, 12]);
+        assert_eq!(&b[..], &[0..3, 3..7, 7..10]);
+        assert_eq!(&Blocks::from_cuts(5, [])[..], &[0..5]);
+        assert_eq!(&Blocks::from_cuts(5, [0, 5])[..], &[0..5]);
+        assert_eq!(&Blocks::from_cuts(0, [])[..], &[0..0]);
+    }
 
     #[test]
     fn ranges_cover_everything_in_order() {

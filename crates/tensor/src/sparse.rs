@@ -5,6 +5,8 @@ use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
 use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
+mod nonzeros;
+
 /// Batches with fewer rows are multiplied on one thread.
 const PARALLEL_MIN_ROWS: usize = 64;
 
@@ -114,59 +116,6 @@ impl CsrMatrix {
         self.values.reserve(nnz);
     }
 
-    /// Overwrites `self` with the non-zero entries of dense `rows` (each `cols` wide), each
-    /// stored as `value(x)`; reuses the buffers (reserve `rows × cols` entries once and no
-    /// batch reallocates). `-0.0` counts as zero; NaN does not.
-    pub fn assign_nonzeros<'r, T: Copy + PartialEq + Default + 'r>(
-        &mut self,
-        cols: usize,
-        rows: impl Iterator<Item = &'r [T]>,
-        value: impl Fn(T) -> f32,
-    ) {
-        self.rows = 0;
-        self.cols = cols;
-        self.indptr.clear();
-        self.indptr.push(0);
-        self.indices.clear();
-        self.values.clear();
-        let zero = T::default();
-        for row in rows {
-            debug_assert_eq!(row.len(), cols);
-            // Zeros come in runs (an image's background): a chunk of 16 that is all zero
-            // is skipped with one test.
-            // (A fold without early exit, so the test is a few vector instructions.)
-            let (chunks, tail) = row.as_chunks::<16>();
-            for (c, chunk) in chunks.iter().enumerate() {
-                if !chunk.iter().fold(false, |any, &x| any | (x != zero)) {
-                    continue;
-                }
-                // Every value scaled at once (vector instructions), then the non-zero ones
-                // kept without a branch per value.
-                let scaled = chunk.map(&value);
-                let (mut idx, mut val, mut kept) = ([0u32; 16], [0.0f32; 16], 0);
-                for j in 0..16 {
-                    (idx[kept], val[kept]) = ((c * 16 + j) as u32, scaled[j]);
-                    kept += usize::from(chunk[j] != zero);
-                }
-                self.indices.extend_from_slice(&idx[..kept]);
-                self.values.extend_from_slice(&val[..kept]);
-            }
-            self.push_nonzeros(chunks.len() * 16, tail, &value);
-            self.indptr.push(self.indices.len());
-            self.rows += 1;
-        }
-    }
-
-    /// Appends the non-zero values of `values` (columns from `first`) to the last row.
-    fn push_nonzeros<T: Copy + PartialEq + Default>(&mut self, first: usize, values: &[T], value: impl Fn(T) -> f32) {
-        for (j, &x) in values.iter().enumerate() {
-            if x != T::default() {
-                self.indices.push((first + j) as u32);
-                self.values.push(value(x));
-            }
-        }
-    }
-
     /// Overwrites `out` with the rows `idx` of `self`, in that order, reusing its buffers.
     pub fn gather_rows_into(&self, idx: &[usize], out: &mut CsrMatrix) {
         out.rows = 0;
@@ -222,27 +171,27 @@ impl CsrMatrix {
         if accum == Accumulate::Replace {
             dst.data.fill(0.0);
         }
-        if b.cols < MIN_COLUMNS {
-            // Narrower than one block: the plain loop is faster.
-            csr_matmul(&self.indptr, &self.indices, &self.values, b.data, b.cols, dst.data);
-            return;
-        }
-        let (packed, n) = (scratch.of(b), b.cols);
+        let n = b.cols;
+        // Narrower than one block, the plain loop is faster; wider, the blocked kernel.
+        let packed = (n >= MIN_COLUMNS).then(|| scratch.of(b, par));
+        let rows = |ptr: &[usize], out: &mut [f32]| match packed {
+            Some(packed) => blocked_sums(ptr, &self.indices, &self.values, packed, Dest::Same, true, out),
+            None => csr_matmul(ptr, &self.indices, &self.values, b.data, n, out),
+        };
+        // A block of rows a thread, each row's sums in the same order.
         let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
-        let rows_of = |r: &std::ops::Range<usize>| &self.indptr[r.start..=r.end];
         if blocks.len() <= 1 {
-            blocked_sums(&self.indptr, &self.indices, &self.values, packed, Dest::Same, true, dst.data);
-            return;
+            return rows(&self.indptr, dst.data);
         }
         rayon::scope(|s| {
             let mut rest = dst.data;
             for r in blocks.iter() {
                 let (out, tail) = rest.split_at_mut((r.end - r.start) * n);
                 rest = tail;
-                let ptr = rows_of(r);
+                let (ptr, rows) = (&self.indptr[r.start..=r.end], &rows);
                 s.spawn(move |_| {
                     clear_upper_state();
-                    blocked_sums(ptr, &self.indices, &self.values, packed, Dest::Same, true, out);
+                    rows(ptr, out);
                 });
             }
         });
@@ -298,14 +247,24 @@ mod tests {
         let rows: [&[f32]; 2] = [&[0.0, 1.5, -0.0, f32::NAN], &[0.0; 4]];
         let mut m = CsrMatrix::with_cols(9);
         m.push_row(&[8], &[1.0]).unwrap();
-        m.assign_nonzeros(4, rows.into_iter(), |x| x);
+        m.assign_nonzeros(4, 2, |i| rows[i], |x| x, Parallelism::Sequential);
         assert_eq!((m.rows(), m.cols(), m.nnz()), (2, 4, 2));
         assert_eq!(m.row(0).0, &[1, 3]);
         assert!(m.row(0).1[1].is_nan());
         assert_eq!(m.row(1).0.len(), 0);
         let bytes: [&[u8]; 1] = [&[0, 51, 255]];
-        m.assign_nonzeros(3, bytes.into_iter(), |b| b as f32 / 255.0);
+        m.assign_nonzeros(3, 1, |i| bytes[i], |b| b as f32 / 255.0, Parallelism::Sequential);
         assert_eq!(m.to_dense().as_slice(), &[0.0, 0.2, 1.0]);
+        // Rows long enough for chunks of 16 (all-zero ones skipped), on two threads.
+        let wide: Vec<u8> =
+            (0..300 * 70).map(|k| if k % 7 == 0 || (k / 70) % 5 == 0 { (k % 251) as u8 } else { 0 }).collect();
+        let (mut one, mut two) = (CsrMatrix::with_cols(70), CsrMatrix::with_cols(70));
+        let row = |i: usize| &wide[i * 70..(i + 1) * 70];
+        one.assign_nonzeros(70, 300, row, f32::from, Parallelism::Sequential);
+        Parallelism::threads(2).install(|| two.assign_nonzeros(70, 300, row, f32::from, Parallelism::threads(2)));
+        assert_eq!(one, two);
+        let want: Vec<f32> = wide.iter().map(|&b| f32::from(b)).collect();
+        assert_eq!(one.to_dense().as_slice(), &want[..]);
     }
 
     fn sample() -> CsrMatrix {

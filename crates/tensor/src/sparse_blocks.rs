@@ -15,7 +15,8 @@
 //! output still adds its terms in the order they are listed, starting from its initial
 //! value, exactly as a scalar loop would: the results are bitwise equal to it.
 
-use crate::View;
+use crate::pool::{for_row_blocks, split_ranges};
+use crate::{Parallelism, View};
 
 /// Output columns one register block holds: 64 `f32` are four AVX-512 registers.
 const BLOCK: usize = 64;
@@ -40,8 +41,9 @@ pub struct PackedColumns {
 pub(crate) const MIN_COLUMNS: usize = BLOCK;
 
 impl PackedColumns {
-    /// Copies `b` into the packed layout, reusing the buffer.
-    fn pack(&mut self, b: View<'_>) {
+    /// Copies `b` into the packed layout, reusing the buffer; blocks are copied by `par`'s
+    /// threads.
+    fn pack(&mut self, b: View<'_>, par: Parallelism) {
         let (k, n) = (b.rows, b.cols);
         self.rows = k;
         self.cols = n;
@@ -51,32 +53,45 @@ impl PackedColumns {
         self.data.resize(k * padded + 16, 0.0);
         let misalignment = (self.data.as_ptr() as usize % 64) / size_of::<f32>();
         self.offset = (16 - misalignment) % 16;
-        for c0 in (0..n).step_by(BLOCK) {
-            let (w, p) = ((n - c0).min(BLOCK), BLOCK);
-            let strip = &mut self.data[self.offset + c0 * k..self.offset + c0 * k + k * p];
-            if w == BLOCK {
-                // A copy of known length, inlined (not a `memcpy` call per row).
-                let (dst, _) = strip.as_chunks_mut::<BLOCK>();
-                for (j, dst) in dst.iter_mut().enumerate() {
-                    *dst = b.data[j * n + c0..j * n + c0 + BLOCK].try_into().expect("a full block");
-                }
-                continue;
+        let strips = &mut self.data[self.offset..self.offset + k * padded];
+        let blocks = split_ranges(padded / BLOCK, par.thread_count(), MIN_BLOCKS_PER_THREAD);
+        for_row_blocks(par, strips, k * BLOCK, &blocks, |first, strips| {
+            for (s, strip) in strips.chunks_exact_mut(k * BLOCK).enumerate() {
+                pack_block(b, (first + s) * BLOCK, strip);
             }
-            for (j, dst) in strip.chunks_exact_mut(p).enumerate() {
-                dst[..w].copy_from_slice(&b.data[j * n + c0..j * n + c0 + w]);
-                dst[w..].fill(0.0);
-            }
-        }
+        });
     }
 
     /// `b` in the packed layout: itself when it already is (64 columns: one block), else
     /// a copy packed into `self`.
-    pub(crate) fn of<'a>(&'a mut self, b: View<'a>) -> Packed<'a> {
+    pub(crate) fn of<'a>(&'a mut self, b: View<'a>, par: Parallelism) -> Packed<'a> {
         if b.cols == BLOCK {
             return Packed { data: b.data, rows: b.rows, cols: b.cols };
         }
-        self.pack(b);
+        self.pack(b, par);
         Packed { data: &self.data[self.offset..], rows: self.rows, cols: self.cols }
+    }
+}
+
+/// Fewest blocks a thread packs (one block of a 784-row kernel is 200 KB).
+const MIN_BLOCKS_PER_THREAD: usize = 2;
+
+/// Copies columns `c0..c0 + 64` of `b` (zeros past its last column) into `strip`.
+fn pack_block(b: View<'_>, c0: usize, strip: &mut [f32]) {
+    let (n, w) = (b.cols, (b.cols - c0).min(BLOCK));
+    if w == BLOCK {
+        // Copies of one vector register each, inlined (a row at once became a `memcpy`
+        // call per row).
+        let (dst, _) = strip.as_chunks_mut::<16>();
+        for (q, dst) in dst.iter_mut().enumerate() {
+            let (j, l) = (q / 4, q % 4 * 16);
+            *dst = b.data[j * n + c0 + l..j * n + c0 + l + 16].try_into().expect("a register");
+        }
+        return;
+    }
+    for (j, dst) in strip.chunks_exact_mut(BLOCK).enumerate() {
+        dst[..w].copy_from_slice(&b.data[j * n + c0..j * n + c0 + w]);
+        dst[w..].fill(0.0);
     }
 }
 

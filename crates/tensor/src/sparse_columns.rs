@@ -9,7 +9,7 @@
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
 
-use crate::pool::split_ranges;
+use crate::pool::{Blocks, split_ranges};
 use crate::sparse_blocks::{Dest, blocked_sums};
 use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, CsrMatrix, PackedColumns, Parallelism, View, ViewMut};
@@ -34,6 +34,14 @@ pub struct ColumnIndex {
 impl ColumnIndex {
     /// Rebuilds the index for `m` (a counting sort, `O(nnz + cols)`).
     pub fn build(&mut self, m: &CsrMatrix) {
+        self.build_par(m, Parallelism::Sequential);
+    }
+
+    /// [`ColumnIndex::build`] with the columns split between `par`'s threads: each counts
+    /// and places the entries of its own columns (found in every row by binary search, the
+    /// rows' columns being sorted), into its own part of the index. The same index on any
+    /// number of threads.
+    pub fn build_par(&mut self, m: &CsrMatrix, par: Parallelism) {
         let (rows, cols) = (m.rows(), m.cols());
         self.rows = rows;
         self.cols = cols;
@@ -44,11 +52,16 @@ impl ColumnIndex {
         self.value_of.reserve(cap.saturating_sub(self.value_of.len()));
         self.cursor.clear();
         self.cursor.resize(cols, 0);
-        for i in 0..rows {
-            for &j in m.row(i).0 {
-                self.cursor[j as usize] += 1;
+        let parts = if m.nnz() < PARALLEL_MIN_BUILD_ENTRIES { 1 } else { par.thread_count() };
+        let blocks = split_ranges(cols, parts, PARALLEL_MIN_BUILD_COLUMNS);
+        // Entries per column.
+        for_blocks(par, &blocks, &mut self.cursor, |r, counts| {
+            for i in 0..rows {
+                for &j in own_entries(m.row(i).0, &r).0 {
+                    counts[j as usize - r.start] += 1;
+                }
             }
-        }
+        });
         self.touched.clear();
         self.touched.reserve(cols);
         self.ptr.clear();
@@ -56,10 +69,11 @@ impl ColumnIndex {
         self.ptr.push(0);
         let mut next = 0;
         for (j, slot) in self.cursor.iter_mut().enumerate() {
-            if *slot > 0 {
+            let count = *slot;
+            // (An untouched column keeps the next slot too: where its block starts.)
+            *slot = next;
+            if count > 0 {
                 self.touched.push(j as u32);
-                let count = *slot;
-                *slot = next;
                 next += count;
                 self.ptr.push(next);
             }
@@ -68,15 +82,41 @@ impl ColumnIndex {
         self.row_of.resize(next, 0);
         self.value_of.clear();
         self.value_of.resize(next, 0.0);
-        for i in 0..rows {
-            let (ind, val) = m.row(i);
-            for (&j, &v) in ind.iter().zip(val) {
-                let slot = &mut self.cursor[j as usize];
-                self.row_of[*slot] = i as u32;
-                self.value_of[*slot] = v;
-                *slot += 1;
+        // Each block's columns own one contiguous run of slots: place its entries there.
+        let place = |r: std::ops::Range<usize>, cursor: &mut [usize], row_of: &mut [u32], value_of: &mut [f32]| {
+            let base = cursor.first().copied().unwrap_or(0);
+            for i in 0..rows {
+                let (ind, val) = own_entries(m.row(i).0, &r);
+                let val = &m.row(i).1[val..val + ind.len()];
+                for (&j, &v) in ind.iter().zip(val) {
+                    let slot = &mut cursor[j as usize - r.start];
+                    row_of[*slot - base] = i as u32;
+                    value_of[*slot - base] = v;
+                    *slot += 1;
+                }
             }
+        };
+        if par == Parallelism::Sequential || blocks.len() <= 1 {
+            return place(0..cols, &mut self.cursor, &mut self.row_of, &mut self.value_of);
         }
+        rayon::scope(|s| {
+            let (mut cursor, mut row_of, mut value_of) =
+                (&mut self.cursor[..], &mut self.row_of[..], &mut self.value_of[..]);
+            let mut placed = 0;
+            for r in blocks.iter().cloned() {
+                let (mine, rest) = cursor.split_at_mut(r.len());
+                // The block's slots end where the next block's first column starts.
+                let end = rest.first().copied().unwrap_or(next);
+                let (mine_rows, rest_rows) = row_of.split_at_mut(end - placed);
+                let (mine_values, rest_values) = value_of.split_at_mut(end - placed);
+                (cursor, row_of, value_of, placed) = (rest, rest_rows, rest_values, end);
+                let place = &place;
+                s.spawn(move |_| {
+                    clear_upper_state();
+                    place(r, mine, mine_rows, mine_values)
+                });
+            }
+        });
     }
 
     /// Whether the index was last built from a matrix of `m`'s shape and entry count: a
@@ -133,8 +173,8 @@ impl ColumnIndex {
         let n = b.cols;
         let Self { touched, ptr, row_of, value_of, packed, cols, .. } = self;
         let (touched, ptr, row_of, value_of, cols) = (&touched[..], &ptr[..], &row_of[..], &value_of[..], *cols);
-        let packed = packed.of(b);
-        let blocks = split_ranges(touched.len(), par.thread_count(), PARALLEL_MIN_COLUMNS);
+        let packed = packed.of(b, par);
+        let blocks = balanced_ranges(ptr, par.thread_count(), PARALLEL_MIN_COLUMNS);
         if blocks.len() <= 1 {
             zero_rows(clear, 0, n, dst.data);
             blocked_sums(ptr, row_of, value_of, packed, Dest::Listed(touched, 0), false, dst.data);
@@ -162,6 +202,51 @@ impl ColumnIndex {
             }
         });
     }
+}
+
+/// The touched columns (`ptr.len() − 1` of them, column `t` holding entries
+/// `ptr[t]..ptr[t + 1]`) in at most `parts` ranges of about equal entry counts, each of at
+/// least `min_len` columns: digits' central pixels have far more entries than the rim's,
+/// so equal column counts would leave one thread waiting.
+fn balanced_ranges(ptr: &[usize], parts: usize, min_len: usize) -> Blocks {
+    let columns = ptr.len() - 1;
+    let parts = parts.min(columns / min_len.max(1)).max(1);
+    let total = ptr[columns];
+    Blocks::from_cuts(columns, (1..parts).map(|p| ptr.partition_point(|&e| e < p * total / parts)))
+}
+
+/// Batches with fewer entries are indexed on one thread…
+const PARALLEL_MIN_BUILD_ENTRIES: usize = 4096;
+/// …and a thread indexes at least this many columns.
+const PARALLEL_MIN_BUILD_COLUMNS: usize = 64;
+
+/// The entries of a row (its sorted `columns`) that fall in the column range `r`: their
+/// columns, and the position of the first one in the row.
+fn own_entries<'a>(columns: &'a [u32], r: &std::ops::Range<usize>) -> (&'a [u32], usize) {
+    let a = columns.partition_point(|&j| (j as usize) < r.start);
+    let z = columns.partition_point(|&j| (j as usize) < r.end);
+    (&columns[a..z], a)
+}
+
+/// Runs `f(columns, out[columns])` for each block, on `par`'s threads.
+fn for_blocks(
+    par: Parallelism,
+    blocks: &[std::ops::Range<usize>],
+    out: &mut [usize],
+    f: impl Fn(std::ops::Range<usize>, &mut [usize]) + Sync,
+) {
+    if par == Parallelism::Sequential || blocks.len() <= 1 {
+        return f(0..out.len(), out);
+    }
+    rayon::scope(|s| {
+        let mut rest = out;
+        for r in blocks.iter().cloned() {
+            let (mine, tail) = rest.split_at_mut(r.len());
+            rest = tail;
+            let f = &f;
+            s.spawn(move |_| f(r, mine));
+        }
+    });
 }
 
 /// Zeroes rows `rows` (absolute, ≥ `row0`) of `out`, whose first row is `row0`.
@@ -291,15 +376,36 @@ mod tests {
         Parallelism::threads(3)
             .install(|| index.t_matmul_touched(two.view_mut(), dy.view(), Parallelism::threads(3), &[]));
         assert_eq!(one, two);
-        // The blocked forward (from 64 columns) splits the batch rows between threads.
-        let b = random_matrix(2000, 70, 10);
-        let mut scratch = PackedColumns::default();
-        let (mut one, mut two) = (Matrix::zeros(300, 70), Matrix::zeros(300, 70));
-        m.matmul_blocked(one.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::Sequential);
-        Parallelism::threads(2).install(|| {
-            m.matmul_blocked(two.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::threads(2))
-        });
-        assert_eq!(one, two);
+        // The row-wise forward (the plain loop below 64 columns, the blocked kernel from
+        // 64) splits the batch rows between threads.
+        for n in [9, 70] {
+            let b = random_matrix(2000, n, 10);
+            let mut scratch = PackedColumns::default();
+            let (mut one, mut two) = (Matrix::zeros(300, n), Matrix::zeros(300, n));
+            m.matmul_blocked(one.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::Sequential);
+            Parallelism::threads(2).install(|| {
+                m.matmul_blocked(two.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::threads(2))
+            });
+            assert_eq!(one, two, "{n} columns");
+        }
+    }
+
+    #[test]
+    fn building_on_threads_gives_the_same_index() {
+        // Wide enough to split (≥ 4096 entries, 64 columns a thread), with untouched
+        // columns at the blocks' edges.
+        let m = random_csr(400, 700, 30, 12);
+        let mut one = ColumnIndex::default();
+        one.build(&m);
+        for threads in [2, 3] {
+            let mut many = ColumnIndex::default();
+            let par = Parallelism::threads(threads);
+            par.install(|| many.build_par(&m, par));
+            assert_eq!(
+                (&one.touched, &one.ptr, &one.row_of, &one.value_of),
+                (&many.touched, &many.ptr, &many.row_of, &many.value_of)
+            );
+        }
     }
 
     #[test]

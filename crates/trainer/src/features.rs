@@ -231,11 +231,11 @@ impl<'a> FeaturesRef<'a> {
             // scaled exactly as the dense rows would be.
             Self::Dense(m) if batch.nonzeros_only => {
                 batch.kind = BatchKind::Sparse;
-                batch.csr.assign_nonzeros(width, idx.iter().map(|&i| m.row(i)), |v| v);
+                batch.csr.assign_nonzeros(width, idx.len(), |k| m.row(idx[k]), |v| v, par);
             }
             Self::Bytes { values, divisor } if batch.nonzeros_only => {
                 batch.kind = BatchKind::Sparse;
-                batch.csr.assign_nonzeros(width, idx.iter().map(|&i| values.row(i)), |b| b as f32 / divisor);
+                batch.csr.assign_nonzeros(width, idx.len(), |k| values.row(idx[k]), |b| b as f32 / divisor, par);
             }
             Self::Dense(m) => {
                 batch.kind = BatchKind::Dense;

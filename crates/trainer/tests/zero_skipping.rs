@@ -3,7 +3,7 @@
 //! the same values given as CSR rows give, and the dense products' numbers up to the
 //! order of additions; denser data keeps the dense products.
 
-use kiln_layers::{Activation, Dense, NONZERO_INPUT_MAX_DENSITY};
+use kiln_layers::{Activation, Dense, NONZERO_INPUT_MAX_DENSITY, NONZERO_INPUT_MIN_UNITS};
 use kiln_optimizers::{Optimizer, RMSprop};
 use kiln_tensor::{ByteMatrix, CsrMatrix, Matrix, Parallelism, Rng};
 use kiln_trainer::{Features, FitOptions, History, Loss, Metric, Sequential, Verbosity};
@@ -37,7 +37,7 @@ fn as_csr(bytes: &ByteMatrix) -> CsrMatrix {
     m
 }
 
-/// A WIDTH-`hidden`-10 classifier (64 units and more take the column-wise gradient).
+/// A WIDTH-`hidden`-10 classifier.
 fn model(hidden: usize, par: Parallelism, zero_skipping: bool) -> Sequential {
     let mut m = Sequential::new()
         .seed(4)
@@ -68,7 +68,7 @@ fn mostly_zero_pixels_train_exactly_as_their_csr_rows() {
     let (bytes, y) = pixels(0.15, 1);
     let csr = Features::Sparse(as_csr(&bytes));
     let x = Features::Bytes { values: bytes, divisor: 255.0 };
-    for hidden in [32, 96] {
+    for hidden in [64, 96] {
         let auto = run(model(hidden, Parallelism::Sequential, true), &x, &y);
         let sparse = run(model(hidden, Parallelism::Sequential, true), &csr, &y);
         assert_eq!(history_bits(&auto.0), history_bits(&sparse.0), "{hidden} units: history");
@@ -85,6 +85,16 @@ fn mostly_zero_pixels_train_exactly_as_their_csr_rows() {
             }
         }
     }
+}
+
+/// Below 64 units the dense products are faster, even on mostly-zero pixels.
+#[test]
+fn narrow_first_layers_keep_the_dense_products() {
+    let (bytes, y) = pixels(0.15, 1);
+    let x = Features::Bytes { values: bytes, divisor: 255.0 };
+    let auto = run(model(NONZERO_INPUT_MIN_UNITS - 1, Parallelism::Sequential, true), &x, &y);
+    let dense = run(model(NONZERO_INPUT_MIN_UNITS - 1, Parallelism::Sequential, false), &x, &y);
+    assert_eq!(auto.1, dense.1);
 }
 
 #[test]
