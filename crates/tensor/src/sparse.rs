@@ -175,7 +175,7 @@ impl CsrMatrix {
         // Narrower than one block, the plain loop is faster; wider, the blocked kernel.
         let packed = (n >= MIN_COLUMNS).then(|| scratch.of(b, par));
         let rows = |ptr: &[usize], out: &mut [f32]| match packed {
-            Some(packed) => blocked_sums(ptr, &self.indices, &self.values, packed, Dest::Same, true, out),
+            Some(packed) => blocked_sums(ptr, &self.indices, &self.values, packed, Dest::Same, true, usize::MAX, out),
             None => csr_matmul(ptr, &self.indices, &self.values, b.data, n, out),
         };
         // A block of rows a thread, each row's sums in the same order.

@@ -124,7 +124,11 @@ impl Dest<'_> {
 
 /// For each output `o` (`ptr.len() − 1` of them), row `dest(o)` of `out` (`n` columns)
 /// becomes `init + Σ_{p ∈ ptr[o]..ptr[o+1]} vals[p] · b[idx[p],:]`, where `init` is the row's
-/// current value when `accumulate`, else `+0`.
+/// current value when `accumulate`, else `+0`. Outputs go `group` at a time, each group
+/// block by block: a whole group (`usize::MAX`) keeps one strip of `b` in cache while every
+/// output reads it (a batch's forward product); small groups finish a few output rows at
+/// a time while they are in cache (a tall kernel gradient, whose rows a pass per block
+/// would stream through 8 times).
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 pub(crate) fn blocked_sums(
     ptr: &[usize],
@@ -133,13 +137,17 @@ pub(crate) fn blocked_sums(
     b: Packed<'_>,
     dest: Dest<'_>,
     accumulate: bool,
+    group: usize,
     out: &mut [f32],
 ) {
-    let (k, n) = (b.rows, b.cols);
-    for c0 in (0..n).step_by(BLOCK) {
-        let w = (n - c0).min(BLOCK);
-        let strip = &b.data[c0 * k..c0 * k + k * BLOCK];
-        block_sums::<BLOCK>(ptr, idx, vals, strip, dest, Cols { c0, w, n, accumulate }, out);
+    let (k, n, outputs) = (b.rows, b.cols, ptr.len() - 1);
+    for g0 in (0..outputs).step_by(group.max(1)) {
+        let rows = g0..g0.saturating_add(group).min(outputs);
+        for c0 in (0..n).step_by(BLOCK) {
+            let w = (n - c0).min(BLOCK);
+            let strip = &b.data[c0 * k..c0 * k + k * BLOCK];
+            block_sums::<BLOCK>(ptr, idx, vals, strip, dest, rows.clone(), Cols { c0, w, n, accumulate }, out);
+        }
     }
 }
 
@@ -156,21 +164,22 @@ struct Cols {
 /// One block of [`blocked_sums`], `P` (padded) columns wide; inlined into each
 /// instruction set.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn block_sums<const P: usize>(
     ptr: &[usize],
     idx: &[u32],
     vals: &[f32],
     strip: &[f32],
     dest: Dest<'_>,
+    outputs: std::ops::Range<usize>,
     c: Cols,
     out: &mut [f32],
 ) {
     // Rows of the strip as arrays: one bounds check per term, and sums LLVM keeps in
     // registers.
     let (strip, _) = strip.as_chunks::<P>();
-    let outputs = ptr.len() - 1;
-    let mut o = 0;
-    while o + ROWS <= outputs {
+    let mut o = outputs.start;
+    while o + ROWS <= outputs.end {
         let mut acc = [[0.0f32; P]; ROWS];
         let (mut p, mut e) = ([0usize; ROWS], [0usize; ROWS]);
         for r in 0..ROWS {
@@ -193,7 +202,7 @@ fn block_sums<const P: usize>(
         }
         o += ROWS;
     }
-    for o in o..outputs {
+    for o in o..outputs.end {
         let mut acc = load(dest.row(o), c, out);
         for q in ptr[o]..ptr[o + 1] {
             add_term(&mut acc, vals[q], &strip[idx[q] as usize]);
