@@ -82,9 +82,9 @@ fn pack_block(b: View<'_>, c0: usize, strip: &mut [f32]) {
     if w == BLOCK {
         // Copies of one vector register each, inlined (a row at once became a `memcpy`
         // call per row).
-        let (dst, _) = strip.as_chunks_mut::<16>();
-        for (q, dst) in dst.iter_mut().enumerate() {
+        for (q, dst) in strip.chunks_exact_mut(16).enumerate() {
             let (j, l) = (q / 4, q % 4 * 16);
+            let dst: &mut [f32; 16] = dst.try_into().expect("a register");
             *dst = b.data[j * n + c0 + l..j * n + c0 + l + 16].try_into().expect("a register");
         }
         return;
@@ -130,6 +130,7 @@ impl Dest<'_> {
 /// a time while they are in cache (a tall kernel gradient, whose rows a pass per block
 /// would stream through 8 times).
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn blocked_sums(
     ptr: &[usize],
     idx: &[u32],
@@ -177,7 +178,7 @@ fn block_sums<const P: usize>(
 ) {
     // Rows of the strip as arrays: one bounds check per term, and sums LLVM keeps in
     // registers.
-    let (strip, _) = strip.as_chunks::<P>();
+    let row = |j: u32| -> &[f32; P] { strip[j as usize * P..(j as usize + 1) * P].try_into().expect("a packed row") };
     let mut o = outputs.start;
     while o + ROWS <= outputs.end {
         let mut acc = [[0.0f32; P]; ROWS];
@@ -190,13 +191,13 @@ fn block_sums<const P: usize>(
         let common = (0..ROWS).map(|r| e[r] - p[r]).min().unwrap_or(0);
         for _ in 0..common {
             for r in 0..ROWS {
-                add_term(&mut acc[r], vals[p[r]], &strip[idx[p[r]] as usize]);
+                add_term(&mut acc[r], vals[p[r]], row(idx[p[r]]));
                 p[r] += 1;
             }
         }
         for r in 0..ROWS {
             for q in p[r]..e[r] {
-                add_term(&mut acc[r], vals[q], &strip[idx[q] as usize]);
+                add_term(&mut acc[r], vals[q], row(idx[q]));
             }
             store(acc[r], dest.row(o + r), c, out);
         }
@@ -205,7 +206,7 @@ fn block_sums<const P: usize>(
     for o in o..outputs.end {
         let mut acc = load(dest.row(o), c, out);
         for q in ptr[o]..ptr[o + 1] {
-            add_term(&mut acc, vals[q], &strip[idx[q] as usize]);
+            add_term(&mut acc, vals[q], row(idx[q]));
         }
         store(acc, dest.row(o), c, out);
     }

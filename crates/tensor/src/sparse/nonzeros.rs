@@ -93,8 +93,8 @@ fn split_rows(
 /// Appends the non-zero values of one row to `m` as its next row.
 fn push_row<T: Copy + PartialEq + Default>(m: &mut CsrMatrix, values: &[T], value: &impl Fn(T) -> f32) {
     let zero = T::default();
-    let (chunks, tail) = values.as_chunks::<16>();
-    for (c, chunk) in chunks.iter().enumerate() {
+    let (chunks, tail) = chunks16(values);
+    for (c, chunk) in chunks.enumerate() {
         if !chunk.iter().fold(false, |any, &x| any | (x != zero)) {
             continue;
         }
@@ -108,7 +108,7 @@ fn push_row<T: Copy + PartialEq + Default>(m: &mut CsrMatrix, values: &[T], valu
     }
     for (j, &x) in tail.iter().enumerate() {
         if x != zero {
-            m.indices.push((chunks.len() * 16 + j) as u32);
+            m.indices.push((values.len() - tail.len() + j) as u32);
             m.values.push(value(x));
         }
     }
@@ -133,12 +133,19 @@ fn compact<T: Copy + PartialEq + Default>(
     (idx, val, kept)
 }
 
+/// `values` as arrays of 16, and the rest (`<[T]>::as_chunks`, which needs Rust 1.88).
+fn chunks16<T>(values: &[T]) -> (impl Iterator<Item = &[T; 16]>, &[T]) {
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder();
+    (chunks.map(|c| c.try_into().expect("16 values")), tail)
+}
+
 /// The non-zero values of `values`, counted 16 at a time (vector instructions).
 fn count_nonzeros<T: Copy + PartialEq + Default>(values: &[T]) -> usize {
-    let (chunks, tail) = values.as_chunks::<16>();
+    let (chunks, tail) = chunks16(values);
     let zero = T::default();
     let per_chunk = |c: &[T; 16]| c.iter().map(|&x| usize::from(x != zero)).sum::<usize>();
-    chunks.iter().map(per_chunk).sum::<usize>() + tail.iter().filter(|&&x| x != zero).count()
+    chunks.map(per_chunk).sum::<usize>() + tail.iter().filter(|&&x| x != zero).count()
 }
 
 /// Writes the entries of `rows` into `idx`/`val`, which start at row `rows.start`'s first
@@ -158,8 +165,8 @@ fn fill<'r, T: Copy + PartialEq + Default + 'r>(
         let values = row(i);
         // Zeros come in runs (an image's background): a chunk of 16 that is all zero is
         // skipped with one test (a fold without early exit: a few vector instructions).
-        let (chunks, tail) = values.as_chunks::<16>();
-        for (c, chunk) in chunks.iter().enumerate() {
+        let (chunks, tail) = chunks16(values);
+        for (c, chunk) in chunks.enumerate() {
             if !chunk.iter().fold(false, |any, &x| any | (x != zero)) {
                 continue;
             }
@@ -177,7 +184,7 @@ fn fill<'r, T: Copy + PartialEq + Default + 'r>(
         }
         for (j, &x) in tail.iter().enumerate() {
             if x != zero {
-                (idx[at], val[at]) = ((chunks.len() * 16 + j) as u32, value(x));
+                (idx[at], val[at]) = ((values.len() - tail.len() + j) as u32, value(x));
                 at += 1;
             }
         }
