@@ -98,6 +98,32 @@ impl std::ops::Deref for Blocks {
     }
 }
 
+/// Runs `f(range, out[range])` for each of `blocks` (contiguous, covering `out` in
+/// order), on `par`'s threads when there are several (each task first clears the upper
+/// vector state), else once over all of `out` on this thread.
+pub fn for_blocks<T: Send>(
+    par: Parallelism,
+    blocks: &[Range<usize>],
+    out: &mut [T],
+    f: impl Fn(Range<usize>, &mut [T]) + Sync,
+) {
+    if par == Parallelism::Sequential || blocks.len() <= 1 {
+        return f(0..out.len(), out);
+    }
+    rayon::scope(|s| {
+        let mut rest = out;
+        for r in blocks.iter().cloned() {
+            let (mine, tail) = rest.split_at_mut(r.len());
+            rest = tail;
+            let f = &f;
+            s.spawn(move |_| {
+                clear_upper_state();
+                f(r, mine)
+            });
+        }
+    });
+}
+
 /// `0..len` cut into at most `parts` contiguous ranges of at least `min_len` (aligned to
 /// 16 elements, one AVX-512 register), in order.
 pub fn split_ranges(len: usize, parts: usize, min_len: usize) -> Blocks {

@@ -9,7 +9,7 @@
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
 
-use crate::pool::{Blocks, split_ranges};
+use crate::pool::{Blocks, for_blocks, split_ranges};
 use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
 use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, CsrMatrix, PackedColumns, Parallelism, View, ViewMut};
@@ -274,27 +274,6 @@ fn own_entries<'a>(columns: &'a [u32], r: &std::ops::Range<usize>) -> (&'a [u32]
     let a = columns.partition_point(|&j| (j as usize) < r.start);
     let z = columns.partition_point(|&j| (j as usize) < r.end);
     (&columns[a..z], a)
-}
-
-/// Runs `f(columns, out[columns])` for each block, on `par`'s threads.
-fn for_blocks(
-    par: Parallelism,
-    blocks: &[std::ops::Range<usize>],
-    out: &mut [usize],
-    f: impl Fn(std::ops::Range<usize>, &mut [usize]) + Sync,
-) {
-    if par == Parallelism::Sequential || blocks.len() <= 1 {
-        return f(0..out.len(), out);
-    }
-    rayon::scope(|s| {
-        let mut rest = out;
-        for r in blocks.iter().cloned() {
-            let (mine, tail) = rest.split_at_mut(r.len());
-            rest = tail;
-            let f = &f;
-            s.spawn(move |_| f(r, mine));
-        }
-    });
 }
 
 /// Zeroes rows `rows` (absolute, ≥ `row0`) of `out`, whose first row is `row0`.

@@ -6,7 +6,8 @@ use std::ops::Range;
 
 use super::CsrMatrix;
 use crate::Parallelism;
-use crate::pool::row_blocks;
+use crate::pool::{for_blocks, row_blocks};
+use crate::upper_state::clear_upper_state;
 
 /// Fewest values a thread gathers (below that, one thread is faster).
 const MIN_VALUES_PER_THREAD: usize = 32 * 1024;
@@ -43,7 +44,7 @@ impl CsrMatrix {
         self.indptr.clear();
         self.indptr.resize(rows + 1, 0);
         // Count each row's non-zeros, then place the rows one after another.
-        split_rows(par, &blocks, &mut self.indptr[1..], |r, counts| {
+        for_blocks(par, &blocks, &mut self.indptr[1..], |r, counts| {
             for (i, count) in r.zip(counts) {
                 *count = count_nonzeros(row(i));
             }
@@ -63,31 +64,13 @@ impl CsrMatrix {
                 let (mine_val, rest_val) = val.split_at_mut(len);
                 (idx, val) = (rest_idx, rest_val);
                 let (row, value) = (&row, &value);
-                s.spawn(move |_| fill(r, row, value, indptr, mine_idx, mine_val));
+                s.spawn(move |_| {
+                    clear_upper_state();
+                    fill(r, row, value, indptr, mine_idx, mine_val)
+                });
             }
         });
     }
-}
-
-/// Runs `f(rows, out[rows])` for each block of `blocks`, on `par`'s threads.
-fn split_rows(
-    par: Parallelism,
-    blocks: &[Range<usize>],
-    out: &mut [usize],
-    f: impl Fn(Range<usize>, &mut [usize]) + Sync,
-) {
-    if par == Parallelism::Sequential || blocks.len() <= 1 {
-        return f(0..out.len(), out);
-    }
-    rayon::scope(|s| {
-        let mut rest = out;
-        for r in blocks.iter().cloned() {
-            let (mine, tail) = rest.split_at_mut(r.len());
-            rest = tail;
-            let f = &f;
-            s.spawn(move |_| f(r, mine));
-        }
-    });
 }
 
 /// Appends the non-zero values of one row to `m` as its next row.
