@@ -255,13 +255,14 @@ mod tests {
         let bytes: [&[u8]; 1] = [&[0, 51, 255]];
         m.assign_nonzeros(3, 1, |i| bytes[i], |b| b as f32 / 255.0, Parallelism::Sequential);
         assert_eq!(m.to_dense().as_slice(), &[0.0, 0.2, 1.0]);
-        // Rows long enough for chunks of 16 (all-zero ones skipped), on two threads.
+        // Rows long enough for chunks of 16 (all-zero ones skipped), on two threads (1,200
+        // rows of 70: two blocks of rows, each filling its own part of the entries).
         let wide: Vec<u8> =
-            (0..300 * 70).map(|k| if k % 7 == 0 || (k / 70) % 5 == 0 { (k % 251) as u8 } else { 0 }).collect();
+            (0..1200 * 70).map(|k| if k % 7 == 0 || (k / 70) % 5 == 0 { (k % 251) as u8 } else { 0 }).collect();
         let (mut one, mut two) = (CsrMatrix::with_cols(70), CsrMatrix::with_cols(70));
         let row = |i: usize| &wide[i * 70..(i + 1) * 70];
-        one.assign_nonzeros(70, 300, row, f32::from, Parallelism::Sequential);
-        Parallelism::threads(2).install(|| two.assign_nonzeros(70, 300, row, f32::from, Parallelism::threads(2)));
+        one.assign_nonzeros(70, 1200, row, f32::from, Parallelism::Sequential);
+        Parallelism::threads(2).install(|| two.assign_nonzeros(70, 1200, row, f32::from, Parallelism::threads(2)));
         assert_eq!(one, two);
         let want: Vec<f32> = wide.iter().map(|&b| f32::from(b)).collect();
         assert_eq!(one.to_dense().as_slice(), &want[..]);

@@ -15,7 +15,7 @@
 //! output still adds its terms in the order they are listed, starting from its initial
 //! value, exactly as a scalar loop would: the results are bitwise equal to it.
 
-use crate::pool::{for_row_blocks, split_ranges};
+use crate::pool::{for_row_blocks, row_blocks};
 use crate::{Parallelism, View};
 
 /// Output columns one register block holds: 64 `f32` are four AVX-512 registers.
@@ -54,7 +54,8 @@ impl PackedColumns {
         let misalignment = (self.data.as_ptr() as usize % 64) / size_of::<f32>();
         self.offset = (16 - misalignment) % 16;
         let strips = &mut self.data[self.offset..self.offset + k * padded];
-        let blocks = split_ranges(padded / BLOCK, par.thread_count(), MIN_BLOCKS_PER_THREAD);
+        // (`row_blocks`, not `split_ranges`: blocks are not values, no rounding to 16.)
+        let blocks = row_blocks(par, padded / BLOCK, MIN_BLOCKS_PER_THREAD);
         for_row_blocks(par, strips, k * BLOCK, &blocks, |first, strips| {
             for (s, strip) in strips.chunks_exact_mut(k * BLOCK).enumerate() {
                 pack_block(b, (first + s) * BLOCK, strip);

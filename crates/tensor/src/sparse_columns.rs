@@ -173,6 +173,10 @@ impl ColumnIndex {
         let n = b.cols;
         let Self { touched, ptr, row_of, value_of, packed, cols, .. } = self;
         let (touched, ptr, row_of, value_of, cols) = (&touched[..], &ptr[..], &row_of[..], &value_of[..], *cols);
+        if touched.is_empty() {
+            // An all-zero batch (or an index never built): only the stale rows to clear.
+            return zero_rows(clear, 0, n, dst.data);
+        }
         // The blocked kernel pays when columns have many entries (pixels: 37 a column in a
         // batch of 128 digits); with a few (multi-hot words: 6 in a batch of 512 reviews),
         // packing the batch and the per-block passes cost more than they save (1.6× slower
@@ -215,9 +219,10 @@ impl ColumnIndex {
 }
 
 /// The touched columns (`ptr.len() − 1` of them, column `t` holding entries
-/// `ptr[t]..ptr[t + 1]`) in at most `parts` ranges of about equal entry counts, each of at
-/// least `min_len` columns: digits' central pixels have far more entries than the rim's,
-/// so equal column counts would leave one thread waiting.
+/// `ptr[t]..ptr[t + 1]`) in at most `parts` ranges of about equal entry counts, and no
+/// more ranges than one per `min_len` columns (a range itself may be narrower): digits'
+/// central pixels have far more entries than the rim's, so equal column counts would
+/// leave one thread waiting.
 fn balanced_ranges(ptr: &[usize], parts: usize, min_len: usize) -> Blocks {
     let columns = ptr.len() - 1;
     let parts = parts.min(columns / min_len.max(1)).max(1);
@@ -443,8 +448,15 @@ mod tests {
     #[test]
     fn building_on_threads_gives_the_same_index() {
         // Wide enough to split (≥ 4096 entries, 64 columns a thread), with untouched
-        // columns at the blocks' edges.
-        let m = random_csr(400, 700, 30, 12);
+        // columns at and around the blocks' edges (350 for 2 threads; 233, 466 for 3).
+        let full = random_csr(400, 700, 30, 12);
+        let mut m = CsrMatrix::with_cols(700);
+        let empty = |j: u32| (230..240).contains(&j) || (345..355).contains(&j) || (460..470).contains(&j);
+        for i in 0..full.rows() {
+            let (idx, val) = full.row(i);
+            let (idx, val): (Vec<u32>, Vec<f32>) = idx.iter().zip(val).filter(|&(&j, _)| !empty(j)).unzip();
+            m.push_row(&idx, &val).unwrap();
+        }
         let mut one = ColumnIndex::default();
         one.build(&m);
         for threads in [2, 3] {

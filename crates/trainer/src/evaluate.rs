@@ -20,10 +20,10 @@ pub(crate) struct EvalBuffers {
 }
 
 impl EvalBuffers {
-    /// Buffers whose batches of dense rows hold their non-zero values alone when
-    /// `nonzeros_only`.
-    pub fn with_nonzeros_only(nonzeros_only: bool) -> Self {
-        Self { batch: Batch::new(nonzeros_only), ..Self::default() }
+    /// Buffers for batches of `batch_size` rows of `x`, whose dense rows hold their
+    /// non-zero values alone when `nonzeros_only`.
+    pub fn for_batches_of(x: FeaturesRef<'_>, batch_size: usize, nonzeros_only: bool) -> Self {
+        Self { batch: Batch::for_batches_of(x, batch_size, nonzeros_only), ..Self::default() }
     }
 }
 
@@ -151,7 +151,7 @@ impl Sequential {
         loss.check_targets(y, self.output_width().expect("built"))?;
         self.check_metric_labels(y, self.output_width().expect("built"))?;
         let rows: Vec<usize> = (0..n).collect();
-        let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut self.eval_buffers_for(x))?;
+        let tally = self.evaluate_rows(x, y, weights, &rows, batch_size, &mut self.eval_buffers_for(x, batch_size))?;
         let mut logs = Logs::default();
         tally.fill_logs(&mut logs, "");
         Ok(logs)
@@ -174,7 +174,7 @@ impl Sequential {
         self.ready_for(x, batch_size, "prediction")?;
         let out_w = self.output_width().expect("built");
         let mut out = Matrix::zeros(x.len(), out_w);
-        let mut batch = Batch::new(self.nonzeros_only(x));
+        let mut batch = Batch::for_batches_of(x, batch_size, self.nonzeros_only(x));
         let rows: Vec<usize> = (0..x.len()).collect();
         for (c, chunk) in rows.chunks(batch_size).enumerate() {
             let input = x.batch_input(chunk, &mut batch, self.par);

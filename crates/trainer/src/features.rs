@@ -365,6 +365,17 @@ impl Batch {
     pub fn new(nonzeros_only: bool) -> Self {
         Self { nonzeros_only, ..Self::default() }
     }
+
+    /// A batch for `batch_size` rows of `x`. When gathering non-zero values, room for a
+    /// whole batch of them is reserved, so that no later batch — denser than the first —
+    /// reallocates. (Dense rows need nothing up front: consecutive rows are read in place.)
+    pub fn for_batches_of(x: FeaturesRef<'_>, batch_size: usize, nonzeros_only: bool) -> Self {
+        let mut batch = Self::new(nonzeros_only);
+        if nonzeros_only {
+            x.reserve(batch_size, &mut batch);
+        }
+        batch
+    }
 }
 
 impl Batch {

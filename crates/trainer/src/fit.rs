@@ -60,7 +60,8 @@ impl Sequential {
         let plan = self.prepare_fit(x, y, batch_size, validation, sample_weight, class_weight.as_ref())?;
         self.history = Some(History::default());
         let mut bufs = TrainBuffers::new(self.layers.len(), plan.x, batch_size, self.nonzeros_only(plan.x));
-        let mut val_bufs = plan.validation.as_ref().map_or_else(EvalBuffers::default, |v| self.eval_buffers_for(v.x));
+        let mut val_bufs =
+            plan.validation.as_ref().map_or_else(EvalBuffers::default, |v| self.eval_buffers_for(v.x, batch_size));
         let shuffle_seed = seed.unwrap_or(self.seed);
         let shuffle_rng = Rng::stream(shuffle_seed, "shuffle");
         let settings = FitSettings {

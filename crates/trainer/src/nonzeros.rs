@@ -1,8 +1,9 @@
 //! Dense inputs that are mostly zeros — MNIST digits are 81 % zero pixels — handed to the
 //! first layer as their non-zero values alone, when the layer says that is faster
 //! ([`Layer::prefers_nonzeros`](kiln_layers::Layer::prefers_nonzeros)). A zero input adds
-//! nothing to a product, so the sums are the same up to their order of additions; the
-//! user does nothing.
+//! nothing to a product of finite weights, so the sums are the same up to their order of
+//! additions; the user does nothing. (With an infinite weight, the dense product's `0·∞`
+//! is NaN and the skipped one is not: a diverged run can show a finite loss a step longer.)
 
 use crate::evaluate::EvalBuffers;
 use crate::{FeaturesRef, Sequential};
@@ -49,9 +50,9 @@ impl Sequential {
         chosen
     }
 
-    /// Evaluation buffers whose batches of `x` take the path [`Sequential::nonzeros_only`]
-    /// chooses.
-    pub(crate) fn eval_buffers_for(&self, x: FeaturesRef<'_>) -> EvalBuffers {
-        EvalBuffers::with_nonzeros_only(self.nonzeros_only(x))
+    /// Evaluation buffers for batches of `batch_size` rows of `x`, on the path
+    /// [`Sequential::nonzeros_only`] chooses.
+    pub(crate) fn eval_buffers_for(&self, x: FeaturesRef<'_>, batch_size: usize) -> EvalBuffers {
+        EvalBuffers::for_batches_of(x, batch_size, self.nonzeros_only(x))
     }
 }

@@ -11,14 +11,19 @@ use kiln_trainer::{Features, FitOptions, History, Loss, Metric, Sequential, Verb
 const ROWS: usize = 240;
 const WIDTH: usize = 150;
 
-/// Pixels of which a fraction `density` is non-zero, and labels of 10 classes.
+/// `ROWS × WIDTH` pixels of which a fraction `density` is non-zero, and labels of 10 classes.
 fn pixels(density: f64, seed: u64) -> (ByteMatrix, Matrix) {
+    pixels_of(ROWS, WIDTH, density, seed)
+}
+
+/// `rows × width` pixels of which a fraction `density` is non-zero, and labels of 10 classes.
+fn pixels_of(rows: usize, width: usize, density: f64, seed: u64) -> (ByteMatrix, Matrix) {
     let mut rng = Rng::seed_from_u64(seed);
-    let values = (0..ROWS * WIDTH)
+    let values = (0..rows * width)
         .map(|_| if (rng.uniform() as f64) < density { 1 + rng.below(255) as u8 } else { 0 })
         .collect();
-    let labels = Matrix::from_vec(ROWS, 1, (0..ROWS).map(|_| rng.below(10) as f32).collect()).unwrap();
-    (ByteMatrix::from_vec(ROWS, WIDTH, values).unwrap(), labels)
+    let labels = Matrix::from_vec(rows, 1, (0..rows).map(|_| rng.below(10) as f32).collect()).unwrap();
+    (ByteMatrix::from_vec(rows, width, values).unwrap(), labels)
 }
 
 /// The same values as CSR rows, each byte divided by 255 as a gathered batch divides it.
@@ -50,9 +55,15 @@ fn model(hidden: usize, par: Parallelism, zero_skipping: bool) -> Sequential {
     m
 }
 
-/// Trains 3 epochs with a validation split, then predicts every row.
-fn run(mut m: Sequential, x: &Features, y: &Matrix) -> (History, Vec<Vec<u32>>, Vec<u32>) {
-    let opts = FitOptions::default().epochs(3).batch_size(32).validation_split(0.25).seed(2).verbose(Verbosity::Silent);
+/// Trains 3 epochs in batches of 32 with a validation split, then predicts every row.
+fn run(m: Sequential, x: &Features, y: &Matrix) -> (History, Vec<Vec<u32>>, Vec<u32>) {
+    run_in_batches(m, x, y, 32)
+}
+
+/// [`run`] in batches of `batch`.
+fn run_in_batches(mut m: Sequential, x: &Features, y: &Matrix, batch: usize) -> (History, Vec<Vec<u32>>, Vec<u32>) {
+    let opts =
+        FitOptions::default().epochs(3).batch_size(batch).validation_split(0.25).seed(2).verbose(Verbosity::Silent);
     let history = m.fit(x, y, opts).unwrap();
     let weights = m.get_weights().0.iter().map(|t| t.values.iter().map(|v| v.to_bits()).collect()).collect();
     let predictions = m.predict(x, None).unwrap().as_slice().iter().map(|v| v.to_bits()).collect();
@@ -107,12 +118,15 @@ fn denser_pixels_keep_the_dense_products() {
     assert_eq!(auto.2, dense.2);
 }
 
+/// MNIST's shape (batches of 128 rows of 784), so that every step of the path splits
+/// between the two threads: gathering, packing, the forward's rows, the column index and
+/// the gradient's columns.
 #[test]
 fn skipping_zeros_on_two_threads_gives_the_one_thread_bits() {
-    let (bytes, y) = pixels(0.15, 3);
+    let (bytes, y) = pixels_of(640, 784, 0.15, 3);
     let x = Features::Dense(bytes.to_f32(255.0));
-    let one = run(model(96, Parallelism::Sequential, true), &x, &y);
-    let two = run(model(96, Parallelism::threads(2), true), &x, &y);
+    let one = run_in_batches(model(96, Parallelism::Sequential, true), &x, &y, 128);
+    let two = run_in_batches(model(96, Parallelism::threads(2), true), &x, &y, 128);
     assert_eq!(history_bits(&one.0), history_bits(&two.0));
     assert_eq!(one.1, two.1);
     assert_eq!(one.2, two.2);
