@@ -48,39 +48,6 @@ pub(super) fn slope_slice(act: Activation, y: &[f32], out: &mut [f32]) {
     }
 }
 
-/// One sample's LSTM step backward, given the activated gates `i, f, g, o`, their slopes
-/// `s_*` and the slope `s_c` of `act(c)`: `dc += dh·o·s_c`; `dz_i = dc·g·s_i`,
-/// `dz_f = dc·c₋·s_f`, `dz_g = dc·i·s_g`, `dz_o = dh·act(c)·s_o`; then `dc ← dc·f` for the
-/// previous step. Every slice written is a separate argument: only then does the compiler
-/// know it overlaps nothing else, and vectorize.
-#[allow(clippy::too_many_arguments)]
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-pub(super) fn lstm_backward_row(
-    [ig, fg, g, og]: [&[f32]; 4],
-    [s_i, s_f, s_g, s_o, s_c]: [&[f32]; 5],
-    (c_prev, act_c, dh): (&[f32], &[f32], &[f32]),
-    dc: &mut [f32],
-    dzi: &mut [f32],
-    dzf: &mut [f32],
-    dzg: &mut [f32],
-    dzo: &mut [f32],
-) {
-    let n = dc.len();
-    // Slices of one known length, so the loop has no bounds checks.
-    let (ig, fg, g, og) = (&ig[..n], &fg[..n], &g[..n], &og[..n]);
-    let (s_i, s_f, s_g, s_o, s_c) = (&s_i[..n], &s_f[..n], &s_g[..n], &s_o[..n], &s_c[..n]);
-    let (c_prev, act_c, dh) = (&c_prev[..n], &act_c[..n], &dh[..n]);
-    let (dzi, dzf, dzg, dzo) = (&mut dzi[..n], &mut dzf[..n], &mut dzg[..n], &mut dzo[..n]);
-    for j in 0..n {
-        let d = dc[j] + dh[j] * og[j] * s_c[j];
-        dzi[j] = d * g[j] * s_i[j];
-        dzf[j] = d * c_prev[j] * s_f[j];
-        dzg[j] = d * ig[j] * s_g[j];
-        dzo[j] = dh[j] * act_c[j] * s_o[j];
-        dc[j] = d * fg[j];
-    }
-}
-
 /// One sample's GRU step backward through `h = z·h₋ + (1 − z)·hh`, given the activated
 /// gates, their slopes `s_z, s_r, s_h` and `dh`: `dz_z = dh·(h₋ − hh)·s_z` (also the
 /// gradient of the recurrent product's z part, `di_z`), `dz_h = dh·(1 − z)·s_h`, the direct
@@ -122,3 +89,90 @@ pub(super) fn gru_backward_row(
         }
     }
 }
+
+/// An activation of the cells as a type: a loop generic over it is compiled once per
+/// activation, with the choice hoisted out of the loop so the loop vectorizes. Each one
+/// computes exactly what [`apply_slice`] and [`slope`] compute, bit for bit.
+pub(super) trait CellAct {
+    /// `act(x)`.
+    fn apply(x: f32) -> f32;
+    /// `act'(x)` from `y = act(x)`, as [`slope`].
+    fn slope(y: f32) -> f32;
+}
+
+/// `linear` as a type.
+pub(super) struct Linear;
+/// `relu` as a type.
+pub(super) struct Relu;
+/// The logistic function as a type.
+pub(super) struct Sigmoid;
+/// `tanh` as a type.
+pub(super) struct Tanh;
+
+impl CellAct for Linear {
+    #[inline(always)]
+    fn apply(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn slope(_: f32) -> f32 {
+        1.0
+    }
+}
+
+impl CellAct for Relu {
+    #[inline(always)]
+    fn apply(x: f32) -> f32 {
+        kernels::relu_scalar(x)
+    }
+    #[inline(always)]
+    fn slope(y: f32) -> f32 {
+        if y > 0.0 { 1.0 } else { 0.0 }
+    }
+}
+
+impl CellAct for Sigmoid {
+    #[inline(always)]
+    fn apply(x: f32) -> f32 {
+        vmath::sigmoid_one(x)
+    }
+    #[inline(always)]
+    fn slope(y: f32) -> f32 {
+        y * (1.0 - y)
+    }
+}
+
+impl CellAct for Tanh {
+    #[inline(always)]
+    fn apply(x: f32) -> f32 {
+        vmath::tanh_one(x)
+    }
+    #[inline(always)]
+    fn slope(y: f32) -> f32 {
+        1.0 - y * y
+    }
+}
+
+/// `$f::<R, A>(args…)` with `R` and `A` the [`CellAct`] types of the activations `$rec`
+/// and `$act` (the four a cell accepts; the others are refused at build).
+macro_rules! with_cell_acts {
+    ($rec:expr, $act:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match $rec {
+            Activation::Sigmoid => with_cell_acts!(@act cells::Sigmoid, $act, $f, ($($arg),*)),
+            Activation::Tanh => with_cell_acts!(@act cells::Tanh, $act, $f, ($($arg),*)),
+            Activation::Relu => with_cell_acts!(@act cells::Relu, $act, $f, ($($arg),*)),
+            Activation::Linear => with_cell_acts!(@act cells::Linear, $act, $f, ($($arg),*)),
+            _ => unreachable!("refused at build"),
+        }
+    };
+    (@act $r:ty, $act:expr, $f:ident, ($($arg:expr),*)) => {
+        match $act {
+            Activation::Sigmoid => $f::<$r, cells::Sigmoid>($($arg),*),
+            Activation::Tanh => $f::<$r, cells::Tanh>($($arg),*),
+            Activation::Relu => $f::<$r, cells::Relu>($($arg),*),
+            Activation::Linear => $f::<$r, cells::Linear>($($arg),*),
+            _ => unreachable!("refused at build"),
+        }
+    };
+}
+pub(super) use with_cell_acts;

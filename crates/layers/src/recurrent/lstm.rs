@@ -5,7 +5,7 @@ use kiln_regularizers::Regularizer;
 use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul, pool};
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentOptions, Steps, cells, sigmoid, yes};
+use super::{RecurrentOptions, Steps, lstm_step, sigmoid, yes};
 use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput};
 
 /// Long short-term memory (Keras `layers.LSTM`): kernel `[features, 4u]`, recurrent kernel
@@ -47,8 +47,6 @@ struct LstmState {
     gates: Matrix,
     /// `∂/∂c` flowing to the previous step: `[b, u]`.
     dc: Matrix,
-    /// Scratch for the slopes of the gates and of `act(c)`: `[b, 5u]`.
-    slopes: Matrix,
 }
 
 impl LSTM {
@@ -161,7 +159,6 @@ impl Layer for LSTM {
         s.dh.fill(0.0);
         st.dc.resize(b, u);
         st.dc.fill(0.0);
-        st.slopes.resize(b, 5 * u);
         s.dz.resize(time * b, w);
         let r = View { rows: u, cols: w, data: params[1].value() };
         let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
@@ -174,11 +171,10 @@ impl Layer for LSTM {
                 (&mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w], w),
                 (s.dh.as_mut_slice(), u),
                 (st.dc.as_mut_slice(), u),
-                (st.slopes.as_mut_slice(), 5 * u),
             ];
-            pool::for_row_blocks_n(par, bufs, &blocks, |rows, [dz, dh, dc, slopes]| {
+            pool::for_row_blocks_n(par, bufs, &blocks, |rows, [dz, dh, dc]| {
                 let (ru, rw) = (rows.start * u..rows.end * u, rows.start * w..rows.end * w);
-                cell.backward((&gates[rw], &a_c[ru.clone()], &c_prev[ru]), dz, dc, slopes, dh);
+                cell.backward((&gates[rw], &a_c[ru.clone()], &c_prev[ru]), dz, dc, dh);
                 // dh_{t−1} = dz_t·Rᵀ.
                 let n = rows.len();
                 let dz = View { rows: n, cols: w, data: dz };
@@ -230,67 +226,12 @@ impl Cell {
         let n = h_prev.len() / u;
         let h_prev = View { rows: n, cols: u, data: h_prev };
         matmul::ab(ViewMut { rows: n, cols: w, data: z }, h_prev, r, Accumulate::Add, Parallelism::Sequential);
-        if let Some(bias) = bias {
-            kernels::add_row_vector(z, bias);
-        }
-        // The gates row by row (each gate's columns are contiguous), then c.
-        for i in 0..n {
-            let (ifg, go) = z[i * w..(i + 1) * w].split_at_mut(2 * u);
-            let (g, og) = go.split_at_mut(u);
-            cells::apply_slice(self.rec, ifg);
-            cells::apply_slice(self.act, g);
-            cells::apply_slice(self.rec, og);
-            let (ig, fg) = ifg.split_at(u);
-            let (cp, cn) = (&c_prev[i * u..(i + 1) * u], &mut c_next[i * u..(i + 1) * u]);
-            for j in 0..u {
-                cn[j] = fg[j] * cp[j] + ig[j] * g[j];
-            }
-        }
-        a_c.copy_from_slice(c_next);
-        cells::apply_slice(self.act, a_c);
-        for i in 0..n {
-            let og = &z[i * w + 3 * u..(i + 1) * w];
-            let (ac, h) = (&a_c[i * u..(i + 1) * u], &mut h_next[i * u..(i + 1) * u]);
-            for j in 0..u {
-                h[j] = og[j] * ac[j];
-            }
-        }
+        lstm_step::forward((self.rec, self.act), u, z, bias, c_prev, c_next, a_c, h_next);
     }
 
     /// From `dh` (into these rows' `h_t`) and `dc` (from the next step), the gradients `dz`
     /// of the pre-activations; leaves `dc` for the previous step.
-    fn backward(
-        self,
-        (gates, a_c, c_prev): (&[f32], &[f32], &[f32]),
-        dz: &mut [f32],
-        dc: &mut [f32],
-        slopes: &mut [f32],
-        dh: &[f32],
-    ) {
-        let (u, w) = (self.u, 4 * self.u);
-        for i in 0..dh.len() / u {
-            let (gr, dzr) = (&gates[i * w..(i + 1) * w], &mut dz[i * w..(i + 1) * w]);
-            let ac = &a_c[i * u..(i + 1) * u];
-            // The slopes of the gates i, f, g, o and of act(c), then plain arithmetic
-            // the compiler vectorizes.
-            let sl = &mut slopes[i * 5 * u..(i + 1) * 5 * u];
-            cells::slope_slice(self.rec, &gr[..2 * u], &mut sl[..2 * u]);
-            cells::slope_slice(self.act, &gr[2 * u..3 * u], &mut sl[2 * u..3 * u]);
-            cells::slope_slice(self.rec, &gr[3 * u..], &mut sl[3 * u..4 * u]);
-            cells::slope_slice(self.act, ac, &mut sl[4 * u..]);
-            let (dzi, rest) = dzr.split_at_mut(u);
-            let (dzf, rest) = rest.split_at_mut(u);
-            let (dzg, dzo) = rest.split_at_mut(u);
-            cells::lstm_backward_row(
-                [&gr[..u], &gr[u..2 * u], &gr[2 * u..3 * u], &gr[3 * u..]],
-                [&sl[..u], &sl[u..2 * u], &sl[2 * u..3 * u], &sl[3 * u..4 * u], &sl[4 * u..]],
-                (&c_prev[i * u..(i + 1) * u], ac, &dh[i * u..(i + 1) * u]),
-                &mut dc[i * u..(i + 1) * u],
-                dzi,
-                dzf,
-                dzg,
-                dzo,
-            );
-        }
+    fn backward(self, saved: (&[f32], &[f32], &[f32]), dz: &mut [f32], dc: &mut [f32], dh: &[f32]) {
+        lstm_step::backward((self.rec, self.act), self.u, saved, dz, dc, dh);
     }
 }

@@ -11,6 +11,7 @@
 mod cells;
 mod gru;
 mod lstm;
+mod lstm_step;
 mod simple_rnn;
 
 use kiln_regularizers::Regularizer;
