@@ -6,7 +6,7 @@ use kiln_regularizers::Regularizer;
 use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentOptions, Steps, cells, sigmoid, yes};
+use super::{RecurrentOptions, Steps, cells, gru_step, sigmoid, yes};
 use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 
 /// Gated recurrent unit (Keras `layers.GRU`): kernel `[features, 3u]`, recurrent kernel
@@ -58,8 +58,6 @@ struct GruState {
     r_h: Matrix,
     /// Gradients w.r.t. the recurrent products' outputs.
     d_inner: Matrix,
-    /// Scratch for one sample's gate slopes: `[3u]`.
-    slopes: Matrix,
     d_inner_h: Matrix,
     /// Scratch `[b, u]` and the `[u, 2u]`/`[u, u]` halves of `dR` (reset before).
     d_rh: Matrix,
@@ -162,60 +160,27 @@ impl Layer for GRU {
             split_recurrent(r_full, u, &mut st.r_zr, &mut st.r_h);
         }
         for t in 0..time {
-            let h_prev = View { rows: b, cols: u, data: &s.h.as_slice()[t * b * u..(t + 1) * b * u] };
-            let cols = st.inner.cols();
-            let inner = &mut st.inner.as_mut_slice()[t * b * cols..(t + 1) * b * cols];
-            if after {
-                let r = View { rows: u, cols: w, data: r_full };
-                matmul::ab(ViewMut { rows: b, cols: w, data: inner }, h_prev, r, Accumulate::Replace, super::STEP);
-                if let Some(b_rec) = b_rec {
-                    kernels::add_row_vector(inner, b_rec);
-                }
-            } else {
-                matmul::ab(
-                    ViewMut { rows: b, cols: 2 * u, data: inner },
-                    h_prev,
-                    st.r_zr.view(),
-                    Accumulate::Replace,
-                    super::STEP,
-                );
-            }
-            let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
-            // z and r.
-            for i in 0..b {
-                let zr = &mut gates[i * w..i * w + 2 * u];
-                zr.iter_mut().zip(&inner[i * cols..i * cols + 2 * u]).for_each(|(g, &r)| *g += r);
-                cells::apply_slice(rec, zr);
-            }
-            if !after {
-                // (r·h₋)·R_h.
-                let rh = &mut st.rh.as_mut_slice()[t * b * u..(t + 1) * b * u];
-                for i in 0..b {
-                    for j in 0..u {
-                        rh[i * u + j] = gates[i * w + u + j] * h_prev.data[i * u + j];
-                    }
-                }
-                let rh = View { rows: b, cols: u, data: &st.rh.as_slice()[t * b * u..(t + 1) * b * u] };
-                let ih = ViewMut { rows: b, cols: u, data: &mut st.inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u] };
-                matmul::ab(ih, rh, st.r_h.view(), Accumulate::Replace, super::STEP);
-            }
             let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
             let (h_prev, h_next) = (&done[t * b * u..], &mut rest[..b * u]);
-            for i in 0..b {
-                let (zr, hh) = gates[i * w..(i + 1) * w].split_at_mut(2 * u);
-                let hh = &mut hh[..u];
-                for j in 0..u {
-                    hh[j] += if after {
-                        zr[u + j] * inner[i * cols + 2 * u + j]
-                    } else {
-                        st.inner_h.as_slice()[(t * b + i) * u + j]
-                    };
-                }
-                cells::apply_slice(act, hh);
-                let (hp, hn) = (&h_prev[i * u..(i + 1) * u], &mut h_next[i * u..(i + 1) * u]);
-                for j in 0..u {
-                    hn[j] = zr[j] * hp[j] + (1.0 - zr[j]) * hh[j];
-                }
+            let hp = View { rows: b, cols: u, data: h_prev };
+            let cols = st.inner.cols();
+            let inner = &mut st.inner.as_mut_slice()[t * b * cols..(t + 1) * b * cols];
+            let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
+            if after {
+                let r = View { rows: u, cols: w, data: r_full };
+                matmul::ab(ViewMut { rows: b, cols: w, data: inner }, hp, r, Accumulate::Replace, super::STEP);
+                gru_step::forward_after((rec, act), u, (gates, inner), b_rec, h_prev, h_next);
+            } else {
+                let inner = ViewMut { rows: b, cols: 2 * u, data: inner };
+                matmul::ab(inner, hp, st.r_zr.view(), Accumulate::Replace, super::STEP);
+                let inner = &st.inner.as_slice()[t * b * cols..(t + 1) * b * cols];
+                let rh = &mut st.rh.as_mut_slice()[t * b * u..(t + 1) * b * u];
+                gru_step::reset_gates(rec, u, gates, inner, h_prev, rh);
+                // (r·h₋)·R_h.
+                let rh = View { rows: b, cols: u, data: &st.rh.as_slice()[t * b * u..(t + 1) * b * u] };
+                let ih = &mut st.inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u];
+                matmul::ab(ViewMut { rows: b, cols: u, data: ih }, rh, st.r_h.view(), Accumulate::Replace, super::STEP);
+                gru_step::candidate(act, u, gates, ih, h_prev, h_next);
             }
         }
         s.output(&mut self.core.output, self.options.return_sequences);
@@ -245,7 +210,6 @@ impl Layer for GRU {
             st.d_rh.resize(b, u);
         }
         s.tmp.resize(b, u);
-        st.slopes.resize(1, w);
         for t in (0..time).rev() {
             s.add_output_grad(grad, t, self.options.return_sequences);
             let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
@@ -253,33 +217,9 @@ impl Layer for GRU {
             let h_prev = &s.h.as_slice()[t * b * u..(t + 1) * b * u];
             let dz = &mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w];
             let d_inner = &mut st.d_inner.as_mut_slice()[t * b * inner_cols..(t + 1) * b * inner_cols];
-            // Per unit: through h = z·h₋ + (1 − z)·hh (and the reset gate, reset_after), the
-            // gates' slopes first so the arithmetic vectorizes.
-            let sl = &mut st.slopes.as_mut_slice()[..w];
-            for i in 0..b {
-                let g = &gates[i * w..(i + 1) * w];
-                cells::slope_slice(rec, &g[..2 * u], &mut sl[..2 * u]);
-                cells::slope_slice(act, &g[2 * u..], &mut sl[2 * u..]);
-                let (dzr, dir) = (&mut dz[i * w..(i + 1) * w], &mut d_inner[i * inner_cols..(i + 1) * inner_cols]);
-                let (dz_z, rest) = dzr.split_at_mut(u);
-                let (dz_r, dz_h) = rest.split_at_mut(u);
-                let (di_z, rest) = dir.split_at_mut(u);
-                let (di_r, di_h) = rest.split_at_mut(u);
-                let inner_h = after.then(|| &inner[i * inner_cols + 2 * u..(i + 1) * inner_cols]);
-                let rows = (i * u)..(i + 1) * u;
-                cells::gru_backward_row(
-                    [&g[..u], &g[u..2 * u], &g[2 * u..], &h_prev[rows.clone()], &s.dh.as_slice()[rows.clone()]],
-                    [&sl[..u], &sl[u..2 * u], &sl[2 * u..]],
-                    inner_h,
-                    dz_z,
-                    dz_r,
-                    dz_h,
-                    di_z,
-                    di_r,
-                    di_h,
-                    &mut s.tmp.as_mut_slice()[rows],
-                );
-            }
+            // Through h = z·h₋ + (1 − z)·hh (and the reset gate, reset_after).
+            let saved = (gates, inner, h_prev, s.dh.as_slice());
+            gru_step::backward((rec, act), u, saved, after, dz, d_inner, s.tmp.as_mut_slice());
             if !after {
                 // (r·h₋)·R_h: d(r·h₋) = dhh·R_hᵀ; then ∂r = d(rh)·h₋, ∂h₋ += d(rh)·r.
                 let dhh = &mut st.d_inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u];

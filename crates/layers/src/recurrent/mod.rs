@@ -10,6 +10,7 @@
 
 mod cells;
 mod gru;
+mod gru_step;
 mod lstm;
 mod lstm_step;
 mod simple_rnn;
