@@ -202,7 +202,7 @@ fn allocations_per_batch(mut model: Sequential, x: Features, y: Matrix, batch: u
     marks.at.chunks(2).skip(1).map(|pair| pair[1] - pair[0]).collect()
 }
 
-/// With threads, an LSTM hands blocks of samples to the pool at every time step: that
+/// With threads, an LSTM hands blocks of samples to the pool, each to run every step: that
 /// hand-off (`rayon::join`, jobs on the stack) must add no allocation to the training
 /// thread. The threaded path already allocates once per batch outside the layers (a
 /// Dense-only model measures it), so the LSTM is held to that.

@@ -98,11 +98,12 @@ fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
     assert_eq!(emb.input_ids_limit(), Some(5));
 }
 
-/// With threads, an LSTM splits the batch into blocks of samples that run their steps
-/// apart; the outputs and every gradient must equal one thread's.
+/// With threads, an LSTM splits the batch into blocks of samples that each run every
+/// step apart; the outputs and every gradient must equal one thread's, bit for bit, with
+/// every step's states or the last one only.
 #[test]
 fn lstm_with_threads_equals_one_thread() {
-    let (batch, time, features) = (40, 5, 3);
+    let (batch, time, features) = (48, 5, 3);
     let mut rng = Rng::seed_from_u64(9);
     let x = Matrix::from_vec(
         batch,
@@ -110,23 +111,31 @@ fn lstm_with_threads_equals_one_thread() {
         (0..batch * time * features).map(|_| rng.uniform_in(-1.0, 1.0)).collect(),
     )
     .unwrap();
-    let run = |par: Parallelism| {
-        let mut lstm = LSTM::new(4).return_sequences(true);
+    let run = |par: Parallelism, sequences: bool| {
+        let mut lstm = LSTM::new(4).return_sequences(sequences);
         lstm.build(&shape(&[time, features]), &mut BuildContext::new(&mut Rng::seed_from_u64(3), DEFAULT_MAX_WEIGHTS))
             .unwrap();
-        lstm.forward(LayerInput::Dense(x.view()), true, par);
+        par.install(|| lstm.forward(LayerInput::Dense(x.view()), true, par));
         let out = lstm.core().output.clone();
         let mut grad =
-            Matrix::from_vec(batch, time * 4, out.as_slice().iter().map(|v| v * 0.5 - 0.1).collect()).unwrap();
+            Matrix::from_vec(batch, out.cols(), out.as_slice().iter().map(|v| v * 0.5 - 0.1).collect()).unwrap();
         let mut dx = Matrix::zeros(0, 0);
-        lstm.backward(LayerInput::Dense(x.view()), &mut grad, GradOf::Output, Some(&mut dx), par);
+        par.install(|| lstm.backward(LayerInput::Dense(x.view()), &mut grad, GradOf::Output, Some(&mut dx), par));
         let grads: Vec<Vec<f32>> = lstm.params().iter().map(|p| p.grad().to_vec()).collect();
         (out, grads, dx)
     };
-    let (one, two) = (run(Parallelism::Sequential), run(Parallelism::threads(2)));
-    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-6 + 1e-5 * b.abs());
-    assert!(close(two.0.as_slice(), one.0.as_slice()), "outputs");
-    assert!(one.1.iter().zip(&two.1).all(|(a, b)| close(b, a)), "weight gradients");
-    assert!(close(two.2.as_slice(), one.2.as_slice()), "input gradient");
-    assert!(one.1[1].iter().any(|&g| g != 0.0), "the recurrent kernel's gradient is exercised");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for sequences in [true, false] {
+        let one = run(Parallelism::Sequential, sequences);
+        assert!(one.1[1].iter().any(|&g| g != 0.0), "the recurrent kernel's gradient is exercised");
+        for threads in [2, 3] {
+            let many = run(Parallelism::threads(threads), sequences);
+            let at = format!("{threads} threads, return_sequences={sequences}");
+            assert_eq!(bits(many.0.as_slice()), bits(one.0.as_slice()), "outputs, {at}");
+            for (k, (a, b)) in one.1.iter().zip(&many.1).enumerate() {
+                assert_eq!(bits(b), bits(a), "gradient of weight {k}, {at}");
+            }
+            assert_eq!(bits(many.2.as_slice()), bits(one.2.as_slice()), "input gradient, {at}");
+        }
+    }
 }

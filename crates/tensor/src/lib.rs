@@ -30,6 +30,7 @@ mod shape;
 mod sparse;
 mod sparse_blocks;
 mod sparse_columns;
+mod step_rows;
 mod upper_state;
 pub mod vmath;
 

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::Parallelism;
 use crate::upper_state::clear_upper_state;
 
+pub use crate::step_rows::{StepRows, for_sample_blocks};
+
 /// The pool of `n` threads (built on first use, kept for the process).
 fn pool(n: usize) -> Arc<rayon::ThreadPool> {
     static POOLS: OnceLock<Mutex<BTreeMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
@@ -210,48 +212,6 @@ pub fn for_row_blocks2(
     });
 }
 
-/// [`for_row_blocks`] over `N` buffers cut at the same rows (buffer `k` holding `bufs[k].1`
-/// values per row): `f(rows, blocks)`, once over everything when sequential or when
-/// `rows` is one block. The blocks are handed out by halving with `rayon::join`, which
-/// keeps its jobs on the stack: a recurrent layer calls this once per time step, and a
-/// spawned job would be a heap allocation each time.
-pub fn for_row_blocks_n<const N: usize>(
-    par: Parallelism,
-    bufs: [(&mut [f32], usize); N],
-    rows: &[Range<usize>],
-    f: impl Fn(Range<usize>, [&mut [f32]; N]) + Sync,
-) {
-    if par == Parallelism::Sequential || rows.len() <= 1 {
-        let all = rows.first().map_or(0, |r| r.start)..rows.last().map_or(0, |r| r.end);
-        return f(all, bufs.map(|(b, _)| b));
-    }
-    split_blocks(bufs, rows, &f);
-}
-
-/// Runs `f` on each of `rows` (contiguous, in order) with its part of `bufs`, halving the
-/// blocks across `rayon::join` until one is left.
-fn split_blocks<const N: usize>(
-    bufs: [(&mut [f32], usize); N],
-    rows: &[Range<usize>],
-    f: &(impl Fn(Range<usize>, [&mut [f32]; N]) + Sync),
-) {
-    if let [only] = rows {
-        clear_upper_state();
-        return f(only.clone(), bufs.map(|(b, _)| b));
-    }
-    let (left, right) = rows.split_at(rows.len() / 2);
-    let cut = right[0].start - left[0].start;
-    let mut tails: [(&mut [f32], usize); N] = std::array::from_fn(|_| (Default::default(), 0));
-    let mut k = 0;
-    let heads = bufs.map(|(buf, width)| {
-        let (head, tail) = buf.split_at_mut(cut * width);
-        tails[k] = (tail, width);
-        k += 1;
-        (head, width)
-    });
-    rayon::join(|| split_blocks(heads, left, f), || split_blocks(tails, right, f));
-}
-
 /// Row blocks of `rows` rows for `par`: one per thread, none smaller than `min_rows`.
 pub fn row_blocks(par: Parallelism, rows: usize, min_rows: usize) -> Blocks {
     let parts = par.thread_count().min(rows / min_rows.max(1)).max(1);
@@ -282,20 +242,6 @@ mod tests {
             assert!(r.len() <= parts.max(1));
         }
         assert_eq!(split_ranges(10, 4, 64).len(), 1, "too small to split");
-    }
-
-    #[test]
-    fn blocks_of_several_buffers_are_cut_at_the_same_rows() {
-        for par in [Parallelism::Sequential, Parallelism::threads(2)] {
-            let (mut a, mut b) = (vec![0.0f32; 10 * 3], vec![0.0f32; 10]);
-            let rows = row_blocks(par, 10, 2);
-            for_row_blocks_n(par, [(&mut a, 3), (&mut b, 1)], &rows, |r, [a, b]| {
-                assert_eq!((a.len(), b.len()), (3 * r.len(), r.len()));
-                a.iter_mut().enumerate().for_each(|(i, v)| *v = (r.start + i / 3) as f32);
-                b.iter_mut().enumerate().for_each(|(i, v)| *v = (r.start + i) as f32);
-            });
-            assert!((0..10).all(|i| b[i] == i as f32 && a[3 * i..3 * i + 3].iter().all(|&v| v == i as f32)));
-        }
     }
 
     #[test]

@@ -121,23 +121,21 @@ impl Layer for LSTM {
         matmul::ab(st.gates.view_mut(), s.x.view(), k, Accumulate::Replace, par);
         let r = View { rows: u, cols: w, data: params[1].value() };
         let bias = params.get(2).map(|p| p.value());
+        // Samples are independent: with threads, each takes a block of samples through
+        // every step.
         let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
-        for t in 0..time {
-            let (h_done, h_rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
-            let (c_done, c_rest) = st.c.as_mut_slice().split_at_mut((t + 1) * b * u);
-            let (h_prev, c_prev) = (&h_done[t * b * u..], &c_done[t * b * u..]);
-            let bufs = [
-                (&mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w], w),
-                (&mut c_rest[..b * u], u),
-                (&mut st.act_c.as_mut_slice()[t * b * u..(t + 1) * b * u], u),
-                (&mut h_rest[..b * u], u),
-            ];
-            // Samples are independent: with threads, each takes a block of rows.
-            pool::for_row_blocks_n(par, bufs, &blocks, |rows, [z, c_next, a_c, h_next]| {
-                let (h_prev, c_prev) = (&h_prev[rows.start * u..rows.end * u], &c_prev[rows.start * u..rows.end * u]);
-                cell.forward(z, (h_prev, r, bias), c_prev, c_next, a_c, h_next);
-            });
-        }
+        let bufs = [
+            (st.gates.as_mut_slice(), w),
+            (st.c.as_mut_slice(), u),
+            (st.act_c.as_mut_slice(), u),
+            (s.h.as_mut_slice(), u),
+        ];
+        pool::for_sample_blocks(par, b, &blocks, bufs, |_, [mut z, mut c, mut a_c, mut h]| {
+            for t in 0..time {
+                let ((h_prev, h_next), (c_prev, c_next)) = (h.read_write(t, t + 1), c.read_write(t, t + 1));
+                cell.forward(z.step(t), (h_prev, r, bias), c_prev, c_next, a_c.step(t), h_next);
+            }
+        });
         s.output(&mut self.core.output, self.options.return_sequences);
     }
 
@@ -153,28 +151,28 @@ impl Layer for LSTM {
         let w = 4 * u;
         let cell = Cell { u, act: self.options.activation, rec: self.recurrent_activation };
         let (params, st) = (&mut self.core.params, &mut self.state);
-        let (b, time) = (st.steps.batch, st.steps.time);
-        let s = &mut st.steps;
+        let LstmState { steps: s, c, act_c, gates, dc } = st;
+        let (b, time) = (s.batch, s.time);
         s.dh.resize(b, u);
         s.dh.fill(0.0);
-        st.dc.resize(b, u);
-        st.dc.fill(0.0);
+        dc.resize(b, u);
+        dc.fill(0.0);
         s.dz.resize(time * b, w);
         let r = View { rows: u, cols: w, data: params[1].value() };
+        let (grad, return_sequences) = (&*grad, self.options.return_sequences);
         let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
-        for t in (0..time).rev() {
-            s.add_output_grad(grad, t, self.options.return_sequences);
-            let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
-            let a_c = &st.act_c.as_slice()[t * b * u..(t + 1) * b * u];
-            let c_prev = &st.c.as_slice()[t * b * u..(t + 1) * b * u];
-            let bufs = [
-                (&mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w], w),
-                (s.dh.as_mut_slice(), u),
-                (st.dc.as_mut_slice(), u),
-            ];
-            pool::for_row_blocks_n(par, bufs, &blocks, |rows, [dz, dh, dc]| {
-                let (ru, rw) = (rows.start * u..rows.end * u, rows.start * w..rows.end * w);
-                cell.backward((&gates[rw], &a_c[ru.clone()], &c_prev[ru]), dz, dc, dh);
+        let bufs = [(s.dz.as_mut_slice(), w), (s.dh.as_mut_slice(), u), (dc.as_mut_slice(), u)];
+        pool::for_sample_blocks(par, b, &blocks, bufs, |rows, [mut dz, mut dh, mut dc]| {
+            let (dh, dc) = (dh.step(0), dc.step(0));
+            let (ru, rw) = (rows.start * u..rows.end * u, rows.start * w..rows.end * w);
+            for t in (0..time).rev() {
+                super::add_output_grad(grad, (t, time), return_sequences, rows.clone(), dh);
+                let (tu, tw) = (t * b * u, t * b * w);
+                let gates = &gates.as_slice()[tw + rw.start..tw + rw.end];
+                let a_c = &act_c.as_slice()[tu + ru.start..tu + ru.end];
+                let c_prev = &c.as_slice()[tu + ru.start..tu + ru.end];
+                let dz = dz.step(t);
+                cell.backward((gates, a_c, c_prev), dz, dc, dh);
                 // dh_{t−1} = dz_t·Rᵀ.
                 let n = rows.len();
                 let dz = View { rows: n, cols: w, data: dz };
@@ -185,8 +183,8 @@ impl Layer for LSTM {
                     Accumulate::Replace,
                     Parallelism::Sequential,
                 );
-            });
-        }
+            }
+        });
         let (kernel, rest) = params.split_first_mut().expect("built");
         let (recurrent, bias) = rest.split_first_mut().expect("built");
         if let Some(bias) = bias.first_mut() {

@@ -15,6 +15,8 @@ mod lstm;
 mod lstm_step;
 mod simple_rnn;
 
+use std::ops::Range;
+
 use kiln_regularizers::Regularizer;
 use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, matmul};
 use serde::{Deserialize, Serialize};
@@ -211,6 +213,28 @@ impl RecurrentOptions {
     }
 }
 
+/// The output gradient for step `t` (of `time`) of the samples `rows`, added into their
+/// rows `dh` (`[rows, units]`): the step's slice of each sample's gradient with
+/// `return_sequences`, else the whole gradient at the last step.
+fn add_output_grad(
+    grad: &Matrix,
+    (t, time): (usize, usize),
+    return_sequences: bool,
+    rows: Range<usize>,
+    dh: &mut [f32],
+) {
+    let u = dh.len() / rows.len().max(1);
+    if return_sequences {
+        for (i, d) in rows.zip(dh.chunks_exact_mut(u)) {
+            let g = &grad.row(i)[t * u..(t + 1) * u];
+            d.iter_mut().zip(g).for_each(|(d, &g)| *d += g);
+        }
+    } else if t + 1 == time {
+        let g = &grad.as_slice()[rows.start * u..rows.end * u];
+        dh.iter_mut().zip(g).for_each(|(d, &g)| *d += g);
+    }
+}
+
 /// Buffers shared by the cells, time-major (`row t·b + i` is sample `i` at step `t`).
 #[derive(Debug, Clone, Default)]
 struct Steps {
@@ -271,15 +295,7 @@ impl Steps {
 
     /// The output gradient for step `t`'s state (`[b, units]`), added into `dh`.
     fn add_output_grad(&mut self, grad: &Matrix, t: usize, return_sequences: bool) {
-        let (b, u) = (self.batch, self.h.cols());
-        if return_sequences {
-            for i in 0..b {
-                let g = &grad.row(i)[t * u..(t + 1) * u];
-                self.dh.row_mut(i).iter_mut().zip(g).for_each(|(d, &g)| *d += g);
-            }
-        } else if t + 1 == self.time {
-            self.dh.as_mut_slice().iter_mut().zip(grad.as_slice()).for_each(|(d, &g)| *d += g);
-        }
+        add_output_grad(grad, (t, self.time), return_sequences, 0..self.batch, self.dh.as_mut_slice());
     }
 
     /// After the backward loop: `dK = Xᵀ·dZ` and the input gradient `dZ·Kᵀ`, back in
