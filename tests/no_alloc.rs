@@ -202,10 +202,10 @@ fn allocations_per_batch(mut model: Sequential, x: Features, y: Matrix, batch: u
     marks.at.chunks(2).skip(1).map(|pair| pair[1] - pair[0]).collect()
 }
 
-/// With threads, an LSTM hands blocks of samples to the pool, each to run every step: that
-/// hand-off (`rayon::join`, jobs on the stack) must add no allocation to the training
-/// thread. The threaded path already allocates once per batch outside the layers (a
-/// Dense-only model measures it), so the LSTM is held to that.
+/// With threads, an LSTM or a GRU hands blocks of samples to the pool, each to run every
+/// step: that hand-off (`rayon::join`, jobs on the stack) must add no allocation to the
+/// training thread. The threaded path already allocates once per batch outside the layers (a
+/// Dense-only model measures it), so the recurrent layers are held to that.
 #[test]
 fn threaded_recurrent_steps_do_not_allocate() {
     let mut rng = Rng::seed_from_u64(3);
@@ -223,10 +223,19 @@ fn threaded_recurrent_steps_do_not_allocate() {
         allocations_per_batch(model, x.clone().into(), labels.clone(), 32)
     };
     let dense = threaded(Box::new(Flatten::new()));
-    let lstm = threaded(Box::new(LSTM::new(4)));
     let floor = dense.iter().copied().max().unwrap();
     assert!(floor <= 2, "the threaded path itself allocates {dense:?} per batch");
-    assert!(lstm.iter().all(|&a| a <= floor), "the LSTM's steps allocate: {lstm:?} per batch against {dense:?}");
+    for (name, layer) in [
+        ("LSTM", Box::new(LSTM::new(4)) as Box<dyn Layer>),
+        ("GRU", Box::new(GRU::new(4))),
+        ("GRU reset before", Box::new(GRU::new(4).reset_after(false))),
+    ] {
+        let counts = threaded(layer);
+        assert!(
+            counts.iter().all(|&a| a <= floor),
+            "the {name}'s steps allocate: {counts:?} per batch against {dense:?}"
+        );
+    }
 }
 
 /// A residual graph (a Dense read by several consumers, every merge layer, the Activation

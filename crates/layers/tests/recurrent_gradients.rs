@@ -98,11 +98,10 @@ fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
     assert_eq!(emb.input_ids_limit(), Some(5));
 }
 
-/// With threads, an LSTM splits the batch into blocks of samples that each run every
-/// step apart; the outputs and every gradient must equal one thread's, bit for bit, with
-/// every step's states or the last one only.
-#[test]
-fn lstm_with_threads_equals_one_thread() {
+/// With threads, an LSTM or a GRU splits the batch into blocks of samples that each run
+/// every step apart; the outputs and every gradient must equal one thread's, bit for bit,
+/// with every step's states or the last one only.
+fn threads_equal_one_thread(make: impl Fn(bool) -> Box<dyn Layer>) {
     let (batch, time, features) = (48, 5, 3);
     let mut rng = Rng::seed_from_u64(9);
     let x = Matrix::from_vec(
@@ -112,16 +111,17 @@ fn lstm_with_threads_equals_one_thread() {
     )
     .unwrap();
     let run = |par: Parallelism, sequences: bool| {
-        let mut lstm = LSTM::new(4).return_sequences(sequences);
-        lstm.build(&shape(&[time, features]), &mut BuildContext::new(&mut Rng::seed_from_u64(3), DEFAULT_MAX_WEIGHTS))
+        let mut layer = make(sequences);
+        layer
+            .build(&shape(&[time, features]), &mut BuildContext::new(&mut Rng::seed_from_u64(3), DEFAULT_MAX_WEIGHTS))
             .unwrap();
-        par.install(|| lstm.forward(LayerInput::Dense(x.view()), true, par));
-        let out = lstm.core().output.clone();
+        par.install(|| layer.forward(LayerInput::Dense(x.view()), true, par));
+        let out = layer.core().output.clone();
         let mut grad =
             Matrix::from_vec(batch, out.cols(), out.as_slice().iter().map(|v| v * 0.5 - 0.1).collect()).unwrap();
         let mut dx = Matrix::zeros(0, 0);
-        par.install(|| lstm.backward(LayerInput::Dense(x.view()), &mut grad, GradOf::Output, Some(&mut dx), par));
-        let grads: Vec<Vec<f32>> = lstm.params().iter().map(|p| p.grad().to_vec()).collect();
+        par.install(|| layer.backward(LayerInput::Dense(x.view()), &mut grad, GradOf::Output, Some(&mut dx), par));
+        let grads: Vec<Vec<f32>> = layer.params().iter().map(|p| p.grad().to_vec()).collect();
         (out, grads, dx)
     };
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -137,5 +137,17 @@ fn lstm_with_threads_equals_one_thread() {
             }
             assert_eq!(bits(many.2.as_slice()), bits(one.2.as_slice()), "input gradient, {at}");
         }
+    }
+}
+
+#[test]
+fn lstm_with_threads_equals_one_thread() {
+    threads_equal_one_thread(|sequences| Box::new(LSTM::new(4).return_sequences(sequences)));
+}
+
+#[test]
+fn gru_with_threads_equals_one_thread() {
+    for after in [true, false] {
+        threads_equal_one_thread(|sequences| Box::new(GRU::new(4).reset_after(after).return_sequences(sequences)));
     }
 }

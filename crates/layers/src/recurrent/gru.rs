@@ -3,7 +3,7 @@
 //! product) or `False` (bias `[3u]`, applied before).
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul, pool};
 use serde::{Deserialize, Serialize};
 
 use super::{RecurrentOptions, Steps, cells, gru_step, sigmoid, yes};
@@ -159,30 +159,46 @@ impl Layer for GRU {
             st.rh.resize(time * b, u);
             split_recurrent(r_full, u, &mut st.r_zr, &mut st.r_h);
         }
-        for t in 0..time {
-            let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
-            let (h_prev, h_next) = (&done[t * b * u..], &mut rest[..b * u]);
-            let hp = View { rows: b, cols: u, data: h_prev };
-            let cols = st.inner.cols();
-            let inner = &mut st.inner.as_mut_slice()[t * b * cols..(t + 1) * b * cols];
-            let gates = &mut st.gates.as_mut_slice()[t * b * w..(t + 1) * b * w];
-            if after {
-                let r = View { rows: u, cols: w, data: r_full };
-                matmul::ab(ViewMut { rows: b, cols: w, data: inner }, hp, r, Accumulate::Replace, super::STEP);
-                gru_step::forward_after((rec, act), u, (gates, inner), b_rec, h_prev, h_next);
-            } else {
-                let inner = ViewMut { rows: b, cols: 2 * u, data: inner };
-                matmul::ab(inner, hp, st.r_zr.view(), Accumulate::Replace, super::STEP);
-                let inner = &st.inner.as_slice()[t * b * cols..(t + 1) * b * cols];
-                let rh = &mut st.rh.as_mut_slice()[t * b * u..(t + 1) * b * u];
-                gru_step::reset_gates(rec, u, gates, inner, h_prev, rh);
-                // (r·h₋)·R_h.
-                let rh = View { rows: b, cols: u, data: &st.rh.as_slice()[t * b * u..(t + 1) * b * u] };
-                let ih = &mut st.inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u];
-                matmul::ab(ViewMut { rows: b, cols: u, data: ih }, rh, st.r_h.view(), Accumulate::Replace, super::STEP);
-                gru_step::candidate(act, u, gates, ih, h_prev, h_next);
+        // Samples are independent: with threads, each takes a block of samples through
+        // every step.
+        let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
+        let cols = st.inner.cols();
+        let (r_zr, r_h) = (st.r_zr.view(), st.r_h.view());
+        let bufs = [
+            (st.gates.as_mut_slice(), w),
+            (st.inner.as_mut_slice(), cols),
+            (st.rh.as_mut_slice(), u),
+            (st.inner_h.as_mut_slice(), u),
+            (s.h.as_mut_slice(), u),
+        ];
+        pool::for_sample_blocks(par, b, &blocks, bufs, |rows, [mut gates, mut inner, mut rh, mut inner_h, mut h]| {
+            let n = rows.len();
+            for t in 0..time {
+                let (h_prev, h_next) = h.read_write(t, t + 1);
+                let hp = View { rows: n, cols: u, data: h_prev };
+                let (gates, inner) = (gates.step(t), inner.step(t));
+                if after {
+                    let r = View { rows: u, cols: w, data: r_full };
+                    matmul::ab(ViewMut { rows: n, cols: w, data: inner }, hp, r, Accumulate::Replace, super::STEP);
+                    gru_step::forward_after((rec, act), u, (gates, inner), b_rec, h_prev, h_next);
+                } else {
+                    matmul::ab(
+                        ViewMut { rows: n, cols: 2 * u, data: inner },
+                        hp,
+                        r_zr,
+                        Accumulate::Replace,
+                        super::STEP,
+                    );
+                    let rh = rh.step(t);
+                    gru_step::reset_gates(rec, u, gates, inner, h_prev, rh);
+                    // (r·h₋)·R_h.
+                    let ih = inner_h.step(t);
+                    let rh = View { rows: n, cols: u, data: rh };
+                    matmul::ab(ViewMut { rows: n, cols: u, data: ih }, rh, r_h, Accumulate::Replace, super::STEP);
+                    gru_step::candidate(act, u, gates, ih, h_prev, h_next);
+                }
             }
-        }
+        });
         s.output(&mut self.core.output, self.options.return_sequences);
     }
 
@@ -198,79 +214,98 @@ impl Layer for GRU {
         let w = 3 * u;
         let (act, rec, after) = (self.options.activation, self.recurrent_activation, self.reset_after);
         let (params, st) = (&mut self.core.params, &mut self.state);
-        let s = &mut st.steps;
+        let GruState { steps: s, gates, inner, rh, r_zr, r_h, d_inner, d_inner_h, d_rh, dr_zr, dr_h, .. } = st;
         let (b, time) = (s.batch, s.time);
         s.dh.resize(b, u);
         s.dh.fill(0.0);
         s.dz.resize(time * b, w);
-        let inner_cols = st.inner.cols();
-        st.d_inner.resize(time * b, inner_cols);
+        let inner_cols = inner.cols();
+        d_inner.resize(time * b, inner_cols);
         if !after {
-            st.d_inner_h.resize(time * b, u);
-            st.d_rh.resize(b, u);
+            d_inner_h.resize(time * b, u);
+            d_rh.resize(b, u);
         }
         s.tmp.resize(b, u);
-        for t in (0..time).rev() {
-            s.add_output_grad(grad, t, self.options.return_sequences);
-            let gates = &st.gates.as_slice()[t * b * w..(t + 1) * b * w];
-            let inner = &st.inner.as_slice()[t * b * inner_cols..(t + 1) * b * inner_cols];
-            let h_prev = &s.h.as_slice()[t * b * u..(t + 1) * b * u];
-            let dz = &mut s.dz.as_mut_slice()[t * b * w..(t + 1) * b * w];
-            let d_inner = &mut st.d_inner.as_mut_slice()[t * b * inner_cols..(t + 1) * b * inner_cols];
-            // Through h = z·h₋ + (1 − z)·hh (and the reset gate, reset_after).
-            let saved = (gates, inner, h_prev, s.dh.as_slice());
-            gru_step::backward((rec, act), u, saved, after, dz, d_inner, s.tmp.as_mut_slice());
-            if !after {
-                // (r·h₋)·R_h: d(r·h₋) = dhh·R_hᵀ; then ∂r = d(rh)·h₋, ∂h₋ += d(rh)·r.
-                let dhh = &mut st.d_inner_h.as_mut_slice()[t * b * u..(t + 1) * b * u];
-                for i in 0..b {
-                    for j in 0..u {
-                        dhh[i * u + j] = dz[i * w + 2 * u + j];
+        let r_inner = if after { View { rows: u, cols: w, data: params[1].value() } } else { r_zr.view() };
+        let (grad, return_sequences, r_h) = (&*grad, self.options.return_sequences, r_h.view());
+        let (gates, inner, h) = (gates.as_slice(), inner.as_slice(), s.h.as_slice());
+        let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
+        let bufs = [
+            (s.dz.as_mut_slice(), w),
+            (d_inner.as_mut_slice(), inner_cols),
+            (d_inner_h.as_mut_slice(), u),
+            (d_rh.as_mut_slice(), u),
+            (s.dh.as_mut_slice(), u),
+            (s.tmp.as_mut_slice(), u),
+        ];
+        pool::for_sample_blocks(
+            par,
+            b,
+            &blocks,
+            bufs,
+            |rows, [mut dz, mut d_inner, mut dhh, mut d_rh, mut dh, mut tmp]| {
+                let n = rows.len();
+                let (dh, tmp) = (dh.step(0), tmp.step(0));
+                for t in (0..time).rev() {
+                    super::add_output_grad(grad, (t, time), return_sequences, rows.clone(), dh);
+                    let at = |width: usize| (t * b + rows.start) * width..(t * b + rows.end) * width;
+                    let (gates, inner, h_prev) = (&gates[at(w)], &inner[at(inner_cols)], &h[at(u)]);
+                    let (dz, d_inner) = (dz.step(t), d_inner.step(t));
+                    // Through h = z·h₋ + (1 − z)·hh (and the reset gate, reset_after).
+                    gru_step::backward((rec, act), u, (gates, inner, h_prev, &*dh), after, dz, d_inner, tmp);
+                    if !after {
+                        // (r·h₋)·R_h: d(r·h₋) = dhh·R_hᵀ; then ∂r = d(rh)·h₋, ∂h₋ += d(rh)·r.
+                        let (dhh, d_rh) = (dhh.step(t), d_rh.step(0));
+                        for (dst, src) in dhh.chunks_exact_mut(u).zip(dz.chunks_exact(w)) {
+                            dst.copy_from_slice(&src[2 * u..]);
+                        }
+                        let dhh = View { rows: n, cols: u, data: dhh };
+                        matmul::abt(
+                            ViewMut { rows: n, cols: u, data: d_rh },
+                            dhh,
+                            r_h,
+                            Accumulate::Replace,
+                            super::STEP,
+                        );
+                        for i in 0..n {
+                            for j in 0..u {
+                                let (r, drh) = (gates[i * w + u + j], d_rh[i * u + j]);
+                                let dr_pre = drh * h_prev[i * u + j] * cells::slope(rec, r);
+                                dz[i * w + u + j] = dr_pre;
+                                d_inner[i * inner_cols + u + j] = dr_pre;
+                                tmp[i * u + j] += drh * r;
+                            }
+                        }
                     }
+                    // dh₋ = direct + d_inner·R_innerᵀ.
+                    let d_inner = View { rows: n, cols: inner_cols, data: d_inner };
+                    dh.copy_from_slice(tmp);
+                    matmul::abt(ViewMut { rows: n, cols: u, data: dh }, d_inner, r_inner, Accumulate::Add, super::STEP);
                 }
-                let dhh = View { rows: b, cols: u, data: &st.d_inner_h.as_slice()[t * b * u..(t + 1) * b * u] };
-                matmul::abt(st.d_rh.view_mut(), dhh, st.r_h.view(), Accumulate::Replace, super::STEP);
-                for i in 0..b {
-                    for j in 0..u {
-                        let (r, drh) = (gates[i * w + u + j], st.d_rh.as_slice()[i * u + j]);
-                        let dr_pre = drh * h_prev[i * u + j] * cells::slope(rec, r);
-                        dz[i * w + u + j] = dr_pre;
-                        d_inner[i * inner_cols + u + j] = dr_pre;
-                        s.tmp.as_mut_slice()[i * u + j] += drh * r;
-                    }
-                }
-            }
-            // dh₋ = direct + d_inner·R_innerᵀ.
-            let d_inner = View {
-                rows: b,
-                cols: inner_cols,
-                data: &st.d_inner.as_slice()[t * b * inner_cols..(t + 1) * b * inner_cols],
-            };
-            let r_inner = if after { View { rows: u, cols: w, data: params[1].value() } } else { st.r_zr.view() };
-            s.dh.as_mut_slice().copy_from_slice(s.tmp.as_slice());
-            matmul::abt(s.dh.view_mut(), d_inner, r_inner, Accumulate::Add, super::STEP);
-        }
+            },
+        );
+        let (d_inner, d_inner_h) = (&*d_inner, &*d_inner_h);
         let (kernel, rest) = params.split_first_mut().expect("built");
         let (recurrent, bias) = rest.split_first_mut().expect("built");
         if let Some(bias) = bias.first_mut() {
             let g = bias.grad_mut();
             kernels::column_sums_blocked(s.dz.as_slice(), &mut g[..w]);
             if after {
-                kernels::column_sums_blocked(st.d_inner.as_slice(), &mut g[w..]);
+                kernels::column_sums_blocked(d_inner.as_slice(), &mut g[w..]);
             }
         }
         if after {
-            s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, &st.d_inner, par);
+            s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, d_inner, par);
         } else {
             // dR_zr = H₋ᵀ·d_inner, dR_h = (r·h₋)ᵀ·dhh, put back side by side as [u, 3u].
-            st.dr_zr.resize(u, 2 * u);
-            s.recurrent_grad(st.dr_zr.view_mut(), &st.d_inner, par);
-            st.dr_h.resize(u, u);
-            matmul::atb(st.dr_h.view_mut(), st.rh.view(), st.d_inner_h.view(), Accumulate::Replace, par);
+            dr_zr.resize(u, 2 * u);
+            s.recurrent_grad(dr_zr.view_mut(), d_inner, par);
+            dr_h.resize(u, u);
+            matmul::atb(dr_h.view_mut(), rh.view(), d_inner_h.view(), Accumulate::Replace, par);
             let g = recurrent.grad_mut();
             for row in 0..u {
-                g[row * w..row * w + 2 * u].copy_from_slice(st.dr_zr.row(row));
-                g[row * w + 2 * u..(row + 1) * w].copy_from_slice(st.dr_h.row(row));
+                g[row * w..row * w + 2 * u].copy_from_slice(dr_zr.row(row));
+                g[row * w + 2 * u..(row + 1) * w].copy_from_slice(dr_h.row(row));
             }
         }
         s.input_grads(kernel, grad_input, par);

@@ -176,13 +176,7 @@ impl Layer for LSTM {
                 // dh_{t−1} = dz_t·Rᵀ.
                 let n = rows.len();
                 let dz = View { rows: n, cols: w, data: dz };
-                matmul::abt(
-                    ViewMut { rows: n, cols: u, data: dh },
-                    dz,
-                    r,
-                    Accumulate::Replace,
-                    Parallelism::Sequential,
-                );
+                matmul::abt(ViewMut { rows: n, cols: u, data: dh }, dz, r, Accumulate::Replace, super::STEP);
             }
         });
         let (kernel, rest) = params.split_first_mut().expect("built");
@@ -223,7 +217,7 @@ impl Cell {
         let (u, w) = (self.u, 4 * self.u);
         let n = h_prev.len() / u;
         let h_prev = View { rows: n, cols: u, data: h_prev };
-        matmul::ab(ViewMut { rows: n, cols: w, data: z }, h_prev, r, Accumulate::Add, Parallelism::Sequential);
+        matmul::ab(ViewMut { rows: n, cols: w, data: z }, h_prev, r, Accumulate::Add, super::STEP);
         lstm_step::forward((self.rec, self.act), u, z, bias, c_prev, c_next, a_c, h_next);
     }
 

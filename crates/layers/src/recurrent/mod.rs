@@ -27,13 +27,15 @@ pub use simple_rnn::SimpleRNN;
 
 use crate::{Activation, BuildContext, Initializer, LayerCore, LayerError, Param};
 
-/// The fewest samples a thread takes in a recurrent step: below this the step's products
-/// are too small to pay for the hand-off.
+/// The fewest samples a thread takes through an LSTM's or a GRU's steps: with threads,
+/// each takes a block of samples through every step (`pool::for_sample_blocks`), and a
+/// block's per-step products should not be smaller than this.
 const MIN_BLOCK_ROWS: usize = 16;
 
-/// GRU's and SimpleRNN's per-step products run on one thread: a step's product is too
-/// small to split (two threads made W4 a third slower); the whole-sequence products use
-/// the layer's threads.
+/// A step's products run on the calling thread: they are too small to split (splitting
+/// each step's 32×32·32×128 product made W4 a third slower); LSTM and GRU split the batch
+/// into blocks of samples instead, SimpleRNN runs its steps on one thread, and the
+/// whole-sequence products use the layer's threads.
 const STEP: Parallelism = Parallelism::Sequential;
 
 fn yes() -> bool {
