@@ -211,9 +211,10 @@ fn threaded_recurrent_steps_do_not_allocate() {
     let mut rng = Rng::seed_from_u64(3);
     let n = 160;
     let labels = Matrix::from_vec(n, 1, (0..n).map(|i| (i % 2) as f32).collect()).unwrap();
-    let x = Matrix::from_vec(n, 6 * 3, (0..n * 18).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
+    // 40 steps × 32 samples: 1,280 rows, so the weight gradients are summed in parts too.
+    let x = Matrix::from_vec(n, 40 * 3, (0..n * 120).map(|_| rng.uniform_in(-1.0, 1.0)).collect()).unwrap();
     let threaded = |first: Box<dyn Layer>| {
-        let mut model = Sequential::new().input_shape([6, 3]);
+        let mut model = Sequential::new().input_shape([40, 3]);
         model.push(first);
         model.push(Box::new(Dense::new(1).activation(Activation::Sigmoid)));
         model

@@ -100,9 +100,10 @@ fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
 
 /// With threads, an LSTM or a GRU splits the batch into blocks of samples that each run
 /// every step apart; the outputs and every gradient must equal one thread's, bit for bit,
-/// with every step's states or the last one only.
+/// with every step's states or the last one only. 48 samples × 25 steps are 1,200 rows: the
+/// weight gradients are summed in two parts (`matmul::atb_parts`), each on a thread.
 fn threads_equal_one_thread(make: impl Fn(bool) -> Box<dyn Layer>) {
-    let (batch, time, features) = (48, 5, 3);
+    let (batch, time, features) = (48, 25, 3);
     let mut rng = Rng::seed_from_u64(9);
     let x = Matrix::from_vec(
         batch,

@@ -295,13 +295,13 @@ impl Layer for GRU {
             }
         }
         if after {
-            s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, d_inner, par);
+            s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, Some(d_inner), par);
         } else {
             // dR_zr = H₋ᵀ·d_inner, dR_h = (r·h₋)ᵀ·dhh, put back side by side as [u, 3u].
             dr_zr.resize(u, 2 * u);
-            s.recurrent_grad(dr_zr.view_mut(), d_inner, par);
+            s.recurrent_grad(dr_zr.view_mut(), Some(d_inner), par);
             dr_h.resize(u, u);
-            matmul::atb(dr_h.view_mut(), rh.view(), d_inner_h.view(), Accumulate::Replace, par);
+            matmul::atb_parts(dr_h.view_mut(), rh.view(), d_inner_h.view(), &mut s.parts, par);
             let g = recurrent.grad_mut();
             for row in 0..u {
                 g[row * w..row * w + 2 * u].copy_from_slice(dr_zr.row(row));

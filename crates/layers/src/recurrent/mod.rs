@@ -255,6 +255,8 @@ struct Steps {
     tmp: Matrix,
     /// The input gradient, time-major, before it is put back in sample order.
     dx: Matrix,
+    /// The parts' sums of a weight gradient (`matmul::atb_parts`).
+    parts: Matrix,
 }
 
 impl Steps {
@@ -306,7 +308,7 @@ impl Steps {
         let (b, time, features) = (self.batch, self.time, self.features);
         let width = self.dz.cols();
         let dk = ViewMut { rows: features, cols: width, data: kernel.grad_mut() };
-        matmul::atb(dk, self.x.view(), self.dz.view(), Accumulate::Replace, par);
+        matmul::atb_parts(dk, self.x.view(), self.dz.view(), &mut self.parts, par);
         if let Some(gi) = grad_input {
             gi.resize(b, time * features);
             let k = View { rows: features, cols: width, data: kernel.value() };
@@ -321,10 +323,12 @@ impl Steps {
         }
     }
 
-    /// `dst = H₋ᵀ·d` for the gradients `d` (`[T·b, n]`) of a product `h_{t−1}·R`.
-    fn recurrent_grad(&self, dst: ViewMut<'_>, d: &Matrix, par: Parallelism) {
-        let (b, time, u) = (self.batch, self.time, self.h.cols());
-        let h_prev = View { rows: time * b, cols: u, data: &self.h.as_slice()[..time * b * u] };
-        matmul::atb(dst, h_prev, d.view(), Accumulate::Replace, par);
+    /// `dst = H₋ᵀ·d` for the gradients `d` (`[T·b, n]`; `dz` when `None`) of a product
+    /// `h_{t−1}·R`.
+    fn recurrent_grad(&mut self, dst: ViewMut<'_>, d: Option<&Matrix>, par: Parallelism) {
+        let Steps { h, dz, parts, batch, time, .. } = self;
+        let (rows, u) = (*time * *batch, h.cols());
+        let h_prev = View { rows, cols: u, data: &h.as_slice()[..rows * u] };
+        matmul::atb_parts(dst, h_prev, d.unwrap_or(dz).view(), parts, par);
     }
 }

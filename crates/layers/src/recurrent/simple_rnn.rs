@@ -122,7 +122,7 @@ impl Layer for SimpleRNN {
             kernels::column_sums_blocked(s.dz.as_slice(), bias.grad_mut());
         }
         let (u, w) = (recurrent.shape()[0], recurrent.shape()[1]);
-        s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, &s.dz, par);
+        s.recurrent_grad(ViewMut { rows: u, cols: w, data: recurrent.grad_mut() }, None, par);
         s.input_grads(kernel, grad_input, par);
     }
 
