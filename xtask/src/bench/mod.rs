@@ -91,7 +91,17 @@ struct WorkloadResult {
     /// The single-thread GEMM rate ([`gemm_gflops`]) measured in the worker right after
     /// its timed epochs: the machine as this workload saw it.
     gemm_gflops: f64,
+    /// With several threads, the same product shared by them, measured right after the
+    /// timed epochs: how the machine's cores scaled while this workload ran.
+    #[serde(default)]
+    gemm_shared_gflops: Option<f64>,
 }
+
+/// Below this share of `threads ×` its 1-thread rate, the product shared by the threads
+/// says the machine's cores were not all there (a shared VM gives a vCPU to someone else
+/// at times; seen here: 1.07× on 2 threads, 1.75× minutes later): the workload's
+/// multi-thread figure is flagged as not representative.
+const SCALING_WARN: f64 = 0.65;
 
 /// Runs the selected workloads, each in its own process (and its peer's, right after),
 /// and prints (and optionally writes) the results.
@@ -172,6 +182,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
             result.gemm_gflops,
             result.peak_rss_bytes / 1_000_000
         );
+        if let Some(shared) = result.gemm_shared_gflops {
+            let scaling = shared / result.gemm_gflops;
+            if scaling < SCALING_WARN * threads as f64 {
+                println!(
+                    "warning: after {}, faer's product on {threads} threads ran at only {scaling:.2}× its 1-thread rate: \
+                     the machine's cores were not all there, so this {threads}-thread figure is not representative; \
+                     run it again",
+                    result.name
+                );
+            }
+        }
         results.push((result, theirs));
     }
     for (r, t) in &results {
@@ -325,6 +346,7 @@ fn run_worker(name: &str, threads: usize, epochs: usize) -> anyhow::Result<Workl
         peak_rss_bytes: peak_rss_bytes(),
         epoch_seconds,
         gemm_gflops: gemm_gflops(),
+        gemm_shared_gflops: (threads > 1).then(|| gemm_gflops_on(par)),
     })
 }
 
