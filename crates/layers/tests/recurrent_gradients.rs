@@ -100,10 +100,19 @@ fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
 
 /// With threads, an LSTM or a GRU splits the batch into blocks of samples that each run
 /// every step apart; the outputs and every gradient must equal one thread's, bit for bit,
-/// with every step's states or the last one only. 48 samples × 25 steps are 1,200 rows: the
-/// weight gradients are summed in two parts (`matmul::atb_parts`), each on a thread.
-fn threads_equal_one_thread(make: impl Fn(bool) -> Box<dyn Layer>) {
-    let (batch, time, features) = (48, 25, 3);
+/// with every step's states or the last one only. Two shapes: 4 units and 48 samples × 25
+/// steps (every step product small enough for faer's smallest kernels on one thread and
+/// on several), and 8 units and 32 samples × 40 steps (the whole batch's step product
+/// goes to faer's general kernel, a block of 16's to the small one). Both have over 1,024
+/// rows: the weight gradients are summed in parts (`matmul::atb_parts`), each on a thread.
+fn threads_equal_one_thread(make: impl Fn(usize, bool) -> Box<dyn Layer>) {
+    for (units, batch, time) in [(4, 48, 25), (8, 32, 40)] {
+        threads_equal_one_thread_at(&make, units, batch, time);
+    }
+}
+
+fn threads_equal_one_thread_at(make: &impl Fn(usize, bool) -> Box<dyn Layer>, units: usize, batch: usize, time: usize) {
+    let features = 3;
     let mut rng = Rng::seed_from_u64(9);
     let x = Matrix::from_vec(
         batch,
@@ -112,7 +121,7 @@ fn threads_equal_one_thread(make: impl Fn(bool) -> Box<dyn Layer>) {
     )
     .unwrap();
     let run = |par: Parallelism, sequences: bool| {
-        let mut layer = make(sequences);
+        let mut layer = make(units, sequences);
         layer
             .build(&shape(&[time, features]), &mut BuildContext::new(&mut Rng::seed_from_u64(3), DEFAULT_MAX_WEIGHTS))
             .unwrap();
@@ -131,7 +140,7 @@ fn threads_equal_one_thread(make: impl Fn(bool) -> Box<dyn Layer>) {
         assert!(one.1[1].iter().any(|&g| g != 0.0), "the recurrent kernel's gradient is exercised");
         for threads in [2, 3] {
             let many = run(Parallelism::threads(threads), sequences);
-            let at = format!("{threads} threads, return_sequences={sequences}");
+            let at = format!("{units} units, batch {batch}, {threads} threads, return_sequences={sequences}");
             assert_eq!(bits(many.0.as_slice()), bits(one.0.as_slice()), "outputs, {at}");
             for (k, (a, b)) in one.1.iter().zip(&many.1).enumerate() {
                 assert_eq!(bits(b), bits(a), "gradient of weight {k}, {at}");
@@ -143,12 +152,14 @@ fn threads_equal_one_thread(make: impl Fn(bool) -> Box<dyn Layer>) {
 
 #[test]
 fn lstm_with_threads_equals_one_thread() {
-    threads_equal_one_thread(|sequences| Box::new(LSTM::new(4).return_sequences(sequences)));
+    threads_equal_one_thread(|units, sequences| Box::new(LSTM::new(units).return_sequences(sequences)));
 }
 
 #[test]
 fn gru_with_threads_equals_one_thread() {
     for after in [true, false] {
-        threads_equal_one_thread(|sequences| Box::new(GRU::new(4).reset_after(after).return_sequences(sequences)));
+        threads_equal_one_thread(|units, sequences| {
+            Box::new(GRU::new(units).reset_after(after).return_sequences(sequences))
+        });
     }
 }

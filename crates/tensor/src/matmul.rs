@@ -58,7 +58,7 @@ pub const PART_ROWS: usize = 1024;
 pub fn atb_parts(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, scratch: &mut crate::Matrix, par: Parallelism) {
     assert_eq!((a.rows, dst.rows, dst.cols), (b.rows, a.cols, b.cols), "matmul atb_parts shapes");
     let parts = a.rows.div_ceil(PART_ROWS);
-    if parts <= 1 {
+    if parts <= 1 || a.cols * b.cols == 0 {
         return atb(dst, a, b, Accumulate::Replace, par);
     }
     let (k, n) = (a.cols, b.cols);

@@ -129,7 +129,9 @@ pub fn for_blocks<T: Send>(
 /// `0..len` cut into at most `parts` contiguous ranges of at least `min_len` (aligned to
 /// 16 elements, one AVX-512 register), in order.
 pub fn split_ranges(len: usize, parts: usize, min_len: usize) -> Blocks {
-    let parts = parts.min(len / min_len.max(1)).max(1);
+    // (Clamped before the step is chosen: `Blocks` holds at most `MAX_BLOCKS`, and a step
+    // for more parts would leave the tail of `0..len` in no block.)
+    let parts = parts.min(len / min_len.max(1)).clamp(1, MAX_BLOCKS);
     Blocks::even(len, parts, len.div_ceil(parts).next_multiple_of(16).max(1))
 }
 
@@ -214,7 +216,7 @@ pub fn for_row_blocks2(
 
 /// Row blocks of `rows` rows for `par`: one per thread, none smaller than `min_rows`.
 pub fn row_blocks(par: Parallelism, rows: usize, min_rows: usize) -> Blocks {
-    let parts = par.thread_count().min(rows / min_rows.max(1)).max(1);
+    let parts = par.thread_count().min(rows / min_rows.max(1)).clamp(1, MAX_BLOCKS);
     Blocks::even(rows, parts, rows.div_ceil(parts).max(1))
 }
 
@@ -242,6 +244,20 @@ mod tests {
             assert!(r.len() <= parts.max(1));
         }
         assert_eq!(split_ranges(10, 4, 64).len(), 1, "too small to split");
+    }
+
+    #[test]
+    fn blocks_cover_every_row_with_more_threads_than_blocks() {
+        for threads in [1, 2, 31, 32, 33, 64, 1024] {
+            for (rows, min) in [(10_000, 1), (33 * 16, 16), (100, 1), (5, 16)] {
+                let par = Parallelism::threads(threads);
+                for blocks in [row_blocks(par, rows, min), split_ranges(rows, threads, min)] {
+                    assert_eq!(blocks.first().map(|r| r.start), Some(0), "{threads} threads, {rows} rows");
+                    assert_eq!(blocks.last().map(|r| r.end), Some(rows), "{threads} threads, {rows} rows");
+                    assert!(blocks.windows(2).all(|w| w[0].end == w[1].start));
+                }
+            }
+        }
     }
 
     #[test]

@@ -36,12 +36,14 @@ impl<'a> StepRows<'a> {
         Self { ptr: buffer.as_mut_ptr(), len: buffer.len(), batch, width, rows, _buffer: PhantomData }
     }
 
-    /// Where step `t`'s rows of this block are in the buffer. Panics past its end.
+    /// Where step `t`'s rows of this block are in the buffer. Panics past its end (checked
+    /// arithmetic: a wrapped offset could land in another block's rows).
     fn strip(&self, t: usize) -> Range<usize> {
-        let start = (t * self.batch + self.rows.start) * self.width;
-        let end = start + self.rows.len() * self.width;
-        assert!(end <= self.len, "step {t} is past the buffer's {} values", self.len);
-        start..end
+        let at = |row: usize| t.checked_mul(self.batch)?.checked_add(row)?.checked_mul(self.width);
+        match (at(self.rows.start), at(self.rows.end)) {
+            (Some(start), Some(end)) if end <= self.len => start..end,
+            _ => panic!("step {t} is past the buffer's {} values", self.len),
+        }
     }
 
     /// This block's rows of step `t`, to write (`[rows, width]`).
@@ -68,7 +70,8 @@ impl<'a> StepRows<'a> {
 }
 
 /// Calls `f(rows, [buffer rows; N])` once per block of samples in `blocks` (disjoint,
-/// increasing, within `0..batch`), each buffer given as `(values, width)` of a time-major
+/// increasing, within `0..batch`, and covering it, as [`row_blocks`](crate::pool::row_blocks)
+/// makes them: rows in no block are not visited), each buffer given as `(values, width)` of a time-major
 /// `[steps·batch, width]` layout (a per-sample buffer is one step). With several blocks
 /// and threads, blocks run in parallel (handed off by `rayon::join`, which allocates
 /// nothing); else one call covers every sample on this thread. Each block's rows get the
@@ -83,11 +86,16 @@ pub fn for_sample_blocks<const N: usize>(
     if par == Parallelism::Sequential || blocks.len() <= 1 {
         return f(0..batch, bufs.map(|(b, width)| StepRows::new(b, batch, width, 0..batch)));
     }
-    let disjoint = blocks.windows(2).all(|w| w[0].end <= w[1].start);
-    assert!(
-        disjoint && blocks.last().is_some_and(|r| r.end <= batch),
-        "sample blocks must be disjoint, within the batch"
-    );
+    // Every block on its own: increasing, not reversed, within the batch (a reversed range
+    // is empty to `len()` and would let its neighbours overlap).
+    let mut end = 0;
+    for r in blocks {
+        assert!(
+            end <= r.start && r.start <= r.end && r.end <= batch,
+            "sample blocks must be disjoint, within the batch"
+        );
+        end = r.end;
+    }
     let buffers = Buffers(bufs.map(|(b, width)| (b.as_mut_ptr(), b.len(), width)));
     // Each block gets its own `StepRows` of every buffer; the buffers stay borrowed
     // (`bufs`' lifetime) until every block has run.
@@ -160,6 +168,42 @@ mod tests {
             }
         }
         assert!(h[steps * batch * width..].iter().all(|&v| v == steps as f32));
+    }
+
+    #[test]
+    #[should_panic(expected = "disjoint")]
+    #[allow(clippy::reversed_empty_ranges)] // (the reversed range is the point)
+    fn overlapping_blocks_are_refused() {
+        let mut a = vec![0.0f32; 4];
+        for_sample_blocks(Parallelism::threads(2), 4, &[0..2, 2..0, 1..3], [(&mut a, 1)], |_, _| {});
+    }
+
+    #[test]
+    #[should_panic(expected = "disjoint")]
+    fn blocks_past_the_batch_are_refused() {
+        let mut a = vec![0.0f32; 10];
+        for_sample_blocks(Parallelism::threads(2), 4, &[0..2, 2..10], [(&mut a, 1)], |_, _| {});
+    }
+
+    #[test]
+    #[should_panic(expected = "past the buffer")]
+    fn a_wrapping_step_panics() {
+        let mut a = vec![0.0f32; 3];
+        for_sample_blocks(Parallelism::threads(2), 3, &[0..1, 1..3], [(&mut a, 1)], |rows, [mut a]| {
+            if rows.start == 0 {
+                a.step(0xAAAA_AAAA_AAAA_AAAB);
+            }
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "read and written")]
+    #[allow(clippy::single_range_in_vec_init)] // (one block of every sample)
+    fn one_step_read_and_written_panics() {
+        let mut a = vec![0.0f32; 4];
+        for_sample_blocks(Parallelism::Sequential, 4, &[0..4], [(&mut a, 1)], |_, [mut a]| {
+            a.read_write(0, 0);
+        });
     }
 
     #[test]

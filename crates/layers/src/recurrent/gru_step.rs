@@ -78,7 +78,7 @@ fn forward_after_rows<R: CellAct, A: CellAct>(
                 let b = [&b[..u], &b[u..2 * u], &b[2 * u..3 * u]];
                 forward_after_row::<R, A, true>(b, hp, gz, gr, gh, iz, ir, ih, hn);
             }
-            // (`hp` stands in for the bias slices, which are then never read.)
+            // (`hp` stands in for the bias slices: loaded, never used.)
             None => forward_after_row::<R, A, false>([hp; 3], hp, gz, gr, gh, iz, ir, ih, hn),
         }
     }

@@ -63,7 +63,7 @@ fn forward_rows<R: CellAct, A: CellAct>(
                 let b = [&b[..u], &b[u..2 * u], &b[2 * u..3 * u], &b[3 * u..4 * u]];
                 forward_row::<R, A, true>(b, cp, zi, zf, zg, zo, cn, ac, h);
             }
-            // (`cp` stands in for the bias slices, which are then never read.)
+            // (`cp` stands in for the bias slices: loaded, never used.)
             None => forward_row::<R, A, false>([cp; 4], cp, zi, zf, zg, zo, cn, ac, h),
         }
     }

@@ -225,7 +225,10 @@ fn add_output_grad(
     rows: Range<usize>,
     dh: &mut [f32],
 ) {
-    let u = dh.len() / rows.len().max(1);
+    if rows.is_empty() {
+        return;
+    }
+    let u = dh.len() / rows.len();
     if return_sequences {
         for (i, d) in rows.zip(dh.chunks_exact_mut(u)) {
             let g = &grad.row(i)[t * u..(t + 1) * u];
