@@ -72,6 +72,33 @@ fn optimizer_class_comes_from_name_prefix_or_class_name() {
     assert!(err.contains("learning_rate.config") && err.contains("CosineDecayRestarts"), "{err}");
 }
 
+/// `go_backwards` imports (trace q7a's config, and on every recurrent class); the arguments
+/// kiln does not compute are refused by name when set, never dropped.
+#[test]
+fn recurrent_go_backwards_imports_and_unsupported_arguments_are_refused() {
+    let t = fixture("sequences/keras_trace_q7a_go_backwards_lstm_gru.json");
+    let m = model_from_keras(&t["model"]["config"]).unwrap();
+    let cfg = m.to_config_json();
+    assert_eq!(cfg.matches(r#""go_backwards": true"#).count(), 2, "{cfg}");
+    for class in ["SimpleRNN", "LSTM", "GRU"] {
+        let layer = |extra: serde_json::Value| {
+            let mut c = json!({"name": "r", "units": 2});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            json!({"layers": [
+                {"class_name": "InputLayer", "config": {"batch_shape": [null, 4, 3]}},
+                {"class_name": class, "config": c}]})
+        };
+        let m = model_from_keras(&layer(json!({"go_backwards": true, "stateful": false, "dropout": 0.0}))).unwrap();
+        assert!(m.to_config_json().contains(r#""go_backwards": true"#), "{class}");
+        for (arg, value) in
+            [("stateful", json!(true)), ("return_state", json!(true)), ("recurrent_dropout", json!(0.2))]
+        {
+            let err = model_from_keras(&layer(json!({ arg: value }))).unwrap_err().to_string();
+            assert!(err.contains(arg) && err.contains(class), "{class} {arg}: {err}");
+        }
+    }
+}
+
 #[test]
 fn unsupported_layers_and_losses_are_refused_by_name() {
     let cfg = json!({"name": "sequential", "layers": [{"class_name": "SeparableConv2D", "config": {}}]});

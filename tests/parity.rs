@@ -107,10 +107,11 @@ fn shaped_traces_from_real_keras() {
 }
 
 /// The sequence traces (fixtures/keras/generate/make_sequence_traces.py; README.md beside
-/// them): Embedding, SimpleRNN, stacked LSTM, both GRU variants, Dense on every step.
+/// them): Embedding, SimpleRNN, stacked LSTM, both GRU variants, Dense on every step,
+/// `go_backwards`.
 #[test]
 fn sequence_traces_from_real_keras() {
-    replay_folder("sequences", 12);
+    replay_folder("sequences", 14);
 }
 
 /// The Functional traces (fixtures/keras/generate/make_functional_traces.py; README.md

@@ -54,14 +54,15 @@ pub(crate) fn embedding(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasError> {
     Ok(Box::new(e))
 }
 
-/// The arguments every recurrent layer shares. `stateful`, `go_backwards`,
-/// `return_state`, `dropout` and `recurrent_dropout` are refused by `refuse_unknown` when
-/// set (they are not in the known list, and off is false or 0).
+/// The arguments every recurrent layer shares. `stateful`, `return_state`, `dropout` and
+/// `recurrent_dropout` are refused by `refuse_unknown` when set (they are not in the known
+/// list, and off is false or 0).
 fn options(cfg: At<'_>) -> Result<RecurrentOptions, KerasError> {
     let mut o = SimpleRNN::new(positive(cfg, "units")?).options;
     o.activation = activation(cfg, "activation", Activation::Tanh)?;
     o.use_bias = flag(cfg, "use_bias", true)?;
     o.return_sequences = flag(cfg, "return_sequences", false)?;
+    o.go_backwards = flag(cfg, "go_backwards", false)?;
     o.kernel_initializer = init(cfg, "kernel_initializer", Initializer::GlorotUniform)?;
     o.recurrent_initializer = init(cfg, "recurrent_initializer", Initializer::Orthogonal { gain: 1.0 })?;
     o.bias_initializer = init(cfg, "bias_initializer", Initializer::Zeros)?;
@@ -77,6 +78,7 @@ const COMMON: &[&str] = &[
     "activation",
     "use_bias",
     "return_sequences",
+    "go_backwards",
     "kernel_initializer",
     "recurrent_initializer",
     "bias_initializer",

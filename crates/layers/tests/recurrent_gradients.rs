@@ -46,6 +46,61 @@ fn gru_gradients_both_reset_variants() {
 }
 
 #[test]
+fn go_backwards_gradients() {
+    passes(&mut SimpleRNN::new(2).go_backwards(true).return_sequences(true), &[3, 2]);
+    passes(&mut LSTM::new(2).go_backwards(true).return_sequences(true), &[3, 3]);
+    passes(&mut LSTM::new(3).go_backwards(true), &[4, 2]);
+    passes(&mut GRU::new(2).go_backwards(true).return_sequences(true), &[3, 3]);
+    passes(&mut GRU::new(2).reset_after(false).go_backwards(true), &[4, 2]);
+}
+
+/// `go_backwards` is the forward layer on the time-reversed input (Keras' `backend.rnn`
+/// reverses the inputs and stacks the outputs in processing order): same outputs, bit for
+/// bit, and the input gradient reversed back.
+#[test]
+fn go_backwards_is_the_forward_layer_on_reversed_steps() {
+    let (batch, time, features) = (5, 4, 3);
+    let mut rng = Rng::seed_from_u64(11);
+    let x: Vec<f32> = (0..batch * time * features).map(|_| rng.uniform_in(-1.0, 1.0)).collect();
+    let reversed: Vec<f32> = (0..batch)
+        .flat_map(|i| (0..time).rev().flat_map(move |t| (0..features).map(move |f| (i * time + t) * features + f)))
+        .map(|k| x[k])
+        .collect();
+    let run = |mut layer: Box<dyn Layer>, x: &[f32]| {
+        let x = Matrix::from_vec(batch, time * features, x.to_vec()).unwrap();
+        layer
+            .build(&shape(&[time, features]), &mut BuildContext::new(&mut Rng::seed_from_u64(3), DEFAULT_MAX_WEIGHTS))
+            .unwrap();
+        layer.forward(LayerInput::Dense(x.view()), true, Parallelism::Sequential);
+        let out = layer.core().output.clone();
+        let mut grad =
+            Matrix::from_vec(batch, out.cols(), out.as_slice().iter().map(|v| v * 0.5 - 0.1).collect()).unwrap();
+        let mut dx = Matrix::zeros(0, 0);
+        layer.backward(LayerInput::Dense(x.view()), &mut grad, GradOf::Output, Some(&mut dx), Parallelism::Sequential);
+        let grads: Vec<Vec<f32>> = layer.params().iter().map(|p| p.grad().to_vec()).collect();
+        (out, grads, dx)
+    };
+    let makers: [fn(bool) -> Box<dyn Layer>; 4] = [
+        |b| Box::new(SimpleRNN::new(3).return_sequences(true).go_backwards(b)),
+        |b| Box::new(LSTM::new(3).return_sequences(true).go_backwards(b)),
+        |b| Box::new(GRU::new(3).go_backwards(b)),
+        |b| Box::new(GRU::new(3).reset_after(false).return_sequences(true).go_backwards(b)),
+    ];
+    for make in makers {
+        let (back, fwd) = (run(make(true), &x), run(make(false), &reversed));
+        let name = make(true).class_name().to_string();
+        assert_eq!(back.0.as_slice(), fwd.0.as_slice(), "{name}: outputs");
+        assert_eq!(back.1, fwd.1, "{name}: weight gradients");
+        let dx_back: Vec<f32> = (0..batch)
+            .flat_map(|i| (0..time).rev().flat_map(move |t| (0..features).map(move |f| (i * time + t) * features + f)))
+            .map(|k| back.2.as_slice()[k])
+            .collect();
+        assert_eq!(dx_back, fwd.2.as_slice(), "{name}: input gradient, reversed back");
+        assert_ne!(back.0.as_slice(), run(make(false), &x).0.as_slice(), "{name}: the direction matters");
+    }
+}
+
+#[test]
 fn recurrent_shapes_and_keras_weight_shapes() {
     let built = |layer: &mut dyn Layer, input: &[usize]| {
         let out = layer.build(&shape(input), &mut BuildContext::new(&mut Rng::seed_from_u64(0), DEFAULT_MAX_WEIGHTS));

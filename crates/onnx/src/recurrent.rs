@@ -1,5 +1,6 @@
 //! `Embedding` as ONNX `Gather`, and `SimpleRNN`, `LSTM`, `GRU` as ONNX `RNN`, `LSTM`,
-//! `GRU` (forward, `layout = 0`: time-major, with a `Transpose` on each side).
+//! `GRU` (forward, `layout = 0`: time-major, with a `Transpose` on each side; Keras'
+//! `go_backwards` as a `Slice` reversing the steps before it).
 //!
 //! Keras' kernels `[in, G·u]` become ONNX's `W [1, G·u, in]` (transposed), the recurrent
 //! ones `R [1, G·u, u]`. LSTM gates go from Keras' i, f, c, o to ONNX's i, o, f, c, and its
@@ -99,8 +100,20 @@ pub(crate) fn recurrent(
     let b_name = format!("{name}/B");
     graph.init_f32(&b_name, &[1, 2 * width], b);
     // [N, T, in] → [T, N, in] (layout 0: onnxruntime does not run layout 1).
-    let x = format!("{name}/time_major");
+    let mut x = format!("{name}/time_major");
     graph.node("Transpose", &x, vec![cur.name], &x, vec![ints("perm", &[1, 0, 2])]);
+    if cfg["go_backwards"].as_bool().unwrap_or(false) {
+        // Keras' go_backwards: the steps reversed, then a forward pass whose outputs stay in
+        // processing order (ONNX's `direction = reverse` would align them with the input).
+        let reversed = format!("{name}/reversed");
+        let [starts, ends, axes, steps] = ["starts", "ends", "axes", "steps"].map(|k| format!("{name}/reverse_{k}"));
+        graph.init_i64(&starts, vec![-1]);
+        graph.init_i64(&ends, vec![i64::MIN]);
+        graph.init_i64(&axes, vec![0]);
+        graph.init_i64(&steps, vec![-1]);
+        graph.node("Slice", &reversed, vec![x, starts, ends, axes, steps], &reversed, vec![]);
+        x = reversed;
+    }
     let (y, y_h) = (format!("{name}/Y"), format!("{name}/Y_h"));
     let mut attrs = vec![int("hidden_size", units as i64), strings("activations", &activations)];
     if reset_after {

@@ -226,6 +226,18 @@ fn shaped_models() -> Vec<(&'static str, Sequential)> {
             ),
         ),
         (
+            "recurrent_backwards",
+            model(
+                14,
+                &[5, 3],
+                vec![
+                    Box::new(LSTM::new(4).go_backwards(true).return_sequences(true)),
+                    Box::new(GRU::new(3).go_backwards(true).return_sequences(true)),
+                    Box::new(SimpleRNN::new(2).go_backwards(true)),
+                ],
+            ),
+        ),
+        (
             "text",
             model(
                 13,

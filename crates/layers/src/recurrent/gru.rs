@@ -141,7 +141,7 @@ impl Layer for GRU {
         let (act, rec, after) = (self.options.activation, self.recurrent_activation, self.reset_after);
         let (params, st) = (&self.core.params, &mut self.state);
         let (b_in, b_rec) = biases(params, after, u);
-        st.steps.load(x, time, features, u);
+        st.steps.load(x, (time, features, u), self.options.go_backwards);
         let s = &mut st.steps;
         // x̂ = x·K + b_in for every step at once.
         st.gates.resize(time * b, w);

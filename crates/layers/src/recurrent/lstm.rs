@@ -110,7 +110,7 @@ impl Layer for LSTM {
         let (w, time, b) = (4 * u, x.cols / features, x.rows);
         let cell = Cell { u, act: self.options.activation, rec: self.recurrent_activation };
         let st = &mut self.state;
-        st.steps.load(x, time, features, u);
+        st.steps.load(x, (time, features, u), self.options.go_backwards);
         let s = &mut st.steps;
         st.c.resize((time + 1) * b, u);
         st.c.as_mut_slice()[..b * u].fill(0.0);

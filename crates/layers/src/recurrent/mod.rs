@@ -85,6 +85,13 @@ macro_rules! recurrent_builders {
                 self.options.use_bias = on;
                 self
             }
+
+            /// Processes the steps last to first (Keras' `go_backwards`); with
+            /// `return_sequences` the states come in that order too.
+            pub fn go_backwards(mut self, on: bool) -> Self {
+                self.options.go_backwards = on;
+                self
+            }
         }
     };
 }
@@ -104,6 +111,11 @@ pub struct RecurrentOptions {
     /// Output every step's state (`[time, units]`) instead of the last one (`[units]`).
     #[serde(default)]
     pub return_sequences: bool,
+    /// Process the steps last to first (Keras' `go_backwards`, default false): step `t`
+    /// reads input `T − 1 − t`, and `return_sequences` outputs the states in processing
+    /// order, as Keras does.
+    #[serde(default)]
+    pub go_backwards: bool,
     /// Initializer of the input kernel (default `glorot_uniform`).
     #[serde(default)]
     pub kernel_initializer: Initializer,
@@ -134,6 +146,7 @@ impl RecurrentOptions {
             activation: Activation::Tanh,
             use_bias: true,
             return_sequences: false,
+            go_backwards: false,
             kernel_initializer: Initializer::GlorotUniform,
             recurrent_initializer: orthogonal(),
             bias_initializer: Initializer::Zeros,
@@ -246,6 +259,8 @@ struct Steps {
     time: usize,
     features: usize,
     batch: usize,
+    /// Step `t` reads input `T − 1 − t` (`go_backwards`).
+    backwards: bool,
     /// The input, time-major `[T·b, features]`.
     x: Matrix,
     /// States `h_0 = 0, h_1, …, h_T`: `[(T + 1)·b, units]`.
@@ -263,14 +278,16 @@ struct Steps {
 }
 
 impl Steps {
-    /// Copies the batch `x` (`[b, T·features]`) to time-major order.
-    fn load(&mut self, x: View<'_>, time: usize, features: usize, units: usize) {
+    /// Copies the batch `x` (`[b, T·features]`) to time-major order, last step first when
+    /// `backwards`.
+    fn load(&mut self, x: View<'_>, (time, features, units): (usize, usize, usize), backwards: bool) {
         let b = x.rows;
-        (self.time, self.features, self.batch) = (time, features, b);
+        (self.time, self.features, self.batch, self.backwards) = (time, features, b, backwards);
         self.x.resize(time * b, features);
         for i in 0..b {
             for t in 0..time {
-                let src = &x.data[(i * time + t) * features..(i * time + t + 1) * features];
+                let at = i * time + self.input_step(t);
+                let src = &x.data[at * features..(at + 1) * features];
                 self.x.row_mut(t * b + i).copy_from_slice(src);
             }
         }
@@ -300,6 +317,11 @@ impl Steps {
         }
     }
 
+    /// The input step that step `t` reads.
+    fn input_step(&self, t: usize) -> usize {
+        if self.backwards { self.time - 1 - t } else { t }
+    }
+
     /// The output gradient for step `t`'s state (`[b, units]`), added into `dh`.
     fn add_output_grad(&mut self, grad: &Matrix, t: usize, return_sequences: bool) {
         add_output_grad(grad, (t, self.time), return_sequences, 0..self.batch, self.dh.as_mut_slice());
@@ -320,7 +342,8 @@ impl Steps {
             matmul::abt(self.dx.view_mut(), self.dz.view(), k, Accumulate::Replace, par);
             for i in 0..b {
                 for t in 0..time {
-                    gi.row_mut(i)[t * features..(t + 1) * features].copy_from_slice(self.dx.row(t * b + i));
+                    let at = self.input_step(t);
+                    gi.row_mut(i)[at * features..(at + 1) * features].copy_from_slice(self.dx.row(t * b + i));
                 }
             }
         }

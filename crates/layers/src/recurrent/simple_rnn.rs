@@ -67,7 +67,7 @@ impl Layer for SimpleRNN {
         let (features, u) = (k.shape()[0], self.options.units);
         let time = x.cols / features;
         let s = &mut self.steps;
-        s.load(x, time, features, u);
+        s.load(x, (time, features, u), self.options.go_backwards);
         let b = x.rows;
         // z = x·K (+ b) for every step at once; then per step z_t += h_{t−1}·R.
         s.dz.resize(time * b, u);
