@@ -202,7 +202,7 @@ fn allocations_per_batch(mut model: Sequential, x: Features, y: Matrix, batch: u
     marks.at.chunks(2).skip(1).map(|pair| pair[1] - pair[0]).collect()
 }
 
-/// With threads, an LSTM or a GRU hands blocks of samples to the pool, each to run every
+/// With threads, a recurrent layer hands blocks of samples to the pool, each to run every
 /// step: that hand-off (`rayon::join`, jobs on the stack) must add no allocation to the
 /// training thread. The threaded path already allocates once per batch outside the layers (a
 /// Dense-only model measures it), so the recurrent layers are held to that.
@@ -230,6 +230,7 @@ fn threaded_recurrent_steps_do_not_allocate() {
         ("LSTM", Box::new(LSTM::new(4)) as Box<dyn Layer>),
         ("GRU", Box::new(GRU::new(4))),
         ("GRU reset before", Box::new(GRU::new(4).reset_after(false))),
+        ("SimpleRNN", Box::new(SimpleRNN::new(4))),
     ] {
         let counts = threaded(layer);
         assert!(

@@ -153,7 +153,7 @@ fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
     assert_eq!(emb.input_ids_limit(), Some(5));
 }
 
-/// With threads, an LSTM or a GRU splits the batch into blocks of samples that each run
+/// With threads, a recurrent layer splits the batch into blocks of samples that each run
 /// every step apart; the outputs and every gradient must equal one thread's, bit for bit,
 /// with every step's states or the last one only. Two shapes: 4 units and 48 samples × 25
 /// steps (every step product small enough for faer's smallest kernels on one thread and
@@ -208,6 +208,11 @@ fn threads_equal_one_thread_at(make: &impl Fn(usize, bool) -> Box<dyn Layer>, un
 #[test]
 fn lstm_with_threads_equals_one_thread() {
     threads_equal_one_thread(|units, sequences| Box::new(LSTM::new(units).return_sequences(sequences)));
+}
+
+#[test]
+fn simple_rnn_with_threads_equals_one_thread() {
+    threads_equal_one_thread(|units, sequences| Box::new(SimpleRNN::new(units).return_sequences(sequences)));
 }
 
 #[test]

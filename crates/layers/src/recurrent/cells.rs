@@ -6,17 +6,6 @@ use kiln_tensor::{kernels, vmath};
 
 use crate::Activation;
 
-/// `act(x)` in place over a slice.
-pub(super) fn apply_slice(act: Activation, x: &mut [f32]) {
-    match act {
-        Activation::Linear => {}
-        Activation::Relu => kernels::relu(x),
-        Activation::Sigmoid => vmath::sigmoid(x),
-        Activation::Tanh => vmath::tanh(x),
-        _ => unreachable!("refused at build"),
-    }
-}
-
 /// `act'(x)` from `y = act(x)`, as TensorFlow's gradient kernels compute it.
 #[inline(always)]
 pub(super) fn slope(act: Activation, y: f32) -> f32 {
@@ -37,7 +26,8 @@ pub(super) fn slope(act: Activation, y: f32) -> f32 {
 
 /// An activation of the cells as a type: a loop generic over it is compiled once per
 /// activation, with the choice hoisted out of the loop so the loop vectorizes. Each one
-/// computes exactly what [`apply_slice`] and [`slope`] compute, bit for bit.
+/// computes exactly what the slice kernels (`kernels::relu`, `vmath::sigmoid`,
+/// `vmath::tanh`) and [`slope`] compute, bit for bit.
 pub(super) trait CellAct {
     /// `act(x)`.
     fn apply(x: f32) -> f32;

@@ -27,15 +27,15 @@ pub use simple_rnn::SimpleRNN;
 
 use crate::{Activation, BuildContext, Initializer, LayerCore, LayerError, Param};
 
-/// The fewest samples a thread takes through an LSTM's or a GRU's steps: with threads,
+/// The fewest samples a thread takes through a recurrent layer's steps: with threads,
 /// each takes a block of samples through every step (`pool::for_sample_blocks`), and a
 /// block's per-step products should not be smaller than this.
 const MIN_BLOCK_ROWS: usize = 16;
 
 /// A step's products run on the calling thread: they are too small to split (splitting
-/// each step's 32×32·32×128 product made W4 a third slower); LSTM and GRU split the batch
-/// into blocks of samples instead, SimpleRNN runs its steps on one thread, and the
-/// whole-sequence products use the layer's threads.
+/// each step's 32×32·32×128 product made W4 a third slower); the layers split the batch
+/// into blocks of samples instead, and the whole-sequence products use the layer's
+/// threads.
 const STEP: Parallelism = Parallelism::Sequential;
 
 fn yes() -> bool {
@@ -320,11 +320,6 @@ impl Steps {
     /// The input step that step `t` reads.
     fn input_step(&self, t: usize) -> usize {
         if self.backwards { self.time - 1 - t } else { t }
-    }
-
-    /// The output gradient for step `t`'s state (`[b, units]`), added into `dh`.
-    fn add_output_grad(&mut self, grad: &Matrix, t: usize, return_sequences: bool) {
-        add_output_grad(grad, (t, self.time), return_sequences, 0..self.batch, self.dh.as_mut_slice());
     }
 
     /// After the backward loop: `dK = Xᵀ·dZ` and the input gradient `dZ·Kᵀ`, back in

@@ -1,11 +1,12 @@
 //! `SimpleRNN` (Keras `keras/src/layers/rnn/simple_rnn.py`): `h_t = act((x_t·K + b) + h_{t−1}·R)`.
 
 use kiln_regularizers::Regularizer;
-use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul};
+use kiln_tensor::{Accumulate, Matrix, Parallelism, Shape, View, ViewMut, kernels, matmul, pool};
 use serde::{Deserialize, Serialize};
 
-use super::{RecurrentOptions, Steps, cells};
-use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
+use super::cells::{self, CellAct, with_cell_acts};
+use super::{RecurrentOptions, Steps};
+use crate::{Activation, BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 
 /// A fully connected recurrent layer (Keras `layers.SimpleRNN`): kernel `[features, units]`,
 /// recurrent kernel `[units, units]`, bias `[units]`; `h_t = act((x_t·K + b) + h_{t−1}·R)`
@@ -78,15 +79,19 @@ impl Layer for SimpleRNN {
         }
         let rv = View { rows: u, cols: u, data: r.value() };
         let act = self.options.activation;
-        for t in 0..time {
-            let (done, rest) = s.h.as_mut_slice().split_at_mut((t + 1) * b * u);
-            let h_prev = View { rows: b, cols: u, data: &done[t * b * u..] };
-            let z = &mut s.dz.as_mut_slice()[t * b * u..(t + 1) * b * u];
-            matmul::ab(kiln_tensor::ViewMut { rows: b, cols: u, data: z }, h_prev, rv, Accumulate::Add, super::STEP);
-            let h_next = &mut rest[..b * u];
-            h_next.copy_from_slice(z);
-            cells::apply_slice(act, h_next);
-        }
+        // Samples are independent: with threads, each takes a block of samples through
+        // every step.
+        let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
+        let bufs = [(s.dz.as_mut_slice(), u), (s.h.as_mut_slice(), u)];
+        pool::for_sample_blocks(par, b, &blocks, bufs, |rows, [mut z, mut h]| {
+            let n = rows.len();
+            for t in 0..time {
+                let ((h_prev, h_next), z) = (h.read_write(t, t + 1), z.step(t));
+                let h_prev = View { rows: n, cols: u, data: h_prev };
+                matmul::ab(ViewMut { rows: n, cols: u, data: z }, h_prev, rv, Accumulate::Add, super::STEP);
+                activate(act, z, h_next);
+            }
+        });
         s.output(&mut self.core.output, self.options.return_sequences);
     }
 
@@ -105,17 +110,28 @@ impl Layer for SimpleRNN {
         s.dh.resize(b, u);
         s.dh.fill(0.0);
         let rv = View { rows: u, cols: u, data: params[1].value() };
-        for t in (0..time).rev() {
-            s.add_output_grad(grad, t, self.options.return_sequences);
-            // dz_t = dh_t ⊙ act'(h_t); dh_{t−1} = dz_t·Rᵀ.
-            let h_t = &s.h.as_slice()[(t + 1) * b * u..(t + 2) * b * u];
-            let dz = &mut s.dz.as_mut_slice()[t * b * u..(t + 1) * b * u];
-            for ((d, &g), &h) in dz.iter_mut().zip(s.dh.as_slice()).zip(h_t) {
-                *d = g * cells::slope(act, h);
-            }
-            let dz = View { rows: b, cols: u, data: &s.dz.as_slice()[t * b * u..(t + 1) * b * u] };
-            matmul::abt(s.dh.view_mut(), dz, rv, Accumulate::Replace, super::STEP);
-        }
+        let (grad, return_sequences) = (&*grad, self.options.return_sequences);
+        let blocks = pool::row_blocks(par, b, super::MIN_BLOCK_ROWS);
+        let Steps { h, dz, dh, .. } = &mut *s;
+        let h = h.as_slice();
+        pool::for_sample_blocks(
+            par,
+            b,
+            &blocks,
+            [(dz.as_mut_slice(), u), (dh.as_mut_slice(), u)],
+            |rows, [mut dz, mut dh]| {
+                let (n, dh) = (rows.len(), dh.step(0));
+                for t in (0..time).rev() {
+                    super::add_output_grad(grad, (t, time), return_sequences, rows.clone(), dh);
+                    // dz_t = dh_t ⊙ act'(h_t); dh_{t−1} = dz_t·Rᵀ.
+                    let h_t = &h[((t + 1) * b + rows.start) * u..((t + 1) * b + rows.end) * u];
+                    let dz = dz.step(t);
+                    slopes(act, dh, h_t, dz);
+                    let dz = View { rows: n, cols: u, data: dz };
+                    matmul::abt(ViewMut { rows: n, cols: u, data: dh }, dz, rv, Accumulate::Replace, super::STEP);
+                }
+            },
+        );
         let (kernel, rest) = params.split_first_mut().expect("built");
         let (recurrent, bias) = rest.split_first_mut().expect("built");
         if let Some(bias) = bias.first_mut() {
@@ -129,4 +145,24 @@ impl Layer for SimpleRNN {
     fn activity_regularizer(&self) -> Option<&dyn Regularizer> {
         self.options.activity_regularizer.as_deref()
     }
+}
+
+/// `h = act(z)` over a block's step (the activation's type known to the loop).
+fn activate(act: Activation, z: &[f32], h: &mut [f32]) {
+    with_cell_acts!(Activation::Linear, act, activate_rows(z, h));
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn activate_rows<R: CellAct, A: CellAct>(z: &[f32], h: &mut [f32]) {
+    h.iter_mut().zip(z).for_each(|(h, &z)| *h = A::apply(z));
+}
+
+/// `dz = dh ⊙ act'(h)` from the states `h = act(z)`.
+fn slopes(act: Activation, dh: &[f32], h: &[f32], dz: &mut [f32]) {
+    with_cell_acts!(Activation::Linear, act, slopes_rows(dh, h, dz));
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn slopes_rows<R: CellAct, A: CellAct>(dh: &[f32], h: &[f32], dz: &mut [f32]) {
+    dz.iter_mut().zip(dh).zip(h).for_each(|((d, &g), &h)| *d = g * A::slope(h));
 }
