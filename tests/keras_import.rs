@@ -90,9 +90,12 @@ fn recurrent_go_backwards_imports_and_unsupported_arguments_are_refused() {
         };
         let m = model_from_keras(&layer(json!({"go_backwards": true, "stateful": false, "dropout": 0.0}))).unwrap();
         assert!(m.to_config_json().contains(r#""go_backwards": true"#), "{class}");
-        for (arg, value) in
-            [("stateful", json!(true)), ("return_state", json!(true)), ("recurrent_dropout", json!(0.2))]
-        {
+        for (arg, value) in [
+            ("stateful", json!(true)),
+            ("return_state", json!(true)),
+            ("dropout", json!(0.2)),
+            ("recurrent_dropout", json!(0.2)),
+        ] {
             let err = model_from_keras(&layer(json!({ arg: value }))).unwrap_err().to_string();
             assert!(err.contains(arg) && err.contains(class), "{class} {arg}: {err}");
         }

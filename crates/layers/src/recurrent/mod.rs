@@ -113,8 +113,9 @@ pub struct RecurrentOptions {
     pub return_sequences: bool,
     /// Process the steps last to first (Keras' `go_backwards`, default false): step `t`
     /// reads input `T − 1 − t`, and `return_sequences` outputs the states in processing
-    /// order, as Keras does.
-    #[serde(default)]
+    /// order, as Keras does. Written only when true, so configs saved before it read the
+    /// same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub go_backwards: bool,
     /// Initializer of the input kernel (default `glorot_uniform`).
     #[serde(default)]
