@@ -159,7 +159,8 @@ fn embedding_looks_up_rows_and_adds_the_gradients_of_repeated_ids() {
 /// steps (every step product small enough for faer's smallest kernels on one thread and
 /// on several), and 8 units and 32 samples × 40 steps (the whole batch's step product
 /// goes to faer's general kernel, a block of 16's to the small one). Both have over 1,024
-/// rows: the weight gradients are summed in parts (`matmul::atb_parts`), each on a thread.
+/// rows: the weight gradients are summed in parts (`matmul::atb_parts`; these are too small
+/// to hand the parts to threads, which `atb_parts`' own test does).
 fn threads_equal_one_thread(make: impl Fn(usize, bool) -> Box<dyn Layer>) {
     for (units, batch, time) in [(4, 48, 25), (8, 32, 40)] {
         threads_equal_one_thread_at(&make, units, batch, time);

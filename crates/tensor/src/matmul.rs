@@ -63,7 +63,10 @@ pub fn atb_parts(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, scratch: &mut crate
     }
     let (k, n) = (a.cols, b.cols);
     scratch.resize(parts, k * n);
-    let blocks = crate::pool::row_blocks(par, parts, 1);
+    // A thread takes at least MIN_SHARED_MACS of work, as every product here (a small
+    // layer's parts stay on one thread; the parts, and so the bits, do not change).
+    let min_parts = MIN_SHARED_MACS.div_ceil(PART_ROWS * k * n).max(1);
+    let blocks = crate::pool::row_blocks(par, parts, min_parts);
     crate::pool::for_sample_blocks(par, parts, &blocks, [(scratch.as_mut_slice(), k * n)], |range, [mut sums]| {
         for (p, sum) in range.zip(sums.step(0).chunks_exact_mut(k * n)) {
             let rows = p * PART_ROWS..((p + 1) * PART_ROWS).min(a.rows);
@@ -132,17 +135,18 @@ mod tests {
 
     #[test]
     fn gradient_in_parts_is_the_product_and_the_same_bits_on_any_threads() {
+        // 32×16 outputs: a part is 2^19 multiply-adds, so the parts do go to threads.
         let m = 2 * PART_ROWS + 37;
-        let (a, b) = (counting(m, 5, 0.37), counting(m, 3, 0.61));
+        let (a, b) = (counting(m, 32, 0.37), counting(m, 16, 0.61));
         let at = transpose(&a);
         let want = naive(&at, &b);
         let mut scratch = Matrix::zeros(0, 0);
-        let mut one = Matrix::zeros(5, 3);
+        let mut one = Matrix::zeros(32, 16);
         atb_parts(one.view_mut(), a.view(), b.view(), &mut scratch, Parallelism::Sequential);
         assert!(one.as_slice().iter().zip(&want).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs())));
         for threads in [2, 3] {
             let par = Parallelism::threads(threads);
-            let mut many = Matrix::zeros(5, 3);
+            let mut many = Matrix::zeros(32, 16);
             par.install(|| atb_parts(many.view_mut(), a.view(), b.view(), &mut scratch, par));
             let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&many), bits(&one), "{threads} threads");
