@@ -282,8 +282,8 @@ impl Optimizer {
         self.update_parallel(index, value, grad, None, 1);
     }
 
-    /// [`update`](Optimizer::update) split over `threads` threads of the current rayon
-    /// pool (the rules are elementwise, so the result is the same bits). Small parameters
+    /// [`update`](Optimizer::update) split over `threads` (at most 32) threads of the
+    /// current pool (`kiln_tensor::pool::for_each_part`; the rules are elementwise, so the result is the same bits). Small parameters
     /// are updated on this thread: below [`PARALLEL_MIN`] values, splitting costs more.
     /// Clipping and weight decay come first, on this thread, in Keras' order.
     ///
@@ -309,7 +309,7 @@ impl Optimizer {
         let rule = self.rule.as_ref();
         let slots = self.state.get_mut(index, value.len());
         let n_slots = slots.len();
-        let parts = if value.len() >= PARALLEL_MIN { threads.max(1) } else { 1 };
+        let parts = if value.len() >= PARALLEL_MIN { threads.clamp(1, kiln_tensor::pool::MAX_BLOCKS) } else { 1 };
         if parts == 1 {
             let mut refs: [&mut [f32]; MAX_SLOTS] = Default::default();
             for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
@@ -327,18 +327,17 @@ impl Optimizer {
         let mut square_chunks = squares.map(|sq| sq.chunks(chunk));
         let mut slot_chunks: Vec<std::slice::ChunksMut<'_, f32>> =
             slots.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
-        rayon::scope(|scope| {
-            while let (Some(v), Some(g)) = (values.next(), grads.next()) {
-                let mut refs: [&mut [f32]; MAX_SLOTS] = Default::default();
-                for (r, s) in refs.iter_mut().zip(slot_chunks.iter_mut()) {
-                    *r = s.next().expect("slots as long as the value");
-                }
-                let sq = square_chunks.as_mut().and_then(Iterator::next);
-                scope.spawn(move |_| match sq {
-                    Some(sq) => rule.update_with_squares(step, v, g, sq, &mut refs[..n_slots]),
-                    None => rule.update(step, v, g, &mut refs[..n_slots]),
-                });
+        let parts = std::iter::from_fn(|| {
+            let (v, g) = (values.next()?, grads.next()?);
+            let mut refs: [&mut [f32]; MAX_SLOTS] = Default::default();
+            for (r, s) in refs.iter_mut().zip(slot_chunks.iter_mut()) {
+                *r = s.next().expect("slots as long as the value");
             }
+            Some((v, g, square_chunks.as_mut().and_then(Iterator::next), refs))
+        });
+        kiln_tensor::pool::for_each_part(parts, |(v, g, sq, mut refs)| match sq {
+            Some(sq) => rule.update_with_squares(step, v, g, sq, &mut refs[..n_slots]),
+            None => rule.update(step, v, g, &mut refs[..n_slots]),
         });
     }
 

@@ -11,16 +11,27 @@
 use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, Parallelism, View, ViewMut};
 
-/// Products of at most this many multiply-adds run on one thread, whatever `par` says:
-/// sharing them costs more than it saves. Measured on an AMD EPYC Zen 4 (2 cores,
-/// `docs/performance.md`): 128×64·64×64 (524,288) ties on 2 threads, 128×96·96×10 and
-/// 32×120·120×128 (an LSTM step) run 0.73× and 0.82× as fast on 2 threads as on 1, and
-/// from 128×512·512×10 (655,360) on 2 threads pay (1.2–1.9×).
+/// The least work a thread takes from a split product, in multiply-adds: below it,
+/// handing the work over costs more than it saves. Measured on an AMD EPYC Zen 4 (2
+/// cores, `docs/performance.md`): 128×64·64×64 (524,288) ties on 2 threads, 128×96·96×10
+/// and 32×120·120×128 (an LSTM step) run 0.73× and 0.82× as fast on 2 threads as on 1.
 pub const MIN_SHARED_MACS: usize = 1 << 19;
 
-/// faer's product (on one thread when it is too small to share), then a clean vector
-/// state. faer splits a product by blocks of the output, so the bits do not depend on
-/// the threads.
+/// faer shares a product between threads only from this many multiply-adds …
+pub const FAER_MIN_SHARED_MACS: usize = 1 << 22;
+
+/// … and this many output values. faer splits a product by blocks of its output, and
+/// below these its split does not pay, even with the team warm (measured on an Intel Xeon
+/// under KVM, 2 cores, `docs/performance.md`): 128×784·784×96 (9.6 M multiply-adds but a
+/// 12,288-value output) runs 0.86–0.91× as fast on 2 threads as on 1, 128×512·512×10 and
+/// 96×128·128×96 0.6–0.97×, while 784×128·128×96 (75,264 outputs) and 128×784·784×512
+/// run 1.5× faster.
+pub const FAER_MIN_SHARED_OUTPUTS: usize = 1 << 15;
+
+/// faer's product (on one thread when it is too small to share: fewer than
+/// [`FAER_MIN_SHARED_MACS`] multiply-adds or [`FAER_MIN_SHARED_OUTPUTS`] outputs), then a
+/// clean vector state. faer splits a product by blocks of the output, so the bits do not
+/// depend on the threads.
 fn product(
     dst: faer::MatMut<'_, f32>,
     accum: Accumulate,
@@ -28,8 +39,9 @@ fn product(
     b: faer::MatRef<'_, f32>,
     par: Parallelism,
 ) {
-    let macs = dst.nrows() * dst.ncols() * a.ncols();
-    let par = if macs <= MIN_SHARED_MACS { Parallelism::Sequential } else { par };
+    let outputs = dst.nrows() * dst.ncols();
+    let shared = outputs * a.ncols() >= FAER_MIN_SHARED_MACS && outputs >= FAER_MIN_SHARED_OUTPUTS;
+    let par = if shared { par } else { Parallelism::Sequential };
     faer::linalg::matmul::matmul(dst, accum.to_faer(), a, b, 1.0f32, par.to_faer());
     clear_upper_state();
 }

@@ -1,14 +1,17 @@
 //! Thread pools for `Parallelism::Threads(n)`, and splitting work across them.
 //!
 //! Training with N threads runs *inside* a pool of N threads ([`Parallelism::install`]):
-//! the training loop itself is one of them, so between parallel steps no worker spins
-//! against it (measured: calling a pool from outside made 2-thread W2L 18 % slower than 1
-//! thread on 2 cores). Every split here preserves each output's summation order, so N
-//! threads give the same bits as one.
+//! the training loop itself is one of them (measured: calling a pool from outside made
+//! 2-thread W2L 18 % slower than 1 thread on 2 cores). Inside, the pool's other threads
+//! form a warm team (`spindle`, the crate faer's own products use): between parallel
+//! steps they spin a few milliseconds before they sleep, so handing them the next step
+//! costs about 1 µs instead of the 10 µs of waking a sleeping thread (measured on an
+//! Intel Xeon under KVM, `docs/performance.md`). Every split here runs on that team and
+//! preserves each output's summation order, so N threads give the same bits as one.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::Parallelism;
 use crate::upper_state::clear_upper_state;
@@ -30,7 +33,8 @@ fn pool(n: usize) -> Arc<rayon::ThreadPool> {
 
 impl Parallelism {
     /// Runs `f` on this many threads: directly when sequential, else inside the pool of
-    /// that size (so faer's products and [`for_ranges`] in `f` use exactly these threads).
+    /// that size with its other threads kept as a warm team for as long as `f` runs (so
+    /// faer's products and [`for_ranges`] in `f` use exactly these threads, and cheaply).
     pub fn install<R: Send>(self, f: impl FnOnce() -> R + Send) -> R {
         match self {
             Parallelism::Sequential => f(),
@@ -38,7 +42,7 @@ impl Parallelism {
                 if rayon::current_thread_index().is_some() && rayon::current_num_threads() == n.get() {
                     f() // already inside such a pool
                 } else {
-                    pool(n.get()).install(f)
+                    pool(n.get()).install(|| spindle::with_lock(n.get(), f))
                 }
             }
         }
@@ -47,6 +51,37 @@ impl Parallelism {
 
 /// Most blocks work is cut into (more threads than this do not pay for these kernels).
 pub const MAX_BLOCKS: usize = 32;
+
+/// Runs `job(k)` for each `k` in `0..n`, on the current team's threads (inside
+/// [`Parallelism::install`]; else on rayon's pool), each job after clearing the upper
+/// vector state: it may run on a thread that just ran faer's assembly.
+pub fn for_each_job(n: usize, job: impl Fn(usize) + Sync) {
+    match n {
+        0 => {}
+        1 => job(0),
+        _ => spindle::for_each_raw(n, |k| {
+            clear_upper_state();
+            job(k)
+        }),
+    }
+}
+
+/// Runs `f(part)` once for each of `parts` (at most [`MAX_BLOCKS`]; disjoint `&mut` slices
+/// of one buffer, typically) as [`for_each_job`] does. The parts wait in fixed slots, so
+/// handing them out allocates nothing.
+pub fn for_each_part<P: Send>(parts: impl IntoIterator<Item = P>, f: impl Fn(P) + Sync) {
+    let mut slots: [Mutex<Option<P>>; MAX_BLOCKS] = std::array::from_fn(|_| Mutex::new(None));
+    let mut n = 0;
+    for part in parts {
+        assert!(n < MAX_BLOCKS, "at most {MAX_BLOCKS} parts run at once");
+        *slots[n].get_mut().unwrap_or_else(PoisonError::into_inner) = Some(part);
+        n += 1;
+    }
+    for_each_job(n, |k| {
+        let part = slots[k].lock().unwrap_or_else(PoisonError::into_inner).take();
+        f(part.expect("each part runs once"))
+    });
+}
 
 /// Contiguous, increasing ranges covering `0..len`, held inline (no allocation, so the
 /// per-batch path stays allocation-free).
@@ -112,18 +147,13 @@ pub fn for_blocks<T: Send>(
     if par == Parallelism::Sequential || blocks.len() <= 1 {
         return f(0..out.len(), out);
     }
-    rayon::scope(|s| {
-        let mut rest = out;
-        for r in blocks.iter().cloned() {
-            let (mine, tail) = rest.split_at_mut(r.len());
-            rest = tail;
-            let f = &f;
-            s.spawn(move |_| {
-                clear_upper_state();
-                f(r, mine)
-            });
-        }
+    let mut rest = out;
+    let parts = blocks.iter().map(|r| {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len());
+        rest = tail;
+        (r.clone(), mine)
     });
+    for_each_part(parts, |(r, mine)| f(r, mine));
 }
 
 /// `0..len` cut into at most `parts` contiguous ranges of at least `min_len` (aligned to
@@ -143,15 +173,7 @@ pub fn for_ranges(par: Parallelism, ranges: &[Range<usize>], f: impl Fn(usize, R
         ranges.iter().cloned().enumerate().for_each(|(k, r)| f(k, r));
         return;
     }
-    rayon::scope(|s| {
-        for (k, r) in ranges.iter().cloned().enumerate() {
-            let f = &f;
-            s.spawn(move |_| {
-                clear_upper_state();
-                f(k, r)
-            });
-        }
-    });
+    for_each_job(ranges.len(), |k| f(k, ranges[k].clone()));
 }
 
 /// Splits `data` into the row blocks `rows` (of `width` values each) and calls
@@ -172,18 +194,13 @@ pub fn for_row_blocks(
         }
         return;
     }
-    rayon::scope(|s| {
-        let mut rest = data;
-        for r in rows {
-            let (block, tail) = rest.split_at_mut((r.end - r.start) * width);
-            rest = tail;
-            let (f, start) = (&f, r.start);
-            s.spawn(move |_| {
-                clear_upper_state();
-                f(start, block)
-            });
-        }
+    let mut rest = data;
+    let parts = rows.iter().map(|r| {
+        let (block, tail) = std::mem::take(&mut rest).split_at_mut((r.end - r.start) * width);
+        rest = tail;
+        (r.start, block)
     });
+    for_each_part(parts, |(start, block)| f(start, block));
 }
 
 /// [`for_row_blocks`] over two buffers cut at the same rows (widths `wa` and `wb`):
@@ -198,20 +215,15 @@ pub fn for_row_blocks2(
     if par == Parallelism::Sequential || rows.len() <= 1 {
         return f(0, a, b);
     }
-    rayon::scope(|s| {
-        let (mut ra, mut rb) = (a, b);
-        for r in rows {
-            let n = r.end - r.start;
-            let (ba, ta) = ra.split_at_mut(n * wa);
-            let (bb, tb) = rb.split_at_mut(n * wb);
-            (ra, rb) = (ta, tb);
-            let (f, start) = (&f, r.start);
-            s.spawn(move |_| {
-                clear_upper_state();
-                f(start, ba, bb)
-            });
-        }
+    let (mut ra, mut rb) = (a, b);
+    let parts = rows.iter().map(|r| {
+        let n = r.end - r.start;
+        let (ba, ta) = std::mem::take(&mut ra).split_at_mut(n * wa);
+        let (bb, tb) = std::mem::take(&mut rb).split_at_mut(n * wb);
+        (ra, rb) = (ta, tb);
+        (r.start, ba, bb)
     });
+    for_each_part(parts, |(start, ba, bb)| f(start, ba, bb));
 }
 
 /// Row blocks of `rows` rows for `par`: one per thread, none smaller than `min_rows`.
@@ -269,5 +281,64 @@ mod tests {
             sum.fetch_add(r.len(), std::sync::atomic::Ordering::Relaxed);
         });
         assert_eq!(sum.into_inner(), 1000);
+    }
+
+    /// Fills each value of `out` from its index, split into `parts` parts on `par`.
+    fn fill_parts(par: Parallelism, out: &mut [f32], parts: usize) {
+        let blocks = split_ranges(out.len(), parts, 1);
+        par.install(|| {
+            for_blocks(par, &blocks, out, |r, mine| {
+                for (i, v) in r.zip(mine) {
+                    *v = (i as f32).sqrt();
+                }
+            })
+        });
+    }
+
+    #[test]
+    fn every_part_runs_once_and_a_panic_reaches_the_caller() {
+        let mut seq = vec![0.0; 10_000];
+        fill_parts(Parallelism::Sequential, &mut seq, 1);
+        for (threads, parts) in [(2, 2), (2, 7), (3, 32)] {
+            let mut out = vec![-1.0; 10_000];
+            fill_parts(Parallelism::threads(threads), &mut out, parts);
+            assert_eq!(out, seq, "{threads} threads, {parts} parts");
+        }
+        let caught = std::panic::catch_unwind(|| {
+            Parallelism::threads(2).install(|| for_each_job(4, |k| assert!(k != 2, "job {k} fails")))
+        });
+        assert!(caught.is_err(), "a job's panic reaches the caller");
+        // The pool still works after it.
+        let mut out = vec![-1.0; 10_000];
+        fill_parts(Parallelism::threads(2), &mut out, 2);
+        assert_eq!(out, seq);
+    }
+
+    #[test]
+    fn trainings_sharing_a_pool_from_several_threads_all_finish() {
+        // Each caller's team may find the pool's other thread busy with another caller's
+        // team: the calling thread then runs every part itself rather than wait for it.
+        let mut seq = vec![0.0; 50_000];
+        fill_parts(Parallelism::Sequential, &mut seq, 1);
+        // A product faer shares (16.7 M multiply-adds, 65,536 outputs).
+        let a = crate::Matrix::from_vec(256, 256, (0..65_536).map(|i| (i % 13) as f32 - 6.0).collect()).unwrap();
+        let product = |par: Parallelism| {
+            let mut c = crate::Matrix::zeros(256, 256);
+            par.install(|| crate::matmul::ab(c.view_mut(), a.view(), a.view(), crate::Accumulate::Replace, par));
+            c
+        };
+        let seq_product = product(Parallelism::Sequential);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..100 {
+                        let mut out = vec![-1.0; 50_000];
+                        fill_parts(Parallelism::threads(2), &mut out, 2);
+                        assert_eq!(out, seq);
+                        assert_eq!(product(Parallelism::threads(2)).as_slice(), seq_product.as_slice());
+                    }
+                });
+            }
+        });
     }
 }

@@ -1,8 +1,7 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
-use crate::pool::split_ranges;
+use crate::pool::{for_each_part, split_ranges};
 use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
-use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
 mod nonzeros;
@@ -183,18 +182,13 @@ impl CsrMatrix {
         if blocks.len() <= 1 {
             return rows(&self.indptr, dst.data);
         }
-        rayon::scope(|s| {
-            let mut rest = dst.data;
-            for r in blocks.iter() {
-                let (out, tail) = rest.split_at_mut((r.end - r.start) * n);
-                rest = tail;
-                let (ptr, rows) = (&self.indptr[r.start..=r.end], &rows);
-                s.spawn(move |_| {
-                    clear_upper_state();
-                    rows(ptr, out);
-                });
-            }
+        let mut rest = dst.data;
+        let parts = blocks.iter().map(|r| {
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut((r.end - r.start) * n);
+            rest = tail;
+            (&self.indptr[r.start..=r.end], out)
         });
+        for_each_part(parts, |(ptr, out)| rows(ptr, out));
     }
 
     /// `dst (k×n) ⟵ selfᵀ (k×m) · b (m×n)`: the weight gradient of a layer fed sparse input.

@@ -9,9 +9,8 @@
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
 
-use crate::pool::{Blocks, for_blocks, split_ranges};
+use crate::pool::{Blocks, for_blocks, for_each_part, split_ranges};
 use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
-use crate::upper_state::clear_upper_state;
 use crate::{Accumulate, CsrMatrix, PackedColumns, Parallelism, View, ViewMut};
 
 /// The entries of a [`CsrMatrix`] grouped by column; buffers are reused across batches.
@@ -99,24 +98,19 @@ impl ColumnIndex {
         if par == Parallelism::Sequential || blocks.len() <= 1 {
             return place(0..cols, &mut self.cursor, &mut self.row_of, &mut self.value_of);
         }
-        rayon::scope(|s| {
-            let (mut cursor, mut row_of, mut value_of) =
-                (&mut self.cursor[..], &mut self.row_of[..], &mut self.value_of[..]);
-            let mut placed = 0;
-            for r in blocks.iter().cloned() {
-                let (mine, rest) = cursor.split_at_mut(r.len());
-                // The block's slots end where the next block's first column starts.
-                let end = rest.first().copied().unwrap_or(next);
-                let (mine_rows, rest_rows) = row_of.split_at_mut(end - placed);
-                let (mine_values, rest_values) = value_of.split_at_mut(end - placed);
-                (cursor, row_of, value_of, placed) = (rest, rest_rows, rest_values, end);
-                let place = &place;
-                s.spawn(move |_| {
-                    clear_upper_state();
-                    place(r, mine, mine_rows, mine_values)
-                });
-            }
+        let (mut cursor, mut row_of, mut value_of) =
+            (&mut self.cursor[..], &mut self.row_of[..], &mut self.value_of[..]);
+        let mut placed = 0;
+        let parts = blocks.iter().map(|r| {
+            let (mine, rest) = std::mem::take(&mut cursor).split_at_mut(r.len());
+            // The block's slots end where the next block's first column starts.
+            let end = rest.first().copied().unwrap_or(next);
+            let (mine_rows, rest_rows) = std::mem::take(&mut row_of).split_at_mut(end - placed);
+            let (mine_values, rest_values) = std::mem::take(&mut value_of).split_at_mut(end - placed);
+            (cursor, row_of, value_of, placed) = (rest, rest_rows, rest_values, end);
+            (r.clone(), mine, mine_rows, mine_values)
         });
+        for_each_part(parts, |(r, mine, mine_rows, mine_values)| place(r, mine, mine_rows, mine_values));
     }
 
     /// Whether the index was last built from a matrix of `m`'s shape and entry count: a
@@ -146,16 +140,14 @@ impl ColumnIndex {
             columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, all, dst.data);
             return;
         }
-        rayon::scope(|s| {
-            let mut rest = dst.data;
-            for r in blocks.iter().cloned() {
-                let (out, tail) = rest.split_at_mut((r.end - r.start) * n);
-                rest = tail;
-                s.spawn(move |_| {
-                    clear_upper_state();
-                    columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, r, out);
-                });
-            }
+        let mut rest = dst.data;
+        let parts = blocks.iter().map(|r| {
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut((r.end - r.start) * n);
+            rest = tail;
+            (r.clone(), out)
+        });
+        for_each_part(parts, |(r, out)| {
+            columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, r, out)
         });
     }
 
@@ -194,26 +186,22 @@ impl ColumnIndex {
             zero_rows(clear, 0, n, dst.data);
             return sums(touched, ptr, 0, dst.data);
         }
-        rayon::scope(|s| {
-            let mut rest = dst.data;
-            let mut first_row = 0;
-            for t in blocks.iter().cloned() {
-                // Rows of `dst` from this block's first touched column up to the next block's.
-                let end_row = touched.get(t.end).map_or(cols, |&j| j as usize);
-                let (out, tail) = rest.split_at_mut((end_row - first_row) * n);
-                let row0 = first_row;
-                (rest, first_row) = (tail, end_row);
-                let (mine_touched, mine_ptr) = (&touched[t.clone()], &ptr[t.start..=t.end]);
-                let first = if t.start == 0 { 0 } else { row0 as u32 };
-                let mine =
-                    &clear[clear.partition_point(|&r| r < first)..clear.partition_point(|&r| (r as usize) < end_row)];
-                let sums = &sums;
-                s.spawn(move |_| {
-                    clear_upper_state();
-                    zero_rows(mine, row0, n, out);
-                    sums(mine_touched, mine_ptr, row0, out);
-                });
-            }
+        let mut rest = dst.data;
+        let mut first_row = 0;
+        let parts = blocks.iter().map(|t| {
+            // Rows of `dst` from this block's first touched column up to the next block's.
+            let end_row = touched.get(t.end).map_or(cols, |&j| j as usize);
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut((end_row - first_row) * n);
+            let row0 = first_row;
+            (rest, first_row) = (tail, end_row);
+            let first = if t.start == 0 { 0 } else { row0 as u32 };
+            let mine =
+                &clear[clear.partition_point(|&r| r < first)..clear.partition_point(|&r| (r as usize) < end_row)];
+            (t.clone(), row0, mine, out)
+        });
+        for_each_part(parts, |(t, row0, mine, out)| {
+            zero_rows(mine, row0, n, out);
+            sums(&touched[t.clone()], &ptr[t.start..=t.end], row0, out);
         });
     }
 }

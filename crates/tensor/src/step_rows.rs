@@ -104,7 +104,7 @@ pub fn for_sample_blocks<const N: usize>(
         clear_upper_state();
         f(rows, views)
     };
-    split(blocks, &run);
+    crate::pool::for_each_job(blocks.len(), |k| run(blocks[k].clone()));
 }
 
 /// The buffers' `(start, length, width)`, shared by the blocks' tasks.
@@ -117,18 +117,6 @@ impl<const N: usize> Buffers<N> {
     /// Every buffer's rows of the samples `rows`.
     fn block(&self, batch: usize, rows: &Range<usize>) -> [StepRows<'_>; N] {
         self.0.map(|(ptr, len, width)| StepRows { ptr, len, batch, width, rows: rows.clone(), _buffer: PhantomData })
-    }
-}
-
-/// Runs `run` on each block, halving the list with `rayon::join`.
-fn split(blocks: &[Range<usize>], run: &(impl Fn(Range<usize>) + Sync)) {
-    match blocks {
-        [] => {}
-        [only] => run(only.clone()),
-        _ => {
-            let (left, right) = blocks.split_at(blocks.len() / 2);
-            rayon::join(|| split(left, run), || split(right, run));
-        }
     }
 }
 

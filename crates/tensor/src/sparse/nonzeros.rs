@@ -6,8 +6,7 @@ use std::ops::Range;
 
 use super::CsrMatrix;
 use crate::Parallelism;
-use crate::pool::{for_blocks, row_blocks};
-use crate::upper_state::clear_upper_state;
+use crate::pool::{for_blocks, for_each_part, row_blocks};
 
 /// Fewest values a thread gathers (below that, one thread is faster).
 const MIN_VALUES_PER_THREAD: usize = 32 * 1024;
@@ -56,20 +55,15 @@ impl CsrMatrix {
         self.indices.resize(nnz, 0);
         self.values.resize(nnz, 0.0);
         let indptr = &self.indptr;
-        rayon::scope(|s| {
-            let (mut idx, mut val) = (&mut self.indices[..], &mut self.values[..]);
-            for r in blocks.iter().cloned() {
-                let len = indptr[r.end] - indptr[r.start];
-                let (mine_idx, rest_idx) = idx.split_at_mut(len);
-                let (mine_val, rest_val) = val.split_at_mut(len);
-                (idx, val) = (rest_idx, rest_val);
-                let (row, value) = (&row, &value);
-                s.spawn(move |_| {
-                    clear_upper_state();
-                    fill(r, row, value, indptr, mine_idx, mine_val)
-                });
-            }
+        let (mut idx, mut val) = (&mut self.indices[..], &mut self.values[..]);
+        let parts = blocks.iter().map(|r| {
+            let len = indptr[r.end] - indptr[r.start];
+            let (mine_idx, rest_idx) = std::mem::take(&mut idx).split_at_mut(len);
+            let (mine_val, rest_val) = std::mem::take(&mut val).split_at_mut(len);
+            (idx, val) = (rest_idx, rest_val);
+            (r.clone(), mine_idx, mine_val)
         });
+        for_each_part(parts, |(r, mine_idx, mine_val)| fill(r, &row, &value, indptr, mine_idx, mine_val));
     }
 }
 
