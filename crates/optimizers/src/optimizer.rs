@@ -325,12 +325,16 @@ impl Optimizer {
         let mut values = value.chunks_mut(chunk);
         let mut grads = grad.chunks(chunk);
         let mut square_chunks = squares.map(|sq| sq.chunks(chunk));
-        let mut slot_chunks: Vec<std::slice::ChunksMut<'_, f32>> =
-            slots.iter_mut().map(|s| s.chunks_mut(chunk)).collect();
+        // Each slot cut like the value (an array, not a `Vec`: a step allocates nothing).
+        let mut slot_chunks: [std::slice::ChunksMut<'_, f32>; MAX_SLOTS] =
+            std::array::from_fn(|_| <&mut [f32]>::default().chunks_mut(chunk));
+        for (chunks, s) in slot_chunks.iter_mut().zip(slots.iter_mut()) {
+            *chunks = s.chunks_mut(chunk);
+        }
         let parts = std::iter::from_fn(|| {
             let (v, g) = (values.next()?, grads.next()?);
             let mut refs: [&mut [f32]; MAX_SLOTS] = Default::default();
-            for (r, s) in refs.iter_mut().zip(slot_chunks.iter_mut()) {
+            for (r, s) in refs.iter_mut().zip(&mut slot_chunks[..n_slots]) {
                 *r = s.next().expect("slots as long as the value");
             }
             Some((v, g, square_chunks.as_mut().and_then(Iterator::next), refs))
