@@ -61,8 +61,8 @@ impl Callback for Marks {
     }
 }
 
-/// On one thread (every core is the default): threaded steps hand the pool a few task
-/// records per batch, which `threaded_recurrent_steps_do_not_allocate` bounds.
+/// On one thread (every core is the default; `threaded_steps_do_not_allocate` holds 2
+/// threads to the same).
 fn assert_no_allocation_after_first_batch(mut model: Sequential, x: Features, y: Matrix, batch: usize) {
     model.set_parallelism(kiln_tensor::Parallelism::Sequential);
     let mut marks = Marks { at: Vec::with_capacity(1000) };
