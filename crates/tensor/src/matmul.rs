@@ -18,14 +18,14 @@ use crate::{Accumulate, Parallelism, View, ViewMut};
 pub const MIN_SHARED_MACS: usize = 1 << 19;
 
 /// faer shares a product between threads only from this many multiply-adds …
-pub const FAER_MIN_SHARED_MACS: usize = 1 << 22;
+pub const FAER_MIN_SHARED_MACS: usize = 1 << 23;
 
 /// … and this many output values. faer splits a product by blocks of its output, and
-/// below these its split does not pay, even with the team warm (measured on an Intel Xeon
-/// under KVM, 2 cores, `docs/performance.md`): 128×784·784×96 (9.6 M multiply-adds but a
-/// 12,288-value output) runs 0.86–0.91× as fast on 2 threads as on 1, 128×512·512×10 and
-/// 96×128·128×96 0.6–0.97×, while 784×128·128×96 (75,264 outputs) and 128×784·784×512
-/// run 1.5× faster.
+/// below these its split does not pay, even with the team warm (`cargo xtask bench
+/// --share`; measured on an Intel Xeon under KVM, 2 cores, `docs/performance.md`):
+/// 128×784·784×96 (9.6 M multiply-adds but a 12,288-value output) runs 0.99× as fast on 2
+/// threads as on 1, 3840×10·10×128 (4.9 M) 0.94×, 128×512·512×10 and 96×128·128×96
+/// 0.76–0.88×, while 784×128·128×96 (75,264 outputs) and 128×784·784×512 run 1.5× faster.
 pub const FAER_MIN_SHARED_OUTPUTS: usize = 1 << 15;
 
 /// faer's product (on one thread when it is too small to share: fewer than
@@ -39,10 +39,29 @@ fn product(
     b: faer::MatRef<'_, f32>,
     par: Parallelism,
 ) {
-    let outputs = dst.nrows() * dst.ncols();
-    let shared = outputs * a.ncols() >= FAER_MIN_SHARED_MACS && outputs >= FAER_MIN_SHARED_OUTPUTS;
-    let par = if shared { par } else { Parallelism::Sequential };
+    let par = if shares(dst.nrows(), a.ncols(), dst.ncols()) { par } else { Parallelism::Sequential };
     faer::linalg::matmul::matmul(dst, accum.to_faer(), a, b, 1.0f32, par.to_faer());
+    clear_upper_state();
+}
+
+/// Whether an `m×k · k×n` product is shared between threads: from
+/// [`FAER_MIN_SHARED_MACS`] multiply-adds and [`FAER_MIN_SHARED_OUTPUTS`] outputs.
+pub fn shares(m: usize, k: usize, n: usize) -> bool {
+    m * n * k >= FAER_MIN_SHARED_MACS && m * n >= FAER_MIN_SHARED_OUTPUTS
+}
+
+/// [`ab`] on exactly `par`'s threads, whether or not [`shares`] would share it: for
+/// measuring the rule (`cargo xtask bench --share`).
+pub fn ab_on(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, par: Parallelism) {
+    assert_eq!((a.cols, dst.rows, dst.cols), (b.rows, a.rows, b.cols), "matmul ab_on shapes");
+    faer::linalg::matmul::matmul(
+        dst.into_faer(),
+        faer::Accum::Replace,
+        a.as_faer(),
+        b.as_faer(),
+        1.0f32,
+        par.to_faer(),
+    );
     clear_upper_state();
 }
 

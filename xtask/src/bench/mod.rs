@@ -12,6 +12,7 @@ mod crossover;
 mod layers;
 mod peer;
 mod scaling;
+mod share;
 mod workloads;
 
 use std::process::Command;
@@ -62,6 +63,10 @@ pub struct BenchArgs {
     /// rows with their zeros skipped, over a sweep of densities (the crossover).
     #[arg(long)]
     crossover: bool,
+    /// Instead of the workloads, time the workloads' dense products on one thread and
+    /// shared by `--threads` (at least 2), against the rule that decides which to share.
+    #[arg(long)]
+    share: bool,
     /// Internal: run one workload in this process and print its result as JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -119,6 +124,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     }
     if args.crossover {
         crossover::run()?;
+        return Ok(true);
+    }
+    if args.share {
+        share::run(threads)?;
         return Ok(true);
     }
     if args.layers {
