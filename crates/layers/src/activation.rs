@@ -4,7 +4,7 @@ use kiln_tensor::pool::{for_row_blocks, for_row_blocks2, row_blocks};
 use kiln_tensor::{Parallelism, kernels};
 
 /// Fewest values a thread's block of rows should hold (below that, threads cost more).
-const MIN_VALUES_PER_THREAD: usize = 16 * 1024;
+pub(crate) const MIN_VALUES_PER_THREAD: usize = 16 * 1024;
 use serde::{Deserialize, Serialize};
 
 /// An activation applied elementwise (or row-wise for softmax) after a layer's product,

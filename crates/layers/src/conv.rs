@@ -6,9 +6,11 @@
 
 use kiln_regularizers::Regularizer;
 use kiln_tensor::conv::{conv2d_backward_input, conv2d_backward_kernel, conv2d_forward};
+use kiln_tensor::pool::{for_row_blocks2, row_blocks};
 use kiln_tensor::{Accumulate, Matrix, Padding, Parallelism, Shape, View, ViewMut, Window2d, kernels};
 use serde::{Deserialize, Serialize};
 
+use crate::activation::MIN_VALUES_PER_THREAD;
 use crate::{Activation, BuildContext, GradOf, Initializer, Layer, LayerCore, LayerError, LayerInput};
 
 /// What Conv1D and Conv2D share: Keras' arguments besides the window's sizes.
@@ -154,15 +156,22 @@ impl Conv<'_> {
         out.resize(n, g.output_len(cout));
         let kernel = View { rows: g.col_width(), cols: cout, data: params[0].value() };
         conv2d_forward(out.view_mut(), x, kernel, &g, &mut s.scratch[..need], par);
-        // Keras' order: conv, then `+ bias`, then the activation (same rounding as fused).
-        if let Some(bias) = params.get(1) {
-            kernels::add_row_vector(out.as_mut_slice(), bias.value());
-        }
-        if self.options.activation.needs_input() {
-            s.pre.clear();
-            s.pre.extend_from_slice(out.as_slice());
-        }
-        self.options.activation.apply(out.as_mut_slice(), cout);
+        // Keras' order: conv, then `+ bias`, then the activation (same rounding as fused),
+        // rows of `cout` values split between threads (each row on its own: same bits).
+        let (act, bias) = (self.options.activation, params.get(1).map(|b| b.value()));
+        let pre_width = if act.needs_input() { cout } else { 0 };
+        s.pre.resize(out.as_slice().len() / cout * pre_width, 0.0);
+        let rows = out.as_slice().len() / cout;
+        let blocks = row_blocks(par, rows, MIN_VALUES_PER_THREAD / cout);
+        for_row_blocks2(par, (out.as_mut_slice(), cout), (&mut s.pre, pre_width), &blocks, |_, out, pre| {
+            if let Some(bias) = bias {
+                kernels::add_row_vector(out, bias);
+            }
+            if pre_width > 0 {
+                pre.copy_from_slice(out);
+            }
+            act.apply(out, cout);
+        });
     }
 
     fn backward(

@@ -7,7 +7,8 @@
 //! never count, and average pooling with `same` divides by the real cells of the window.
 
 use kiln_tensor::conv::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
-use kiln_tensor::{Matrix, Padding, Parallelism, Shape, ShapeError, Window2d};
+use kiln_tensor::pool::{Blocks, for_each_part, row_blocks};
+use kiln_tensor::{Matrix, Padding, Parallelism, Shape, ShapeError, View, ViewMut, Window2d};
 use serde::{Deserialize, Serialize};
 
 use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
@@ -34,36 +35,78 @@ impl PoolState {
         Ok(window)
     }
 
-    fn forward(&mut self, core: &mut LayerCore, reduce: Reduce, input: LayerInput<'_>, training: bool) {
+    fn forward(
+        &mut self,
+        core: &mut LayerCore,
+        reduce: Reduce,
+        input: LayerInput<'_>,
+        training: bool,
+        par: Parallelism,
+    ) {
         let g = self.window.unwrap_or_else(|| panic!("layer `{}` used before build", core.name));
         let LayerInput::Dense(x) = input else { panic!("layer `{}` takes dense input", core.name) };
-        let out_len = g.output_len(g.input()[2]);
+        let (in_len, out_len) = (x.cols, g.output_len(g.input()[2]));
         core.output.resize(x.rows, out_len);
-        match reduce {
-            Reduce::Max => {
-                // The argmax is only needed to send gradients back: kept in training only.
-                let argmax = if training {
-                    self.argmax.resize(x.rows * out_len, 0);
-                    Some(&mut self.argmax[..])
-                } else {
-                    None
-                };
-                max_pool_forward(core.output.view_mut(), argmax, x, &g);
+        // The argmax is only needed to send gradients back: kept in training only.
+        let keep_argmax = training && reduce == Reduce::Max;
+        let arg_len = if keep_argmax { out_len } else { 0 };
+        self.argmax.resize(x.rows * arg_len, 0);
+        let blocks = image_blocks(par, x.rows, in_len);
+        let (mut out_rest, mut arg_rest) = (core.output.as_mut_slice(), &mut self.argmax[..]);
+        let parts = blocks.iter().map(|images| {
+            let (out, o) = std::mem::take(&mut out_rest).split_at_mut(images.len() * out_len);
+            let (arg, a) = std::mem::take(&mut arg_rest).split_at_mut(images.len() * arg_len);
+            (out_rest, arg_rest) = (o, a);
+            (images.clone(), out, arg)
+        });
+        for_each_part(parts, |(images, out, arg)| {
+            let x =
+                View { rows: images.len(), cols: in_len, data: &x.data[images.start * in_len..images.end * in_len] };
+            let out = ViewMut { rows: images.len(), cols: out_len, data: out };
+            match reduce {
+                Reduce::Max => max_pool_forward(out, keep_argmax.then_some(arg), x, &g),
+                Reduce::Average => avg_pool_forward(out, x, &g),
             }
-            Reduce::Average => avg_pool_forward(core.output.view_mut(), x, &g),
-        }
+        });
     }
 
-    fn backward(&self, reduce: Reduce, input: LayerInput<'_>, grad: &Matrix, grad_input: Option<&mut Matrix>) {
+    fn backward(
+        &self,
+        reduce: Reduce,
+        input: LayerInput<'_>,
+        grad: &Matrix,
+        grad_input: Option<&mut Matrix>,
+        par: Parallelism,
+    ) {
         let Some(gi) = grad_input else { return };
         let g = self.window.expect("built");
         gi.resize(input.rows(), input.cols());
         gi.fill(0.0);
-        match reduce {
-            Reduce::Max => max_pool_backward(gi.view_mut(), grad.view(), &self.argmax[..grad.rows() * grad.cols()]),
-            Reduce::Average => avg_pool_backward(gi.view_mut(), grad.view(), &g),
-        }
+        let (in_len, out_len) = (gi.cols(), grad.cols());
+        let blocks = image_blocks(par, gi.rows(), in_len);
+        let mut rest = gi.as_mut_slice();
+        let parts = blocks.iter().map(|images| {
+            let (dx, tail) = std::mem::take(&mut rest).split_at_mut(images.len() * in_len);
+            rest = tail;
+            (images.clone(), dx)
+        });
+        for_each_part(parts, |(images, dx)| {
+            let dx = ViewMut { rows: images.len(), cols: in_len, data: dx };
+            let values = images.start * out_len..images.end * out_len;
+            let dy = View { rows: images.len(), cols: out_len, data: &grad.as_slice()[values.clone()] };
+            match reduce {
+                Reduce::Max => max_pool_backward(dx, dy, &self.argmax[values]),
+                Reduce::Average => avg_pool_backward(dx, dy, &g),
+            }
+        });
     }
+}
+
+/// Pooling splits between threads by images, at least 32 K input values a thread (one
+/// 26×26×32 image of W3 is 21,632): each image's windows are its own, so the bits do not
+/// depend on the threads.
+fn image_blocks(par: Parallelism, images: usize, values_per_image: usize) -> Blocks {
+    row_blocks(par, images, (32 * 1024usize).div_ceil(values_per_image.max(1)))
 }
 
 /// The sample of a 1-D layer as the `[1, steps, c]` a 2-D window slides over.
@@ -103,8 +146,8 @@ macro_rules! pooling_layer {
             Ok(self.out_shape(&g))
         }
 
-        fn forward(&mut self, input: LayerInput<'_>, training: bool, _par: Parallelism) {
-            self.state.forward(&mut self.core, $reduce, input, training);
+        fn forward(&mut self, input: LayerInput<'_>, training: bool, par: Parallelism) {
+            self.state.forward(&mut self.core, $reduce, input, training, par);
         }
 
         fn backward(
@@ -113,9 +156,9 @@ macro_rules! pooling_layer {
             grad: &mut Matrix,
             _grad_of: GradOf,
             grad_input: Option<&mut Matrix>,
-            _par: Parallelism,
+            par: Parallelism,
         ) {
-            self.state.backward($reduce, input, grad, grad_input);
+            self.state.backward($reduce, input, grad, grad_input, par);
         }
     };
 }

@@ -283,8 +283,9 @@ impl Optimizer {
     }
 
     /// [`update`](Optimizer::update) split over `threads` (at most 32) threads of the
-    /// current pool (`kiln_tensor::pool::for_each_part`; the rules are elementwise, so the result is the same bits). Small parameters
-    /// are updated on this thread: below [`PARALLEL_MIN`] values, splitting costs more.
+    /// current pool (`kiln_tensor::pool::for_each_part`; the rules are elementwise, so the
+    /// result is the same bits). Small parameters are updated on this thread: below
+    /// [`PARALLEL_MIN`] values, splitting costs more.
     /// Clipping and weight decay come first, on this thread, in Keras' order.
     ///
     /// `squares`, when given, stands in for `grad²` in the rule's mean of squares (see

@@ -23,9 +23,9 @@ pub const FAER_MIN_SHARED_MACS: usize = 1 << 23;
 /// … and this many output values. faer splits a product by blocks of its output, and
 /// below these its split does not pay, even with the team warm (`cargo xtask bench
 /// --share`; measured on an Intel Xeon under KVM, 2 cores, `docs/performance.md`):
-/// 128×784·784×96 (9.6 M multiply-adds but a 12,288-value output) runs 0.99× as fast on 2
-/// threads as on 1, 3840×10·10×128 (4.9 M) 0.94×, 128×512·512×10 and 96×128·128×96
-/// 0.76–0.88×, while 784×128·128×96 (75,264 outputs) and 128×784·784×512 run 1.5× faster.
+/// 128×784·784×96 (9.6 M multiply-adds but a 12,288-value output) runs 0.98× as fast on 2
+/// threads as on 1, 3840×10·10×128 (4.9 M) 0.93×, 128×512·512×10 and 96×128·128×96
+/// 0.78–0.96×, while 784×128·128×96 (75,264 outputs) and 128×784·784×512 run 1.5× faster.
 pub const FAER_MIN_SHARED_OUTPUTS: usize = 1 << 15;
 
 /// faer's product (on one thread when it is too small to share: fewer than

@@ -35,26 +35,50 @@ impl Parallelism {
     /// Runs `f` on this many threads: directly when sequential, else inside the pool of
     /// that size with its other threads kept as a warm team for as long as `f` runs (so
     /// faer's products and [`for_ranges`] in `f` use exactly these threads, and cheaply).
+    ///
+    /// Called from a thread already in a rayon pool (a callback during a threaded `fit`
+    /// that calls `predict`, or the caller's own pool), `f` runs right there, on that
+    /// pool's threads: entering another pool from a team's thread could wait on the team
+    /// itself. The numbers are the same either way. A pool's threads serve one team at a
+    /// time: several callers installing the same thread count at once take turns.
     pub fn install<R: Send>(self, f: impl FnOnce() -> R + Send) -> R {
         match self {
             Parallelism::Sequential => f(),
-            Parallelism::Threads(n) => {
-                if rayon::current_thread_index().is_some() && rayon::current_num_threads() == n.get() {
-                    f() // already inside such a pool
-                } else {
-                    pool(n.get()).install(|| spindle::with_lock(n.get(), f))
-                }
-            }
+            Parallelism::Threads(_) if rayon::current_thread_index().is_some() => f(),
+            Parallelism::Threads(n) if warm_team_pays() => pool(n.get()).install(|| {
+                // This thread may last have run faer's assembly for another caller.
+                clear_upper_state();
+                spindle::with_lock(n.get(), f)
+            }),
+            Parallelism::Threads(n) => pool(n.get()).install(f),
         }
     }
+}
+
+/// Whether faer's products run on spindle's team here: x86-64 with AVX-512 or AVX2 and
+/// FMA (faer's `private-gemm-x86` kernels). Elsewhere faer shares a product through rayon's
+/// own jobs, which a team's threads, busy spinning for the team, would never take.
+fn warm_team_pays() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                || (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Most blocks work is cut into (more threads than this do not pay for these kernels).
 pub const MAX_BLOCKS: usize = 32;
 
 /// Runs `job(k)` for each `k` in `0..n`, on the current team's threads (inside
-/// [`Parallelism::install`]; else on rayon's pool), each job after clearing the upper
-/// vector state: it may run on a thread that just ran faer's assembly.
+/// [`Parallelism::install`]; else on rayon's pool). With several jobs each first clears the
+/// upper vector state: it may run on a thread that just ran faer's assembly. Handing jobs
+/// to the team allocates nothing (called from inside a job, spindle builds a nested team,
+/// which does).
 pub fn for_each_job(n: usize, job: impl Fn(usize) + Sync) {
     match n {
         0 => {}
@@ -66,21 +90,23 @@ pub fn for_each_job(n: usize, job: impl Fn(usize) + Sync) {
     }
 }
 
-/// Runs `f(part)` once for each of `parts` (at most [`MAX_BLOCKS`]; disjoint `&mut` slices
-/// of one buffer, typically) as [`for_each_job`] does. The parts wait in fixed slots, so
-/// handing them out allocates nothing.
+/// Runs `f(part)` once for each of `parts` (disjoint `&mut` slices of one buffer,
+/// typically) as [`for_each_job`] does, [`MAX_BLOCKS`] at a time. The parts wait in fixed
+/// slots, so handing them out allocates nothing.
 pub fn for_each_part<P: Send>(parts: impl IntoIterator<Item = P>, f: impl Fn(P) + Sync) {
-    let mut slots: [Mutex<Option<P>>; MAX_BLOCKS] = std::array::from_fn(|_| Mutex::new(None));
-    let mut n = 0;
-    for part in parts {
-        assert!(n < MAX_BLOCKS, "at most {MAX_BLOCKS} parts run at once");
-        *slots[n].get_mut().unwrap_or_else(PoisonError::into_inner) = Some(part);
-        n += 1;
+    let mut parts = parts.into_iter().peekable();
+    while parts.peek().is_some() {
+        let mut slots: [Mutex<Option<P>>; MAX_BLOCKS] = std::array::from_fn(|_| Mutex::new(None));
+        let mut n = 0;
+        for (slot, part) in slots.iter_mut().zip(parts.by_ref()) {
+            *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(part);
+            n += 1;
+        }
+        for_each_job(n, |k| {
+            let part = slots[k].lock().unwrap_or_else(PoisonError::into_inner).take();
+            f(part.expect("each part runs once"))
+        });
     }
-    for_each_job(n, |k| {
-        let part = slots[k].lock().unwrap_or_else(PoisonError::into_inner).take();
-        f(part.expect("each part runs once"))
-    });
 }
 
 /// Contiguous, increasing ranges covering `0..len`, held inline (no allocation, so the
@@ -304,6 +330,19 @@ mod tests {
             fill_parts(Parallelism::threads(threads), &mut out, parts);
             assert_eq!(out, seq, "{threads} threads, {parts} parts");
         }
+        // Every job exactly once, more of them than a call's slots.
+        for (threads, jobs) in [(2, 5), (3, 70)] {
+            let runs: Vec<std::sync::atomic::AtomicUsize> = (0..jobs).map(|_| Default::default()).collect();
+            Parallelism::threads(threads).install(|| {
+                for_each_job(jobs, |k| {
+                    runs[k].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                });
+                for_each_part(0..jobs, |k| {
+                    runs[k].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                });
+            });
+            assert!(runs.iter().all(|r| r.load(std::sync::atomic::Ordering::Relaxed) == 2), "{jobs} jobs");
+        }
         let caught = std::panic::catch_unwind(|| {
             Parallelism::threads(2).install(|| for_each_job(4, |k| assert!(k != 2, "job {k} fails")))
         });
@@ -312,6 +351,19 @@ mod tests {
         let mut out = vec![-1.0; 10_000];
         fill_parts(Parallelism::threads(2), &mut out, 2);
         assert_eq!(out, seq);
+        // A pool of another size entered from inside a team runs where it is called.
+        let mut out = vec![-1.0; 10_000];
+        Parallelism::threads(2).install(|| fill_parts(Parallelism::threads(3), &mut out, 3));
+        assert_eq!(out, seq);
+    }
+
+    /// The team lives in spindle's thread-locals: kiln and faer must use the same copy of
+    /// the crate, or faer's products would find no team and run on one thread.
+    #[test]
+    fn faer_and_kiln_share_one_spindle() {
+        let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+        let Ok(lock) = std::fs::read_to_string(&lock) else { return }; // built outside the workspace
+        assert_eq!(lock.matches("name = \"spindle\"").count(), 1, "one spindle in Cargo.lock");
     }
 
     #[test]

@@ -70,11 +70,12 @@ impl<'a> StepRows<'a> {
 }
 
 /// Calls `f(rows, [buffer rows; N])` once per block of samples in `blocks` (disjoint,
-/// increasing, within `0..batch`, and covering it, as [`row_blocks`](crate::pool::row_blocks)
-/// makes them: rows in no block are not visited), each buffer given as `(values, width)` of a time-major
-/// `[steps·batch, width]` layout (a per-sample buffer is one step). With several blocks
-/// and threads, blocks run in parallel (on the thread team, [`for_each_job`](crate::pool::for_each_job),
-/// which allocates nothing); else one call covers every sample on this thread. Each block's rows get the
+/// increasing, within `0..batch`, and covering it, as
+/// [`row_blocks`](crate::pool::row_blocks) makes them: rows in no block are not visited),
+/// each buffer given as `(values, width)` of a time-major `[steps·batch, width]` layout (a
+/// per-sample buffer is one step). With several blocks and threads, blocks run in parallel
+/// (on the thread team, [`for_each_job`](crate::pool::for_each_job), which allocates
+/// nothing); else one call covers every sample on this thread. Each block's rows get the
 /// same arithmetic whichever thread runs them, so the bits do not depend on the threads.
 pub fn for_sample_blocks<const N: usize>(
     par: Parallelism,

@@ -110,3 +110,37 @@ fn sparse_training_on_two_threads_is_bitwise_the_one_thread_run() {
     assert_eq!(bits(&runs[0].1), bits(&runs[1].1), "weights differ between 1 and 2 threads");
     assert_eq!(runs[0].0, runs[1].0, "histories differ between 1 and 2 threads");
 }
+
+/// A convnet's splits (pooling by images, a convolution's bias and activation by rows, its
+/// im2col products) give the same bits on 1 and 3 threads; one activation keeps its input
+/// for the gradient (GELU), and one pooling layer averages.
+#[test]
+fn convnet_training_on_threads_is_bitwise_the_one_thread_run() {
+    use kiln_layers::{AveragePooling2D, Conv2D, Flatten, MaxPooling2D};
+    let (x, y) = random_data(96, 28 * 28, 21);
+    let runs: Vec<(History, Weights)> = [Parallelism::Sequential, Parallelism::threads(3)]
+        .into_iter()
+        .map(|par| {
+            let mut m = Sequential::new()
+                .seed(5)
+                .input_shape([28, 28, 1])
+                .add(Conv2D::new(16, [3, 3]).activation(Activation::Gelu))
+                .add(MaxPooling2D::new([2, 2]))
+                .add(Conv2D::new(8, [3, 3]).activation(Activation::Relu))
+                .add(AveragePooling2D::new([2, 2]))
+                .add(Flatten::new())
+                .add(Dense::new(10).activation(Activation::Softmax));
+            m.set_parallelism(par);
+            m.compile(
+                Optimizer::new(RMSprop::default(), 1e-3),
+                Loss::sparse_categorical_crossentropy(),
+                [Metric::Accuracy],
+            )
+            .unwrap();
+            let h = fit(&mut m, &x, &y, 2, 32);
+            (h, m.get_weights())
+        })
+        .collect();
+    assert_eq!(bits(&runs[0].1), bits(&runs[1].1), "weights differ between 1 and 3 threads");
+    assert_eq!(runs[0].0, runs[1].0, "histories differ between 1 and 3 threads");
+}
