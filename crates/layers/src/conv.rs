@@ -159,9 +159,8 @@ impl Conv<'_> {
         // Keras' order: conv, then `+ bias`, then the activation (same rounding as fused),
         // rows of `cout` values split between threads (each row on its own: same bits).
         let (act, bias) = (self.options.activation, params.get(1).map(|b| b.value()));
-        let pre_width = if act.needs_input() { cout } else { 0 };
-        s.pre.resize(out.as_slice().len() / cout * pre_width, 0.0);
-        let rows = out.as_slice().len() / cout;
+        let (rows, pre_width) = (out.as_slice().len() / cout, if act.needs_input() { cout } else { 0 });
+        s.pre.resize(rows * pre_width, 0.0);
         let blocks = row_blocks(par, rows, MIN_VALUES_PER_THREAD / cout);
         for_row_blocks2(par, (out.as_mut_slice(), cout), (&mut s.pre, pre_width), &blocks, |_, out, pre| {
             if let Some(bias) = bias {

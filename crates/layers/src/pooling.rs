@@ -7,7 +7,7 @@
 //! never count, and average pooling with `same` divides by the real cells of the window.
 
 use kiln_tensor::conv::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
-use kiln_tensor::pool::{Blocks, for_each_part, row_blocks};
+use kiln_tensor::pool::{Blocks, for_row_blocks, for_row_blocks2, row_blocks};
 use kiln_tensor::{Matrix, Padding, Parallelism, Shape, ShapeError, View, ViewMut, Window2d};
 use serde::{Deserialize, Serialize};
 
@@ -52,14 +52,9 @@ impl PoolState {
         let arg_len = if keep_argmax { out_len } else { 0 };
         self.argmax.resize(x.rows * arg_len, 0);
         let blocks = image_blocks(par, x.rows, in_len);
-        let (mut out_rest, mut arg_rest) = (core.output.as_mut_slice(), &mut self.argmax[..]);
-        let parts = blocks.iter().map(|images| {
-            let (out, o) = std::mem::take(&mut out_rest).split_at_mut(images.len() * out_len);
-            let (arg, a) = std::mem::take(&mut arg_rest).split_at_mut(images.len() * arg_len);
-            (out_rest, arg_rest) = (o, a);
-            (images.clone(), out, arg)
-        });
-        for_each_part(parts, |(images, out, arg)| {
+        let buffers = ((core.output.as_mut_slice(), out_len), (&mut self.argmax[..], arg_len));
+        for_row_blocks2(par, buffers.0, buffers.1, &blocks, |first, out, arg| {
+            let images = first..first + out.len() / out_len.max(1);
             let x =
                 View { rows: images.len(), cols: in_len, data: &x.data[images.start * in_len..images.end * in_len] };
             let out = ViewMut { rows: images.len(), cols: out_len, data: out };
@@ -84,13 +79,8 @@ impl PoolState {
         gi.fill(0.0);
         let (in_len, out_len) = (gi.cols(), grad.cols());
         let blocks = image_blocks(par, gi.rows(), in_len);
-        let mut rest = gi.as_mut_slice();
-        let parts = blocks.iter().map(|images| {
-            let (dx, tail) = std::mem::take(&mut rest).split_at_mut(images.len() * in_len);
-            rest = tail;
-            (images.clone(), dx)
-        });
-        for_each_part(parts, |(images, dx)| {
+        for_row_blocks(par, gi.as_mut_slice(), in_len, &blocks, |first, dx| {
+            let images = first..first + dx.len() / in_len.max(1);
             let dx = ViewMut { rows: images.len(), cols: in_len, data: dx };
             let values = images.start * out_len..images.end * out_len;
             let dy = View { rows: images.len(), cols: out_len, data: &grad.as_slice()[values.clone()] };

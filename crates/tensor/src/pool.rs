@@ -229,14 +229,14 @@ pub fn for_row_blocks(
     for_each_part(parts, |(start, block)| f(start, block));
 }
 
-/// [`for_row_blocks`] over two buffers cut at the same rows (widths `wa` and `wb`):
-/// `f(first_row, a_block, b_block)`.
-pub fn for_row_blocks2(
+/// [`for_row_blocks`] over two buffers (of any element types) cut at the same rows
+/// (widths `wa` and `wb`): `f(first_row, a_block, b_block)`.
+pub fn for_row_blocks2<A: Send, B: Send>(
     par: Parallelism,
-    (a, wa): (&mut [f32], usize),
-    (b, wb): (&mut [f32], usize),
+    (a, wa): (&mut [A], usize),
+    (b, wb): (&mut [B], usize),
     rows: &[Range<usize>],
-    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
 ) {
     if par == Parallelism::Sequential || rows.len() <= 1 {
         return f(0, a, b);
