@@ -291,7 +291,9 @@ impl Activation {
         let blocks = row_blocks(par, grad.len() / cols.max(1), MIN_VALUES_PER_THREAD / cols.max(1));
         for_row_blocks(par, grad, cols, &blocks, |r0, g| {
             let range = r0 * cols..r0 * cols + g.len();
-            self.backward_rows(input.map(|x| &x[range.clone()]), &out[range], g, cols)
+            self.backward_rows(input.map(|x| &x[range.clone()]), &out[range], g, cols);
+            // No subnormal gradient, as under TensorFlow's flush-to-zero (see `subnormal`).
+            kiln_tensor::subnormal::flush_subnormals(g);
         });
     }
 

@@ -3,6 +3,8 @@
 use multiversion::multiversion;
 use serde::{Deserialize, Serialize};
 
+use kiln_tensor::subnormal::{self, zero_below};
+
 use crate::rule::{flush, non_negative, positive, unit_interval};
 use crate::{Step, UpdateRule};
 
@@ -75,7 +77,7 @@ impl UpdateRule for RMSprop {
         let mu = self.momentum as f32;
         let (velocity, rest) = slots.split_first_mut().expect("velocity slot");
         if self.momentum <= 0.0 && !self.centered {
-            plain(value, grad, velocity, lr, rho, one_minus_rho, eps);
+            plain(value, grad, velocity, [lr, rho, one_minus_rho, eps]);
             return;
         }
         let mut rest = rest.iter_mut();
@@ -113,7 +115,8 @@ impl UpdateRule for RMSprop {
 }
 
 /// RMSprop with momentum and/or centering; `k = [lr, ρ, 1−ρ, ε, μ]`. Vectorised like
-/// [`plain`] (and so encoded with VEX: no SSE transition penalty after faer's assembly).
+/// [`plain`] (and so encoded with VEX: no SSE transition penalty after faer's assembly),
+/// with the same flush-to-zero [`Floors`].
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn general(
     value: &mut [f32],
@@ -124,19 +127,21 @@ fn general(
     k: [f32; 5],
 ) {
     let [lr, rho, one_minus_rho, eps, mu] = k;
+    let floors = Floors::new(lr, one_minus_rho);
     for i in 0..value.len() {
         let g = grad[i];
-        let v = flush(rho * velocity[i] + one_minus_rho * (g * g));
+        let gs = zero_below(g, floors.square);
+        let v = flush(rho * velocity[i] + one_minus_rho * (gs * gs));
         velocity[i] = v;
         let denominator = match average.as_deref_mut() {
             Some(avg) => {
-                let a = flush(rho * avg[i] + one_minus_rho * g);
+                let a = flush(rho * avg[i] + one_minus_rho * zero_below(g, floors.average));
                 avg[i] = a;
                 v - a * a + eps
             }
             None => v + eps,
         };
-        let increment = (lr * g) / denominator.sqrt();
+        let increment = (lr * zero_below(g, floors.step)) / denominator.sqrt();
         match momentum.as_deref_mut() {
             Some(m) => {
                 m[i] = flush(mu * m[i] + increment);
@@ -159,19 +164,20 @@ fn with_squares(
     k: [f32; 5],
 ) {
     let [lr, rho, one_minus_rho, eps, mu] = k;
+    let floors = Floors::new(lr, one_minus_rho);
     for i in 0..value.len() {
         let g = grad[i];
-        let v = flush(rho * velocity[i] + one_minus_rho * squares[i]);
+        let v = flush(rho * velocity[i] + one_minus_rho * zero_below(squares[i], floors.average));
         velocity[i] = v;
         let denominator = match average.as_deref_mut() {
             Some(avg) => {
-                let a = flush(rho * avg[i] + one_minus_rho * g);
+                let a = flush(rho * avg[i] + one_minus_rho * zero_below(g, floors.average));
                 avg[i] = a;
                 v - a * a + eps
             }
             None => v + eps,
         };
-        let increment = (lr * g) / denominator.sqrt();
+        let increment = (lr * zero_below(g, floors.step)) / denominator.sqrt();
         match momentum.as_deref_mut() {
             Some(m) => {
                 m[i] = flush(mu * m[i] + increment);
@@ -182,13 +188,41 @@ fn with_squares(
     }
 }
 
-/// The hot loop of plain RMSprop (no momentum, not centered), vectorised:
-/// `v ← ρv + (1−ρ)g²` (flushed, see `flush`), `w ← w − lr·g/√(v+ε)` over whole buffers.
+/// The hot loop of plain RMSprop (no momentum, not centered), vectorised, `k = [lr, ρ,
+/// 1−ρ, ε]`: `v ← ρv + (1−ρ)g²` (flushed, see `flush`), `w ← w − lr·g/√(v+ε)` over whole
+/// buffers. A gradient whose `(1−ρ)g²` or `lr·g` would be subnormal counts as zero there,
+/// as under TensorFlow's flush-to-zero ([`kiln_tensor::subnormal`]); every other value
+/// goes through the same operations in the same order.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, rho: f32, one_minus_rho: f32, eps: f32) {
+fn plain(value: &mut [f32], grad: &[f32], velocity: &mut [f32], k: [f32; 4]) {
+    let [lr, rho, one_minus_rho, eps] = k;
+    let floors = Floors::new(lr, one_minus_rho);
     for ((w, &g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-        let nv = flush(rho * *v + one_minus_rho * (g * g));
+        let gs = zero_below(g, floors.square);
+        let nv = flush(rho * *v + one_minus_rho * (gs * gs));
         *v = nv;
-        *w -= (lr * g) / (nv + eps).sqrt();
+        *w -= (lr * zero_below(g, floors.step)) / (nv + eps).sqrt();
+    }
+}
+
+/// Below these magnitudes a gradient's product would be subnormal, and counts as zero in
+/// it, as under TensorFlow's flush-to-zero ([`kiln_tensor::subnormal`]).
+#[derive(Clone, Copy)]
+struct Floors {
+    /// In `(1−ρ)·g²`.
+    square: f32,
+    /// In `(1−ρ)·g` (the centered average) and `(1−ρ)·s` (a given square `s`).
+    average: f32,
+    /// In `lr·g`.
+    step: f32,
+}
+
+impl Floors {
+    fn new(lr: f32, one_minus_rho: f32) -> Self {
+        Self {
+            square: subnormal::square_floor(one_minus_rho),
+            average: subnormal::product_floor(one_minus_rho),
+            step: subnormal::product_floor(lr),
+        }
     }
 }

@@ -89,17 +89,12 @@ pub trait UpdateRule: Debug + Send + Sync + dyn_clone::DynClone {
 
 dyn_clone::clone_trait_object!(UpdateRule);
 
-/// `x`, or a zero of its sign when it is subnormal.
-///
 /// Optimizer state decays geometrically where gradients are zero (RMSprop's `ρ·v`, Adam's
 /// moments, momentum) and sinks into the subnormal range, where x86 arithmetic slows down
 /// (measured: 1.4× per RMSprop step on AMD Zen 4; Intel is worse). TensorFlow avoids it by
 /// running with flush-to-zero; changing MXCSR from Rust is undefined behaviour, so kiln
 /// flushes the stored state explicitly instead — every Keras trace replays the same.
-#[inline(always)]
-pub(crate) fn flush(x: f32) -> f32 {
-    if x.abs() < f32::MIN_POSITIVE { 0.0f32.copysign(x) } else { x }
-}
+pub(crate) use kiln_tensor::subnormal::flush;
 
 /// `value` must lie in `[0, 1)` (decay rates such as `rho`, `beta_1`).
 pub(crate) fn unit_interval(name: &str, value: f64) -> Result<(), String> {

@@ -162,6 +162,22 @@ fn decayed_state_is_flushed_to_zero_not_left_subnormal() {
 }
 
 #[test]
+fn rmsprop_flushes_underflowing_products_as_tensorflow_does() {
+    // TensorFlow runs with flush-to-zero: lr·g = 10⁻³·10⁻³⁷ is subnormal there, so 0, and
+    // the weight stays 0 (without the flush it would move by 3·10⁻³⁷). At g = 10⁻³⁰ the
+    // step is a normal number and is taken as written; g² underflows either way.
+    for opt in [RMSprop::default(), RMSprop::default().centered(true), RMSprop::default().momentum(0.5)] {
+        let mut o = Optimizer::new(opt, 1e-3);
+        let mut w = [0.0f32, 0.0];
+        run(&mut o, &mut w, &[&[1e-37, 1e-30]]);
+        let step = (1e-3f32 * 1e-30) / 1e-7f32.sqrt();
+        assert_eq!(w[0].to_bits(), 0.0f32.to_bits(), "{opt:?}");
+        assert_eq!(w[1], -step, "{opt:?}");
+        assert!(o.slots()[0].values.iter().all(|v| *v == 0.0), "{opt:?}");
+    }
+}
+
+#[test]
 fn clipping_and_weight_decay_follow_keras_order() {
     // SGD(lr 0.1) so the update is visible: w ← w − lr·g after clipping and decay.
     let grads: &[&[f32]] = &[&[3.0, 4.0]];

@@ -25,12 +25,14 @@ pub mod matmul;
 mod matrix;
 mod parallelism;
 pub mod pool;
+pub mod prefetch;
 mod rng;
 mod shape;
 mod sparse;
 mod sparse_blocks;
 mod sparse_columns;
 mod step_rows;
+pub mod subnormal;
 mod upper_state;
 pub mod vmath;
 

@@ -403,6 +403,8 @@ impl Loss {
                 }
             }
         }
+        // No subnormal gradient, as under TensorFlow's flush-to-zero (see `subnormal`).
+        kiln_tensor::subnormal::flush_subnormals(g);
         let grad_of = if from_logits.is_some() { GradOf::Logits } else { GradOf::Output };
         (plan.value(sum), grad_of)
     }

@@ -7,6 +7,10 @@ use std::ops::Range;
 use super::CsrMatrix;
 use crate::Parallelism;
 use crate::pool::{for_blocks, for_each_part, row_blocks};
+use crate::prefetch::prefetch;
+
+/// How many rows ahead of the one being read the gather prefetches (see [`prefetch`]).
+const AHEAD: usize = 1;
 
 /// Fewest values a thread gathers (below that, one thread is faster).
 const MIN_VALUES_PER_THREAD: usize = 32 * 1024;
@@ -36,6 +40,9 @@ impl CsrMatrix {
             self.indices.clear();
             self.values.clear();
             for i in 0..rows {
+                if i + AHEAD < rows {
+                    prefetch(row(i + AHEAD));
+                }
                 push_row(self, row(i), &value);
             }
             return;
@@ -44,7 +51,11 @@ impl CsrMatrix {
         self.indptr.resize(rows + 1, 0);
         // Count each row's non-zeros, then place the rows one after another.
         for_blocks(par, &blocks, &mut self.indptr[1..], |r, counts| {
+            let end = r.end;
             for (i, count) in r.zip(counts) {
+                if i + AHEAD < end {
+                    prefetch(row(i + AHEAD));
+                }
                 *count = count_nonzeros(row(i));
             }
         });
