@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use kiln_tensor::subnormal::{product_floor, square_floor, zero_below};
+
 use crate::rule::{flush, positive, unit_interval};
 use crate::{Step, UpdateRule};
 
@@ -87,11 +89,12 @@ impl UpdateRule for Adam {
         let (m, rest) = slots.split_first_mut().expect("momentum slot");
         let (v, rest) = rest.split_first_mut().expect("velocity slot");
         let mut v_hat = rest.first_mut().map(|vh| &mut **vh);
+        let floors = Floors::new([c1, c2, alpha]);
         for i in 0..value.len() {
             let g = grad[i];
-            m[i] = flush(m[i] + (g - m[i]) * c1);
+            m[i] = flush(m[i] + zero_below(g - m[i], floors.c1) * c1);
             // Keras: `(square(g) − v)·(1 − β₂)` with g sparse: squared per occurrence.
-            v[i] = flush(v[i] + (squares[i] - v[i]) * c2);
+            v[i] = flush(v[i] + zero_below(squares[i] - v[i], floors.c2) * c2);
             let denom_v = match v_hat.as_deref_mut() {
                 Some(vh) => {
                     vh[i] = vh[i].max(v[i]);
@@ -99,7 +102,7 @@ impl UpdateRule for Adam {
                 }
                 None => v[i],
             };
-            value[i] -= (m[i] * alpha) / (denom_v.sqrt() + eps);
+            value[i] -= (zero_below(m[i], floors.alpha) * alpha) / (denom_v.sqrt() + eps);
         }
     }
 
@@ -114,14 +117,18 @@ impl UpdateRule for Adam {
     }
 }
 
-/// The Adam loop; `k = [1−β₁, 1−β₂, α, ε]`, vectorised.
+/// The Adam loop; `k = [1−β₁, 1−β₂, α, ε]`, vectorised. An operand whose product would
+/// be subnormal counts as zero in it, as under TensorFlow's flush-to-zero
+/// ([`kiln_tensor::subnormal`]); every other value goes through the same operations.
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn adam(value: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], mut v_hat: Option<&mut [f32]>, k: [f32; 4]) {
     let [c1, c2, alpha, eps] = k;
+    let floors = Floors::new([c1, c2, alpha]);
     for i in 0..value.len() {
         let g = grad[i];
-        m[i] = flush(m[i] + (g - m[i]) * c1);
-        v[i] = flush(v[i] + (g * g - v[i]) * c2);
+        m[i] = flush(m[i] + zero_below(g - m[i], floors.c1) * c1);
+        let gs = zero_below(g, floors.square);
+        v[i] = flush(v[i] + zero_below(gs * gs - v[i], floors.c2) * c2);
         let denom_v = match v_hat.as_deref_mut() {
             Some(vh) => {
                 vh[i] = vh[i].max(v[i]);
@@ -129,7 +136,26 @@ fn adam(value: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], mut v_hat
             }
             None => v[i],
         };
-        value[i] -= (m[i] * alpha) / (denom_v.sqrt() + eps);
+        value[i] -= (zero_below(m[i], floors.alpha) * alpha) / (denom_v.sqrt() + eps);
+    }
+}
+
+/// Below these magnitudes an operand's product would be subnormal (see [`adam`]).
+#[derive(Clone, Copy)]
+struct Floors {
+    /// Of `g − m` in `(g − m)·(1−β₁)`.
+    c1: f32,
+    /// Of `g² − v` in `(g² − v)·(1−β₂)`.
+    c2: f32,
+    /// Of `g` in `g²`.
+    square: f32,
+    /// Of `m` in `m·α`.
+    alpha: f32,
+}
+
+impl Floors {
+    fn new([c1, c2, alpha]: [f32; 3]) -> Self {
+        Self { c1: product_floor(c1), c2: product_floor(c2), square: square_floor(1.0), alpha: product_floor(alpha) }
     }
 }
 

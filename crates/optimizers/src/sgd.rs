@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use kiln_tensor::subnormal::{product_floor, zero_below};
+
 use crate::rule::{flush, non_negative};
 use crate::{Step, UpdateRule};
 
@@ -55,16 +57,20 @@ impl UpdateRule for Sgd {
     }
 }
 
-/// The SGD loop (plain, momentum or Nesterov), vectorised.
+/// The SGD loop (plain, momentum or Nesterov), vectorised. An operand whose product would
+/// be subnormal counts as zero in it, as under TensorFlow's flush-to-zero
+/// ([`kiln_tensor::subnormal`]); every other value goes through the same operations.
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn sgd(value: &mut [f32], grad: &[f32], momentum: Option<&mut [f32]>, lr: f32, mu: f32, nesterov: bool) {
+    let (lr_floor, mu_floor) = (product_floor(lr), product_floor(mu));
     match momentum {
-        None => value.iter_mut().zip(grad).for_each(|(w, &g)| *w -= lr * g),
+        None => value.iter_mut().zip(grad).for_each(|(w, &g)| *w -= lr * zero_below(g, lr_floor)),
         Some(m) => {
             for i in 0..value.len() {
-                m[i] = flush(m[i] * mu - grad[i] * lr);
+                let g = zero_below(grad[i], lr_floor);
+                m[i] = flush(zero_below(m[i], mu_floor) * mu - g * lr);
                 if nesterov {
-                    value[i] += m[i] * mu - grad[i] * lr;
+                    value[i] += zero_below(m[i], mu_floor) * mu - g * lr;
                 } else {
                     value[i] += m[i];
                 }

@@ -4,8 +4,9 @@
 //! modes on, so a Keras model never carries a subnormal value. kiln does not change
 //! MXCSR (Rust documents it as undefined behaviour) and flushes explicitly instead, where
 //! subnormals are born: the loss gradient, the activations' backward pass, the optimizer
-//! state ([`flush`]), and inside RMSprop's update, where a gradient whose `(1−ρ)·g²` or
-//! `lr·g` would underflow is zeroed before the multiplication ([`zero_below`]).
+//! state ([`flush`]), and inside the optimizers' updates (RMSprop, Adam, SGD), where an
+//! operand whose product would underflow (RMSprop's `(1−ρ)·g²` or `lr·g` of a tiny
+//! gradient) is zeroed before the multiplication ([`zero_below`]).
 //!
 //! Without it, a model that fits its data well (real MNIST digits) makes softmax
 //! probabilities of 10⁻⁴⁰ and gradients to match, and every multiplication that takes or

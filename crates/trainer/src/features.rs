@@ -3,6 +3,7 @@
 
 use kiln_layers::LayerInput;
 use kiln_tensor::pool::{for_row_blocks, row_blocks};
+use kiln_tensor::prefetch::prefetch;
 use kiln_tensor::{ByteMatrix, CsrMatrix, IdMatrix, Matrix, Parallelism, View};
 
 /// Fewest values a thread gathers (below that, one thread is faster).
@@ -241,7 +242,10 @@ impl<'a> FeaturesRef<'a> {
                 batch.kind = BatchKind::Dense;
                 batch.dense.resize(idx.len(), width);
                 for_row_blocks(par, batch.dense.as_mut_slice(), width, &blocks, |k0, out| {
-                    for (row, &i) in out.chunks_exact_mut(width).zip(&idx[k0..]) {
+                    for (k, (row, &i)) in out.chunks_exact_mut(width).zip(&idx[k0..]).enumerate() {
+                        if let Some(&next) = idx.get(k0 + k + 1) {
+                            prefetch(m.row(next));
+                        }
                         row.copy_from_slice(m.row(i));
                     }
                 });
@@ -251,7 +255,10 @@ impl<'a> FeaturesRef<'a> {
                 batch.dense.resize(idx.len(), width);
                 // Division, not multiplication by a reciprocal: NumPy's `x / 255.0` bit for bit.
                 for_row_blocks(par, batch.dense.as_mut_slice(), width, &blocks, |k0, out| {
-                    for (row, &i) in out.chunks_exact_mut(width).zip(&idx[k0..]) {
+                    for (k, (row, &i)) in out.chunks_exact_mut(width).zip(&idx[k0..]).enumerate() {
+                        if let Some(&next) = idx.get(k0 + k + 1) {
+                            prefetch(values.row(next));
+                        }
                         row.iter_mut().zip(values.row(i)).for_each(|(o, &b)| *o = b as f32 / divisor);
                     }
                 });
