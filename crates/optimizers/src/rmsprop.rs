@@ -137,6 +137,7 @@ fn general(
             Some(avg) => {
                 let a = flush(rho * avg[i] + one_minus_rho * zero_below(g, floors.average));
                 avg[i] = a;
+                let a = zero_below(a, floors.mean);
                 v - a * a + eps
             }
             None => v + eps,
@@ -173,6 +174,7 @@ fn with_squares(
             Some(avg) => {
                 let a = flush(rho * avg[i] + one_minus_rho * zero_below(g, floors.average));
                 avg[i] = a;
+                let a = zero_below(a, floors.mean);
                 v - a * a + eps
             }
             None => v + eps,
@@ -213,6 +215,8 @@ struct Floors {
     square: f32,
     /// In `(1−ρ)·g` (the centered average) and `(1−ρ)·s` (a given square `s`).
     average: f32,
+    /// Of the centered average `a` in `a²`.
+    mean: f32,
     /// In `lr·g`.
     step: f32,
 }
@@ -222,6 +226,7 @@ impl Floors {
         Self {
             square: subnormal::square_floor(one_minus_rho),
             average: subnormal::product_floor(one_minus_rho),
+            mean: subnormal::square_floor(1.0),
             step: subnormal::product_floor(lr),
         }
     }

@@ -141,14 +141,19 @@ fn decayed_state_is_flushed_to_zero_not_left_subnormal() {
     // every rule and slot. It ends at 0, or, as under TensorFlow's flush-to-zero, where its
     // decay step itself underflows: Adam's `m + (0 − m)·(1−β₁)` leaves an `m` below
     // 2⁻¹²⁶/(1−β₁) unchanged (and `v` below 2⁻¹²⁶/(1−β₂)); a step can't move it.
-    // The largest magnitude a decayed slot may keep: Adam's, its smaller `1 − β`.
-    let adam_rest = f32::MIN_POSITIVE / (1.0 - 0.999);
-    for (mut opt, rest) in [
-        (Optimizer::new(RMSprop::default().momentum(0.5).centered(true), 1e-3), 0.0),
-        (Optimizer::new(RMSprop::default(), 1e-3), 0.0),
-        (Optimizer::new(Adam::default().amsgrad(true), 1e-3), adam_rest),
-        (Optimizer::new(Sgd::default().momentum(0.9), 1e-3), 0.0),
-    ] {
+    // The largest magnitude a decayed slot may keep: Adam's `m` and `v`, by their `1 − β`
+    // (Keras' constants: the double `1 − β` rounded once to float32).
+    let adam = |slot: &str| {
+        f32::MIN_POSITIVE / if slot == "momentum" { (1.0 - 0.9f64) as f32 } else { (1.0 - 0.999f64) as f32 }
+    };
+    let none = |_: &str| 0.0f32;
+    let cases: [(Optimizer, &dyn Fn(&str) -> f32); 4] = [
+        (Optimizer::new(RMSprop::default().momentum(0.5).centered(true), 1e-3), &none),
+        (Optimizer::new(RMSprop::default(), 1e-3), &none),
+        (Optimizer::new(Adam::default().amsgrad(true), 1e-3), &adam),
+        (Optimizer::new(Sgd::default().momentum(0.9), 1e-3), &none),
+    ];
+    for (mut opt, rest) in cases {
         let mut w = [0.5f32, -0.5];
         run(&mut opt, &mut w, &[&[1e-3, -1e-3]]);
         for _ in 0..100_000 {
@@ -160,8 +165,15 @@ fn decayed_state_is_flushed_to_zero_not_left_subnormal() {
                 continue; // AMSGrad's running maximum never decays
             }
             assert!(s.values.iter().all(|v| *v == 0.0 || v.abs() >= f32::MIN_POSITIVE), "{} {:?}", s.slot, s.values);
-            assert!(s.values.iter().all(|v| v.abs() <= rest), "{} did not decay: {:?}", s.slot, s.values);
+            assert!(s.values.iter().all(|v| v.abs() <= rest(&s.slot)), "{} did not decay: {:?}", s.slot, s.values);
         }
+        // Stuck, not still decaying slowly: one more step changes no bit.
+        let before: Vec<Vec<u32>> =
+            opt.slots().iter().map(|s| s.values.iter().map(|v| v.to_bits()).collect()).collect();
+        opt.update(0, &mut w, &mut [0.0, 0.0]);
+        opt.finish_step();
+        let after: Vec<Vec<u32>> = opt.slots().iter().map(|s| s.values.iter().map(|v| v.to_bits()).collect()).collect();
+        assert_eq!(before, after);
     }
 }
 
@@ -194,6 +206,20 @@ fn rmsprop_flushes_underflowing_products_as_tensorflow_does() {
     run(&mut o, &mut w, &[&[1e-36, 1e-20]]);
     assert_eq!(w[0].to_bits(), 0.0f32.to_bits());
     assert!(w[1] < 0.0);
+    // NaN and infinite gradients still propagate as before (to NaN, or −∞ through SGD's
+    // momentum), and a zero learning rate still multiplies an infinite gradient into NaN.
+    for opt in [
+        Optimizer::new(RMSprop::default(), 1e-3),
+        Optimizer::new(RMSprop::default().centered(true).momentum(0.5), 1e-3),
+        Optimizer::new(Adam::default(), 1e-3),
+        Optimizer::new(Sgd::default().momentum(0.9), 1e-3),
+        Optimizer::new(Sgd::default(), 0.0),
+    ] {
+        let mut o = opt;
+        let mut w = [1.0f32, 1.0];
+        run(&mut o, &mut w, &[&[f32::NAN, f32::INFINITY]]);
+        assert!(w[0].is_nan() && !w[1].is_finite(), "{w:?}");
+    }
 }
 
 #[test]

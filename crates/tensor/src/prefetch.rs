@@ -12,10 +12,16 @@ pub fn prefetch<T>(values: &[T]) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         let start = values.as_ptr().cast::<i8>();
         let bytes = std::mem::size_of_val(values);
-        for offset in (0..bytes).step_by(64) {
+        if bytes == 0 {
+            return;
+        }
+        // From the first line's start, so an unaligned row's last line is fetched too.
+        let skew = start as usize % 64;
+        for offset in (0..skew + bytes).step_by(64) {
             // SAFETY: `prefetcht0` is in x86-64's baseline (SSE) and never faults or
-            // reads architecturally; the address is inside `values`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
+            // reads architecturally; the address (wrapping arithmetic, never dereferenced)
+            // is in a cache line that holds part of `values`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_sub(skew).wrapping_add(offset)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

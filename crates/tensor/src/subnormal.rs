@@ -1,19 +1,22 @@
 //! Flushing float32 subnormals (magnitudes below 2⁻¹²⁶ ≈ 1.18·10⁻³⁸) to zero.
 //!
-//! TensorFlow runs every CPU kernel with the x86 flush-to-zero and denormals-are-zero
-//! modes on, so a Keras model never carries a subnormal value. kiln does not change
-//! MXCSR (Rust documents it as undefined behaviour) and flushes explicitly instead, where
-//! subnormals are born: the loss gradient, the activations' backward pass, the optimizer
-//! state ([`flush`]), and inside the optimizers' updates (RMSprop, Adam, SGD), where an
-//! operand whose product would underflow (RMSprop's `(1−ρ)·g²` or `lr·g` of a tiny
-//! gradient) is zeroed before the multiplication ([`zero_below`]).
+//! TensorFlow runs its CPU kernels with the x86 flush-to-zero and denormals-are-zero
+//! modes on, so a Keras model carries no subnormal values. kiln does not change MXCSR
+//! (Rust documents it as undefined behaviour) and flushes explicitly instead, where
+//! subnormals are mostly born: the loss gradient, the backward pass of every non-linear
+//! activation, the optimizer state ([`flush`]), and inside the update loops of RMSprop,
+//! Adam and SGD, where an operand whose product would underflow (RMSprop's `(1−ρ)·g²` or
+//! `lr·g` of a tiny gradient) is zeroed before the multiplication ([`zero_below`]). Other
+//! products may still make one now and then (a matrix product's output, gradient
+//! clipping, weight decay): those cost a little speed, not results.
 //!
 //! Without it, a model that fits its data well (real MNIST digits) makes softmax
 //! probabilities of 10⁻⁴⁰ and gradients to match, and every multiplication that takes or
 //! makes a subnormal is a microcode assist on Intel cores: a W1r epoch grew from 0.6 to
 //! 1.05 s over six epochs on an Intel Xeon, and stays at 0.59 s with these flushes
-//! (AMD's Zen cores pay far less). Only values below 2⁻¹²⁶ change, which no Keras trace
-//! or `reproduce` history resolves.
+//! (AMD's Zen cores pay far less). Only products that would underflow change (to a zero,
+//! as under flush-to-zero), and with them steps too small to move any weight above
+//! ~10⁻²⁶: no Keras trace or `reproduce` history resolves them.
 
 /// `x`, or a zero of its sign when it is subnormal.
 #[inline(always)]
@@ -27,16 +30,16 @@ pub fn flush_subnormals(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = flush(*v));
 }
 
-/// The smallest magnitude `x` for which `scale·x` is a normal number (at least 2⁻¹²⁶
-/// itself, so a subnormal `x` is always below it): under flush-to-zero (and
+/// The smallest magnitude `x` for which `scale·x` is a normal number, to within an ulp
+/// (`2⁻¹²⁶/|scale|` rounded; at least 2⁻¹²⁶ itself, so a subnormal `x` is always below it): under flush-to-zero (and
 /// denormals-are-zero) TensorFlow gets `±0` from `scale·x` for any smaller `x`. `∞` when
 /// `scale` is 0 (every finite product is zero).
 pub fn product_floor(scale: f32) -> f32 {
     (f32::MIN_POSITIVE / scale.abs()).max(f32::MIN_POSITIVE)
 }
 
-/// The smallest magnitude `x` for which `scale·(x·x)` is a normal number (see
-/// [`product_floor`]); `∞` when `scale` is 0.
+/// The smallest magnitude `x` for which `scale·(x·x)` is a normal number, to within an
+/// ulp (see [`product_floor`]); `∞` when `scale` is 0.
 pub fn square_floor(scale: f32) -> f32 {
     (f32::MIN_POSITIVE / scale.abs()).sqrt().max(f32::MIN_POSITIVE.sqrt())
 }
