@@ -77,7 +77,9 @@ impl PackedColumns {
 /// Fewest blocks a thread packs (one block of a 784-row kernel is 200 KB).
 const MIN_BLOCKS_PER_THREAD: usize = 2;
 
-/// Copies columns `c0..c0 + 64` of `b` (zeros past its last column) into `strip`.
+/// Copies columns `c0..c0 + 64` of `b` (zeros past its last column) into `strip`, with
+/// the widest vector copies the core has.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn pack_block(b: View<'_>, c0: usize, strip: &mut [f32]) {
     let (n, w) = (b.cols, (b.cols - c0).min(BLOCK));
     if w == BLOCK {
