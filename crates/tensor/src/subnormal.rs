@@ -31,9 +31,9 @@ pub fn flush_subnormals(x: &mut [f32]) {
 }
 
 /// The smallest magnitude `x` for which `scale·x` is a normal number, to within an ulp
-/// (`2⁻¹²⁶/|scale|` rounded; at least 2⁻¹²⁶ itself, so a subnormal `x` is always below it): under flush-to-zero (and
-/// denormals-are-zero) TensorFlow gets `±0` from `scale·x` for any smaller `x`. `∞` when
-/// `scale` is 0 (every finite product is zero).
+/// (`2⁻¹²⁶/|scale|` rounded; at least 2⁻¹²⁶ itself, so a subnormal `x` is always below
+/// it): under flush-to-zero (and denormals-are-zero) TensorFlow gets `±0` from `scale·x`
+/// for any smaller `x`. `∞` when `scale` is 0 (every finite product is zero).
 pub fn product_floor(scale: f32) -> f32 {
     (f32::MIN_POSITIVE / scale.abs()).max(f32::MIN_POSITIVE)
 }
