@@ -40,6 +40,17 @@ fn product(
     par: Parallelism,
 ) {
     let par = if shares(dst.nrows(), a.ncols(), dst.ncols()) { par } else { Parallelism::Sequential };
+    product_on(dst, accum, a, b, par);
+}
+
+/// faer's product on exactly `par`'s threads, then a clean vector state.
+fn product_on(
+    dst: faer::MatMut<'_, f32>,
+    accum: Accumulate,
+    a: faer::MatRef<'_, f32>,
+    b: faer::MatRef<'_, f32>,
+    par: Parallelism,
+) {
     faer::linalg::matmul::matmul(dst, accum.to_faer(), a, b, 1.0f32, par.to_faer());
     clear_upper_state();
 }
@@ -54,15 +65,7 @@ pub fn shares(m: usize, k: usize, n: usize) -> bool {
 /// measuring the rule (`cargo xtask bench --share`).
 pub fn ab_on(dst: ViewMut<'_>, a: View<'_>, b: View<'_>, par: Parallelism) {
     assert_eq!((a.cols, dst.rows, dst.cols), (b.rows, a.rows, b.cols), "matmul ab_on shapes");
-    faer::linalg::matmul::matmul(
-        dst.into_faer(),
-        faer::Accum::Replace,
-        a.as_faer(),
-        b.as_faer(),
-        1.0f32,
-        par.to_faer(),
-    );
-    clear_upper_state();
+    product_on(dst.into_faer(), Accumulate::Replace, a.as_faer(), b.as_faer(), par);
 }
 
 /// `dst (m×n) ⟵ a (m×k) · b (k×n)`.

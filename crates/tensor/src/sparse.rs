@@ -1,6 +1,6 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
-use crate::pool::{for_each_part, split_ranges};
+use crate::pool::{for_row_blocks, split_ranges};
 use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
@@ -179,16 +179,11 @@ impl CsrMatrix {
         };
         // A block of rows a thread, each row's sums in the same order.
         let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
-        if blocks.len() <= 1 {
+        if blocks.len() <= 1 || n == 0 {
             return rows(&self.indptr, dst.data);
         }
-        let mut rest = dst.data;
-        let parts = blocks.iter().map(|r| {
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut((r.end - r.start) * n);
-            rest = tail;
-            (&self.indptr[r.start..=r.end], out)
-        });
-        for_each_part(parts, |(ptr, out)| rows(ptr, out));
+        // (A block of rows is `out.len() / n` of them.)
+        for_row_blocks(par, dst.data, n, &blocks, |first, out| rows(&self.indptr[first..=first + out.len() / n], out));
     }
 
     /// `dst (k×n) ⟵ selfᵀ (k×m) · b (m×n)`: the weight gradient of a layer fed sparse input.

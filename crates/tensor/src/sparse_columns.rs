@@ -9,7 +9,7 @@
 //! exactly the order [`CsrMatrix::matmul`] and [`CsrMatrix::t_matmul`] do: the results are
 //! bitwise equal.
 
-use crate::pool::{Blocks, for_blocks, for_each_part, split_ranges};
+use crate::pool::{Blocks, for_blocks, for_each_part, for_row_blocks, split_ranges};
 use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
 use crate::{Accumulate, CsrMatrix, PackedColumns, Parallelism, View, ViewMut};
 
@@ -135,19 +135,15 @@ impl ColumnIndex {
         }
         let n = b.cols;
         let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
-        if blocks.len() <= 1 {
+        if blocks.len() <= 1 || n == 0 {
             let all = 0..self.rows;
             columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, all, dst.data);
             return;
         }
-        let mut rest = dst.data;
-        let parts = blocks.iter().map(|r| {
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut((r.end - r.start) * n);
-            rest = tail;
-            (r.clone(), out)
-        });
-        for_each_part(parts, |(r, out)| {
-            columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, r, out)
+        // (A block of rows is `out.len() / n` of them.)
+        for_row_blocks(par, dst.data, n, &blocks, |first, out| {
+            let rows = first..first + out.len() / n;
+            columns_matmul(&self.touched, &self.ptr, &self.row_of, &self.value_of, b.data, n, rows, out)
         });
     }
 

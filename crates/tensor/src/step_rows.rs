@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use crate::Parallelism;
-use crate::upper_state::clear_upper_state;
 
 /// One block of samples' rows of a time-major buffer (`[steps·batch, width]`): at each step
 /// `t`, rows `t·batch + rows`. Blocks of one buffer never share a row, so a block may be
@@ -100,12 +99,11 @@ pub fn for_sample_blocks<const N: usize>(
     let buffers = Buffers(bufs.map(|(b, width)| (b.as_mut_ptr(), b.len(), width)));
     // Each block gets its own `StepRows` of every buffer; the buffers stay borrowed
     // (`bufs`' lifetime) until every block has run.
-    let run = |rows: Range<usize>| {
-        let views = buffers.block(batch, &rows);
-        clear_upper_state();
-        f(rows, views)
-    };
-    crate::pool::for_each_job(blocks.len(), |k| run(blocks[k].clone()));
+    // (`for_each_job` clears the upper vector state before each block.)
+    crate::pool::for_each_job(blocks.len(), |k| {
+        let rows = blocks[k].clone();
+        f(rows.clone(), buffers.block(batch, &rows))
+    });
 }
 
 /// The buffers' `(start, length, width)`, shared by the blocks' tasks.

@@ -4,8 +4,6 @@
 //! dropped (CSR, as `fit` gathers them from a sparse-enough data set), plus real MNIST
 //! digits at their own density.
 
-use std::time::Instant;
-
 use kiln_layers::{Activation, Dense, GradOf, Layer, LayerInput};
 use kiln_tensor::{CsrMatrix, Matrix, Parallelism, Rng};
 use kiln_trainer::Sequential;
@@ -70,15 +68,7 @@ fn pass(layer: &mut dyn Layer, x: LayerInput<'_>, grad: &mut Matrix) {
 /// Median seconds of `f` over [`REPS`] runs after a warm-up.
 fn time(mut f: impl FnMut()) -> f64 {
     f();
-    let mut t: Vec<f64> = (0..REPS)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[REPS / 2]
+    super::median_seconds(REPS, || {}, f)
 }
 
 /// The non-zero entries of `x`.

@@ -434,6 +434,20 @@ fn time_epochs(w: &mut workloads::Workload, epochs: usize) -> anyhow::Result<Vec
     Ok(clock.marks.chunks(2).map(|p| p[1].duration_since(p[0]).as_secs_f64()).collect())
 }
 
+/// Median seconds of `reps` calls of `f`, each after a call of `before` (not timed).
+pub(crate) fn median_seconds(reps: usize, mut before: impl FnMut(), mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            before();
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
 /// The process's peak resident set size (Linux `VmHWM`), 0 where unknown.
 fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -89,17 +89,5 @@ fn time(reps: usize, mut product: impl FnMut()) -> f64 {
         }
     };
     product();
-    let median = |product: &mut dyn FnMut()| {
-        let mut t: Vec<f64> = (0..reps)
-            .map(|_| {
-                gap();
-                let start = Instant::now();
-                product();
-                start.elapsed().as_secs_f64()
-            })
-            .collect();
-        t.sort_by(f64::total_cmp);
-        t[reps / 2]
-    };
-    (0..5).map(|_| median(&mut product)).fold(f64::INFINITY, f64::min)
+    (0..5).map(|_| super::median_seconds(reps, gap, &mut product)).fold(f64::INFINITY, f64::min)
 }
