@@ -2,7 +2,7 @@
 //! input (an `Err` is fine; a panic, an abort or a huge allocation is a finding), checks
 //! the invariants of what it accepted, and says whether it accepted the input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kiln_datasets::{OutputMode, Split, TextVectorization, decode_maybe_gzip, parse_idx, read_aclimdb};
 use kiln_keras::{compile_from_keras, model_from_keras};
@@ -166,7 +166,9 @@ fn exercise(model: &mut Sequential) {
     }
 }
 
-/// A per-process scratch file for readers that take a path.
-fn scratch_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("kiln-fuzz-{}-{name}", std::process::id()))
+/// A fresh scratch file for readers that take a path. A TempPath: the file is removed when
+/// it drops, even when the entry point panics.
+fn scratch_file(name: &str) -> tempfile::TempPath {
+    let file = tempfile::Builder::new().prefix("kiln-fuzz-").suffix(&format!("-{name}")).tempfile();
+    file.expect("creating a scratch file").into_temp_path()
 }

@@ -4,7 +4,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kiln::prelude::*;
@@ -86,11 +86,10 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (usize, T) {
 
 const MIB: usize = 1 << 20;
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-memory-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder, made outside any measured closure. A TempDir: removed when the
+/// test ends, even on panic; bind it after `serial()` so it is removed before the lock is freed.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("kiln-memory-{name}-")).tempdir().unwrap()
 }
 
 /// A gzipped IDX file of `n` 28×28 images, written without holding it whole.
@@ -129,7 +128,8 @@ use std::io::Read as _;
 #[test]
 fn readers_hold_no_more_than_the_input_and_their_caps() {
     let _serial = serial();
-    let dir = scratch();
+    let tmp = scratch("readers");
+    let dir = tmp.path();
 
     // IDX: decompressed once, straight into the final buffer (it used to be held twice).
     let path = dir.join("train-images-idx3-ubyte.gz");
@@ -282,8 +282,8 @@ fn two_sequences() -> Vec<u8> {
 fn npz_members_are_read_only_when_asked_for_and_checked_before_widening() {
     use kiln_datasets::{ImdbArgs, imdb_load_data, mnist_load_data};
     let _serial = serial();
-    let dir = scratch().join("npz");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = scratch("npz");
+    let dir = tmp.path();
     const GIB: usize = 1 << 30;
     let labels = 1u64.to_le_bytes().iter().chain(&0u64.to_le_bytes()).copied().collect::<Vec<u8>>();
 
@@ -392,7 +392,6 @@ fn npz_members_are_read_only_when_asked_for_and_checked_before_widening() {
         peak / MIB
     );
     assert!(peak < 16 * MIB, "peak {} MiB", peak / MIB);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // --- round 3: keras import, predict input (issue 23) ---
@@ -455,9 +454,8 @@ fn declared_weights_archive(path: &Path, width: u64) -> usize {
 fn keras_import_and_predict_input_hold_about_what_they_return() {
     // Its allocations would count in the global peak of the tests measured with `peak_of`.
     let _serial = serial();
-    let dir = std::env::temp_dir().join(format!("kiln-memory-keras-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = scratch("keras");
+    let dir = tmp.path();
 
     // Issue 23, finding 10: a small archive declaring 4 MiB of weights. The weights are
     // read straight into the model (no decoded copy, no copy of that, no gradient buffer
@@ -510,9 +508,8 @@ fn config_archive(path: &Path, config: &str) {
 #[test]
 fn keras_configs_are_refused_before_their_json_tree_is_built() {
     let _serial = serial();
-    let dir = std::env::temp_dir().join(format!("kiln-memory-keras-config-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = scratch("keras-config");
+    let dir = tmp.path();
     let input = r#"{"class_name": "InputLayer", "config": {"batch_shape": [null, 8]}}"#;
 
     // The re-test's drops_compact.keras in small: a Sequential of 20,000 Dropouts. Its JSON
@@ -562,14 +559,14 @@ fn keras_configs_are_refused_before_their_json_tree_is_built() {
     });
     assert!(doc.is_ok());
     assert!(peak < 40 * config.len() + MIB, "a {}-byte config peaked at {peak} bytes", config.len());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn save_holds_the_weights_once_more_at_most() {
     let _serial = serial();
-    let dir = std::env::temp_dir().join(format!("kiln-memory-save-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // `save` creates the model folder itself: a fresh path inside the scratch folder.
+    let tmp = scratch("save");
+    let dir = tmp.path().join("m");
     // The re-test's big_written.keras imported and saved at 4× its weights: the save
     // copied them (get_weights), again into bytes, and again into the file image.
     let mut model = Sequential::new().add(Dense::new(1024)).add(Dense::new(4));
@@ -581,7 +578,6 @@ fn save_holds_the_weights_once_more_at_most() {
     assert!(peak < weights + weights / 4, "a save of {weights} bytes of weights peaked at {peak} bytes");
     let back = Sequential::load(&dir).unwrap();
     assert_eq!(back.get_weights().0, model.get_weights().0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // --- round 3: parity traces (issue 23, round B) ---
@@ -614,7 +610,8 @@ fn a_trace_is_checked_against_its_weights_before_the_model_is_built() {
 fn a_pickle_deflated_a_thousandfold_is_refused_on_little_memory() {
     use kiln_datasets::{ImdbArgs, imdb_load_data};
     let _serial = serial();
-    let dir = scratch();
+    let tmp = scratch("deflate");
+    let dir = tmp.path();
     let mut ops = b"]]".to_vec();
     for _ in 0..40 {
         ops.push(b'(');
@@ -643,7 +640,6 @@ fn a_pickle_deflated_a_thousandfold_is_refused_on_little_memory() {
     assert!(text.contains("imdb_deflate_bomb.npz") && text.contains("x_train"), "{text}");
     assert!(text.contains("inflating to more than 16×"), "{text}");
     assert!(peak < 2 * MIB, "peak {} KiB", peak >> 10);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// 400,000 empty lists appended to one list (a 400 KB stream): about 130 bytes each, 50 MB

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use kiln::prelude::*;
 use serde_json::json;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-red-team-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder. A TempDir: removed when the test ends, even on panic, so keep
+/// it bound (`let tmp = scratch(..)`) for as long as its path is used.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("kiln-red-team-{name}-")).tempdir().unwrap()
 }
 
 /// 3 classes, 4 features, 32 rows (a deterministic pattern).
@@ -103,7 +102,8 @@ fn nan_or_infinite_features_are_refused_naming_row_and_column() {
 
 #[test]
 fn a_diverged_model_is_not_saved_over_a_good_one() {
-    let dir = scratch("diverged").join("model");
+    let tmp = scratch("diverged");
+    let dir = tmp.path().join("model");
     let (x, _) = data();
     let mut good = model();
     good.save(&dir).unwrap();
@@ -118,8 +118,8 @@ fn a_diverged_model_is_not_saved_over_a_good_one() {
 
 #[test]
 fn model_checkpoint_keeps_the_last_good_checkpoint_of_a_diverging_run() {
-    let dir = scratch("checkpoint");
-    let path = dir.join("ckpt");
+    let tmp = scratch("checkpoint");
+    let path = tmp.path().join("ckpt");
     let (x, y) = data();
     let mut m = model();
     let mut ckpt = ModelCheckpoint::new(path.to_string_lossy());
@@ -134,7 +134,8 @@ fn model_checkpoint_keeps_the_last_good_checkpoint_of_a_diverging_run() {
 
 #[test]
 fn save_onto_a_regular_file_is_refused_and_the_file_kept() {
-    let file = scratch("onto-file").join("notes.txt");
+    let tmp = scratch("onto-file");
+    let file = tmp.path().join("notes.txt");
     std::fs::write(&file, "my notes").unwrap();
     let text = err_text(model().save(&file));
     assert!(text.contains("notes.txt") && text.contains("not a directory"), "{text}");
@@ -144,7 +145,8 @@ fn save_onto_a_regular_file_is_refused_and_the_file_kept() {
 #[test]
 #[cfg(unix)]
 fn save_through_a_symlinked_directory_writes_into_its_target() {
-    let base = scratch("symlink");
+    let tmp = scratch("symlink");
+    let base = tmp.path();
     let (real, link) = (base.join("real"), base.join("link"));
     std::fs::create_dir(&real).unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
@@ -165,10 +167,12 @@ fn duplicate_layer_names_are_refused_at_build_and_load_and_save_never_panics() {
     let mut m = Sequential::new().add(Dense::new(3).name("d")).add(Dense::new(2).name("d"));
     let text = err_text(m.build(4));
     assert!(text.contains("two layers are named `d` (layers 0 and 1)"), "{text}");
-    let text = err_text(m.save(scratch("dup-save").join("m")));
+    let tmp_save = scratch("dup-save");
+    let text = err_text(m.save(tmp_save.path().join("m")));
     assert!(text.contains("two layers are named `d`"), "an unloadable config is never written: {text}");
 
-    let dir = scratch("dup-load").join("m");
+    let tmp_load = scratch("dup-load");
+    let dir = tmp_load.path().join("m");
     let mut good = Sequential::new().add(Dense::new(3).name("d")).add(Dense::new(2).name("e"));
     good.build(4).unwrap();
     good.save(&dir).unwrap();
@@ -230,14 +234,15 @@ fn a_model_declaring_more_weights_than_its_budget_is_refused_before_allocating()
 // ---------------------------------------------------------------------------------------
 // Loaded state is validated
 
-/// A trained model saved in a fresh folder, for editing.
-fn saved(name: &str) -> PathBuf {
-    let dir = scratch(name).join("m");
+/// A trained model saved in a fresh folder, for editing; the folder lives as long as the TempDir.
+fn saved(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = scratch(name);
+    let dir = tmp.path().join("m");
     let (x, y) = data();
     let mut m = model();
     m.fit(&x, &y, quiet()).unwrap();
     m.save(&dir).unwrap();
-    dir
+    (tmp, dir)
 }
 
 /// Rewrites one tensor of a safetensors file with `f`.
@@ -275,7 +280,7 @@ fn write_tensors_with(file: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], m
 
 #[test]
 fn negative_second_moments_are_refused_on_load() {
-    let dir = saved("velocity");
+    let (_tmp, dir) = saved("velocity");
     let file = dir.join("optimizer.safetensors");
     let t = edit_tensors(&file, |n, v| {
         if n.ends_with("velocity") {
@@ -289,7 +294,7 @@ fn negative_second_moments_are_refused_on_load() {
 
 #[test]
 fn iterations_must_be_a_non_negative_integer() {
-    let dir = saved("iterations");
+    let (_tmp, dir) = saved("iterations");
     let file = dir.join("optimizer.safetensors");
     let tensors = edit_tensors(&file, |_, _| {});
     for bad in ["twelve", "-3", "2.5", ""] {
@@ -304,7 +309,7 @@ fn iterations_must_be_a_non_negative_integer() {
 
 #[test]
 fn garbage_metadata_and_unknown_format_versions_are_refused() {
-    let dir = saved("metadata");
+    let (_tmp, dir) = saved("metadata");
     std::fs::write(dir.join("metadata.json"), "{not json").unwrap();
     let text = err_text(Sequential::load(&dir));
     assert!(text.contains("metadata.json"), "{text}");
@@ -315,7 +320,7 @@ fn garbage_metadata_and_unknown_format_versions_are_refused() {
 
 #[test]
 fn tensors_the_config_does_not_name_are_refused() {
-    let dir = saved("extra-tensor");
+    let (_tmp, dir) = saved("extra-tensor");
     let file = dir.join("model.safetensors");
     let mut t = edit_tensors(&file, |_, _| {});
     t.push(("stowaway".into(), vec![1], vec![f32::NAN]));
@@ -400,7 +405,8 @@ fn keras_optimizer_arguments_out_of_range_are_refused() {
 #[test]
 #[cfg(unix)]
 fn an_extracted_aclimdb_review_that_is_a_symlink_is_not_read() {
-    let root = scratch("aclimdb-link").join("aclImdb");
+    let tmp = scratch("aclimdb-link");
+    let root = tmp.path().join("aclImdb");
     for class in ["pos", "neg"] {
         std::fs::create_dir_all(root.join("train").join(class)).unwrap();
         std::fs::write(root.join("train").join(class).join("0_1.txt"), format!("a {class} review")).unwrap();
@@ -416,7 +422,8 @@ fn an_extracted_aclimdb_review_that_is_a_symlink_is_not_read() {
 #[test]
 #[cfg(unix)]
 fn endless_and_special_files_are_refused_by_every_reader_without_blocking() {
-    let dir = scratch("special");
+    let tmp = scratch("special");
+    let dir = tmp.path();
     let zero = dir.join("zero-idx3-ubyte");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
     let fifo = dir.join("fifo.tar.gz");
@@ -482,7 +489,8 @@ fn a_zero_byte_divisor_is_blamed_on_the_divisor_not_on_a_value() {
 #[cfg(unix)]
 fn parity_refuses_endless_and_special_trace_files() {
     // Issue 23 #8: `/dev/zero` grew to 17 GB, a FIFO blocked forever.
-    let dir = scratch("parity-special");
+    let tmp = scratch("parity-special");
+    let dir = tmp.path();
     let mut paths = vec![PathBuf::from("/dev/zero")];
     let fifo = dir.join("trace.json");
     if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
@@ -525,7 +533,8 @@ fn fixture_member(archive: &str, member: &str) -> Vec<u8> {
 /// Issue 23, finding 5: an empty Functional `layers` list indexed out of bounds.
 #[test]
 fn a_functional_config_with_no_layers_is_refused_not_a_panic() {
-    let dir = scratch("functional-empty");
+    let tmp = scratch("functional-empty");
+    let dir = tmp.path();
     let cfg = json!({"class_name": "Functional", "config": {"name": "f", "layers": [],
         "input_layers": [["in", 0, 0]], "output_layers": [["out", 0, 0]]}});
     let text = keras_doc(cfg.clone());
@@ -557,7 +566,8 @@ fn an_input_layer_that_disagrees_with_the_build_shape_is_refused_naming_both() {
 /// a loadable save with one `load` refuses.
 #[test]
 fn saves_that_load_would_refuse_are_refused_and_the_previous_save_kept() {
-    let dir = scratch("save-loadable").join("m");
+    let tmp = scratch("save-loadable");
+    let dir = tmp.path().join("m");
     let good = model();
     good.save(&dir).unwrap();
     let before = std::fs::read(dir.join("model.safetensors")).unwrap();
@@ -586,7 +596,8 @@ fn saves_that_load_would_refuse_are_refused_and_the_previous_save_kept() {
 /// good model in `--out` is touched.
 #[test]
 fn a_keras_layer_name_of_megabytes_is_refused_at_import_and_out_is_kept() {
-    let dir = scratch("keras-long-name");
+    let tmp = scratch("keras-long-name");
+    let dir = tmp.path();
     let out = dir.join("m");
     model().save(&out).unwrap();
     let before = std::fs::read(out.join("config.json")).unwrap();
@@ -644,14 +655,15 @@ fn a_model_of_170k_layers_checks_its_names_in_linear_time() {
     assert!(text.contains("170001 layers, more than the 10000"), "{text}");
 }
 
-/// A saved model, an input file and a scratch folder for the predict/export cases.
-fn predict_setup(name: &str, rows: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = scratch(name);
-    let m = dir.join("m");
+/// A saved model, an input file and a scratch folder for the predict/export cases (the
+/// folder is removed when the returned TempDir drops).
+fn predict_setup(name: &str, rows: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = scratch(name);
+    let m = tmp.path().join("m");
     model().save(&m).unwrap();
-    let input = dir.join("x.json");
+    let input = tmp.path().join("x.json");
     std::fs::write(&input, rows).unwrap();
-    (dir, m, input)
+    (tmp, m, input)
 }
 
 fn predict_err(dir: &Path, input: &Path, json_out: Option<PathBuf>) -> String {
@@ -672,7 +684,7 @@ fn predict_err(dir: &Path, input: &Path, json_out: Option<PathBuf>) -> String {
 #[test]
 fn predict_checks_each_row_as_it_reads_it() {
     let empty_rows = format!("[{}]", vec!["[]"; 100_000].join(","));
-    let (_, m, input) = predict_setup("predict-rows", &empty_rows);
+    let (_tmp, m, input) = predict_setup("predict-rows", &empty_rows);
     let text = predict_err(&m, &input, None);
     assert!(text.contains("x.json") && text.contains("row 0 has 0 values, the model takes 4"), "{text}");
     for (rows, expect) in [
@@ -700,7 +712,8 @@ fn predict_checks_each_row_as_it_reads_it() {
 /// naming the row and output, and nothing is written.
 #[test]
 fn predict_refuses_non_finite_outputs_and_writes_nothing() {
-    let dir = scratch("predict-inf");
+    let tmp = scratch("predict-inf");
+    let dir = tmp.path();
     let m = dir.join("m");
     let mut linear = Sequential::new().add(Dense::new(2));
     linear.build(1).unwrap();
@@ -719,7 +732,8 @@ fn predict_refuses_non_finite_outputs_and_writes_nothing() {
 /// Issue 23, finding 14: no output path may lie inside a model directory or be an input.
 #[test]
 fn outputs_inside_a_model_directory_or_onto_an_input_are_refused() {
-    let (dir, m, input) = predict_setup("out-paths", "[[1, 2, 3, 4]]");
+    let (tmp, m, input) = predict_setup("out-paths", "[[1, 2, 3, 4]]");
+    let dir = tmp.path();
     let snapshot = |d: &Path| {
         let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
             .unwrap()
@@ -785,7 +799,8 @@ fn outputs_inside_a_model_directory_or_onto_an_input_are_refused() {
 /// different model.
 #[test]
 fn a_flipped_byte_in_stored_keras_weights_fails_the_crc_check() {
-    let dir = scratch("keras-crc");
+    let tmp = scratch("keras-crc");
+    let dir = tmp.path();
     let mut bytes = std::fs::read(keras_fixture("seq.keras")).unwrap();
     let start = {
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
@@ -814,7 +829,8 @@ fn trace_fixture(name: &str) -> serde_json::Value {
 /// declared length is checked against what the trace records before anything trains.
 #[test]
 fn parity_refuses_a_trace_declaring_more_training_than_it_records() {
-    let dir = scratch("parity-length");
+    let tmp = scratch("parity-length");
+    let dir = tmp.path();
     let mut t = trace_fixture("keras_trace_ii_l2.json");
     t["fit"]["epochs"] = json!(1_000_000_000_000u64);
     let file = dir.join("endless.json");
@@ -871,6 +887,7 @@ fn errors_quote_an_excerpt_of_huge_values() {
     assert!(text.contains("bogus") && text.contains("(1048578 bytes)") && text.len() < 1000, "{}", text.len());
 
     let deep = "[".repeat(5000);
+    let tmp = scratch("deep-config");
     let args = xtask::reproduce::ReproduceArgs::parse(&[
         "--only",
         "imdb_custom",
@@ -879,7 +896,7 @@ fn errors_quote_an_excerpt_of_huge_values() {
         "--config",
         &deep,
         "--out",
-        &scratch("deep-config").join("out").display().to_string(),
+        &tmp.path().join("out").display().to_string(),
     ])
     .unwrap();
     let text = format!("{:#}", xtask::reproduce::run(&args).unwrap_err());

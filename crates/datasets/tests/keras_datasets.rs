@@ -154,11 +154,14 @@ fn npy(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An `.npz` of deflated members, written to a scratch file named `name`.
-fn npz(name: &str, members: &[(&str, Vec<u8>)]) -> PathBuf {
+/// A fresh scratch folder. A TempDir: removed when the test ends, even on panic.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("kiln-{name}-")).tempdir().unwrap()
+}
+
+/// An `.npz` of deflated members, written to `dir/name`.
+fn npz(dir: &Path, name: &str, members: &[(&str, Vec<u8>)]) -> PathBuf {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("kiln-keras-datasets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
@@ -190,12 +193,14 @@ fn labels(values: &[i64]) -> Vec<u8> {
 /// and the index (issue 23, finding 16: they were caught only at training, unnamed).
 #[test]
 fn imdb_labels_other_than_0_and_1_are_refused_at_load_by_name() {
+    let tmp = scratch("keras-datasets");
     let x = npy("|O", &[3], &pickled_object_array(3, b"](]K\x05a]K\x06a]K\x07ae"));
     for (bad, at) in [(2i64, 1usize), (-1, 2)] {
         let mut y = vec![0i64, 1, 0];
         y[at] = bad;
         let name = format!("imdb_label_{bad}.npz");
         let path = npz(
+            tmp.path(),
             &name,
             &[("x_train", x.clone()), ("y_train", labels(&[1, 0, 1])), ("x_test", x.clone()), ("y_test", labels(&y))],
         );
@@ -204,16 +209,15 @@ fn imdb_labels_other_than_0_and_1_are_refused_at_load_by_name() {
             err.contains(&name) && err.contains("`y_test`") && err.contains(&format!("{bad} at index {at}")),
             "{err}"
         );
-        std::fs::remove_file(&path).unwrap();
     }
     // As many labels as sequences, checked from the headers.
     let path = npz(
+        tmp.path(),
         "imdb_label_count.npz",
         &[("x_train", x.clone()), ("y_train", labels(&[1, 0])), ("x_test", x.clone()), ("y_test", labels(&[1, 0, 1]))],
     );
     let err = imdb_load_data(&path, &ImdbArgs::default()).unwrap_err().to_string();
     assert!(err.contains("`x_train` declares 3 sequences") && err.contains("`y_train`"), "{err}");
-    std::fs::remove_file(&path).unwrap();
 }
 
 /// A 3 KB `imdb.npz` whose `x_train` pickle is 10⁶ `TUPLE1` then `POP` (a megabyte that
@@ -225,7 +229,9 @@ fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
     p.extend(std::iter::repeat_n(0x85u8, 1_000_000));
     p.extend(b"0.");
     let y = labels(&[1]);
+    let tmp = scratch("keras-datasets");
     let path = npz(
+        tmp.path(),
         "imdb_deep.npz",
         &[("x_train", npy("|O", &[1], &p)), ("y_train", y.clone()), ("x_test", npy("|O", &[1], &p)), ("y_test", y)],
     );
@@ -236,7 +242,6 @@ fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
     // `pickle`), by either limit.
     let limit = err.contains("nested more than 64") || err.contains("inflating to more than 16×");
     assert!(err.contains("imdb_deep.npz") && err.contains("x_train") && limit, "{err}");
-    std::fs::remove_file(&path).unwrap();
 }
 
 // --- round 3b: mnist.npz shapes and labels ---
@@ -244,11 +249,9 @@ fn a_two_kilobyte_imdb_npz_of_nested_tuples_is_refused_not_a_crash() {
 /// A `.npy` member: `(name, descr, shape, data)`.
 type Member<'a> = (&'a str, &'a str, &'a [usize], &'a [u8]);
 
-/// An `.npz` of deflated `.npy` members.
-fn mnist_like(name: &str, members: &[Member]) -> std::path::PathBuf {
+/// An `.npz` of deflated `.npy` members, written to `dir/name`.
+fn mnist_like(dir: &Path, name: &str, members: &[Member]) -> PathBuf {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!("kiln-mnist-shapes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
@@ -275,6 +278,7 @@ fn mnist_npz_refuses_other_shapes_and_labels_by_name() {
     let zeros = vec![0u8; 2_000_000];
     let image = [0u8; 784];
     let minus_one = (-1i64).to_le_bytes();
+    let tmp = scratch("mnist-shapes");
     let cases: [(&str, Vec<Member>, &str); 6] = [
         (
             "zero_w.npz",
@@ -308,14 +312,14 @@ fn mnist_npz_refuses_other_shapes_and_labels_by_name() {
         ),
     ];
     for (name, members, expect) in cases {
-        let path = mnist_like(name, &members);
+        let path = mnist_like(tmp.path(), name, &members);
         let err = mnist_load_data(&path, Split::Train).unwrap_err().to_string();
         assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
     }
     let good = mnist_like(
+        tmp.path(),
         "good.npz",
         &[("x_train", "|u1", &[1, 28, 28], &image), ("y_train", "<i8", &[1], &9i64.to_le_bytes())],
     );
     assert_eq!(mnist_load_data(&good, Split::Train).unwrap().labels, [9]);
-    std::fs::remove_dir_all(good.parent().unwrap()).unwrap();
 }

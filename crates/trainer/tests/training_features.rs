@@ -15,11 +15,9 @@ fn quiet<'a>() -> FitOptions<'a> {
     FitOptions::default().verbose(Verbosity::Silent)
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kiln-features-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder. A TempDir: removed when the test ends, even on panic.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("kiln-features-{name}-")).tempdir().unwrap()
 }
 
 #[test]
@@ -89,7 +87,8 @@ fn learning_rate_scheduler_sets_the_rate_before_each_epoch() {
 
 #[test]
 fn csv_logger_writes_keras_layout_and_appends() {
-    let dir = temp_dir("csv");
+    let tmp = temp_dir("csv");
+    let dir = tmp.path();
     let path = dir.join("log.csv");
     let (x, y) = blobs(40, 7);
     let mut m = classifier(5);
@@ -110,7 +109,6 @@ fn csv_logger_writes_keras_layout_and_appends() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.matches("epoch,").count(), 1, "appending keeps the one header");
     assert_eq!(text.split("\r\n").filter(|l| !l.is_empty()).count(), 4);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -139,11 +137,12 @@ fn tensorboard_python() -> Option<String> {
 
 #[test]
 fn tensorboard_files_load_in_tensorboards_reader() {
-    let dir = temp_dir("tb");
+    let tmp = temp_dir("tb");
+    let dir = tmp.path();
     let (x, y) = blobs(48, 9);
     let (xv, yv) = blobs(16, 10);
     let mut m = classifier(7);
-    let mut tb = TensorBoard::new(&dir).update_freq(UpdateFreq::Batches(2));
+    let mut tb = TensorBoard::new(dir).update_freq(UpdateFreq::Batches(2));
     let h = m.fit(&x, &y, quiet().epochs(3).batch_size(8).validation_data(&xv, &yv).callback(&mut tb)).unwrap();
     assert_eq!(tb.files().len(), 2);
     for (f, run) in tb.files().iter().zip(["train", "validation"]) {
@@ -159,7 +158,7 @@ fn tensorboard_files_load_in_tensorboards_reader() {
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/tensorboard/read_events.py");
-    let out = Command::new(python).arg(script).arg(&dir).output().unwrap();
+    let out = Command::new(python).arg(script).arg(dir).output().unwrap();
     assert!(out.status.success(), "TensorBoard's reader failed: {}", String::from_utf8_lossy(&out.stderr));
     let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let series = |run: &str, tag: &str| -> Vec<(i64, f64)> {
@@ -180,5 +179,4 @@ fn tensorboard_files_load_in_tensorboards_reader() {
     assert_eq!(steps_values(series("validation", "evaluation_loss_vs_iterations")).0, vec![6, 12, 18]);
     // 6 batches per epoch, every second one logged, at the global batch count from 1.
     assert_eq!(steps_values(series("train", "batch_loss")).0, vec![2, 4, 6, 8, 10, 12, 14, 16, 18]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
