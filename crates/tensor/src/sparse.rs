@@ -197,7 +197,7 @@ impl CsrMatrix {
 }
 
 /// `out[i,:] += Σ_j v_ij · b[j,:]` over the stored entries of each row.
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn csr_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
     for (i, range) in indptr.windows(2).enumerate() {
         let row = &mut out[i * n..(i + 1) * n];
@@ -207,21 +207,21 @@ fn csr_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: u
             if v == 1.0 {
                 row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
             } else {
-                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o = v.mul_add(x, *o));
             }
         }
     }
 }
 
 /// `out[j,:] += v_ij · b[i,:]` over the stored entries of each row `i`.
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn csr_t_matmul(indptr: &[usize], indices: &[u32], values: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
     for (i, range) in indptr.windows(2).enumerate() {
         let brow = &b[i * n..(i + 1) * n];
         for k in range[0]..range[1] {
             let (j, v) = (indices[k] as usize, values[k]);
             let row = &mut out[j * n..(j + 1) * n];
-            row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+            row.iter_mut().zip(brow).for_each(|(o, &x)| *o = v.mul_add(x, *o));
         }
     }
 }

@@ -217,7 +217,7 @@ fn balanced_ranges(ptr: &[usize], parts: usize, min_len: usize) -> Blocks {
 /// `out[j − row0,:] = Σ_i v_ij · b[i,:]` for each touched column `j` (from zero, `i`
 /// increasing); `ptr` holds the touched columns' entry ranges (`ptr[t]..ptr[t + 1]`). Each
 /// row stays in L1 while its few terms are added: the kernel for columns of a few entries.
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 #[allow(clippy::too_many_arguments)]
 fn columns_t_matmul(
     touched: &[u32],
@@ -236,11 +236,11 @@ fn columns_t_matmul(
         // The first term overwrites the row as `0 + v·x` (not `v·x`, which keeps a −0
         // the accumulating loop would turn into +0), saving a separate clearing pass.
         let (i, v) = (row_of[first] as usize, value_of[first]);
-        row.iter_mut().zip(&b[i * n..(i + 1) * n]).for_each(|(o, &x)| *o = 0.0 + v * x);
+        row.iter_mut().zip(&b[i * n..(i + 1) * n]).for_each(|(o, &x)| *o = v.mul_add(x, 0.0));
         for k in rest {
             let (i, v) = (row_of[k] as usize, value_of[k]);
             let brow = &b[i * n..(i + 1) * n];
-            row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+            row.iter_mut().zip(brow).for_each(|(o, &x)| *o = v.mul_add(x, *o));
         }
     }
 }
@@ -281,7 +281,7 @@ const PARALLEL_MIN_COLUMNS: usize = 256;
 /// `out[i − rows.start,:] += v_ij · b[j,:]` for the output rows `rows`, column `j` by
 /// column, each `b` row read once. A column's entries are sorted by row, so the block's
 /// are one run of them, found by binary search.
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 #[allow(clippy::too_many_arguments)]
 fn columns_matmul(
     touched: &[u32],
@@ -305,7 +305,7 @@ fn columns_matmul(
             if v == 1.0 {
                 row.iter_mut().zip(brow).for_each(|(o, &x)| *o += x);
             } else {
-                row.iter_mut().zip(brow).for_each(|(o, &x)| *o += v * x);
+                row.iter_mut().zip(brow).for_each(|(o, &x)| *o = v.mul_add(x, *o));
             }
         }
     }

@@ -50,6 +50,13 @@ impl Sequential {
         chosen
     }
 
+    /// Whether `fit`, `evaluate` and `predict` on `x` hand this built model's first layer
+    /// the non-zero values of each row alone (the zero-skipping path,
+    /// [`Sequential::set_zero_skipping`]), as they log at debug level.
+    pub fn skips_zeros<'a>(&self, x: impl Into<FeaturesRef<'a>>) -> bool {
+        self.nonzeros_only(x.into())
+    }
+
     /// Evaluation buffers for batches of `batch_size` rows of `x`, on the path
     /// [`Sequential::nonzeros_only`] chooses.
     pub(crate) fn eval_buffers_for(&self, x: FeaturesRef<'_>, batch_size: usize) -> EvalBuffers {

@@ -243,9 +243,11 @@ impl Sequential {
     /// Whether a dense input that is mostly zeros (MNIST digits: 81 % of pixels) may reach
     /// the first layer as its non-zero values alone, when that layer computes faster so
     /// (on by default; the choice is made per data set from its density and logged at
-    /// debug level). A zero adds nothing to a product of finite weights, so only the order
-    /// of additions changes: the results differ from the dense products in the last bits
-    /// (and an infinite weight meets no `0·∞ = NaN`). The density is sampled from the data
+    /// debug level; [`Sequential::skips_zeros`] says which). A zero adds nothing to a
+    /// product of finite weights, and each term is one fused multiply-add as in the dense
+    /// products, so at most the order of additions changes: the results may differ from
+    /// the dense products in the last bits (and an infinite weight meets no `0·∞ = NaN`).
+    /// The density is sampled from the data
     /// each call is given, so `predict` on a few rows may take the other path than on the
     /// whole set. Turn it off to get the dense products' bits.
     pub fn set_zero_skipping(&mut self, on: bool) {
