@@ -1,7 +1,7 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
-use crate::pool::{for_row_blocks, split_ranges};
-use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums};
+use crate::pool::{for_each_part, for_row_blocks, split_ranges};
+use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums, blocked_sums_packing};
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
 mod nonzeros;
@@ -155,9 +155,10 @@ impl CsrMatrix {
     }
 
     /// `dst (m×n) ⟵ self (m×k) · b (k×n)` with the register-blocked kernel
-    /// (`sparse_blocks.rs`), `b` packed into `scratch` when its layout needs it (below 64
-    /// columns, the plain loop of [`CsrMatrix::matmul`]); bitwise equal to
-    /// [`CsrMatrix::matmul`], on any number of threads (each takes a block of rows).
+    /// (`sparse_blocks.rs`), each 64-column strip of `b` packed into `scratch` when its
+    /// layout needs it (below 64 columns, the plain loop of [`CsrMatrix::matmul`]);
+    /// bitwise equal to [`CsrMatrix::matmul`], on any number of threads (each takes a
+    /// block of rows).
     pub fn matmul_blocked(
         &self,
         dst: ViewMut<'_>,
@@ -171,14 +172,32 @@ impl CsrMatrix {
             dst.data.fill(0.0);
         }
         let n = b.cols;
-        // Narrower than one block, the plain loop is faster; wider, the blocked kernel.
-        let packed = (n >= MIN_COLUMNS).then(|| scratch.of(b, par));
+        // A block of rows a thread, each row's sums in the same order.
+        let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
+        if n > MIN_COLUMNS && b.rows > 0 {
+            // The blocked kernel, each thread packing each strip of `b` just before its
+            // rows read it (its own copy: no strip crosses between cores).
+            let (indices, values) = (&self.indices[..], &self.values[..]);
+            let mut strips = scratch.strip_buffers(blocks.len(), b.rows);
+            if blocks.len() <= 1 {
+                let strip = strips.next().expect("one strip buffer");
+                return blocked_sums_packing(&self.indptr, indices, values, b, strip, dst.data);
+            }
+            let mut rest = dst.data;
+            let parts = blocks.iter().zip(strips).map(|(r, strip)| {
+                let (out, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * n);
+                rest = tail;
+                (&self.indptr[r.start..=r.end], strip, out)
+            });
+            return for_each_part(parts, |(ptr, strip, out)| blocked_sums_packing(ptr, indices, values, b, strip, out));
+        }
+        // Narrower than one block, the plain loop is faster; at one block, the blocked
+        // kernel reads `b` in place.
+        let packed = (n == MIN_COLUMNS).then(|| scratch.of(b, par));
         let rows = |ptr: &[usize], out: &mut [f32]| match packed {
             Some(packed) => blocked_sums(ptr, &self.indices, &self.values, packed, Dest::Same, true, usize::MAX, out),
             None => csr_matmul(ptr, &self.indices, &self.values, b.data, n, out),
         };
-        // A block of rows a thread, each row's sums in the same order.
-        let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
         if blocks.len() <= 1 || n == 0 {
             return rows(&self.indptr, dst.data);
         }
