@@ -1,7 +1,7 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
-use crate::pool::{for_each_part, for_row_blocks, split_ranges};
-use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums, blocked_sums_packing};
+use crate::pool::{for_each_part, for_row_blocks, row_blocks, split_ranges};
+use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums, blocked_sums_packing, blocked_sums_packing_columns};
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
 mod nonzeros;
@@ -158,7 +158,7 @@ impl CsrMatrix {
     /// (`sparse_blocks.rs`), each 64-column strip of `b` packed into `scratch` when its
     /// layout needs it (below 64 columns, the plain loop of [`CsrMatrix::matmul`]);
     /// bitwise equal to [`CsrMatrix::matmul`], on any number of threads (each takes a
-    /// block of rows).
+    /// block of rows, or, through the blocked kernel, a block of `b`'s strips).
     pub fn matmul_blocked(
         &self,
         dst: ViewMut<'_>,
@@ -175,21 +175,26 @@ impl CsrMatrix {
         // A block of rows a thread, each row's sums in the same order.
         let blocks = split_ranges(self.rows, par.thread_count(), PARALLEL_MIN_ROWS);
         if n > MIN_COLUMNS && b.rows > 0 {
-            // The blocked kernel, each thread packing each strip of `b` just before its
-            // rows read it (its own copy: no strip crosses between cores).
-            let (indices, values) = (&self.indices[..], &self.values[..]);
-            let mut strips = scratch.strip_buffers(blocks.len(), b.rows);
-            if blocks.len() <= 1 {
-                let strip = strips.next().expect("one strip buffer");
-                return blocked_sums_packing(&self.indptr, indices, values, b, strip, dst.data);
+            // The blocked kernel, each strip of `b` packed just before it is read. Threads
+            // split the strips (each packs and reads its own: none crosses between cores)
+            // and write their columns of every output row.
+            let (ptr, indices, values) = (&self.indptr[..], &self.indices[..], &self.values[..]);
+            let strips = row_blocks(par, n.div_ceil(MIN_COLUMNS), 1);
+            let mut buffers = scratch.strip_buffers(strips.len(), b.rows);
+            if blocks.len() <= 1 || strips.len() <= 1 {
+                let strip = buffers.next().expect("one strip buffer");
+                return blocked_sums_packing(ptr, indices, values, b, strip, dst.data);
             }
-            let mut rest = dst.data;
-            let parts = blocks.iter().zip(strips).map(|(r, strip)| {
-                let (out, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * n);
-                rest = tail;
-                (&self.indptr[r.start..=r.end], strip, out)
+            let (mut rest, mut first) = (Some(dst.into_faer()), 0);
+            let parts = strips.iter().zip(buffers).map(|(s, strip)| {
+                let end = (s.end * MIN_COLUMNS).min(n);
+                let (mine, tail) = rest.take().expect("the columns left").split_at_col_mut(end - first);
+                (rest, first) = (Some(tail), end);
+                (s.clone(), strip, mine)
             });
-            return for_each_part(parts, |(ptr, strip, out)| blocked_sums_packing(ptr, indices, values, b, strip, out));
+            return for_each_part(parts, |(s, strip, out)| {
+                blocked_sums_packing_columns(ptr, indices, values, b, s, strip, out)
+            });
         }
         // Narrower than one block, the plain loop is faster; at one block, the blocked
         // kernel reads `b` in place.

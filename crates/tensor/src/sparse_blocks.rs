@@ -161,18 +161,18 @@ pub(crate) fn blocked_sums(
         for c0 in (0..n).step_by(BLOCK) {
             let w = (n - c0).min(BLOCK);
             let strip = &b.data[c0 * k..c0 * k + k * BLOCK];
-            block_sums::<BLOCK>(ptr, idx, vals, strip, dest, rows.clone(), Cols { c0, w, n, accumulate }, out);
+            let c = Cols { c0, w, accumulate };
+            block_sums::<BLOCK>(ptr, idx, vals, strip, dest, rows.clone(), c, &mut Flat { data: &mut *out, n });
         }
     }
 }
 
 /// [`blocked_sums`] of every output at once, adding to `out` (a batch's forward product,
-/// or one thread's rows of it), packing each strip of `b` into `strip` (a buffer of
+/// on one thread), packing each strip of `b` into `strip` (a buffer of
 /// [`PackedColumns::strip_buffers`]) just before the outputs read it. The strip is read
 /// while it is in this core's L2, where packing the whole operand first would have left
-/// the first strips in L3, or in another core's cache: W1r 5 % faster on one thread
-/// (Intel Xeon, `docs/performance.md`). The same sums in the same order.
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+/// the first strips in L3: W1r 5 % faster on one thread (Intel Xeon,
+/// `docs/performance.md`). The same sums in the same order.
 pub(crate) fn blocked_sums_packing(
     ptr: &[usize],
     idx: &[u32],
@@ -181,10 +181,43 @@ pub(crate) fn blocked_sums_packing(
     strip: &mut [f32],
     out: &mut [f32],
 ) {
-    let (n, outputs) = (b.cols, ptr.len() - 1);
-    for c0 in (0..n).step_by(BLOCK) {
+    let n = b.cols;
+    strips_packing(ptr, idx, vals, b, 0..n.div_ceil(BLOCK), strip, &mut Flat { data: out, n });
+}
+
+/// [`blocked_sums_packing`] for the strips `strips` of `b` alone, into `out`: those strips'
+/// columns of the output (one thread's share when a batch's forward product is split by
+/// strips: it packs only its own, and no strip crosses between cores).
+pub(crate) fn blocked_sums_packing_columns(
+    ptr: &[usize],
+    idx: &[u32],
+    vals: &[f32],
+    b: View<'_>,
+    strips: std::ops::Range<usize>,
+    strip: &mut [f32],
+    out: faer::MatMut<'_, f32>,
+) {
+    let out = out.try_as_row_major_mut().expect("row-major output rows");
+    strips_packing(ptr, idx, vals, b, strips, strip, &mut ColumnBlock(out));
+}
+
+/// The strips `strips` of `b`, each packed then summed into `out`, whose first column is
+/// the first strip's.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn strips_packing<O: OutRows>(
+    ptr: &[usize],
+    idx: &[u32],
+    vals: &[f32],
+    b: View<'_>,
+    strips: std::ops::Range<usize>,
+    strip: &mut [f32],
+    out: &mut O,
+) {
+    let (n, outputs, first) = (b.cols, ptr.len() - 1, strips.start * BLOCK);
+    for s in strips {
+        let c0 = s * BLOCK;
         pack_block(b, c0, strip);
-        let c = Cols { c0, w: (n - c0).min(BLOCK), n, accumulate: true };
+        let c = Cols { c0: c0 - first, w: (n - c0).min(BLOCK), accumulate: true };
         block_sums::<BLOCK>(ptr, idx, vals, strip, Dest::Same, 0..outputs, c, out);
     }
 }
@@ -192,11 +225,40 @@ pub(crate) fn blocked_sums_packing(
 /// The output columns one block covers.
 #[derive(Clone, Copy)]
 struct Cols {
+    /// The block's first column, counted from the first column the output holds.
     c0: usize,
     /// Real columns of the block (≤ its padded width).
     w: usize,
-    n: usize,
     accumulate: bool,
+}
+
+/// The output rows a kernel writes.
+trait OutRows {
+    /// Row `r`, from the first column this output holds.
+    fn row(&mut self, r: usize) -> &mut [f32];
+}
+
+/// Whole rows of `n` values, one after another.
+struct Flat<'a> {
+    data: &'a mut [f32],
+    n: usize,
+}
+
+impl OutRows for Flat<'_> {
+    #[inline(always)]
+    fn row(&mut self, r: usize) -> &mut [f32] {
+        &mut self.data[r * self.n..(r + 1) * self.n]
+    }
+}
+
+/// A block of columns of row-major rows: one thread's strips of a batch's output.
+struct ColumnBlock<'a>(faer::MatMut<'a, f32, usize, usize, isize, faer::ContiguousFwd>);
+
+impl OutRows for ColumnBlock<'_> {
+    #[inline(always)]
+    fn row(&mut self, r: usize) -> &mut [f32] {
+        faer::reborrow::ReborrowMut::rb_mut(&mut self.0).row_mut(r).as_slice_mut()
+    }
 }
 
 /// One block of [`blocked_sums`], `P` (padded) columns wide; inlined into each
@@ -211,7 +273,7 @@ fn block_sums<const P: usize>(
     dest: Dest<'_>,
     outputs: std::ops::Range<usize>,
     c: Cols,
-    out: &mut [f32],
+    out: &mut impl OutRows,
 ) {
     // Rows of the strip as arrays: one bounds check per term, and sums LLVM keeps in
     // registers.
@@ -263,26 +325,25 @@ fn add_term<const P: usize>(acc: &mut [f32; P], v: f32, row: &[f32; P]) {
 /// arrays in and out, so that the sums themselves are never sliced and stay in
 /// registers.)
 #[inline(always)]
-fn load<const P: usize>(row: usize, c: Cols, out: &[f32]) -> [f32; P] {
+fn load<const P: usize>(row: usize, c: Cols, out: &mut impl OutRows) -> [f32; P] {
     let mut start = [0.0f32; P];
-    let from = row * c.n + c.c0;
     if c.accumulate && c.w == P {
         // Of known length: inlined, not a `memcpy` call.
-        start = out[from..from + P].try_into().expect("a full block");
+        start = out.row(row)[c.c0..c.c0 + P].try_into().expect("a full block");
     } else if c.accumulate {
-        start[..c.w].copy_from_slice(&out[from..from + c.w]);
+        start[..c.w].copy_from_slice(&out.row(row)[c.c0..c.c0 + c.w]);
     }
     start
 }
 
 /// Writes the real columns of a block's sums to row `row` of `out`.
 #[inline(always)]
-fn store<const P: usize>(acc: [f32; P], row: usize, c: Cols, out: &mut [f32]) {
-    let to = row * c.n + c.c0;
+fn store<const P: usize>(acc: [f32; P], row: usize, c: Cols, out: &mut impl OutRows) {
+    let to = &mut out.row(row)[c.c0..];
     if c.w == P {
-        let dst: &mut [f32; P] = (&mut out[to..to + P]).try_into().expect("a full block");
+        let dst: &mut [f32; P] = (&mut to[..P]).try_into().expect("a full block");
         *dst = acc;
     } else {
-        out[to..to + c.w].copy_from_slice(&acc[..c.w]);
+        to[..c.w].copy_from_slice(&acc[..c.w]);
     }
 }

@@ -415,17 +415,19 @@ mod tests {
         Parallelism::threads(3)
             .install(|| index.t_matmul_touched(two.view_mut(), dy.view(), Parallelism::threads(3), &[]));
         assert_eq!(one, two);
-        // The row-wise forward (the plain loop below 64 columns, the blocked kernel from
-        // 64) splits the batch rows between threads.
-        for n in [9, 70] {
+        // The row-wise forward: the plain loop below 64 columns splits the batch rows
+        // between threads, the blocked kernel from 65 its 64-column strips (2 strips
+        // for 2 threads at 70 columns, 3 strips for 2 and 3 threads at 150).
+        for n in [9, 70, 150] {
             let b = random_matrix(2000, n, 10);
             let mut scratch = PackedColumns::default();
-            let (mut one, mut two) = (Matrix::zeros(300, n), Matrix::zeros(300, n));
+            let mut one = Matrix::zeros(300, n);
             m.matmul_blocked(one.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::Sequential);
-            Parallelism::threads(2).install(|| {
-                m.matmul_blocked(two.view_mut(), b.view(), Accumulate::Replace, &mut scratch, Parallelism::threads(2))
-            });
-            assert_eq!(one, two, "{n} columns");
+            for threads in [2, 3] {
+                let (par, mut many) = (Parallelism::threads(threads), Matrix::zeros(300, n));
+                par.install(|| m.matmul_blocked(many.view_mut(), b.view(), Accumulate::Replace, &mut scratch, par));
+                assert_eq!(one, many, "{n} columns, {threads} threads");
+            }
         }
     }
 
