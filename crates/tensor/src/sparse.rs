@@ -1,7 +1,7 @@
 //! CSR sparse matrices: the batch type for multi-hot text (about 1 % dense).
 
 use crate::pool::{for_each_part, for_row_blocks, row_blocks, split_ranges};
-use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums, blocked_sums_packing, blocked_sums_packing_columns};
+use crate::sparse_blocks::{Dest, MIN_COLUMNS, blocked_sums, blocked_sums_packing};
 use crate::{Accumulate, PackedColumns, Parallelism, ShapeError, View, ViewMut};
 
 mod nonzeros;
@@ -182,8 +182,8 @@ impl CsrMatrix {
             let strips = row_blocks(par, n.div_ceil(MIN_COLUMNS), 1);
             let mut buffers = scratch.strip_buffers(strips.len(), b.rows);
             if blocks.len() <= 1 || strips.len() <= 1 {
-                let strip = buffers.next().expect("one strip buffer");
-                return blocked_sums_packing(ptr, indices, values, b, strip, dst.data);
+                let (all, strip) = (0..n.div_ceil(MIN_COLUMNS), buffers.next().expect("one strip buffer"));
+                return blocked_sums_packing(ptr, indices, values, b, all, strip, dst.into_faer());
             }
             let (mut rest, mut first) = (Some(dst.into_faer()), 0);
             let parts = strips.iter().zip(buffers).map(|(s, strip)| {
@@ -193,7 +193,7 @@ impl CsrMatrix {
                 (s.clone(), strip, mine)
             });
             return for_each_part(parts, |(s, strip, out)| {
-                blocked_sums_packing_columns(ptr, indices, values, b, s, strip, out)
+                blocked_sums_packing(ptr, indices, values, b, s, strip, out)
             });
         }
         // Narrower than one block, the plain loop is faster; at one block, the blocked

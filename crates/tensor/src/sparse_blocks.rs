@@ -167,28 +167,15 @@ pub(crate) fn blocked_sums(
     }
 }
 
-/// [`blocked_sums`] of every output at once, adding to `out` (a batch's forward product,
-/// on one thread), packing each strip of `b` into `strip` (a buffer of
-/// [`PackedColumns::strip_buffers`]) just before the outputs read it. The strip is read
-/// while it is in this core's L2, where packing the whole operand first would have left
-/// the first strips in L3: W1r 5 % faster on one thread (Intel Xeon,
-/// `docs/performance.md`). The same sums in the same order.
+/// [`blocked_sums`] of every output at once, adding to `out` (a batch's forward product),
+/// for the 64-column strips `strips` of `b`: `out` holds those strips' columns of every
+/// output row (all of them on one thread; a thread's share when threads split the
+/// strips, so that none crosses between cores). Each strip is packed into `strip` (a
+/// buffer of [`PackedColumns::strip_buffers`]) just before the outputs read it, while it
+/// is in this core's L2, where packing the whole operand first would have left the first
+/// strips in L3: W1r 5 % faster on one thread (Intel Xeon, `docs/performance.md`). The
+/// same sums in the same order.
 pub(crate) fn blocked_sums_packing(
-    ptr: &[usize],
-    idx: &[u32],
-    vals: &[f32],
-    b: View<'_>,
-    strip: &mut [f32],
-    out: &mut [f32],
-) {
-    let n = b.cols;
-    strips_packing(ptr, idx, vals, b, 0..n.div_ceil(BLOCK), strip, &mut Flat { data: out, n });
-}
-
-/// [`blocked_sums_packing`] for the strips `strips` of `b` alone, into `out`: those strips'
-/// columns of the output (one thread's share when a batch's forward product is split by
-/// strips: it packs only its own, and no strip crosses between cores).
-pub(crate) fn blocked_sums_packing_columns(
     ptr: &[usize],
     idx: &[u32],
     vals: &[f32],
@@ -251,7 +238,7 @@ impl OutRows for Flat<'_> {
     }
 }
 
-/// A block of columns of row-major rows: one thread's strips of a batch's output.
+/// A block of columns of row-major rows: a batch's output, or one thread's strips of it.
 struct ColumnBlock<'a>(faer::MatMut<'a, f32, usize, usize, isize, faer::ContiguousFwd>);
 
 impl OutRows for ColumnBlock<'_> {
