@@ -175,6 +175,7 @@ pub(crate) fn blocked_sums(
 /// is in this core's L2, where packing the whole operand first would have left the first
 /// strips in L3: W1r 5 % faster on one thread (Intel Xeon, `docs/performance.md`). The
 /// same sums in the same order.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub(crate) fn blocked_sums_packing(
     ptr: &[usize],
     idx: &[u32],
@@ -184,28 +185,13 @@ pub(crate) fn blocked_sums_packing(
     strip: &mut [f32],
     out: faer::MatMut<'_, f32>,
 ) {
-    let out = out.try_as_row_major_mut().expect("row-major output rows");
-    strips_packing(ptr, idx, vals, b, strips, strip, &mut ColumnBlock(out));
-}
-
-/// The strips `strips` of `b`, each packed then summed into `out`, whose first column is
-/// the first strip's.
-#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-fn strips_packing<O: OutRows>(
-    ptr: &[usize],
-    idx: &[u32],
-    vals: &[f32],
-    b: View<'_>,
-    strips: std::ops::Range<usize>,
-    strip: &mut [f32],
-    out: &mut O,
-) {
+    let mut out = ColumnBlock(out.try_as_row_major_mut().expect("row-major output rows"));
     let (n, outputs, first) = (b.cols, ptr.len() - 1, strips.start * BLOCK);
     for s in strips {
         let c0 = s * BLOCK;
         pack_block(b, c0, strip);
         let c = Cols { c0: c0 - first, w: (n - c0).min(BLOCK), accumulate: true };
-        block_sums::<BLOCK>(ptr, idx, vals, strip, Dest::Same, 0..outputs, c, out);
+        block_sums::<BLOCK>(ptr, idx, vals, strip, Dest::Same, 0..outputs, c, &mut out);
     }
 }
 
