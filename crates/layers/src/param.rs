@@ -42,7 +42,7 @@ impl Param {
         Self {
             name: name.into(),
             shape,
-            value: vec![0.0; len],
+            value: kiln_tensor::huge_pages::zeroed(len),
             grad: Vec::new(),
             regularizer: None,
             trainable: true,
@@ -57,7 +57,7 @@ impl Param {
     /// before its first step.
     pub fn ensure_grad(&mut self) {
         if self.grad.len() != self.value.len() {
-            self.grad = vec![0.0; self.value.len()];
+            self.grad = kiln_tensor::huge_pages::zeroed(self.value.len());
         }
     }
 

@@ -18,7 +18,12 @@ impl SlotTable {
         assert!(slot_count <= MAX_SLOTS, "a rule keeps at most {MAX_SLOTS} slots per parameter");
         Self {
             names: params.iter().map(|(n, _)| n.clone()).collect(),
-            buffers: params.iter().map(|(_, len)| vec![vec![0.0; *len]; slot_count]).collect(),
+            // (Each buffer its own fresh allocation, not a copy of the first: see
+            // `kiln_tensor::huge_pages::zeroed`.)
+            buffers: params
+                .iter()
+                .map(|&(_, len)| (0..slot_count).map(|_| kiln_tensor::huge_pages::zeroed(len)).collect())
+                .collect(),
             built: true,
         }
     }

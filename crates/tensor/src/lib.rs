@@ -19,6 +19,7 @@
 mod bytes;
 pub mod conv;
 mod error;
+pub mod huge_pages;
 mod ids;
 pub mod kernels;
 pub mod matmul;

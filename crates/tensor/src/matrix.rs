@@ -35,9 +35,9 @@ pub struct ViewMut<'a> {
 }
 
 impl Matrix {
-    /// A `rows × cols` matrix of zeros.
+    /// A `rows × cols` matrix of zeros (on 2 MiB pages from 2 MiB, see [`huge_pages`](crate::huge_pages)).
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self { rows, cols, data: vec![0.0; rows * cols] }
+        Self { rows, cols, data: crate::huge_pages::zeroed(rows * cols) }
     }
 
     /// Wraps `data` (row-major) as a `rows × cols` matrix; fails when the length disagrees.
