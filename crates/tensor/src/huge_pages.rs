@@ -41,12 +41,43 @@ fn advise(values: &[f32]) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn zeroed_buffers_are_zeros_of_the_length_asked() {
-        for len in [0, 5, (super::HUGE / 4) * 3 + 7] {
-            let v = super::zeroed(len);
+        for len in [0, 5, (HUGE / 4) * 3 + 7] {
+            let v = zeroed(len);
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x.to_bits() == 0));
         }
+    }
+
+    /// The mapping under a large buffer carries the huge-page advice (`hg` among its
+    /// `VmFlags` in `/proc/self/smaps`), whether or not huge pages are free right now.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_buffer_asks_for_huge_pages() {
+        if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+            eprintln!("skipped: this kernel has no transparent huge pages");
+            return;
+        }
+        let v = zeroed(3 * HUGE / size_of::<f32>());
+        let inside = (v.as_ptr() as usize).next_multiple_of(HUGE);
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("/proc/self/smaps");
+        // A mapping's first line is `start-end perms …` (hex), its last `VmFlags: …`.
+        let range = |line: &str| {
+            let (a, z) = line.split_once(' ')?.0.split_once('-')?;
+            Some(usize::from_str_radix(a, 16).ok()?..usize::from_str_radix(z, 16).ok()?)
+        };
+        let (mut here, mut flags) = (false, None);
+        for line in smaps.lines() {
+            match (range(line), line.strip_prefix("VmFlags:")) {
+                (Some(r), _) => here = r.contains(&inside),
+                (None, Some(f)) if here => flags = Some(f.to_string()),
+                _ => {}
+            }
+        }
+        let flags = flags.expect("the buffer's mapping in /proc/self/smaps");
+        assert!(flags.split_whitespace().any(|f| f == "hg"), "VmFlags:{flags}");
     }
 }
