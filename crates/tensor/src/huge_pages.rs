@@ -9,11 +9,12 @@
 //! so the kernel maps them on huge pages as they are written (no copy). Measured in
 //! `docs/performance.md`.
 
-/// Buffers of at least this many bytes ask for huge pages: one huge page.
+/// One huge page, in bytes: only the whole, aligned ones inside a buffer are asked for
+/// (a buffer needs 4 MiB to be sure of holding one).
 const HUGE: usize = 2 << 20;
 
-/// `len` zeros, asking Linux (only there, and only from 2 MiB) to back the buffer with
-/// huge pages: the whole 2 MiB pages inside it, when the allocation is fresh memory not
+/// `len` zeros, asking Linux (only there) to back the buffer with huge pages: the whole,
+/// aligned 2 MiB pages inside it, when the allocation is fresh memory not
 /// yet written (as large zeroed allocations are). A hint: any refusal (another system, huge
 /// pages turned off, memory reused from an earlier buffer) leaves ordinary pages.
 pub fn zeroed(len: usize) -> Vec<f32> {

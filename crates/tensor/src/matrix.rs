@@ -35,7 +35,7 @@ pub struct ViewMut<'a> {
 }
 
 impl Matrix {
-    /// A `rows × cols` matrix of zeros (on 2 MiB pages from 2 MiB, see [`huge_pages`](crate::huge_pages)).
+    /// A `rows × cols` matrix of zeros, asking for 2 MiB pages when large ([`huge_pages`](crate::huge_pages)).
     pub fn zeros(rows: usize, cols: usize) -> Self {
         Self { rows, cols, data: crate::huge_pages::zeroed(rows * cols) }
     }
