@@ -213,6 +213,30 @@ fn keras_graphs_kiln_does_not_compute_are_refused_by_name() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("nested model (`inner`"), "{err}");
+
+    // `keras.ops` calls sit in `layers` under merge class names, with their constants in
+    // `args`: `ops.add(a, in)` of module keras.src.ops.numpy, and `ops.multiply(a, 0.5)`.
+    let op = serde_json::json!({"module": "keras.src.ops.numpy", "class_name": "Add", "name": "add",
+        "config": {"name": "add"}, "inbound_nodes": [{"args": [tensor("a"), tensor("in")], "kwargs": {}}]});
+    let err = kiln_keras::model_from_keras(&functional_config(
+        serde_json::json!([input, dense("a", vec![tensor("in")]), op]),
+        serde_json::json!(["add", 0, 0]),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("module") && err.contains("keras.ops operation"), "{err}");
+    // `ops.add(ops.multiply(a, 0.5), in)` with the modules left out.
+    let scaled = serde_json::json!({"class_name": "Multiply", "name": "multiply", "config": {"name": "multiply"},
+        "inbound_nodes": [{"args": [tensor("a"), 0.5], "kwargs": {}}]});
+    let residual = serde_json::json!({"class_name": "Add", "name": "add", "config": {"name": "add"},
+        "inbound_nodes": [{"args": [[tensor("multiply"), tensor("in")]], "kwargs": {}}]});
+    let err = kiln_keras::model_from_keras(&functional_config(
+        serde_json::json!([input, dense("a", vec![tensor("in")]), scaled, residual]),
+        serde_json::json!(["add", 0, 0]),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("args") && err.contains("not a tensor (0.5)"), "{err}");
 }
 
 /// Built in the order its Keras code applies them, the f2 trace's graph lists its layers as
@@ -238,4 +262,19 @@ fn layers_come_in_keras_order_whatever_the_order_they_were_applied_in() {
     let model = g.model(out).unwrap();
     let ours: Vec<&str> = model.layers().iter().map(|l| l.name()).collect();
     assert_eq!(ours, keras);
+}
+
+#[test]
+fn default_input_names_count_only_default_named_inputs_as_keras_does() {
+    // Keras' `uniquify`: `Input(name="a")` then `Input()` gives `input_layer`, not
+    // `input_layer_1`.
+    let mut g = Functional::new();
+    let a = g.named_input("a", [2]);
+    let b = g.input([2]);
+    let c = g.input([2]);
+    let ab = g.merge(Add::new(), &[a, b]);
+    let out = g.merge(Add::new(), &[ab, c]);
+    let model = g.model(out).unwrap();
+    let names: Vec<&str> = model.graph().unwrap().inputs.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["a", "input_layer", "input_layer_1"]);
 }

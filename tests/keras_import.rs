@@ -177,3 +177,41 @@ fn loss_options_import_and_the_rest_are_refused_by_name() {
     refused(json!({"class_name": "BinaryFocalCrossentropy", "config": {}}), "BinaryFocalCrossentropy");
     refused(json!({"class_name": "CategoricalCrossentropy", "config": {"gamma": 2.0}}), "gamma");
 }
+
+#[test]
+fn keras_argument_quirks_are_followed_and_bad_values_named() {
+    let with = |class: &str, input: serde_json::Value, config: serde_json::Value| {
+        json!({"layers": [
+            {"class_name": "InputLayer", "config": {"batch_shape": input}},
+            {"class_name": class, "config": config}]})
+    };
+    // Keras 3.15.1's SimpleRNN drops `activity_regularizer` (never passed to its base
+    // layer): no such loss. LSTM and GRU keep theirs.
+    let l2 = json!({"class_name": "L2", "config": {"l2": 0.5}});
+    for (class, kept) in [("SimpleRNN", false), ("LSTM", true), ("GRU", true)] {
+        let cfg = with(class, json!([null, 4, 3]), json!({"name": "r", "units": 2, "activity_regularizer": l2}));
+        let text = model_from_keras(&cfg).unwrap().to_config_json();
+        assert_eq!(text.contains("0.5"), kept, "{class}: {text}");
+    }
+    // A malformed one is still refused by name.
+    let bad = json!({"class_name": "L2", "config": {"l2": "much"}});
+    let cfg = with("SimpleRNN", json!([null, 4, 3]), json!({"name": "r", "units": 2, "activity_regularizer": bad}));
+    assert!(model_from_keras(&cfg).unwrap_err().to_string().contains("activity_regularizer"));
+    // A flag that is not a boolean is named, not read as false.
+    let cfg = with("GlobalAveragePooling1D", json!([null, 4, 3]), json!({"name": "g", "keepdims": "yes"}));
+    let err = model_from_keras(&cfg).unwrap_err().to_string();
+    assert!(err.contains("keepdims") && err.contains("true or false"), "{err}");
+    // Orthogonal on a 1-D bias: Keras raises, kiln names it (it used to index past the bias).
+    let orthogonal = json!({"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": null}});
+    let cfg = with("Dense", json!([null, 3]), json!({"name": "d", "units": 4, "bias_initializer": orthogonal}));
+    let err = model_from_keras(&cfg).unwrap_err().to_string();
+    assert!(err.contains("bias_initializer") && err.contains("Orthogonal"), "{err}");
+    // An Embedding fed another layer's float outputs is refused (its ids are checked where
+    // they enter the model).
+    let cfg = json!({"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 4}},
+        {"class_name": "Embedding", "config": {"name": "e", "input_dim": 10, "output_dim": 2}}]});
+    let err = model_from_keras(&cfg).unwrap_err().to_string();
+    assert!(err.contains("`e`") && err.contains("model input"), "{err}");
+}

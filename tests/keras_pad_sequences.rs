@@ -42,6 +42,10 @@ fn pad_sequences_refuses_what_is_not_a_token_id() {
     // Truncated away, a bad id is never read (Keras cuts first).
     let opts = PadOptions { maxlen: Some(1), ..PadOptions::default() };
     assert_eq!(pad_sequences(&[vec![-1i64, 5]], &opts).unwrap().as_slice(), &[5]);
+    // A `maxlen` no memory holds is an error, not an abort.
+    let opts = PadOptions { maxlen: Some(usize::MAX / 16), ..PadOptions::default() };
+    let err = pad_sequences(&[vec![1u32], vec![2]], &opts).unwrap_err().to_string();
+    assert!(err.contains("do not fit in memory"), "{err}");
 }
 
 /// The bundled data as the text and timeseries examples take it: IMDB as padded ids, the

@@ -227,3 +227,47 @@ fn functional_models_match_keras_summaries() {
     let out = g.apply(dense(1, Linear).name("regression"), joined);
     check("summary_functional_two_inputs.txt", &g.model(out).unwrap());
 }
+
+/// After `fit`, Keras' summary counts the optimizer's variables: `iteration` (int64), the
+/// learning rate unless a schedule gives it, and one float32 slot per trainable weight and
+/// state (none for BatchNormalization's moving statistics).
+#[test]
+fn trained_models_count_their_optimizer_variables_as_keras_does() {
+    use Activation::*;
+    let x = Matrix::from_vec(4, 6, (0..24).map(|k| -1.0 + 2.0 * k as f32 / 23.0).collect()).unwrap();
+    let y = Matrix::from_vec(4, 1, vec![0.0, 1.0, 2.0, 1.0]).unwrap();
+    let schedule = LearningRateSchedule::ExponentialDecay {
+        initial_learning_rate: 1e-3,
+        decay_steps: 10.0,
+        decay_rate: 0.9,
+        staircase: false,
+    };
+    let optimizers = [
+        ("summary_trained_rmsprop.txt", Optimizer::new(RMSprop::default(), 1e-3)),
+        ("summary_trained_adam_schedule.txt", Optimizer::new(Adam::default().amsgrad(true), schedule)),
+        ("summary_trained_sgd.txt", Optimizer::new(Sgd::default(), 1e-2)),
+    ];
+    for (fixture, optimizer) in optimizers {
+        let mut m =
+            model(6, vec![Box::new(dense(8, Relu)), Box::new(BatchNormalization::new()), Box::new(dense(3, Softmax))]);
+        m.compile(optimizer, Loss::sparse_categorical_crossentropy(), NO_METRICS).unwrap();
+        // Before the first step the optimizer is not built: no optimizer line.
+        assert!(!m.summary().contains("Optimizer params"), "{fixture}");
+        m.fit(&x, &y, FitOptions::default().epochs(1).batch_size(4).verbose(Verbosity::Silent)).unwrap();
+        check(fixture, &m);
+    }
+}
+
+/// Cells longer than their column are cut with "…" as `rich` does, and an unnamed input
+/// after a named one is `input_layer` (Keras' `uniquify` counts only unnamed inputs).
+#[test]
+fn long_cells_are_cut_as_keras_cuts_them() {
+    let mut g = Functional::new();
+    let first = g.named_input("features", [4]);
+    let second = g.input([4]);
+    let normalized = g.apply(BatchNormalization::new(), first);
+    let scaled = g.apply(LayerNormalization::new(), second);
+    let joined = g.merge(Add::new(), &[normalized, scaled]);
+    let out = g.apply(Dense::new(2).name("a_rather_long_layer_name"), joined);
+    check("summary_functional_long_cells.txt", &g.model(out).unwrap());
+}

@@ -60,7 +60,11 @@ where
     let cells = rows
         .checked_mul(maxlen)
         .ok_or_else(|| Error::InvalidArgument(format!("pad_sequences: {rows} × {maxlen} ids overflow")))?;
-    let mut out = vec![opts.value; cells];
+    // A huge `maxlen` is an error to report (NumPy raises MemoryError), not an abort.
+    let mut out = Vec::new();
+    out.try_reserve_exact(cells)
+        .map_err(|_| Error::InvalidArgument(format!("pad_sequences: {rows} × {maxlen} ids do not fit in memory")))?;
+    out.resize(cells, opts.value);
     for (i, s) in sequences.iter().enumerate() {
         let s = s.as_ref();
         let keep = s.len().min(maxlen);

@@ -77,10 +77,7 @@ pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
             cb.patience = cfg.count("patience")?.unwrap_or(0);
             cb.mode = mode(cfg)?;
             cb.baseline = cfg.number("baseline")?;
-            cb.restore_best_weights = match cfg.get("restore_best_weights") {
-                None => false,
-                Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("restore_best_weights", "must be true or false"))?,
-            };
+            cb.restore_best_weights = cfg.flag("restore_best_weights", false)?;
             cb.start_from_epoch = cfg.count("start_from_epoch")?.unwrap_or(0);
             Box::new(cb)
         }

@@ -101,9 +101,7 @@ pub(crate) fn conv(cfg: At<'_>, rank: usize) -> Result<Box<dyn Layer>, KerasErro
     let null = Value::Null;
     let field = |key: &str| cfg.value.get(key).unwrap_or(&null);
     options.activation = parts::activation(At { value: field("activation"), path: &sub("activation") })?;
-    options.use_bias = cfg
-        .get("use_bias")
-        .map_or(Ok(true), |v| v.as_bool().ok_or_else(|| cfg.error_at("use_bias", "must be true or false")))?;
+    options.use_bias = cfg.flag("use_bias", true)?;
     if let Some(v) = cfg.get("kernel_initializer") {
         options.kernel_initializer = parts::initializer(At { value: v, path: &sub("kernel_initializer") })?;
     }
@@ -150,7 +148,7 @@ pub(crate) fn pooling(cfg: At<'_>, class: &str) -> Result<Option<Box<dyn Layer>>
         refuse_unknown(cfg, class, &["pool_size", "strides", "padding", "data_format"], IGNORED)?;
     }
     channels_last(cfg)?;
-    let keepdims = cfg.get("keepdims").and_then(Value::as_bool).unwrap_or(false);
+    let keepdims = cfg.flag("keepdims", false)?;
     let rank = if class.ends_with("1D") { 1 } else { 2 };
     let (pool, strides, padding) = if global {
         (vec![], None, Padding::Valid)

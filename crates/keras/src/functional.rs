@@ -40,6 +40,20 @@ pub(crate) fn histories(v: &Value) -> Vec<History<'_>> {
     out
 }
 
+/// The first value of a node's `args` that is not a Keras tensor (a number, a string, a
+/// serialized NumPy array…), if any: the arguments of a `keras.ops` call, or of a layer
+/// called with more than tensors.
+fn constant_arg(v: &Value) -> Option<&Value> {
+    if v.get("config").and_then(|c| c.get("keras_history")).is_some() {
+        return None;
+    }
+    match v {
+        Value::Array(items) => items.iter().find_map(constant_arg),
+        Value::Null => None,
+        other => Some(other),
+    }
+}
+
 /// `[layer, node_index, tensor_index]` as a [`History`].
 fn history(h: &[Value]) -> History<'_> {
     let num = |i: usize| h.get(i).and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -128,7 +142,17 @@ pub(crate) fn graph_model(
                 ),
             ));
         }
-        let reads = histories(call.get("args").unwrap_or(&Value::Null));
+        let args = call.get("args").unwrap_or(&Value::Null);
+        if let Some(constant) = constant_arg(args) {
+            return Err(KerasError::config(
+                format!("{node_path}.args"),
+                format!(
+                    "layer `{lname}` is called with an argument that is not a tensor ({}), which kiln does not pass",
+                    kiln_fs::excerpt(constant)
+                ),
+            ));
+        }
+        let reads = histories(args);
         if reads.is_empty() {
             return Err(KerasError::config(&node_path, format!("layer `{lname}` is called on no tensor")));
         }

@@ -51,6 +51,12 @@ impl<'a> At<'a> {
         })
     }
 
+    /// The boolean `key`, `default` when absent or null (an error naming it if it is
+    /// something else).
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, KerasError> {
+        self.get(key).map_or(Ok(default), |v| v.as_bool().ok_or_else(|| self.error_at(key, "must be true or false")))
+    }
+
     /// The optional number `key` (an error naming it if it is something else).
     pub fn number(&self, key: &str) -> Result<Option<f64>, KerasError> {
         self.get(key)

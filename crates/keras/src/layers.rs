@@ -50,6 +50,19 @@ fn yes() -> bool {
 pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
     let class =
         at.value.get("class_name").and_then(Value::as_str).ok_or_else(|| at.error("layer without class_name"))?;
+    // A Functional config lists `keras.ops` calls beside its layers, some under a merge
+    // layer's class name (`ops.add(x, 2.0)` is an `Add` of module `keras.src.ops.numpy`)
+    // but computing something else: never read one as the layer.
+    if let Some(module) = at.value.get("module").and_then(Value::as_str) {
+        if module.starts_with("keras.src.ops") || module.starts_with("keras.ops") {
+            return Err(at.error_at(
+                "module",
+                format!(
+                    "`{class}` here is the keras.ops operation of `{module}`, not a layer; kiln imports layers only"
+                ),
+            ));
+        }
+    }
     let cfg_path = at.child_path("config");
     let value = at.value.get("config").ok_or_else(|| at.error(format!("{class} without config")))?;
     let cfg = At { value, path: &cfg_path };

@@ -81,7 +81,7 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
                     return Err(cfg.error_at("summation_method", "must be interpolation, minoring or majoring"));
                 }
             };
-            let from_logits = flag(cfg, "from_logits")?;
+            let from_logits = cfg.flag("from_logits", false)?;
             let num_thresholds = cfg.count("num_thresholds")?.unwrap_or(num_thresholds);
             // Keras' config holds the thresholds without their ε ends (`thresholds[1:-1]`)
             // and `num_thresholds = len + 2`; null when they were not given.
@@ -119,33 +119,25 @@ fn configured(default: Metric, cfg: At<'_>, class: &str) -> Result<Metric, Keras
         Metric::BinaryCrossentropy { .. } => {
             refuse_unknown(cfg, class, &["from_logits", "label_smoothing"], BASE)?;
             let label_smoothing = float(cfg, "label_smoothing")?.unwrap_or(0.0);
-            Metric::BinaryCrossentropy { from_logits: flag(cfg, "from_logits")?, label_smoothing }
+            Metric::BinaryCrossentropy { from_logits: cfg.flag("from_logits", false)?, label_smoothing }
         }
         Metric::CategoricalCrossentropy { .. } => {
             refuse_unknown(cfg, class, &["from_logits", "label_smoothing", "axis"], BASE)?;
             last_axis(cfg)?;
             let label_smoothing = float(cfg, "label_smoothing")?.unwrap_or(0.0);
-            Metric::CategoricalCrossentropy { from_logits: flag(cfg, "from_logits")?, label_smoothing }
+            Metric::CategoricalCrossentropy { from_logits: cfg.flag("from_logits", false)?, label_smoothing }
         }
         Metric::SparseCategoricalCrossentropy { .. } => {
             // `ignore_class` is refused by `refuse_unknown` when set (off at its default).
             refuse_unknown(cfg, class, &["from_logits", "axis"], BASE)?;
             last_axis(cfg)?;
-            Metric::SparseCategoricalCrossentropy { from_logits: flag(cfg, "from_logits")? }
+            Metric::SparseCategoricalCrossentropy { from_logits: cfg.flag("from_logits", false)? }
         }
         other => {
             refuse_unknown(cfg, class, &[], BASE)?;
             other
         }
     })
-}
-
-/// An optional boolean option (default `false`).
-fn flag(cfg: At<'_>, key: &str) -> Result<bool, KerasError> {
-    match cfg.get(key) {
-        None => Ok(false),
-        Some(v) => v.as_bool().ok_or_else(|| cfg.error_at(key, "must be true or false")),
-    }
 }
 
 /// The crossentropies' `axis`: kiln's classes are the last axis of 2-D outputs, so only

@@ -22,10 +22,6 @@ fn axis(cfg: At<'_>) -> Result<i64, KerasError> {
     }
 }
 
-fn flag(cfg: At<'_>, key: &str) -> Result<bool, KerasError> {
-    cfg.get(key).map_or(Ok(true), |v| v.as_bool().ok_or_else(|| cfg.error_at(key, "must be true or false")))
-}
-
 fn number(cfg: At<'_>, key: &str, default: f64) -> Result<f64, KerasError> {
     cfg.get(key).map_or(Ok(default), |v| v.as_f64().ok_or_else(|| cfg.error_at(key, "must be a number")))
 }
@@ -63,8 +59,8 @@ pub(crate) fn batch_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
     bn.axis = axis(cfg)?;
     bn.momentum = number(cfg, "momentum", 0.99)?;
     bn.epsilon = number(cfg, "epsilon", 1e-3)? as f32;
-    bn.center = flag(cfg, "center")?;
-    bn.scale = flag(cfg, "scale")?;
+    bn.center = cfg.flag("center", true)?;
+    bn.scale = cfg.flag("scale", true)?;
     bn.gamma_initializer = init(cfg, "gamma_initializer", Initializer::Ones)?;
     bn.beta_initializer = init(cfg, "beta_initializer", Initializer::Zeros)?;
     bn.moving_mean_initializer = init(cfg, "moving_mean_initializer", Initializer::Zeros)?;
@@ -90,8 +86,8 @@ pub(crate) fn layer_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
     let mut ln = LayerNormalization::new().name(name_of(cfg));
     ln.axis = axis(cfg)?;
     ln.epsilon = number(cfg, "epsilon", 1e-3)? as f32;
-    ln.center = flag(cfg, "center")?;
-    ln.scale = flag(cfg, "scale")?;
+    ln.center = cfg.flag("center", true)?;
+    ln.scale = cfg.flag("scale", true)?;
     ln.gamma_initializer = init(cfg, "gamma_initializer", Initializer::Ones)?;
     ln.beta_initializer = init(cfg, "beta_initializer", Initializer::Zeros)?;
     ln.gamma_regularizer = regularizer(cfg, "gamma_regularizer")?;
@@ -131,10 +127,7 @@ pub(crate) fn keras_normalization(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasEr
             )),
         }
     };
-    let invert = match cfg.get("invert") {
-        None => false,
-        Some(v) => v.as_bool().ok_or_else(|| cfg.error_at("invert", "must be true or false"))?,
-    };
+    let invert = cfg.flag("invert", false)?;
     let layer = Normalization::new().name(name_of(cfg)).axis(axis).invert(invert);
     Ok(Box::new(match (stats("mean")?, stats("variance")?) {
         (Some(m), Some(v)) => layer.with_stats(m, v),

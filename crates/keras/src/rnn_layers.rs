@@ -19,10 +19,6 @@ fn positive(cfg: At<'_>, key: &str) -> Result<usize, KerasError> {
         .ok_or_else(|| cfg.error_at(key, "must be a positive integer"))
 }
 
-fn flag(cfg: At<'_>, key: &str, default: bool) -> Result<bool, KerasError> {
-    cfg.get(key).map_or(Ok(default), |v| v.as_bool().ok_or_else(|| cfg.error_at(key, "must be true or false")))
-}
-
 fn init(cfg: At<'_>, key: &str, default: Initializer) -> Result<Initializer, KerasError> {
     match cfg.get(key) {
         Some(v) => parts::initializer(At { value: v, path: &cfg.child_path(key) }),
@@ -60,9 +56,9 @@ pub(crate) fn embedding(cfg: At<'_>) -> Result<Box<dyn Layer>, KerasError> {
 fn options(cfg: At<'_>) -> Result<RecurrentOptions, KerasError> {
     let mut o = SimpleRNN::new(positive(cfg, "units")?).options;
     o.activation = activation(cfg, "activation", Activation::Tanh)?;
-    o.use_bias = flag(cfg, "use_bias", true)?;
-    o.return_sequences = flag(cfg, "return_sequences", false)?;
-    o.go_backwards = flag(cfg, "go_backwards", false)?;
+    o.use_bias = cfg.flag("use_bias", true)?;
+    o.return_sequences = cfg.flag("return_sequences", false)?;
+    o.go_backwards = cfg.flag("go_backwards", false)?;
     o.kernel_initializer = init(cfg, "kernel_initializer", Initializer::GlorotUniform)?;
     o.recurrent_initializer = init(cfg, "recurrent_initializer", Initializer::Orthogonal { gain: 1.0 })?;
     o.bias_initializer = init(cfg, "bias_initializer", Initializer::Zeros)?;
@@ -88,7 +84,10 @@ const COMMON: &[&str] = &[
     "activity_regularizer",
 ];
 
-/// `SimpleRNN`, `LSTM` or `GRU` (`class`).
+/// `SimpleRNN`, `LSTM` or `GRU` (`class`). A SimpleRNN's `activity_regularizer` is read
+/// (and must be valid) but not applied: Keras 3.15.1's `SimpleRNN.__init__` never passes
+/// it on to its base layer (`simple_rnn.py`), so Keras adds no such loss (and saves
+/// `null` for it).
 pub(crate) fn recurrent(cfg: At<'_>, class: &str) -> Result<Box<dyn Layer>, KerasError> {
     let extra: &[&str] = match class {
         "LSTM" => &["recurrent_activation", "unit_forget_bias"],
@@ -104,19 +103,19 @@ pub(crate) fn recurrent(cfg: At<'_>, class: &str) -> Result<Box<dyn Layer>, Kera
             let mut l = LSTM::new(options.units).name(name);
             l.options = options;
             l.recurrent_activation = activation(cfg, "recurrent_activation", Activation::Sigmoid)?;
-            l.unit_forget_bias = flag(cfg, "unit_forget_bias", true)?;
+            l.unit_forget_bias = cfg.flag("unit_forget_bias", true)?;
             Box::new(l)
         }
         "GRU" => {
             let mut l = GRU::new(options.units).name(name);
             l.options = options;
             l.recurrent_activation = activation(cfg, "recurrent_activation", Activation::Sigmoid)?;
-            l.reset_after = flag(cfg, "reset_after", true)?;
+            l.reset_after = cfg.flag("reset_after", true)?;
             Box::new(l)
         }
         _ => {
             let mut l = SimpleRNN::new(options.units).name(name);
-            l.options = options;
+            l.options = RecurrentOptions { activity_regularizer: None, ..options };
             Box::new(l)
         }
     })

@@ -107,6 +107,9 @@ impl Conv<'_> {
         for (what, init) in [("kernel_initializer", &o.kernel_initializer), ("bias_initializer", &o.bias_initializer)] {
             init.validate().map_err(|e| self.error(format!("{what}: {e}")))?;
         }
+        if o.use_bias {
+            o.bias_initializer.check_vector("bias_initializer").map_err(|e| self.error(e))?;
+        }
         let regs = [
             ("kernel_regularizer", &o.kernel_regularizer),
             ("bias_regularizer", &o.bias_regularizer),
@@ -130,7 +133,7 @@ impl Conv<'_> {
         let mut params = vec![kernel];
         if o.use_bias {
             let mut bias = ctx.param("bias", vec![o.filters])?.with_regularizer(o.bias_regularizer.clone());
-            o.bias_initializer.fill(bias.value_mut(), fan_in, fan_out, ctx.rng());
+            o.bias_initializer.fill_vector(bias.value_mut(), ctx.rng());
             params.push(bias);
         }
         self.core.params = params;

@@ -216,6 +216,9 @@ impl Dense {
         {
             init.validate().map_err(|e| self.config_error(format!("{what}: {e}")))?;
         }
+        if self.use_bias {
+            self.bias_initializer.check_vector("bias_initializer").map_err(|e| self.config_error(e))?;
+        }
         let regs = [
             ("kernel_regularizer", &self.kernel_regularizer),
             ("bias_regularizer", &self.bias_regularizer),
@@ -268,7 +271,7 @@ impl Layer for Dense {
         let mut params = vec![kernel];
         if self.use_bias {
             let mut bias = ctx.param("bias", vec![units])?.with_regularizer(self.bias_regularizer.clone());
-            self.bias_initializer.fill(bias.value_mut(), input_width, units, ctx.rng());
+            self.bias_initializer.fill_vector(bias.value_mut(), ctx.rng());
             params.push(bias);
         }
         self.core.params = params;

@@ -90,6 +90,27 @@ impl Initializer {
         }
     }
 
+    /// Refuses to initialize the 1-D parameter set by the argument `what` (a bias, a
+    /// scale) with `Orthogonal`, which needs two dimensions (Keras raises too:
+    /// `random_initializers.py`, "The tensor to initialize must be at least
+    /// two-dimensional").
+    pub fn check_vector(self, what: &str) -> Result<(), String> {
+        match self {
+            Self::Orthogonal { .. } => {
+                Err(format!("`{what}`: Orthogonal initializes parameters of two or more dimensions; this one has one"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Fills the 1-D parameter `values` (a bias, a scale) from `rng` with Keras' fans of a
+    /// shape `(n,)`: `fan_in = fan_out = n` (`compute_fans`). Not for `Orthogonal`
+    /// (see [`Initializer::check_vector`]).
+    pub fn fill_vector(self, values: &mut [f32], rng: &mut Rng) {
+        let n = values.len();
+        self.fill(values, n, n, rng)
+    }
+
     /// Fills `values` (a parameter with the given fan-in and fan-out) from `rng`.
     pub fn fill(self, values: &mut [f32], fan_in: usize, fan_out: usize, rng: &mut Rng) {
         let uniform = |values: &mut [f32], limit: f32, rng: &mut Rng| {

@@ -77,6 +77,17 @@ fn check_epsilon(core: &LayerCore, epsilon: f32) -> Result<(), LayerError> {
     })
 }
 
+/// Checks the initializers of a layer's 1-D parameters (those it creates: `(argument,
+/// initializer, created)`): valid arguments, and none that needs two dimensions.
+fn check_vector_inits(core: &LayerCore, inits: &[(&str, Initializer, bool)]) -> Result<(), LayerError> {
+    let error = |message: String| LayerError::Config { layer: core.name.clone(), message };
+    for &(what, init, _) in inits.iter().filter(|i| i.2) {
+        init.validate().map_err(|e| error(format!("{what}: {e}")))?;
+        init.check_vector(what).map_err(error)?;
+    }
+    Ok(())
+}
+
 /// The optional `gamma`/`beta` pair both layers create over `width` features, with their
 /// initializers and regularizers, in Keras' order (gamma, then beta).
 #[allow(clippy::too_many_arguments)]
@@ -93,12 +104,12 @@ fn affine_params(
     let mut params = Vec::new();
     if scale {
         let mut gamma = ctx.param("gamma", vec![width])?.with_regularizer(gamma_reg.clone());
-        gamma_init.fill(gamma.value_mut(), width, width, ctx.rng());
+        gamma_init.fill_vector(gamma.value_mut(), ctx.rng());
         params.push(gamma);
     }
     if center {
         let mut beta = ctx.param("beta", vec![width])?.with_regularizer(beta_reg.clone());
-        beta_init.fill(beta.value_mut(), width, width, ctx.rng());
+        beta_init.fill_vector(beta.value_mut(), ctx.rng());
         params.push(beta);
     }
     Ok(params)
@@ -233,6 +244,15 @@ impl Layer for BatchNormalization {
                 message: format!("argument `momentum` must be in [0, 1], received momentum={}", self.momentum),
             });
         }
+        check_vector_inits(
+            &self.core,
+            &[
+                ("gamma_initializer", self.gamma_initializer, self.scale),
+                ("beta_initializer", self.beta_initializer, self.center),
+                ("moving_mean_initializer", self.moving_mean_initializer, true),
+                ("moving_variance_initializer", self.moving_variance_initializer, true),
+            ],
+        )?;
         let c = input.last();
         let mut params = affine_params(
             ctx,
@@ -245,9 +265,9 @@ impl Layer for BatchNormalization {
             &self.beta_regularizer,
         )?;
         let mut mean = ctx.param("moving_mean", vec![c])?.non_trainable();
-        self.moving_mean_initializer.fill(mean.value_mut(), c, c, ctx.rng());
+        self.moving_mean_initializer.fill_vector(mean.value_mut(), ctx.rng());
         let mut var = ctx.param("moving_variance", vec![c])?.non_trainable();
-        self.moving_variance_initializer.fill(var.value_mut(), c, c, ctx.rng());
+        self.moving_variance_initializer.fill_vector(var.value_mut(), ctx.rng());
         params.extend([mean, var]);
         self.core.params = params;
         self.core.output = Matrix::zeros(0, input.numel());
@@ -473,6 +493,13 @@ impl Layer for LayerNormalization {
     fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
         check_last_axis(&self.core, self.axis, input)?;
         check_epsilon(&self.core, self.epsilon)?;
+        check_vector_inits(
+            &self.core,
+            &[
+                ("gamma_initializer", self.gamma_initializer, self.scale),
+                ("beta_initializer", self.beta_initializer, self.center),
+            ],
+        )?;
         let d = input.last();
         self.core.params = affine_params(
             ctx,

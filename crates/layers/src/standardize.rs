@@ -130,9 +130,10 @@ impl Normalization {
     /// Keras' answer for the same values held as float64.
     pub fn adapt_shaped(&mut self, data: &Matrix, sample: &Shape) -> Result<(), LayerError> {
         let channels = self.check_adapt(data, sample)?;
-        let count = (data.as_slice().len() / channels) as f32;
+        let count = data.as_slice().len() / channels;
+        let divide = |sum: f32| numpy_divide(sum, count);
         let sums = numpy_sums(data.as_slice(), channels);
-        let mean: Vec<f32> = sums.iter().map(|s| s / count).collect();
+        let mean: Vec<f32> = sums.iter().map(|&s| divide(s)).collect();
         // `np.var`: the deviations squared in float32, then summed as the mean was.
         let squares: Vec<f32> = data
             .as_slice()
@@ -141,7 +142,7 @@ impl Normalization {
             .map(|(k, &v)| (v - mean[k % channels]) * (v - mean[k % channels]))
             .collect();
         let squares = numpy_sums(&squares, channels);
-        let variance = squares.iter().map(|q| q / count).collect();
+        let variance = squares.iter().map(|&q| divide(q)).collect();
         self.set_adapted(mean, variance, channels)
     }
 
@@ -224,6 +225,13 @@ impl Normalization {
 
 /// Per feature, the float32 sum over rows in NumPy's order for a reduction that keeps
 /// the last axis: row after row when there are several features; NumPy's pairwise sum
+/// `np.mean`'s last step for a float32 sum of `count` values: NumPy divides by the count
+/// (an `intp`) in float64 and rounds the quotient once to float32 — the float32 division
+/// itself while the count is exact in float32 (up to 2²⁴), not above.
+fn numpy_divide(sum: f32, count: usize) -> f32 {
+    (f64::from(sum) / count as f64) as f32
+}
+
 /// when there is one (the reduced values are then contiguous).
 fn numpy_sums(data: &[f32], channels: usize) -> Vec<f32> {
     if channels == 1 {
@@ -391,6 +399,17 @@ mod tests {
 
     fn shape(dims: &[usize]) -> Shape {
         Shape::new(dims.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn counts_past_two_to_the_24_divide_as_numpy_does() {
+        // np.mean of 16,777,219 float32 values summing to 4 (NumPy 2.4.6): 2.3841854e-07,
+        // where a float32 division by the (rounded) count gives 2.3841852e-07.
+        let count = (1 << 24) + 3;
+        assert_eq!(numpy_divide(4.0, count), 2.384_185_4e-7);
+        assert_ne!(numpy_divide(4.0, count), 4.0 / count as f32);
+        // Below 2²⁴ the count is exact in float32: the same as its division.
+        assert_eq!(numpy_divide(1.0, 3), 1.0 / 3.0);
     }
 
     #[test]

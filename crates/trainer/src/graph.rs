@@ -70,6 +70,9 @@ pub struct Functional {
     seed: u64,
     graph: Graph,
     layers: Vec<Box<dyn kiln_layers::Layer>>,
+    /// Inputs named by [`Functional::input`] so far (named ones do not count, as in Keras'
+    /// `uniquify`).
+    unnamed_inputs: usize,
 }
 
 impl Functional {
@@ -91,9 +94,11 @@ impl Functional {
     }
 
     /// Declares an input taking samples of shape `dims` (Keras' `keras.Input(shape=…)`),
-    /// named `input_layer`, `input_layer_1`, … in declaration order.
+    /// named `input_layer`, `input_layer_1`, … in declaration order, counting only the
+    /// inputs named this way (Keras' `uniquify` skips the ones given a name).
     pub fn input(&mut self, dims: impl Into<Vec<usize>>) -> Node {
-        let k = self.graph.inputs.len();
+        let k = self.unnamed_inputs;
+        self.unnamed_inputs += 1;
         let name = if k == 0 { "input_layer".to_string() } else { format!("input_layer_{k}") };
         self.named_input(name, dims)
     }
@@ -140,7 +145,7 @@ impl Functional {
     }
 
     fn assemble(self, output: Node, keras_order: bool) -> Result<crate::Sequential, crate::TrainError> {
-        let Self { name, seed, graph, layers } = self;
+        let Self { name, seed, graph, layers, .. } = self;
         let out = match output.0 {
             Source::Layer(i) if i < layers.len() => i,
             Source::Layer(i) => return Err(config(format!("the output node (layer {i}) is not from this graph"))),

@@ -375,7 +375,17 @@ impl Sequential {
         // In a stack a merge layer gets one tensor, which it refuses (Keras: "A merge layer
         // should be called on a list of inputs") through its single-input `build`.
         let graph = self.graph.is_some();
-        for (layer, sources) in self.layers.iter_mut().zip(&wiring) {
+        for (i, (layer, sources)) in self.layers.iter_mut().zip(&wiring).enumerate() {
+            // Token ids are checked (whole, in range) where they enter the model; an
+            // Embedding fed another layer's float outputs would index past its table.
+            if let (Some(_), [Source::Layer(j)]) = (layer.input_ids_limit(), &sources[..]) {
+                return Err(TrainError::Config(format!(
+                    "layer #{i} `{}` ({}) reads the output of layer #{j}: it takes token ids, which kiln \
+                     checks where they enter the model, so it must read a model input directly",
+                    layer.name(),
+                    layer.class_name()
+                )));
+            }
             ctx.set_layer(layer.name());
             let shape_of = |s: &Source| match *s {
                 Source::Input(k) => inputs[k].clone(),

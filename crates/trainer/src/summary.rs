@@ -55,11 +55,32 @@ impl Sequential {
                 .sum()
         };
         let size = |trainable: Option<bool>| readable_size(bytes(trainable));
-        writeln!(s, " Total params: {} ({})", group_thousands(total), size(None)).unwrap();
+        let optimizer = self.optimizer_variables();
+        let (extra, extra_bytes) = optimizer.unwrap_or((0, 0));
+        let total_size = readable_size(bytes(None) + extra_bytes);
+        writeln!(s, " Total params: {} ({total_size})", group_thousands(total + extra)).unwrap();
         writeln!(s, " Trainable params: {} ({})", group_thousands(trainable), size(Some(true))).unwrap();
         let frozen = total - trainable;
         writeln!(s, " Non-trainable params: {} ({})", group_thousands(frozen), size(Some(false))).unwrap();
+        if let Some((count, bytes)) = optimizer {
+            writeln!(s, " Optimizer params: {} ({})", group_thousands(count), readable_size(bytes)).unwrap();
+        }
         s
+    }
+
+    /// The optimizer's variables as Keras counts them once it is built (after the first
+    /// training step, `summary_utils.py`): `iteration` (int64), the learning rate unless a
+    /// schedule gives it (float32), and every slot (float32, one per trainable weight
+    /// and state: RMSprop's velocities, Adam's moments…). Their count and bytes, or `None`
+    /// before the optimizer is built.
+    fn optimizer_variables(&self) -> Option<(usize, usize)> {
+        let optimizer = &self.compiled.as_ref()?.optimizer;
+        if !optimizer.is_built() {
+            return None;
+        }
+        let slots: usize = optimizer.slots().iter().map(|s| s.values.len()).sum();
+        let rate = usize::from(matches!(optimizer.learning_rate_config(), kiln_optimizers::LearningRate::Constant(_)));
+        Some((slots + 1 + rate, 4 * slots + 8 + 4 * rate))
     }
 
     /// True when every layer reads the one before (the first, the input).
@@ -148,30 +169,29 @@ fn row(cells: &[&str], widths: &[usize], sep: char) -> String {
     out
 }
 
-/// `text` in lines of at most `width` characters, broken at spaces (a word longer than a
-/// line is cut).
+/// `text` in lines of at most `width` characters, broken at spaces; a word longer than a
+/// line gets a line of its own, cut to `width − 1` characters and `…`, as `rich` (Keras'
+/// table) does with its default `overflow="ellipsis"`: `(BatchNormalizatio…`.
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
     for word in text.split(' ') {
-        let mut word = word.to_string();
         if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
             lines.push(std::mem::take(&mut current));
         }
-        while word.chars().count() > width {
-            let rest = word.split_off(word.char_indices().nth(width).map_or(word.len(), |(i, _)| i));
-            if !current.is_empty() {
-                lines.push(std::mem::take(&mut current));
-            }
-            lines.push(word);
-            word = rest;
+        if word.chars().count() > width {
+            let cut: String = word.chars().take(width.saturating_sub(1)).collect();
+            lines.push(cut + "…");
+            continue;
         }
         if !current.is_empty() {
             current.push(' ');
         }
-        current.push_str(&word);
+        current.push_str(word);
     }
-    lines.push(current);
+    if !current.is_empty() || lines.is_empty() {
+        lines.push(current);
+    }
     lines
 }
 
@@ -208,7 +228,14 @@ mod tests {
     fn long_cells_wrap_at_spaces() {
         assert_eq!(wrap("average_pooling2d (AveragePooling2D)", 31), ["average_pooling2d", "(AveragePooling2D)"]);
         assert_eq!(wrap("dense (Dense)", 31), ["dense (Dense)"]);
-        assert_eq!(wrap("abcdef", 4), ["abcd", "ef"]);
+        // Longer than a line: a line of its own, cut with an ellipsis (rich's default).
+        assert_eq!(wrap("abcdef", 4), ["abc…"]);
+        assert_eq!(
+            wrap("batch_normalization (BatchNormalization)", 19),
+            ["batch_normalization", "(BatchNormalizatio…"]
+        );
+        assert_eq!(wrap("x input_layer_1[0][0] y", 17), ["x", "input_layer_1[0]…", "y"]);
+        assert_eq!(wrap("", 5), [""]);
     }
 
     #[test]

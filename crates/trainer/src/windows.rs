@@ -95,6 +95,19 @@ impl Windows {
                 opts.sequence_length, opts.sampling_rate
             ));
         }
+        if let (Some(t), Some(&last)) = (targets, starts.last()) {
+            // Keras gathers target `start_index + p` for the window at `p` and fails past
+            // the end (`num_seqs` is capped by `len(targets)`, not by what `start_index`
+            // leaves of them).
+            if start + last >= t.rows() {
+                return bad(format!(
+                    "the window at row {} needs target row {}, but targets have {} rows",
+                    start + last,
+                    start + last,
+                    t.rows()
+                ));
+            }
+        }
         let aligned = targets.map(|t| {
             let mut out = Matrix::zeros(starts.len(), t.cols());
             for (k, &p) in starts.iter().enumerate() {
@@ -184,6 +197,12 @@ mod tests {
         assert!(err(WindowOptions { sampling_rate: 0, ..WindowOptions::new(3) }).contains("`sampling_rate`"));
         assert!(err(WindowOptions { start_index: Some(25), ..WindowOptions::new(3) }).contains("`start_index`"));
         assert!(err(WindowOptions::new(25)).contains("no window"));
+        // The docstring's targets (data[10:], 90 rows) with `start_index` 20: 71 windows,
+        // the last needing target row 90. Keras' gather fails there; so does kiln, by name.
+        let targets = Matrix::from_vec(90, 1, (10..100).map(|v| v as f32).collect()).unwrap();
+        let opts = WindowOptions { start_index: Some(20), ..WindowOptions::new(10) };
+        let err = Windows::new(series(100), Some(&targets), &opts).unwrap_err().to_string();
+        assert!(err.contains("target row 90") && err.contains("90 rows"), "{err}");
     }
 
     #[test]

@@ -127,9 +127,14 @@ impl Layer for GRU {
         let u = self.options.units;
         let shape = if self.reset_after { vec![2, 3 * u] } else { vec![3 * u] };
         let init = self.options.bias_initializer;
-        let rows = if self.reset_after { 2 } else { 1 };
-        self.core.params =
-            self.options.params(ctx, features, 3, shape, |b, ctx| init.fill(b, rows, 3 * u, ctx.rng()))?;
+        // Keras' fans: `(2, 3u)` for the `reset_after` bias, `(3u, 3u)` for the 1-D one.
+        if !self.reset_after {
+            self.options.check_vector_bias(&self.core)?;
+        }
+        let reset_after = self.reset_after;
+        self.core.params = self.options.params(ctx, features, 3, shape, |b, ctx| {
+            if reset_after { init.fill(b, 2, 3 * u, ctx.rng()) } else { init.fill_vector(b, ctx.rng()) }
+        })?;
         self.core.output = Matrix::zeros(0, out.numel());
         Ok(out)
     }

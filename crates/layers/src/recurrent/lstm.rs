@@ -86,16 +86,17 @@ impl Layer for LSTM {
 
     fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
         let (_, features, out) = self.options.check(&self.core, input, &self.activations())?;
+        self.options.check_vector_bias(&self.core)?;
         let u = self.options.units;
         let (init, forget_one) = (self.options.bias_initializer, self.unit_forget_bias);
         // Keras: [init(u), ones(u), init(2u)] with unit_forget_bias, else init(4u).
         let fill = |b: &mut [f32], ctx: &mut BuildContext<'_>| {
             if forget_one {
-                init.fill(&mut b[..u], u, u, ctx.rng());
-                Initializer::Ones.fill(&mut b[u..2 * u], u, u, ctx.rng());
-                init.fill(&mut b[2 * u..], 2 * u, 2 * u, ctx.rng());
+                init.fill_vector(&mut b[..u], ctx.rng());
+                Initializer::Ones.fill_vector(&mut b[u..2 * u], ctx.rng());
+                init.fill_vector(&mut b[2 * u..], ctx.rng());
             } else {
-                init.fill(b, 4 * u, 4 * u, ctx.rng());
+                init.fill_vector(b, ctx.rng());
             }
         };
         self.core.params = self.options.params(ctx, features, 4, vec![4 * u], fill)?;

@@ -158,6 +158,16 @@ impl RecurrentOptions {
         }
     }
 
+    /// Refuses a bias initializer that needs two dimensions for a 1-D bias (every cell's
+    /// but GRU's `reset_after` one), as Keras does.
+    fn check_vector_bias(&self, core: &LayerCore) -> Result<(), LayerError> {
+        if !self.use_bias {
+            return Ok(());
+        }
+        let error = |message: String| LayerError::Config { layer: core.name.clone(), message };
+        self.bias_initializer.check_vector("bias_initializer").map_err(error)
+    }
+
     /// Checks the arguments and the input shape `[time, features]`; returns
     /// `(time, features, output shape)`.
     fn check(

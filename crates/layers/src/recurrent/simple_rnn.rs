@@ -55,9 +55,10 @@ impl Layer for SimpleRNN {
 
     fn build(&mut self, input: &Shape, ctx: &mut BuildContext<'_>) -> Result<Shape, LayerError> {
         let (_, features, out) = self.options.check(&self.core, input, &[("activation", self.options.activation)])?;
+        self.options.check_vector_bias(&self.core)?;
         let u = self.options.units;
         let init = self.options.bias_initializer;
-        self.core.params = self.options.params(ctx, features, 1, vec![u], |b, ctx| init.fill(b, u, u, ctx.rng()))?;
+        self.core.params = self.options.params(ctx, features, 1, vec![u], |b, ctx| init.fill_vector(b, ctx.rng()))?;
         self.core.output = Matrix::zeros(0, out.numel());
         Ok(out)
     }
