@@ -215,15 +215,23 @@ fn keras_graphs_kiln_does_not_compute_are_refused_by_name() {
     assert!(err.contains("nested model (`inner`"), "{err}");
 
     // `keras.ops` calls sit in `layers` under merge class names, with their constants in
-    // `args`: `ops.add(a, in)` of module keras.src.ops.numpy, and `ops.multiply(a, 0.5)`.
-    let op = serde_json::json!({"module": "keras.src.ops.numpy", "class_name": "Add", "name": "add",
-        "config": {"name": "add"}, "inbound_nodes": [{"args": [tensor("a"), tensor("in")], "kwargs": {}}]});
-    let err = kiln_keras::model_from_keras(&functional_config(
-        serde_json::json!([input, dense("a", vec![tensor("in")]), op]),
-        serde_json::json!(["add", 0, 0]),
-    ))
-    .unwrap_err()
-    .to_string();
+    // `args`. `ops.add(a, in)` (module keras.src.ops.numpy) adds as the layer does;
+    // `ops.average(a)` is a mean over axes, not the Average layer.
+    let op = |class: &str, args: serde_json::Value| {
+        serde_json::json!({"module": "keras.src.ops.numpy", "class_name": class, "name": "op",
+            "config": {"name": "op"}, "inbound_nodes": [{"args": args, "kwargs": {}}]})
+    };
+    let graph = |op| {
+        let residual = serde_json::json!({"class_name": "Add", "name": "add", "config": {"name": "add"},
+            "inbound_nodes": [{"args": [[tensor("op"), tensor("in")]], "kwargs": {}}]});
+        functional_config(
+            serde_json::json!([input, dense("a", vec![tensor("in")]), op, residual]),
+            serde_json::json!(["add", 0, 0]),
+        )
+    };
+    kiln_keras::model_from_keras(&graph(op("Add", serde_json::json!([tensor("a"), tensor("in")])))).unwrap();
+    let err =
+        kiln_keras::model_from_keras(&graph(op("Average", serde_json::json!([tensor("a")])))).unwrap_err().to_string();
     assert!(err.contains("module") && err.contains("keras.ops operation"), "{err}");
     // `ops.add(ops.multiply(a, 0.5), in)` with the modules left out.
     let scaled = serde_json::json!({"class_name": "Multiply", "name": "multiply", "config": {"name": "multiply"},

@@ -117,10 +117,11 @@ fn sequence_traces_from_real_keras() {
 /// The Functional traces (fixtures/keras/generate/make_functional_traces.py; README.md
 /// beside them): a residual Add with a projection, a Concatenate of a fan-out, a model of
 /// two inputs (Subtract, Multiply), a residual convnet with BatchNormalization,
-/// Average/Maximum/Minimum with a Concatenate on the time axis, and Activation layers.
+/// Average/Maximum/Minimum with a Concatenate on the time axis, Activation layers, and
+/// recurrent layers with a Dropout (whose nodes record `training: false`).
 #[test]
 fn functional_traces_from_real_keras() {
-    replay_folder("functional", 6);
+    replay_folder("functional", 7);
 }
 
 /// The activation traces (fixtures/keras/generate/make_activation_traces.py; README.md

@@ -133,7 +133,13 @@ pub(crate) fn graph_model(
             }
         };
         let node_path = format!("{path}.inbound_nodes[0]");
-        if call.get("kwargs").and_then(Value::as_object).is_some_and(|m| m.values().any(|v| !v.is_null())) {
+        // Keras records `training` for every layer that takes it (Dropout, the recurrent
+        // layers: `{"training": false}`), and `fit`, `evaluate` and `predict` override it
+        // with their own (`functional.py`, `operation_fn`): it changes nothing. Any other
+        // keyword argument is refused.
+        let ignored = |key: &str, v: &Value| v.is_null() || (key == "training" && v.is_boolean());
+        let passed = |(key, v): (&String, &Value)| !ignored(key, v);
+        if call.get("kwargs").and_then(Value::as_object).is_some_and(|m| m.iter().any(passed)) {
             return Err(KerasError::config(
                 format!("{node_path}.kwargs"),
                 format!(

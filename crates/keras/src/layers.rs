@@ -50,11 +50,14 @@ fn yes() -> bool {
 pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
     let class =
         at.value.get("class_name").and_then(Value::as_str).ok_or_else(|| at.error("layer without class_name"))?;
-    // A Functional config lists `keras.ops` calls beside its layers, some under a merge
-    // layer's class name (`ops.add(x, 2.0)` is an `Add` of module `keras.src.ops.numpy`)
-    // but computing something else: never read one as the layer.
+    // A Functional config lists `keras.ops` calls beside its layers, under class names
+    // some merge layers share (`ops.add(a, b)` is an `Add` of module
+    // `keras.src.ops.numpy`). On tensors of one shape, add, subtract, multiply, maximum,
+    // minimum and concatenate compute what the layer does (a constant operand is refused
+    // with the node's arguments); `ops.average` (a mean over axes) and the rest do not.
     if let Some(module) = at.value.get("module").and_then(Value::as_str) {
-        if module.starts_with("keras.src.ops") || module.starts_with("keras.ops") {
+        let same = matches!(class, "Add" | "Subtract" | "Multiply" | "Maximum" | "Minimum" | "Concatenate");
+        if (module.starts_with("keras.src.ops") || module.starts_with("keras.ops")) && !same {
             return Err(at.error_at(
                 "module",
                 format!(

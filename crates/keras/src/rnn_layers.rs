@@ -65,7 +65,6 @@ fn options(cfg: At<'_>) -> Result<RecurrentOptions, KerasError> {
     o.kernel_regularizer = regularizer(cfg, "kernel_regularizer")?;
     o.recurrent_regularizer = regularizer(cfg, "recurrent_regularizer")?;
     o.bias_regularizer = regularizer(cfg, "bias_regularizer")?;
-    o.activity_regularizer = regularizer(cfg, "activity_regularizer")?;
     Ok(o)
 }
 
@@ -84,10 +83,9 @@ const COMMON: &[&str] = &[
     "activity_regularizer",
 ];
 
-/// `SimpleRNN`, `LSTM` or `GRU` (`class`). A SimpleRNN's `activity_regularizer` is read
-/// (and must be valid) but not applied: Keras 3.15.1's `SimpleRNN.__init__` never passes
-/// it on to its base layer (`simple_rnn.py`), so Keras adds no such loss (and saves
-/// `null` for it).
+/// `SimpleRNN`, `LSTM` or `GRU` (`class`). A SimpleRNN's `activity_regularizer` is not
+/// read: Keras 3.15.1's `SimpleRNN.__init__` takes it and never uses it or passes it on
+/// to its base layer (`simple_rnn.py`), so Keras adds no such loss (and saves `null`).
 pub(crate) fn recurrent(cfg: At<'_>, class: &str) -> Result<Box<dyn Layer>, KerasError> {
     let extra: &[&str] = match class {
         "LSTM" => &["recurrent_activation", "unit_forget_bias"],
@@ -101,21 +99,21 @@ pub(crate) fn recurrent(cfg: At<'_>, class: &str) -> Result<Box<dyn Layer>, Kera
     Ok(match class {
         "LSTM" => {
             let mut l = LSTM::new(options.units).name(name);
-            l.options = options;
+            l.options = RecurrentOptions { activity_regularizer: regularizer(cfg, "activity_regularizer")?, ..options };
             l.recurrent_activation = activation(cfg, "recurrent_activation", Activation::Sigmoid)?;
             l.unit_forget_bias = cfg.flag("unit_forget_bias", true)?;
             Box::new(l)
         }
         "GRU" => {
             let mut l = GRU::new(options.units).name(name);
-            l.options = options;
+            l.options = RecurrentOptions { activity_regularizer: regularizer(cfg, "activity_regularizer")?, ..options };
             l.recurrent_activation = activation(cfg, "recurrent_activation", Activation::Sigmoid)?;
             l.reset_after = cfg.flag("reset_after", true)?;
             Box::new(l)
         }
         _ => {
             let mut l = SimpleRNN::new(options.units).name(name);
-            l.options = RecurrentOptions { activity_regularizer: None, ..options };
+            l.options = options;
             Box::new(l)
         }
     })

@@ -129,7 +129,12 @@ impl Conv<'_> {
         let receptive: usize = kernel_dims.iter().product();
         let (fan_in, fan_out) = (cin * receptive, o.filters * receptive);
         let mut kernel = ctx.param("kernel", shape)?.with_regularizer(o.kernel_regularizer.clone());
-        o.kernel_initializer.fill(kernel.value_mut(), fan_in, fan_out, ctx.rng());
+        match o.kernel_initializer {
+            // Keras' Orthogonal draws the kernel as a `(k… · cin) × filters` matrix (rows
+            // `fan_in`), not with the fans, which both carry the receptive field.
+            init @ Initializer::Orthogonal { .. } => init.fill(kernel.value_mut(), fan_in, o.filters, ctx.rng()),
+            init => init.fill(kernel.value_mut(), fan_in, fan_out, ctx.rng()),
+        }
         let mut params = vec![kernel];
         if o.use_bias {
             let mut bias = ctx.param("bias", vec![o.filters])?.with_regularizer(o.bias_regularizer.clone());

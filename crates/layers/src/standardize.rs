@@ -223,8 +223,6 @@ impl Normalization {
     }
 }
 
-/// Per feature, the float32 sum over rows in NumPy's order for a reduction that keeps
-/// the last axis: row after row when there are several features; NumPy's pairwise sum
 /// `np.mean`'s last step for a float32 sum of `count` values: NumPy divides by the count
 /// (an `intp`) in float64 and rounds the quotient once to float32 — the float32 division
 /// itself while the count is exact in float32 (up to 2²⁴), not above.
@@ -232,6 +230,8 @@ fn numpy_divide(sum: f32, count: usize) -> f32 {
     (f64::from(sum) / count as f64) as f32
 }
 
+/// Per feature, the float32 sum over rows in NumPy's order for a reduction that keeps
+/// the last axis: row after row when there are several features; NumPy's pairwise sum
 /// when there is one (the reduced values are then contiguous).
 fn numpy_sums(data: &[f32], channels: usize) -> Vec<f32> {
     if channels == 1 {

@@ -56,6 +56,22 @@ fn orthogonal_is_refused_for_one_dimensional_parameters() {
 }
 
 #[test]
+fn an_orthogonal_conv_kernel_is_a_receptive_field_by_filters_matrix() {
+    // Keras draws a (3, 3, 2, 4) kernel as an 18 × 4 matrix with orthonormal columns (it
+    // used to be filled with the fans, 18 × 36 values, and panicked).
+    let mut conv = Conv2D::new(4, [3, 3]).kernel_initializer(ORTHOGONAL);
+    build(&mut conv, &[5, 5, 2]).unwrap();
+    let k = conv.core().params[0].value();
+    assert_eq!(k.len(), 18 * 4);
+    for a in 0..4 {
+        for b in 0..4 {
+            let dot: f32 = (0..18).map(|r| k[r * 4 + a] * k[r * 4 + b]).sum();
+            assert!((dot - f32::from(u8::from(a == b))).abs() < 1e-5, "columns {a}, {b}: {dot}");
+        }
+    }
+}
+
+#[test]
 fn a_bias_draws_with_its_own_length_as_both_fans() {
     // glorot_uniform of a (64,) bias: limit √(6 / (64 + 64)) ≈ 0.217, whatever the input
     // width (1,000 here would give √(6 / 1,064) ≈ 0.075 as the fan-in).

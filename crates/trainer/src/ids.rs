@@ -47,3 +47,43 @@ pub(crate) fn check_ids(first: &dyn Layer, x: FeaturesRef<'_>, data: &str) -> Re
         _ => Ok(()),
     }
 }
+
+/// Whether `layer` only moves values (Flatten, Reshape): token ids pass through it
+/// unchanged, so an Embedding may read it when it reads a model input (as in Keras).
+pub(crate) fn moves_values_only(layer: &dyn Layer) -> bool {
+    matches!(layer.class_name(), "Flatten" | "Reshape")
+}
+
+/// The layer that computes what `sources` (one layer's inputs) bring, passing over layers
+/// that only move values: `None` when they come from a model input.
+pub(crate) fn computing_source(
+    layers: &[Box<dyn Layer>],
+    wiring: &[Vec<crate::Source>],
+    sources: &[crate::Source],
+) -> Option<usize> {
+    let mut source = *sources.first()?;
+    loop {
+        match source {
+            crate::Source::Input(_) => return None,
+            crate::Source::Layer(j) if moves_values_only(layers[j].as_ref()) => source = *wiring[j].first()?,
+            crate::Source::Layer(j) => return Some(j),
+        }
+    }
+}
+
+/// The id-reading layers (Embeddings) that read layer `i`'s output through layers that
+/// only move values, `i` itself one of those; their ids are the model input's values.
+pub(crate) fn readers_through(layers: &[Box<dyn Layer>], wiring: &[Vec<crate::Source>], i: usize) -> Vec<usize> {
+    let mut found = Vec::new();
+    for (r, sources) in wiring.iter().enumerate() {
+        if sources.first() != Some(&crate::Source::Layer(i)) {
+            continue;
+        }
+        if layers[r].input_ids_limit().is_some() {
+            found.push(r);
+        } else if moves_values_only(layers[r].as_ref()) {
+            found.extend(readers_through(layers, wiring, r));
+        }
+    }
+    found
+}

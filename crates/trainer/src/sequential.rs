@@ -374,18 +374,27 @@ impl Sequential {
         let mut shapes: Vec<Shape> = Vec::with_capacity(self.layers.len());
         // In a stack a merge layer gets one tensor, which it refuses (Keras: "A merge layer
         // should be called on a list of inputs") through its single-input `build`.
-        let graph = self.graph.is_some();
-        for (i, (layer, sources)) in self.layers.iter_mut().zip(&wiring).enumerate() {
-            // Token ids are checked (whole, in range) where they enter the model; an
-            // Embedding fed another layer's float outputs would index past its table.
-            if let (Some(_), [Source::Layer(j)]) = (layer.input_ids_limit(), &sources[..]) {
+        // Token ids are checked (whole, in range) where they enter the model: an Embedding
+        // must read a model input, directly or through layers that only move values
+        // (Flatten, Reshape); fed values some layer computed, it would index past its table.
+        for (i, (layer, sources)) in self.layers.iter().zip(&wiring).enumerate() {
+            if layer.input_ids_limit().is_none() {
+                continue;
+            }
+            if let Some(j) = crate::ids::computing_source(&self.layers, &wiring, sources) {
                 return Err(TrainError::Config(format!(
-                    "layer #{i} `{}` ({}) reads the output of layer #{j}: it takes token ids, which kiln \
-                     checks where they enter the model, so it must read a model input directly",
+                    "layer #{i} `{}` ({}) reads values layer #{j} `{}` ({}) computes: it takes token ids, which \
+                     kiln checks where they enter the model, so it must read a model input (through Flatten \
+                     or Reshape at most)",
                     layer.name(),
-                    layer.class_name()
+                    layer.class_name(),
+                    self.layers[j].name(),
+                    self.layers[j].class_name()
                 )));
             }
+        }
+        let graph = self.graph.is_some();
+        for (layer, sources) in self.layers.iter_mut().zip(&wiring) {
             ctx.set_layer(layer.name());
             let shape_of = |s: &Source| match *s {
                 Source::Input(k) => inputs[k].clone(),
@@ -658,6 +667,12 @@ impl Sequential {
                     )));
                 }
                 crate::ids::check_ids(layer, *part, data)?;
+                // An input read through Flatten or Reshape: its values are an Embedding's ids.
+                if crate::ids::moves_values_only(layer) {
+                    for e in crate::ids::readers_through(&self.layers, &built.wiring, i) {
+                        crate::ids::check_ids(self.layers[e].as_ref(), *part, data)?;
+                    }
+                }
             }
         }
         Ok(())

@@ -101,10 +101,9 @@ impl Windows {
             // leaves of them).
             if start + last >= t.rows() {
                 return bad(format!(
-                    "the window at row {} needs target row {}, but targets have {} rows",
-                    start + last,
-                    start + last,
-                    t.rows()
+                    "targets have {} rows, but the last window starts at row {} and takes the target of that row",
+                    t.rows(),
+                    start + last
                 ));
             }
         }
@@ -202,7 +201,7 @@ mod tests {
         let targets = Matrix::from_vec(90, 1, (10..100).map(|v| v as f32).collect()).unwrap();
         let opts = WindowOptions { start_index: Some(20), ..WindowOptions::new(10) };
         let err = Windows::new(series(100), Some(&targets), &opts).unwrap_err().to_string();
-        assert!(err.contains("target row 90") && err.contains("90 rows"), "{err}");
+        assert!(err.contains("90 rows") && err.contains("starts at row 90"), "{err}");
     }
 
     #[test]
