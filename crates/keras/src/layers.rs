@@ -37,7 +37,7 @@ struct DenseConfig {
 struct DropoutConfig {
     #[serde(default)]
     name: String,
-    rate: f32,
+    rate: f64,
     #[serde(default)]
     seed: Option<u64>,
 }

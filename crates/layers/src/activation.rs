@@ -151,7 +151,7 @@ impl Activation {
     /// `act(x)` for the elementwise activations beyond the first five (as TF computes it).
     fn scalar(self, x: f32) -> f32 {
         match self {
-            Self::Relu6 => kernels::relu_scalar(x).min(6.0),
+            Self::Relu6 => at_most_six(kernels::relu_scalar(x)),
             Self::Elu => {
                 if x < 0.0 {
                     x.exp() - 1.0
@@ -176,7 +176,7 @@ impl Activation {
             Self::Softplus => softplus(x),
             Self::Silu => x * kernels::sigmoid_scalar(x),
             Self::Gelu => (0.5 * x) * libm::erfcf((-x) * GELU_C),
-            Self::HardSigmoid => kernels::relu_scalar(x + 3.0).min(6.0) * (1.0 / 6.0),
+            Self::HardSigmoid => at_most_six(kernels::relu_scalar(x + 3.0)) * (1.0 / 6.0),
             Self::Softsign => x / (x.abs() + 1.0),
             Self::Mish => x * softplus(x).tanh(),
             Self::Exponential => x.exp(),
@@ -330,9 +330,24 @@ fn softplus(x: f32) -> f32 {
     }
 }
 
+/// `min(x, 6)` keeping a NaN (`f32::min` returns the other operand): TF's `relu6` and
+/// `hard_sigmoid` (`relu6(x + 3) / 6`) pass a NaN through, so a diverged model shows it.
+fn at_most_six(x: f32) -> f32 {
+    if x > 6.0 { 6.0 } else { x }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relu6_and_hard_sigmoid_keep_nan_as_tf_does() {
+        // TF: relu6([nan, 1, 7]) = [nan, 1, 6]; hard_sigmoid = relu6(x + 3) / 6.
+        let relu6: Vec<f32> = [f32::NAN, 1.0, 7.0].iter().map(|&x| Activation::Relu6.scalar(x)).collect();
+        assert!(relu6[0].is_nan() && relu6[1..] == [1.0, 6.0]);
+        let hard: Vec<f32> = [f32::NAN, 0.0, 9.0].iter().map(|&x| Activation::HardSigmoid.scalar(x)).collect();
+        assert!(hard[0].is_nan() && hard[1..] == [0.5, 1.0]);
+    }
 
     #[test]
     fn fused_forward_equals_bias_then_activation_bitwise() {

@@ -21,8 +21,8 @@ use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 pub struct Dropout {
     #[serde(flatten)]
     core: LayerCore,
-    /// Fraction of values to drop, in `[0, 1)`.
-    pub rate: f32,
+    /// Fraction of values to drop, in `[0, 1)` (a float64, as Keras' Python float).
+    pub rate: f64,
     /// Seed of the mask generator.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -43,7 +43,7 @@ struct DropoutState {
 
 impl Dropout {
     /// A dropout layer with the given rate.
-    pub fn new(rate: f32) -> Self {
+    pub fn new(rate: f64) -> Self {
         Self { core: LayerCore::default(), rate, seed: None, state: DropoutState::default() }
     }
 
@@ -119,7 +119,10 @@ impl Layer for Dropout {
             return;
         }
         let rng = s.rng.as_mut().expect("Dropout used before build");
-        let scale = 1.0 / (1.0 - self.rate);
+        // Keras (TF's stateless_dropout) computes the scale from the Python float and
+        // rounds it once to float32: 1/(1 − 0.04) is 1.0416666, where float32 arithmetic
+        // gives 1.0416667.
+        let scale = (1.0 / (1.0 - self.rate)) as f32;
         s.mask.resize(n * s.width, 0.0);
         match s.replay.take() {
             Some(keep) if keep.len() == s.mask.len() => {
@@ -127,7 +130,7 @@ impl Layer for Dropout {
             }
             _ => {
                 for m in s.mask.iter_mut() {
-                    *m = if rng.uniform() >= self.rate { scale } else { 0.0 };
+                    *m = if f64::from(rng.uniform()) >= self.rate { scale } else { 0.0 };
                 }
             }
         }

@@ -83,6 +83,19 @@ fn sparse_input_matches_dense_input() {
 }
 
 #[test]
+fn dropout_scales_as_keras_rounds_its_float64_rate() {
+    // Keras' scale 1/(1 − 0.04), computed from the Python float and rounded once:
+    // 1.0416666 (float32 arithmetic gives 1.0416667).
+    let mut drop = Dropout::new(0.04).seed(3);
+    build(&mut drop, 100, &mut Rng::seed_from_u64(1)).unwrap();
+    let x = Matrix::from_vec(1, 100, vec![1.0; 100]).unwrap();
+    drop.forward(LayerInput::Dense(x.view()), true, SEQ);
+    let kept: Vec<f32> = drop.output().as_slice().iter().copied().filter(|&v| v != 0.0).collect();
+    assert!(!kept.is_empty() && kept.iter().all(|&v| v == 1.041_666_6), "{kept:?}");
+    assert_ne!(1.041_666_6_f32, 1.0 / (1.0 - 0.04_f32));
+}
+
+#[test]
 fn dropout_scales_kept_values_and_is_identity_at_inference() {
     let mut rng = Rng::seed_from_u64(1);
     let mut drop = Dropout::new(0.5).seed(42);
@@ -146,7 +159,7 @@ fn bad_configurations_are_refused_when_built() {
     let mut tight = Dense::new(2);
     let e = tight.build(&Shape::flat(3), &mut BuildContext::new(&mut Rng::seed_from_u64(0), 1)).unwrap_err();
     assert!(e.to_string().contains("`kernel` of shape [3, 2]"), "{e}");
-    for rate in [1.0, -0.1, f32::NAN] {
+    for rate in [1.0, -0.1, f64::NAN] {
         assert!(
             build(&mut Dropout::new(rate), 3, &mut Rng::seed_from_u64(0))
                 .unwrap_err()

@@ -153,7 +153,7 @@ fn sigmoid1() -> Box<dyn Layer> {
 }
 
 /// `Dropout(rate)`.
-fn dropout(rate: f32) -> Box<dyn Layer> {
+fn dropout(rate: f64) -> Box<dyn Layer> {
     Box::new(Dropout::new(rate))
 }
 

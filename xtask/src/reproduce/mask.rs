@@ -58,7 +58,7 @@ pub struct MaskDemo {
 /// Runs the real layer once with a fixed seed, so the figure shows what training does.
 pub fn demo(seed: u64) -> anyhow::Result<MaskDemo> {
     let input = Matrix::from_rows(&ACTIVATIONS)?;
-    let mut layer = Dropout::new(RATE).seed(seed);
+    let mut layer = Dropout::new(f64::from(RATE)).seed(seed);
     let mut rng = Rng::seed_from_u64(seed);
     layer.build(&Shape::flat(input.cols()), &mut BuildContext::new(&mut rng, DEFAULT_MAX_WEIGHTS))?;
     layer.forward(LayerInput::Dense(input.view()), true, Parallelism::Sequential);
