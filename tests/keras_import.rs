@@ -72,6 +72,42 @@ fn optimizer_class_comes_from_name_prefix_or_class_name() {
     assert!(err.contains("learning_rate.config") && err.contains("CosineDecayRestarts"), "{err}");
 }
 
+/// What Keras refuses, or computes in integer arithmetic, from a JSON integer: an integer
+/// rate or SGD momentum (refused by Keras' constructors), a schedule's integer
+/// `initial_learning_rate` or `values` (Keras' dtype comes from them). Clipping limits
+/// that are not above 0 are Keras' "off".
+#[test]
+fn integer_rates_are_refused_and_non_positive_clips_are_off() {
+    for (v, key) in [
+        (json!({"name": "sgd", "learning_rate": 1}), "learning_rate"),
+        (json!({"name": "sgd", "learning_rate": 0.1, "momentum": 1}), "momentum"),
+        (
+            json!({"name": "sgd", "learning_rate": {"class_name": "CosineDecay",
+                "config": {"initial_learning_rate": 1, "decay_steps": 10}}}),
+            "initial_learning_rate",
+        ),
+        (
+            json!({"name": "sgd", "learning_rate": {"class_name": "PiecewiseConstantDecay",
+                "config": {"boundaries": [10], "values": [1.0, 1]}}}),
+            "values/1",
+        ),
+    ] {
+        let err = optimizer_from_keras(&v).unwrap_err().to_string();
+        assert!(err.contains(key) && (err.contains("float") || err.contains("integer")), "{v}: {err}");
+    }
+    // Integer steps and boundaries are fine: Keras casts them to the rate's type; so are
+    // values that are all integers (Keras' own test_config uses [1, 2, 3]).
+    for values in [json!([1.0, 0.5]), json!([1, 2])] {
+        optimizer_from_keras(&json!({"name": "sgd", "learning_rate": {"class_name": "PiecewiseConstantDecay",
+            "config": {"boundaries": [10], "values": values}}}))
+        .unwrap();
+    }
+    for key in ["clipnorm", "global_clipnorm", "clipvalue"] {
+        let opt = optimizer_from_keras(&json!({"name": "sgd", "learning_rate": 0.0, key: 0.0})).unwrap();
+        assert_eq!(opt.learning_rate(), 0.0, "{key}");
+    }
+}
+
 /// `go_backwards` imports (trace q7a's config, and on every recurrent class); the arguments
 /// kiln does not compute are refused by name when set, never dropped.
 #[test]
@@ -230,4 +266,75 @@ fn keras_argument_quirks_are_followed_and_bad_values_named() {
     let bad = kiln_tensor::Matrix::from_vec(1, 6, vec![0.0, 1.0, 2.0, 3.0, 4.0, 10.0]).unwrap();
     let err = m.predict(&bad, 1).unwrap_err().to_string();
     assert!(err.contains("column 5") && err.contains("0..10"), "{err}");
+}
+
+/// `compile(loss=keras.losses.binary_crossentropy, metrics=[keras.metrics.binary_accuracy,
+/// keras.losses.mean_squared_error])` in Keras 3.15.1's `get_compile_config()`: functions
+/// are saved as `{"module": "builtins", "class_name": "function", "config": name}`.
+#[test]
+fn losses_and_metrics_saved_as_functions_import_by_name() {
+    let mut m = model_from_keras(&json!({"layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 1, "activation": "sigmoid"}}]}))
+    .unwrap();
+    let function = |name: &str| json!({"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"});
+    compile_from_keras(
+        &mut m,
+        &json!({"optimizer": {"module": "keras.optimizers", "class_name": "SGD", "config": {"name": "sgd",
+            "learning_rate": 0.009999999776482582, "weight_decay": null, "clipnorm": null, "global_clipnorm": null,
+            "clipvalue": null, "use_ema": false, "ema_momentum": 0.99, "ema_overwrite_frequency": null,
+            "loss_scale_factor": null, "gradient_accumulation_steps": null, "momentum": 0.0, "nesterov": false},
+            "registered_name": null},
+            "loss": function("binary_crossentropy"), "loss_weights": null,
+            "metrics": [function("binary_accuracy"), function("mean_squared_error")],
+            "weighted_metrics": null, "run_eagerly": false, "steps_per_execution": 1, "jit_compile": false}),
+    )
+    .unwrap();
+    let names: Vec<&str> = m.metrics().iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["binary_accuracy", "mean_squared_error"]);
+    assert_eq!(m.loss().unwrap().name(), "binary_crossentropy");
+}
+
+/// Keras 3.15.1's `regularizers.get`: `{"class_name": "L2"}` is `L2(0.01)`, `"l1l2"` is
+/// `L1L2(0, 0)`, and `"l1_l2"` is not an identifier it knows.
+#[test]
+fn regularizer_identifiers_as_keras_reads_them() {
+    let penalty = |v: serde_json::Value| {
+        f64::from(kiln_keras::regularizer_from_keras(&v).unwrap().expect("a regularizer").penalty(&[2.0]).unwrap())
+    };
+    assert!((penalty(json!({"class_name": "L2"})) - 0.04).abs() < 1e-9);
+    assert_eq!(penalty(json!("l1l2")), 0.0);
+    let err = kiln_keras::regularizer_from_keras(&json!("l1_l2")).unwrap_err().to_string();
+    assert!(err.contains("l1_l2"), "{err}");
+}
+
+/// Keras' `VarianceScaling` with any scale, mode and distribution imports (the Glorot, He
+/// and Lecun initializers are its special cases), and draws with the deviation it asks.
+#[test]
+fn variance_scaling_imports_in_general() {
+    let dense = |init: serde_json::Value| {
+        json!({"layers": [
+            {"class_name": "InputLayer", "config": {"batch_shape": [null, 400]}},
+            {"class_name": "Dense", "config": {"name": "d", "units": 300, "kernel_initializer": init}}]})
+    };
+    let vs = |scale: f64, mode: &str, distribution: &str| {
+        json!({"module": "keras.initializers", "class_name": "VarianceScaling",
+            "config": {"scale": scale, "mode": mode, "distribution": distribution, "seed": null}, "registered_name": null})
+    };
+    for (init, variance) in [
+        (vs(2.0, "fan_in", "truncated_normal"), 2.0 / 400.0),
+        (vs(0.1, "fan_out", "uniform"), 0.1 / 300.0),
+        (vs(3.0, "fan_avg", "untruncated_normal"), 3.0 / 350.0),
+        (vs(1.0, "fan_in", "normal"), 1.0 / 400.0),
+    ] {
+        let mut m = model_from_keras(&dense(init.clone())).unwrap();
+        m.build(400).unwrap();
+        let w = m.get_weights();
+        let k = &w.0[0].values;
+        let var = k.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / k.len() as f64;
+        assert!((var / variance - 1.0).abs() < 0.02, "{init}: variance {var} vs {variance}");
+    }
+    for bad in [vs(0.0, "fan_in", "uniform"), vs(1.0, "fan_sideways", "uniform"), vs(1.0, "fan_in", "cauchy")] {
+        assert!(model_from_keras(&dense(bad.clone())).is_err(), "{bad}");
+    }
 }

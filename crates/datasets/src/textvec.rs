@@ -90,7 +90,8 @@ impl TextVectorization {
         self.mode
     }
 
-    /// Learns the vocabulary from `texts`, replacing any previous one (Keras `adapt`).
+    /// Learns the vocabulary from `texts`, replacing any previous one (Keras `adapt`); texts
+    /// with no token at all leave the vocabulary as it was, as in Keras.
     pub fn adapt<I, S>(&mut self, texts: I)
     where
         I: IntoIterator<Item = S>,
@@ -105,6 +106,11 @@ impl TextVectorization {
                     counts.insert(tok.into(), 1);
                 }
             });
+        }
+        // Keras' `finalize_state` returns when the texts held no token: an earlier
+        // vocabulary stays (index_lookup.py, `if self.token_counts.size() == 0`).
+        if counts.is_empty() {
+            return;
         }
         let mut ranked: Vec<(u64, Box<[u8]>)> = counts.into_iter().map(|(t, c)| (c, t)).collect();
         // Count descending, then token bytes descending: Keras' `np.lexsort((tokens, counts))[::-1]`.
@@ -275,6 +281,17 @@ mod tests {
         let mut tv = TextVectorization::new(OutputMode::MultiHot, None).unwrap();
         tv.adapt(["apple zebra Mango 10 9 é z"]);
         assert_eq!(tv.vocabulary(), ["[UNK]", "é", "zebra", "z", "mango", "apple", "9", "10"]);
+    }
+
+    #[test]
+    fn adapting_to_texts_without_tokens_keeps_the_vocabulary() {
+        // Keras 3.15.1: adapt(["a b b"]), then adapt(["", "!!!"]) → ['[UNK]', 'b', 'a'].
+        let mut tv = TextVectorization::new(OutputMode::MultiHot, None).unwrap();
+        tv.adapt(["a b b"]);
+        tv.adapt(["", "!!!"]);
+        assert_eq!(tv.vocabulary(), ["[UNK]", "b", "a"]);
+        tv.adapt(["c"]);
+        assert_eq!(tv.vocabulary(), ["[UNK]", "c"]);
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
             }
             cb.factor = cfg.number("factor")?.unwrap_or(cb.factor);
             cb.patience = cfg.count("patience")?.unwrap_or(cb.patience);
-            cb.mode = mode(cfg)?;
+            cb.mode = mode(cfg, class);
             cb.min_delta = cfg.number("min_delta")?.unwrap_or(cb.min_delta);
             cb.cooldown = cfg.count("cooldown")?.unwrap_or(cb.cooldown);
             cb.min_lr = cfg.number("min_lr")?.unwrap_or(cb.min_lr);
@@ -75,7 +75,7 @@ pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
             }
             cb.min_delta = cfg.number("min_delta")?.unwrap_or(0.0).abs();
             cb.patience = cfg.count("patience")?.unwrap_or(0);
-            cb.mode = mode(cfg)?;
+            cb.mode = mode(cfg, class);
             cb.baseline = cfg.number("baseline")?;
             cb.restore_best_weights = cfg.flag("restore_best_weights", false)?;
             cb.start_from_epoch = cfg.count("start_from_epoch")?.unwrap_or(0);
@@ -85,11 +85,21 @@ pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
     })
 }
 
-fn mode(cfg: At<'_>) -> Result<Mode, KerasError> {
-    Ok(match cfg.get("mode").map(Value::as_str) {
-        None | Some(Some("auto")) => Mode::Auto,
-        Some(Some("min")) => Mode::Min,
-        Some(Some("max")) => Mode::Max,
-        Some(_) => return Err(cfg.error_at("mode", "must be auto, min or max")),
-    })
+/// The `mode`; any other value falls back to auto with Keras' warning
+/// (`monitor_callback.py`: "… mode '…' is unknown, fallback to auto mode.").
+fn mode(cfg: At<'_>, class: &str) -> Mode {
+    match cfg.get("mode") {
+        None => Mode::Auto,
+        Some(v) => match v.as_str() {
+            Some("auto") => Mode::Auto,
+            Some("min") => Mode::Min,
+            Some("max") => Mode::Max,
+            other => {
+                let shown = other.map_or_else(|| kiln_fs::excerpt(v), str::to_string);
+                let warning = format!("{class} mode '{shown}' is unknown, fallback to auto mode.");
+                eprintln!("warning: {}: {warning}", cfg.path);
+                Mode::Auto
+            }
+        },
+    }
 }

@@ -47,7 +47,7 @@ pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), Keras
 fn loss(at: At<'_>) -> Result<Loss, KerasError> {
     let name = at.class_name().ok_or_else(|| at.error("loss must be a name or a serialized loss"))?;
     let mut loss = Loss::from_keras(name).ok_or_else(|| at.error(format!("loss `{name}` is not supported")))?;
-    if !at.value.is_object() {
+    if !at.value.is_object() || at.function_name().is_some() {
         return Ok(loss);
     }
     let inner = at.inner();

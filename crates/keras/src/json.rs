@@ -91,7 +91,17 @@ impl<'a> At<'a> {
     /// The `class_name` of a serialized Keras object, or the value itself when it is a
     /// bare identifier string (`"relu"`, `"l2"`).
     pub fn class_name(&self) -> Option<&'a str> {
-        self.value.as_str().or_else(|| self.value.get("class_name").and_then(Value::as_str))
+        self.value
+            .as_str()
+            .or_else(|| self.function_name())
+            .or_else(|| self.value.get("class_name").and_then(Value::as_str))
+    }
+
+    /// The name of a Python function Keras serialized (`{"module": "builtins", "class_name":
+    /// "function", "config": "binary_crossentropy"}`: `compile(loss=keras.losses.binary_crossentropy)`).
+    pub fn function_name(&self) -> Option<&'a str> {
+        let is_function = self.value.get("class_name").and_then(Value::as_str) == Some("function");
+        self.value.get("config").and_then(Value::as_str).filter(|_| is_function)
     }
 
     /// The `config` of a serialized Keras object, or the value itself when it has none.

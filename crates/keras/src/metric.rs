@@ -9,7 +9,8 @@ use crate::json::{At, check_dtype, refuse_unknown};
 /// A Keras metric: an identifier (the log key) or a serialized metric (its class gives
 /// the kind, its config the options, its `name` the log key).
 pub(crate) fn metric(at: At<'_>) -> Result<NamedMetric, KerasError> {
-    if let Some(name) = at.value.as_str() {
+    // A name, or a Keras function (`metrics=[keras.metrics.binary_accuracy]`) by its name.
+    if let Some(name) = at.value.as_str().or_else(|| at.function_name()) {
         return Ok(Metric::from_keras(name)?);
     }
     let class = at.class_name().ok_or_else(|| at.error("metrics must be names or serialized metrics"))?;

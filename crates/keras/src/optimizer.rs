@@ -46,7 +46,8 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
         (Box::new(typed::<RMSprop>(cfg)?), &["rho", "momentum", "epsilon", "centered"])
     } else if class.starts_with("sgd") {
         (Box::new(typed::<Sgd>(cfg)?), &["momentum", "nesterov"])
-    } else if class.starts_with("adamw") {
+    } else if class.starts_with("adamw") || class.starts_with("adam_w") {
+        // A bare `get_config()` names AdamW `adam_w` (Keras' `auto_name("AdamW")`).
         (Box::new(AdamW(typed::<Adam>(cfg)?)), &["beta_1", "beta_2", "epsilon", "amsgrad"])
     } else if class.starts_with("adam") && !class.starts_with("adamax") {
         (Box::new(typed::<Adam>(cfg)?), &["beta_1", "beta_2", "epsilon", "amsgrad"])
@@ -69,6 +70,12 @@ pub(crate) fn optimizer(at: At<'_>) -> Result<Optimizer, KerasError> {
                 ));
             }
         }
+    }
+    // Keras' `BaseOptimizer` refuses an integer rate ("Argument `learning_rate` should be
+    // float…"), and SGD an integer momentum ("`momentum` must be a float between [0, 1].").
+    float_not_int(cfg, "learning_rate", "Argument `learning_rate` should be float")?;
+    if class.starts_with("sgd") {
+        float_not_int(cfg, "momentum", "`momentum` must be a float between [0, 1]")?;
     }
     let lr = match cfg.get("learning_rate") {
         None => LearningRate::from(rule.default_learning_rate()),
@@ -118,10 +125,27 @@ fn schedule(at: At<'_>) -> Result<LearningRateSchedule, KerasError> {
         return Err(at.error_at("module", format!("`{module}` is not Keras' schedules module")));
     }
     let mut cfg = at.inner();
+    let path = at.child_path("config");
+    // Keras computes a schedule in the dtype of its `initial_learning_rate`: an integer
+    // there makes the decay integer arithmetic, which kiln (in float32) refuses. Piecewise
+    // constant values all integers give the same rates as floats; mixed, Keras fails.
+    let why = "an integer here makes Keras compute the schedule in integer arithmetic; kiln computes in float32 \
+               (write it as a float, e.g. 1.0)";
+    float_not_int(At { value: &cfg, path: &path }, "initial_learning_rate", why)?;
+    if let Some(values) = cfg.get("values").and_then(Value::as_array) {
+        let int = |v: &Value| v.is_number() && !v.is_f64();
+        if values.iter().any(int) && !values.iter().all(int) {
+            let i = values.iter().position(int).unwrap_or(0);
+            return Err(KerasError::config(
+                format!("{path}/values/{i}"),
+                "integer and float values mixed: Keras' PiecewiseConstantDecay fails on them (write every value \
+                 as a float)",
+            ));
+        }
+    }
     let map = cfg.as_object_mut().ok_or_else(|| at.error_at("config", "must be an object"))?;
     map.remove("name");
     map.insert("type".into(), Value::String(class.to_string()));
-    let path = at.child_path("config");
     let s: LearningRateSchedule = At { value: &cfg, path: &path }.typed().map_err(|e| match e {
         KerasError::Config { at, message } if message.contains("unknown variant") => KerasError::Config {
             at,
@@ -134,6 +158,14 @@ fn schedule(at: At<'_>) -> Result<LearningRateSchedule, KerasError> {
     })?;
     s.validate().map_err(|e| KerasError::config(&path, e))?;
     Ok(s)
+}
+
+/// Refuses `key` when it is a JSON integer, with Keras' words `why`.
+fn float_not_int(cfg: At<'_>, key: &str, why: &str) -> Result<(), KerasError> {
+    match cfg.get(key) {
+        Some(v) if v.is_number() && !v.is_f64() => Err(cfg.error_at(key, format!("{why}; received {key}={v}"))),
+        _ => Ok(()),
+    }
 }
 
 /// Keras' config as kiln's rule (same names, same defaults); a shorthand string has none.

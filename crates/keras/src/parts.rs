@@ -1,6 +1,6 @@
 //! Keras' activations, initializers and regularizers as kiln's.
 
-use kiln_layers::{Activation, Initializer};
+use kiln_layers::{Activation, Distribution, FanMode, Initializer};
 use kiln_regularizers::{L1, L1L2, L2, Regularizer};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,7 +23,8 @@ pub(crate) fn activation(at: At<'_>) -> Result<Activation, KerasError> {
 }
 
 /// Seed-only config keys every random initializer has; kiln seeds from the model's seed.
-const INIT_IGNORED: &[&str] = &["seed", "input_axes", "output_axes"];
+/// (`input_axes`/`output_axes`, which change Keras' fans, are read only when null.)
+const INIT_IGNORED: &[&str] = &["seed"];
 
 #[derive(Deserialize)]
 struct Uniform {
@@ -115,30 +116,54 @@ pub(crate) fn initializer(at: At<'_>) -> Result<Initializer, KerasError> {
         "VarianceScaling" | "variance_scaling" => {
             refuse_unknown(cfg, "VarianceScaling", &["scale", "mode", "distribution"], INIT_IGNORED)?;
             let v: VarianceScaling = cfg.typed()?;
-            match (v.scale, v.mode.as_str(), v.distribution.as_str()) {
+            // Keras lower-cases the distribution (not the mode) and reads `normal` as
+            // `truncated_normal`.
+            let (mode, distribution) = (v.mode.clone(), v.distribution.to_lowercase());
+            let distribution = if distribution == "normal" { "truncated_normal".to_string() } else { distribution };
+            match (v.scale, mode.as_str(), distribution.as_str()) {
                 (1.0, "fan_avg", "uniform") => Initializer::GlorotUniform,
                 (1.0, "fan_avg", "truncated_normal") => Initializer::GlorotNormal,
                 (2.0, "fan_in", "uniform") => Initializer::HeUniform,
                 (2.0, "fan_in", "truncated_normal") => Initializer::HeNormal,
                 (1.0, "fan_in", "uniform") => Initializer::LecunUniform,
                 (1.0, "fan_in", "truncated_normal") => Initializer::LecunNormal,
-                (s, m, d) => {
-                    return Err(
-                        cfg.error(format!("VarianceScaling(scale={s}, mode={m}, distribution={d}) is not supported"))
-                    );
-                }
+                (scale, m, d) => Initializer::VarianceScaling {
+                    scale: scale as f32,
+                    mode: match m {
+                        "fan_in" => FanMode::FanIn,
+                        "fan_out" => FanMode::FanOut,
+                        "fan_avg" => FanMode::FanAvg,
+                        _ => return Err(cfg.error_at("mode", format!("must be fan_in, fan_out or fan_avg, got {m}"))),
+                    },
+                    distribution: match d {
+                        "truncated_normal" => Distribution::TruncatedNormal,
+                        "untruncated_normal" => Distribution::UntruncatedNormal,
+                        "uniform" => Distribution::Uniform,
+                        _ => {
+                            return Err(cfg.error_at(
+                                "distribution",
+                                format!("must be uniform, truncated_normal or untruncated_normal, got {d}"),
+                            ));
+                        }
+                    },
+                },
             }
         }
         other => return Err(at.error(format!("initializer `{other}` is not supported"))),
     };
-    if !matches!(
-        init,
-        Initializer::Constant { .. }
-            | Initializer::RandomUniform { .. }
-            | Initializer::RandomNormal { .. }
-            | Initializer::TruncatedNormal { .. }
-            | Initializer::Orthogonal { .. }
-    ) {
+    // The classes without arguments take none (their own arms checked the others'); a
+    // VarianceScaling that is a Glorot, He or Lecun one had its arguments read above.
+    let has_arguments = matches!(class, "VarianceScaling" | "variance_scaling");
+    if !has_arguments
+        && !matches!(
+            init,
+            Initializer::Constant { .. }
+                | Initializer::RandomUniform { .. }
+                | Initializer::RandomNormal { .. }
+                | Initializer::TruncatedNormal { .. }
+                | Initializer::Orthogonal { .. }
+        )
+    {
         refuse_unknown(cfg, class, &[], INIT_IGNORED)?;
     }
     init.validate().map_err(|e| cfg.error(e))?;
@@ -174,7 +199,12 @@ pub(crate) fn regularizer(at: At<'_>) -> Result<Option<Box<dyn Regularizer>>, Ke
         return Ok(None);
     }
     let class = at.class_name().ok_or_else(|| at.error("regularizer without class_name"))?;
-    let inner = at.inner();
+    // `{"class_name": "L2"}` without a config is Keras' `L2()`, its default factor.
+    let inner = if at.value.get("class_name").is_some() && at.value.get("config").is_none() {
+        Value::Object(Default::default())
+    } else {
+        at.inner()
+    };
     let cfg = At { value: &inner, path: &at.child_path("config") };
     let f: Factors = if inner.is_object() { cfg.typed()? } else { Factors { l1: None, l2: None } };
     let reg: Box<dyn Regularizer> = match class {
@@ -186,7 +216,8 @@ pub(crate) fn regularizer(at: At<'_>) -> Result<Option<Box<dyn Regularizer>>, Ke
             refuse_unknown(cfg, "L2", &["l2"], &[])?;
             Box::new(L2::new(f.l2.unwrap_or(0.01)))
         }
-        "L1L2" | "l1_l2" | "l1l2" => {
+        // Keras knows `l1l2`, not `l1_l2` ("Could not interpret regularizer identifier").
+        "L1L2" | "l1l2" => {
             refuse_unknown(cfg, "L1L2", &["l1", "l2"], &[])?;
             Box::new(L1L2::new(f.l1.unwrap_or(0.0), f.l2.unwrap_or(0.0)))
         }

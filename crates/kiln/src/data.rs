@@ -9,7 +9,9 @@ use kiln_trainer::Features;
 
 use crate::Error;
 
-/// Keras' `imdb.load_data` shuffles with seed 113; the reviews are ordered the same way.
+/// The seed the reviews are shuffled with: 113, the one Keras' `imdb.load_data` uses. The
+/// order is kiln's own seeded shuffle of the path-sorted aclImdb files, not Keras' (which
+/// shuffles its `.npz` arrays, a different source order).
 pub const IMDB_SEED: u64 = 113;
 
 /// Inputs, one-column labels, and where they came from.
@@ -33,7 +35,7 @@ pub fn mnist(source: &Source, split: Split) -> Result<Labelled, Error> {
 
 /// IMDB training reviews as multi-hot rows over the `max_tokens` most frequent words
 /// (Keras' `TextVectorization(output_mode="multi_hot")` adapted on them), labels 0/1,
-/// in Keras' seed-113 order.
+/// shuffled with seed [`IMDB_SEED`].
 pub fn imdb_multi_hot(source: &Source, max_tokens: usize) -> Result<Labelled, Error> {
     let loaded = Loader::from_env().imdb(source, Split::Train, IMDB_SEED)?;
     let reviews = loaded.data;

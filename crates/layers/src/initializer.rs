@@ -59,6 +59,41 @@ pub enum Initializer {
         /// The scale (Keras' default 1).
         gain: f32,
     },
+    /// Keras' `VarianceScaling`: `s = scale / max(1, n)` with `n` the fan `mode` names, then
+    /// `U(−√(3s), √(3s))`, a normal of `σ = √s`, or one truncated at ±2σ with `σ = √s /
+    /// 0.8796…` (the Glorot, He and Lecun initializers are its special cases).
+    VarianceScaling {
+        /// The scale (> 0; Keras' default 1).
+        scale: f32,
+        /// Which fan divides it.
+        mode: FanMode,
+        /// The distribution drawn from.
+        distribution: Distribution,
+    },
+}
+
+/// The fan `VarianceScaling` divides its scale by (Keras' `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FanMode {
+    /// `fan_in`.
+    FanIn,
+    /// `fan_out`.
+    FanOut,
+    /// `(fan_in + fan_out) / 2`.
+    FanAvg,
+}
+
+/// The distribution `VarianceScaling` draws from (Keras' `distribution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    /// A normal truncated at two deviations (Keras' `truncated_normal`, also `normal`).
+    TruncatedNormal,
+    /// A normal (`untruncated_normal`).
+    UntruncatedNormal,
+    /// A uniform (`uniform`).
+    Uniform,
 }
 
 /// The deviation of a standard normal truncated at ±2 (Keras divides by it so that the
@@ -76,6 +111,10 @@ impl Initializer {
                 Err(format!("arguments `minval` and `maxval` must be finite, received {minval} and {maxval}"))
             }
             Self::Orthogonal { gain } if !gain.is_finite() => Err(format!("`gain` must be finite, got {gain}")),
+            // Keras: "Argument `scale` must be positive float."
+            Self::VarianceScaling { scale, .. } if !(scale.is_finite() && scale > 0.0) => {
+                Err(format!("argument `scale` must be a positive float, received scale={scale}"))
+            }
             Self::RandomUniform { minval, maxval } if minval > maxval => {
                 Err(format!("argument `minval` ({minval}) must not exceed `maxval` ({maxval})"))
             }
@@ -140,6 +179,22 @@ impl Initializer {
                 values.iter_mut().for_each(|v| *v = rng.uniform_in(minval, maxval))
             }
             Self::Orthogonal { gain } => orthogonal(values, fan_in, fan_out, gain, rng),
+            Self::VarianceScaling { scale, mode, distribution } => {
+                let n = match mode {
+                    FanMode::FanIn => fan_in_f,
+                    FanMode::FanOut => fan_out as f64,
+                    FanMode::FanAvg => fan_avg,
+                };
+                let s = f64::from(scale) / n.max(1.0);
+                match distribution {
+                    Distribution::TruncatedNormal => truncated(values, f64::from(scale), n, rng),
+                    Distribution::UntruncatedNormal => {
+                        let stddev = s.sqrt() as f32;
+                        values.iter_mut().for_each(|v| *v = stddev * rng.normal());
+                    }
+                    Distribution::Uniform => uniform(values, (3.0 * s).sqrt() as f32, rng),
+                }
+            }
         }
     }
 }

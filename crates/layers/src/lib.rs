@@ -55,7 +55,7 @@ pub use dense::{Dense, NONZERO_INPUT_MAX_DENSITY, NONZERO_INPUT_MIN_UNITS};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use error::LayerError;
-pub use initializer::Initializer;
+pub use initializer::{Distribution, FanMode, Initializer};
 pub use input::LayerInput;
 pub use layer::{GradOf, Layer, Trainable};
 pub use merge::{Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply, Subtract};

@@ -88,6 +88,22 @@ fn check_vector_inits(core: &LayerCore, inits: &[(&str, Initializer, bool)]) -> 
     Ok(())
 }
 
+/// Checks the `gamma`/`beta` regularizers' factors, as Keras does when it makes them
+/// (`validate_float_arg`: a finite number ≥ 0), whether or not the parameter is created.
+fn check_regularizers(
+    core: &LayerCore,
+    gamma: &Option<Box<dyn Regularizer>>,
+    beta: &Option<Box<dyn Regularizer>>,
+) -> Result<(), LayerError> {
+    for (what, reg) in [("gamma_regularizer", gamma), ("beta_regularizer", beta)] {
+        if let Some(reg) = reg {
+            reg.validate()
+                .map_err(|e| LayerError::Config { layer: core.name.clone(), message: format!("{what}: {e}") })?;
+        }
+    }
+    Ok(())
+}
+
 /// The optional `gamma`/`beta` pair both layers create over `width` features, with their
 /// initializers and regularizers, in Keras' order (gamma, then beta).
 #[allow(clippy::too_many_arguments)]
@@ -253,6 +269,7 @@ impl Layer for BatchNormalization {
                 ("moving_variance_initializer", self.moving_variance_initializer, true),
             ],
         )?;
+        check_regularizers(&self.core, &self.gamma_regularizer, &self.beta_regularizer)?;
         let c = input.last();
         let mut params = affine_params(
             ctx,
@@ -500,6 +517,7 @@ impl Layer for LayerNormalization {
                 ("beta_initializer", self.beta_initializer, self.center),
             ],
         )?;
+        check_regularizers(&self.core, &self.gamma_regularizer, &self.beta_regularizer)?;
         let d = input.last();
         self.core.params = affine_params(
             ctx,

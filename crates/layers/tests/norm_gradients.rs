@@ -97,3 +97,24 @@ fn frozen_batch_normalization_runs_in_inference_mode_in_training() {
     assert_eq!(bn.params()[2].value(), &[0.0, 0.0], "moving mean unchanged");
     assert_eq!(bn.params()[3].value(), &[1.0, 1.0], "moving variance unchanged");
 }
+
+/// Keras refuses a negative, NaN or infinite regularizer factor when the regularizer is
+/// made (`validate_float_arg`); kiln's normalization layers check theirs at build, as the
+/// other layers do, naming the argument.
+#[test]
+fn normalization_regularizer_factors_are_checked_at_build() {
+    let build = |layer: &mut dyn Layer| {
+        let mut rng = Rng::seed_from_u64(7);
+        layer.build(&Shape::new(vec![4]).unwrap(), &mut BuildContext::new(&mut rng, 1 << 20)).map(|_| ())
+    };
+    let mut bn = BatchNormalization::new();
+    bn.gamma_regularizer = Some(Box::new(L2::new(-1.0)));
+    let err = build(&mut bn).unwrap_err().to_string();
+    assert!(err.contains("gamma_regularizer"), "{err}");
+    let mut ln = LayerNormalization::new();
+    ln.beta_regularizer = Some(Box::new(L2::new(f32::NAN)));
+    let err = build(&mut ln).unwrap_err().to_string();
+    assert!(err.contains("beta_regularizer"), "{err}");
+    ln.beta_regularizer = Some(Box::new(L2::new(0.01)));
+    build(&mut ln).unwrap();
+}

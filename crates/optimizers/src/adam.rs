@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use kiln_tensor::subnormal::{product_floor, square_floor, zero_below};
 
-use crate::rule::{flush, positive, unit_interval};
+use crate::rule::{finite, flush, unit_interval};
 use crate::{Step, UpdateRule};
 
 /// Adam (Keras 3): with `t` = step number from 1,
@@ -14,9 +14,9 @@ use crate::{Step, UpdateRule};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Adam {
-    /// Decay of the first moment, in `[0, 1)`.
+    /// Decay of the first moment, in `[0, 1]`.
     pub beta_1: f64,
-    /// Decay of the second moment, in `[0, 1)`.
+    /// Decay of the second moment, in `[0, 1]`.
     pub beta_2: f64,
     /// Added to the root of the second moment.
     pub epsilon: f64,
@@ -97,7 +97,8 @@ impl UpdateRule for Adam {
             v[i] = flush(v[i] + zero_below(squares[i] - v[i], floors.c2) * c2);
             let denom_v = match v_hat.as_deref_mut() {
                 Some(vh) => {
-                    vh[i] = vh[i].max(v[i]);
+                    // ops.maximum keeps a NaN of either side (Rust's `max` would drop it).
+                    vh[i] = if v[i].is_nan() || vh[i].is_nan() { f32::NAN } else { vh[i].max(v[i]) };
                     vh[i]
                 }
                 None => v[i],
@@ -113,7 +114,7 @@ impl UpdateRule for Adam {
     fn validate(&self) -> Result<(), String> {
         unit_interval("beta_1", self.beta_1)?;
         unit_interval("beta_2", self.beta_2)?;
-        positive("epsilon", self.epsilon)
+        finite("epsilon", self.epsilon)
     }
 }
 
@@ -131,7 +132,8 @@ fn adam(value: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], mut v_hat
         v[i] = flush(v[i] + zero_below(gs * gs - v[i], floors.c2) * c2);
         let denom_v = match v_hat.as_deref_mut() {
             Some(vh) => {
-                vh[i] = vh[i].max(v[i]);
+                // ops.maximum keeps a NaN of either side (Rust's `max` would drop it).
+                vh[i] = if v[i].is_nan() || vh[i].is_nan() { f32::NAN } else { vh[i].max(v[i]) };
                 vh[i]
             }
             None => v[i],

@@ -2,24 +2,42 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::rule::positive;
+use crate::rule::finite;
 use crate::state::{MAX_SLOTS, SlotTable};
 use crate::{LearningRate, Step, UpdateRule};
 
 /// Gradient clipping before each update, as Keras' `BaseOptimizer` does it (at most one).
+/// The limit is kept as given (a Python float in Keras); a limit that is not `> 0`
+/// (zero, negative, NaN) clips nothing, as Keras' `if self.clipnorm and self.clipnorm > 0`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Clip {
     /// No clipping.
     #[default]
     None,
     /// `clipnorm`: each parameter's gradient is scaled to an L2 norm of at most this,
-    /// `g · c / max(‖g‖, c)`.
-    Norm(f32),
+    /// `g · c / max(‖g‖, c)` in float32 (NaN throughout when `‖g‖` is NaN, as
+    /// `tf.clip_by_norm`).
+    Norm(f64),
     /// `global_clipnorm`: all gradients are scaled together to a joint L2 norm of at most
-    /// this, `g · c · min(1/‖G‖, 1/c)`.
-    GlobalNorm(f32),
+    /// this, `g · c · min(1/‖G‖, 1/c)`, with `1/c` divided in float64 and rounded once.
+    GlobalNorm(f64),
     /// `clipvalue`: each gradient value is clamped to `[−c, c]`.
-    Value(f32),
+    Value(f64),
+}
+
+impl Clip {
+    /// Whether it clips anything: a limit `> 0` is set.
+    pub fn is_active(self) -> bool {
+        self.active_limit().is_some()
+    }
+
+    /// The limit, when it clips at all (`> 0`).
+    fn active_limit(self) -> Option<f64> {
+        match self {
+            Clip::None => None,
+            Clip::Norm(c) | Clip::GlobalNorm(c) | Clip::Value(c) => Some(c).filter(|&c| c > 0.0),
+        }
+    }
 }
 
 /// One named state buffer of one parameter (Keras' optimizer "variables").
@@ -90,20 +108,20 @@ impl Optimizer {
 
     /// Clips each parameter's gradient to an L2 norm of at most `clipnorm` (Keras' `clipnorm`).
     pub fn clipnorm(mut self, clipnorm: f64) -> Self {
-        self.clip = Clip::Norm(clipnorm as f32);
+        self.clip = Clip::Norm(clipnorm);
         self
     }
 
     /// Clips all gradients together to a joint L2 norm of at most `norm` (Keras'
     /// `global_clipnorm`).
     pub fn global_clipnorm(mut self, norm: f64) -> Self {
-        self.clip = Clip::GlobalNorm(norm as f32);
+        self.clip = Clip::GlobalNorm(norm);
         self
     }
 
     /// Clamps every gradient value to `[−clipvalue, clipvalue]` (Keras' `clipvalue`).
     pub fn clipvalue(mut self, clipvalue: f64) -> Self {
-        self.clip = Clip::Value(clipvalue as f32);
+        self.clip = Clip::Value(clipvalue);
         self
     }
 
@@ -168,9 +186,7 @@ impl Optimizer {
     /// Replaces a constant learning rate (rounded to `f32`, as Keras' variable assignment
     /// does). A schedule cannot be set, as in Keras.
     pub fn set_learning_rate(&mut self, learning_rate: f64) -> Result<(), String> {
-        if !(learning_rate.is_finite() && learning_rate >= 0.0) {
-            return Err(format!("learning_rate must be a finite number ≥ 0, got {learning_rate}"));
-        }
+        finite("learning_rate", learning_rate)?;
         match self.learning_rate {
             LearningRate::Constant(_) => {
                 self.learning_rate = LearningRate::Constant(learning_rate as f32);
@@ -185,23 +201,21 @@ impl Optimizer {
     /// Checks the learning rate, the clipping, the weight decay and the rule's
     /// hyperparameters (Keras-like messages naming the argument).
     pub fn validate(&self) -> Result<(), String> {
+        // Keras takes any float rate (0 freezes the weights, a negative one climbs) and
+        // any clipping limit (one not > 0 clips nothing); only what it cannot hold is refused.
         match &self.learning_rate {
-            LearningRate::Constant(lr) => positive("learning_rate", *lr as f64)?,
+            LearningRate::Constant(lr) => finite("learning_rate", *lr as f64)?,
             LearningRate::Schedule(s) => s.validate()?,
         }
-        let (name, c) = match self.clip {
-            Clip::None => ("", 1.0),
-            Clip::Norm(c) => ("clipnorm", c),
-            Clip::GlobalNorm(c) => ("global_clipnorm", c),
-            Clip::Value(c) => ("clipvalue", c),
-        };
-        if !name.is_empty() {
-            positive(name, c as f64)?;
+        // An infinite limit would save as JSON `null` and reload as no clipping.
+        match self.clip {
+            Clip::Norm(c) if c.is_infinite() => finite("clipnorm", c)?,
+            Clip::GlobalNorm(c) if c.is_infinite() => finite("global_clipnorm", c)?,
+            Clip::Value(c) if c.is_infinite() => finite("clipvalue", c)?,
+            _ => {}
         }
-        if let Some(wd) = self.weight_decay
-            && !(wd.is_finite() && wd >= 0.0)
-        {
-            return Err(format!("argument `weight_decay` must be a finite number ≥ 0, received weight_decay={wd}"));
+        if let Some(wd) = self.weight_decay {
+            finite("weight_decay", wd as f64)?;
         }
         // kiln matches the names literally; a pattern Keras would read as a regex (`.`,
         // `*`, `|`, …) would match something else here, so it is refused.
@@ -250,30 +264,36 @@ impl Optimizer {
     /// Starts a step given every gradient it will apply (in parameter order): computes the
     /// joint norm `Clip::GlobalNorm` needs. A no-op for the other clippings.
     pub fn begin_step<'g>(&mut self, grads: impl IntoIterator<Item = &'g [f32]>) {
-        let Clip::GlobalNorm(c) = self.clip else { return };
-        // Keras: sqrt(sum(stack([sum(square(g)) for g]))), all float32.
+        let (Clip::GlobalNorm(_), Some(c)) = (self.clip, self.clip.active_limit()) else { return };
+        // Keras: sqrt(sum(stack([sum(square(g)) for g]))), all float32; `1.0 / clip_norm`
+        // is a Python division, rounded to float32 when it meets the tensor.
         let squared: f32 = grads.into_iter().map(|g| g.iter().map(|v| v * v).sum::<f32>()).sum();
         let norm = squared.sqrt();
-        let scale_for_finite = c * (1.0 / norm).min((1.0f64 / c as f64) as f32);
+        let scale_for_finite = c as f32 * (1.0 / norm).min((1.0 / c) as f32);
         // NaN for a non-finite norm, as Keras' `scale + (norm − norm)` gives.
         self.global_scale = if norm.is_finite() { scale_for_finite } else { f32::NAN };
     }
 
     /// Clips `grad` as configured (after [`begin_step`](Optimizer::begin_step)).
     fn clip_gradient(&self, grad: &mut [f32]) {
+        let Some(c) = self.clip.active_limit() else { return };
+        let c = c as f32;
         match self.clip {
             Clip::None => {}
-            Clip::Norm(c) => {
+            Clip::Norm(_) => {
+                // tf.clip_by_norm: √ of a positive sum, else the sum itself; TF's maximum
+                // keeps a NaN norm (Rust's `max` would drop it), so NaN spreads to all.
                 let l2sum: f32 = grad.iter().map(|v| v * v).sum();
                 let norm = if l2sum > 0.0 { l2sum.sqrt() } else { l2sum };
-                let denom = norm.max(c);
+                let denom = if norm.is_nan() { norm } else { norm.max(c) };
                 grad.iter_mut().for_each(|g| *g = (*g * c) / denom);
             }
             Clip::GlobalNorm(_) => {
                 let s = self.global_scale;
                 grad.iter_mut().for_each(|g| *g *= s);
             }
-            Clip::Value(c) => grad.iter_mut().for_each(|g| *g = g.clamp(-c, c)),
+            // `c > 0` here, so the bounds are ordered and `clamp` cannot panic.
+            Clip::Value(_) => grad.iter_mut().for_each(|g| *g = g.clamp(-c, c)),
         }
     }
 
@@ -390,11 +410,11 @@ impl<R: UpdateRule + 'static> From<R> for Optimizer {
 struct ConfigOut<'a> {
     learning_rate: &'a LearningRate,
     #[serde(skip_serializing_if = "Option::is_none")]
-    clipnorm: Option<f32>,
+    clipnorm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    global_clipnorm: Option<f32>,
+    global_clipnorm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    clipvalue: Option<f32>,
+    clipvalue: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     weight_decay: Option<f32>,
     /// kiln's own key (Keras' `get_config` does not save the exclusions).

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use kiln_tensor::subnormal::{self, zero_below};
 
-use crate::rule::{flush, non_negative, positive, unit_interval};
+use crate::rule::{finite, flush, unit_interval};
 use crate::{Step, UpdateRule};
 
 /// RMSprop (Keras 3): `v ← ρv + (1−ρ)g²`, `w ← w − lr·g/√(v+ε)` — ε *inside* the root,
@@ -16,9 +16,9 @@ use crate::{Step, UpdateRule};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RMSprop {
-    /// Decay of the squared-gradient average, in `[0, 1)`.
+    /// Decay of the squared-gradient average, in `[0, 1]`.
     pub rho: f64,
-    /// Momentum factor (0 disables it).
+    /// Momentum factor (0 or below disables it, as Keras' `if self.momentum > 0`).
     pub momentum: f64,
     /// Added to the averaged square before the root.
     pub epsilon: f64,
@@ -109,8 +109,9 @@ impl UpdateRule for RMSprop {
 
     fn validate(&self) -> Result<(), String> {
         unit_interval("rho", self.rho)?;
-        non_negative("momentum", self.momentum)?;
-        positive("epsilon", self.epsilon)
+        // Keras keeps a momentum only when it is > 0 (`if self.momentum > 0`), as here.
+        finite("momentum", self.momentum)?;
+        finite("epsilon", self.epsilon)
     }
 }
 

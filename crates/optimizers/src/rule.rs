@@ -96,16 +96,18 @@ dyn_clone::clone_trait_object!(UpdateRule);
 /// flushes the stored state explicitly instead — every Keras trace replays the same.
 pub(crate) use kiln_tensor::subnormal::flush;
 
-/// `value` must lie in `[0, 1)` (decay rates such as `rho`, `beta_1`).
+/// `value` must lie in `[0, 1]` (decay rates such as `rho`, `beta_1`). Keras checks
+/// nothing; outside it a mean of squares could turn negative, which kiln's loading
+/// refuses, so a model trained so could not be reloaded.
 pub(crate) fn unit_interval(name: &str, value: f64) -> Result<(), String> {
-    if (0.0..1.0).contains(&value) {
+    if (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
-        Err(format!("argument `{name}` must be in [0, 1), received {name}={value}"))
+        Err(format!("argument `{name}` must be in [0, 1], received {name}={value}"))
     }
 }
 
-/// `value` must be finite and ≥ 0 (`momentum`).
+/// `value` must be finite and ≥ 0 (SGD's `momentum`).
 pub(crate) fn non_negative(name: &str, value: f64) -> Result<(), String> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
@@ -114,11 +116,12 @@ pub(crate) fn non_negative(name: &str, value: f64) -> Result<(), String> {
     }
 }
 
-/// `value` must be finite and > 0 (`epsilon`, the learning rate).
-pub(crate) fn positive(name: &str, value: f64) -> Result<(), String> {
-    if value.is_finite() && value > 0.0 {
+/// `value` must be finite (`epsilon`, the learning rate, the weight decay): Keras takes
+/// any float; JSON has no infinity or NaN to save one in.
+pub(crate) fn finite(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() {
         Ok(())
     } else {
-        Err(format!("argument `{name}` must be a finite number > 0, received {name}={value}"))
+        Err(format!("argument `{name}` must be a finite number, received {name}={value}"))
     }
 }

@@ -95,20 +95,23 @@ enum Step {
 }
 
 /// Keras' `PiecewiseConstantDecay.__call__`: the sum of each range's value times whether
-/// `step` is in it (`step ≤ b₀`, `bᵢ₋₁ < step ≤ bᵢ`, `step > b_last`), in float32.
-fn piecewise<T: PartialOrd + Copy>(step: T, b: &[T], values: &[f64]) -> f32 {
-    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
-        return values.first().map_or(0.0, |&v| f(v));
-    };
+/// `step` is in it (`step ≤ b₀`, `bᵢ₋₁ < step ≤ bᵢ`, `step > b_last`), in float32, each
+/// boundary as `cast` makes it in the step's type. NaN for a schedule `validate` refuses
+/// (no boundary, or not one value more than boundaries).
+fn piecewise<T: PartialOrd + Copy>(step: T, boundaries: &[f64], cast: impl Fn(f64) -> T, values: &[f64]) -> f32 {
+    let (Some(&first), Some(&last)) = (boundaries.first(), boundaries.last()) else { return f32::NAN };
+    if values.len() != boundaries.len() + 1 {
+        return f32::NAN;
+    }
     let mut r = 0.0f32;
-    if step <= first {
+    if step <= cast(first) {
         r += f(values[0]);
     }
-    if step > last {
+    if step > cast(last) {
         r += f(values[values.len() - 1]);
     }
-    for (w, &v) in b.windows(2).zip(&values[1..values.len() - 1]) {
-        if step > w[0] && step <= w[1] {
+    for (w, &v) in boundaries.windows(2).zip(&values[1..values.len() - 1]) {
+        if step > cast(w[0]) && step <= cast(w[1]) {
             r += f(v);
         }
     }
@@ -158,10 +161,14 @@ impl LearningRateSchedule {
                 }
                 f(initial_learning_rate) * f(decay_rate).powf(p)
             }
+            // Keras makes a Python float boundary a float32 tensor, then casts it to the
+            // step's type (an integer step truncates that); a Python int stays exact. A
+            // whole-valued boundary is taken as an int (a float one above 2²⁴ would round).
             Self::PiecewiseConstantDecay { ref boundaries, ref values } => match step {
-                // Keras casts the boundaries to the step's type: an integer step truncates them.
-                Step::Int(step) => piecewise(step, &boundaries.iter().map(|&b| b as i64).collect::<Vec<_>>(), values),
-                Step::Float(step) => piecewise(step, &boundaries.iter().map(|&b| b as f32).collect::<Vec<_>>(), values),
+                Step::Int(step) => {
+                    piecewise(step, boundaries, |b| if b.fract() == 0.0 { b as i64 } else { f(b) as i64 }, values)
+                }
+                Step::Float(step) => piecewise(step, boundaries, f, values),
             },
             Self::InverseTimeDecay { initial_learning_rate, decay_steps, decay_rate, staircase } => {
                 let mut p = s / f(decay_steps);
@@ -225,6 +232,10 @@ impl LearningRateSchedule {
                 positive("decay_steps", *decay_steps)
             }
             Self::PiecewiseConstantDecay { boundaries, values } => {
+                if boundaries.is_empty() {
+                    // Keras' constructor takes it; its first call fails (`boundaries[0]`).
+                    return Err("PiecewiseConstantDecay: `boundaries` must not be empty".into());
+                }
                 if values.len() != boundaries.len() + 1 {
                     return Err(format!(
                         "PiecewiseConstantDecay: the length of `boundaries` ({}) should be 1 less than the length \
@@ -331,5 +342,20 @@ mod tests {
         assert!(e.validate().unwrap_err().contains("decay_steps"));
         let p = LearningRateSchedule::PiecewiseConstantDecay { boundaries: vec![1.0], values: vec![1.0] };
         assert!(p.validate().unwrap_err().contains("1 less"));
+        // Unvalidated, it gives NaN rather than panicking.
+        assert!(p.at(0).is_nan());
+        let empty = LearningRateSchedule::PiecewiseConstantDecay { boundaries: vec![], values: vec![0.1] };
+        assert!(empty.validate().unwrap_err().contains("empty") && empty.at(3).is_nan());
+    }
+
+    #[test]
+    fn float_boundaries_become_float32_before_the_integer_step_meets_them() {
+        // Keras 3.15.1: boundaries [0.57·100] = [56.99999999999999] is 57.0 as float32, so
+        // iteration 57 still takes values[0]; [10.9, 20] truncates 10.9 to 10.
+        let p = LearningRateSchedule::PiecewiseConstantDecay { boundaries: vec![0.57 * 100.0], values: vec![1.0, 0.5] };
+        assert_eq!([56, 57, 58].map(|s| p.at(s)), [1.0, 1.0, 0.5]);
+        let p =
+            LearningRateSchedule::PiecewiseConstantDecay { boundaries: vec![10.9, 20.0], values: vec![1.0, 0.5, 0.25] };
+        assert_eq!([10, 11, 20, 21].map(|s| p.at(s)), [1.0, 0.5, 0.5, 0.25]);
     }
 }

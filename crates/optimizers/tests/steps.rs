@@ -118,18 +118,25 @@ fn hyperparameters_are_validated_naming_the_argument() {
         let err = opt.validate().unwrap_err();
         assert!(err.contains(needle), "{err}");
     };
-    check(Optimizer::new(RMSprop::default(), -0.5), "`learning_rate`");
+    // Keras takes any float rate, 0 and negative ones too; not what float32 cannot hold.
+    Optimizer::new(RMSprop::default(), -0.5).validate().unwrap();
     check(Optimizer::new(RMSprop::default(), f64::NAN), "`learning_rate`");
     check(Optimizer::new(RMSprop::default(), 1e39), "`learning_rate`"); // inf as float32
     check(Optimizer::new(RMSprop::default().rho(1.5), 1e-3), "`rho`");
-    check(Optimizer::new(RMSprop::default().epsilon(0.0), 1e-3), "`epsilon`");
+    // Keras checks neither; beyond [0, 1] a mean of squares could turn negative, which
+    // loading refuses, so kiln keeps ρ there. ε = 0 and a negative RMSprop momentum (no
+    // momentum, as Keras' `if self.momentum > 0`) compute as in Keras.
+    check(Optimizer::new(RMSprop::default().rho(-0.1), 1e-3), "`rho`");
+    Optimizer::new(RMSprop::default().rho(1.0).epsilon(0.0).momentum(-0.5), 1e-3).validate().unwrap();
+    check(Optimizer::new(RMSprop::default().epsilon(f64::INFINITY), 1e-3), "`epsilon`");
     check(Optimizer::new(Sgd::default().momentum(-0.1), 1e-3), "`momentum`");
     // Keras' SGD takes a momentum in [0, 1]; AdamW requires a weight decay.
     check(Optimizer::new(Sgd::default().momentum(2.0), 1e-3), "`momentum`");
     check(Optimizer::new(AdamW::default(), 1e-3).weight_decay(None), "`weight_decay`");
     Optimizer::new(Sgd::default().momentum(1.0), 1e-3).validate().unwrap();
     Optimizer::new(AdamW::default(), 1e-3).validate().unwrap();
-    check(Optimizer::new(Adam::default().beta_2(1.0), 1e-3), "`beta_2`");
+    check(Optimizer::new(Adam::default().beta_2(1.01), 1e-3), "`beta_2`");
+    Optimizer::new(Adam::default().beta_2(1.0).epsilon(0.0), 1e-3).validate().unwrap();
     Optimizer::new(RMSprop::default(), 1e-3).validate().unwrap();
     Optimizer::new(Adam::default().amsgrad(true), 1e-3).validate().unwrap();
 }
@@ -283,4 +290,81 @@ fn schedules_drive_the_rate_and_options_round_trip() {
         serde_json::from_value(serde_json::json!({"type": "SGD", "clipnorm": 1.0, "clipvalue": 1.0}));
     let err = two.unwrap_err().to_string();
     assert!(err.contains("only one of"), "{err}");
+}
+
+/// Keras 3.15.1 (TensorFlow 2.21) gave every expected value here: `SGD(…)` on a float32
+/// variable, one `apply_gradients`.
+#[test]
+fn clipping_limits_edges_and_nan_as_keras() {
+    // `if self.clipnorm and self.clipnorm > 0`: a limit of 0, below 0 or NaN clips
+    // nothing (w = 1, g = 5, lr 0.1 → 0.5), and never panics.
+    for opt in [
+        Optimizer::new(Sgd::default(), 0.1).clipnorm(0.0),
+        Optimizer::new(Sgd::default(), 0.1).clipnorm(-1.0),
+        Optimizer::new(Sgd::default(), 0.1).clipvalue(0.0),
+        Optimizer::new(Sgd::default(), 0.1).clipvalue(-1.0),
+        Optimizer::new(Sgd::default(), 0.1).clipvalue(f64::NAN),
+        Optimizer::new(Sgd::default(), 0.1).global_clipnorm(0.0),
+    ] {
+        let mut o = opt;
+        o.validate().unwrap();
+        let mut w = [1.0f32];
+        o.build(&[("p".to_string(), 1)]);
+        o.begin_step([&[5.0f32][..]]);
+        o.update(0, &mut w, &mut [5.0]);
+        assert_eq!(w, [0.5], "{:?}", o.clip());
+    }
+    // tf.clip_by_norm: a NaN in the gradient makes its whole norm, and so all of it, NaN.
+    let mut w = [1.0f32, 2.0, 3.0];
+    run(&mut Optimizer::new(Sgd::default(), 0.1).clipnorm(1.0), &mut w, &[&[f32::NAN, 1.0, 1.0]]);
+    assert!(w.iter().all(|v| v.is_nan()), "{w:?}");
+    // global_clipnorm under its limit: c · min(1/‖g‖, f32(1/c)), 1/c divided in float64.
+    for (c, g, keras) in [(9.9, 1.0f32, -0.99999994f32), (0.03, 0.01, -0.009999999)] {
+        let mut opt = Optimizer::new(Sgd::default(), 1.0).global_clipnorm(c);
+        let mut w = [0.0f32];
+        opt.build(&[("p".to_string(), 1)]);
+        opt.begin_step([&[g][..]]);
+        opt.update(0, &mut w, &mut [g]);
+        assert_eq!(w, [keras], "c = {c}");
+    }
+}
+
+#[test]
+fn amsgrad_keeps_a_nan_in_its_maximum_as_ops_maximum() {
+    // Adam(0.1, amsgrad=True): g = [1, 1], then [nan, 1] → velocity_hat [nan, 0.001999].
+    let mut opt = Optimizer::new(Adam::default().amsgrad(true), 0.1);
+    let mut w = [0.0f32, 0.0];
+    run(&mut opt, &mut w, &[&[1.0, 1.0], &[f32::NAN, 1.0]]);
+    let v_hat = opt.slots().into_iter().find(|s| s.slot == "velocity_hat").unwrap().values.to_vec();
+    assert!(v_hat[0].is_nan() && close(v_hat[1], 0.001999), "{v_hat:?}");
+}
+
+#[test]
+fn any_finite_rate_is_taken_as_keras_takes_any_float() {
+    // SGD(0.0): w = 1, g = 5 stays 1; a negative rate climbs.
+    for (lr, keras) in [(0.0, 1.0f32), (-0.1, 1.5)] {
+        let mut opt = Optimizer::new(Sgd::default(), lr);
+        opt.validate().unwrap();
+        let mut w = [1.0f32];
+        run(&mut opt, &mut w, &[&[5.0]]);
+        assert_eq!(w, [keras]);
+    }
+    let err = Optimizer::new(Sgd::default(), f64::INFINITY).validate().unwrap_err();
+    assert!(err.contains("learning_rate"), "{err}");
+}
+
+#[test]
+fn degenerate_settings_keras_accepts_compute_as_keras() {
+    // Keras 3.15.1, w = 1, g = 5, lr 0.1, one step: RMSprop(rho=1) → −1580.1389,
+    // RMSprop(momentum=−0.5) → 0.6837722 (no momentum), Adam(epsilon=0) → 0.9000007.
+    for (mut opt, keras) in [
+        (Optimizer::new(RMSprop::default().rho(1.0), 0.1), -1580.1389),
+        (Optimizer::new(RMSprop::default().momentum(-0.5), 0.1), 0.6837722),
+        (Optimizer::new(Adam::default().epsilon(0.0), 0.1), 0.9000007),
+    ] {
+        opt.validate().unwrap();
+        let mut w = [1.0f32];
+        run(&mut opt, &mut w, &[&[5.0]]);
+        assert!(close(w[0], keras), "{opt:?}: {} vs {keras}", w[0]);
+    }
 }

@@ -160,6 +160,21 @@ pub fn argmax_finite(row: &[f32]) -> Option<usize> {
     if row.iter().any(|v| v.is_nan()) { None } else { Some(argmax(row)) }
 }
 
+/// Keras' `ops.argmax` of a row on TensorFlow: −0.0 made `−tiny` (below +0.0), then
+/// `tf.argmax`, the first index whose value beats every earlier one and the lowest finite
+/// float, so NaNs (and −∞) are skipped and a row of them gives 0, as Keras' accuracies
+/// compute it on a diverged model.
+pub fn argmax_skipping_nan(row: &[f32]) -> usize {
+    let (mut best, mut best_value) = (0, f32::MIN);
+    for (i, &v) in row.iter().enumerate() {
+        let v = if v == 0.0 && v.is_sign_negative() { -f32::MIN_POSITIVE } else { v };
+        if v > best_value {
+            (best, best_value) = (i, v);
+        }
+    }
+    best
+}
+
 /// Index of the largest value; ties go to the first (Keras' argmax).
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -193,6 +208,20 @@ mod tests {
         assert!(row.iter().all(|v| v.is_nan()), "{row:?}");
         assert_eq!(argmax_finite(&[0.1, f32::NAN]), None);
         assert_eq!(argmax_finite(&[0.1, 0.9]), Some(1));
+        // TensorFlow 2.21's tf.argmax on the same rows.
+        let (nan, inf) = (f32::NAN, f32::INFINITY);
+        for (row, tf) in [
+            (&[nan, 0.5, 0.2][..], 1),
+            (&[0.5, nan, 0.2], 0),
+            (&[nan, nan, nan], 0),
+            (&[-inf, nan, -inf], 0),
+            (&[nan, -inf], 0),
+            (&[0.2, 0.5, 0.5], 1),
+            (&[inf, nan, 1.0], 0),
+            (&[-0.0, 0.0], 1),
+        ] {
+            assert_eq!(argmax_skipping_nan(row), tf, "{row:?}");
+        }
         assert!(max_propagating_nan(&[f32::NAN, 1.0]).is_nan() && max_propagating_nan(&[1.0, f32::NAN]).is_nan());
         assert_eq!(max_propagating_nan(&[1.0, 3.0, -2.0]), 3.0);
     }

@@ -42,7 +42,10 @@ impl TrainBuffers {
 
 impl Sequential {
     /// Trains one epoch over `bufs.order`; returns its running loss and metrics, and
-    /// whether a batch callback asked to stop.
+    /// whether a callback asked to stop. `stop` is a request made before the epoch (in
+    /// `on_train_begin` or `on_epoch_begin`): Keras reads `stop_training` only after each
+    /// batch, so one batch still runs.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_epoch(
         &mut self,
         plan: &Plan<'_>,
@@ -51,12 +54,12 @@ impl Sequential {
         bufs: &mut TrainBuffers,
         callbacks: &mut [&mut dyn Callback],
         progress: &mut Progress,
+        mut stop: bool,
     ) -> Result<(Tally, bool), TrainError> {
         let out_w = self.output_width().expect("built");
         let mut tally = Tally { loss: Mean::default(), metrics: self.metric_states(out_w, plan.y.cols())? };
         let steps = plan.train_rows.div_ceil(batch_size);
         progress.epoch_begin(epoch, steps);
-        let mut stop = false;
         for b in 0..steps {
             let idx = &bufs.order[b * batch_size..((b + 1) * batch_size).min(plan.train_rows)];
             // Every callback's batch hooks run, as Keras calls them: one that does nothing
@@ -95,7 +98,7 @@ impl Sequential {
         forward(layers, wiring, batch.inputs(), true, par);
         let last = layers.last().expect("layers");
         let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), targets, weights, grads.last());
-        metrics.iter_mut().for_each(|m| m.update(last.output(), targets, weights));
+        metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), targets, weights));
         let loss = total_loss(layers, data_loss, None)?;
         backward(layers, wiring, batch.inputs(), grads, grad_of, par)?;
         let (opt, threads) = (&mut compiled.optimizer, par.thread_count());

@@ -101,7 +101,7 @@ impl Sequential {
             forward(&mut self.layers, &self.built.as_ref().expect("built").wiring, input, false, self.par);
             let last = self.layers.last().expect("layers");
             let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, w, &mut bufs.unused_grad);
-            tally.metrics.iter_mut().for_each(|m| m.update(last.output(), &bufs.targets, w));
+            tally.metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), &bufs.targets, w));
             tally.loss.add(total_loss(&self.layers, data_loss, Some(&penalties))?, chunk.len() as f32);
         }
         Ok(tally)

@@ -88,15 +88,19 @@ impl Sequential {
         let mut progress = Progress::new(verbose, epochs);
         let mut epoch_logs = Logs::default();
 
+        // Keras' `stop_training`, set by a callback, is read after each batch and each epoch.
+        let mut stop = false;
         for cb in callbacks.iter_mut() {
-            cb.on_train_begin(&mut Control::with_run(self, &mut run))?;
+            let mut ctl = Control::with_run(self, &mut run);
+            cb.on_train_begin(&mut ctl)?;
+            stop |= ctl.stop_requested();
         }
         // Keras' `initial_epoch`: epochs are numbered from 0 and run up to `epochs`; an
         // `initial_epoch` at or past `epochs` trains nothing. A callback may have moved
         // the start (`BackupAndRestore`).
         for epoch in run.next_epoch..epochs {
             let _epoch_span = info_span!("epoch", epoch = epoch + 1).entered();
-            let mut stop = self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_epoch_begin(epoch, ctl))?;
+            stop |= self.run_callbacks(&mut callbacks, None, |cb, ctl| cb.on_epoch_begin(epoch, ctl))?;
             if !run.order_drawn || reshuffle_each_epoch {
                 bufs.order.clear();
                 bufs.order.extend(0..plan.train_rows);
@@ -111,7 +115,7 @@ impl Sequential {
             let par = self.par;
             let (tally, val, stopped) = par.install(|| {
                 let (tally, stopped) =
-                    self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress)?;
+                    self.run_epoch(&plan, epoch, batch_size, &mut bufs, &mut callbacks, &mut progress, stop)?;
                 let val = match &plan.validation {
                     Some(held) => {
                         Some(self.evaluate_rows(held.x, held.y, held.weights, &held.rows, batch_size, &mut val_bufs)?)

@@ -89,7 +89,8 @@ impl<'a> FitOptions<'a> {
         self
     }
 
-    /// Holds out the last `fraction` of the data for validation.
+    /// Holds out the last `fraction` of the data for validation (0, Keras' default, holds
+    /// out nothing).
     pub fn validation_split(mut self, fraction: f64) -> Self {
         self.validation = Validation::Split(fraction);
         self

@@ -255,6 +255,12 @@ impl Loss {
     /// The loss of the model's last layer: from its logits where Keras would, or — with
     /// `from_logits` — reading its output as logits. The returned [`GradOf`] tells
     /// `backward` what the gradient is w.r.t.
+    ///
+    /// Keras' TensorFlow backend attaches a sigmoid's or softmax's input to its output
+    /// (`_keras_logits`), and every crossentropy reads those logits instead (`_get_logits`
+    /// in backend/tensorflow/nn.py): whichever of the two activations made the output, and
+    /// even under `from_logits=True`, which it then warns about. `ignore_class` masks the
+    /// output into a new tensor that carries no logits, so there the output is read.
     pub(crate) fn of_layer(
         self,
         last: &dyn Layer,
@@ -263,13 +269,29 @@ impl Loss {
         grad: &mut Matrix,
     ) -> (f32, GradOf) {
         let weighting = Weighting { rows: weights, scalar: false };
-        if self.from_logits() {
-            let z = last.output();
-            let (loss, _) = self.compute(z, Some(z), self.logits_activation(), targets, weighting, grad, None);
-            (loss, GradOf::Output)
-        } else {
-            self.compute(last.output(), last.logits(), last.activation(), targets, weighting, grad, None)
+        let z = match self.attached_logits(last) {
+            Some(z) => Some((z, GradOf::Logits)),
+            None if self.from_logits() => Some((last.output(), GradOf::Output)),
+            None => None,
+        };
+        match z {
+            Some((z, of)) => {
+                let (loss, _) = self.compute(z, Some(z), self.logits_activation(), targets, weighting, grad, None);
+                (loss, of)
+            }
+            None => self.compute(last.output(), None, last.activation(), targets, weighting, grad, None),
         }
+    }
+
+    /// The logits Keras' crossentropy would read from `last` (see [`of_layer`](Self::of_layer)).
+    pub(crate) fn attached_logits(self, last: &dyn Layer) -> Option<&Matrix> {
+        last.logits().filter(|_| self.attached_logits_of(last.activation()) && self.ignore_class().is_none())
+    }
+
+    /// Whether this loss is a crossentropy and `activation` attaches its logits to its
+    /// output (sigmoid, softmax), so that Keras' crossentropy reads them.
+    pub(crate) fn attached_logits_of(self, activation: Activation) -> bool {
+        !matches!(self.kind(), Kind::Mse | Kind::Mae) && matches!(activation, Activation::Softmax | Activation::Sigmoid)
     }
 
     /// The reduced loss over the batch, with its gradient written into `grad` — w.r.t. the

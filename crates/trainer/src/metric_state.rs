@@ -1,6 +1,7 @@
 //! The running state of each metric over an epoch: a weighted mean, or Keras' confusion
 //! counts (summed in float32 batch by batch, as Keras' variables are).
 
+use kiln_layers::{Activation, Layer};
 use kiln_tensor::Matrix;
 
 use crate::auc::{auc, divide_no_nan};
@@ -84,6 +85,22 @@ impl MetricState {
             _ => Accum::Mean(Mean::default()),
         };
         Self { name, metric, weighted, accum, scratch: Vec::new(), order: Vec::new() }
+    }
+
+    /// Adds one batch of the model's last layer: its output, or — for a crossentropy on a
+    /// sigmoid or softmax output — the logits that activation attached, read as logits,
+    /// as Keras' metric functions read them through the loss functions (`_get_logits` in
+    /// backend/tensorflow/nn.py; see `Loss::of_layer`).
+    pub(crate) fn update_from_layer(&mut self, last: &dyn Layer, targets: &Matrix, weights: Option<&[f32]>) {
+        let attaches = matches!(last.activation(), Activation::Softmax | Activation::Sigmoid);
+        match (last.logits().filter(|_| attaches), self.metric.reading_logits()) {
+            (Some(z), Some(on_logits)) => {
+                let own = std::mem::replace(&mut self.metric, on_logits);
+                self.update(z, targets, weights);
+                self.metric = own;
+            }
+            _ => self.update(last.output(), targets, weights),
+        }
     }
 
     /// Adds one batch of predictions, each row weighted by `weights` when given and the
@@ -345,6 +362,15 @@ mod tests {
         let mut b = MetricState::new("auc".into(), Metric::auc(), false, 1);
         b.update(&m(&[&[0.5], &[0.5]]), &m(&[&[1.0], &[0.0]]), None);
         assert!((b.result() - 0.5).abs() < 1e-6, "{}", b.result());
+        // Keras 3.15.1: AUC() of labels [1, 0, 1] at [NaN, 0, 0.8] is 0.5 (the NaN is
+        // positive at no threshold), not the 0.75 of a NaN read as 0; Recall 0.5.
+        let (y, p) = (m(&[&[1.0], &[0.0], &[1.0]]), m(&[&[f32::NAN], &[0.0], &[0.8]]));
+        let mut c = MetricState::new("auc".into(), Metric::auc(), false, 1);
+        c.update(&p, &y, None);
+        assert!((c.result() - 0.5).abs() < 1e-6, "{}", c.result());
+        let mut r = MetricState::new("recall".into(), Metric::recall(), false, 1);
+        r.update(&p, &y, None);
+        assert_eq!(r.result(), 0.5);
     }
 
     #[test]

@@ -193,6 +193,23 @@ const KNOWN: &str = "accuracy, acc, binary_accuracy, sparse_categorical_accuracy
                      sparse_top_k_categorical_accuracy, precision, recall, auc (and their class names)";
 
 impl Metric {
+    /// This crossentropy reading its predictions as logits (`None` for other metrics):
+    /// what Keras computes on a sigmoid's or softmax's output, whose logits its loss
+    /// functions read instead (`MetricState::update_from_layer`).
+    pub(crate) fn reading_logits(&self) -> Option<Metric> {
+        match *self {
+            Self::BinaryCrossentropy { label_smoothing, .. } => {
+                Some(Self::BinaryCrossentropy { from_logits: true, label_smoothing })
+            }
+            Self::CategoricalCrossentropy { label_smoothing, .. } => {
+                Some(Self::CategoricalCrossentropy { from_logits: true, label_smoothing })
+            }
+            Self::SparseCategoricalCrossentropy { .. } => {
+                Some(Self::SparseCategoricalCrossentropy { from_logits: true })
+            }
+            _ => None,
+        }
+    }
     // One naming rule with `Loss`: a metric without options is a unit variant
     // (`Metric::Accuracy`); one with options gets a snake-case constructor holding Keras'
     // defaults (`Metric::precision()`, as `Loss::binary_crossentropy()`).
@@ -429,6 +446,10 @@ impl Metric {
             )),
             Self::Precision { class_id: Some(c), .. } | Self::Recall { class_id: Some(c), .. } if *c >= out_w => {
                 Err(format!("{name}: class_id={c} is not an output column (the model outputs {out_w})"))
+            }
+            // TensorFlow's top_k: "input must have at least k columns".
+            Self::Precision { top_k: Some(k), .. } | Self::Recall { top_k: Some(k), .. } if *k > out_w => {
+                Err(format!("{name}: top_k={k} needs at least {k} output columns (the model outputs {out_w})"))
             }
             _ => Ok(()),
         }

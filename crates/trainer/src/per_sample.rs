@@ -1,7 +1,7 @@
 //! The per-sample (and, for element-wise metrics, per-value) values that Keras' mean
 //! metrics (`MeanMetricWrapper`) average: accuracies, errors and crossentropies.
 
-use kiln_tensor::kernels::argmax_finite;
+use kiln_tensor::kernels::argmax_skipping_nan as tf_argmax;
 
 use crate::loss_kernels::{OneHot, prob_sparse_xent_row, prob_xent_row, sigmoid_xent, softmax_xent_row};
 use crate::metrics::Metric;
@@ -11,26 +11,24 @@ const EPSILON: f32 = 1e-7;
 
 /// One sample's value of a mean metric.
 pub(crate) fn per_sample(metric: &Metric, p: &[f32], t: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
+    // Keras' `greater(y_pred, threshold)`: a NaN prediction is 0, right for a label of 0
+    // (a diverged model scores about the share of 0 labels, as in Keras).
     let binary = |threshold: f32| {
-        // A NaN prediction counts as wrong, whatever the label.
-        p.iter().zip(t).filter(|(p, t)| !p.is_nan() && f32::from(u8::from(**p > threshold)) == **t).count() as f32
-            / k as f32
+        p.iter().zip(t).filter(|(p, t)| f32::from(u8::from(**p > threshold)) == **t).count() as f32 / k as f32
     };
     let in_top = |target: usize, k: usize| {
-        // TensorFlow's in_top_k: in when fewer than k predictions are strictly greater.
+        // TensorFlow's in_top_k: in when fewer than k predictions are strictly greater,
+        // and never when the row holds a non-finite value.
         let pt = p[target];
-        !pt.is_nan() && p.iter().filter(|&&q| q > pt).count() < k
+        p.iter().all(|q| q.is_finite()) && p.iter().filter(|&&q| q > pt).count() < k
     };
     match *metric {
         Metric::BinaryAccuracy => binary(0.5),
         Metric::ThresholdedBinaryAccuracy { threshold } => binary(threshold),
-        Metric::SparseCategoricalAccuracy | Metric::Accuracy => {
-            f32::from(u8::from(argmax_finite(p).is_some_and(|i| i as f32 == t[0])))
-        }
-        Metric::CategoricalAccuracy => {
-            f32::from(u8::from(argmax_finite(p).is_some() && argmax_finite(p) == argmax_finite(t)))
-        }
-        Metric::TopKCategoricalAccuracy { k } => f32::from(u8::from(argmax_finite(t).is_some_and(|c| in_top(c, k)))),
+        // TensorFlow's argmax skips NaN predictions (see `argmax_skipping_nan`).
+        Metric::SparseCategoricalAccuracy | Metric::Accuracy => f32::from(u8::from(tf_argmax(p) as f32 == t[0])),
+        Metric::CategoricalAccuracy => f32::from(u8::from(tf_argmax(p) == tf_argmax(t))),
+        Metric::TopKCategoricalAccuracy { k } => f32::from(u8::from(in_top(tf_argmax(t), k))),
         Metric::SparseTopKCategoricalAccuracy { k } => {
             let c = t[0];
             f32::from(u8::from(c >= 0.0 && (c as usize) < p.len() && in_top(c as usize, k)))
@@ -48,7 +46,7 @@ pub(crate) fn per_sample(metric: &Metric, p: &[f32], t: &[f32], k: usize, scratc
 /// One value's contribution to an element-wise metric (`1` when it counts as right), for
 /// weights given per value: Keras weighs each before taking a row's mean.
 pub(crate) fn per_value(metric: &Metric, p: f32, t: f32) -> f32 {
-    let binary = |threshold: f32| f32::from(u8::from(!p.is_nan() && f32::from(u8::from(p > threshold)) == t));
+    let binary = |threshold: f32| f32::from(u8::from(f32::from(u8::from(p > threshold)) == t));
     match *metric {
         Metric::ExactAccuracy => f32::from(u8::from(p == t)),
         Metric::BinaryAccuracy => binary(0.5),
@@ -110,5 +108,34 @@ fn crossentropy(metric: &Metric, p: &[f32], t: &[f32], scratch: &mut Vec<f32>) -
             }
         }
         _ => f32::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keras 3.15.1 (TensorFlow 2.21) on non-finite predictions: each metric's
+    /// `update_state` of one sample, then `result()`.
+    #[test]
+    fn non_finite_predictions_score_as_tensorflow() {
+        let (nan, inf) = (f32::NAN, f32::INFINITY);
+        let mut scratch = Vec::new();
+        let mut one = |metric: Metric, p: &[f32], t: &[f32]| per_sample(&metric, p, t, p.len(), &mut scratch);
+        assert_eq!(one(Metric::SparseCategoricalAccuracy, &[nan, 0.5, 0.2], &[1.0]), 1.0);
+        assert_eq!(one(Metric::CategoricalAccuracy, &[nan, 0.5, 0.2], &[0.0, 1.0, 0.0]), 1.0);
+        assert_eq!(one(Metric::CategoricalAccuracy, &[nan, nan, nan], &[1.0, 0.0, 0.0]), 1.0);
+        // BinaryAccuracy on labels [0, 1], both predictions NaN: 0.5.
+        assert_eq!(one(Metric::BinaryAccuracy, &[nan], &[0.0]) + one(Metric::BinaryAccuracy, &[nan], &[1.0]), 1.0);
+        for (k, target, p) in [
+            (1, 1.0, [nan, 0.5, 0.2]),
+            (1, 0.0, [inf, 0.5, 0.2]),
+            (2, 1.0, [0.1, 0.5, nan]),
+            (1, 1.0, [-inf, 0.5, 0.2]),
+        ] {
+            assert_eq!(one(Metric::SparseTopKCategoricalAccuracy { k }, &p, &[target]), 0.0, "{k} {target} {p:?}");
+        }
+        assert_eq!(one(Metric::TopKCategoricalAccuracy { k: 1 }, &[nan, 0.5, 0.2], &[0.0, 1.0, 0.0]), 0.0);
+        assert_eq!(one(Metric::SparseTopKCategoricalAccuracy { k: 1 }, &[0.1, 0.5, 0.2], &[1.0]), 1.0);
     }
 }

@@ -708,7 +708,8 @@ impl Sequential {
     /// gradient cannot reproduce (add an `embeddings_regularizer`, or drop the clipping).
     pub(crate) fn check_sparse_clipping(&self) -> Result<(), TrainError> {
         let Some(c) = &self.compiled else { return Ok(()) };
-        if matches!(c.optimizer.clip(), kiln_optimizers::Clip::None) {
+        // A limit not above 0 clips nothing, in Keras as here.
+        if !c.optimizer.clip().is_active() {
             return Ok(());
         }
         match self.layers.iter().find(|l| l.params().iter().any(|p| p.squares().is_some())) {
@@ -723,7 +724,7 @@ impl Sequential {
     }
 
     /// Fixes the optimizer, the loss and the metrics; checks the optimizer's
-    /// hyperparameters (learning rate finite and > 0, decay rates in [0, 1), …) and the
+    /// hyperparameters (a finite learning rate, decay rates in [0, 1], …) and the
     /// metrics' arguments ([`Metric::validate`](crate::Metric::validate)).
     ///
     /// `optimizer` is an [`Optimizer`], a bare rule (`RMSprop::default()`, with Keras'
@@ -757,8 +758,25 @@ impl Sequential {
             check_scalar(m)?;
         }
         check_trainable(loss)?;
+        self.warn_logits_of_an_activation(loss);
         self.compiled = Some(Compiled::new(optimizer, loss, metrics));
         Ok(())
+    }
+
+    /// Keras' warning for `from_logits=True` on a sigmoid or softmax output, whose attached
+    /// logits the loss then reads instead (see `Loss::of_layer`), in Keras' words.
+    fn warn_logits_of_an_activation(&self, loss: Loss) {
+        let Some(last) = self.layers.last() else { return };
+        if loss.from_logits() && loss.ignore_class().is_none() && loss.attached_logits_of(last.activation()) {
+            let op = if loss.name() == "binary_crossentropy" { "Sigmoid" } else { "Softmax" };
+            let warning = format!(
+                "`{}` received `from_logits=True`, but the `output` argument was produced by a {op} activation and \
+                 thus does not represent logits. Was this intended?",
+                loss.name()
+            );
+            eprintln!("warning: {warning}");
+            tracing::warn!("{warning}");
+        }
     }
 
     /// The optimizer, once compiled.

@@ -164,8 +164,12 @@ impl Grid {
     /// `None` when it is positive nowhere.
     fn bucket(n: usize, epsilon_ends: bool, p: f32) -> Option<usize> {
         let b = (p.clamp(0.0, 1.0) * (n as f32 - 1.0)).ceil() - 1.0;
-        if epsilon_ends {
-            // `relu` (NaN becomes 0, as `f32::max` gives).
+        if b.is_nan() {
+            // NaN survives Keras' clip, ceil and relu; cast to int32 it is −2³¹, an index
+            // `segment_sum` drops: the sample is positive at no threshold.
+            None
+        } else if epsilon_ends {
+            // `relu`.
             Some((b.max(0.0) as usize).min(n - 1))
         } else if b >= 0.0 {
             Some((b as usize).min(n - 1))

@@ -37,13 +37,15 @@ pub(crate) fn check_weights(w: &[f32], rows: usize, what: &'static str) -> Resul
     }
 }
 
-/// Keras' `class_weight_to_sample_weights`: each row weighs its class (`round(y)` for one
-/// column, `argmax(y)` otherwise), 1 for classes the map does not name.
+/// Keras' `class_weight_to_sample_weights`: each row weighs its class (`np.round(y)` for
+/// one column, which rounds halves to even, `argmax(y)` otherwise), 1 for classes the map
+/// does not name.
 pub(crate) fn class_weights(y: &Matrix, rows: usize, map: &std::collections::BTreeMap<usize, f32>) -> Vec<f32> {
     (0..rows)
         .map(|i| {
             let row = y.row(i);
-            let class = if row.len() == 1 { row[0].round() as i64 } else { kiln_tensor::kernels::argmax(row) as i64 };
+            let class =
+                if row.len() == 1 { row[0].round_ties_even() as i64 } else { kiln_tensor::kernels::argmax(row) as i64 };
             usize::try_from(class).ok().and_then(|c| map.get(&c).copied()).unwrap_or(1.0)
         })
         .collect()
@@ -152,7 +154,8 @@ impl Sequential {
             return Err(TrainError::Input(format!("class_weight of class {c} is {w}, not a finite number ≥ 0")));
         }
         let (train_rows, validation) = match validation {
-            Validation::None => (n, None),
+            // Keras' `if validation_split and validation_data is None`: 0, its default, is none.
+            Validation::None | Validation::Split(0.0) => (n, None),
             Validation::Split(f) => {
                 if !(f > 0.0 && f < 1.0) {
                     return Err(TrainError::Input(format!("validation_split must be in (0, 1), got {f}")));
@@ -196,5 +199,19 @@ impl Sequential {
             (None, None) => None,
         };
         Ok(Plan { x, y, train_rows, weights, validation })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_column_labels_round_halves_to_even_as_numpy() {
+        // Keras 3.15.1: class_weight_to_sample_weights([[.5], [1.5], [2.5], [3.5]], …) gives
+        // [1, 100, 100, 10000] (np.round: 0.5 → 0, 1.5 → 2, 2.5 → 2, 3.5 → 4).
+        let y = Matrix::from_rows(&[&[0.5], &[1.5], &[2.5], &[3.5]]).unwrap();
+        let map = [(0, 1.0), (1, 10.0), (2, 100.0), (3, 1000.0), (4, 10000.0)].into_iter().collect();
+        assert_eq!(class_weights(&y, 4, &map), [1.0, 100.0, 100.0, 10000.0]);
     }
 }

@@ -239,12 +239,15 @@ fn metrics_refuse_labels_of_the_wrong_width() {
     let (x, y) = blobs(40, 17);
     let one_hot = one_hot(&y);
     let (sparse, cce) = (Loss::sparse_categorical_crossentropy(), Loss::categorical_crossentropy());
-    let cases: [(Metric, Loss, &kiln_tensor::Matrix, &str); 5] = [
+    let cases: [(Metric, Loss, &kiln_tensor::Matrix, &str); 6] = [
         (Metric::F1Score { average: F1Average::Macro, threshold: None }, sparse, &y, "f1_score"),
         (Metric::precision(), sparse, &y, "precision"),
         (Metric::MeanAbsoluteError, sparse, &y, "mean_absolute_error"),
         (Metric::SparseCategoricalAccuracy, cce, &one_hot, "sparse_categorical_accuracy"),
         (Metric::Recall { thresholds: None, top_k: None, class_id: Some(3) }, cce, &one_hot, "class_id=3"),
+        // TensorFlow's top_k fails with fewer columns than k (Keras 3.15.1: "input must have
+        // at least k columns"); it used to score as if no filter were set.
+        (Metric::Precision { thresholds: None, top_k: Some(5), class_id: None }, cce, &one_hot, "top_k=5"),
     ];
     for (metric, loss, labels, says) in cases {
         let mut m = Sequential::new().add(kiln_layers::Dense::new(3).activation(kiln_layers::Activation::Softmax));
@@ -296,4 +299,109 @@ fn overridden_batch_hooks_are_called_without_wants_batches() {
     assert_eq!(count.begins, 2 * 4, "4 batches of 100 rows per epoch, 2 epochs");
     assert_eq!(count.ends.len(), 8);
     assert!(count.ends.iter().all(|l| l.is_finite()));
+}
+
+/// A callback that asks to stop in `on_train_begin` or in `on_epoch_begin` of one epoch,
+/// and counts the batches that ran.
+#[derive(Debug, Default)]
+struct StopAt {
+    train_begin: bool,
+    epoch_begin: Option<usize>,
+    batches: usize,
+}
+
+impl kiln_trainer::callbacks::Callback for StopAt {
+    fn on_train_begin(&mut self, c: &mut kiln_trainer::callbacks::Control<'_>) -> Result<(), kiln_trainer::TrainError> {
+        if self.train_begin {
+            c.stop_training();
+        }
+        Ok(())
+    }
+    fn on_epoch_begin(
+        &mut self,
+        epoch: usize,
+        c: &mut kiln_trainer::callbacks::Control<'_>,
+    ) -> Result<(), kiln_trainer::TrainError> {
+        if self.epoch_begin == Some(epoch) {
+            c.stop_training();
+        }
+        Ok(())
+    }
+    fn on_train_batch_end(
+        &mut self,
+        _b: usize,
+        _l: &kiln_trainer::Logs,
+        _c: &mut kiln_trainer::callbacks::Control<'_>,
+    ) -> Result<(), kiln_trainer::TrainError> {
+        self.batches += 1;
+        Ok(())
+    }
+}
+
+/// Keras 3.15.1, 40 rows, batch 8, epochs 3: `stop_training` set in `on_train_begin` runs
+/// 1 epoch of 1 batch; set in `on_epoch_begin(1)`, 2 epochs and 6 batches (Keras reads the
+/// flag after each batch).
+#[test]
+fn a_stop_asked_before_an_epoch_ends_it_after_one_batch_as_keras() {
+    let (x, y) = blobs(40, 3);
+    for (mut cb, epochs, batches) in [
+        (StopAt { train_begin: true, ..StopAt::default() }, 1, 1),
+        (StopAt { epoch_begin: Some(1), ..StopAt::default() }, 2, 6),
+    ] {
+        let mut m = classifier(3);
+        let h = m.fit(&x, &y, quiet().epochs(3).batch_size(8).callback(&mut cb)).unwrap();
+        assert_eq!((h.epochs(), cb.batches), (epochs, batches), "{cb:?}");
+    }
+}
+
+/// Keras' EarlyStopping returns before recording weights while `epoch < start_from_epoch`:
+/// a run that ends before then keeps its last weights.
+#[test]
+fn early_stopping_restores_nothing_when_training_ends_before_start_from_epoch() {
+    let (x, y) = blobs(64, 4);
+    let mut m = classifier(4);
+    let mut es = EarlyStopping::new("loss").restore_best_weights(true).start_from_epoch(5);
+    m.fit(&x, &y, quiet().epochs(3).callback(&mut es)).unwrap();
+    let trained = m.get_weights();
+    let mut again = classifier(4);
+    again.fit(&x, &y, quiet().epochs(3)).unwrap();
+    assert_eq!(trained, again.get_weights(), "the weights after epoch 3, not epoch 1's");
+    assert_eq!(es.best_epoch(), None);
+}
+
+/// ModelCheckpoint keeps its best value between `fit` calls (Keras sets `self.best` once,
+/// in `__init__`), and names files with Python's `str.format` of `epoch` and the logs.
+#[test]
+fn model_checkpoint_keeps_its_best_across_fits_and_formats_log_values() {
+    let tmp = tempfile::Builder::new().prefix("kiln-ckpt-format-").tempdir().unwrap();
+    let (x, y) = blobs(100, 14);
+    let mut m = classifier(5);
+    let template = tmp.path().join("m-{epoch:03d}-{loss:.2f}.safetensors").to_string_lossy().into_owned();
+    let mut cb = ModelCheckpoint::new(template).save_best_only("loss").save_weights_only(true);
+    let h = m.fit(&x, &y, quiet().epochs(4).callback(&mut cb)).unwrap();
+    let names = |dir: &std::path::Path| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    let loss = h.get("loss").unwrap();
+    assert_eq!(names(tmp.path())[0], format!("m-001-{:.2}.safetensors", loss[0]));
+    let saved = names(tmp.path()).len();
+    let best = loss.iter().copied().fold(f64::INFINITY, f64::min);
+    // A fresh model's first epoch does worse than the trained one's best: nothing is saved.
+    let mut worse = classifier(6);
+    let h2 = worse.fit(&x, &y, quiet().epochs(1).callback(&mut cb)).unwrap();
+    assert!(h2.get("loss").unwrap()[0] > best, "the premise: {h2:?} against {best}");
+    assert_eq!(names(tmp.path()).len(), saved, "the second fit did not beat the first's best");
+    // `initial_value_threshold`: nothing beats a minimum of f64::MIN.
+    let mut strict = ModelCheckpoint::new(tmp.path().join("t{epoch}").to_string_lossy().into_owned())
+        .save_best_only("loss")
+        .save_weights_only(true)
+        .initial_value_threshold(f64::MIN);
+    m.fit(&x, &y, quiet().epochs(2).callback(&mut strict)).unwrap();
+    assert_eq!(names(tmp.path()).len(), saved);
+    let mut missing = ModelCheckpoint::new(tmp.path().join("{val_loss:.2f}").to_string_lossy().into_owned());
+    let err = m.fit(&x, &y, quiet().epochs(1).callback(&mut missing)).unwrap_err().to_string();
+    assert!(err.contains("val_loss") && err.contains("Failed to format"), "{err}");
 }

@@ -86,6 +86,25 @@ fn learning_rate_scheduler_sets_the_rate_before_each_epoch() {
 }
 
 #[test]
+fn learning_rate_scheduler_computes_in_float64_as_keras() {
+    // Keras passes float(lr) and stores the result as float32: from 0.01, `lr * 0.9` gives
+    // 0.006560999434… at the fourth epoch, where float32 arithmetic would give 0.006560998969….
+    let (x, y) = blobs(32, 6);
+    let mut m = classifier(4);
+    let mut cb = LearningRateScheduler::new(|_, lr| lr * 0.9);
+    let h = m.fit(&x, &y, quiet().epochs(5).callback(&mut cb)).unwrap();
+    let rates: Vec<f32> = h.get("learning_rate").unwrap().iter().map(|&v| v as f32).collect();
+    let keras = [
+        0.008999999612569809f64,
+        0.008099999278783798,
+        0.0072899991646409035,
+        0.006560999434441328,
+        0.0059048994444310665,
+    ];
+    assert_eq!(rates, keras.map(|v| v as f32));
+}
+
+#[test]
 fn csv_logger_writes_keras_layout_and_appends() {
     let tmp = temp_dir("csv");
     let dir = tmp.path();
@@ -109,6 +128,20 @@ fn csv_logger_writes_keras_layout_and_appends() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.matches("epoch,").count(), 1, "appending keeps the one header");
     assert_eq!(text.split("\r\n").filter(|l| !l.is_empty()).count(), 4);
+}
+
+#[test]
+fn csv_logger_quotes_fields_holding_its_separator_as_pythons_csv() {
+    // Keras 3.15.1, CSVLogger(separator="_"), loss only, no validation: `epoch_loss_"val_loss"`.
+    let tmp = temp_dir("csv_sep");
+    let path = tmp.path().join("log.csv");
+    let (x, y) = blobs(40, 7);
+    let mut m = classifier(5);
+    m.fit(&x, &y, quiet().epochs(1).callback(&mut CsvLogger::new(&path).separator("_"))).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("epoch_accuracy_loss_\"val_accuracy\"_\"val_loss\"\r\n0_"), "{text:?}");
+    let err = m.fit(&x, &y, quiet().epochs(1).callback(&mut CsvLogger::new(&path).separator("::"))).unwrap_err();
+    assert!(err.to_string().contains("1-character"), "{err}");
 }
 
 #[test]
@@ -179,4 +212,52 @@ fn tensorboard_files_load_in_tensorboards_reader() {
     assert_eq!(steps_values(series("validation", "evaluation_loss_vs_iterations")).0, vec![6, 12, 18]);
     // 6 batches per epoch, every second one logged, at the global batch count from 1.
     assert_eq!(steps_values(series("train", "batch_loss")).0, vec![2, 4, 6, 8, 10, 12, 14, 16, 18]);
+}
+
+/// Keras writes `learning_rate` into the logs before ReduceLROnPlateau reads its monitor:
+/// monitoring the rate itself (mode min, patience 0, factor 0.5) halves it every other
+/// epoch, `[0.01, 0.01, 0.005, 0.005]` in Keras 3.15.1.
+#[test]
+fn reduce_lr_on_plateau_can_monitor_the_learning_rate() {
+    use kiln_trainer::callbacks::Mode;
+    let (x, y) = blobs(32, 3);
+    let mut m = classifier(2);
+    let mut cb = ReduceLrOnPlateau::new("learning_rate").mode(Mode::Min).patience(0).factor(0.5);
+    let h = m.fit(&x, &y, quiet().epochs(4).callback(&mut cb)).unwrap();
+    let rates: Vec<f32> = h.get("learning_rate").unwrap().iter().map(|&v| v as f32).collect();
+    assert_eq!(rates, [0.01, 0.01, 0.005, 0.005]);
+    assert_eq!(cb.warning(), None);
+}
+
+/// `validation_split(0.0)` is Keras' default: no validation, not an error.
+#[test]
+fn a_validation_split_of_zero_holds_out_nothing() {
+    let (x, y) = blobs(32, 3);
+    let h = classifier(2).fit(&x, &y, quiet().epochs(1).validation_split(0.0)).unwrap();
+    assert!(h.get("val_loss").is_none() && h.get("loss").is_some());
+}
+
+/// An Embedding's per-occurrence gradient refuses clipping (kiln cannot clip it as Keras
+/// does), but a limit that is not above 0 clips nothing, in Keras as here.
+#[test]
+fn embedding_models_take_clipping_limits_that_clip_nothing() {
+    use kiln_layers::{Activation, Dense, Embedding, Flatten};
+    use kiln_optimizers::RMSprop;
+    use kiln_tensor::{IdMatrix, Matrix};
+    use kiln_trainer::{Features, Loss, NO_METRICS, Sequential};
+    let ids = Features::Ids(IdMatrix::from_vec(8, 3, (0..24).map(|i| i % 10).collect()).unwrap());
+    let y = Matrix::from_vec(8, 1, (0..8).map(|i| (i % 2) as f32).collect()).unwrap();
+    for (limit, refused) in [(1.0, true), (0.0, false), (-1.0, false)] {
+        let mut m = Sequential::new()
+            .input_shape([3])
+            .add(Embedding::new(10, 2))
+            .add(Flatten::new())
+            .add(Dense::new(1).activation(Activation::Sigmoid));
+        m.compile(Optimizer::new(RMSprop::default(), 0.01).clipnorm(limit), Loss::binary_crossentropy(), NO_METRICS)
+            .unwrap();
+        let result = m.fit(&ids, &y, quiet().epochs(1));
+        assert_eq!(result.is_err(), refused, "clipnorm {limit}: {result:?}");
+    }
+    let err = Optimizer::new(RMSprop::default(), 0.01).clipnorm(f64::INFINITY).validate().unwrap_err();
+    assert!(err.contains("clipnorm"), "an infinite limit would reload as none: {err}");
 }

@@ -300,10 +300,11 @@ fn build_for_carried(mut model: Sequential, input: &Shape, carried: usize) -> Re
 }
 
 /// The validation fraction of a trace's `fit` section: a `validation_split` number, or a
-/// `validation` description such as `"validation_split=0.25"`.
+/// `validation` description such as `"validation_split=0.25"`. 0 is none, as Keras'
+/// `if validation_split and …` reads its default.
 fn validation_split(fit: &Value) -> Option<f64> {
     if let Some(f) = fit.get("validation_split").and_then(Value::as_f64) {
-        return Some(f);
+        return Some(f).filter(|&f| f != 0.0);
     }
     let text = fit.get("validation")?.as_str()?;
     let rest = &text[text.find("validation_split")? + "validation_split".len()..];
@@ -468,6 +469,7 @@ mod tests {
     #[test]
     fn validation_split_is_read_from_either_form() {
         assert_eq!(validation_split(&serde_json::json!({"validation_split": 0.2})), Some(0.2));
+        assert_eq!(validation_split(&serde_json::json!({"validation_split": 0.0})), None);
         assert_eq!(validation_split(&serde_json::json!({"validation": "validation_split=0.25"})), Some(0.25));
         assert_eq!(validation_split(&serde_json::json!({"validation": "validation_data=(x_val, y_val)"})), None);
     }

@@ -82,8 +82,22 @@ pub(crate) fn python_float(value: f64) -> String {
     format!("{mantissa}e{sign}{:02}", exp.abs())
 }
 
+/// One field as Python's csv writer (excel dialect, minimal quoting) writes it: quoted,
+/// with its quotes doubled, when it holds the separator, a quote or a line break.
+fn field(text: &str, sep: &str) -> String {
+    if text.contains(sep) || text.contains(['"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
 impl Callback for CsvLogger {
     fn on_train_begin(&mut self, _ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        // Python's csv writer, which Keras hands the separator to as its delimiter.
+        if self.separator.chars().count() != 1 {
+            return Err(self.err(format!("separator {:?}: \"delimiter\" must be a 1-character string", self.separator)));
+        }
         if self.filename.exists() {
             kiln_fs::check_regular_file(&self.filename).map_err(|e| self.err(e.message))?;
         }
@@ -120,13 +134,14 @@ impl Callback for CsvLogger {
         let sep = &self.separator;
         let mut text = String::new();
         if run.write_header {
-            let header: Vec<&str> = std::iter::once("epoch").chain(keys.iter().map(String::as_str)).collect();
+            let header: Vec<String> =
+                std::iter::once("epoch").chain(keys.iter().map(String::as_str)).map(|k| field(k, sep)).collect();
             text += &header.join(sep);
             text += "\r\n"; // Python's csv module ends rows with \r\n (the excel dialect).
             run.write_header = false;
         }
-        let values = keys.iter().map(|k| logs.get(k).map_or_else(|| "NA".to_string(), python_float));
-        text += &std::iter::once(epoch.to_string()).chain(values).collect::<Vec<_>>().join(sep);
+        let values = keys.iter().map(|k| field(&logs.get(k).map_or_else(|| "NA".to_string(), python_float), sep));
+        text += &std::iter::once(field(&epoch.to_string(), sep)).chain(values).collect::<Vec<_>>().join(sep);
         text += "\r\n";
         let (file, name) = (&mut run.file, &self.filename);
         file.write_all(text.as_bytes()).and_then(|()| file.flush()).map_err(|e| TrainError::file(name, e))

@@ -137,11 +137,13 @@ impl Callback for EarlyStopping {
             });
             return Ok(());
         };
-        if self.restore_best_weights && self.run.best_weights.is_none() {
-            self.run.best_weights = Some(ctl.model().get_weights());
-        }
+        // Keras returns before recording any weights while warming up: a run that ends
+        // before `start_from_epoch` restores nothing.
         if epoch < self.start_from_epoch {
             return Ok(());
+        }
+        if self.restore_best_weights && self.run.best_weights.is_none() {
+            self.run.best_weights = Some(ctl.model().get_weights());
         }
         self.run.wait += 1;
         if self.improves(current, self.run.best) {

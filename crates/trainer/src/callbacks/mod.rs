@@ -6,6 +6,7 @@ mod early_stopping;
 mod lr_scheduler;
 mod model_checkpoint;
 mod monitor;
+mod path_format;
 mod reduce_lr;
 #[cfg(feature = "tensorboard")]
 mod tensorboard;

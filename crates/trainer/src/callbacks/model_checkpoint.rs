@@ -3,15 +3,18 @@
 use std::path::PathBuf;
 
 use super::monitor::{is_improvement, warn_missing_once};
+use super::path_format::{Arg, format_path};
 use super::{Callback, Control, Mode};
 use crate::{Logs, TrainError};
 
 /// Keras' `ModelCheckpoint`: saves the model (a directory, see `Sequential::save`) or only
 /// its weights (one safetensors file) after each epoch, or only when `monitor` improved
 /// with `save_best_only` (when the monitored value is missing from the logs it saves, with
-/// Keras' warning, as Keras does). `{epoch}` / `{epoch:02}` in the path are replaced by the epoch
-/// number counted from 1. A diverged model (non-finite weights) is not saved: a warning
-/// is printed and the previous checkpoint stays.
+/// Keras' warning, as Keras does). The path is formatted as Keras formats it, Python's
+/// `str.format` with `epoch` (counted from 1) and the epoch's logs:
+/// `"ck/m-{epoch:02d}-{val_loss:.2f}"` (see `path_format` for the spec kiln follows); a
+/// name the logs lack is an error. A diverged model (non-finite weights) is not saved: a
+/// warning is printed and the previous checkpoint stays.
 #[derive(Debug, Clone)]
 pub struct ModelCheckpoint {
     /// Target path template.
@@ -61,6 +64,13 @@ impl ModelCheckpoint {
         self
     }
 
+    /// Keras' `initial_value_threshold`: with `save_best_only`, the value the monitored one
+    /// must improve on before anything is saved (by default the first value saves).
+    pub fn initial_value_threshold(mut self, threshold: f64) -> Self {
+        self.best = Some(threshold);
+        self
+    }
+
     /// Sets the direction of improvement (default [`Mode::Auto`]).
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
@@ -78,14 +88,18 @@ impl ModelCheckpoint {
         self.skipped
     }
 
-    fn path_for(&self, epoch: usize) -> PathBuf {
-        let e = epoch + 1;
-        PathBuf::from(
-            self.filepath
-                .replace("{epoch:02d}", &format!("{e:02}"))
-                .replace("{epoch:02}", &format!("{e:02}"))
-                .replace("{epoch}", &e.to_string()),
-        )
+    /// Keras' `filepath.format(epoch=epoch + 1, **logs)`.
+    fn path_for(&self, epoch: usize, logs: &Logs) -> Result<PathBuf, TrainError> {
+        let lookup = |name: &str| match name {
+            "epoch" => Some(Arg::Int(epoch as i64 + 1)),
+            key => logs.get(key).map(Arg::Float),
+        };
+        format_path(&self.filepath, lookup).map(PathBuf::from).map_err(|e| {
+            TrainError::Config(format!(
+                "ModelCheckpoint: Failed to format this callback filepath: {:?}. Reason: {e}",
+                self.filepath
+            ))
+        })
     }
 }
 
@@ -93,12 +107,15 @@ impl Callback for ModelCheckpoint {
     fn on_train_begin(&mut self, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         // Keras resolves the mode whether or not `save_best_only` is on.
         self.maximize = self.mode.maximizes(&self.monitor, ctl.model(), "ModelCheckpoint")?;
-        self.best = None;
+        // The best value is kept from one `fit` to the next, as Keras keeps `self.best`
+        // (it has no `on_train_begin`): a later, worse run does not overwrite the best file.
         self.warned = None;
         Ok(())
     }
 
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
+        // Keras formats the path before deciding to save: a bad template fails every epoch.
+        let path = self.path_for(epoch, logs)?;
         if self.save_best_only {
             match logs.get(&self.monitor) {
                 // Keras' `_should_save_model`: a missing monitor saves, with a warning.
@@ -109,7 +126,6 @@ impl Callback for ModelCheckpoint {
                 Some(_) => return Ok(()),
             }
         }
-        let path = self.path_for(epoch);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| TrainError::file(parent, e))?;
         }

@@ -151,11 +151,15 @@ impl Callback for ReduceLrOnPlateau {
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
         let lr = ctl.model().learning_rate().ok_or_else(|| TrainError::Config("the model is not compiled".into()))?;
         ctl.add_log("learning_rate", f64::from(lr));
-        let Some(current) = logs.get(&self.monitor) else {
+        // Keras writes `learning_rate` into the logs before it reads the monitored value,
+        // so the rate itself can be monitored, and is listed as available.
+        let current = if self.monitor == "learning_rate" { Some(f64::from(lr)) } else { logs.get(&self.monitor) };
+        let Some(current) = current else {
             warn_missing_once(&mut self.warned, || {
+                let with_rate = if logs.get("learning_rate").is_some() { "" } else { ",learning_rate" };
                 format!(
                     "Learning rate reduction is conditioned on metric `{}` which is not available. Available \
-                     metrics are: {}.",
+                     metrics are: {}{with_rate}.",
                     self.monitor,
                     available(logs)
                 )

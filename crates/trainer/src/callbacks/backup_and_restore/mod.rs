@@ -128,10 +128,10 @@ impl BackupAndRestore {
             _ => None,
         };
         // Nothing is written that a restore would refuse.
-        if let Some(lr) = learning_rate.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+        if let Some(lr) = learning_rate.filter(|lr| !lr.is_finite()) {
             return Err(TrainError::file(
                 &self.backup_dir,
-                format!("cannot back up a learning rate of {lr}: a backup's rate must be a finite number > 0"),
+                format!("cannot back up a learning rate of {lr}: a backup's rate must be a finite number"),
             ));
         }
         // Under the fit's lock nothing else writes here; this catches a file put in by hand.

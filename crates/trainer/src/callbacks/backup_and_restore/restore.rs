@@ -84,10 +84,10 @@ pub(super) fn stage(dir: &Path, model: &Sequential, running: &Running<'_>) -> Re
     match (optimizer.learning_rate_config(), state.learning_rate) {
         (LearningRate::Constant(_), Some(lr)) => {
             // The rule `compile` applies to a rate.
-            if !(lr.is_finite() && lr > 0.0) {
+            if !lr.is_finite() {
                 return Err(TrainError::file(
                     &path,
-                    format!("`learning_rate` {lr} is not a finite number > 0; {LEFT_AS_IS}"),
+                    format!("`learning_rate` {lr} is not a finite number; {LEFT_AS_IS}"),
                 ));
             }
             optimizer.set_learning_rate(f64::from(lr)).map_err(|e| TrainError::file(&path, e))?;

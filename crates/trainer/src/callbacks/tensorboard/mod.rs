@@ -150,8 +150,12 @@ impl Callback for TensorBoard {
         let lr = ctl.model().learning_rate();
         let iterations = ctl.model().optimizer().map_or(0, |o| o.iterations());
         let (run, files) = self.run()?;
-        let mut train = tagged(logs.iter().filter(|(k, _)| !k.starts_with("val_")), "epoch_", "");
-        if let Some(lr) = lr.filter(|_| logs.get("learning_rate").is_none()) {
+        // Keras' `_collect_learning_rate` writes the optimizer's rate now over any
+        // `learning_rate` in the logs (ReduceLROnPlateau's is the rate before its cut).
+        let replaced = |k: &str| lr.is_some() && k == "learning_rate";
+        let train_logs = logs.iter().filter(|(k, _)| !k.starts_with("val_") && !replaced(k));
+        let mut train = tagged(train_logs, "epoch_", "");
+        if let Some(lr) = lr {
             train.push(("epoch_learning_rate".into(), lr));
         }
         run.train.scalars(epoch as i64, train, files)?;
