@@ -286,3 +286,29 @@ fn default_input_names_count_only_default_named_inputs_as_keras_does() {
     let names: Vec<&str> = model.graph().unwrap().inputs.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["a", "input_layer", "input_layer_1"]);
 }
+
+/// `keras.Model({"zeta": a, "alpha": b}, o)` saves `input_layers` as a dict (Keras 3.15.1);
+/// its inputs are in sorted key order, as Keras' `model.inputs` flattens them.
+#[test]
+fn a_dict_of_inputs_imports_in_sorted_key_order() {
+    let input = |name: &str, width: usize| {
+        serde_json::json!({"class_name": "InputLayer", "name": name,
+            "config": {"name": name, "batch_shape": [null, width]}, "inbound_nodes": []})
+    };
+    let t = |layer: &str, width: usize| {
+        serde_json::json!({"class_name": "__keras_tensor__",
+            "config": {"shape": [null, width], "keras_history": [layer, 0, 0]}})
+    };
+    let concat = serde_json::json!({"class_name": "Concatenate", "name": "concatenate",
+        "config": {"name": "concatenate", "axis": -1},
+        "inbound_nodes": [{"args": [[t("zeta", 3), t("alpha", 2)]], "kwargs": {}}]});
+    let dense = serde_json::json!({"class_name": "Dense", "name": "dense", "config": {"name": "dense", "units": 1},
+        "inbound_nodes": [{"args": [t("concatenate", 5)], "kwargs": {}}]});
+    let cfg = serde_json::json!({"class_name": "Functional", "config": {"name": "f",
+        "layers": [input("zeta", 3), input("alpha", 2), concat, dense],
+        "input_layers": {"zeta": ["zeta", 0, 0], "alpha": ["alpha", 0, 0]},
+        "output_layers": ["dense", 0, 0]}});
+    let model = kiln_keras::model_from_keras(&cfg).unwrap();
+    let names: Vec<&str> = model.graph().unwrap().inputs.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+}

@@ -66,6 +66,7 @@ fn keras_archives_import_with_their_weights_and_predict_as_keras_did() {
         "two_inputs",
         "resnet_block",
         "normalized_mlp",
+        "ops_merges",
     ] {
         assert!(names.iter().any(|n| n == expected), "fixture {expected} missing: {names:?}");
     }

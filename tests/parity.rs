@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 fn fixture(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keras").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    // Python's json.dump writes NaN and Infinity (a diverging run's numbers).
+    kiln_keras::parse_trace(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 fn assert_parity(name: &str, rtol: f64) {
@@ -148,6 +149,16 @@ fn frozen_layer_traces_from_real_keras() {
 #[test]
 fn normalization_traces_from_real_keras() {
     replay_folder("normalization", 5);
+}
+
+/// Cases of a review against Keras 3.15.1 (generate/make_review_traces.py): crossentropies
+/// reading a softmax's or sigmoid's logits, also through `Dropout(0)`; ignore_class with
+/// class weights; AdamW with a piecewise schedule and global clipping; a cosine warm-up;
+/// EarlyStopping with ReduceLROnPlateau; a diverging run stopped by TerminateOnNaN, its
+/// NaN and infinite numbers written as Python writes them.
+#[test]
+fn review_traces_from_real_keras() {
+    replay_folder("review", 10);
 }
 
 /// Replays every `keras_trace_*.json` of `fixtures/keras/<folder>` (there must be `count`)

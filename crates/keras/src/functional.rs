@@ -60,8 +60,16 @@ fn history(h: &[Value]) -> History<'_> {
     (h.first().and_then(Value::as_str).unwrap_or(""), num(1), num(2))
 }
 
-/// `input_layers` / `output_layers`: `["x", 0, 0]` for one tensor or `[["x", 0, 0], …]`.
+/// `input_layers` / `output_layers`: `["x", 0, 0]` for one tensor, `[["x", 0, 0], …]`, or a
+/// dict of them.
 pub(crate) fn endpoint_list(v: Option<&Value>) -> Vec<History<'_>> {
+    // A model made with a dict of inputs (`keras.Model({"a": a, "b": b}, o)`) saves them
+    // as a dict; Keras flattens it by sorted key (`model.inputs` order).
+    if let Some(Value::Object(map)) = v {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort();
+        return keys.into_iter().filter_map(|k| map[k].as_array().map(|e| history(e))).collect();
+    }
     match v.and_then(Value::as_array).map(Vec::as_slice) {
         Some(one @ [Value::String(_), ..]) => vec![history(one)],
         Some(items) => items.iter().filter_map(|i| i.as_array().map(|e| history(e))).collect(),

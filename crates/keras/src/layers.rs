@@ -46,6 +46,15 @@ fn yes() -> bool {
     true
 }
 
+/// Whether a Functional config's entry is a `keras.ops` call (module `keras.src.ops…`),
+/// not a layer: Keras saves no weights group for it.
+pub(crate) fn is_ops_entry(entry: &Value) -> bool {
+    entry
+        .get("module")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.starts_with("keras.src.ops") || m.starts_with("keras.ops"))
+}
+
 /// The layer described by `{"class_name": …, "config": …}` at `at`.
 pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
     let class =
@@ -57,7 +66,7 @@ pub(crate) fn entry(at: At<'_>) -> Result<Entry, KerasError> {
     // with the node's arguments); `ops.average` (a mean over axes) and the rest do not.
     if let Some(module) = at.value.get("module").and_then(Value::as_str) {
         let same = matches!(class, "Add" | "Subtract" | "Multiply" | "Maximum" | "Minimum" | "Concatenate");
-        if (module.starts_with("keras.src.ops") || module.starts_with("keras.ops")) && !same {
+        if is_ops_entry(at.value) && !same {
             return Err(at.error_at(
                 "module",
                 format!(
@@ -151,7 +160,8 @@ fn layer_entry(class: &str, cfg: At<'_>, at: At<'_>) -> Result<Entry, KerasError
         "Activation" => {
             refuse_unknown(cfg, "Activation", &["activation"], IGNORED)?;
             let path = cfg.child_path("activation");
-            let activation = parts::activation(At { value: cfg.get("activation").unwrap_or(&Value::Null), path: &path })?;
+            let activation =
+                parts::activation(At { value: cfg.get("activation").unwrap_or(&Value::Null), path: &path })?;
             Ok(Entry::Layer(Box::new(ActivationLayer::new(activation).name(name_of(cfg)))))
         }
         "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" | "Concatenate" => {
@@ -164,8 +174,8 @@ fn layer_entry(class: &str, cfg: At<'_>, at: At<'_>) -> Result<Entry, KerasError
         other => Err(at.error(format!(
             "layer class `{other}` is not supported (InputLayer, Dense, Dropout, Flatten, Reshape, Conv1D, Conv2D, \
              {{Max,Average}}Pooling{{1,2}}D, Global{{Average,Max}}Pooling{{1,2}}D, BatchNormalization, \
-             LayerNormalization, Embedding, SimpleRNN, LSTM, GRU, Activation, Add, Subtract, Multiply, Average, Maximum, \
-             Minimum, Concatenate)"
+             LayerNormalization, Normalization, Embedding, SimpleRNN, LSTM, GRU, Activation, Add, Subtract, Multiply, \
+             Average, Maximum, Minimum, Concatenate)"
         ))),
     }
 }

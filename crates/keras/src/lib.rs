@@ -51,5 +51,5 @@ pub use model::model_from_keras;
 pub use optimizer::optimizer_from_keras;
 pub use parts::regularizer_from_keras;
 pub use scan::MAX_LAYERS;
-pub use trace::{Check, TraceReport, replay};
+pub use trace::{Check, TraceReport, parse_trace, replay};
 pub use weights::{MAX_WEIGHTS_BYTES, import_keras_file};

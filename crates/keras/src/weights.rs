@@ -23,8 +23,10 @@ use crate::KerasError;
 /// cannot make kiln allocate more); the model's own size bounds it further.
 pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
 
-/// The h5 group names Keras 3 gives the kiln layers of `doc`'s model, in layer order.
-fn keras_group_names(doc: &Value) -> Vec<String> {
+/// The h5 group names Keras 3 gives the kiln layers of `doc`'s model, in layer order;
+/// `None` for a `keras.ops` call, which is not one of Keras' layers and has no group (nor
+/// a place in their naming).
+fn keras_group_names(doc: &Value) -> Vec<Option<String>> {
     let class = doc.get("class_name").and_then(Value::as_str).unwrap_or("Sequential");
     let cfg = doc.get("config").unwrap_or(doc);
     let layers = cfg.get("layers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
@@ -37,9 +39,13 @@ fn keras_group_names(doc: &Value) -> Vec<String> {
         if is_input && class == "Sequential" {
             continue;
         }
+        if crate::layers::is_ops_entry(layer) {
+            names.push(None);
+            continue;
+        }
         let name = unique_name(kiln_trainer::keras_snake_case(layer_class), &mut used);
         if !is_input {
-            names.push(name);
+            names.push(Some(name));
         }
     }
     names
@@ -171,6 +177,13 @@ fn load_into(model: &mut Sequential, doc: &Value, storage: DynStorage) -> Result
         ));
     }
     for (layer, group) in model.layers_mut().iter_mut().zip(&names) {
+        let Some(group) = group else {
+            // A keras.ops merge: no group, and no weights to read.
+            if layer.params().is_empty() {
+                continue;
+            }
+            return Err(format!("`{}` is a keras.ops call yet kiln's layer has weights", layer.name()));
+        };
         let mut vars = format!("layers/{group}/vars");
         let mut found = members(&h5, &vars)?;
         // A recurrent layer keeps its variables with its cell (`layers/lstm/cell/vars`).
@@ -245,9 +258,10 @@ mod tests {
         let seq = serde_json::json!({"class_name": "Sequential", "config": {"layers": [
             {"class_name": "InputLayer"}, {"class_name": "Dense"}, {"class_name": "Dropout"},
             {"class_name": "Dense"}, {"class_name": "Dense"}]}});
-        assert_eq!(keras_group_names(&seq), ["dense", "dropout", "dense_1", "dense_2"]);
+        let some = |names: &[&str]| names.iter().map(|n| Some(n.to_string())).collect::<Vec<_>>();
+        assert_eq!(keras_group_names(&seq), some(&["dense", "dropout", "dense_1", "dense_2"]));
         let functional = serde_json::json!({"class_name": "Functional", "config": {"layers": [
             {"class_name": "InputLayer"}, {"class_name": "Dense"}]}});
-        assert_eq!(keras_group_names(&functional), ["dense"]);
+        assert_eq!(keras_group_names(&functional), some(&["dense"]));
     }
 }

@@ -1,6 +1,7 @@
 //! Activation functions and their derivatives.
 
 use kiln_tensor::pool::{for_row_blocks, for_row_blocks2, row_blocks};
+use kiln_tensor::subnormal::flush;
 use kiln_tensor::{Parallelism, kernels};
 
 /// Fewest values a thread's block of rows should hold (below that, threads cost more).
@@ -141,8 +142,16 @@ impl Activation {
         match self {
             Self::Linear => {}
             Self::Relu => kernels::relu(values),
-            Self::Sigmoid => kernels::sigmoid(values),
-            Self::Softmax => kernels::softmax_rows(values, cols),
+            // Probabilities below the normal range are 0 under TensorFlow's flush-to-zero
+            // (a diverged model's argmax depends on it).
+            Self::Sigmoid => {
+                kernels::sigmoid(values);
+                kiln_tensor::subnormal::flush_subnormals(values);
+            }
+            Self::Softmax => {
+                kernels::softmax_rows(values, cols);
+                kiln_tensor::subnormal::flush_subnormals(values);
+            }
             Self::Tanh => kernels::tanh(values),
             other => values.iter_mut().for_each(|v| *v = other.scalar(*v)),
         }
@@ -260,11 +269,13 @@ impl Activation {
             match self {
                 Self::Linear => y.copy_from_slice(z),
                 Self::Relu => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = kernels::relu_scalar(z)),
-                Self::Sigmoid => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = kernels::sigmoid_scalar(z)),
+                // Subnormal probabilities flushed, as under TensorFlow's flush-to-zero.
+                Self::Sigmoid => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = flush(kernels::sigmoid_scalar(z))),
                 Self::Tanh => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = z.tanh()),
                 Self::Softmax => {
                     y.copy_from_slice(z);
                     kernels::softmax_rows(y, cols);
+                    y.iter_mut().for_each(|v| *v = flush(*v));
                 }
                 other => y.iter_mut().zip(z.iter()).for_each(|(y, &z)| *y = other.scalar(z)),
             }

@@ -55,6 +55,11 @@ impl Layer for ActivationLayer {
         "Activation"
     }
 
+    fn passes_input_through(&self, _training: bool) -> bool {
+        // Keras' `linear` is `return x`.
+        self.activation == Activation::Linear
+    }
+
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         Some((0, input.clone()))
     }

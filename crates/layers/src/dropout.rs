@@ -79,6 +79,11 @@ impl Layer for Dropout {
         true
     }
 
+    fn passes_input_through(&self, training: bool) -> bool {
+        // Keras' `call`: `if training and self.rate > 0` drops, else `return inputs`.
+        !(training && self.rate > 0.0)
+    }
+
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
         Some((0, input.clone()))
     }

@@ -83,6 +83,15 @@ pub trait Layer: Debug + Send + Sync + dyn_clone::DynClone {
         None
     }
 
+    /// Whether this layer hands its input back unchanged in a `forward` with `training`
+    /// (Keras returns the very tensor: Dropout at inference or at rate 0,
+    /// `Activation("linear")`), so that the logits a softmax or sigmoid before it attached
+    /// still reach the loss. `false` by default.
+    fn passes_input_through(&self, training: bool) -> bool {
+        let _ = training;
+        false
+    }
+
     /// What [`build`](Layer::build) for `input` would create, without creating it:
     /// `(weights, output shape)`. The model sums these before building anything, so a
     /// configuration declaring more than its weight or activation budget allocates

@@ -110,8 +110,8 @@ pub fn max_propagating_nan(values: &[f32]) -> f32 {
     values.iter().fold(f32::NEG_INFINITY, |m, &v| if v.is_nan() || m.is_nan() { f32::NAN } else { m.max(v) })
 }
 
-/// `grad[i] = 0` where `out[i] ≤ 0`: ReLU's backward pass from its output (branch-free,
-/// so random sign patterns cost no mispredictions).
+/// `grad[i] · [out[i] > 0]`: ReLU's backward pass from its output, as TensorFlow's
+/// `ReluGrad` (branch-free, so random sign patterns cost no mispredictions).
 pub fn relu_backward(out: &[f32], grad: &mut [f32]) {
     relu_backward_impl(out, grad);
 }
@@ -119,7 +119,10 @@ pub fn relu_backward(out: &[f32], grad: &mut [f32]) {
 /// See [`relu_backward`].
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn relu_backward_impl(out: &[f32], grad: &mut [f32]) {
-    grad.iter_mut().zip(out).for_each(|(g, &y)| *g = if y <= 0.0 { 0.0 } else { *g });
+    // TensorFlow's ReluGrad, `gradients * (features > 0)`: a product, so an infinite or
+    // NaN gradient at an inactive unit is NaN there, as in Keras (a diverging run's weights
+    // turn NaN, not ±inf).
+    grad.iter_mut().zip(out).for_each(|(g, &y)| *g *= f32::from(u8::from(y > 0.0)));
 }
 
 /// The logistic function `1 / (1 + e^{-x})` in place.

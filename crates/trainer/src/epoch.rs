@@ -8,7 +8,7 @@ use crate::features::{Batch, gather_targets, gather_weights};
 use crate::mean::Mean;
 use crate::metric_state::MetricState;
 use crate::progress::Progress;
-use crate::step::{Grads, backward, forward, total_loss};
+use crate::step::{Grads, backward, forward, logits_source, total_loss};
 use crate::validation::Plan;
 use crate::{FeaturesRef, Logs, Sequential, TrainError};
 
@@ -96,11 +96,12 @@ impl Sequential {
         let layers = &mut self.layers;
         let wiring = &self.built.as_ref().expect("built").wiring;
         forward(layers, wiring, batch.inputs(), true, par);
-        let last = layers.last().expect("layers");
-        let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), targets, weights, grads.last());
-        metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), targets, weights));
+        let (last, src) = (layers.last().expect("layers"), logits_source(layers, wiring, true));
+        let source = layers[src].as_ref();
+        let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), source, targets, weights, grads.last());
+        metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), source, targets, weights));
         let loss = total_loss(layers, data_loss, None)?;
-        backward(layers, wiring, batch.inputs(), grads, grad_of, par)?;
+        backward(layers, wiring, batch.inputs(), grads, (src, grad_of), par)?;
         let (opt, threads) = (&mut compiled.optimizer, par.thread_count());
         // The optimizer, clipping and weight decay see the trainable parameters only.
         opt.begin_step(layers.iter().flat_map(|l| l.params().iter().filter(|p| p.is_trainable()).map(|p| p.grad())));

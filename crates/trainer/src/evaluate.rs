@@ -5,7 +5,7 @@ use kiln_tensor::Matrix;
 use crate::features::{Batch, gather_targets, gather_weights};
 use crate::mean::Mean;
 use crate::metric_state::MetricState;
-use crate::step::{for_each_weight_penalty, forward, total_loss};
+use crate::step::{for_each_weight_penalty, forward, logits_source, total_loss};
 use crate::validation::{check_batch_size, check_data, check_inputs, check_weights};
 use crate::{FeaturesRef, Logs, Sequential, TrainError};
 
@@ -98,10 +98,12 @@ impl Sequential {
             let input = x.batch_input(chunk, &mut bufs.batch, self.par);
             gather_targets(y, chunk, &mut bufs.targets);
             let w = weights.map(|w| gather_weights(w, chunk, &mut bufs.weights));
-            forward(&mut self.layers, &self.built.as_ref().expect("built").wiring, input, false, self.par);
+            let wiring = &self.built.as_ref().expect("built").wiring;
+            forward(&mut self.layers, wiring, input, false, self.par);
             let last = self.layers.last().expect("layers");
-            let (data_loss, _) = loss.of_layer(last.as_ref(), &bufs.targets, w, &mut bufs.unused_grad);
-            tally.metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), &bufs.targets, w));
+            let source = self.layers[logits_source(&self.layers, wiring, false)].as_ref();
+            let (data_loss, _) = loss.of_layer(last.as_ref(), source, &bufs.targets, w, &mut bufs.unused_grad);
+            tally.metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), source, &bufs.targets, w));
             tally.loss.add(total_loss(&self.layers, data_loss, Some(&penalties))?, chunk.len() as f32);
         }
         Ok(tally)

@@ -261,15 +261,18 @@ impl Loss {
     /// in backend/tensorflow/nn.py): whichever of the two activations made the output, and
     /// even under `from_logits=True`, which it then warns about. `ignore_class` masks the
     /// output into a new tensor that carries no logits, so there the output is read.
+    /// `source` is the layer whose output `last` hands on unchanged (`logits_source`;
+    /// `last` itself when it computes); a returned `GradOf::Logits` is w.r.t. its logits.
     pub(crate) fn of_layer(
         self,
         last: &dyn Layer,
+        source: &dyn Layer,
         targets: &Matrix,
         weights: Option<&[f32]>,
         grad: &mut Matrix,
     ) -> (f32, GradOf) {
         let weighting = Weighting { rows: weights, scalar: false };
-        let z = match self.attached_logits(last) {
+        let z = match self.attached_logits(source) {
             Some(z) => Some((z, GradOf::Logits)),
             None if self.from_logits() => Some((last.output(), GradOf::Output)),
             None => None,

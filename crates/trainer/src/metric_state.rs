@@ -90,10 +90,17 @@ impl MetricState {
     /// Adds one batch of the model's last layer: its output, or — for a crossentropy on a
     /// sigmoid or softmax output — the logits that activation attached, read as logits,
     /// as Keras' metric functions read them through the loss functions (`_get_logits` in
-    /// backend/tensorflow/nn.py; see `Loss::of_layer`).
-    pub(crate) fn update_from_layer(&mut self, last: &dyn Layer, targets: &Matrix, weights: Option<&[f32]>) {
-        let attaches = matches!(last.activation(), Activation::Softmax | Activation::Sigmoid);
-        match (last.logits().filter(|_| attaches), self.metric.reading_logits()) {
+    /// backend/tensorflow/nn.py; see `Loss::of_layer`). `source` is the layer whose output
+    /// `last` hands on unchanged (`last` itself when it computes).
+    pub(crate) fn update_from_layer(
+        &mut self,
+        last: &dyn Layer,
+        source: &dyn Layer,
+        targets: &Matrix,
+        weights: Option<&[f32]>,
+    ) {
+        let attaches = matches!(source.activation(), Activation::Softmax | Activation::Sigmoid);
+        match (source.logits().filter(|_| attaches), self.metric.reading_logits()) {
             (Some(z), Some(on_logits)) => {
                 let own = std::mem::replace(&mut self.metric, on_logits);
                 self.update(z, targets, weights);

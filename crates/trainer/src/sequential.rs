@@ -766,8 +766,21 @@ impl Sequential {
     /// Keras' warning for `from_logits=True` on a sigmoid or softmax output, whose attached
     /// logits the loss then reads instead (see `Loss::of_layer`), in Keras' words.
     fn warn_logits_of_an_activation(&self, loss: Loss) {
-        let Some(last) = self.layers.last() else { return };
-        if loss.from_logits() && loss.ignore_class().is_none() && loss.attached_logits_of(last.activation()) {
+        if self.layers.is_empty() {
+            return;
+        }
+        // The layer whose output the model's is, at inference (see `step::logits_source`).
+        let source = match &self.built {
+            Some(built) => crate::step::logits_source(&self.layers, &built.wiring, false),
+            None => {
+                let through = self.layers.iter().rev().take_while(|l| l.passes_input_through(false)).count();
+                self.layers.len().saturating_sub(through + 1)
+            }
+        };
+        if loss.from_logits()
+            && loss.ignore_class().is_none()
+            && loss.attached_logits_of(self.layers[source].activation())
+        {
             let op = if loss.name() == "binary_crossentropy" { "Sigmoid" } else { "Softmax" };
             let warning = format!(
                 "`{}` received `from_logits=True`, but the `output` argument was produced by a {op} activation and \

@@ -78,27 +78,41 @@ pub(crate) fn forward(
     }
 }
 
+/// The layer whose output the model's output is, through the layers that hand their
+/// input back unchanged in a `forward` with `training` (Dropout at inference or at rate
+/// 0, a linear Activation; `Layer::passes_input_through`): the one whose attached logits
+/// Keras' crossentropy reads. The last layer when it computes.
+pub(crate) fn logits_source(layers: &[Box<dyn Layer>], wiring: &[Vec<Source>], training: bool) -> usize {
+    let mut i = layers.len() - 1;
+    while layers[i].passes_input_through(training)
+        && let [Source::Layer(j)] = wiring[i][..]
+    {
+        i = j;
+    }
+    i
+}
+
 /// Runs every layer's `backward` from the last, adding each layer's activity gradient
 /// first and every parameter's penalty gradient after; `grads.per_layer[i]` is the
-/// gradient w.r.t. layer `i`'s output (or logits for the last layer when `last_grad_of`
-/// says so). A layer read by several others gets the sum of their gradients: the first
-/// is written in place, later ones through scratch and added. A layer reading a model
-/// input computes no input gradient.
+/// gradient w.r.t. layer `i`'s output, or w.r.t. its logits for layer `loss_of.0` when
+/// `loss_of.1` says so (the loss's [`logits_source`]; the layers after it pass the
+/// gradient back unchanged). A layer read by several others gets the sum of their
+/// gradients: the first is written in place, later ones through scratch and added. A
+/// layer reading a model input computes no input gradient.
 pub(crate) fn backward(
     layers: &mut [Box<dyn Layer>],
     wiring: &[Vec<Source>],
     inputs: BatchInputs<'_>,
     grads: &mut Grads,
-    last_grad_of: GradOf,
+    loss_of: (usize, GradOf),
     par: Parallelism,
 ) -> Result<(), TrainError> {
-    let last = layers.len() - 1;
     grads.filled.iter_mut().for_each(|f| *f = false);
     for i in (0..layers.len()).rev() {
         let (earlier, rest) = layers.split_at_mut(i);
         let earlier: &[Box<dyn Layer>] = earlier;
         let (gprev, grest) = grads.per_layer.split_at_mut(i);
-        let of = if i == last { last_grad_of } else { GradOf::Output };
+        let of = if i == loss_of.0 { loss_of.1 } else { GradOf::Output };
         let layer = &mut rest[0];
         penalties::add_activity_grad(layer.as_ref(), &mut grest[0], of, &mut grads.scratch)
             .map_err(penalty_error(layer.as_ref(), "activity_regularizer"))?;

@@ -93,3 +93,46 @@ fn ignore_class_reads_the_clipped_probabilities() {
     let loss_value = logs.get("loss").unwrap();
     assert!(close(loss_value, 16.11809539794922), "{loss_value}");
 }
+
+/// Keras' Dropout at inference or at rate 0, and `Activation("linear")`, return their input
+/// tensor itself, logits attached: after a softmax they change nothing of the above (Keras
+/// 3.15.1 gave the same numbers with each of them appended).
+#[test]
+fn layers_that_hand_their_input_back_keep_the_logits() {
+    use kiln_layers::{ActivationLayer, Dropout, Layer};
+    let tails: [fn() -> Box<dyn Layer>; 3] = [
+        || Box::new(Dropout::new(0.0)),
+        || Box::new(ActivationLayer::new(Activation::Linear)),
+        || Box::new(Dropout::new(0.5).seed(1)),
+    ];
+    let (x, y) = (rows(&[&[1.0], &[2.0]]), rows(&[&[1.0, 0.0], &[0.0, 1.0]]));
+    for (k, tail) in tails.iter().enumerate() {
+        let with = |kernel: &[f32], loss: Loss| {
+            let mut m = Sequential::new().add(Dense::new(kernel.len()).activation(Activation::Softmax));
+            m.push(tail());
+            m.build(1).unwrap();
+            let mut w = m.get_weights();
+            w.0[0].values = kernel.to_vec();
+            m.set_weights(&w).unwrap();
+            m.compile(Optimizer::new(Sgd::default(), 0.1), loss, Vec::<NamedMetric>::new()).unwrap();
+            m
+        };
+        let mut m = with(&[3.0, -2.0], Loss::binary_crossentropy());
+        let loss_value = m.evaluate(&x, &y, None).unwrap().get("loss").unwrap();
+        assert!(close(loss_value, 2.5490353107452393), "tail {k}: {loss_value}");
+        let mut m = with(&[50.0, 0.0, -50.0], Loss::sparse_categorical_crossentropy());
+        let loss_value = m.evaluate(&rows(&[&[1.0]]), &rows(&[&[2.0]]), None).unwrap().get("loss").unwrap();
+        assert!(close(loss_value, 100.0), "tail {k}: {loss_value}");
+        if k < 2 {
+            // Training through them: the same step as without them.
+            let mut m = with(&[3.0, -2.0], Loss::binary_crossentropy());
+            let opts = FitOptions::default().batch_size(2).epochs(1).shuffle(false).verbose(Verbosity::Silent);
+            m.fit(&x, &y, opts).unwrap();
+            let kiln: Vec<f32> = m.get_weights().0.iter().flat_map(|t| t.values.iter().copied()).collect();
+            let keras = [2.9513092041015625, -1.9538793563842773, -0.023752538487315178, 0.021570270881056786];
+            for (g, e) in kiln.iter().zip(keras) {
+                assert!(close(f64::from(*g), e), "tail {k}: {kiln:?} vs Keras {keras:?}");
+            }
+        }
+    }
+}

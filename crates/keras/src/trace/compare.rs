@@ -69,7 +69,8 @@ impl Comparer {
         let c = self.check(what);
         c.compared += 1;
         let abs = (kiln - keras).abs();
-        let ok = abs <= ATOL + rtol * keras.abs() || (kiln.is_nan() && keras.is_nan());
+        // Both NaN, or the same infinity, match.
+        let ok = abs <= ATOL + rtol * keras.abs() || (kiln.is_nan() && keras.is_nan()) || kiln == keras;
         if !ok {
             c.failed += 1;
         }
@@ -136,6 +137,6 @@ pub(crate) fn flat_values(v: &Value) -> Vec<f64> {
     match v {
         Value::Array(items) => items.iter().flat_map(flat_values).collect(),
         Value::Number(n) => vec![n.as_f64().unwrap_or(f64::NAN)],
-        _ => Vec::new(),
+        other => super::non_finite::number(other).into_iter().collect(),
     }
 }

@@ -8,6 +8,7 @@
 
 mod compare;
 mod length;
+mod non_finite;
 
 use std::collections::HashMap;
 
@@ -20,6 +21,8 @@ use serde_json::Value;
 
 pub use self::compare::{Check, TraceReport};
 use self::compare::{Comparer, flat_values, strip_model};
+use self::non_finite::number;
+pub use self::non_finite::parse_trace;
 use crate::callbacks::callback_at;
 use crate::json::{At, refuse_unknown};
 use crate::model::unbuilt_model_at;
@@ -221,14 +224,14 @@ fn compare_batch(
 ) -> Result<(), KerasError> {
     strict(b, &format!("batches[{i}]"), BATCH_KEYS, BATCH_INFO)?;
     let at = format!("epoch {} batch {}", kiln_fs::excerpt(&b["epoch"]), kiln_fs::excerpt(&b["batch"]));
-    if let Some(v) = b.get("raw_total_loss").and_then(Value::as_f64) {
+    if let Some(v) = b.get("raw_total_loss").and_then(number) {
         cmp.compare("batch total loss", &at, stats.loss as f64, v);
     }
-    if let Some(v) = b.get("raw_data_loss").and_then(Value::as_f64) {
+    if let Some(v) = b.get("raw_data_loss").and_then(number) {
         cmp.compare("batch data loss", &at, stats.data_loss as f64, v);
     }
     for (k, v) in b.get("reported_running_logs").and_then(Value::as_object).into_iter().flatten() {
-        match (logs.get(k), v.as_f64()) {
+        match (logs.get(k), number(v)) {
             (Some(ours), Some(theirs)) => cmp.compare("batch running logs", &format!("{at} {k}"), ours, theirs),
             _ => cmp.report.problems.push(format!("{at}: no running log `{k}` in kiln")),
         }
@@ -410,7 +413,7 @@ pub fn replay(trace: &Value, rtol: f64) -> Result<TraceReport, KerasError> {
         strict(e, &format!("epochs[{i}]"), &["epoch", "logs"], &[])?;
         let epoch = e.get("epoch").and_then(Value::as_u64).unwrap_or(0) as usize;
         for (k, v) in e.get("logs").and_then(Value::as_object).into_iter().flatten() {
-            match (history.get(k).and_then(|h| h.get(epoch)), v.as_f64()) {
+            match (history.get(k).and_then(|h| h.get(epoch)), number(v)) {
                 (Some(&ours), Some(theirs)) => cmp.compare("epoch logs", &format!("epoch {epoch} {k}"), ours, theirs),
                 _ => cmp.report.problems.push(format!("epoch {epoch}: no `{k}` in kiln's history")),
             }
