@@ -338,3 +338,43 @@ fn variance_scaling_imports_in_general() {
         assert!(model_from_keras(&dense(bad.clone())).is_err(), "{bad}");
     }
 }
+
+/// Keras 3.15.1 loads these compile configs of a one-output model: no loss (the model
+/// predicts, not trains), per-output forms with that one output's entry, and functions of
+/// `keras.losses`/`keras.metrics` by name. A function of the user's own, saved by its name
+/// alone, Keras cannot load, and kiln refuses instead of reading a built-in under that name.
+#[test]
+fn compile_configs_keras_loads_for_one_output() {
+    let model = || {
+        model_from_keras(&json!({"layers": [
+            {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}},
+            {"class_name": "Dense", "config": {"name": "out", "units": 2}}]}))
+        .unwrap()
+    };
+    let sgd = json!({"class_name": "SGD", "config": {"name": "sgd", "learning_rate": 0.01}});
+    let mut m = model();
+    compile_from_keras(&mut m, &json!({"optimizer": sgd, "loss": null, "metrics": ["mae"]})).unwrap();
+    assert!(m.loss().is_none(), "no loss: left uncompiled");
+    for (loss, metrics, weighted) in [
+        (json!(["mse"]), json!([["mae", "mse"]]), json!(null)),
+        (json!({"out": "mse"}), json!({"out": ["mae", "mse"]}), json!({"out": ["mae"]})),
+        (json!({"out": "mse"}), json!({"out": "mae"}), json!(null)),
+    ] {
+        let mut m = model();
+        let cfg = json!({"optimizer": sgd, "loss": loss, "metrics": metrics, "weighted_metrics": weighted});
+        compile_from_keras(&mut m, &cfg).unwrap_or_else(|e| panic!("{cfg}: {e}"));
+        assert_eq!(m.loss().unwrap().name(), "mean_squared_error");
+        assert!(m.metrics().iter().any(|n| n.name == "mae"), "{cfg}");
+    }
+    let two = json!({"optimizer": sgd, "loss": {"a": "mse", "b": "mae"}});
+    let err = compile_from_keras(&mut model(), &two).unwrap_err().to_string();
+    assert!(err.contains("2 outputs"), "{err}");
+    let function = |name: &str| json!({"module": "builtins", "class_name": "function", "config": name});
+    for (key, name) in [("loss", "mae"), ("loss", "my_loss"), ("metrics", "accuracy")] {
+        let value = if key == "loss" { function(name) } else { json!([function(name)]) };
+        let mut cfg = json!({"optimizer": sgd, "loss": "mse"});
+        cfg[key] = value;
+        let err = compile_from_keras(&mut model(), &cfg).unwrap_err().to_string();
+        assert!(err.contains(&format!("function `{name}`")), "{err}");
+    }
+}

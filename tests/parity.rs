@@ -155,10 +155,11 @@ fn normalization_traces_from_real_keras() {
 /// reading a softmax's or sigmoid's logits, also through `Dropout(0)`; ignore_class with
 /// class weights; AdamW with a piecewise schedule and global clipping; a cosine warm-up;
 /// EarlyStopping with ReduceLROnPlateau; a diverging run stopped by TerminateOnNaN, its
-/// NaN and infinite numbers written as Python writes them.
+/// NaN and infinite numbers written as Python writes them; GlobalMaxPooling1D's tied maxima
+/// under an Embedding (generate/make_review_traces_layers.py); an LSTM on windows.
 #[test]
 fn review_traces_from_real_keras() {
-    replay_folder("review", 10);
+    replay_folder("review", 13);
 }
 
 /// Replays every `keras_trace_*.json` of `fixtures/keras/<folder>` (there must be `count`)

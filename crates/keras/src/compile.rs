@@ -24,14 +24,28 @@ pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), Keras
     )?;
     let opt_v = at.get("optimizer").ok_or_else(|| at.error("compile without optimizer"))?;
     let optimizer = optimizer(At { value: opt_v, path: &at.child_path("optimizer") })?;
-    let loss_v = at.get("loss").ok_or_else(|| at.error("compile without loss"))?;
-    let loss = loss(At { value: loss_v, path: &at.child_path("loss") })?;
+    // Keras compiles without a loss ("Ok to have no loss for an output"); such a model
+    // predicts but cannot train, and kiln's compile needs one: it stays uncompiled.
+    let Some(loss_v) = at.get("loss") else { return Ok(()) };
+    let loss_path = at.child_path("loss");
+    let loss = loss(At { value: one_output(loss_v, &loss_path, "loss")?, path: &loss_path })?;
     let mut metrics = Vec::new();
     // `metrics` ignore sample and class weights; `weighted_metrics` use them (Keras 3).
     for (key, weighted) in [("metrics", false), ("weighted_metrics", true)] {
         let Some(list) = at.get(key) else { continue };
         let path = at.child_path(key);
-        let items = list.as_array().ok_or_else(|| KerasError::config(&path, format!("{key} must be a list")))?;
+        // A single output's entry of a per-output list (`[["accuracy", "mae"]]`) or dict.
+        let list = match one_output(list, &path, key)? {
+            Value::Array(items) if items.len() == 1 && items[0].is_array() => &items[0],
+            other => other,
+        };
+        let single = std::slice::from_ref(list);
+        let items = match list {
+            Value::Array(items) => items.as_slice(),
+            Value::String(_) => single,
+            _ if list.get("class_name").is_some() => single,
+            _ => return Err(KerasError::config(&path, format!("{key} must be a list of metrics"))),
+        };
         for (i, m) in items.iter().enumerate() {
             let m = metric(At { value: m, path: &format!("{path}[{i}]") })?;
             metrics.push(if weighted { m.sample_weighted() } else { m });
@@ -41,11 +55,47 @@ pub(crate) fn compile_at(model: &mut Sequential, at: At<'_>) -> Result<(), Keras
     Ok(())
 }
 
+/// The one output's entry of a per-output compile argument: `{"dense_1": x}` (a dict by
+/// output name, not a serialized object) or `[x]` for a loss; anything of several outputs
+/// is refused (kiln models have one). Other values are returned as they are.
+fn one_output<'v>(v: &'v Value, path: &str, key: &str) -> Result<&'v Value, KerasError> {
+    let per_output = match v {
+        Value::Object(map) if !map.contains_key("class_name") => map.values().collect::<Vec<_>>(),
+        Value::Array(items) if key == "loss" => items.iter().collect(),
+        _ => return Ok(v),
+    };
+    match per_output.as_slice() {
+        [one] => Ok(one),
+        many => Err(KerasError::config(
+            path,
+            format!("{key} gives {} outputs' entries; kiln models have one output", many.len()),
+        )),
+    }
+}
+
+/// The functions of `keras.losses` kiln computes: a loss saved as a function
+/// (`{"class_name": "function", "config": name}`) is one of these, or Keras itself could
+/// not load it (it looks the name up in its modules).
+const LOSS_FUNCTIONS: &[&str] = &[
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+];
+
 /// A Keras loss: an identifier or a serialized loss object, with the options kiln
 /// computes (`from_logits`, `reduction`, `label_smoothing`, `ignore_class`, `axis`);
 /// any other option that is set is refused by name.
 fn loss(at: At<'_>) -> Result<Loss, KerasError> {
     let name = at.class_name().ok_or_else(|| at.error("loss must be a name or a serialized loss"))?;
+    if let Some(f) = at.function_name().filter(|f| !LOSS_FUNCTIONS.contains(f)) {
+        return Err(at.error(format!(
+            "loss function `{f}` is not one of keras.losses' that kiln computes ({}); a function of your own \
+             cannot be read from its name",
+            LOSS_FUNCTIONS.join(", ")
+        )));
+    }
     let mut loss = Loss::from_keras(name).ok_or_else(|| at.error(format!("loss `{name}` is not supported")))?;
     if !at.value.is_object() || at.function_name().is_some() {
         return Ok(loss);

@@ -153,6 +153,13 @@ pub(crate) fn check_dtype(at: At<'_>) -> Result<(), KerasError> {
         Some(other) => {
             Err(at.error_at("dtype", format!("dtype policy `{other}` is not supported (kiln computes in float32)")))
         }
-        None => Err(at.error_at("dtype", format!("unreadable dtype policy {}", kiln_fs::excerpt(v)))),
+        // A quantized policy (`QuantizedDTypePolicy`, int8 weights) has no float name.
+        None => match v.get("class_name").and_then(Value::as_str) {
+            Some(class) => Err(at.error_at(
+                "dtype",
+                format!("dtype policy `{class}` is not supported (kiln computes in float32, unquantized)"),
+            )),
+            None => Err(at.error_at("dtype", format!("unreadable dtype policy {}", kiln_fs::excerpt(v)))),
+        },
     }
 }

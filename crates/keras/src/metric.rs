@@ -6,12 +6,36 @@ use serde_json::Value;
 use crate::KerasError;
 use crate::json::{At, check_dtype, refuse_unknown};
 
+/// The functions of `keras.metrics` kiln computes (see `compile.rs`' `LOSS_FUNCTIONS`).
+const METRIC_FUNCTIONS: &[&str] = &[
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+];
+
 /// A Keras metric: an identifier (the log key) or a serialized metric (its class gives
 /// the kind, its config the options, its `name` the log key).
 pub(crate) fn metric(at: At<'_>) -> Result<NamedMetric, KerasError> {
-    // A name, or a Keras function (`metrics=[keras.metrics.binary_accuracy]`) by its name.
-    if let Some(name) = at.value.as_str().or_else(|| at.function_name()) {
+    if let Some(name) = at.value.as_str() {
         return Ok(Metric::from_keras(name)?);
+    }
+    // A Keras function (`metrics=[keras.metrics.binary_accuracy]`), saved by its name alone.
+    if let Some(f) = at.function_name() {
+        if !METRIC_FUNCTIONS.contains(&f) {
+            return Err(at.error(format!(
+                "metric function `{f}` is not one of keras.metrics' that kiln computes ({}); a function of your \
+                 own cannot be read from its name",
+                METRIC_FUNCTIONS.join(", ")
+            )));
+        }
+        return Ok(Metric::from_keras(f)?);
     }
     let class = at.class_name().ok_or_else(|| at.error("metrics must be names or serialized metrics"))?;
     // The F-scores' own default (`average=None`) is refused in `configured`, so any default works.

@@ -247,6 +247,8 @@ impl Layer for BatchNormalization {
     }
 
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        // An axis kiln refuses plans nothing: `build` then says why, naming the axis.
+        check_last_axis(&self.core, self.axis, input).ok()?;
         let groups = 2 + usize::from(self.scale) + usize::from(self.center);
         Some((groups.checked_mul(input.last())?, input.clone()))
     }
@@ -503,6 +505,7 @@ impl Layer for LayerNormalization {
     }
 
     fn planned(&self, input: &Shape) -> Option<(usize, Shape)> {
+        check_last_axis(&self.core, self.axis, input).ok()?;
         let groups = usize::from(self.scale) + usize::from(self.center);
         Some((groups.checked_mul(input.last())?, input.clone()))
     }

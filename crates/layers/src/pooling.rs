@@ -6,7 +6,9 @@
 //! pooling sends each output's gradient to the first maximum of its window, padded cells
 //! never count, and average pooling with `same` divides by the real cells of the window.
 
-use kiln_tensor::conv::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
+use kiln_tensor::conv::{
+    avg_pool_backward, avg_pool_forward, global_max_backward, max_pool_backward, max_pool_forward,
+};
 use kiln_tensor::pool::{Blocks, for_row_blocks, for_row_blocks2, row_blocks};
 use kiln_tensor::{Matrix, Padding, Parallelism, Shape, ShapeError, View, ViewMut, Window2d};
 use serde::{Deserialize, Serialize};
@@ -18,6 +20,8 @@ use crate::{BuildContext, GradOf, Layer, LayerCore, LayerError, LayerInput};
 enum Reduce {
     Max,
     Average,
+    /// The max over all positions, whose gradient splits ties as TensorFlow's `reduce_max`.
+    GlobalMax,
 }
 
 /// The window, and (max pooling in training) where each output's maximum was.
@@ -60,6 +64,7 @@ impl PoolState {
             let out = ViewMut { rows: images.len(), cols: out_len, data: out };
             match reduce {
                 Reduce::Max => max_pool_forward(out, keep_argmax.then_some(arg), x, &g),
+                Reduce::GlobalMax => max_pool_forward(out, None, x, &g),
                 Reduce::Average => avg_pool_forward(out, x, &g),
             }
         });
@@ -75,6 +80,7 @@ impl PoolState {
     ) {
         let Some(gi) = grad_input else { return };
         let g = self.window.expect("built");
+        let LayerInput::Dense(input_values) = input else { panic!("pooling takes dense input") };
         gi.resize(input.rows(), input.cols());
         gi.fill(0.0);
         let (in_len, out_len) = (gi.cols(), grad.cols());
@@ -86,6 +92,11 @@ impl PoolState {
             let dy = View { rows: images.len(), cols: out_len, data: &grad.as_slice()[values.clone()] };
             match reduce {
                 Reduce::Max => max_pool_backward(dx, dy, &self.argmax[values]),
+                Reduce::GlobalMax => {
+                    let rows = images.start * in_len..images.end * in_len;
+                    let x = View { rows: images.len(), cols: in_len, data: &input_values.data[rows] };
+                    global_max_backward(dx, dy, x, g.input()[2]);
+                }
                 Reduce::Average => avg_pool_backward(dx, dy, &g),
             }
         });
@@ -379,9 +390,10 @@ global_pooling!(
     as_2d
 );
 global_pooling!(
-    /// Max over `h, w` per channel: `[h, w, c] → [c]` (Keras `layers.GlobalMaxPooling2D`).
+    /// Max over `h, w` per channel: `[h, w, c] → [c]` (Keras `layers.GlobalMaxPooling2D`,
+    /// `ops.max`): the gradient is split equally among tied maxima, as TensorFlow's.
     GlobalMaxPooling2D,
-    Reduce::Max,
+    Reduce::GlobalMax,
     as_2d
 );
 global_pooling!(
@@ -392,8 +404,9 @@ global_pooling!(
     dims_1d
 );
 global_pooling!(
-    /// Max over the steps per channel: `[steps, c] → [c]` (Keras `layers.GlobalMaxPooling1D`).
+    /// Max over the steps per channel: `[steps, c] → [c]` (Keras `layers.GlobalMaxPooling1D`,
+    /// `ops.max`): the gradient is split equally among tied maxima, as TensorFlow's.
     GlobalMaxPooling1D,
-    Reduce::Max,
+    Reduce::GlobalMax,
     dims_1d
 );

@@ -39,7 +39,7 @@ mod pooling;
 
 pub use geometry::{Padding, Window2d};
 pub use im2col::{col2im, im2col};
-pub use pooling::{avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward};
+pub use pooling::{avg_pool_backward, avg_pool_forward, global_max_backward, max_pool_backward, max_pool_forward};
 
 use crate::{Accumulate, Parallelism, View, ViewMut, matmul};
 

@@ -427,3 +427,23 @@ fn pooling_refuses_a_dilated_window() {
     let (x, mut out) = (Matrix::zeros(1, 25), Matrix::zeros(1, g.output_len(1)));
     avg_pool_forward(out.view_mut(), x.view(), &g);
 }
+
+/// TensorFlow's `reduce_max` gradient (what Keras' GlobalMaxPooling differentiates):
+/// `[0.5, 0.5, 0]` for a channel `[2, 2, 1]` with `dy = 1`, where windowed max pooling
+/// sends it all to the first maximum; three ties get `(1/3)·dy` each.
+#[test]
+fn global_max_backward_splits_ties_as_tensorflow() {
+    use kiln_tensor::conv::global_max_backward;
+    // Two images of 3 positions × 2 channels (channel 1 ties three ways in image 1).
+    let x = [2.0, 5.0, 2.0, 1.0, 1.0, 0.0, /* image 1 */ 0.0, 4.0, -1.0, 4.0, -2.0, 4.0];
+    let dy = [1.0, 2.0, 3.0, 0.6];
+    let mut dx = [0.0f32; 12];
+    global_max_backward(
+        ViewMut { rows: 2, cols: 6, data: &mut dx },
+        View { rows: 2, cols: 2, data: &dy },
+        View { rows: 2, cols: 6, data: &x },
+        2,
+    );
+    let third = (1.0f32 / 3.0) * 0.6;
+    assert_eq!(dx, [0.5, 2.0, 0.5, 0.0, 0.0, 0.0, 3.0, third, 0.0, third, 0.0, third]);
+}

@@ -114,6 +114,32 @@ pub fn max_pool_backward(dx: ViewMut<'_>, dy: View<'_>, argmax: &[u32]) {
     }
 }
 
+/// Global max pooling backward as TensorFlow differentiates `reduce_max` (Keras'
+/// `GlobalMaxPooling*` is `ops.max`): each channel's `dy` is split equally among the
+/// positions holding its maximum, `(1/n)·dy` for `n` ties (math_grad.py `_MaxOrMinGrad`:
+/// indicators divided by their count, times the gradient). The maximum is found as
+/// [`max_pool_forward`] finds it. `x` holds each image as `positions × channels`; adds —
+/// the caller zeros `dx`.
+pub fn global_max_backward(dx: ViewMut<'_>, dy: View<'_>, x: View<'_>, channels: usize) {
+    assert_eq!((dx.rows, dx.cols), (x.rows, x.cols), "pool: dx and x need the same shape");
+    assert_eq!((dy.rows, dy.cols), (x.rows, channels), "pool: dy needs one value per channel");
+    let (in_len, c) = (x.cols.max(1), channels.max(1));
+    for ((d, g), v) in dx.data.chunks_exact_mut(in_len).zip(dy.data.chunks_exact(c)).zip(x.data.chunks_exact(in_len)) {
+        for ch in 0..channels {
+            let column = || v[ch..].iter().step_by(c);
+            // `best < v` from the first, as the forward pass: ties keep it, NaN never wins.
+            let best = column().skip(1).fold(v[ch], |best, &y| if best < y { y } else { best });
+            let ties = column().filter(|&&y| y == best).count();
+            let share = (1.0 / ties as f32) * g[ch];
+            for (dxi, &y) in d[ch..].iter_mut().step_by(c).zip(column()) {
+                if y == best {
+                    *dxi += share;
+                }
+            }
+        }
+    }
+}
+
 /// Average pooling: `out[o, ch] = (Σ real cells of window o) / count(real cells)`, summed in
 /// row-major window order; overwrites `out`.
 pub fn avg_pool_forward(out: ViewMut<'_>, x: View<'_>, g: &Window2d) {
