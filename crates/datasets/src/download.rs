@@ -148,23 +148,23 @@ fn fetch_one(url: &str, file: &RemoteFile, dir: &Path, opts: &FetchOptions) -> R
             break;
         }
         len += k as u64;
-        if let Some(size) = file.size {
-            if len > size {
-                return Err(Error::Verification {
-                    url: url.into(),
-                    problem: format!("more than the expected {size} bytes"),
-                });
-            }
+        if let Some(size) = file.size
+            && len > size
+        {
+            return Err(Error::Verification {
+                url: url.into(),
+                problem: format!("more than the expected {size} bytes"),
+            });
         }
         h.update(&buf[..k]);
         out.write_all(&buf[..k]).map_err(|e| Error::io(&part.path, e))?;
     }
     out.sync_all().map_err(|e| Error::io(&part.path, e))?;
     drop(out);
-    if let Some(size) = file.size {
-        if len != size {
-            return Err(Error::Verification { url: url.into(), problem: format!("got {len} bytes, expected {size}") });
-        }
+    if let Some(size) = file.size
+        && len != size
+    {
+        return Err(Error::Verification { url: url.into(), problem: format!("got {len} bytes, expected {size}") });
     }
     let actual = hex(&h.finalize());
     if actual != file.sha256 {

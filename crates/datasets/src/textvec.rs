@@ -73,12 +73,12 @@ impl TextVectorization {
     /// entries (Keras raises for that too).
     pub fn new(mode: OutputMode, max_tokens: Option<usize>) -> Result<Self> {
         let reserved = mode.reserved().len();
-        if let Some(n) = max_tokens {
-            if n <= reserved {
-                return Err(Error::InvalidArgument(format!(
-                    "max_tokens = {n} must exceed the {reserved} reserved vocabulary entries of {mode:?} mode"
-                )));
-            }
+        if let Some(n) = max_tokens
+            && n <= reserved
+        {
+            return Err(Error::InvalidArgument(format!(
+                "max_tokens = {n} must exceed the {reserved} reserved vocabulary entries of {mode:?} mode"
+            )));
         }
         let mut tv = Self { mode, max_tokens, vocabulary: Vec::new(), index: HashMap::new() };
         tv.set_learned(Vec::new());

@@ -35,11 +35,11 @@ fn resolve(path: &Path) -> Result<PathBuf, FileError> {
 /// Refuses to replace anything but a regular file; follows a symlink to its target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let path = &resolve(path)?;
-    if let Ok(meta) = fs::metadata(path) {
-        if !meta.is_file() {
-            let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
-            return Err(FileError::new(path, format!("is {what}; refusing to replace it with a file")));
-        }
+    if let Ok(meta) = fs::metadata(path)
+        && !meta.is_file()
+    {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(FileError::new(path, format!("is {what}; refusing to replace it with a file")));
     }
     let dir = parent_of(path);
     remove_stale_temporaries(path);
@@ -80,10 +80,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 /// through; a `dir` that exists but is not a directory is refused.
 pub fn replace_dir_atomic<E: From<FileError>>(dir: &Path, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E> {
     let dir = &resolve(dir)?;
-    if let Ok(meta) = fs::metadata(dir) {
-        if !meta.is_dir() {
-            return Err(FileError::new(dir, "exists and is not a directory; refusing to replace it").into());
-        }
+    if let Ok(meta) = fs::metadata(dir)
+        && !meta.is_dir()
+    {
+        return Err(FileError::new(dir, "exists and is not a directory; refusing to replace it").into());
     }
     let lock = SaveLock::acquire(dir)?;
     let result = fill_and_swap(dir, fill);

@@ -48,10 +48,10 @@ pub(crate) fn callback_at(at: At<'_>) -> Result<Box<dyn Callback>, KerasError> {
         }
     };
     // Every argument is data here: one kiln does not know is refused even when "off".
-    if let Some(map) = cfg.value.as_object() {
-        if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(cfg.error_at(k, format!("{class} argument `{k}` is not supported by kiln")));
-        }
+    if let Some(map) = cfg.value.as_object()
+        && let Some(k) = map.keys().find(|k| !known.contains(&k.as_str()))
+    {
+        return Err(cfg.error_at(k, format!("{class} argument `{k}` is not supported by kiln")));
     }
     Ok(match class {
         "ReduceLROnPlateau" => {

@@ -121,13 +121,13 @@ fn unbuilt_layers_at(at: At<'_>) -> Result<(Sequential, Option<Shape>), KerasErr
                 _ => input_shape = Some(shape),
             },
             Entry::Layer(l) => {
-                if model.layers().is_empty() && input_shape.is_none() {
-                    if let Some(shape) =
+                if model.layers().is_empty()
+                    && input_shape.is_none()
+                    && let Some(shape) =
                         layer.get("build_config").and_then(|b| b.get("input_shape")).filter(|s| !s.is_null())
-                    {
-                        let shape_path = format!("{path}.build_config.input_shape");
-                        input_shape = Some(shape_of(At { value: shape, path: &shape_path })?);
-                    }
+                {
+                    let shape_path = format!("{path}.build_config.input_shape");
+                    input_shape = Some(shape_of(At { value: shape, path: &shape_path })?);
                 }
                 model.push(l);
             }

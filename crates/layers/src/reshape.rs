@@ -85,7 +85,7 @@ impl Reshape {
         let unknown: Vec<usize> = (0..target.len()).filter(|&i| target[i] == -1).collect();
         let mut dims: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
         if let Some(&i) = unknown.first() {
-            if input.numel() % known != 0 {
+            if !input.numel().is_multiple_of(known) {
                 return Err(format!(
                     "cannot reshape an input of shape {:?} ({} values) to {target:?}: {} is not a multiple of {known}",
                     input.dims(),

@@ -168,7 +168,11 @@ impl<'a> View<'a> {
     /// The same contiguous values read as `rows·cols / width` rows of `width`: a batch of
     /// `[t, f]` samples as `[batch·t, f]`. Panics when `width` does not divide a row.
     pub fn regroup(self, width: usize) -> View<'a> {
-        assert!(width > 0 && self.cols % width == 0, "cannot regroup rows of {} as rows of {width}", self.cols);
+        assert!(
+            width > 0 && self.cols.is_multiple_of(width),
+            "cannot regroup rows of {} as rows of {width}",
+            self.cols
+        );
         View { rows: self.rows * (self.cols / width), cols: width, data: self.data }
     }
 
@@ -189,7 +193,11 @@ impl<'a> ViewMut<'a> {
 
     /// The same contiguous values read as rows of `width` (see [`View::regroup`]).
     pub fn regroup(self, width: usize) -> ViewMut<'a> {
-        assert!(width > 0 && self.cols % width == 0, "cannot regroup rows of {} as rows of {width}", self.cols);
+        assert!(
+            width > 0 && self.cols.is_multiple_of(width),
+            "cannot regroup rows of {} as rows of {width}",
+            self.cols
+        );
         ViewMut { rows: self.rows * (self.cols / width), cols: width, data: self.data }
     }
 

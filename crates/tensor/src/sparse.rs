@@ -59,10 +59,10 @@ impl CsrMatrix {
         if indices.windows(2).any(|w| w[0] >= w[1]) {
             return Err(ShapeError(format!("row {}: column indices must increase", self.rows)));
         }
-        if let Some(&last) = indices.last() {
-            if last as usize >= self.cols {
-                return Err(ShapeError(format!("column {last} is outside {} columns", self.cols)));
-            }
+        if let Some(&last) = indices.last()
+            && last as usize >= self.cols
+        {
+            return Err(ShapeError(format!("column {last} is outside {} columns", self.cols)));
         }
         self.indices.extend_from_slice(indices);
         self.values.extend_from_slice(values);

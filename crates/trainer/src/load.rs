@@ -143,16 +143,13 @@ impl Sequential {
                 return Err(TrainError::file(path, format!("optimizer slot `{}` holds {v} at index {k}", t.name)));
             }
             let (param, slot) = t.name.rsplit_once('/').unwrap_or(("", &t.name));
-            if non_negative.contains(&slot) {
-                if let Some((k, v)) = t.values.iter().enumerate().find(|(_, v)| **v < 0.0) {
-                    return Err(TrainError::file(
-                        path,
-                        format!(
-                            "optimizer slot `{}` holds {v} at index {k}: a mean of squares cannot be negative",
-                            t.name
-                        ),
-                    ));
-                }
+            if non_negative.contains(&slot)
+                && let Some((k, v)) = t.values.iter().enumerate().find(|(_, v)| **v < 0.0)
+            {
+                return Err(TrainError::file(
+                    path,
+                    format!("optimizer slot `{}` holds {v} at index {k}: a mean of squares cannot be negative", t.name),
+                ));
             }
             let fits = index.get(param).is_some_and(|&i| opt.set_slot(i, slot, &t.values));
             if !fits {

@@ -63,12 +63,12 @@ impl Windows {
         if start > 0 && start >= n {
             return bad(format!("`start_index` must be lower than the length of the data ({n}), got {start}"));
         }
-        if let Some(end) = opts.end_index {
-            if end == 0 || end <= start || end >= n {
-                return bad(format!(
-                    "`end_index` must be above 0 and `start_index` ({start}) and below the data's length ({n}), got {end}"
-                ));
-            }
+        if let Some(end) = opts.end_index
+            && (end == 0 || end <= start || end >= n)
+        {
+            return bad(format!(
+                "`end_index` must be above 0 and `start_index` ({start}) and below the data's length ({n}), got {end}"
+            ));
         }
         for (name, v) in [("sampling_rate", opts.sampling_rate), ("sequence_stride", opts.sequence_stride)] {
             if v == 0 || v >= n {

@@ -59,16 +59,16 @@ pub(super) fn check_length(trace: &Value, fit: &Value, rows: usize, split: Optio
         None => rows,
     };
     let steps = train_rows.div_ceil(batch_size);
-    if let Some(v) = fit.get("steps_per_epoch") {
-        if v.as_u64() != Some(steps as u64) {
-            return Err(KerasError::config(
-                "fit.steps_per_epoch",
-                format!(
-                    "the trace says {}, but {train_rows} training rows in batches of {batch_size} make {steps}",
-                    kiln_fs::excerpt(v)
-                ),
-            ));
-        }
+    if let Some(v) = fit.get("steps_per_epoch")
+        && v.as_u64() != Some(steps as u64)
+    {
+        return Err(KerasError::config(
+            "fit.steps_per_epoch",
+            format!(
+                "the trace says {}, but {train_rows} training rows in batches of {batch_size} make {steps}",
+                kiln_fs::excerpt(v)
+            ),
+        ));
     }
     let may_stop = fit
         .get("callbacks")

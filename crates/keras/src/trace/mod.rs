@@ -71,7 +71,7 @@ fn matrix(v: &Value, what: &str) -> Result<Matrix, KerasError> {
     let rows = v.as_array().ok_or_else(|| KerasError::config(what, "is not a list"))?;
     let n = rows.len();
     let values: Vec<f32> = flat_values(v).into_iter().map(|x| x as f32).collect();
-    if n == 0 || values.len() % n != 0 {
+    if n == 0 || !values.len().is_multiple_of(n) {
         return Err(KerasError::config(what, "is empty or ragged"));
     }
     Matrix::from_vec(n, values.len() / n, values).map_err(|e| KerasError::config(what, e.to_string()))
@@ -196,7 +196,7 @@ fn replay_masks(i: usize, masks: &Value, rows: Option<usize>, model: &mut Sequen
             Some(Source::Input(k)) => inputs.get(*k).copied().unwrap_or(0),
             None => 0,
         };
-        let whole = width > 0 && !keep.is_empty() && keep.len() % width == 0;
+        let whole = width > 0 && !keep.is_empty() && keep.len().is_multiple_of(width);
         if !whole || rows.is_some_and(|r| r * width != keep.len()) {
             return Err(KerasError::config(
                 &path,

@@ -165,10 +165,10 @@ impl Callback for EarlyStopping {
     }
 
     fn on_train_end(&mut self, _logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
-        if self.restore_best_weights {
-            if let Some(w) = &self.run.best_weights {
-                ctl.model_mut().set_weights(w)?;
-            }
+        if self.restore_best_weights
+            && let Some(w) = &self.run.best_weights
+        {
+            ctl.model_mut().set_weights(w)?;
         }
         Ok(())
     }

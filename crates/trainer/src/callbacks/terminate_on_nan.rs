@@ -12,14 +12,14 @@ pub struct TerminateOnNaN {
 
 impl Callback for TerminateOnNaN {
     fn on_train_batch_end(&mut self, batch: usize, _logs: &Logs, ctl: &mut Control<'_>) -> Result<(), TrainError> {
-        if let Some(stats) = ctl.batch_stats() {
-            if !stats.loss.is_finite() {
-                // Keras prints this line (`io_utils.print_msg`) whatever `verbose` is.
-                eprintln!("Batch {batch}: Invalid loss, terminating training");
-                tracing::warn!(batch, loss = stats.loss, "invalid loss, terminating training");
-                self.stopped_at_batch = Some(batch);
-                ctl.stop_training();
-            }
+        if let Some(stats) = ctl.batch_stats()
+            && !stats.loss.is_finite()
+        {
+            // Keras prints this line (`io_utils.print_msg`) whatever `verbose` is.
+            eprintln!("Batch {batch}: Invalid loss, terminating training");
+            tracing::warn!(batch, loss = stats.loss, "invalid loss, terminating training");
+            self.stopped_at_batch = Some(batch);
+            ctl.stop_training();
         }
         Ok(())
     }
