@@ -130,6 +130,12 @@ impl Activation {
         }
     }
 
+    /// Whether Keras' TensorFlow backend attaches the activation's input to its output
+    /// (`_keras_logits`: sigmoid, softmax), which crossentropies then read as logits.
+    pub fn attaches_logits(self) -> bool {
+        matches!(self, Self::Sigmoid | Self::Softmax)
+    }
+
     /// Whether the gradient needs the activation's input (TensorFlow computes it from
     /// `x`, and `x` cannot be recovered from the output): softplus, silu, gelu, softsign,
     /// mish. A layer with one of these keeps its pre-activation values for `backward`.

@@ -96,7 +96,7 @@ impl Sequential {
         let layers = &mut self.layers;
         let wiring = &self.built.as_ref().expect("built").wiring;
         forward(layers, wiring, batch.inputs(), true, par);
-        let (last, src) = (layers.last().expect("layers"), logits_source(layers, wiring, true));
+        let (last, src) = (layers.last().expect("layers"), logits_source(layers, Some(wiring), true));
         let source = layers[src].as_ref();
         let (data_loss, grad_of) = compiled.loss.of_layer(last.as_ref(), source, targets, weights, grads.last());
         metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), source, targets, weights));

@@ -101,7 +101,7 @@ impl Sequential {
             let wiring = &self.built.as_ref().expect("built").wiring;
             forward(&mut self.layers, wiring, input, false, self.par);
             let last = self.layers.last().expect("layers");
-            let source = self.layers[logits_source(&self.layers, wiring, false)].as_ref();
+            let source = self.layers[logits_source(&self.layers, Some(wiring), false)].as_ref();
             let (data_loss, _) = loss.of_layer(last.as_ref(), source, &bufs.targets, w, &mut bufs.unused_grad);
             tally.metrics.iter_mut().for_each(|m| m.update_from_layer(last.as_ref(), source, &bufs.targets, w));
             tally.loss.add(total_loss(&self.layers, data_loss, Some(&penalties))?, chunk.len() as f32);

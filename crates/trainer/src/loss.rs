@@ -294,7 +294,7 @@ impl Loss {
     /// Whether this loss is a crossentropy and `activation` attaches its logits to its
     /// output (sigmoid, softmax), so that Keras' crossentropy reads them.
     pub(crate) fn attached_logits_of(self, activation: Activation) -> bool {
-        !matches!(self.kind(), Kind::Mse | Kind::Mae) && matches!(activation, Activation::Softmax | Activation::Sigmoid)
+        !matches!(self.kind(), Kind::Mse | Kind::Mae) && activation.attaches_logits()
     }
 
     /// The reduced loss over the batch, with its gradient written into `grad` — w.r.t. the

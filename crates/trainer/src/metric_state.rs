@@ -1,7 +1,7 @@
 //! The running state of each metric over an epoch: a weighted mean, or Keras' confusion
 //! counts (summed in float32 batch by batch, as Keras' variables are).
 
-use kiln_layers::{Activation, Layer};
+use kiln_layers::Layer;
 use kiln_tensor::Matrix;
 
 use crate::auc::{auc, divide_no_nan};
@@ -99,8 +99,8 @@ impl MetricState {
         targets: &Matrix,
         weights: Option<&[f32]>,
     ) {
-        let attaches = matches!(source.activation(), Activation::Softmax | Activation::Sigmoid);
-        match (source.logits().filter(|_| attaches), self.metric.reading_logits()) {
+        let attached = source.logits().filter(|_| source.activation().attaches_logits());
+        match (attached, self.metric.reading_logits()) {
             (Some(z), Some(on_logits)) => {
                 let own = std::mem::replace(&mut self.metric, on_logits);
                 self.update(z, targets, weights);

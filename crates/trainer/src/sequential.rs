@@ -769,14 +769,9 @@ impl Sequential {
         if self.layers.is_empty() {
             return;
         }
-        // The layer whose output the model's is, at inference (see `step::logits_source`).
-        let source = match &self.built {
-            Some(built) => crate::step::logits_source(&self.layers, &built.wiring, false),
-            None => {
-                let through = self.layers.iter().rev().take_while(|l| l.passes_input_through(false)).count();
-                self.layers.len().saturating_sub(through + 1)
-            }
-        };
+        // The layer whose output the model's is, at inference.
+        let wiring = self.built.as_ref().map(|b| b.wiring.as_slice());
+        let source = crate::step::logits_source(&self.layers, wiring, false);
         if loss.from_logits()
             && loss.ignore_class().is_none()
             && loss.attached_logits_of(self.layers[source].activation())

@@ -81,13 +81,16 @@ pub(crate) fn forward(
 /// The layer whose output the model's output is, through the layers that hand their
 /// input back unchanged in a `forward` with `training` (Dropout at inference or at rate
 /// 0, a linear Activation; `Layer::passes_input_through`): the one whose attached logits
-/// Keras' crossentropy reads. The last layer when it computes.
-pub(crate) fn logits_source(layers: &[Box<dyn Layer>], wiring: &[Vec<Source>], training: bool) -> usize {
+/// Keras' crossentropy reads. The last layer when it computes. Without `wiring` (a model
+/// not built yet) the layers are taken as a stack.
+pub(crate) fn logits_source(layers: &[Box<dyn Layer>], wiring: Option<&[Vec<Source>]>, training: bool) -> usize {
     let mut i = layers.len() - 1;
-    while layers[i].passes_input_through(training)
-        && let [Source::Layer(j)] = wiring[i][..]
-    {
-        i = j;
+    while layers[i].passes_input_through(training) {
+        match wiring.map(|w| &w[i][..]) {
+            Some(&[Source::Layer(j)]) => i = j,
+            None if i > 0 => i -= 1,
+            _ => break,
+        }
     }
     i
 }
